@@ -1,0 +1,100 @@
+# OSM Operator. Every tool comes from go.mod (`go tool`) or hack/: a fresh clone
+# needs only Go and make.
+
+IMG ?= ghcr.io/open-service-mesh/osm-operator:v0.1.0
+CONTAINER_TOOL ?= docker
+KUBECTL ?= kubectl
+
+CONTROLLER_GEN ?= go tool controller-gen
+KUSTOMIZE ?= go tool kustomize
+
+# Go test flags; e.g. make test GOTESTFLAGS='-run TestSamples -v'.
+GOTESTFLAGS ?=
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Generate CRDs and RBAC from the API types and markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify-generated
+verify-generated: manifests generate fmt ## Fail if generated code, manifests or formatting are out of date.
+	@if [ -n "$$(git status --porcelain -- api config cmd controllers webhooks xds internal hack)" ]; then \
+		git status --short -- api config cmd controllers webhooks xds internal hack; \
+		echo "Generated files or formatting are out of date: run 'make manifests generate fmt' and commit the result."; \
+		exit 1; \
+	fi
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver and etcd for the tests (once per machine, ~15 min).
+	hack/build-envtest.sh
+
+.PHONY: test
+test: verify-generated vet ## Run every check and test against a real API server.
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh | tail -n 1)" go test ./... -count=1 -timeout 25m $(GOTESTFLAGS)
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build bin/osm-operator.
+	go build -o bin/osm-operator ./cmd
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the operator against the cluster of the current kubeconfig.
+	go run ./cmd --metrics-secure=false
+
+.PHONY: docker-build
+docker-build: ## Build the operator's image.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the operator's image.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests generate ## Render dist/install.yaml: CRDs, RBAC and the operator.
+	mkdir -p dist
+	$(KUSTOMIZE) build config/default | sed 's#controller:latest#$(IMG)#' > dist/install.yaml
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs (ours and SMI's) into the current cluster.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
+	$(KUSTOMIZE) build config/crd/smi | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs from the current cluster.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: build-installer ## Deploy the operator to the current cluster.
+	$(KUBECTL) apply --server-side -f dist/install.yaml
+
+.PHONY: undeploy
+undeploy: build-installer ## Remove the operator from the current cluster.
+	$(KUBECTL) delete --ignore-not-found -f dist/install.yaml

@@ -1,0 +1,36 @@
+package v1alpha1
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus semantics so that
+// `kubectl wait --for=condition=Ready`, Flux and Argo CD health checks understand
+// every resource of this API.
+const (
+	// ConditionReady is True when the resource is fully reconciled and working.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the operator works towards the spec.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the operator cannot make progress without a
+	// change to the spec or to the cluster; retrying alone will not fix it.
+	ConditionStalled = "Stalled"
+
+	// ConditionCertificateAuthorityReady is True on a MeshInstance whose issuer is
+	// ready and whose trust bundle is assembled.
+	ConditionCertificateAuthorityReady = "CertificateAuthorityReady"
+	// ConditionIdentitiesReady is True on a MeshMember or MeshVM whose identity
+	// certificates are all issued.
+	ConditionIdentitiesReady = "IdentitiesReady"
+	// ConditionBootstrapReady is True on a MeshVM whose bootstrap Secret is written.
+	ConditionBootstrapReady = "BootstrapReady"
+	// ConditionProxyConnected is True on a MeshVM whose proxy holds an xDS stream.
+	ConditionProxyConnected = "ProxyConnected"
+)
+
+// Condition reasons shared by the three kinds. Reasons are CamelCase words.
+const (
+	ReasonSucceeded          = "Succeeded"
+	ReasonProgressing        = "Progressing"
+	ReasonMeshNotFound       = "MeshNotFound"
+	ReasonIssuerNotReady     = "IssuerNotReady"
+	ReasonCertificatePending = "CertificatePending"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonDeleting           = "Deleting"
+)

@@ -1,0 +1,61 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// TestAPIServerDefaultsAnEmptyMeshInstance checks that `kind: MeshInstance`
+// with a name and nothing else becomes a secure, complete mesh spec.
+func TestAPIServerDefaultsAnEmptyMeshInstance(t *testing.T) {
+	m := meshInstance("defaults")
+	create(t, m)
+	got := &meshv1alpha1.MeshInstance{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Spec
+	for _, c := range []struct{ name, got, want string }{
+		{"trustDomain", s.TrustDomain, "cluster.local"},
+		{"trafficPolicy.mode", string(s.TrafficPolicy.Mode), "SMI"},
+		{"egress.mode", string(s.Egress.Mode), "Deny"},
+		{"certificates.duration", s.Certificates.Duration, "24h"},
+		{"certificates.renewBefore", s.Certificates.RenewBefore, "8h"},
+		{"certificates.privateKey.algorithm", string(s.Certificates.PrivateKey.Algorithm), "ECDSA"},
+		{"sidecar.logLevel", string(s.Sidecar.LogLevel), "error"},
+	} {
+		if c.got != c.want {
+			t.Errorf("spec.%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if s.Sidecar.Image == "" {
+		t.Error("spec.sidecar.image has no default")
+	}
+	if s.XDS.Port != 15128 {
+		t.Errorf("spec.xds.port = %d, want 15128", s.XDS.Port)
+	}
+	if s.Certificates.IssuerRef != nil {
+		t.Errorf("spec.certificates.issuerRef = %+v, want none (self-signed bootstrap)", s.Certificates.IssuerRef)
+	}
+}
+
+func TestAPIServerDefaultsMemberAndVM(t *testing.T) {
+	ns := newNamespace(t)
+	mm := meshMember(ns)
+	create(t, mm)
+	if mm.Spec.Injection != meshv1alpha1.InjectionEnabled {
+		t.Errorf("MeshMember spec.injection = %q, want Enabled", mm.Spec.Injection)
+	}
+	vm := meshVM(ns, func(v *meshv1alpha1.MeshVM) { v.Spec.Ports[0].Protocol = "" })
+	create(t, vm)
+	if vm.Spec.Ports[0].Protocol != meshv1alpha1.ProtocolTCP {
+		t.Errorf("MeshVM spec.ports[0].protocol = %q, want TCP", vm.Spec.Ports[0].Protocol)
+	}
+	if vm.Spec.Proxy != meshv1alpha1.ProxyEnvoy {
+		t.Errorf("MeshVM spec.proxy = %q, want Envoy", vm.Spec.Proxy)
+	}
+}

@@ -1,0 +1,22 @@
+package v1alpha1
+
+// Labels and annotations that users and the operator put on Kubernetes objects.
+// The first two come from the Open Service Mesh README and keep their meaning.
+const (
+	// MonitorLabel on a namespace names the mesh that manages it: a namespace
+	// labelled openservicemesh.io/monitor=<mesh> is a member of that mesh.
+	MonitorLabel = "openservicemesh.io/monitor"
+
+	// SidecarInjectionAnnotation on a pod or namespace turns automatic sidecar
+	// injection off ("disabled") or on ("enabled"); the pod's value wins.
+	SidecarInjectionAnnotation = "openservicemesh.io/sidecar-injection"
+
+	// SidecarInjectionEnabled and SidecarInjectionDisabled are the values of
+	// SidecarInjectionAnnotation.
+	SidecarInjectionEnabled  = "enabled"
+	SidecarInjectionDisabled = "disabled"
+
+	// FieldManager is the server-side apply field manager of everything the
+	// operator writes, so that it removes exactly what it set and nothing else.
+	FieldManager = "osm-operator"
+)

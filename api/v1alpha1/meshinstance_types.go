@@ -1,0 +1,310 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TrafficPolicyMode says how traffic between members of the mesh is authorized.
+// +kubebuilder:validation:Enum=SMI;Permissive
+type TrafficPolicyMode string
+
+const (
+	// TrafficPolicySMI denies all traffic that no SMI TrafficTarget allows.
+	TrafficPolicySMI TrafficPolicyMode = "SMI"
+	// TrafficPolicyPermissive allows all traffic between members of the mesh.
+	TrafficPolicyPermissive TrafficPolicyMode = "Permissive"
+)
+
+// EgressMode says whether proxies may reach destinations outside the mesh.
+// +kubebuilder:validation:Enum=Deny;Allow
+type EgressMode string
+
+const (
+	// EgressDeny drops traffic to destinations that are not mesh services.
+	EgressDeny EgressMode = "Deny"
+	// EgressAllow passes traffic to destinations outside the mesh through unchanged.
+	EgressAllow EgressMode = "Allow"
+)
+
+// PrivateKeyAlgorithm is the key algorithm of certificates issued for the mesh.
+// +kubebuilder:validation:Enum=ECDSA;RSA;Ed25519
+type PrivateKeyAlgorithm string
+
+const (
+	ECDSAKeyAlgorithm   PrivateKeyAlgorithm = "ECDSA"
+	RSAKeyAlgorithm     PrivateKeyAlgorithm = "RSA"
+	Ed25519KeyAlgorithm PrivateKeyAlgorithm = "Ed25519"
+)
+
+// ProxyLogLevel is the log level of the Envoy proxies of the mesh.
+// +kubebuilder:validation:Enum=trace;debug;info;warning;error;critical;off
+type ProxyLogLevel string
+
+// MeshInstanceSpec declares a service mesh.
+type MeshInstanceSpec struct {
+	// trustDomain is the SPIFFE trust domain of the mesh: workload identities are
+	// spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>. A DNS name.
+	// +kubebuilder:default="cluster.local"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="trustDomain must be a lowercase DNS name such as cluster.local"
+	// +optional
+	TrustDomain string `json:"trustDomain,omitempty"`
+
+	// trafficPolicy says how traffic between members is authorized.
+	// +kubebuilder:default={mode: SMI}
+	// +optional
+	TrafficPolicy TrafficPolicy `json:"trafficPolicy,omitzero"`
+
+	// egress says whether proxies may reach destinations outside the mesh.
+	// +kubebuilder:default={mode: Deny}
+	// +optional
+	Egress Egress `json:"egress,omitzero"`
+
+	// certificates says who issues the mesh's certificates and how.
+	// +kubebuilder:default={}
+	// +optional
+	Certificates Certificates `json:"certificates,omitzero"`
+
+	// sidecar configures the Envoy sidecars injected into member pods.
+	// +kubebuilder:default={}
+	// +optional
+	Sidecar Sidecar `json:"sidecar,omitzero"`
+
+	// xds says where proxies reach the operator's xDS server.
+	// +kubebuilder:default={}
+	// +optional
+	XDS XDS `json:"xds,omitzero"`
+}
+
+// TrafficPolicy says how traffic between members of the mesh is authorized.
+type TrafficPolicy struct {
+	// mode is SMI (deny by default; SMI TrafficTargets allow traffic) or
+	// Permissive (all traffic between members is allowed, still with mutual TLS).
+	// +kubebuilder:default=SMI
+	// +optional
+	Mode TrafficPolicyMode `json:"mode,omitempty"`
+}
+
+// Egress says whether proxies may reach destinations outside the mesh.
+type Egress struct {
+	// mode is Deny (only mesh services are reachable) or Allow (other
+	// destinations are passed through unchanged).
+	// +kubebuilder:default=Deny
+	// +optional
+	Mode EgressMode `json:"mode,omitempty"`
+}
+
+// Certificates says who issues the mesh's certificates and how. Issuance is
+// delegated to cert-manager: any Issuer or ClusterIssuer works (CA, Vault,
+// Venafi, external issuers).
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || !has(self.duration) || duration(self.renewBefore) < duration(self.duration)",message="renewBefore must be shorter than duration",fieldPath=".renewBefore"
+type Certificates struct {
+	// issuerRef names the cert-manager issuer that signs the mesh's
+	// certificates. When empty, the operator bootstraps a self-signed root CA
+	// through cert-manager and a CA Issuer for the mesh.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
+	// duration is the lifetime of workload certificates, a Go duration ("24h").
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Duration string `json:"duration,omitempty"`
+
+	// renewBefore is how long before expiry cert-manager renews a workload
+	// certificate, a Go duration shorter than duration.
+	// +kubebuilder:default="8h"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	RenewBefore string `json:"renewBefore,omitempty"`
+
+	// privateKey is the key of workload certificates.
+	// +kubebuilder:default={algorithm: ECDSA}
+	// +optional
+	PrivateKey PrivateKey `json:"privateKey,omitzero"`
+}
+
+// IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// kind of the issuer: Issuer (in the operator's namespace) or ClusterIssuer.
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +kubebuilder:default=Issuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// group of the issuer: cert-manager.io, or the group of an external issuer.
+	// +kubebuilder:default="cert-manager.io"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+}
+
+// PrivateKey is the algorithm and size of a private key.
+// +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(self.algorithm) || self.algorithm != 'ECDSA' || self.size in [256, 384, 521]",message="an ECDSA key size is 256, 384 or 521",fieldPath=".size"
+// +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(self.algorithm) || self.algorithm != 'RSA' || self.size in [2048, 3072, 4096, 8192]",message="an RSA key size is 2048, 3072, 4096 or 8192",fieldPath=".size"
+type PrivateKey struct {
+	// algorithm is ECDSA, RSA or Ed25519.
+	// +kubebuilder:default=ECDSA
+	// +optional
+	Algorithm PrivateKeyAlgorithm `json:"algorithm,omitempty"`
+
+	// size in bits: 256, 384 or 521 for ECDSA (default 256); 2048, 3072, 4096
+	// or 8192 for RSA (default 2048); ignored for Ed25519.
+	// +optional
+	Size int32 `json:"size,omitempty"`
+}
+
+// Sidecar configures the Envoy sidecars injected into member pods.
+type Sidecar struct {
+	// image of the Envoy proxy.
+	// +kubebuilder:default="envoyproxy/envoy-distroless:v1.36.2"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// initImage runs the init container that redirects the pod's traffic to
+	// the proxy. Empty means the operator's own image.
+	// +optional
+	InitImage string `json:"initImage,omitempty"`
+
+	// logLevel of the Envoy proxies.
+	// +kubebuilder:default=error
+	// +optional
+	LogLevel ProxyLogLevel `json:"logLevel,omitempty"`
+
+	// resources of the sidecar container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitzero"`
+
+	// excludeOutboundPorts are destination ports whose traffic bypasses the proxy.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +optional
+	ExcludeOutboundPorts []int32 `json:"excludeOutboundPorts,omitempty"`
+
+	// excludeInboundPorts are local ports whose inbound traffic bypasses the proxy.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +optional
+	ExcludeInboundPorts []int32 `json:"excludeInboundPorts,omitempty"`
+
+	// excludeOutboundIPRanges are CIDRs whose traffic bypasses the proxy.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="each entry must be a CIDR such as 10.0.0.0/8 or fd00::/8"
+	// +optional
+	ExcludeOutboundIPRanges []string `json:"excludeOutboundIPRanges,omitempty"`
+}
+
+// XDS says where proxies reach the operator's xDS server.
+type XDS struct {
+	// address (host name or IP) of the xDS server as proxies dial it. Empty
+	// means the operator's xDS Service in its own namespace.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Address string `json:"address,omitempty"`
+
+	// port of the xDS server.
+	// +kubebuilder:default=15128
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
+// MeshInstanceStatus is the observed state of a mesh.
+type MeshInstanceStatus struct {
+	// observedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Reconciling, Stalled and CertificateAuthorityReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// trustBundle summarizes the CA certificates proxies trust; during a root
+	// change it holds the old and the new root.
+	// +optional
+	TrustBundle []TrustAnchor `json:"trustBundle,omitempty"`
+
+	// memberNamespaces is the number of namespaces in the mesh.
+	// +optional
+	MemberNamespaces int32 `json:"memberNamespaces,omitempty"`
+
+	// identities is the number of workload identities with a certificate.
+	// +optional
+	Identities int32 `json:"identities,omitempty"`
+
+	// vms is the number of MeshVMs in the mesh.
+	// +optional
+	VMs int32 `json:"vms,omitempty"`
+
+	// connectedProxies is the number of proxies holding an xDS stream.
+	// +optional
+	ConnectedProxies int32 `json:"connectedProxies,omitempty"`
+}
+
+// TrustAnchor summarizes one CA certificate of the trust bundle.
+type TrustAnchor struct {
+	// subject of the certificate.
+	Subject string `json:"subject"`
+	// sha256Fingerprint of the DER certificate, hex encoded.
+	SHA256Fingerprint string `json:"sha256Fingerprint"`
+	// notAfter is when the certificate expires.
+	NotAfter metav1.Time `json:"notAfter"`
+}
+
+// MeshInstance is a service mesh. Its name is the mesh ID that namespaces carry
+// in the openservicemesh.io/monitor label.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=mesh;meshes,categories=osm
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.trafficPolicy.mode`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.memberNamespaces`
+// +kubebuilder:printcolumn:name="Identities",type=integer,JSONPath=`.status.identities`
+// +kubebuilder:printcolumn:name="VMs",type=integer,JSONPath=`.status.vms`
+// +kubebuilder:printcolumn:name="Proxies",type=integer,JSONPath=`.status.connectedProxies`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name is the mesh ID, used as a label value: it must be a DNS label (at most 63 lowercase letters, digits and '-')"
+type MeshInstance struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the mesh.
+	// +kubebuilder:default={}
+	// +optional
+	Spec MeshInstanceSpec `json:"spec,omitzero"`
+
+	// status is the mesh as the operator observes it.
+	// +optional
+	Status MeshInstanceStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// MeshInstanceList is a list of MeshInstances.
+type MeshInstanceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MeshInstance `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MeshInstance{}, &MeshInstanceList{})
+}

@@ -1,0 +1,111 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// InjectionMode turns automatic sidecar injection on or off.
+// +kubebuilder:validation:Enum=Enabled;Disabled
+type InjectionMode string
+
+const (
+	InjectionEnabled  InjectionMode = "Enabled"
+	InjectionDisabled InjectionMode = "Disabled"
+)
+
+// MeshMemberSpec says that this namespace, or the pods of it that match a
+// selector, belong to a mesh.
+type MeshMemberSpec struct {
+	// mesh is the name of the MeshInstance this namespace joins. It cannot be
+	// changed: delete the MeshMember and create another to move to another mesh.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="mesh is immutable"
+	Mesh string `json:"mesh"`
+
+	// selector picks the pods of the namespace that are members. Empty means
+	// every pod of the namespace.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
+	// injection turns automatic Envoy sidecar injection on or off for member
+	// pods. A pod annotated openservicemesh.io/sidecar-injection: disabled is
+	// never injected.
+	// +kubebuilder:default=Enabled
+	// +optional
+	Injection InjectionMode `json:"injection,omitempty"`
+
+	// restartExistingWorkloads rolls the Deployments, StatefulSets and
+	// DaemonSets whose pods lack a sidecar, so that existing pods join the mesh.
+	// +kubebuilder:default=false
+	// +optional
+	RestartExistingWorkloads bool `json:"restartExistingWorkloads,omitempty"`
+}
+
+// MeshMemberStatus is the observed state of a member namespace.
+type MeshMemberStatus struct {
+	// observedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Reconciling, Stalled and IdentitiesReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// identities is the number of service accounts of member pods.
+	// +optional
+	Identities int32 `json:"identities,omitempty"`
+
+	// identitiesReady is the number of those whose certificate is issued.
+	// +optional
+	IdentitiesReady int32 `json:"identitiesReady,omitempty"`
+
+	// podsInjected is the number of member pods that run a sidecar.
+	// +optional
+	PodsInjected int32 `json:"podsInjected,omitempty"`
+
+	// proxiesConnected is the number of member proxies holding an xDS stream.
+	// +optional
+	ProxiesConnected int32 `json:"proxiesConnected,omitempty"`
+}
+
+// MeshMember makes its namespace, or the pods of it matching a selector, a
+// member of a mesh. It is the declarative twin of the namespace label
+// openservicemesh.io/monitor=<mesh>, which the operator maintains for it.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mm,categories=osm
+// +kubebuilder:printcolumn:name="Mesh",type=string,JSONPath=`.spec.mesh`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Identities",type=integer,JSONPath=`.status.identitiesReady`
+// +kubebuilder:printcolumn:name="Injected",type=integer,JSONPath=`.status.podsInjected`
+// +kubebuilder:printcolumn:name="Proxies",type=integer,JSONPath=`.status.proxiesConnected`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type MeshMember struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec says which mesh the namespace joins and how.
+	Spec MeshMemberSpec `json:"spec"`
+
+	// status is the membership as the operator observes it.
+	// +optional
+	Status MeshMemberStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// MeshMemberList is a list of MeshMembers.
+type MeshMemberList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MeshMember `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MeshMember{}, &MeshMemberList{})
+}

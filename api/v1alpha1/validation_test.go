@@ -1,0 +1,173 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+type invalidCase struct {
+	name string
+	obj  func(ns string) client.Object
+	// field is the path the API server must name; message a part of its text.
+	field, message string
+}
+
+// TestAPIServerRejectsInvalidObjects sends each invalid object to the real API
+// server and checks that it is refused with an error naming the offending field.
+func TestAPIServerRejectsInvalidObjects(t *testing.T) {
+	type mi = meshv1alpha1.MeshInstance
+	type mm = meshv1alpha1.MeshMember
+	type vm = meshv1alpha1.MeshVM
+	cases := []invalidCase{
+		{"mesh name is not a DNS label", func(string) client.Object {
+			return meshInstance("mesh.with.dots")
+		}, "metadata.name", "must be a DNS label"},
+		{"trust domain is not a DNS name", func(string) client.Object {
+			return meshInstance("bad-td", func(m *mi) { m.Spec.TrustDomain = "Cluster_Local" })
+		}, "spec.trustDomain", "DNS name"},
+		{"unknown traffic policy mode", func(string) client.Object {
+			return meshInstance("bad-mode", func(m *mi) { m.Spec.TrafficPolicy.Mode = "Open" })
+		}, "spec.trafficPolicy.mode", "Unsupported value"},
+		{"unknown egress mode", func(string) client.Object {
+			return meshInstance("bad-egress", func(m *mi) { m.Spec.Egress.Mode = "Sometimes" })
+		}, "spec.egress.mode", "Unsupported value"},
+		{"issuer kind is neither Issuer nor ClusterIssuer", func(string) client.Object {
+			return meshInstance("bad-issuer-kind", func(m *mi) {
+				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "vault", Kind: "VaultIssuer"}
+			})
+		}, "spec.certificates.issuerRef.kind", "Unsupported value"},
+		{"issuer without a name", func(string) client.Object {
+			return meshInstance("bad-issuer-name", func(m *mi) {
+				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Kind: "ClusterIssuer"}
+			})
+		}, "spec.certificates.issuerRef.name", "at least 1 chars long"},
+		{"duration is not a duration", func(string) client.Object {
+			return meshInstance("bad-duration", func(m *mi) { m.Spec.Certificates.Duration = "forever" })
+		}, "spec.certificates.duration", "should match"},
+		{"renewBefore not shorter than duration", func(string) client.Object {
+			return meshInstance("bad-renew", func(m *mi) {
+				m.Spec.Certificates.Duration = "24h"
+				m.Spec.Certificates.RenewBefore = "48h"
+			})
+		}, "spec.certificates.renewBefore", "renewBefore must be shorter than duration"},
+		{"RSA key too small", func(string) client.Object {
+			return meshInstance("bad-rsa", func(m *mi) {
+				m.Spec.Certificates.PrivateKey = meshv1alpha1.PrivateKey{Algorithm: meshv1alpha1.RSAKeyAlgorithm, Size: 1024}
+			})
+		}, "spec.certificates.privateKey.size", "RSA key size"},
+		{"ECDSA key of an RSA size", func(string) client.Object {
+			return meshInstance("bad-ecdsa", func(m *mi) {
+				m.Spec.Certificates.PrivateKey = meshv1alpha1.PrivateKey{Algorithm: meshv1alpha1.ECDSAKeyAlgorithm, Size: 2048}
+			})
+		}, "spec.certificates.privateKey.size", "ECDSA key size"},
+		{"unknown proxy log level", func(string) client.Object {
+			return meshInstance("bad-log", func(m *mi) { m.Spec.Sidecar.LogLevel = "loud" })
+		}, "spec.sidecar.logLevel", "Unsupported value"},
+		{"excluded port out of range", func(string) client.Object {
+			return meshInstance("bad-port", func(m *mi) { m.Spec.Sidecar.ExcludeOutboundPorts = []int32{443, 70000} })
+		}, "spec.sidecar.excludeOutboundPorts[1]", "less than or equal to 65535"},
+		{"excluded IP range is not a CIDR", func(string) client.Object {
+			return meshInstance("bad-cidr", func(m *mi) { m.Spec.Sidecar.ExcludeOutboundIPRanges = []string{"10.0.0.0/33"} })
+		}, "spec.sidecar.excludeOutboundIPRanges[0]", "must be a CIDR"},
+		{"xDS port out of range", func(string) client.Object {
+			return meshInstance("bad-xds", func(m *mi) { m.Spec.XDS.Port = 70000 })
+		}, "spec.xds.port", "less than or equal to 65535"},
+		{"member of a mesh that is not a DNS label", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) { m.Spec.Mesh = "Mesh_1" })
+		}, "spec.mesh", "should match"},
+		{"member without a mesh", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) { m.Spec.Mesh = "" })
+		}, "spec.mesh", "at least 1 chars long"},
+		{"unknown injection mode", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) { m.Spec.Injection = "Sometimes" })
+		}, "spec.injection", "Unsupported value"},
+		{"VM address is not an IP", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{"192.0.2.1", "warehouse.example"} })
+		}, "spec.addresses[1]", "IPv4 or IPv6 address"},
+		{"VM without addresses", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{} })
+		}, "spec.addresses", "should have at least 1 items"},
+		{"VM port zero", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Ports[0].Port = 0 })
+		}, "spec.ports[0].port", "greater than or equal to 1"},
+		{"VM port numbers repeat", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Ports[1].Port = m.Spec.Ports[0].Port })
+		}, "spec.ports", "port numbers must be unique"},
+		{"VM port names repeat", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Ports[1].Name = m.Spec.Ports[0].Name })
+		}, "spec.ports[1]", "Duplicate value"},
+		{"unknown VM port protocol", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Ports[0].Protocol = "SCTP" })
+		}, "spec.ports[0].protocol", "Unsupported value"},
+		{"VM service account is not a DNS name", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.ServiceAccountName = "Book Warehouse" })
+		}, "spec.serviceAccountName", "should match"},
+		{"VM backs a Service of an invalid name", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Services = []string{"warehouse", "Ware_House"} })
+		}, "spec.services[1]", "should match"},
+	}
+	ns := newNamespace(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := tc.obj(ns)
+			err := env.Client.Create(context.Background(), obj)
+			if err == nil {
+				_ = env.Client.Delete(context.Background(), obj)
+				t.Fatalf("the API server accepted an invalid %T", obj)
+			}
+			assertInvalid(t, err, tc.field, tc.message)
+		})
+	}
+}
+
+// TestAPIServerRejectsChangesToImmutableFields changes fields whose change
+// would orphan state (certificates, labels, EndpointSlices).
+func TestAPIServerRejectsChangesToImmutableFields(t *testing.T) {
+	ns := newNamespace(t)
+	cases := []struct {
+		name   string
+		obj    client.Object
+		change func(client.Object)
+		field  string
+	}{
+		{"MeshMember mesh", meshMember(ns), func(o client.Object) {
+			o.(*meshv1alpha1.MeshMember).Spec.Mesh = "other"
+		}, "spec.mesh"},
+		{"MeshVM mesh", meshVM(ns), func(o client.Object) {
+			o.(*meshv1alpha1.MeshVM).Spec.Mesh = "other"
+		}, "spec.mesh"},
+		{"MeshVM service account", meshVM(ns, func(m *meshv1alpha1.MeshVM) { m.Name = "vm2" }), func(o client.Object) {
+			o.(*meshv1alpha1.MeshVM).Spec.ServiceAccountName = "somebody-else"
+		}, "spec.serviceAccountName"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			create(t, tc.obj)
+			tc.change(tc.obj)
+			err := env.Client.Update(context.Background(), tc.obj)
+			if err == nil {
+				t.Fatalf("the API server accepted a change of %s", tc.field)
+			}
+			assertInvalid(t, err, tc.field, "is immutable")
+		})
+	}
+}
+
+func assertInvalid(t *testing.T, err error, field, message string) {
+	t.Helper()
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("want an Invalid error, got %v", err)
+	}
+	if !strings.Contains(err.Error(), field+":") && !strings.Contains(err.Error(), field+" ") {
+		t.Errorf("error does not name the field %s: %v", field, err)
+	}
+	if !strings.Contains(err.Error(), message) {
+		t.Errorf("error does not say %q: %v", message, err)
+	}
+}

@@ -1,0 +1,9 @@
+// Package controllers holds the reconcilers of MeshInstance, MeshMember and
+// MeshVM. Each kind has its own files: <kind>_controller.go (Reconcile and its
+// phases), <kind>_status.go (pure status setters) and <kind>_manager.go
+// (SetupWithManager, watches and indexes).
+package controllers
+
+// The operator reads the mesh API and writes its status.
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshinstances;meshmembers;meshvms,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshinstances/status;meshmembers/status;meshvms/status,verbs=get;update;patch

@@ -1,0 +1,177 @@
+// Package testenv starts the real test control plane (kube-apiserver and etcd,
+// through controller-runtime's envtest) with every CRD the operator works with
+// installed: its own, the SMI CRDs and cert-manager's.
+//
+// The binaries are built from source by hack/build-envtest.sh (`make envtest`).
+// When they are missing, Start fails and says how to build them: tests never
+// skip silently.
+package testenv
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// certManagerModule is the Go module whose deploy/crds/ holds cert-manager's CRDs.
+const certManagerModule = "github.com/cert-manager/cert-manager"
+
+// Env is a running test control plane.
+type Env struct {
+	*envtest.Environment
+	Config *rest.Config
+	Client client.Client
+	Scheme *k8sruntime.Scheme
+}
+
+// Scheme returns a scheme with the Kubernetes built-in types, cert-manager's
+// types and the mesh API.
+func Scheme() *k8sruntime.Scheme {
+	s := k8sruntime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(cmapi.AddToScheme(s))
+	utilruntime.Must(meshv1alpha1.AddToScheme(s))
+	return s
+}
+
+// Start starts kube-apiserver and etcd and installs the CRDs. Call Stop when done.
+func Start() (*Env, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	assets, err := binaryAssets(root)
+	if err != nil {
+		return nil, err
+	}
+	cmCRDs, err := certManagerCRDs()
+	if err != nil {
+		return nil, err
+	}
+	scheme := Scheme()
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDDirectoryPaths: []string{
+			filepath.Join(root, "config", "crd", "bases"),
+			filepath.Join(root, "config", "crd", "smi"),
+			cmCRDs,
+		},
+		ErrorIfCRDPathMissing:    true,
+		Scheme:                   scheme,
+		ControlPlaneStartTimeout: 2 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the test control plane from %s: %w", assets, err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("creating a client for the test control plane: %w", err)
+	}
+	return &Env{Environment: env, Config: cfg, Client: c, Scheme: scheme}, nil
+}
+
+// RepoRoot is the directory of the project's go.mod.
+func RepoRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the testenv package source")
+	}
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above %s", file)
+		}
+		dir = parent
+	}
+}
+
+// binaryAssets finds kube-apiserver and etcd: in KUBEBUILDER_ASSETS when set,
+// else in the setup-envtest store at the version pinned in hack/envtest-versions.env.
+func binaryAssets(root string) (string, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		version, err := pinnedVersion(filepath.Join(root, "hack", "envtest-versions.env"), "KUBE_VERSION")
+		if err != nil {
+			return "", err
+		}
+		store := os.Getenv("ENVTEST_STORE")
+		if store == "" {
+			data := os.Getenv("XDG_DATA_HOME")
+			if data == "" {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return "", fmt.Errorf("locating the envtest store: %w", err)
+				}
+				data = filepath.Join(home, ".local", "share")
+			}
+			store = filepath.Join(data, "kubebuilder-envtest")
+		}
+		dir = filepath.Join(store, "k8s", fmt.Sprintf("%s-%s-%s", version, runtime.GOOS, runtime.GOARCH))
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return "", fmt.Errorf("the test control plane is not built: %s is missing from %s; "+
+				"run `make envtest` (hack/build-envtest.sh, about 15 minutes once per machine) "+
+				"or set KUBEBUILDER_ASSETS to a directory holding kube-apiserver and etcd", bin, dir)
+		}
+	}
+	return dir, nil
+}
+
+func pinnedVersion(file, key string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("reading pinned versions: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), key+"="); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%s has no %s", file, key)
+}
+
+// certManagerCRDs returns deploy/crds of the cert-manager module that go.mod requires.
+func certManagerCRDs() (string, error) {
+	out, err := exec.Command("go", "mod", "download", "-json", certManagerModule).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, ee.Stderr)
+		}
+		return "", fmt.Errorf("downloading %s for its CRDs: %w", certManagerModule, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil {
+		return "", fmt.Errorf("reading go mod download output: %w", err)
+	}
+	return filepath.Join(mod.Dir, "deploy", "crds"), nil
+}
