@@ -1,0 +1,261 @@
+package mesh
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// ProxyKindAnnotation on a pod selects its proxy kind: "envoy" (the default,
+// an injected sidecar) or "grpc" (a proxyless gRPC application).
+const ProxyKindAnnotation = "openservicemesh.io/proxy"
+
+// Build builds the model of in.Mesh from the objects in in. It is a pure
+// function: the same inputs give the same model, whatever their order.
+func Build(in Inputs) (*Mesh, []Problem) {
+	b := &builder{in: in}
+	return b.build()
+}
+
+type builder struct {
+	in       Inputs
+	problems []Problem
+	m        *Mesh
+	// members maps a member namespace to the selector of its member pods
+	// (labels.Everything() when the whole namespace is a member).
+	members map[string]labels.Selector
+	pods    map[string]*corev1.Pod // by namespace/name, member pods only
+	vms     map[string]*meshv1alpha1.MeshVM
+}
+
+func (b *builder) problem(kind string, obj metav1.Object, format string, args ...any) {
+	name := obj.GetName()
+	if ns := obj.GetNamespace(); ns != "" {
+		name = ns + "/" + name
+	}
+	b.problems = append(b.problems, Problem{Object: kind + " " + name, Err: fmt.Errorf(format, args...)})
+}
+
+func (b *builder) build() (*Mesh, []Problem) {
+	mi := b.in.Mesh
+	b.m = &Mesh{
+		Name:          mi.Name,
+		TrustDomain:   cmp.Or(mi.Spec.TrustDomain, "cluster.local"),
+		Mode:          ModeSMI,
+		EgressAllowed: mi.Spec.Egress.Mode == meshv1alpha1.EgressAllow,
+		Splits:        map[ServiceKey]*Split{},
+	}
+	if mi.Spec.TrafficPolicy.Mode == meshv1alpha1.TrafficPolicyPermissive {
+		b.m.Mode = ModePermissive
+	}
+	b.collectMembers()
+	b.collectWorkloads()
+	b.collectServices()
+	b.collectPolicies()
+	b.collectSplits()
+	slices.SortFunc(b.problems, func(a, c Problem) int {
+		return cmp.Or(cmp.Compare(a.Object, c.Object), cmp.Compare(a.Err.Error(), c.Err.Error()))
+	})
+	return b.m, b.problems
+}
+
+// collectMembers finds the member namespaces: labelled with the mesh's name,
+// or holding a MeshMember of the mesh.
+func (b *builder) collectMembers() {
+	b.members = map[string]labels.Selector{}
+	for _, ns := range b.in.Namespaces {
+		if ns.Labels[meshv1alpha1.MonitorLabel] == b.m.Name && ns.DeletionTimestamp == nil {
+			b.members[ns.Name] = labels.Everything()
+		}
+	}
+	for _, mm := range b.in.Members {
+		if mm.Spec.Mesh != b.m.Name || mm.DeletionTimestamp != nil {
+			continue
+		}
+		sel := labels.Everything()
+		if mm.Spec.Selector != nil {
+			s, err := metav1.LabelSelectorAsSelector(mm.Spec.Selector)
+			if err != nil {
+				b.problem("MeshMember", mm, "invalid selector: %w", err)
+				continue
+			}
+			sel = s
+		}
+		if _, labelled := b.members[mm.Namespace]; labelled {
+			continue // the label makes every pod a member
+		}
+		b.members[mm.Namespace] = sel
+	}
+}
+
+// collectWorkloads finds the member pods and VMs, and from them the proxy groups.
+func (b *builder) collectWorkloads() {
+	groups := map[Group]bool{}
+	b.pods = map[string]*corev1.Pod{}
+	for _, p := range b.in.Pods {
+		sel, ok := b.members[p.Namespace]
+		if !ok || !sel.Matches(labels.Set(p.Labels)) || p.Spec.HostNetwork ||
+			p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled {
+			continue
+		}
+		b.pods[p.Namespace+"/"+p.Name] = p
+		if p.DeletionTimestamp == nil {
+			groups[Group{Kind: podProxyKind(p), Identity: podIdentity(p)}] = true
+		}
+	}
+	b.vms = map[string]*meshv1alpha1.MeshVM{}
+	for _, vm := range b.in.VMs {
+		if vm.Spec.Mesh != b.m.Name || vm.DeletionTimestamp != nil {
+			continue
+		}
+		b.vms[vm.Namespace+"/"+vm.Name] = vm
+		kind := ProxyEnvoy
+		if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
+			kind = ProxyGRPC
+		}
+		groups[Group{Kind: kind, Identity: Identity{vm.Namespace, vm.Spec.ServiceAccountName}}] = true
+	}
+	for g := range groups {
+		b.m.Groups = append(b.m.Groups, g)
+	}
+	slices.SortFunc(b.m.Groups, func(a, c Group) int { return cmp.Compare(a.String(), c.String()) })
+}
+
+func podIdentity(p *corev1.Pod) Identity {
+	return Identity{Namespace: p.Namespace, ServiceAccount: cmp.Or(p.Spec.ServiceAccountName, "default")}
+}
+
+func podProxyKind(p *corev1.Pod) ProxyKind {
+	if p.Annotations[ProxyKindAnnotation] == string(ProxyGRPC) {
+		return ProxyGRPC
+	}
+	return ProxyEnvoy
+}
+
+// collectServices finds the services of member namespaces and their endpoints.
+func (b *builder) collectServices() {
+	byKey := map[ServiceKey]*Service{}
+	for _, s := range b.in.Services {
+		if _, ok := b.members[s.Namespace]; !ok || s.DeletionTimestamp != nil || s.Spec.Type == corev1.ServiceTypeExternalName {
+			continue
+		}
+		svc := &Service{Key: ServiceKey{s.Namespace, s.Name}}
+		for _, ip := range s.Spec.ClusterIPs {
+			if _, err := netip.ParseAddr(ip); err == nil {
+				svc.ClusterIPs = append(svc.ClusterIPs, ip)
+			}
+		}
+		if len(svc.ClusterIPs) == 0 && s.Spec.ClusterIP != "" && s.Spec.ClusterIP != corev1.ClusterIPNone {
+			if _, err := netip.ParseAddr(s.Spec.ClusterIP); err == nil {
+				svc.ClusterIPs = []string{s.Spec.ClusterIP}
+			}
+		}
+		seen := map[int32]bool{}
+		for _, p := range s.Spec.Ports {
+			if p.Port < 1 || p.Port > 65535 || seen[p.Port] {
+				b.problem("Service", s, "port %d is out of range or repeated; it is left out", p.Port)
+				continue
+			}
+			seen[p.Port] = true
+			svc.Ports = append(svc.Ports, Port{Name: p.Name, Port: p.Port, Protocol: portProtocol(p)})
+		}
+		slices.SortFunc(svc.Ports, func(a, c Port) int { return cmp.Compare(a.Port, c.Port) })
+		byKey[svc.Key] = svc
+	}
+	for _, es := range b.in.EndpointSlices {
+		name := es.Labels[discoveryv1.LabelServiceName]
+		svc := byKey[ServiceKey{es.Namespace, name}]
+		if svc == nil || (es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6) {
+			continue
+		}
+		b.addEndpoints(svc, es)
+	}
+	for _, svc := range byKey {
+		slices.SortStableFunc(svc.Endpoints, func(a, c Endpoint) int { return cmp.Compare(a.Address, c.Address) })
+		// An address in two slices (as during a slice split) is one endpoint.
+		svc.Endpoints = slices.CompactFunc(svc.Endpoints, func(a, c Endpoint) bool { return a.Address == c.Address })
+		ids := map[Identity]bool{}
+		for _, e := range svc.Endpoints {
+			ids[e.Identity] = true
+		}
+		for id := range ids {
+			svc.Identities = append(svc.Identities, id)
+		}
+		slices.SortFunc(svc.Identities, compareIdentity)
+		b.m.Services = append(b.m.Services, svc)
+	}
+	slices.SortFunc(b.m.Services, func(a, c *Service) int { return compareServiceKey(a.Key, c.Key) })
+}
+
+// addEndpoints adds the meshed endpoints of an EndpointSlice: those of member
+// pods and of MeshVMs. Endpoints of other workloads cannot speak mutual TLS.
+func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
+	ports := map[string]int32{}
+	for _, p := range es.Ports {
+		if p.Port == nil || *p.Port < 1 || *p.Port > 65535 {
+			continue
+		}
+		name := ""
+		if p.Name != nil {
+			name = *p.Name
+		}
+		ports[name] = *p.Port
+	}
+	for _, ep := range es.Endpoints {
+		if ep.TargetRef == nil {
+			continue
+		}
+		ref := ep.TargetRef.Namespace + "/" + ep.TargetRef.Name
+		if ep.TargetRef.Namespace == "" {
+			ref = es.Namespace + "/" + ep.TargetRef.Name
+		}
+		var id Identity
+		switch ep.TargetRef.Kind {
+		case "Pod":
+			p := b.pods[ref]
+			if p == nil {
+				continue
+			}
+			id = podIdentity(p)
+		case "MeshVM":
+			vm := b.vms[ref]
+			if vm == nil {
+				continue
+			}
+			id = Identity{vm.Namespace, vm.Spec.ServiceAccountName}
+		default:
+			continue
+		}
+		c := ep.Conditions
+		ready := c.Ready == nil || *c.Ready
+		serving := c.Serving == nil && ready || c.Serving != nil && *c.Serving
+		terminating := c.Terminating != nil && *c.Terminating
+		for _, addr := range ep.Addresses {
+			if _, err := netip.ParseAddr(addr); err != nil {
+				b.problem("EndpointSlice", es, "address %q is not an IP address; it is left out", addr)
+				continue
+			}
+			svc.Endpoints = append(svc.Endpoints, Endpoint{
+				Address: addr, Ports: ports, Ready: ready, Serving: serving, Terminating: terminating,
+				Identity: id, Workload: ep.TargetRef.Kind + "/" + ref,
+			})
+		}
+	}
+}
+
+// clampWeight turns an SMI weight (a Go int) into an Envoy weight.
+func clampWeight(w int) (uint32, bool) {
+	if w < 0 || w > math.MaxUint32 {
+		return 0, false
+	}
+	return uint32(w), true
+}

@@ -1,0 +1,70 @@
+package mesh
+
+import (
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// Inputs are the API objects a mesh is built from, as the informer cache holds
+// them. Build reads them and never changes them.
+type Inputs struct {
+	Mesh            *meshv1alpha1.MeshInstance
+	Namespaces      []*corev1.Namespace
+	Members         []*meshv1alpha1.MeshMember
+	Services        []*corev1.Service
+	EndpointSlices  []*discoveryv1.EndpointSlice
+	Pods            []*corev1.Pod
+	VMs             []*meshv1alpha1.MeshVM
+	TrafficTargets  []*accessv1alpha3.TrafficTarget
+	HTTPRouteGroups []*specsv1alpha4.HTTPRouteGroup
+	TCPRoutes       []*specsv1alpha4.TCPRoute
+	TrafficSplits   []*splitv1alpha4.TrafficSplit
+}
+
+// Problem is an object that could not be used as written, and why. Problems
+// never stop the build: the object's part of the mesh is left out (denying
+// rather than allowing) and the problem is reported.
+type Problem struct {
+	// Object is "Kind namespace/name".
+	Object string
+	Err    error
+}
+
+func (p Problem) Error() string { return p.Object + ": " + p.Err.Error() }
+
+// Add files obj under the field of its type; objects of other types are
+// ignored. It returns false for those.
+func (in *Inputs) Add(obj any) bool {
+	switch o := obj.(type) {
+	case *meshv1alpha1.MeshInstance:
+		in.Mesh = o
+	case *corev1.Namespace:
+		in.Namespaces = append(in.Namespaces, o)
+	case *meshv1alpha1.MeshMember:
+		in.Members = append(in.Members, o)
+	case *corev1.Service:
+		in.Services = append(in.Services, o)
+	case *discoveryv1.EndpointSlice:
+		in.EndpointSlices = append(in.EndpointSlices, o)
+	case *corev1.Pod:
+		in.Pods = append(in.Pods, o)
+	case *meshv1alpha1.MeshVM:
+		in.VMs = append(in.VMs, o)
+	case *accessv1alpha3.TrafficTarget:
+		in.TrafficTargets = append(in.TrafficTargets, o)
+	case *specsv1alpha4.HTTPRouteGroup:
+		in.HTTPRouteGroups = append(in.HTTPRouteGroups, o)
+	case *specsv1alpha4.TCPRoute:
+		in.TCPRoutes = append(in.TCPRoutes, o)
+	case *splitv1alpha4.TrafficSplit:
+		in.TrafficSplits = append(in.TrafficSplits, o)
+	default:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,186 @@
+// Package mesh holds the mesh model: plain Go structs, built from Kubernetes
+// and SMI objects by a pure function, that say which services exist, where their
+// endpoints are, which identities run them and who may call whom. Translation
+// to Envoy reads only this model.
+package mesh
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Mode is how traffic between members is authorized.
+type Mode string
+
+const (
+	// ModeSMI denies what no TrafficTarget allows.
+	ModeSMI Mode = "SMI"
+	// ModePermissive allows all traffic between members.
+	ModePermissive Mode = "Permissive"
+)
+
+// Protocol is the application protocol of a service port.
+type Protocol string
+
+const (
+	ProtocolHTTP  Protocol = "http"
+	ProtocolHTTP2 Protocol = "http2"
+	ProtocolGRPC  Protocol = "grpc"
+	ProtocolTCP   Protocol = "tcp"
+)
+
+// IsHTTP says whether traffic of the protocol is routed by an HTTP connection manager.
+func (p Protocol) IsHTTP() bool { return p != ProtocolTCP }
+
+// Identity is a workload identity: a service account in a namespace.
+type Identity struct {
+	Namespace      string
+	ServiceAccount string
+}
+
+func (i Identity) String() string { return i.Namespace + "/" + i.ServiceAccount }
+
+// SPIFFE is the identity's SPIFFE ID in the given trust domain.
+func (i Identity) SPIFFE(trustDomain string) string {
+	return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, i.Namespace, i.ServiceAccount)
+}
+
+func compareIdentity(a, b Identity) int {
+	return strings.Compare(a.String(), b.String())
+}
+
+// ProxyKind is the kind of xDS client of a workload.
+type ProxyKind string
+
+const (
+	// ProxyEnvoy is an Envoy proxy: a pod's sidecar or a VM's Envoy.
+	ProxyEnvoy ProxyKind = "envoy"
+	// ProxyGRPC is a proxyless gRPC application speaking xDS itself.
+	ProxyGRPC ProxyKind = "grpc"
+)
+
+// Group is a proxy group: every proxy of one identity and kind gets the same
+// configuration, so the snapshot cache holds one snapshot per group.
+type Group struct {
+	Kind     ProxyKind
+	Identity Identity
+}
+
+// String is the group's snapshot cache key.
+func (g Group) String() string { return string(g.Kind) + "/" + g.Identity.String() }
+
+// ServiceKey names a Service.
+type ServiceKey struct {
+	Namespace, Name string
+}
+
+func (k ServiceKey) String() string { return k.Namespace + "/" + k.Name }
+
+func compareServiceKey(a, b ServiceKey) int { return strings.Compare(a.String(), b.String()) }
+
+// Mesh is the model of one mesh.
+type Mesh struct {
+	Name        string
+	TrustDomain string
+	Mode        Mode
+	// EgressAllowed passes traffic to non-mesh destinations through.
+	EgressAllowed bool
+	// Services of member namespaces, sorted by key.
+	Services []*Service
+	// Policies are the SMI TrafficTargets, resolved, sorted by namespace/name.
+	Policies []*Policy
+	// Splits are the SMI TrafficSplits, keyed by root service.
+	Splits map[ServiceKey]*Split
+	// Groups are the proxy groups with at least one member workload, sorted.
+	Groups []Group
+}
+
+// Service is a Kubernetes Service of a member namespace.
+type Service struct {
+	Key ServiceKey
+	// ClusterIPs are the service's virtual IPs; empty for a headless service.
+	ClusterIPs []string
+	Ports      []Port
+	// Endpoints are the service's endpoints, sorted by address.
+	Endpoints []Endpoint
+	// Identities run the service's endpoints, sorted.
+	Identities []Identity
+}
+
+// Headless says whether clients reach endpoints directly, without a virtual IP.
+func (s *Service) Headless() bool { return len(s.ClusterIPs) == 0 }
+
+// FQDN is the service's cluster DNS name.
+func (s *Service) FQDN() string {
+	return s.Key.Name + "." + s.Key.Namespace + ".svc.cluster.local"
+}
+
+// Port is a port of a service.
+type Port struct {
+	Name     string
+	Port     int32
+	Protocol Protocol
+}
+
+// Endpoint is one address backing a service, with its port numbers by
+// service port name.
+type Endpoint struct {
+	Address string
+	// Ports maps a service port name to the endpoint's port number.
+	Ports       map[string]int32
+	Ready       bool
+	Serving     bool
+	Terminating bool
+	Identity    Identity
+	// Workload names the pod or MeshVM behind the endpoint, as "Pod/ns/name".
+	Workload string
+}
+
+// Policy is an SMI TrafficTarget: sources may reach the destination over rules.
+type Policy struct {
+	Namespace, Name string
+	Destination     Identity
+	Sources         []Identity
+	// HTTP lists the HTTP requests allowed; empty with TCP empty allows all.
+	HTTP []HTTPMatch
+	// TCPPorts lists the destination ports allowed for TCP; nil means all ports
+	// when the policy names a TCPRoute without ports.
+	TCPPorts []int32
+	// AllowAllTCP is true when a TCPRoute rule matches every port.
+	AllowAllTCP bool
+}
+
+// HTTPMatch is one match of an HTTPRouteGroup.
+type HTTPMatch struct {
+	Name      string
+	PathRegex string
+	// Methods allowed; empty or "*" means any.
+	Methods []string
+	// Headers maps a header name to a regex its value must match.
+	Headers map[string]string
+}
+
+// Split is an SMI TrafficSplit of a root service among backends.
+type Split struct {
+	Namespace, Name string
+	Root            ServiceKey
+	Backends        []Backend
+}
+
+// Backend is a weighted backend service of a split.
+type Backend struct {
+	Service ServiceKey
+	Weight  uint32
+}
+
+// Service returns the service with the key, or nil.
+func (m *Mesh) Service(k ServiceKey) *Service {
+	i, ok := slices.BinarySearchFunc(m.Services, k, func(s *Service, k ServiceKey) int {
+		return compareServiceKey(s.Key, k)
+	})
+	if !ok {
+		return nil
+	}
+	return m.Services[i]
+}

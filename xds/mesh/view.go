@@ -1,0 +1,106 @@
+package mesh
+
+import "slices"
+
+// View is what one proxy group needs to know of the mesh: the services it may
+// call, the services it serves, and the policies that guard them.
+type View struct {
+	Mesh  *Mesh
+	Group Group
+	// Outbound are the services the group may call, sorted.
+	Outbound []*Service
+	// Inbound are the services the group's workloads back, sorted.
+	Inbound []*Service
+	// Policies are the TrafficTargets whose destination is the group's identity.
+	Policies []*Policy
+}
+
+// View returns the view of group g.
+func (m *Mesh) View(g Group) *View {
+	v := &View{Mesh: m, Group: g}
+	visible := map[ServiceKey]bool{}
+	for _, s := range m.Services {
+		if m.Mode == ModePermissive || m.anyAllowed(s.Identities, g.Identity) {
+			visible[s.Key] = true
+		}
+		if slices.Contains(s.Identities, g.Identity) {
+			v.Inbound = append(v.Inbound, s)
+		}
+	}
+	// A split makes its root and its backends one destination.
+	for _, sp := range m.Splits {
+		on := visible[sp.Root]
+		for _, be := range sp.Backends {
+			on = on || visible[be.Service]
+		}
+		if on {
+			visible[sp.Root] = true
+			for _, be := range sp.Backends {
+				visible[be.Service] = true
+			}
+		}
+	}
+	for _, s := range m.Services {
+		if visible[s.Key] {
+			v.Outbound = append(v.Outbound, s)
+		}
+	}
+	for _, p := range m.Policies {
+		if p.Destination == g.Identity {
+			v.Policies = append(v.Policies, p)
+		}
+	}
+	return v
+}
+
+// anyAllowed says whether src may call any of the identities dsts.
+func (m *Mesh) anyAllowed(dsts []Identity, src Identity) bool {
+	for _, p := range m.Policies {
+		if slices.Contains(dsts, p.Destination) && slices.Contains(p.Sources, src) {
+			return true
+		}
+	}
+	return false
+}
+
+// Dependencies are the services whose change changes the group's configuration.
+func (v *View) Dependencies() []ServiceKey {
+	var keys []ServiceKey
+	for _, s := range v.Outbound {
+		keys = append(keys, s.Key)
+	}
+	for _, s := range v.Inbound {
+		keys = append(keys, s.Key)
+	}
+	slices.SortFunc(keys, compareServiceKey)
+	return slices.Compact(keys)
+}
+
+// InboundPorts are the target ports at which the group's workloads serve the
+// service s, with the service port each serves, sorted by target port.
+func (v *View) InboundPorts(s *Service) []InboundPort {
+	seen := map[int32]bool{}
+	var out []InboundPort
+	for _, e := range s.Endpoints {
+		if e.Identity != v.Group.Identity {
+			continue
+		}
+		for _, p := range s.Ports {
+			target, ok := e.Ports[p.Name]
+			if !ok || seen[target] {
+				continue
+			}
+			seen[target] = true
+			out = append(out, InboundPort{Service: s, Port: p, TargetPort: target})
+		}
+	}
+	slices.SortFunc(out, func(a, b InboundPort) int { return int(a.TargetPort - b.TargetPort) })
+	return out
+}
+
+// InboundPort is a port at which a workload serves a service.
+type InboundPort struct {
+	Service    *Service
+	Port       Port
+	TargetPort int32
+}

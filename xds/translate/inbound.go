@@ -1,0 +1,118 @@
+package translate
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// inbound builds the inbound listener: mutual TLS with the mesh trust bundle
+// required on every port the group's workloads serve, SMI policy enforced by
+// RBAC, and a cluster to the local application behind each port.
+func (t *translator) inbound() {
+	l := &listenerv3.Listener{
+		Name:             InboundListener,
+		Address:          socketAddress("0.0.0.0", InboundPort),
+		ListenerFilters:  []*listenerv3.ListenerFilter{t.originalDst(), t.tlsInspector()},
+		TrafficDirection: corev3.TrafficDirection_INBOUND,
+	}
+	// A target port backs several services (bookstore and bookstore-v1, say):
+	// one filter chain serves them all, with the protocol of the first.
+	seen := map[int32]bool{}
+	for _, s := range t.view.Inbound {
+		for _, ip := range t.view.InboundPorts(s) {
+			if seen[ip.TargetPort] {
+				continue
+			}
+			seen[ip.TargetPort] = true
+			name := InboundClusterName(ip.TargetPort)
+			t.out.Clusters = append(t.out.Clusters, t.localCluster(name, ip.TargetPort, ip.Port.Protocol))
+			fc := &listenerv3.FilterChain{
+				Name:             name,
+				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(ip.TargetPort))},
+				TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
+			}
+			if ip.Port.Protocol.IsHTTP() {
+				route := &routev3.RouteConfiguration{
+					Name: name,
+					VirtualHosts: []*routev3.VirtualHost{{
+						Name:    name,
+						Domains: []string{"*"},
+						Routes: []*routev3.Route{{
+							Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+							Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name}}},
+						}},
+					}},
+				}
+				fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
+					RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
+					ForwardClientCertDetails: hcmv3.HttpConnectionManager_SANITIZE_SET,
+					SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
+				}, t.httpRBAC(name, ip.TargetPort))}
+			} else {
+				fc.Filters = []*listenerv3.Filter{}
+				if f := t.networkRBAC(name, ip.TargetPort); f != nil {
+					fc.Filters = append(fc.Filters, f)
+				}
+				fc.Filters = append(fc.Filters, t.tcpProxy(name, []weighted{{name, 1}}))
+			}
+			l.FilterChains = append(l.FilterChains, fc)
+		}
+	}
+	t.out.Listeners = append(t.out.Listeners, l)
+}
+
+// downstreamTLS is the server side of mutual TLS: a client certificate signed
+// by the mesh trust bundle is required.
+func (t *translator) downstreamTLS(p mesh.Protocol) *corev3.TransportSocket {
+	common := &tlsv3.CommonTlsContext{
+		TlsParams:                      tlsParams(),
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: IdentitySecret, SdsConfig: adsSource()}},
+		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecret, SdsConfig: adsSource()},
+		},
+	}
+	if p.IsHTTP() {
+		common.AlpnProtocols = []string{"h2", "http/1.1"}
+	}
+	return &corev3.TransportSocket{
+		Name: "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(&tlsv3.DownstreamTlsContext{
+			CommonTlsContext:         common,
+			RequireClientCertificate: wrapperspb.Bool(true),
+		})},
+	}
+}
+
+func (t *translator) tlsInspector() *listenerv3.ListenerFilter {
+	return &listenerv3.ListenerFilter{
+		Name:       "envoy.filters.listener.tls_inspector",
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: t.any(&tlsinspectorv3.TlsInspector{})},
+	}
+}
+
+// httpConnectionManager completes hcm (which names its routes) with the
+// settings every HTTP filter chain shares; rbac, when not nil, runs before the
+// router.
+func (t *translator) httpConnectionManager(statPrefix string, hcm *hcmv3.HttpConnectionManager, rbac *hcmv3.HttpFilter) *listenerv3.Filter {
+	hcm.StatPrefix = statPrefix
+	hcm.CodecType = hcmv3.HttpConnectionManager_AUTO
+	if rbac != nil {
+		hcm.HttpFilters = append(hcm.HttpFilters, rbac)
+	}
+	hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.router",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&routerv3.Router{})},
+	})
+	return &listenerv3.Filter{
+		Name:       "envoy.filters.network.http_connection_manager",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(hcm)},
+	}
+}

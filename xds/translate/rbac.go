@@ -1,0 +1,127 @@
+package translate
+
+import (
+	"maps"
+	"slices"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// httpRBAC enforces SMI on an HTTP port: a request is allowed when a
+// TrafficTarget names the caller's identity (the SPIFFE ID of its verified
+// client certificate) and one of the target's HTTP matches fits the request.
+// With no TrafficTarget, nothing is allowed. Permissive meshes get no filter.
+func (t *translator) httpRBAC(statPrefix string, port int32) *hcmv3.HttpFilter {
+	rules := t.rbacRules(port, true)
+	if rules == nil {
+		return nil
+	}
+	return &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.rbac",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&rbachttpv3.RBAC{Rules: rules, RulesStatPrefix: statPrefix})},
+	}
+}
+
+// networkRBAC enforces SMI TCPRoutes on a TCP port.
+func (t *translator) networkRBAC(statPrefix string, port int32) *listenerv3.Filter {
+	rules := t.rbacRules(port, false)
+	if rules == nil {
+		return nil
+	}
+	return &listenerv3.Filter{
+		Name:       "envoy.filters.network.rbac",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&rbacnetv3.RBAC{Rules: rules, StatPrefix: statPrefix})},
+	}
+}
+
+// rbacRules are the ALLOW rules of the group's policies for a port, or nil in
+// a permissive mesh.
+func (t *translator) rbacRules(port int32, http bool) *rbacv3.RBAC {
+	if t.view.Mesh.Mode == mesh.ModePermissive {
+		return nil
+	}
+	rules := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{}}
+	for _, p := range t.view.Policies {
+		perms := permissions(p, port, http)
+		if len(perms) == 0 {
+			continue
+		}
+		var principals []*rbacv3.Principal
+		for _, src := range p.Sources {
+			principals = append(principals, &rbacv3.Principal{Identifier: &rbacv3.Principal_Authenticated_{
+				Authenticated: &rbacv3.Principal_Authenticated{PrincipalName: exact(src.SPIFFE(t.view.Mesh.TrustDomain))},
+			}})
+		}
+		rules.Policies[p.Namespace+"/"+p.Name] = &rbacv3.Policy{Permissions: perms, Principals: principals}
+	}
+	return rules
+}
+
+// permissions are what a policy allows at a port: everything when a TCPRoute
+// covers the port, else (on HTTP ports) the requests its HTTP matches describe.
+func permissions(p *mesh.Policy, port int32, http bool) []*rbacv3.Permission {
+	if p.AllowAllTCP || slices.Contains(p.TCPPorts, port) {
+		return []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}}
+	}
+	if !http {
+		return nil
+	}
+	var out []*rbacv3.Permission
+	for _, m := range p.HTTP {
+		var and []*rbacv3.Permission
+		if m.PathRegex != "" {
+			and = append(and, &rbacv3.Permission{Rule: &rbacv3.Permission_UrlPath{UrlPath: &matcherv3.PathMatcher{
+				Rule: &matcherv3.PathMatcher_Path{Path: regex(m.PathRegex)},
+			}}})
+		}
+		if len(m.Methods) > 0 {
+			var or []*rbacv3.Permission
+			for _, meth := range m.Methods {
+				or = append(or, headerPermission(":method", exact(meth)))
+			}
+			and = append(and, orPermissions(or))
+		}
+		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
+			and = append(and, headerPermission(name, regex(m.Headers[name])))
+		}
+		switch len(and) {
+		case 0:
+			out = append(out, &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}})
+		case 1:
+			out = append(out, and[0])
+		default:
+			out = append(out, &rbacv3.Permission{Rule: &rbacv3.Permission_AndRules{AndRules: &rbacv3.Permission_Set{Rules: and}}})
+		}
+	}
+	return out
+}
+
+func orPermissions(or []*rbacv3.Permission) *rbacv3.Permission {
+	if len(or) == 1 {
+		return or[0]
+	}
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_OrRules{OrRules: &rbacv3.Permission_Set{Rules: or}}}
+}
+
+func headerPermission(name string, m *matcherv3.StringMatcher) *rbacv3.Permission {
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_Header{Header: &routev3.HeaderMatcher{
+		Name:                 name,
+		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: m},
+	}}}
+}
+
+func exact(s string) *matcherv3.StringMatcher {
+	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}}
+}
+
+func regex(r string) *matcherv3.StringMatcher {
+	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: r}}}
+}

@@ -1,0 +1,149 @@
+// Package translate turns the mesh model into Envoy v3 resources for one proxy
+// group. Every function here is pure: the same view gives the same resources,
+// in the same order, and every resource passes Envoy's own validation rules
+// before it is returned.
+package translate
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// Ports of the Envoy sidecar, as the injector's iptables rules expect them.
+const (
+	OutboundPort   = 15001
+	InboundPort    = 15003
+	PrometheusPort = 15010
+	AdminPort      = 15000
+)
+
+// Names of resources every group shares.
+const (
+	OutboundListener   = "outbound"
+	InboundListener    = "inbound"
+	PrometheusListener = "prometheus"
+	PassthroughCluster = "passthrough"
+	AdminCluster       = "self-admin"
+	IdentitySecret     = "identity"
+	TrustBundleSecret  = "trust-bundle"
+)
+
+// Resources are the Envoy resources of one proxy group, each list sorted by name.
+type Resources struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+	Secrets   []*tlsv3.Secret
+}
+
+// Certificates is the TLS material of a group: PEM encoded.
+type Certificates struct {
+	CertChain, PrivateKey []byte
+	TrustBundle           []byte
+}
+
+// Translate builds the resources of the group of v. Without certificates the
+// group gets no secrets, and its proxies wait for them (SDS warming).
+func Translate(v *mesh.View, certs *Certificates) (*Resources, error) {
+	t := &translator{view: v, out: &Resources{}}
+	switch v.Group.Kind {
+	case mesh.ProxyGRPC:
+		t.grpcClient() // gRPC reads its certificates from files, not SDS
+	default:
+		t.outbound()
+		t.inbound()
+		t.prometheus()
+		t.secrets(certs)
+	}
+	sortByName(t.out.Listeners, (*listenerv3.Listener).GetName)
+	sortByName(t.out.Routes, (*routev3.RouteConfiguration).GetName)
+	sortByName(t.out.Clusters, (*clusterv3.Cluster).GetName)
+	sortByName(t.out.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	if t.err != nil {
+		return nil, fmt.Errorf("translating group %s: %w", v.Group, t.err)
+	}
+	if err := validate(t.out); err != nil {
+		return nil, fmt.Errorf("translating group %s: %w", v.Group, err)
+	}
+	return t.out, nil
+}
+
+// translator accumulates the resources of one group and the first error.
+type translator struct {
+	view *mesh.View
+	out  *Resources
+	err  error
+}
+
+// any packs m, recording a failure (possible only for invalid UTF-8 in strings).
+func (t *translator) any(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil && t.err == nil {
+		t.err = fmt.Errorf("packing %T: %w", m, err)
+	}
+	return a
+}
+
+type validator interface{ ValidateAll() error }
+
+func validate(r *Resources) error {
+	var errs []error
+	check := func(kind, name string, v validator) {
+		if err := v.ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind, name, err))
+		}
+	}
+	for _, l := range r.Listeners {
+		check("listener", l.GetName(), l)
+	}
+	for _, rc := range r.Routes {
+		check("route", rc.GetName(), rc)
+	}
+	for _, c := range r.Clusters {
+		check("cluster", c.GetName(), c)
+	}
+	for _, e := range r.Endpoints {
+		check("endpoints", e.GetClusterName(), e)
+	}
+	for _, s := range r.Secrets {
+		check("secret", s.GetName(), s)
+	}
+	return errors.Join(errs...)
+}
+
+// OutboundClusterName names the cluster of a service port.
+func OutboundClusterName(k mesh.ServiceKey, port int32) string {
+	return "out|" + k.String() + "|" + strconv.Itoa(int(port))
+}
+
+// InboundClusterName names the cluster of the local application's port.
+func InboundClusterName(port int32) string {
+	return "in|" + strconv.Itoa(int(port))
+}
+
+func adsSource() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+	}
+}
+
+func socketAddress(addr string, port int32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       addr,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}
+}
