@@ -145,7 +145,9 @@ func (b *builder) httpMatches(g *specsv1alpha4.HTTPRouteGroup, names []string) [
 // collectSplits resolves the TrafficSplits of member namespaces.
 func (b *builder) collectSplits() {
 	splits := slices.Clone(b.in.TrafficSplits)
-	slices.SortFunc(splits, func(a, c *splitv1alpha4.TrafficSplit) int { return cmp.Compare(a.Namespace+"/"+a.Name, c.Namespace+"/"+c.Name) })
+	slices.SortFunc(splits, func(a, c *splitv1alpha4.TrafficSplit) int {
+		return cmp.Compare(a.Namespace+"/"+a.Name, c.Namespace+"/"+c.Name)
+	})
 	for _, ts := range splits {
 		if _, ok := b.members[ts.Namespace]; !ok || ts.DeletionTimestamp != nil {
 			continue

@@ -4,8 +4,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -52,8 +52,8 @@ func (t *translator) inbound() {
 					}},
 				}
 				fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
-					RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
-					ForwardClientCertDetails: hcmv3.HttpConnectionManager_SANITIZE_SET,
+					RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
+					ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
 					SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
 				}, t.httpRBAC(name, ip.TargetPort))}
 			} else {

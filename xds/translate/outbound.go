@@ -21,9 +21,9 @@ import (
 // endpoints and routes behind them.
 func (t *translator) outbound() {
 	l := &listenerv3.Listener{
-		Name:            OutboundListener,
-		Address:         socketAddress("0.0.0.0", OutboundPort),
-		ListenerFilters: []*listenerv3.ListenerFilter{t.originalDst()},
+		Name:             OutboundListener,
+		Address:          socketAddress("0.0.0.0", OutboundPort),
+		ListenerFilters:  []*listenerv3.ListenerFilter{t.originalDst()},
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 	}
 	matched := map[string]bool{} // filter chain matches already used
