@@ -20,3 +20,13 @@ const (
 	// operator writes, so that it removes exactly what it set and nothing else.
 	FieldManager = "osm-operator"
 )
+
+// Identity Secrets hold the certificate of a workload identity, issued by
+// cert-manager in the workload's namespace, with the keys tls.crt, tls.key and
+// ca.crt. IdentitySecretPrefix + the service account names the Secret.
+const IdentitySecretPrefix = "osm-identity-"
+
+// IdentitySecretName names the identity Secret of a service account.
+func IdentitySecretName(serviceAccount string) string {
+	return IdentitySecretPrefix + serviceAccount
+}

@@ -1,0 +1,159 @@
+// Package cache holds the xDS snapshots the server serves: one go-control-plane
+// snapshot per proxy group, with versions that are hashes of the content, so
+// that the same mesh gives the same versions after a restart and on every
+// replica, and an unchanged resource type is never pushed again.
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/log"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/open-service-mesh/osm-operator/xds/translate"
+)
+
+// Cache is the snapshot cache, keyed by proxy group.
+type Cache struct {
+	cachev3.SnapshotCache
+	nodes *Nodes
+
+	mu       sync.Mutex
+	versions map[string][types.UnknownType]string // by group
+}
+
+// New returns an empty cache. nodes maps each connected proxy to its group.
+func New(nodes *Nodes, logger log.Logger) *Cache {
+	return &Cache{
+		SnapshotCache: cachev3.NewSnapshotCache(true, nodes, logger),
+		nodes:         nodes,
+		versions:      map[string][types.UnknownType]string{},
+	}
+}
+
+// Update publishes the resources of a group. It returns the resource types
+// whose content changed (none when the group's config is unchanged, in which
+// case nothing is pushed). Resources that are not self-consistent are refused
+// and the group keeps its last good snapshot.
+func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources) ([]types.ResponseType, error) {
+	snap := &cachev3.Snapshot{}
+	var versions [types.UnknownType]string
+	set := func(t types.ResponseType, items []types.Resource) error {
+		v, err := hashResources(items)
+		if err != nil {
+			return err
+		}
+		versions[t] = v
+		snap.Resources[t] = cachev3.NewResources(v, items)
+		return nil
+	}
+	for _, e := range []struct {
+		t     types.ResponseType
+		items []types.Resource
+	}{
+		{types.Listener, asResources(r.Listeners)},
+		{types.Route, asResources(r.Routes)},
+		{types.Cluster, asResources(r.Clusters)},
+		{types.Endpoint, asResources(r.Endpoints)},
+		{types.Secret, asResources(r.Secrets)},
+	} {
+		if err := set(e.t, e.items); err != nil {
+			return nil, fmt.Errorf("hashing the resources of group %s: %w", group, err)
+		}
+	}
+	if err := snap.Consistent(); err != nil {
+		return nil, fmt.Errorf("group %s: inconsistent snapshot: %w", group, err)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, had := c.versions[group]
+	var changed []types.ResponseType
+	for t := range types.UnknownType {
+		if !had || old[t] != versions[t] {
+			changed = append(changed, t)
+		}
+	}
+	if len(changed) == 0 {
+		return nil, nil
+	}
+	if err := snap.ConstructVersionMap(); err != nil {
+		return nil, fmt.Errorf("group %s: %w", group, err)
+	}
+	if err := c.SetSnapshot(ctx, group, snap); err != nil {
+		return nil, fmt.Errorf("setting the snapshot of group %s: %w", group, err)
+	}
+	c.versions[group] = versions
+	return changed, nil
+}
+
+// Remove forgets a group that has no workloads left.
+func (c *Cache) Remove(group string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.versions, group)
+	c.ClearSnapshot(group)
+}
+
+// Groups are the groups that hold a snapshot.
+func (c *Cache) Groups() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.versions))
+	for g := range c.versions {
+		out = append(out, g)
+	}
+	return out
+}
+
+func asResources[T types.Resource](items []T) []types.Resource {
+	out := make([]types.Resource, len(items))
+	for i, it := range items {
+		out[i] = it
+	}
+	return out
+}
+
+// hashResources is the version of a resource list: a hash of its deterministic
+// encoding, in the (sorted) order translation produced.
+func hashResources(items []types.Resource) (string, error) {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	var buf []byte
+	for _, it := range items {
+		var err error
+		buf, err = opts.MarshalAppend(buf[:0], it)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%d:", len(buf))
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+}
+
+// Nodes maps connected proxies (by node ID) to their groups. The server fills
+// it once it has checked a proxy's identity; the cache reads it as its NodeHash.
+type Nodes struct{ m sync.Map }
+
+// Assign records that node belongs to group.
+func (n *Nodes) Assign(nodeID, group string) { n.m.Store(nodeID, group) }
+
+// Forget removes a node.
+func (n *Nodes) Forget(nodeID string) { n.m.Delete(nodeID) }
+
+// ID is the group of node, or "" for a node not (yet) authorized, which gets
+// nothing.
+func (n *Nodes) ID(node *corev3.Node) string {
+	if g, ok := n.m.Load(node.GetId()); ok {
+		return g.(string)
+	}
+	return ""
+}

@@ -1,0 +1,157 @@
+package runner_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"testing"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"google.golang.org/grpc"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/xdstest"
+)
+
+// workload creates a service account, a pod running as it and the identity
+// Secret of the service account, and returns the pod's certificate.
+func workload(t *testing.T, ns, pod, sa string, annotations map[string]string) testpki.KeyPair {
+	t.Helper()
+	kp, err := ca.Workload(mesh.Identity{Namespace: ns, ServiceAccount: sa}.SPIFFE("cluster.local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: meshv1alpha1.IdentitySecretName(sa), Namespace: ns},
+		Data:       map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM, "ca.crt": ca.PEM},
+	}
+	for _, o := range []client.Object{&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}, sec} {
+		if err := k8s.Create(context.Background(), o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(sec), sec); err != nil {
+		t.Fatal(err)
+	}
+	kp = testpki.KeyPair{CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]}
+	mustCreate(t,
+		&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Annotations: annotations, Labels: map[string]string{"app": sa}},
+			Spec: corev1.PodSpec{
+				ServiceAccountName: sa,
+				Containers:         []corev1.Container{{Name: "app", Image: "app"}},
+			},
+		},
+	)
+	return kp
+}
+
+// service creates a Service with one port and returns it with its cluster IP.
+func service(t *testing.T, ns, name, portName string, port int32, appProtocol string) *corev1.Service {
+	t.Helper()
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: portName, Port: port}}},
+	}
+	if appProtocol != "" {
+		s.Spec.Ports[0].AppProtocol = ptr.To(appProtocol)
+	}
+	mustCreate(t, s)
+	return s
+}
+
+// endpointSlice creates the slice of a service: one endpoint per pod, at addr.
+func endpointSlice(t *testing.T, ns, svc, portName string, port int32, pods map[string]string) *discoveryv1.EndpointSlice {
+	t.Helper()
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: svc + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(portName), Port: ptr.To(port)}},
+	}
+	for pod, addr := range pods {
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{addr},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Name: pod, Namespace: ns},
+		})
+	}
+	mustCreate(t, es)
+	return es
+}
+
+// allow creates an SMI TrafficTarget letting src call dst on every HTTP route.
+func allow(t *testing.T, ns, src, dst string) *accessv1alpha3.TrafficTarget {
+	t.Helper()
+	routes := &specsv1alpha4.HTTPRouteGroup{
+		ObjectMeta: metav1.ObjectMeta{Name: dst + "-all", Namespace: ns},
+		Spec:       specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}},
+	}
+	tt := &accessv1alpha3.TrafficTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: src + "-to-" + dst, Namespace: ns},
+		Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: dst, Namespace: ns},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: src, Namespace: ns}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: routes.Name}},
+		},
+	}
+	mustCreate(t, routes, tt)
+	return tt
+}
+
+// connect dials the xDS server as a proxy holding kp.
+func connect(t *testing.T, kp *testpki.KeyPair) *grpc.ClientConn {
+	t.Helper()
+	var cert *tls.Certificate
+	if kp != nil {
+		c, err := kp.TLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert = &c
+	}
+	conn, err := xdstest.Dial(addr, cert, ca.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// awaitSotW reads responses of typeURL, ACKing each, until one satisfies ok.
+func awaitSotW(t *testing.T, s *xdstest.Stream, ok func(*discoveryv3.DiscoveryResponse) bool) *discoveryv3.DiscoveryResponse {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatalf("receiving: %v", err)
+		}
+		if err := s.ACK(r); err != nil {
+			t.Fatal(err)
+		}
+		if ok(r) {
+			return r
+		}
+	}
+	t.Fatal("no matching response in time")
+	return nil
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func nodeID(ns, pod string) string { return fmt.Sprintf("sidecar~%s~%s", ns, pod) }

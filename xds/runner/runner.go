@@ -1,0 +1,212 @@
+// Package runner keeps the snapshot cache in step with the cluster: it watches
+// the informer cache, coalesces changes, rebuilds the mesh model, translates
+// the proxy groups a change touches and publishes them. A group whose
+// translation fails keeps its last good snapshot.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// Options configure a Runner.
+type Options struct {
+	// Cache is the informer cache the model is read from.
+	Cache ctrlcache.Cache
+	// Snapshots receives the translated groups.
+	Snapshots *cache.Cache
+	// Quiet is how long the runner waits for more changes after one arrives;
+	// MaxDelay bounds the wait while changes keep coming.
+	Quiet, MaxDelay time.Duration
+	Log             logr.Logger
+}
+
+// Runner is a controller-runtime Runnable; it runs on every replica.
+type Runner struct {
+	opts Options
+
+	mu    sync.Mutex
+	dirty changes
+	kick  chan struct{}
+
+	// deps are the services each published group depends on.
+	deps map[string]map[mesh.ServiceKey]bool
+}
+
+// changes are what happened since the last sync.
+type changes struct {
+	full       bool
+	services   map[mesh.ServiceKey]bool
+	identities map[mesh.Identity]bool
+}
+
+func (c *changes) empty() bool { return !c.full && len(c.services) == 0 && len(c.identities) == 0 }
+
+// New returns a runner.
+func New(opts Options) *Runner {
+	if opts.Quiet == 0 {
+		opts.Quiet = 50 * time.Millisecond
+	}
+	if opts.MaxDelay == 0 {
+		opts.MaxDelay = 500 * time.Millisecond
+	}
+	r := &Runner{opts: opts, kick: make(chan struct{}, 1), deps: map[string]map[mesh.ServiceKey]bool{}}
+	r.dirty = changes{full: true}
+	return r
+}
+
+// NeedLeaderElection is false: every replica serves the same snapshots.
+func (r *Runner) NeedLeaderElection() bool { return false }
+
+// watched are the types the model is built from, and how a change of each is
+// classified.
+var watched = []struct {
+	obj      client.Object
+	classify func(obj any, c *changes)
+}{
+	// A change of these can change any group: nil means a full sync.
+	{&meshv1alpha1.MeshInstance{}, nil},
+	{&meshv1alpha1.MeshMember{}, nil},
+	{&meshv1alpha1.MeshVM{}, nil},
+	{&corev1.Namespace{}, nil},
+	{&accessv1alpha3.TrafficTarget{}, nil},
+	{&specsv1alpha4.HTTPRouteGroup{}, nil},
+	{&specsv1alpha4.TCPRoute{}, nil},
+	{&splitv1alpha4.TrafficSplit{}, nil},
+	{&corev1.Service{}, func(obj any, c *changes) {
+		if s, ok := obj.(*corev1.Service); ok {
+			c.services[mesh.ServiceKey{Namespace: s.Namespace, Name: s.Name}] = true
+		}
+	}},
+	{&discoveryv1.EndpointSlice{}, func(obj any, c *changes) {
+		if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			c.services[mesh.ServiceKey{Namespace: es.Namespace, Name: es.Labels[discoveryv1.LabelServiceName]}] = true
+		}
+	}},
+	{&corev1.Pod{}, func(obj any, c *changes) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			c.identities[mesh.Identity{Namespace: p.Namespace, ServiceAccount: serviceAccount(p)}] = true
+		}
+	}},
+	{&corev1.Secret{}, func(obj any, c *changes) {
+		if s, ok := obj.(*corev1.Secret); ok && strings.HasPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix) {
+			c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: strings.TrimPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix)}] = true
+		}
+	}},
+}
+
+func serviceAccount(p *corev1.Pod) string {
+	if p.Spec.ServiceAccountName == "" {
+		return "default"
+	}
+	return p.Spec.ServiceAccountName
+}
+
+// Start watches the informers and syncs until ctx ends.
+func (r *Runner) Start(ctx context.Context) error {
+	for _, w := range watched {
+		inf, err := r.opts.Cache.GetInformer(ctx, w.obj)
+		if err != nil {
+			return fmt.Errorf("watching %T: %w", w.obj, err)
+		}
+		classify := w.classify
+		note := func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			r.mu.Lock()
+			if classify == nil {
+				r.dirty.full = true
+			} else {
+				r.ensureMaps()
+				classify(obj, &r.dirty)
+			}
+			r.mu.Unlock()
+			select {
+			case r.kick <- struct{}{}:
+			default:
+			}
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    note,
+			UpdateFunc: func(old, obj any) { note(old); note(obj) },
+			DeleteFunc: note,
+		}); err != nil {
+			return fmt.Errorf("watching %T: %w", w.obj, err)
+		}
+	}
+	if !r.opts.Cache.WaitForCacheSync(ctx) {
+		return fmt.Errorf("the informer cache did not sync")
+	}
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.kick:
+		}
+		r.coalesce(ctx)
+		r.mu.Lock()
+		c := r.dirty
+		r.dirty = changes{}
+		r.mu.Unlock()
+		if c.empty() {
+			continue
+		}
+		if err := r.sync(ctx, c); err != nil {
+			r.opts.Log.Error(err, "Failed to sync xDS snapshots")
+			r.mu.Lock()
+			r.dirty.full = true // retry everything on the next change or tick
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *Runner) ensureMaps() {
+	if r.dirty.services == nil {
+		r.dirty.services = map[mesh.ServiceKey]bool{}
+	}
+	if r.dirty.identities == nil {
+		r.dirty.identities = map[mesh.Identity]bool{}
+	}
+}
+
+// coalesce waits until no change arrived for Quiet, or MaxDelay passed.
+func (r *Runner) coalesce(ctx context.Context) {
+	deadline := time.NewTimer(r.opts.MaxDelay)
+	defer deadline.Stop()
+	quiet := time.NewTimer(r.opts.Quiet)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-quiet.C:
+			return
+		case <-r.kick:
+			quiet.Reset(r.opts.Quiet)
+		}
+	}
+}

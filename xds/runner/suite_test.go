@@ -1,0 +1,140 @@
+package runner_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/stdr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/runner"
+	"github.com/open-service-mesh/osm-operator/xds/server"
+)
+
+// The package's tests share one real API server and one control plane: the
+// informer cache, the runner, the snapshot cache and the xDS server, started
+// as the manager starts them. Each test works in namespaces of its own.
+var (
+	env  *testenv.Env
+	k8s  client.Client
+	ca   *testpki.CA
+	xds  *server.Server
+	addr string
+)
+
+const meshName = "osm"
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrllog.SetLogger(stdr.New(nil).V(1))
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	// Stop the control plane's watches before the API server, which otherwise
+	// waits for them to drain.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := startControlPlane(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func startControlPlane(ctx context.Context) error {
+	scheme := mesh.NewScheme()
+	var err error
+	if k8s, err = client.New(env.Config, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	informers, err := ctrlcache.New(env.Config, ctrlcache.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	go func() { _ = informers.Start(ctx) }()
+
+	if ca, err = testpki.NewCA("mesh root"); err != nil {
+		return err
+	}
+	serving, err := ca.Server([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	servingTLS, err := serving.TLS()
+	if err != nil {
+		return err
+	}
+	log := stdr.New(nil)
+	nodes := &cache.Nodes{}
+	snapshots := cache.New(nodes, nil)
+	xds = server.New(server.Options{
+		Address:    "127.0.0.1:0",
+		TLS:        func() (*tls.Certificate, *x509.CertPool, error) { return &servingTLS, ca.Pool(), nil },
+		Authorizer: server.WorkloadAuthorizer{Reader: informers},
+		Cache:      snapshots,
+		Nodes:      nodes,
+		Log:        log.WithName("xds"),
+	})
+	go func() {
+		if err := xds.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+	r := runner.New(runner.Options{Cache: informers, Snapshots: snapshots, Quiet: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond, Log: log.WithName("runner")})
+	go func() {
+		if err := r.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+	a, err := xds.Addr(ctx)
+	if err != nil {
+		return err
+	}
+	addr = a.String()
+	return k8s.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: meshName}})
+}
+
+var seq atomic.Int32
+
+// memberNamespace creates a namespace labelled into the mesh.
+func memberNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   fmt.Sprintf("xds-%d", seq.Add(1)),
+		Labels: map[string]string{meshv1alpha1.MonitorLabel: meshName},
+	}}
+	mustCreate(t, ns)
+	return ns.Name
+}
+
+func mustCreate(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := k8s.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}

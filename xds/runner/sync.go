@@ -1,0 +1,179 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/translate"
+)
+
+var (
+	translationErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "osm_xds_translation_errors_total",
+		Help: "Proxy group translations that failed; the group kept its last good snapshot.",
+	})
+	syncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "osm_xds_sync_duration_seconds",
+		Help:    "Time to rebuild the model and translate and publish the touched groups.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	groupsTranslated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "osm_xds_groups_translated_total",
+		Help: "Proxy group translations.",
+	})
+	modelProblems = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "osm_mesh_problems",
+		Help: "Objects the last model build could not use as written.",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems)
+}
+
+// sync rebuilds the model and republishes the groups that c touches.
+func (r *Runner) sync(ctx context.Context, c changes) error {
+	start := time.Now()
+	defer func() { syncDuration.Observe(time.Since(start).Seconds()) }()
+	in, meshes, err := r.list(ctx)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	var problems int
+	for _, mi := range meshes {
+		in.Mesh = mi
+		m, ps := mesh.Build(in)
+		problems += len(ps)
+		for _, p := range ps {
+			r.opts.Log.V(1).Info("Left out of the mesh", "mesh", mi.Name, "object", p.Object, "reason", p.Err.Error())
+		}
+		for _, g := range m.Groups {
+			key := g.String()
+			live[key] = true
+			if !c.full && !r.touches(key, g, c) {
+				continue
+			}
+			v := m.View(g)
+			if err := r.publish(ctx, v); err != nil {
+				translationErrors.Inc()
+				r.opts.Log.Error(err, "Kept the last good config of a proxy group", "mesh", mi.Name, "group", key)
+				continue
+			}
+			deps := map[mesh.ServiceKey]bool{}
+			for _, k := range v.Dependencies() {
+				deps[k] = true
+			}
+			r.deps[key] = deps
+		}
+	}
+	modelProblems.Set(float64(problems))
+	for key := range r.deps {
+		if !live[key] {
+			delete(r.deps, key)
+			r.opts.Snapshots.Remove(key)
+		}
+	}
+	return nil
+}
+
+// touches says whether the changes c affect group g (published as key).
+func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
+	deps, published := r.deps[key]
+	if !published || c.identities[g.Identity] {
+		return true
+	}
+	for s := range c.services {
+		if deps[s] {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Runner) publish(ctx context.Context, v *mesh.View) error {
+	certs, err := r.certificates(ctx, v.Group.Identity)
+	if err != nil {
+		return err
+	}
+	res, err := translate.Translate(v, certs)
+	if err != nil {
+		return err
+	}
+	groupsTranslated.Inc()
+	if _, err := r.opts.Snapshots.Update(ctx, v.Group.String(), res); err != nil {
+		return err
+	}
+	return nil
+}
+
+// certificates reads an identity's Secret; nil while it is not issued yet.
+func (r *Runner) certificates(ctx context.Context, id mesh.Identity) (*translate.Certificates, error) {
+	s := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: id.Namespace, Name: meshv1alpha1.IdentitySecretName(id.ServiceAccount)}
+	if err := r.opts.Cache.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading identity Secret %s: %w", key, err)
+	}
+	return &translate.Certificates{CertChain: s.Data["tls.crt"], PrivateKey: s.Data["tls.key"], TrustBundle: s.Data["ca.crt"]}, nil
+}
+
+// list reads every model input from the informer cache, without copies: the
+// model only reads them.
+func (r *Runner) list(ctx context.Context) (mesh.Inputs, []*meshv1alpha1.MeshInstance, error) {
+	var in mesh.Inputs
+	noCopy := client.UnsafeDisableDeepCopy
+	var (
+		meshes  meshv1alpha1.MeshInstanceList
+		nss     corev1.NamespaceList
+		members meshv1alpha1.MeshMemberList
+		svcs    corev1.ServiceList
+		slices  discoveryv1.EndpointSliceList
+		pods    corev1.PodList
+		vms     meshv1alpha1.MeshVMList
+		tts     accessv1alpha3.TrafficTargetList
+		hrgs    specsv1alpha4.HTTPRouteGroupList
+		tcps    specsv1alpha4.TCPRouteList
+		splits  splitv1alpha4.TrafficSplitList
+		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits}
+	)
+	for _, l := range lists {
+		if err := r.opts.Cache.List(ctx, l, noCopy); err != nil {
+			return in, nil, fmt.Errorf("listing %T: %w", l, err)
+		}
+	}
+	in.Namespaces = ptrs(nss.Items)
+	in.Members = ptrs(members.Items)
+	in.Services = ptrs(svcs.Items)
+	in.EndpointSlices = ptrs(slices.Items)
+	in.Pods = ptrs(pods.Items)
+	in.VMs = ptrs(vms.Items)
+	in.TrafficTargets = ptrs(tts.Items)
+	in.HTTPRouteGroups = ptrs(hrgs.Items)
+	in.TCPRoutes = ptrs(tcps.Items)
+	in.TrafficSplits = ptrs(splits.Items)
+	return in, ptrs(meshes.Items), nil
+}
+
+func ptrs[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}

@@ -1,0 +1,248 @@
+package runner_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/translate"
+	"github.com/open-service-mesh/osm-operator/xds/xdstest"
+)
+
+// clusterNames are the names of the clusters of a CDS response.
+func clusterNames(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
+	t.Helper()
+	var out []string
+	for _, a := range r.GetResources() {
+		c := &clusterv3.Cluster{}
+		if err := a.UnmarshalTo(c); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c.GetName())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestProxyReceivesItsGroupsConfig applies a namespace, pods, a Service, its
+// EndpointSlice and an SMI policy through the API server, and checks what an
+// ADS client holding the caller's certificate receives; then deletes the
+// Service and checks that its cluster goes.
+func TestProxyReceivesItsGroupsConfig(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	workload(t, ns, "store-1", "store", nil)
+	svc := service(t, ns, "store", "http", 80, "http")
+	endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
+	allow(t, ns, "buyer", "store")
+
+	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeCluster := "out|" + ns + "/store|80"
+	if err := s.Subscribe(resourcev3.ClusterType, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool {
+		return r.GetTypeUrl() == resourcev3.ClusterType && slices.Contains(clusterNames(t, r), storeCluster)
+	})
+	if got := clusterNames(t, r); !slices.Equal(got, []string{storeCluster, translate.AdminCluster}) {
+		t.Errorf("clusters = %v", got)
+	}
+
+	// The endpoints of the store, and the buyer's own certificate over SDS.
+	if err := s.Subscribe(resourcev3.EndpointType, []string{storeCluster}); err != nil {
+		t.Fatal(err)
+	}
+	r = awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool {
+		return r.GetTypeUrl() == resourcev3.EndpointType && len(r.GetResources()) == 1
+	})
+	cla := &endpointv3.ClusterLoadAssignment{}
+	if err := r.GetResources()[0].UnmarshalTo(cla); err != nil {
+		t.Fatal(err)
+	}
+	ep := cla.GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+	if ep.GetAddress() != "10.1.0.5" || ep.GetPortValue() != 8080 {
+		t.Errorf("endpoint = %s:%d, want 10.1.0.5:8080", ep.GetAddress(), ep.GetPortValue())
+	}
+	// Envoy asks for every secret its clusters and listeners name, in one request.
+	if err := s.Subscribe(resourcev3.SecretType, []string{translate.IdentitySecret, translate.TrustBundleSecret}); err != nil {
+		t.Fatal(err)
+	}
+	r = awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool {
+		return r.GetTypeUrl() == resourcev3.SecretType && len(r.GetResources()) == 2
+	})
+	sec := &tlsv3.Secret{}
+	if err := r.GetResources()[0].UnmarshalTo(sec); err != nil {
+		t.Fatal(err)
+	}
+	if sec.GetName() != translate.IdentitySecret {
+		if err := r.GetResources()[1].UnmarshalTo(sec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(sec.GetTlsCertificate().GetCertificateChain().GetInlineBytes()) != string(buyer.CertPEM) {
+		t.Error("the identity secret is not the buyer's certificate")
+	}
+
+	// Deleting the Service removes its cluster.
+	if err := k8s.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool {
+		return r.GetTypeUrl() == resourcev3.ClusterType && !slices.Contains(clusterNames(t, r), storeCluster)
+	})
+}
+
+// TestServerRefusesProxiesThatAreNotWhoTheySay: a proxy must prove, with a
+// certificate from the mesh CA, the identity of the workload its node ID names.
+func TestServerRefusesProxiesThatAreNotWhoTheySay(t *testing.T) {
+	ns := memberNamespace(t)
+	workload(t, ns, "buyer-1", "buyer", nil)
+	thief := workload(t, ns, "thief-1", "thief", nil)
+	other, err := testpki.NewCA("another root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := other.Workload("spiffe://cluster.local/ns/" + ns + "/sa/buyer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		kp   *testpki.KeyPair
+		node string
+		code codes.Code
+	}{
+		{"another identity's node ID", &thief, nodeID(ns, "buyer-1"), codes.PermissionDenied},
+		{"a pod that does not exist", &thief, nodeID(ns, "ghost-1"), codes.PermissionDenied},
+		{"a malformed node ID", &thief, "thief-1", codes.PermissionDenied},
+		{"no client certificate", nil, nodeID(ns, "buyer-1"), codes.Unavailable},
+		{"a certificate from another CA", &foreign, nodeID(ns, "buyer-1"), codes.Unavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			s, err := xdstest.OpenStream(ctx, connect(t, tc.kp), tc.node)
+			if err == nil {
+				err = s.Subscribe(resourcev3.SecretType, []string{translate.IdentitySecret})
+			}
+			if err == nil {
+				_, err = s.Recv()
+			}
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want code %s", err, tc.code)
+			}
+		})
+	}
+}
+
+// TestDeltaSendsOnlyTheChangedEndpoints: after an endpoint change, a delta
+// stream receives the one changed resource and nothing else.
+func TestDeltaSendsOnlyTheChangedEndpoints(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	workload(t, ns, "store-1", "store", nil)
+	workload(t, ns, "store-2", "store", nil)
+	service(t, ns, "store", "http", 80, "http")
+	service(t, ns, "books", "http", 80, "http")
+	es := endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
+	endpointSlice(t, ns, "books", "http", 8080, map[string]string{"store-2": "10.1.0.6"})
+	allow(t, ns, "buyer", "store")
+
+	d, err := xdstest.OpenDeltaStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"out|" + ns + "/books|80", "out|" + ns + "/store|80"}
+	if err := d.Subscribe(resourcev3.EndpointType, want); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	got := map[string]bool{}
+	for len(got) < 2 && time.Now().Before(deadline) {
+		r, err := d.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range r.GetResources() {
+			got[res.GetName()] = true
+		}
+		if err := d.ACK(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("received endpoints of %v, want %v", got, want)
+	}
+
+	es.Endpoints[0].Addresses = []string{"10.1.0.7"}
+	if err := k8s.Update(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.GetResources()) != 1 || r.GetResources()[0].GetName() != want[1] || len(r.GetRemovedResources()) != 0 {
+		var sent []string
+		for _, res := range r.GetResources() {
+			sent = append(sent, res.GetName())
+		}
+		t.Fatalf("delta response carried %v (removed %v), want only %s", sent, r.GetRemovedResources(), want[1])
+	}
+	cla := &endpointv3.ClusterLoadAssignment{}
+	if err := r.GetResources()[0].GetResource().UnmarshalTo(cla); err != nil {
+		t.Fatal(err)
+	}
+	if a := cla.GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress(); a != "10.1.0.7" {
+		t.Errorf("endpoint address %s, want 10.1.0.7", a)
+	}
+}
+
+// TestNACKIsRecorded: a proxy's rejection is kept with its detail.
+func TestNACKIsRecorded(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(resourcev3.ListenerType, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NACK(r, "", "listener rejected: test"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range xds.Proxies() {
+			if p.NodeID == nodeID(ns, "buyer-1") && p.LastNACK != nil {
+				if !strings.Contains(p.LastNACK.Detail, "listener rejected: test") || p.LastNACK.TypeURL != resourcev3.ListenerType {
+					t.Fatalf("NACK recorded as %+v", p.LastNACK)
+				}
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the NACK was not recorded")
+}

@@ -1,0 +1,150 @@
+// Package server serves the snapshot cache over gRPC: ADS, state of the world
+// and delta, with mutual TLS. A proxy gets configuration only after its client
+// certificate proves the identity of the workload its node ID names.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/go-logr/logr"
+	"golang.org/x/net/netutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/open-service-mesh/osm-operator/xds/cache"
+)
+
+// TLSSource returns the server's current certificate and the trust bundle
+// client certificates must chain to. It is called for every handshake, so a
+// renewed certificate or a new root takes effect without a restart.
+type TLSSource func() (*tls.Certificate, *x509.CertPool, error)
+
+// Options configure a Server.
+type Options struct {
+	// Address to listen on, e.g. ":15128".
+	Address string
+	TLS     TLSSource
+	// Authorizer maps a proxy's node ID and certificate to its group.
+	Authorizer Authorizer
+	Cache      *cache.Cache
+	Nodes      *cache.Nodes
+	// MaxConnections bounds concurrent connections; 0 means 100,000.
+	MaxConnections int
+	Log            logr.Logger
+}
+
+// Server is the ADS server. It is a controller-runtime Runnable that runs on
+// every replica, leader or not.
+type Server struct {
+	opts Options
+	cb   *callbacks
+	// ready is closed once the listener is bound; Addr is valid after it.
+	ready chan struct{}
+	addr  net.Addr
+}
+
+// New returns a server; Start runs it.
+func New(opts Options) *Server {
+	if opts.MaxConnections == 0 {
+		opts.MaxConnections = 100_000
+	}
+	return &Server{opts: opts, cb: newCallbacks(opts.Log, opts.Authorizer, opts.Nodes), ready: make(chan struct{})}
+}
+
+// NeedLeaderElection is false: every replica serves xDS.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Addr waits until the server listens and returns its address.
+func (s *Server) Addr(ctx context.Context) (net.Addr, error) {
+	select {
+	case <-s.ready:
+		return s.addr, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Proxies returns the status of every connected proxy.
+func (s *Server) Proxies() []ProxyStatus { return s.cb.Proxies() }
+
+// Start serves until ctx ends, then stops gracefully.
+func (s *Server) Start(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.opts.Address)
+	if err != nil {
+		return fmt.Errorf("xDS server listening on %s: %w", s.opts.Address, err)
+	}
+	s.addr = lis.Addr()
+	close(s.ready)
+	lis = netutil.LimitListener(lis, s.opts.MaxConnections)
+
+	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(s.tlsConfig())),
+		grpc.MaxConcurrentStreams(64),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	xds := serverv3.NewServer(ctx, s.opts.Cache, s.cb)
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds)
+	// The per-type services too, for clients that do not use ADS.
+	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xds)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, xds)
+	listenerservice.RegisterListenerDiscoveryServiceServer(gs, xds)
+	routeservice.RegisterRouteDiscoveryServiceServer(gs, xds)
+	secretservice.RegisterSecretDiscoveryServiceServer(gs, xds)
+
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	s.opts.Log.Info("Serving xDS", "address", s.addr.String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("xDS server: %w", err)
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		gs.Stop() // streams are long-lived: do not wait for them forever
+	}
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("xDS server: %w", err)
+	}
+	return nil
+}
+
+// tlsConfig requires a client certificate chaining to the current trust
+// bundle, reading both certificate and bundle at every handshake.
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2"},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cert, pool, err := s.opts.TLS()
+			if err != nil {
+				return nil, fmt.Errorf("xDS server certificate: %w", err)
+			}
+			return &tls.Config{
+				MinVersion:   tls.VersionTLS12,
+				NextProtos:   []string{"h2"},
+				Certificates: []tls.Certificate{*cert},
+				ClientCAs:    pool,
+				ClientAuth:   tls.RequireAndVerifyClientCert,
+			}, nil
+		},
+	}
+}
