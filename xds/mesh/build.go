@@ -246,7 +246,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 			}
 			svc.Endpoints = append(svc.Endpoints, Endpoint{
 				Address: addr, Ports: ports, Ready: ready, Serving: serving, Terminating: terminating,
-				Identity: id, Workload: ep.TargetRef.Kind + "/" + ref,
+				Identity: id, Workload: ep.TargetRef.Kind + "/" + ref, Zone: ptrValue(ep.Zone),
 			})
 		}
 	}
@@ -258,4 +258,12 @@ func clampWeight(w int) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(w), true
+}
+
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

@@ -133,6 +133,8 @@ type Endpoint struct {
 	Serving     bool
 	Terminating bool
 	Identity    Identity
+	// Zone is the endpoint's topology zone, when known.
+	Zone string
 	// Workload names the pod or MeshVM behind the endpoint, as "Pod/ns/name".
 	Workload string
 }

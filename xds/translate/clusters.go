@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -11,6 +13,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -112,12 +115,13 @@ func passthroughCluster() *clusterv3.Cluster {
 	}
 }
 
-// endpoints are the serving endpoints of a service port. Ready endpoints are
-// healthy; serving but not ready ones (terminating) are degraded, used only
-// when no healthy endpoint is left.
+// endpoints are the serving endpoints of a service port, one locality per
+// zone, weighted by its endpoint count. Ready endpoints are healthy; serving
+// but not ready ones (terminating) are degraded, used only when no healthy
+// endpoint is left.
 func endpoints(s *mesh.Service, p mesh.Port) *endpointv3.ClusterLoadAssignment {
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: OutboundClusterName(s.Key, p.Port)}
-	var lbs []*endpointv3.LbEndpoint
+	byZone := map[string]*endpointv3.LocalityLbEndpoints{}
 	for _, e := range s.Endpoints {
 		port, ok := e.Ports[p.Name]
 		if !ok || !e.Serving {
@@ -127,13 +131,24 @@ func endpoints(s *mesh.Service, p mesh.Port) *endpointv3.ClusterLoadAssignment {
 		if !e.Ready || e.Terminating {
 			health = corev3.HealthStatus_DEGRADED
 		}
-		lbs = append(lbs, &endpointv3.LbEndpoint{
+		loc := byZone[e.Zone]
+		if loc == nil {
+			// gRPC requires a locality and a weight on each; Envoy uses the
+			// zone for zone-aware routing and ignores the weight.
+			loc = &endpointv3.LocalityLbEndpoints{Locality: &corev3.Locality{Zone: e.Zone}}
+			byZone[e.Zone] = loc
+			cla.Endpoints = append(cla.Endpoints, loc)
+		}
+		loc.LbEndpoints = append(loc.LbEndpoints, &endpointv3.LbEndpoint{
 			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(e.Address, port)}},
 			HealthStatus:   health,
 		})
 	}
-	if len(lbs) > 0 {
-		cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}
+	for _, loc := range cla.Endpoints {
+		loc.LoadBalancingWeight = wrapperspb.UInt32(uint32(len(loc.LbEndpoints)))
 	}
+	slices.SortFunc(cla.Endpoints, func(a, b *endpointv3.LocalityLbEndpoints) int {
+		return strings.Compare(a.GetLocality().GetZone(), b.GetLocality().GetZone())
+	})
 	return cla
 }

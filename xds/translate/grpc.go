@@ -33,8 +33,20 @@ func (t *translator) grpcClient() {
 	for _, s := range t.view.Outbound {
 		for _, p := range s.Ports {
 			name := GRPCListenerName(s, p.Port)
+			// The route is inline: go-control-plane's snapshot consistency
+			// check does not follow RDS names out of API listeners.
 			hcm := &hcmv3.HttpConnectionManager{
-				RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: name}},
+				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+					Name: name,
+					VirtualHosts: []*routev3.VirtualHost{{
+						Name:    name,
+						Domains: []string{"*"},
+						Routes: []*routev3.Route{{
+							Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+							Action: &routev3.Route_Route{Route: routeAction(t.clusterTargets(s, p))},
+						}},
+					}},
+				}},
 			}
 			// The connection manager only carries the filters and routes of an
 			// API listener; its stat prefix and codec mean nothing to gRPC.
@@ -42,17 +54,6 @@ func (t *translator) grpcClient() {
 			t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
 				Name:        name,
 				ApiListener: &listenerv3.ApiListener{ApiListener: f.GetTypedConfig()},
-			})
-			t.out.Routes = append(t.out.Routes, &routev3.RouteConfiguration{
-				Name: name,
-				VirtualHosts: []*routev3.VirtualHost{{
-					Name:    name,
-					Domains: []string{"*"},
-					Routes: []*routev3.Route{{
-						Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-						Action: &routev3.Route_Route{Route: routeAction(t.clusterTargets(s, p))},
-					}},
-				}},
 			})
 			t.out.Clusters = append(t.out.Clusters, t.grpcCluster(s, p))
 			t.out.Endpoints = append(t.out.Endpoints, endpoints(s, p))
