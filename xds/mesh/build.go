@@ -62,6 +62,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectServices()
 	b.collectPolicies()
 	b.collectSplits()
+	b.index()
 	slices.SortFunc(b.problems, func(a, c Problem) int {
 		return cmp.Or(cmp.Compare(a.Object, c.Object), cmp.Compare(a.Err.Error(), c.Err.Error()))
 	})
@@ -266,4 +267,23 @@ func ptrValue[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// index builds the model's lookup tables.
+func (b *builder) index() {
+	m := b.m
+	m.byIdentity = map[Identity][]*Service{}
+	for _, s := range m.Services {
+		for _, id := range s.Identities {
+			m.byIdentity[id] = append(m.byIdentity[id], s)
+		}
+	}
+	m.destinations = map[Identity][]Identity{}
+	m.policiesTo = map[Identity][]*Policy{}
+	for _, p := range m.Policies {
+		m.policiesTo[p.Destination] = append(m.policiesTo[p.Destination], p)
+		for _, src := range p.Sources {
+			m.destinations[src] = append(m.destinations[src], p.Destination)
+		}
+	}
 }

@@ -94,6 +94,11 @@ type Mesh struct {
 	Splits map[ServiceKey]*Split
 	// Groups are the proxy groups with at least one member workload, sorted.
 	Groups []Group
+
+	// Indexes built with the model, so that a view costs what it holds.
+	byIdentity   map[Identity][]*Service // services each identity backs
+	destinations map[Identity][]Identity // identities each identity may call
+	policiesTo   map[Identity][]*Policy  // policies by destination
 }
 
 // Service is a Kubernetes Service of a member namespace.

@@ -17,14 +17,15 @@ type View struct {
 
 // View returns the view of group g.
 func (m *Mesh) View(g Group) *View {
-	v := &View{Mesh: m, Group: g}
+	v := &View{Mesh: m, Group: g, Inbound: m.byIdentity[g.Identity], Policies: m.policiesTo[g.Identity]}
+	if m.Mode == ModePermissive {
+		v.Outbound = m.Services
+		return v
+	}
 	visible := map[ServiceKey]bool{}
-	for _, s := range m.Services {
-		if m.Mode == ModePermissive || m.anyAllowed(s.Identities, g.Identity) {
+	for _, d := range m.destinations[g.Identity] {
+		for _, s := range m.byIdentity[d] {
 			visible[s.Key] = true
-		}
-		if slices.Contains(s.Identities, g.Identity) {
-			v.Inbound = append(v.Inbound, s)
 		}
 	}
 	// A split makes its root and its backends one destination.
@@ -40,27 +41,14 @@ func (m *Mesh) View(g Group) *View {
 			}
 		}
 	}
-	for _, s := range m.Services {
-		if visible[s.Key] {
+	v.Outbound = make([]*Service, 0, len(visible))
+	for k := range visible {
+		if s := m.Service(k); s != nil {
 			v.Outbound = append(v.Outbound, s)
 		}
 	}
-	for _, p := range m.Policies {
-		if p.Destination == g.Identity {
-			v.Policies = append(v.Policies, p)
-		}
-	}
+	slices.SortFunc(v.Outbound, func(a, b *Service) int { return compareServiceKey(a.Key, b.Key) })
 	return v
-}
-
-// anyAllowed says whether src may call any of the identities dsts.
-func (m *Mesh) anyAllowed(dsts []Identity, src Identity) bool {
-	for _, p := range m.Policies {
-		if slices.Contains(dsts, p.Destination) && slices.Contains(p.Sources, src) {
-			return true
-		}
-	}
-	return false
 }
 
 // Dependencies are the services whose change changes the group's configuration.

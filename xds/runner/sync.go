@@ -57,6 +57,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 	for _, mi := range meshes {
 		in.Mesh = mi
 		m, ps := mesh.Build(in)
+		shared := translate.NewShared()
 		problems += len(ps)
 		for _, p := range ps {
 			r.opts.Log.V(1).Info("Left out of the mesh", "mesh", mi.Name, "object", p.Object, "reason", p.Err.Error())
@@ -68,7 +69,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 				continue
 			}
 			v := m.View(g)
-			if err := r.publish(ctx, v); err != nil {
+			if err := r.publish(ctx, shared, v); err != nil {
 				translationErrors.Inc()
 				r.opts.Log.Error(err, "Kept the last good config of a proxy group", "mesh", mi.Name, "group", key)
 				continue
@@ -104,12 +105,12 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	return false
 }
 
-func (r *Runner) publish(ctx context.Context, v *mesh.View) error {
+func (r *Runner) publish(ctx context.Context, shared *translate.Shared, v *mesh.View) error {
 	certs, err := r.certificates(ctx, v.Group.Identity)
 	if err != nil {
 		return err
 	}
-	res, err := translate.Translate(v, certs)
+	res, err := shared.Translate(v, certs)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -55,8 +56,8 @@ func (t *translator) grpcClient() {
 				Name:        name,
 				ApiListener: &listenerv3.ApiListener{ApiListener: f.GetTypedConfig()},
 			})
-			t.out.Clusters = append(t.out.Clusters, t.grpcCluster(s, p))
-			t.out.Endpoints = append(t.out.Endpoints, endpoints(s, p))
+			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "grpc-cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.grpcCluster(s, p) }))
+			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
 		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strings"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	origdstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
@@ -33,29 +35,21 @@ func (t *translator) outbound() {
 			dsts = endpointAddresses(s)
 		}
 		for _, p := range s.Ports {
-			t.out.Clusters = append(t.out.Clusters, t.outboundCluster(s, p))
-			t.out.Endpoints = append(t.out.Endpoints, endpoints(s, p))
-			ranges := t.uniqueRanges(dsts, p.Port, matched)
-			if len(ranges) == 0 {
-				continue
-			}
-			name := OutboundClusterName(s.Key, p.Port)
-			fc := &listenerv3.FilterChain{
-				Name: name,
-				FilterChainMatch: &listenerv3.FilterChainMatch{
-					PrefixRanges:    ranges,
-					DestinationPort: wrapperspb.UInt32(uint32(p.Port)),
-				},
-			}
+			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
+			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
 			if p.Protocol.IsHTTP() {
-				t.out.Routes = append(t.out.Routes, t.outboundRoute(s, p))
-				fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
-					RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: name}},
-				}, nil)}
-			} else {
-				fc.Filters = []*listenerv3.Filter{t.tcpProxy(name, t.clusterTargets(s, p))}
+				t.out.Routes = append(t.out.Routes, sharedResource(t, "route", s, p, func(t *translator) *routev3.RouteConfiguration { return t.outboundRoute(s, p) }))
 			}
-			l.FilterChains = append(l.FilterChains, fc)
+			ranges := t.uniqueRanges(dsts, p.Port, matched)
+			switch {
+			case len(ranges) == 0:
+			case len(ranges) == len(dsts):
+				// No address was taken by another service: the chain is the
+				// same in every group.
+				l.FilterChains = append(l.FilterChains, sharedResource(t, "chain", s, p, func(t *translator) *listenerv3.FilterChain { return t.outboundChain(s, p, ranges) }))
+			default:
+				l.FilterChains = append(l.FilterChains, t.outboundChain(s, p, ranges))
+			}
 		}
 	}
 	if t.view.Mesh.EgressAllowed {
@@ -66,6 +60,27 @@ func (t *translator) outbound() {
 		}
 	}
 	t.out.Listeners = append(t.out.Listeners, l)
+}
+
+// outboundChain matches traffic to a service port's addresses and hands it to
+// an HTTP connection manager or a TCP proxy.
+func (t *translator) outboundChain(s *mesh.Service, p mesh.Port, ranges []*corev3.CidrRange) *listenerv3.FilterChain {
+	name := OutboundClusterName(s.Key, p.Port)
+	fc := &listenerv3.FilterChain{
+		Name: name,
+		FilterChainMatch: &listenerv3.FilterChainMatch{
+			PrefixRanges:    ranges,
+			DestinationPort: wrapperspb.UInt32(uint32(p.Port)),
+		},
+	}
+	if p.Protocol.IsHTTP() {
+		fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
+			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: name}},
+		}, nil)}
+	} else {
+		fc.Filters = []*listenerv3.Filter{t.tcpProxy(name, t.clusterTargets(s, p))}
+	}
+	return fc
 }
 
 // uniqueRanges are the /32 or /128 ranges of addrs not yet used with port: two

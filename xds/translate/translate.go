@@ -58,7 +58,13 @@ type Certificates struct {
 // Translate builds the resources of the group of v. Without certificates the
 // group gets no secrets, and its proxies wait for them (SDS warming).
 func Translate(v *mesh.View, certs *Certificates) (*Resources, error) {
-	t := &translator{view: v, out: &Resources{}}
+	return NewShared().Translate(v, certs)
+}
+
+// Translate is the package's Translate, sharing the resources common to
+// groups with the other translations of sh's model.
+func (sh *Shared) Translate(v *mesh.View, certs *Certificates) (*Resources, error) {
+	t := &translator{view: v, out: &Resources{}, shared: sh}
 	switch v.Group.Kind {
 	case mesh.ProxyGRPC:
 		t.grpcClient() // gRPC reads its certificates from files, not SDS
@@ -75,7 +81,7 @@ func Translate(v *mesh.View, certs *Certificates) (*Resources, error) {
 	if t.err != nil {
 		return nil, fmt.Errorf("translating group %s: %w", v.Group, t.err)
 	}
-	if err := validate(t.out); err != nil {
+	if err := validate(t.out, sh); err != nil {
 		return nil, fmt.Errorf("translating group %s: %w", v.Group, err)
 	}
 	return t.out, nil
@@ -83,9 +89,20 @@ func Translate(v *mesh.View, certs *Certificates) (*Resources, error) {
 
 // translator accumulates the resources of one group and the first error.
 type translator struct {
-	view *mesh.View
-	out  *Resources
-	err  error
+	view   *mesh.View
+	out    *Resources
+	err    error
+	shared *Shared
+}
+
+// sharedResource returns a resource common to groups, from t.shared.
+func sharedResource[T proto.Message](t *translator, kind string, s *mesh.Service, p mesh.Port, build func(*translator) T) T {
+	m, err := t.shared.get(kind, s, p.Port, func(bt *translator) proto.Message { return build(bt) }, t.view)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	out, _ := m.(T)
+	return out
 }
 
 // any packs m, recording a failure (possible only for invalid UTF-8 in strings).
@@ -99,9 +116,27 @@ func (t *translator) any(m proto.Message) *anypb.Any {
 
 type validator interface{ ValidateAll() error }
 
-func validate(r *Resources) error {
+// validate checks every resource that sh did not already validate. The
+// outbound listener's filter chains are shared: it is checked without them.
+func validate(r *Resources, sh *Shared) error {
 	var errs []error
 	check := func(kind, name string, v validator) {
+		if m, ok := v.(proto.Message); ok && sh.validated(m) {
+			return
+		}
+		if l, ok := v.(*listenerv3.Listener); ok && l.GetName() == OutboundListener {
+			chains := l.FilterChains
+			for _, fc := range chains {
+				if sh.validated(fc) {
+					continue
+				}
+				if err := fc.ValidateAll(); err != nil {
+					errs = append(errs, fmt.Errorf("listener %q: filter chain %q: %w", name, fc.GetName(), err))
+				}
+			}
+			l.FilterChains = nil
+			defer func() { l.FilterChains = chains }()
+		}
 		if err := v.ValidateAll(); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", kind, name, err))
 		}

@@ -1,0 +1,111 @@
+package translate_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
+	"github.com/open-service-mesh/osm-operator/xds/translate"
+)
+
+// The mesh: 1,000 services, 10,000 endpoints, 2,000 identities and
+// 2,000 TrafficTargets.
+var large = meshtest.Size{Namespaces: 10, Services: 1000, PodsPerService: 10, IdentitiesPerService: 2}
+
+// BenchmarkFullTranslation builds the model and translates every proxy group:
+// what a cold start or a policy change costs.
+func BenchmarkFullTranslation(b *testing.B) {
+	for _, sz := range []meshtest.Size{large, func() meshtest.Size { s := large; s.Permissive = true; return s }()} {
+		name := "SMI"
+		if sz.Permissive {
+			name = "Permissive"
+		}
+		b.Run(fmt.Sprintf("%s/services=%d/endpoints=%d", name, sz.Services, sz.Services*sz.PodsPerService), func(b *testing.B) {
+			in := meshtest.Synthetic(sz)
+			b.ReportAllocs()
+			var groups []*translate.Resources
+			for b.Loop() {
+				m, _ := mesh.Build(in)
+				sh := translate.NewShared()
+				groups = groups[:0]
+				for _, g := range m.Groups {
+					res, err := sh.Translate(m.View(g), certs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					groups = append(groups, res)
+				}
+			}
+			b.StopTimer()
+			bytes := 0
+			for _, res := range groups {
+				bytes += size(res)
+			}
+			// What the proxies of one group are sent, on average.
+			b.ReportMetric(float64(bytes)/float64(len(groups)), "bytes/group")
+			b.ReportMetric(float64(len(groups)), "groups")
+		})
+	}
+}
+
+// BenchmarkEndpointChange is the work one endpoint change costs the runner:
+// rebuild the model, then translate the groups whose last translation
+// depended on the changed service (its callers and its own identities).
+func BenchmarkEndpointChange(b *testing.B) {
+	in := meshtest.Synthetic(large)
+	es := in.EndpointSlices[500]
+	key := mesh.ServiceKey{Namespace: es.Namespace, Name: es.Labels["kubernetes.io/service-name"]}
+	m, _ := mesh.Build(in)
+	var touched []mesh.Group
+	for _, g := range m.Groups {
+		if slices.Contains(m.View(g).Dependencies(), key) {
+			touched = append(touched, g)
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		es.Endpoints[0].Addresses[0] = fmt.Sprintf("10.200.%d.%d", i/250%250, i%250+1)
+		m, _ := mesh.Build(in)
+		sh := translate.NewShared()
+		for _, g := range touched {
+			if _, err := sh.Translate(m.View(g), certs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(touched)), "groups-translated")
+}
+
+// BenchmarkModelBuild is the model rebuild alone.
+func BenchmarkModelBuild(b *testing.B) {
+	in := meshtest.Synthetic(large)
+	b.ReportAllocs()
+	for b.Loop() {
+		mesh.Build(in)
+	}
+}
+
+var certs = &translate.Certificates{CertChain: []byte("cert"), PrivateKey: []byte("key"), TrustBundle: []byte("ca")}
+
+func size(r *translate.Resources) int {
+	n := 0
+	for _, x := range r.Listeners {
+		n += protoSize(x)
+	}
+	for _, x := range r.Routes {
+		n += protoSize(x)
+	}
+	for _, x := range r.Clusters {
+		n += protoSize(x)
+	}
+	for _, x := range r.Endpoints {
+		n += protoSize(x)
+	}
+	return n
+}
+
+func protoSize(m proto.Message) int { return proto.Size(m) }

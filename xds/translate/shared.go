@@ -1,0 +1,70 @@
+package translate
+
+import (
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// Shared holds the resources that are the same in every group that has them
+// (a service port's cluster, endpoints, route and outbound filter chain), so
+// that translating the groups of one model builds and validates each only
+// once, and the groups' snapshots share them. A Shared belongs to one model:
+// make a new one whenever the model is rebuilt. It is safe for concurrent use.
+type Shared struct {
+	mu    sync.Mutex
+	items map[sharedKey]sharedItem
+	// built marks the resources made here, validated when they were built.
+	built map[proto.Message]bool
+}
+
+type sharedKey struct {
+	kind string
+	svc  *mesh.Service
+	port int32
+}
+
+type sharedItem struct {
+	msg proto.Message
+	err error
+}
+
+// NewShared returns an empty Shared.
+func NewShared() *Shared {
+	return &Shared{items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}}
+}
+
+// get returns the resource kind of the port of s, building and validating it
+// on first use.
+func (sh *Shared) get(kind string, s *mesh.Service, port int32, build func(t *translator) proto.Message, view *mesh.View) (proto.Message, error) {
+	k := sharedKey{kind, s, port}
+	sh.mu.Lock()
+	it, ok := sh.items[k]
+	sh.mu.Unlock()
+	if ok {
+		return it.msg, it.err
+	}
+	t := &translator{view: view, out: &Resources{}}
+	msg := build(t)
+	err := t.err
+	if err == nil {
+		if v, ok := msg.(validator); ok {
+			err = v.ValidateAll()
+		}
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.items[k] = sharedItem{msg, err}
+	if err == nil {
+		sh.built[msg] = true
+	}
+	return msg, err
+}
+
+func (sh *Shared) validated(m proto.Message) bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.built[m]
+}
