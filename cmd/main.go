@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 func main() {
@@ -26,11 +27,15 @@ func main() {
 		probeAddr            string
 		enableLeaderElection bool
 		secureMetrics        bool
+		xdsOpts              xdsOptions
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to turn it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false, "Elect a leader among replicas: only the leader writes, every replica serves xDS.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized by the API server.")
+	flag.StringVar(&xdsOpts.address, "xds-address", ":15128", "Address of the xDS (ADS) server proxies connect to.")
+	flag.StringVar(&xdsOpts.certDir, "xds-cert-dir", "", "Directory holding the xDS server's tls.crt and tls.key and the mesh trust bundle ca.crt (a mounted cert-manager Secret). Empty turns the xDS server off.")
+	flag.StringVar(&xdsOpts.debugAddress, "xds-debug-address", "127.0.0.1:15129", "Loopback address of the debug endpoint that shows proxies' config; empty turns it off.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -38,13 +43,13 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, enableLeaderElection, secureMetrics); err != nil {
+	if err := run(metricsAddr, probeAddr, enableLeaderElection, secureMetrics, xdsOpts); err != nil {
 		log.Error(err, "Operator stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool) error {
+func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts xdsOptions) error {
 	metricsOpts := metricsserver.Options{
 		BindAddress:   metricsAddr,
 		SecureServing: secureMetrics,
@@ -63,6 +68,9 @@ func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool) error {
 	if err != nil {
 		return err
 	}
+	if err := addXDS(mgr, xdsOpts); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -77,5 +85,6 @@ func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(meshv1alpha1.AddToScheme(s))
+	utilruntime.Must(mesh.AddToScheme(s))
 	return s
 }

@@ -162,6 +162,9 @@ func (b *builder) collectServices() {
 		}
 		seen := map[int32]bool{}
 		for _, p := range s.Spec.Ports {
+			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+				continue // the proxies carry TCP only; UDP and SCTP pass by
+			}
 			if p.Port < 1 || p.Port > 65535 || seen[p.Port] {
 				b.problem("Service", s, "port %d is out of range or repeated; it is left out", p.Port)
 				continue

@@ -9,9 +9,6 @@ import (
 // portProtocol is the application protocol of a service port: its appProtocol
 // when set, else the prefix of its name (http-, http2-, grpc-, tcp-), else TCP.
 func portProtocol(p corev1.ServicePort) Protocol {
-	if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
-		return ProtocolTCP
-	}
 	if p.AppProtocol != nil {
 		switch strings.ToLower(*p.AppProtocol) {
 		case "http", "http1", "http/1.1":

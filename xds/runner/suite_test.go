@@ -34,8 +34,10 @@ var (
 	env  *testenv.Env
 	k8s  client.Client
 	ca   *testpki.CA
-	xds  *server.Server
-	addr string
+	xds       *server.Server
+	snapshots *cache.Cache
+	nodes     *cache.Nodes
+	addr      string
 )
 
 const meshName = "osm"
@@ -88,8 +90,8 @@ func startControlPlane(ctx context.Context) error {
 		return err
 	}
 	log := stdr.New(nil)
-	nodes := &cache.Nodes{}
-	snapshots := cache.New(nodes, nil)
+	nodes = &cache.Nodes{}
+	snapshots = cache.New(nodes, nil)
 	xds = server.New(server.Options{
 		Address:    "127.0.0.1:0",
 		TLS:        func() (*tls.Certificate, *x509.CertPool, error) { return &servingTLS, ca.Pool(), nil },

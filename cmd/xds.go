@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/runner"
+	"github.com/open-service-mesh/osm-operator/xds/server"
+)
+
+type xdsOptions struct {
+	address, certDir, debugAddress string
+}
+
+// addXDS adds the xDS control plane to the manager: the runner that keeps the
+// snapshots in step with the cluster, the ADS server and its debug endpoint.
+// All three run on every replica.
+func addXDS(mgr ctrl.Manager, o xdsOptions) error {
+	log := ctrl.Log.WithName("xds")
+	if o.certDir == "" {
+		log.Info("Not serving xDS: no --xds-cert-dir holds the server certificate")
+		return nil
+	}
+	nodes := &cache.Nodes{}
+	snapshots := cache.New(nodes, nil)
+	srv := server.New(server.Options{
+		Address:    o.address,
+		TLS:        server.FileTLS(o.certDir),
+		Authorizer: server.WorkloadAuthorizer{Reader: mgr.GetCache()},
+		Cache:      snapshots,
+		Nodes:      nodes,
+		Log:        log.WithName("server"),
+	})
+	runnables := []manager.Runnable{
+		runner.New(runner.Options{Cache: mgr.GetCache(), Snapshots: snapshots, Log: log.WithName("runner")}),
+		srv,
+	}
+	if o.debugAddress != "" {
+		runnables = append(runnables, &server.Debug{Address: o.debugAddress, Server: srv, Cache: snapshots, Nodes: nodes})
+	}
+	for _, r := range runnables {
+		if err := mgr.Add(r); err != nil {
+			return fmt.Errorf("adding the xDS control plane: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package mesh_test
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
+)
+
+const base = `
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshInstance
+metadata: {name: osm}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {openservicemesh.io/monitor: osm}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {clusterIP: 10.96.0.1, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v2, namespace: shop}
+spec: {clusterIP: 10.96.0.2, ports: [{name: http, port: 80}]}
+`
+
+// TestBadInputIsReportedAndLeftOut: each malformed object yields a problem
+// that names it and says what was left out, and never a panic.
+func TestBadInputIsReportedAndLeftOut(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"invalid path regex", `
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: bad, pathRegex: "(unclosed"}]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web}
+  sources: [{kind: ServiceAccount, name: client}]
+  rules: [{kind: HTTPRouteGroup, name: routes}]
+`, `HTTPRouteGroup shop/routes: match "bad": pathRegex: error parsing regexp`},
+		{"missing route group", `
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web}
+  sources: [{kind: ServiceAccount, name: client}]
+  rules: [{kind: HTTPRouteGroup, name: nowhere}]
+`, `TrafficTarget shop/tt: HTTPRouteGroup "nowhere" not found`},
+		{"destination in another namespace", `
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web, namespace: elsewhere}
+  sources: [{kind: ServiceAccount, name: client}]
+`, `TrafficTarget shop/tt: destination namespace "elsewhere" differs`},
+		{"split weights add up to zero", `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: split, namespace: shop}
+spec: {service: web, backends: [{service: web-v2, weight: 0}]}
+`, `TrafficSplit shop/split: backend weights add up to 0`},
+		{"negative split weight", `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: split, namespace: shop}
+spec: {service: web, backends: [{service: web-v2, weight: -5}]}
+`, `weight -5 is out of range`},
+		{"split of an unknown service", `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: split, namespace: shop}
+spec: {service: ghost.shop, backends: [{service: web-v2, weight: 1}]}
+`, `root service "ghost.shop" not found`},
+		{"endpoint that is not an IP", `
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop}
+spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: [{addresses: ["not-an-ip"], targetRef: {kind: Pod, name: web-1, namespace: shop}}]
+`, `EndpointSlice shop/web-1: address "not-an-ip" is not an IP address`},
+		{"repeated service port", `
+apiVersion: v1
+kind: Service
+metadata: {name: twice, namespace: shop}
+spec: {clusterIP: 10.96.0.3, ports: [{name: a, port: 80}, {name: b, port: 80}]}
+`, `Service shop/twice: port 80 is out of range or repeated`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := meshtest.Decode([]byte(base + "---" + tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, problems := mesh.Build(in)
+			var got []string
+			for _, p := range problems {
+				got = append(got, p.Error())
+			}
+			if !strings.Contains(strings.Join(got, "\n"), tc.want) {
+				t.Errorf("problems %q do not say %q", got, tc.want)
+			}
+			if len(m.Policies) != 0 || len(m.Splits) != 0 {
+				t.Errorf("a malformed object still made policy: %d policies, %d splits", len(m.Policies), len(m.Splits))
+			}
+		})
+	}
+}
+
+func TestUDPPortsAreNotProxied(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Services[0].Spec.Ports = append(in.Services[0].Spec.Ports, corev1.ServicePort{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP})
+	m, _ := mesh.Build(in)
+	if len(m.Services[0].Ports) != 1 || m.Services[0].Ports[0].Port != 80 {
+		t.Errorf("ports %+v, want only the TCP port 80", m.Services[0].Ports)
+	}
+}
+
+func TestPortProtocol(t *testing.T) {
+	cases := []struct {
+		port corev1.ServicePort
+		want mesh.Protocol
+	}{
+		{corev1.ServicePort{Name: "http"}, mesh.ProtocolHTTP},
+		{corev1.ServicePort{Name: "http-web"}, mesh.ProtocolHTTP},
+		{corev1.ServicePort{Name: "http2-api"}, mesh.ProtocolHTTP2},
+		{corev1.ServicePort{Name: "grpc-api"}, mesh.ProtocolGRPC},
+		{corev1.ServicePort{Name: "tcp-db"}, mesh.ProtocolTCP},
+		{corev1.ServicePort{Name: "httpbin"}, mesh.ProtocolTCP},
+		{corev1.ServicePort{Name: "web"}, mesh.ProtocolTCP},
+		{corev1.ServicePort{Name: "tcp-x", AppProtocol: ptr.To("grpc")}, mesh.ProtocolGRPC},
+		{corev1.ServicePort{Name: "x", AppProtocol: ptr.To("kubernetes.io/h2c")}, mesh.ProtocolHTTP2},
+		{corev1.ServicePort{Name: "x", AppProtocol: ptr.To("HTTP")}, mesh.ProtocolHTTP},
+	}
+	for _, tc := range cases {
+		in, err := meshtest.Decode([]byte(base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := in.Services[0].DeepCopy()
+		tc.port.Port = 80
+		svc.Spec.Ports = []corev1.ServicePort{tc.port}
+		in.Services = []*corev1.Service{svc}
+		m, _ := mesh.Build(in)
+		if got := m.Services[0].Ports[0].Protocol; got != tc.want {
+			t.Errorf("port %+v: protocol %s, want %s", tc.port, got, tc.want)
+		}
+	}
+}
