@@ -31,9 +31,9 @@ import (
 // informer cache, the runner, the snapshot cache and the xDS server, started
 // as the manager starts them. Each test works in namespaces of its own.
 var (
-	env  *testenv.Env
-	k8s  client.Client
-	ca   *testpki.CA
+	env       *testenv.Env
+	k8s       client.Client
+	ca        *testpki.CA
 	xds       *server.Server
 	snapshots *cache.Cache
 	nodes     *cache.Nodes
