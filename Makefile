@@ -57,6 +57,13 @@ envtest: ## Build kube-apiserver and etcd for the tests (once per machine, ~15 m
 test: verify-generated vet ## Run every check and test against a real API server.
 	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh | tail -n 1)" go test ./... -count=1 -timeout 25m $(GOTESTFLAGS)
 
+# Benchmark flags; e.g. make bench BENCHFLAGS='-bench EndpointChange -count 5'.
+BENCHFLAGS ?= -bench . -benchtime 5x -count 2
+
+.PHONY: bench
+bench: ## Run the benchmarks (translation at 1,000 services, 10,000 endpoints).
+	go test -run '^$$' -benchmem $(BENCHFLAGS) ./xds/...
+
 ##@ Build
 
 .PHONY: build
