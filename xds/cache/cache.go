@@ -15,7 +15,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/log"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
@@ -43,17 +42,8 @@ func New(nodes *Nodes, logger log.Logger) *Cache {
 // case nothing is pushed). Resources that are not self-consistent are refused
 // and the group keeps its last good snapshot.
 func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources) ([]types.ResponseType, error) {
-	snap := &cachev3.Snapshot{}
+	snap := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 	var versions [types.UnknownType]string
-	set := func(t types.ResponseType, items []types.Resource) error {
-		v, err := hashResources(items)
-		if err != nil {
-			return err
-		}
-		versions[t] = v
-		snap.Resources[t] = cachev3.NewResources(v, items)
-		return nil
-	}
 	for _, e := range []struct {
 		t     types.ResponseType
 		items []types.Resource
@@ -64,11 +54,28 @@ func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources
 		{types.Endpoint, asResources(r.Endpoints)},
 		{types.Secret, asResources(r.Secrets)},
 	} {
-		if err := set(e.t, e.items); err != nil {
-			return nil, fmt.Errorf("hashing the resources of group %s: %w", group, err)
+		url, err := cachev3.GetResponseTypeURL(e.t)
+		if err != nil {
+			return nil, err
 		}
+		// Each resource's version is its content hash (delta xDS sends only
+		// resources whose hash changed); the type's version hashes those.
+		perResource := make(map[string]string, len(e.items))
+		d := sha256.New()
+		for _, it := range e.items {
+			h, err := r.Hash(it)
+			if err != nil {
+				return nil, fmt.Errorf("hashing the resources of group %s: %w", group, err)
+			}
+			name := cachev3.GetResourceName(it)
+			perResource[name] = h
+			fmt.Fprintf(d, "%s=%s;", name, h)
+		}
+		versions[e.t] = hex.EncodeToString(d.Sum(nil)[:8])
+		snap.Resources[e.t] = cachev3.NewResources(versions[e.t], e.items)
+		snap.VersionMap[url] = perResource
 	}
-	if err := snap.Consistent(); err != nil {
+	if err := r.Consistent(); err != nil {
 		return nil, fmt.Errorf("group %s: inconsistent snapshot: %w", group, err)
 	}
 
@@ -83,9 +90,6 @@ func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources
 	}
 	if len(changed) == 0 {
 		return nil, nil
-	}
-	if err := snap.ConstructVersionMap(); err != nil {
-		return nil, fmt.Errorf("group %s: %w", group, err)
 	}
 	if err := c.SetSnapshot(ctx, group, snap); err != nil {
 		return nil, fmt.Errorf("setting the snapshot of group %s: %w", group, err)
@@ -119,24 +123,6 @@ func asResources[T types.Resource](items []T) []types.Resource {
 		out[i] = it
 	}
 	return out
-}
-
-// hashResources is the version of a resource list: a hash of its deterministic
-// encoding, in the (sorted) order translation produced.
-func hashResources(items []types.Resource) (string, error) {
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	var buf []byte
-	for _, it := range items {
-		var err error
-		buf, err = opts.MarshalAppend(buf[:0], it)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%d:", len(buf))
-		h.Write(buf)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
 // Nodes maps connected proxies (by node ID) to their groups. The server fills

@@ -37,12 +37,15 @@ func (t *translator) outbound() {
 		for _, p := range s.Ports {
 			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
 			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
+			ranges := t.uniqueRanges(dsts, p.Port, matched)
+			if len(ranges) == 0 {
+				continue // every address is another service's: nothing routes here
+			}
 			if p.Protocol.IsHTTP() {
 				t.out.Routes = append(t.out.Routes, sharedResource(t, "route", s, p, func(t *translator) *routev3.RouteConfiguration { return t.outboundRoute(s, p) }))
+				t.out.rdsRefs = append(t.out.rdsRefs, OutboundClusterName(s.Key, p.Port))
 			}
-			ranges := t.uniqueRanges(dsts, p.Port, matched)
 			switch {
-			case len(ranges) == 0:
 			case len(ranges) == len(dsts):
 				// No address was taken by another service: the chain is the
 				// same in every group.

@@ -18,6 +18,8 @@ type Shared struct {
 	items map[sharedKey]sharedItem
 	// built marks the resources made here, validated when they were built.
 	built map[proto.Message]bool
+	// hashes of built resources, computed on first use.
+	hashes map[proto.Message]string
 }
 
 type sharedKey struct {
@@ -33,7 +35,7 @@ type sharedItem struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
-	return &Shared{items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}}
+	return &Shared{items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}, hashes: map[proto.Message]string{}}
 }
 
 // get returns the resource kind of the port of s, building and validating it

@@ -47,6 +47,50 @@ type Resources struct {
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	Secrets   []*tlsv3.Secret
+
+	// shared holds the encodings of resources shared with other groups.
+	shared *Shared
+	// rdsRefs are the route names the listeners' filter chains load by RDS.
+	rdsRefs []string
+}
+
+// Consistent checks that the resources carry every route and endpoint list
+// they reference, and nothing unreferenced, as ADS requires: proxies wait
+// forever for a missing one. It reads what translation recorded, without
+// decoding the listeners.
+func (r *Resources) Consistent() error {
+	routes := map[string]bool{}
+	for _, rc := range r.Routes {
+		routes[rc.GetName()] = true
+	}
+	refs := map[string]bool{}
+	for _, n := range r.rdsRefs {
+		if !routes[n] {
+			return fmt.Errorf("route %q is referenced but missing", n)
+		}
+		refs[n] = true
+	}
+	if len(refs) != len(routes) {
+		return fmt.Errorf("%d routes for %d references", len(routes), len(refs))
+	}
+	eps := map[string]bool{}
+	for _, e := range r.Endpoints {
+		eps[e.GetClusterName()] = true
+	}
+	edsRefs := 0
+	for _, c := range r.Clusters {
+		if c.GetType() != clusterv3.Cluster_EDS {
+			continue
+		}
+		edsRefs++
+		if n := c.GetEdsClusterConfig().GetServiceName(); !eps[n] {
+			return fmt.Errorf("endpoints %q of cluster %q are missing", n, c.GetName())
+		}
+	}
+	if edsRefs != len(eps) {
+		return fmt.Errorf("%d endpoint lists for %d EDS clusters", len(eps), edsRefs)
+	}
+	return nil
 }
 
 // Certificates is the TLS material of a group: PEM encoded.
@@ -64,7 +108,7 @@ func Translate(v *mesh.View, certs *Certificates) (*Resources, error) {
 // Translate is the package's Translate, sharing the resources common to
 // groups with the other translations of sh's model.
 func (sh *Shared) Translate(v *mesh.View, certs *Certificates) (*Resources, error) {
-	t := &translator{view: v, out: &Resources{}, shared: sh}
+	t := &translator{view: v, out: &Resources{shared: sh}, shared: sh}
 	switch v.Group.Kind {
 	case mesh.ProxyGRPC:
 		t.grpcClient() // gRPC reads its certificates from files, not SDS
