@@ -7,7 +7,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -37,17 +36,7 @@ func (t *translator) grpcClient() {
 			// The route is inline: go-control-plane's snapshot consistency
 			// check does not follow RDS names out of API listeners.
 			hcm := &hcmv3.HttpConnectionManager{
-				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
-					Name: name,
-					VirtualHosts: []*routev3.VirtualHost{{
-						Name:    name,
-						Domains: []string{"*"},
-						Routes: []*routev3.Route{{
-							Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-							Action: &routev3.Route_Route{Route: routeAction(t.clusterTargets(s, p))},
-						}},
-					}},
-				}},
+				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: singleRoute(name, prefixAll(), routeAction(t.clusterTargets(s, p)))},
 			}
 			// The connection manager only carries the filters and routes of an
 			// API listener; its stat prefix and codec mean nothing to gRPC.

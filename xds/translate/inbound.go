@@ -3,7 +3,6 @@ package translate
 import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -40,17 +39,7 @@ func (t *translator) inbound() {
 				TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
 			}
 			if ip.Port.Protocol.IsHTTP() {
-				route := &routev3.RouteConfiguration{
-					Name: name,
-					VirtualHosts: []*routev3.VirtualHost{{
-						Name:    name,
-						Domains: []string{"*"},
-						Routes: []*routev3.Route{{
-							Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-							Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name}}},
-						}},
-					}},
-				}
+				route := singleRoute(name, prefixAll(), toCluster(name))
 				fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
 					RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
 					ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,

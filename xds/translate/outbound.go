@@ -143,23 +143,35 @@ func (t *translator) clusterTargets(s *mesh.Service, p mesh.Port) []weighted {
 // outboundRoute routes HTTP requests for a service port to its clusters.
 func (t *translator) outboundRoute(s *mesh.Service, p mesh.Port) *routev3.RouteConfiguration {
 	name := OutboundClusterName(s.Key, p.Port)
+	rc := singleRoute(name, prefixAll(), routeAction(t.clusterTargets(s, p)))
+	rc.ValidateClusters = wrapperspb.Bool(false)
+	return rc
+}
+
+// singleRoute is a route configuration of one virtual host, for any domain,
+// with one route.
+func singleRoute(name string, match *routev3.RouteMatch, action *routev3.RouteAction) *routev3.RouteConfiguration {
 	return &routev3.RouteConfiguration{
 		Name: name,
 		VirtualHosts: []*routev3.VirtualHost{{
 			Name:    name,
 			Domains: []string{"*"},
-			Routes: []*routev3.Route{{
-				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &routev3.Route_Route{Route: routeAction(t.clusterTargets(s, p))},
-			}},
+			Routes:  []*routev3.Route{{Match: match, Action: &routev3.Route_Route{Route: action}}},
 		}},
-		ValidateClusters: wrapperspb.Bool(false),
 	}
+}
+
+func prefixAll() *routev3.RouteMatch {
+	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
+}
+
+func toCluster(name string) *routev3.RouteAction {
+	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name}}
 }
 
 func routeAction(targets []weighted) *routev3.RouteAction {
 	if len(targets) == 1 {
-		return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: targets[0].cluster}}
+		return toCluster(targets[0].cluster)
 	}
 	wc := &routev3.WeightedCluster{}
 	for _, w := range targets {

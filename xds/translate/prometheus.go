@@ -12,19 +12,9 @@ import (
 // prometheus exposes Envoy's Prometheus stats, and nothing else of the admin
 // interface, on PrometheusPort for scraping.
 func (t *translator) prometheus() {
-	route := &routev3.RouteConfiguration{
-		Name: PrometheusListener,
-		VirtualHosts: []*routev3.VirtualHost{{
-			Name:    PrometheusListener,
-			Domains: []string{"*"},
-			Routes: []*routev3.Route{{
-				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/stats/prometheus"}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: AdminCluster},
-				}},
-			}},
-		}},
-	}
+	route := singleRoute(PrometheusListener,
+		&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/stats/prometheus"}},
+		toCluster(AdminCluster))
 	t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
 		Name:             PrometheusListener,
 		Address:          socketAddress("0.0.0.0", PrometheusPort),
