@@ -246,3 +246,34 @@ func TestNACKIsRecorded(t *testing.T) {
 	}
 	t.Fatal("the NACK was not recorded")
 }
+
+// TestANACKingProxyIsBackedOff: a proxy that keeps rejecting its config is
+// answered with growing pauses, not in a tight loop.
+func TestANACKingProxyIsBackedOff(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(resourcev3.ListenerType, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	responses := 0
+	for time.Since(start) < 1500*time.Millisecond {
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		responses++
+		if err := s.NACK(r, "", "cannot take it"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Pauses of 100, 200, 400 and 800 ms fit about five answers in 1.5 s.
+	if responses > 6 {
+		t.Errorf("%d responses in %s to a proxy that NACKs each", responses, time.Since(start).Round(time.Millisecond))
+	}
+}

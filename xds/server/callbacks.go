@@ -42,6 +42,17 @@ type stream struct {
 	nodeID string // set once authorized
 	// sent is when each type's last response went out, for ACK latency.
 	sent map[string]time.Time
+	// nacks counts consecutive rejections, for backoff.
+	nacks int
+}
+
+// nackBackoff is how long a stream waits after its n-th consecutive NACK
+// before the server answers it again. go-control-plane answers a NACK that
+// names no accepted version with the same config at once; without a pause a
+// proxy that cannot take its config would spin with the server.
+func nackBackoff(n int) time.Duration {
+	d := 100 * time.Millisecond << min(n-1, 6)
+	return min(d, 5*time.Second)
 }
 
 // callbacks authorize streams, keep the proxy registry and record metrics.
@@ -103,14 +114,23 @@ func (c *callbacks) request(id int64, node *corev3.Node, typeURL, version string
 		c.connect(id, s, node.GetId(), g.String())
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	p := c.proxies[s.nodeID]
 	if nack != nil {
 		nacks.WithLabelValues(typeName(typeURL)).Inc()
 		p.LastNACK = &NACK{TypeURL: typeURL, Version: version, Detail: nack.Error(), At: time.Now()}
-		c.log.Info("Proxy rejected xDS config", "node", s.nodeID, "type", typeName(typeURL), "version", version, "error", nack.Error())
+		s.nacks++
+		wait := nackBackoff(s.nacks)
+		c.mu.Unlock()
+		c.log.Info("Proxy rejected xDS config", "node", s.nodeID, "type", typeName(typeURL), "version", version, "error", nack.Error(), "backoff", wait.String())
+		// This holds only this stream: other proxies are served meanwhile.
+		select {
+		case <-time.After(wait):
+		case <-s.ctx.Done():
+		}
 		return nil
 	}
+	defer c.mu.Unlock()
+	s.nacks = 0
 	if version != "" && typeURL != "" {
 		if p.Acked[typeURL] != version {
 			if at, ok := s.sent[typeURL]; ok {
