@@ -13,6 +13,9 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
@@ -275,5 +278,55 @@ func TestANACKingProxyIsBackedOff(t *testing.T) {
 	// Pauses of 100, 200, 400 and 800 ms fit about five answers in 1.5 s.
 	if responses > 6 {
 		t.Errorf("%d responses in %s to a proxy that NACKs each", responses, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestMeshVMProxyGetsItsIdentitysConfig: a VM's proxy, named vm~<ns>~<meshvm>,
+// is served as the MeshVM's service account, and refused as anyone else.
+func TestMeshVMProxyGetsItsIdentitysConfig(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	workload(t, ns, "buyer-1", "buyer", nil)
+	warehouse := workload(t, ns, "warehouse-1", "warehouse", nil)
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "warehouse-vm", Namespace: ns},
+		Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: meshName, ServiceAccountName: "warehouse", Addresses: []string{"192.0.2.30"},
+			Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}},
+		},
+	}
+	mustCreate(t, vm)
+	service(t, ns, "buyer", "http", 80, "http")
+	endpointSlice(t, ns, "buyer", "http", 8080, map[string]string{"buyer-1": "10.1.0.9"})
+	allow(t, ns, "warehouse", "buyer")
+
+	s, err := xdstest.OpenStream(ctx, connect(t, &warehouse), "vm~"+ns+"~warehouse-vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(resourcev3.ClusterType, nil); err != nil {
+		t.Fatal(err)
+	}
+	awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool {
+		return slices.Contains(clusterNames(t, r), "out|"+ns+"/buyer|80")
+	})
+	found := false
+	for _, p := range xds.Proxies() {
+		found = found || p.NodeID == "vm~"+ns+"~warehouse-vm" && p.Group == "envoy/"+ns+"/warehouse"
+	}
+	if !found {
+		t.Errorf("the VM's proxy is not listed in its group: %+v", xds.Proxies())
+	}
+
+	buyer := workload(t, ns, "buyer-2", "buyer", nil)
+	s2, err := xdstest.OpenStream(ctx, connect(t, &buyer), "vm~"+ns+"~warehouse-vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Subscribe(resourcev3.ClusterType, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Recv(); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a buyer claiming the VM got %v, want PermissionDenied", err)
 	}
 }
