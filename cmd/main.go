@@ -4,8 +4,10 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"flag"
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -33,6 +36,7 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false, "Elect a leader among replicas: only the leader writes, every replica serves xDS.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized by the API server.")
+	flag.StringVar(&xdsOpts.certManagerNamespace, "cert-manager-namespace", "cert-manager", "cert-manager's cluster resource namespace, where the Secrets of ClusterIssuers (the mesh root CA) live.")
 	flag.StringVar(&xdsOpts.address, "xds-address", ":15128", "Address of the xDS (ADS) server proxies connect to.")
 	flag.StringVar(&xdsOpts.certDir, "xds-cert-dir", "", "Directory holding the xDS server's tls.crt and tls.key and the mesh trust bundle ca.crt (a mounted cert-manager Secret). Empty turns the xDS server off.")
 	flag.StringVar(&xdsOpts.debugAddress, "xds-debug-address", "127.0.0.1:15129", "Loopback address of the debug endpoint that shows proxies' config; empty turns it off.")
@@ -68,6 +72,12 @@ func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts
 	if err != nil {
 		return err
 	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{
+		Namespace:                cmp.Or(os.Getenv("POD_NAMESPACE"), "osm-system"),
+		ClusterResourceNamespace: xdsOpts.certManagerNamespace,
+	}); err != nil {
+		return err
+	}
 	if err := addXDS(mgr, xdsOpts); err != nil {
 		return err
 	}
@@ -86,5 +96,6 @@ func newScheme() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(meshv1alpha1.AddToScheme(s))
 	utilruntime.Must(mesh.AddToScheme(s))
+	utilruntime.Must(cmapi.AddToScheme(s))
 	return s
 }

@@ -13,6 +13,7 @@ import (
 
 type xdsOptions struct {
 	address, certDir, debugAddress string
+	certManagerNamespace           string
 }
 
 // addXDS adds the xDS control plane to the manager: the runner that keeps the

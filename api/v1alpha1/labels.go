@@ -30,3 +30,6 @@ const IdentitySecretPrefix = "osm-identity-"
 func IdentitySecretName(serviceAccount string) string {
 	return IdentitySecretPrefix + serviceAccount
 }
+
+// InjectedAnnotation is set by the injector on every pod it gives a sidecar.
+const InjectedAnnotation = "openservicemesh.io/sidecar-injected"

@@ -1,0 +1,46 @@
+package controllers
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// outcome is what a reconcile concluded, turned into kstatus conditions by
+// setConditions. The zero value means ready.
+type outcome struct {
+	// reason and message explain why the resource is not ready; empty when it is.
+	reason, message string
+	// stalled is set for what retrying will not fix without a spec change.
+	stalled bool
+}
+
+func (o outcome) ready() bool { return o.reason == "" }
+
+// setConditions sets Ready, Reconciling and Stalled the way kstatus reads them:
+// Ready=True and the others removed when ready; Ready=False with Stalled=True
+// for a terminal problem; Ready=False with Reconciling=True while waiting.
+func setConditions(conds *[]metav1.Condition, generation int64, o outcome) {
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation})
+	}
+	switch {
+	case o.ready():
+		set(meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "Reconciled")
+		meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionReconciling)
+		meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionStalled)
+	case o.stalled:
+		set(meshv1alpha1.ConditionReady, metav1.ConditionFalse, o.reason, o.message)
+		set(meshv1alpha1.ConditionStalled, metav1.ConditionTrue, o.reason, o.message)
+		meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionReconciling)
+	default:
+		set(meshv1alpha1.ConditionReady, metav1.ConditionFalse, o.reason, o.message)
+		set(meshv1alpha1.ConditionReconciling, metav1.ConditionTrue, o.reason, o.message)
+		meta.RemoveStatusCondition(conds, meshv1alpha1.ConditionStalled)
+	}
+}
+
+func setCondition(conds *[]metav1.Condition, generation int64, t string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation})
+}

@@ -1,0 +1,230 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers;clusterissuers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates/status;clusterissuers/status,verbs=get
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// MeshInstanceReconciler bootstraps a mesh's certificate authority through
+// cert-manager and reports the mesh's state.
+type MeshInstanceReconciler struct {
+	client.Client
+	// ClusterResourceNamespace is cert-manager's namespace for the Secrets of
+	// ClusterIssuers: the bootstrapped root CA lives there.
+	ClusterResourceNamespace string
+	// Namespace is the operator's own: the xDS serving certificate lives there.
+	Namespace string
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	mi := &meshv1alpha1.MeshInstance{}
+	if err := r.Get(ctx, req.NamespacedName, mi); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !mi.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // what it owns is garbage-collected
+	}
+	before := mi.DeepCopy()
+	o, err := r.reconcileCA(ctx, mi)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.countMembers(ctx, mi); err != nil {
+		return ctrl.Result{}, err
+	}
+	caStatus, caReason, caMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The mesh certificate authority is ready"
+	if !o.ready() {
+		caStatus, caReason, caMsg = metav1.ConditionFalse, o.reason, o.message
+	}
+	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionCertificateAuthorityReady, caStatus, caReason, caMsg)
+	setConditions(&mi.Status.Conditions, mi.Generation, o)
+	mi.Status.ObservedGeneration = mi.Generation
+	if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
+	}
+	if !o.ready() && !o.stalled {
+		log.Info("Waiting for the mesh certificate authority", "reason", o.reason, "message", o.message)
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileCA makes sure the mesh's issuer exists and is ready, and fills
+// the trust bundle in status.
+func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance) (outcome, error) {
+	if ref := mi.Spec.Certificates.IssuerRef; ref != nil && ref.Kind != cmapi.ClusterIssuerKind {
+		return outcome{reason: "IssuerKindUnsupported", stalled: true,
+			message: fmt.Sprintf("issuerRef %s/%s: an Issuer signs only in its own namespace, and workload identities live in theirs; use a ClusterIssuer", ref.Kind, ref.Name)}, nil
+	}
+	if mi.Spec.Certificates.IssuerRef == nil {
+		if err := r.bootstrapCA(ctx, mi); err != nil {
+			return outcome{}, err
+		}
+	}
+	ref := meshIssuer(mi)
+	ci := &cmapi.ClusterIssuer{}
+	if err := r.Get(ctx, client.ObjectKey{Name: ref.Name}, ci); apierrors.IsNotFound(err) {
+		return outcome{reason: meshv1alpha1.ReasonIssuerNotReady, message: fmt.Sprintf("ClusterIssuer %s not found", ref.Name)}, nil
+	} else if err != nil {
+		return outcome{}, fmt.Errorf("reading ClusterIssuer %s: %w", ref.Name, err)
+	}
+	if ok, msg := issuerReady(ci); !ok {
+		return outcome{reason: meshv1alpha1.ReasonIssuerNotReady, message: fmt.Sprintf("ClusterIssuer %s is not ready: %s", ref.Name, msg)}, nil
+	}
+	bundle, err := r.trustBundle(ctx, mi)
+	if err != nil {
+		return outcome{}, err
+	}
+	if len(bundle) == 0 {
+		return outcome{reason: meshv1alpha1.ReasonCertificatePending, message: "the trust bundle is not known yet"}, nil
+	}
+	mi.Status.TrustBundle = bundle
+	return outcome{}, nil
+}
+
+// bootstrapCA creates a SelfSigned ClusterIssuer, a root CA Certificate
+// signed by it and a CA ClusterIssuer over that root.
+func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
+	selfSigned := &cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: selfSignedName(mi)}}
+	root := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: rootCAName(mi), Namespace: r.ClusterResourceNamespace}}
+	ca := &cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: caIssuerName(mi)}}
+	for _, obj := range []struct {
+		o      client.Object
+		mutate func()
+	}{
+		{selfSigned, func() { selfSigned.Spec.IssuerConfig = cmapi.IssuerConfig{SelfSigned: &cmapi.SelfSignedIssuer{}} }},
+		{root, func() {
+			root.Spec = cmapi.CertificateSpec{
+				IsCA:       true,
+				CommonName: mi.Name + " mesh root CA",
+				SecretName: rootCAName(mi),
+				Duration:   &metav1.Duration{Duration: 10 * 365 * 24 * time.Hour},
+				PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
+				IssuerRef:  cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"},
+			}
+		}},
+		{ca, func() { ca.Spec.IssuerConfig = cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: rootCAName(mi)}} }},
+	} {
+		_, err := controllerutil.CreateOrPatch(ctx, r.Client, obj.o, func() error {
+			obj.mutate()
+			labels := obj.o.GetLabels()
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[managedByLabel], labels[meshLabel] = managedBy, mi.Name
+			obj.o.SetLabels(labels)
+			return controllerutil.SetControllerReference(mi, obj.o, r.Scheme())
+		})
+		if err != nil {
+			return fmt.Errorf("ensuring %T %s: %w", obj.o, obj.o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// trustBundle reads the CA certificates proxies must trust: the bootstrapped
+// root, or the ca.crt that the mesh's issuer put into identity Secrets.
+func (r *MeshInstanceReconciler) trustBundle(ctx context.Context, mi *meshv1alpha1.MeshInstance) ([]meshv1alpha1.TrustAnchor, error) {
+	var pemData []byte
+	if mi.Spec.Certificates.IssuerRef == nil {
+		s := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}, s)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("reading the root CA Secret: %w", err)
+		}
+		pemData = s.Data["tls.crt"]
+	} else {
+		var secrets corev1.SecretList
+		if err := r.List(ctx, &secrets, client.MatchingLabels{meshLabel: mi.Name}, client.Limit(1)); err != nil {
+			return nil, fmt.Errorf("listing identity Secrets: %w", err)
+		}
+		if len(secrets.Items) > 0 {
+			pemData = secrets.Items[0].Data["ca.crt"]
+		}
+	}
+	return anchors(pemData), nil
+}
+
+// anchors summarizes the certificates of a PEM bundle.
+func anchors(data []byte) []meshv1alpha1.TrustAnchor {
+	var out []meshv1alpha1.TrustAnchor
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return out
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil || !cert.IsCA {
+			continue
+		}
+		sum := sha256.Sum256(cert.Raw)
+		out = append(out, meshv1alpha1.TrustAnchor{
+			Subject: cert.Subject.String(), SHA256Fingerprint: hex.EncodeToString(sum[:]), NotAfter: metav1.NewTime(cert.NotAfter),
+		})
+	}
+}
+
+func issuerReady(ci *cmapi.ClusterIssuer) (bool, string) {
+	for _, c := range ci.Status.Conditions {
+		if c.Type == cmapi.IssuerConditionReady {
+			return c.Status == cmmeta.ConditionTrue, c.Message
+		}
+	}
+	return false, "no Ready condition yet"
+}
+
+// countMembers fills the mesh's member, identity and VM counts.
+func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
+	var nss corev1.NamespaceList
+	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
+		return fmt.Errorf("listing member namespaces: %w", err)
+	}
+	var certs cmapi.CertificateList
+	if err := r.List(ctx, &certs, client.MatchingLabels{meshLabel: mi.Name}); err != nil {
+		return fmt.Errorf("listing identity Certificates: %w", err)
+	}
+	identities := 0
+	for _, c := range certs.Items {
+		if !c.Spec.IsCA {
+			identities++
+		}
+	}
+	var vms meshv1alpha1.MeshVMList
+	if err := r.List(ctx, &vms); err != nil {
+		return fmt.Errorf("listing MeshVMs: %w", err)
+	}
+	n := 0
+	for _, vm := range vms.Items {
+		if vm.Spec.Mesh == mi.Name {
+			n++
+		}
+	}
+	mi.Status.MemberNamespaces, mi.Status.Identities, mi.Status.VMs = int32(len(nss.Items)), int32(identities), int32(n)
+	return nil
+}

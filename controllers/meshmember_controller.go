@@ -1,0 +1,175 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshmembers/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch;apply
+
+// memberFinalizer lets the operator take its namespace label back before a
+// MeshMember goes.
+const memberFinalizer = "mesh.openservicemesh.io/member"
+
+// MeshMemberReconciler makes a namespace a member of a mesh: the monitor
+// label, set by server-side apply under the operator's field manager, and one
+// cert-manager Certificate per service account that member pods run as.
+type MeshMemberReconciler struct {
+	client.Client
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *MeshMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	mm := &meshv1alpha1.MeshMember{}
+	if err := r.Get(ctx, req.NamespacedName, mm); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !mm.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.leave(ctx, mm)
+	}
+	if !controllerutil.ContainsFinalizer(mm, memberFinalizer) {
+		controllerutil.AddFinalizer(mm, memberFinalizer)
+		return ctrl.Result{}, r.Update(ctx, mm) // the update triggers the next pass
+	}
+	before := mm.DeepCopy()
+	o, err := r.join(ctx, mm)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	setConditions(&mm.Status.Conditions, mm.Generation, o)
+	mm.Status.ObservedGeneration = mm.Generation
+	if err := r.Status().Patch(ctx, mm, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patching MeshMember status: %w", err)
+	}
+	if !o.ready() && !o.stalled {
+		log.V(1).Info("Waiting for the member's identities", "reason", o.reason, "message", o.message)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// join labels the namespace and issues the identities of its member pods.
+func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMember) (outcome, error) {
+	mi := &meshv1alpha1.MeshInstance{}
+	if err := r.Get(ctx, client.ObjectKey{Name: mm.Spec.Mesh}, mi); apierrors.IsNotFound(err) {
+		return outcome{reason: meshv1alpha1.ReasonMeshNotFound, message: fmt.Sprintf("MeshInstance %s not found", mm.Spec.Mesh)}, nil
+	} else if err != nil {
+		return outcome{}, fmt.Errorf("reading MeshInstance %s: %w", mm.Spec.Mesh, err)
+	}
+	if err := r.applyLabel(ctx, mm.Namespace, map[string]string{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
+		return outcome{}, err
+	}
+	sel := labels.Everything()
+	if mm.Spec.Selector != nil {
+		s, err := metav1.LabelSelectorAsSelector(mm.Spec.Selector)
+		if err != nil {
+			return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: fmt.Sprintf("spec.selector: %v", err), stalled: true}, nil
+		}
+		sel = s
+	}
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(mm.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return outcome{}, fmt.Errorf("listing member pods: %w", err)
+	}
+	var accounts []string
+	injected := 0
+	for _, p := range pods.Items {
+		if p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled || p.Spec.HostNetwork {
+			continue
+		}
+		sa := p.Spec.ServiceAccountName
+		if sa == "" {
+			sa = "default"
+		}
+		accounts = append(accounts, sa)
+		if p.Annotations[meshv1alpha1.InjectedAnnotation] != "" {
+			injected++
+		}
+	}
+	slices.Sort(accounts)
+	accounts = slices.Compact(accounts)
+
+	ready := 0
+	var waiting []string
+	for _, sa := range accounts {
+		want, err := identityCertificate(mi, mesh.Identity{Namespace: mm.Namespace, ServiceAccount: sa})
+		if err != nil {
+			return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
+		}
+		cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+		if _, err := controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
+			cert.Labels, cert.Spec = want.Labels, want.Spec
+			return controllerutil.SetControllerReference(mm, cert, r.Scheme())
+		}); err != nil {
+			return outcome{}, fmt.Errorf("ensuring Certificate %s: %w", want.Name, err)
+		}
+		if ok, msg := certificateReady(cert); ok {
+			ready++
+		} else {
+			waiting = append(waiting, sa+": "+msg)
+		}
+	}
+	mm.Status.Identities, mm.Status.IdentitiesReady, mm.Status.PodsInjected = int32(len(accounts)), int32(ready), int32(injected)
+	idStatus, idReason, idMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, fmt.Sprintf("%d identities issued", ready)
+	if len(waiting) > 0 {
+		idStatus, idReason, idMsg = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", len(waiting), len(accounts), waiting)
+	}
+	setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionIdentitiesReady, idStatus, idReason, idMsg)
+	if len(waiting) > 0 {
+		return outcome{reason: idReason, message: idMsg}, nil
+	}
+	return outcome{}, nil
+}
+
+// leave takes back the namespace label the operator set, and only that: a
+// label a user set too stays. The identity Certificates are owned by the
+// MeshMember and go with it.
+func (r *MeshMemberReconciler) leave(ctx context.Context, mm *meshv1alpha1.MeshMember) error {
+	if !controllerutil.ContainsFinalizer(mm, memberFinalizer) {
+		return nil
+	}
+	// Applying to a namespace that is gone would create it again.
+	ns := &corev1.Namespace{}
+	err := r.Get(ctx, client.ObjectKey{Name: mm.Namespace}, ns)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading namespace %s: %w", mm.Namespace, err)
+	}
+	if err == nil && ns.DeletionTimestamp.IsZero() {
+		if err := r.applyLabel(ctx, mm.Namespace, nil); err != nil {
+			return err
+		}
+	}
+	controllerutil.RemoveFinalizer(mm, memberFinalizer)
+	return r.Update(ctx, mm)
+}
+
+// applyLabel applies the operator's labels of a namespace: applying none
+// releases them.
+func (r *MeshMemberReconciler) applyLabel(ctx context.Context, namespace string, lbls map[string]string) error {
+	ns := corev1ac.Namespace(namespace)
+	if lbls != nil {
+		ns.WithLabels(lbls)
+	}
+	if err := r.Apply(ctx, ns, client.FieldOwner(meshv1alpha1.FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying the labels of namespace %s: %w", namespace, err)
+	}
+	return nil
+}

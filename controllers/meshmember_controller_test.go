@@ -1,0 +1,184 @@
+package controllers_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+func pod(ns, name, sa string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+	}
+}
+
+func ready(conds []metav1.Condition) error {
+	c := meta.FindStatusCondition(conds, meshv1alpha1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return fmt.Errorf("not Ready: %+v", c)
+	}
+	return nil
+}
+
+// kstatusOf computes the kstatus of obj as Flux and cli-utils do.
+func kstatusOf(t *testing.T, obj client.Object, kind string) status.Status {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(meshv1alpha1.GroupVersion.WithKind(kind))
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), u); err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
+// TestMemberJoinsTheMeshWithRealCertificates: a MeshInstance bootstraps its CA
+// through cert-manager; a MeshMember labels its namespace and gets one
+// certificate per service account its pods run as, issued by cert-manager's
+// own controllers with the SPIFFE ID as URI SAN; deleting the member takes
+// back exactly the label the operator set.
+func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if len(mi.Status.TrustBundle) != 1 {
+			return fmt.Errorf("trust bundle %+v", mi.Status.TrustBundle)
+		}
+		return ready(mi.Status.Conditions)
+	})
+	if s := kstatusOf(t, mi, "MeshInstance"); s != status.CurrentStatus {
+		t.Errorf("MeshInstance kstatus %s, want Current", s)
+	}
+
+	ns := newNamespace(t, nil)
+	for _, p := range []*corev1.Pod{pod(ns, "buyer-1", "buyer"), pod(ns, "buyer-2", "buyer"), pod(ns, "store-1", "store")} {
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mm := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "books"}}
+	if err := k8s.Create(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mm), mm); err != nil {
+			return err
+		}
+		if mm.Status.Identities != 2 || mm.Status.IdentitiesReady != 2 {
+			return fmt.Errorf("identities %d, ready %d", mm.Status.Identities, mm.Status.IdentitiesReady)
+		}
+		return ready(mm.Status.Conditions)
+	})
+	if s := kstatusOf(t, mm, "MeshMember"); s != status.CurrentStatus {
+		t.Errorf("MeshMember kstatus %s, want Current", s)
+	}
+	nsObj := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	if nsObj.Labels[meshv1alpha1.MonitorLabel] != "books" {
+		t.Errorf("namespace labels %v", nsObj.Labels)
+	}
+
+	for _, sa := range []string{"buyer", "store"} {
+		sec := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName(sa)}, sec); err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(sec.Data["tls.crt"])
+		if block == nil {
+			t.Fatalf("Secret of %s holds no certificate", sa)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", ns, sa)
+		if len(cert.URIs) != 1 || cert.URIs[0].String() != want {
+			t.Errorf("certificate of %s has URIs %v, want %s", sa, cert.URIs, want)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(sec.Data["ca.crt"])
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("certificate of %s does not chain to the mesh CA: %v", sa, err)
+		}
+	}
+
+	// A namespace a user labelled (the seed's way) before its MeshMember came:
+	// deleting the member must leave the user's label alone.
+	other := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: "books", "team": "books"})
+	if err := k8s.Create(ctx, pod(other, "app-1", "app")); err != nil {
+		t.Fatal(err)
+	}
+	member2 := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: other}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "books"}}
+	if err := k8s.Create(ctx, member2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		n := &corev1.Namespace{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: other}, n); err != nil {
+			return err
+		}
+		if n.Labels[meshv1alpha1.MonitorLabel] != "books" {
+			return errors.New("not labelled yet")
+		}
+		return nil
+	})
+	for _, m := range []*meshv1alpha1.MeshMember{mm, member2} {
+		if err := k8s.Delete(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, func() error {
+		a, b := &corev1.Namespace{}, &corev1.Namespace{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, a); err != nil {
+			return err
+		}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: other}, b); err != nil {
+			return err
+		}
+		if _, ok := a.Labels[meshv1alpha1.MonitorLabel]; ok {
+			return fmt.Errorf("the operator's label is still on %s: %v", ns, a.Labels)
+		}
+		if b.Labels[meshv1alpha1.MonitorLabel] != "books" || b.Labels["team"] != "books" {
+			return fmt.Errorf("the user's labels on %s were touched: %v", other, b.Labels)
+		}
+		return nil
+	})
+	// The identity Certificates belong to the member and go with it (garbage
+	// collection is the controller-manager's job, which envtest does not
+	// run: check the owner references that make it happen).
+	var certs cmapi.CertificateList
+	if err := k8s.List(ctx, &certs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs.Items {
+		if len(c.OwnerReferences) != 1 || c.OwnerReferences[0].Kind != "MeshMember" || c.OwnerReferences[0].Controller == nil {
+			t.Errorf("Certificate %s is not owned by its MeshMember: %+v", c.Name, c.OwnerReferences)
+		}
+	}
+}

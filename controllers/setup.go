@@ -1,0 +1,87 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// meshIndex indexes MeshMembers by the mesh they join.
+const meshIndex = "spec.mesh"
+
+// Options configure the reconcilers.
+type Options struct {
+	// Namespace is the operator's own.
+	Namespace string
+	// ClusterResourceNamespace is cert-manager's namespace for the Secrets of
+	// ClusterIssuers.
+	ClusterResourceNamespace string
+}
+
+// SetupWithManager registers the reconcilers, their watches and indexes.
+func SetupWithManager(mgr ctrl.Manager, o Options) error {
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &meshv1alpha1.MeshMember{}, meshIndex, func(obj client.Object) []string {
+		return []string{obj.(*meshv1alpha1.MeshMember).Spec.Mesh}
+	}); err != nil {
+		return fmt.Errorf("indexing MeshMembers by mesh: %w", err)
+	}
+
+	mi := &MeshInstanceReconciler{Client: mgr.GetClient(), ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&meshv1alpha1.MeshInstance{}).
+		Owns(&cmapi.ClusterIssuer{}).
+		Owns(&cmapi.Certificate{}).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+			if m := obj.GetLabels()[meshv1alpha1.MonitorLabel]; m != "" {
+				return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: m}}}
+			}
+			return nil
+		})).
+		Named("meshinstance").
+		Complete(mi); err != nil {
+		return fmt.Errorf("setting up the MeshInstance controller: %w", err)
+	}
+
+	mm := &MeshMemberReconciler{Client: mgr.GetClient()}
+	membersOfMesh := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list meshv1alpha1.MeshMemberList
+		if err := mgr.GetClient().List(ctx, &list, client.MatchingFields{meshIndex: obj.GetName()}); err != nil {
+			return nil
+		}
+		return requests(list.Items)
+	})
+	membersInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list meshv1alpha1.MeshMemberList
+		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		return requests(list.Items)
+	})
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&meshv1alpha1.MeshMember{}).
+		Owns(&cmapi.Certificate{}).
+		Watches(&meshv1alpha1.MeshInstance{}, membersOfMesh).
+		Watches(&corev1.Pod{}, membersInNamespace).
+		Named("meshmember").
+		Complete(mm); err != nil {
+		return fmt.Errorf("setting up the MeshMember controller: %w", err)
+	}
+	return nil
+}
+
+func requests(members []meshv1alpha1.MeshMember) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(members))
+	for _, m := range members {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&m)})
+	}
+	return out
+}
