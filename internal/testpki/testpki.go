@@ -107,3 +107,12 @@ func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	return n
 }
+
+// KeyPEM is the CA's private key, PEM encoded, for issuers that sign with it.
+func (ca *CA) KeyPEM() []byte {
+	der, err := x509.MarshalECPrivateKey(ca.key)
+	if err != nil {
+		panic(err) // a P-256 key always marshals
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+}

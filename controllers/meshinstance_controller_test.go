@@ -1,0 +1,133 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+	"github.com/open-service-mesh/osm-operator/internal/testpki"
+)
+
+func condition(t *testing.T, obj client.Object, conds func() []metav1.Condition, typ string) *metav1.Condition {
+	t.Helper()
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		t.Fatal(err)
+	}
+	return meta.FindStatusCondition(conds(), typ)
+}
+
+// TestMissingIssuerIsReportedAndRecovers: a MeshInstance naming a
+// ClusterIssuer that does not exist says so, and becomes Ready once an
+// operator of the cluster creates it (here a CA issuer over a root the
+// test made).
+func TestMissingIssuerIsReportedAndRecovers(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "vaulted"},
+		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+			IssuerRef: &meshv1alpha1.IssuerReference{Name: "corp-ca", Kind: "ClusterIssuer"},
+		}},
+	}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	conds := func() []metav1.Condition { return mi.Status.Conditions }
+	eventually(t, 30*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != meshv1alpha1.ReasonIssuerNotReady || !strings.Contains(c.Message, "ClusterIssuer corp-ca not found") {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
+	if s := kstatusOf(t, mi, "MeshInstance"); s != status.InProgressStatus {
+		t.Errorf("kstatus %s while waiting for the issuer, want InProgress", s)
+	}
+
+	// The issuer appears; a member's identity gets issued by it, and the
+	// mesh takes its trust bundle from what the issuer hands out.
+	root, err := testpki.NewCA("corp root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "corp-ca", Namespace: certmanager.ClusterResourceNamespace},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": root.PEM, "tls.key": root.KeyPEM()},
+	}
+	issuer := &cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "corp-ca"}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: "corp-ca"}}}}
+	ns := newNamespace(t, nil)
+	for _, o := range []client.Object{secret, issuer, pod(ns, "app-1", "app"),
+		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "vaulted"}}} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if len(mi.Status.TrustBundle) != 1 || mi.Status.TrustBundle[0].Subject != "CN=corp root" {
+			return fmt.Errorf("trust bundle %+v", mi.Status.TrustBundle)
+		}
+		return ready(mi.Status.Conditions)
+	})
+}
+
+// TestANamespacedIssuerIsStalled: an Issuer cannot sign in workload
+// namespaces; the operator says so once, as a terminal condition.
+func TestANamespacedIssuerIsStalled(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "namespaced"},
+		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+			IssuerRef: &meshv1alpha1.IssuerReference{Name: "local", Kind: "Issuer"},
+		}},
+	}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	conds := func() []metav1.Condition { return mi.Status.Conditions }
+	eventually(t, 30*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionStalled)
+		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "use a ClusterIssuer") {
+			return fmt.Errorf("Stalled = %+v", c)
+		}
+		return nil
+	})
+	if s := kstatusOf(t, mi, "MeshInstance"); s != status.FailedStatus {
+		t.Errorf("kstatus %s, want Failed", s)
+	}
+}
+
+// TestMemberOfAMissingMeshWaits: a MeshMember naming no MeshInstance is not
+// Ready, says why, and is not stalled (the mesh may be applied next).
+func TestMemberOfAMissingMeshWaits(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	mm := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "nowhere"}}
+	if err := k8s.Create(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	conds := func() []metav1.Condition { return mm.Status.Conditions }
+	eventually(t, 30*time.Second, func() error {
+		c := condition(t, mm, conds, meshv1alpha1.ConditionReady)
+		if c == nil || c.Reason != meshv1alpha1.ReasonMeshNotFound || !strings.Contains(c.Message, "MeshInstance nowhere not found") {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
+	if s := kstatusOf(t, mm, "MeshMember"); s != status.InProgressStatus {
+		t.Errorf("kstatus %s, want InProgress", s)
+	}
+}
