@@ -6,6 +6,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -74,6 +75,28 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Named("meshmember").
 		Complete(mm); err != nil {
 		return fmt.Errorf("setting up the MeshMember controller: %w", err)
+	}
+	vm := &MeshVMReconciler{Client: mgr.GetClient(), Namespace: o.Namespace}
+	vmsInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list meshv1alpha1.MeshVMList
+		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(list.Items))
+		for _, v := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
+		}
+		return out
+	})
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&meshv1alpha1.MeshVM{}).
+		Owns(&discoveryv1.EndpointSlice{}).
+		Owns(&corev1.Secret{}).
+		Watches(&cmapi.Certificate{}, vmsInNamespace).
+		Watches(&corev1.Service{}, vmsInNamespace).
+		Named("meshvm").
+		Complete(vm); err != nil {
+		return fmt.Errorf("setting up the MeshVM controller: %w", err)
 	}
 	return nil
 }

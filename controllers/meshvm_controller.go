@@ -1,0 +1,271 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+
+// EndpointSliceManager is the managed-by value of the EndpointSlices the
+// operator writes for VMs.
+const EndpointSliceManager = "osm-operator"
+
+// MeshVMReconciler puts a virtual machine into a mesh: its identity
+// certificate, a bootstrap Secret for its proxy, and EndpointSlices that make
+// its addresses backends of the Services it serves.
+type MeshVMReconciler struct {
+	client.Client
+	// Namespace is the operator's; the default xDS address names its Service.
+	Namespace string
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	vm := &meshv1alpha1.MeshVM{}
+	if err := r.Get(ctx, req.NamespacedName, vm); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !vm.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owned objects are garbage-collected
+	}
+	before := vm.DeepCopy()
+	o, err := r.reconcileVM(ctx, vm)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	setConditions(&vm.Status.Conditions, vm.Generation, o)
+	vm.Status.ObservedGeneration = vm.Generation
+	if err := r.Status().Patch(ctx, vm, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patching MeshVM status: %w", err)
+	}
+	if !o.ready() && !o.stalled {
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
+	mi := &meshv1alpha1.MeshInstance{}
+	if err := r.Get(ctx, client.ObjectKey{Name: vm.Spec.Mesh}, mi); apierrors.IsNotFound(err) {
+		return outcome{reason: meshv1alpha1.ReasonMeshNotFound, message: fmt.Sprintf("MeshInstance %s not found", vm.Spec.Mesh)}, nil
+	} else if err != nil {
+		return outcome{}, fmt.Errorf("reading MeshInstance %s: %w", vm.Spec.Mesh, err)
+	}
+	if err := r.ensureServiceAccount(ctx, vm); err != nil {
+		return outcome{}, err
+	}
+	secret, o, err := r.ensureIdentity(ctx, mi, vm)
+	if err != nil || !o.ready() {
+		return o, err
+	}
+	if o, err := r.ensureBootstrap(ctx, mi, vm, secret); err != nil || !o.ready() {
+		return o, err
+	}
+	return r.ensureEndpointSlices(ctx, vm)
+}
+
+// ensureServiceAccount creates the VM's service account when it is missing;
+// one that exists (pods may share it) is left as it is.
+func (r *MeshVMReconciler) ensureServiceAccount(ctx context.Context, vm *meshv1alpha1.MeshVM) error {
+	sa := &corev1.ServiceAccount{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: vm.Namespace, Name: vm.Spec.ServiceAccountName}, sa)
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	sa = &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+		Name: vm.Spec.ServiceAccountName, Namespace: vm.Namespace, Labels: map[string]string{managedByLabel: managedBy},
+	}}
+	if err := controllerutil.SetOwnerReference(vm, sa, r.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ServiceAccount %s: %w", sa.Name, err)
+	}
+	return nil
+}
+
+// ensureIdentity makes sure the identity Certificate of the VM's service
+// account exists (a MeshMember of the namespace may own it already) and
+// returns its Secret once issued.
+func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM) (*corev1.Secret, outcome, error) {
+	id := mesh.Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}
+	want, err := identityCertificate(mi, id)
+	if err != nil {
+		return nil, outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
+	}
+	cert := &cmapi.Certificate{}
+	err = r.Get(ctx, client.ObjectKeyFromObject(want), cert)
+	if apierrors.IsNotFound(err) {
+		cert = want
+		if err := controllerutil.SetOwnerReference(vm, cert, r.Scheme()); err != nil {
+			return nil, outcome{}, err
+		}
+		if err := r.Create(ctx, cert); err != nil {
+			return nil, outcome{}, fmt.Errorf("creating Certificate %s: %w", cert.Name, err)
+		}
+	} else if err != nil {
+		return nil, outcome{}, fmt.Errorf("reading Certificate %s: %w", want.Name, err)
+	}
+	ok, msg := certificateReady(cert)
+	status := metav1.ConditionTrue
+	reason, message := meshv1alpha1.ReasonSucceeded, "identity certificate issued"
+	if !ok {
+		status, reason, message = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, "identity certificate: "+msg
+	}
+	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionIdentitiesReady, status, reason, message)
+	if !ok {
+		return nil, outcome{reason: reason, message: message}, nil
+	}
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: vm.Namespace, Name: cert.Spec.SecretName}, secret); err != nil {
+		return nil, outcome{}, fmt.Errorf("reading identity Secret %s: %w", cert.Spec.SecretName, err)
+	}
+	vm.Status.Certificate = &meshv1alpha1.CertificateStatus{SecretName: secret.Name, Identity: id.SPIFFE(mi.Spec.TrustDomain)}
+	if block, _ := pem.Decode(secret.Data[CertKey]); block != nil {
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			vm.Status.Certificate.NotAfter = ptr.To(metav1.NewTime(c.NotAfter))
+		}
+	}
+	return secret, outcome{}, nil
+}
+
+// ensureBootstrap writes the Secret a VM admin copies to the VM: the Envoy
+// bootstrap and the identity's TLS files. It follows certificate renewals.
+func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (outcome, error) {
+	host := cmp.Or(mi.Spec.XDS.Address, fmt.Sprintf("osm-operator-xds.%s.svc", r.Namespace))
+	boot, err := vmBootstrap(vm, host, cmp.Or(mi.Spec.XDS.Port, 15128))
+	if err != nil {
+		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: vm.Name + "-bootstrap", Namespace: vm.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
+		s.Labels = map[string]string{managedByLabel: managedBy, meshLabel: mi.Name}
+		s.Data = map[string][]byte{
+			BootstrapKey: boot,
+			CertKey:      identity.Data[CertKey],
+			KeyKey:       identity.Data[KeyKey],
+			CAKey:        identity.Data[CAKey],
+		}
+		return controllerutil.SetControllerReference(vm, s, r.Scheme())
+	}); err != nil {
+		return outcome{}, fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err)
+	}
+	vm.Status.BootstrapSecretName = s.Name
+	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
+		fmt.Sprintf("copy it to %s on the VM: kubectl get secret %s -n %s", VMConfigDir, s.Name, vm.Namespace))
+	return outcome{}, nil
+}
+
+// ensureEndpointSlices publishes the VM's addresses as endpoints of each
+// Service it backs, one slice per Service and address family. A VM endpoint
+// is ready once its identity and bootstrap are: the operator cannot see the
+// VM's proxy from here.
+func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
+	var missing []string
+	want := map[string]bool{}
+	for _, name := range vm.Spec.Services {
+		svc := &corev1.Service{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: vm.Namespace, Name: name}, svc); apierrors.IsNotFound(err) {
+			missing = append(missing, name)
+			continue
+		} else if err != nil {
+			return outcome{}, fmt.Errorf("reading Service %s: %w", name, err)
+		}
+		ports := vmSlicePorts(svc, vm)
+		for family, addrs := range vmAddresses(vm) {
+			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family)), Namespace: vm.Namespace}}
+			want[es.Name] = true
+			if _, err := controllerutil.CreateOrPatch(ctx, r.Client, es, func() error {
+				es.Labels = map[string]string{
+					discoveryv1.LabelServiceName: name,
+					discoveryv1.LabelManagedBy:   EndpointSliceManager,
+					managedByLabel:               managedBy,
+				}
+				es.AddressType = discoveryv1.AddressType(family)
+				es.Ports = ports
+				es.Endpoints = []discoveryv1.Endpoint{{
+					Addresses:  addrs,
+					Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+					TargetRef:  &corev1.ObjectReference{Kind: "MeshVM", APIVersion: meshv1alpha1.GroupVersion.String(), Name: vm.Name, Namespace: vm.Namespace, UID: vm.UID},
+				}}
+				return controllerutil.SetControllerReference(vm, es, r.Scheme())
+			}); err != nil {
+				return outcome{}, fmt.Errorf("writing EndpointSlice %s: %w", es.Name, err)
+			}
+		}
+	}
+	// Slices of Services the VM no longer backs go.
+	var owned discoveryv1.EndpointSliceList
+	if err := r.List(ctx, &owned, client.InNamespace(vm.Namespace), client.MatchingLabels{discoveryv1.LabelManagedBy: EndpointSliceManager}); err != nil {
+		return outcome{}, fmt.Errorf("listing EndpointSlices: %w", err)
+	}
+	for i := range owned.Items {
+		es := &owned.Items[i]
+		if metav1.IsControlledBy(es, vm) && !want[es.Name] {
+			if err := r.Delete(ctx, es); client.IgnoreNotFound(err) != nil {
+				return outcome{}, fmt.Errorf("deleting EndpointSlice %s: %w", es.Name, err)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return outcome{reason: "ServiceNotFound", message: fmt.Sprintf("the VM backs Services that do not exist: %v", missing)}, nil
+	}
+	return outcome{}, nil
+}
+
+// vmAddresses splits the VM's addresses by EndpointSlice address type.
+func vmAddresses(vm *meshv1alpha1.MeshVM) map[string][]string {
+	out := map[string][]string{}
+	for _, a := range vm.Spec.Addresses {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			continue // the API server validates addresses; nothing else is expected
+		}
+		family := string(discoveryv1.AddressTypeIPv4)
+		if ip.Is6() && !ip.Is4In6() {
+			family = string(discoveryv1.AddressTypeIPv6)
+		}
+		out[family] = append(out[family], ip.String())
+	}
+	return out
+}
+
+// vmSlicePorts maps each Service port to the VM port its targetPort names (by
+// name or number); ports the VM does not serve are left out.
+func vmSlicePorts(svc *corev1.Service, vm *meshv1alpha1.MeshVM) []discoveryv1.EndpointPort {
+	var out []discoveryv1.EndpointPort
+	for _, sp := range svc.Spec.Ports {
+		for _, vp := range vm.Spec.Ports {
+			match := sp.TargetPort.Type == intstr.String && sp.TargetPort.StrVal == vp.Name ||
+				sp.TargetPort.Type == intstr.Int && (sp.TargetPort.IntVal == vp.Port || sp.TargetPort.IntVal == 0 && sp.Port == vp.Port)
+			if match {
+				out = append(out, discoveryv1.EndpointPort{Name: ptr.To(sp.Name), Port: ptr.To(vp.Port), Protocol: ptr.To(corev1.ProtocolTCP), AppProtocol: sp.AppProtocol})
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,122 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
+)
+
+// TestVMJoinsTheMesh: a MeshVM gets its service account, a certificate issued
+// by cert-manager, a bootstrap Secret whose Envoy bootstrap passes Envoy's
+// validation, and EndpointSlices for the Services it backs; a missing Service
+// is reported until the VM stops naming it.
+func TestVMJoinsTheMesh(t *testing.T) {
+	ctx := context.Background()
+	if err := k8s.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "vms"}}); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, nil)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
+	}
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "warehouse-vm", Namespace: ns},
+		Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: "vms", ServiceAccountName: "warehouse",
+			Addresses: []string{"192.0.2.10", "2001:db8::10"},
+			Ports:     []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}},
+			Services:  []string{"warehouse", "ghost"},
+		},
+	}
+	for _, o := range []client.Object{svc, vm} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(vm.Status.Conditions, meshv1alpha1.ConditionReady)
+		if c == nil || c.Reason != "ServiceNotFound" || !strings.Contains(c.Message, "ghost") {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "warehouse"}, &corev1.ServiceAccount{}); err != nil {
+		t.Errorf("the VM's service account: %v", err)
+	}
+
+	boot := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: vm.Status.BootstrapSecretName}, boot); err != nil {
+		t.Fatal(err)
+	}
+	b := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(boot.Data[controllers.BootstrapKey], b); err != nil {
+		t.Fatalf("the bootstrap does not parse: %v", err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Errorf("the bootstrap is invalid: %v", err)
+	}
+	if b.GetNode().GetId() != "vm~"+ns+"~warehouse-vm" || b.GetAdmin().GetAddress().GetSocketAddress().GetAddress() != "127.0.0.1" {
+		t.Errorf("node %q, admin %v", b.GetNode().GetId(), b.GetAdmin().GetAddress())
+	}
+	for _, k := range []string{controllers.CertKey, controllers.KeyKey, controllers.CAKey} {
+		if len(boot.Data[k]) == 0 {
+			t.Errorf("the bootstrap Secret lacks %s", k)
+		}
+	}
+
+	var slices discoveryv1.EndpointSliceList
+	if err := k8s.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: "warehouse"}); err != nil {
+		t.Fatal(err)
+	}
+	families := map[discoveryv1.AddressType]string{}
+	for _, es := range slices.Items {
+		if len(es.Endpoints) != 1 || len(es.Ports) != 1 || *es.Ports[0].Port != 8080 || *es.Ports[0].Name != "http" ||
+			es.Endpoints[0].TargetRef.Kind != "MeshVM" || es.Labels[discoveryv1.LabelManagedBy] != controllers.EndpointSliceManager {
+			t.Errorf("EndpointSlice %s: %+v", es.Name, es)
+			continue
+		}
+		families[es.AddressType] = es.Endpoints[0].Addresses[0]
+	}
+	if families[discoveryv1.AddressTypeIPv4] != "192.0.2.10" || families[discoveryv1.AddressTypeIPv6] != "2001:db8::10" {
+		t.Errorf("VM endpoints by family: %v", families)
+	}
+
+	vm.Spec.Services = []string{"warehouse"}
+	if err := k8s.Update(ctx, vm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		if vm.Status.ObservedGeneration != vm.Generation {
+			return fmt.Errorf("observed generation %d of %d", vm.Status.ObservedGeneration, vm.Generation)
+		}
+		return ready(vm.Status.Conditions)
+	})
+	if s := kstatusOf(t, vm, "MeshVM"); s != status.CurrentStatus {
+		t.Errorf("kstatus %s, want Current", s)
+	}
+	if vm.Status.Certificate == nil || vm.Status.Certificate.NotAfter == nil || !strings.HasSuffix(vm.Status.Certificate.Identity, "/ns/"+ns+"/sa/warehouse") {
+		t.Errorf("certificate status %+v", vm.Status.Certificate)
+	}
+}
