@@ -106,6 +106,15 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 	}
 	slices.Sort(accounts)
 	accounts = slices.Compact(accounts)
+	if mm.Spec.RestartExistingWorkloads && mm.Spec.Injection != meshv1alpha1.InjectionDisabled {
+		n, err := r.restartWorkloads(ctx, mm, sel, pods.Items)
+		if err != nil {
+			return outcome{}, err
+		}
+		if n > 0 {
+			logf.FromContext(ctx).Info("Rolled workloads so that their pods get a sidecar", "count", n)
+		}
+	}
 
 	ready := 0
 	var waiting []string
