@@ -1,8 +1,11 @@
 package controllers
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
@@ -43,4 +46,22 @@ func setConditions(conds *[]metav1.Condition, generation int64, o outcome) {
 
 func setCondition(conds *[]metav1.Condition, generation int64, t string, s metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: generation})
+}
+
+// announce records an Event when the Ready condition changed status between
+// before and after: the transitions a user wants to see in kubectl describe.
+func announce(rec events.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
+	if rec == nil {
+		return
+	}
+	was := meta.FindStatusCondition(before, meshv1alpha1.ConditionReady)
+	now := meta.FindStatusCondition(after, meshv1alpha1.ConditionReady)
+	if now == nil || was != nil && was.Status == now.Status && was.Reason == now.Reason {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if now.Status != metav1.ConditionTrue {
+		kind = corev1.EventTypeWarning
+	}
+	rec.Eventf(obj, nil, kind, now.Reason, "Reconcile", "%s", now.Message)
 }

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -30,6 +31,8 @@ import (
 // cert-manager and reports the mesh's state.
 type MeshInstanceReconciler struct {
 	client.Client
+	// Recorder records Events on transitions; nil records none.
+	Recorder events.EventRecorder
 	// ClusterResourceNamespace is cert-manager's namespace for the Secrets of
 	// ClusterIssuers: the bootstrapped root CA lives there.
 	ClusterResourceNamespace string
@@ -62,6 +65,7 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionCertificateAuthorityReady, caStatus, caReason, caMsg)
 	setConditions(&mi.Status.Conditions, mi.Generation, o)
 	mi.Status.ObservedGeneration = mi.Generation
+	announce(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
 	if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
 	}

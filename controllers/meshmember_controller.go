@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -33,6 +34,8 @@ const memberFinalizer = "mesh.openservicemesh.io/member"
 // cert-manager Certificate per service account that member pods run as.
 type MeshMemberReconciler struct {
 	client.Client
+	// Recorder records Events on transitions; nil records none.
+	Recorder events.EventRecorder
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -56,6 +59,7 @@ func (r *MeshMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	setConditions(&mm.Status.Conditions, mm.Generation, o)
 	mm.Status.ObservedGeneration = mm.Generation
+	announce(r.Recorder, mm, before.Status.Conditions, mm.Status.Conditions)
 	if err := r.Status().Patch(ctx, mm, client.MergeFrom(before)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patching MeshMember status: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -96,6 +97,18 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 	if s := kstatusOf(t, mm, "MeshMember"); s != status.CurrentStatus {
 		t.Errorf("MeshMember kstatus %s, want Current", s)
 	}
+	eventually(t, 30*time.Second, func() error {
+		var evs eventsv1.EventList
+		if err := k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Kind == "MeshMember" && e.Regarding.Name == mm.Name && e.Reason == meshv1alpha1.ReasonSucceeded {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Succeeded event for the MeshMember among %d events", len(evs.Items))
+	})
 	nsObj := &corev1.Namespace{}
 	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,6 +39,8 @@ const EndpointSliceManager = "osm-operator"
 // its addresses backends of the Services it serves.
 type MeshVMReconciler struct {
 	client.Client
+	// Recorder records Events on transitions; nil records none.
+	Recorder events.EventRecorder
 	// Namespace is the operator's; the default xDS address names its Service.
 	Namespace string
 }
@@ -58,6 +61,7 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	setConditions(&vm.Status.Conditions, vm.Generation, o)
 	vm.Status.ObservedGeneration = vm.Generation
+	announce(r.Recorder, vm, before.Status.Conditions, vm.Status.Conditions)
 	if err := r.Status().Patch(ctx, vm, client.MergeFrom(before)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("patching MeshVM status: %w", err)
 	}

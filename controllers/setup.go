@@ -27,6 +27,8 @@ type Options struct {
 	ClusterResourceNamespace string
 }
 
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
 // SetupWithManager registers the reconcilers, their watches and indexes.
 func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	ctx := context.Background()
@@ -36,7 +38,8 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("indexing MeshMembers by mesh: %w", err)
 	}
 
-	mi := &MeshInstanceReconciler{Client: mgr.GetClient(), ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace}
+	rec := mgr.GetEventRecorder("osm-operator")
+	mi := &MeshInstanceReconciler{Client: mgr.GetClient(), Recorder: rec, ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace}
 	if err := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1alpha1.MeshInstance{}).
 		Owns(&cmapi.ClusterIssuer{}).
@@ -52,7 +55,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up the MeshInstance controller: %w", err)
 	}
 
-	mm := &MeshMemberReconciler{Client: mgr.GetClient()}
+	mm := &MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec}
 	membersOfMesh := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list meshv1alpha1.MeshMemberList
 		if err := mgr.GetClient().List(ctx, &list, client.MatchingFields{meshIndex: obj.GetName()}); err != nil {
@@ -76,7 +79,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Complete(mm); err != nil {
 		return fmt.Errorf("setting up the MeshMember controller: %w", err)
 	}
-	vm := &MeshVMReconciler{Client: mgr.GetClient(), Namespace: o.Namespace}
+	vm := &MeshVMReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace}
 	vmsInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list meshv1alpha1.MeshVMList
 		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
