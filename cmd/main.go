@@ -38,7 +38,7 @@ func main() {
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized by the API server.")
 	flag.StringVar(&xdsOpts.certManagerNamespace, "cert-manager-namespace", "cert-manager", "cert-manager's cluster resource namespace, where the Secrets of ClusterIssuers (the mesh root CA) live.")
 	flag.StringVar(&xdsOpts.address, "xds-address", ":15128", "Address of the xDS (ADS) server proxies connect to.")
-	flag.StringVar(&xdsOpts.certDir, "xds-cert-dir", "", "Directory holding the xDS server's tls.crt and tls.key and the mesh trust bundle ca.crt (a mounted cert-manager Secret). Empty turns the xDS server off.")
+	flag.StringVar(&xdsOpts.certDir, "xds-cert-dir", "", "Directory holding the xDS server's tls.crt, tls.key and the trust bundle ca.crt. Empty (the default) serves the certificates the operator has each mesh's issuer sign, from Secrets in its namespace.")
 	flag.StringVar(&xdsOpts.debugAddress, "xds-debug-address", "127.0.0.1:15129", "Loopback address of the debug endpoint that shows proxies' config; empty turns it off.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -72,8 +72,9 @@ func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts
 	if err != nil {
 		return err
 	}
+	xdsOpts.namespace = cmp.Or(os.Getenv("POD_NAMESPACE"), "osm-system")
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
-		Namespace:                cmp.Or(os.Getenv("POD_NAMESPACE"), "osm-system"),
+		Namespace:                xdsOpts.namespace,
 		ClusterResourceNamespace: xdsOpts.certManagerNamespace,
 	}); err != nil {
 		return err

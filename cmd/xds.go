@@ -14,6 +14,7 @@ import (
 type xdsOptions struct {
 	address, certDir, debugAddress string
 	certManagerNamespace           string
+	namespace                      string // the operator's own
 }
 
 // addXDS adds the xDS control plane to the manager: the runner that keeps the
@@ -21,15 +22,15 @@ type xdsOptions struct {
 // All three run on every replica.
 func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 	log := ctrl.Log.WithName("xds")
-	if o.certDir == "" {
-		log.Info("Not serving xDS: no --xds-cert-dir holds the server certificate")
-		return nil
+	tlsSource := server.SecretTLS(mgr.GetCache(), o.namespace)
+	if o.certDir != "" {
+		tlsSource = server.FileTLS(o.certDir)
 	}
 	nodes := &cache.Nodes{}
 	snapshots := cache.New(nodes, nil)
 	srv := server.New(server.Options{
 		Address:    o.address,
-		TLS:        server.FileTLS(o.certDir),
+		TLS:        tlsSource,
 		Authorizer: server.WorkloadAuthorizer{Reader: mgr.GetCache()},
 		Cache:      snapshots,
 		Nodes:      nodes,

@@ -88,6 +88,9 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 			return outcome{}, err
 		}
 	}
+	if err := r.ensureServingCertificate(ctx, mi); err != nil {
+		return outcome{}, err
+	}
 	ref := meshIssuer(mi)
 	ci := &cmapi.ClusterIssuer{}
 	if err := r.Get(ctx, client.ObjectKey{Name: ref.Name}, ci); apierrors.IsNotFound(err) {
@@ -97,6 +100,13 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 	}
 	if ok, msg := issuerReady(ci); !ok {
 		return outcome{reason: meshv1alpha1.ReasonIssuerNotReady, message: fmt.Sprintf("ClusterIssuer %s is not ready: %s", ref.Name, msg)}, nil
+	}
+	serving := &cmapi.Certificate{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds"}, serving); err != nil {
+		return outcome{}, fmt.Errorf("reading the xDS serving Certificate: %w", err)
+	}
+	if ok, msg := certificateReady(serving); !ok {
+		return outcome{reason: meshv1alpha1.ReasonCertificatePending, message: "the xDS serving certificate: " + msg}, nil
 	}
 	bundle, err := r.trustBundle(ctx, mi)
 	if err != nil {
@@ -230,5 +240,44 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 		}
 	}
 	mi.Status.MemberNamespaces, mi.Status.Identities, mi.Status.VMs = int32(len(nss.Items)), int32(identities), int32(n)
+	return nil
+}
+
+// XDSServiceName is the operator's Service for xDS; proxies of mesh m ask for
+// the name m.<XDSServiceName>.<namespace>.svc, so that the server answers
+// each with a certificate from its own mesh's issuer.
+const XDSServiceName = "osm-operator-xds"
+
+// XDSServerName is the name the proxies of mesh dial and verify.
+func XDSServerName(mesh, namespace string) string {
+	return fmt.Sprintf("%s.%s.%s.svc", mesh, XDSServiceName, namespace)
+}
+
+// ensureServingCertificate has the mesh's issuer sign a certificate for the
+// xDS server, into a Secret of the operator's namespace that the server reads.
+func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
+	name := "osm-" + mi.Name + "-xds"
+	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace}}
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
+		cert.Labels = map[string]string{managedByLabel: managedBy, meshLabel: mi.Name}
+		cert.Spec = cmapi.CertificateSpec{
+			SecretName: name + "-tls",
+			DNSNames: []string{
+				XDSServerName(mi.Name, r.Namespace),
+				fmt.Sprintf("%s.%s.svc", XDSServiceName, r.Namespace),
+				fmt.Sprintf("%s.%s.svc.cluster.local", XDSServiceName, r.Namespace),
+			},
+			Usages:     []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth},
+			PrivateKey: privateKey(mi),
+			IssuerRef:  meshIssuer(mi),
+			SecretTemplate: &cmapi.CertificateSecretTemplate{
+				Labels: map[string]string{managedByLabel: managedBy, meshv1alpha1.XDSServingSecretLabel: mi.Name},
+			},
+		}
+		return controllerutil.SetControllerReference(mi, cert, r.Scheme())
+	})
+	if err != nil {
+		return fmt.Errorf("ensuring the xDS serving Certificate %s/%s: %w", r.Namespace, name, err)
+	}
 	return nil
 }

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -19,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
 func pod(ns, name, sa string) *corev1.Pod {
@@ -73,6 +76,18 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 	})
 	if s := kstatusOf(t, mi, "MeshInstance"); s != status.CurrentStatus {
 		t.Errorf("MeshInstance kstatus %s, want Current", s)
+	}
+	// The xDS server answers this mesh's proxies with a certificate its issuer signed.
+	name := controllers.XDSServerName("books", operatorNamespace)
+	cert, pool, err := server.SecretTLS(k8s, operatorNamespace)(&tls.ClientHelloInfo{ServerName: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Leaf == nil || cert.Leaf.VerifyHostname(name) != nil {
+		t.Errorf("the xDS serving certificate is not for %s", name)
+	}
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: pool}); err != nil {
+		t.Errorf("the xDS serving certificate does not chain to the mesh's roots: %v", err)
 	}
 
 	ns := newNamespace(t, nil)

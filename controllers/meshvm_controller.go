@@ -159,7 +159,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 // ensureBootstrap writes the Secret a VM admin copies to the VM: the Envoy
 // bootstrap and the identity's TLS files. It follows certificate renewals.
 func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (outcome, error) {
-	host := cmp.Or(mi.Spec.XDS.Address, fmt.Sprintf("osm-operator-xds.%s.svc", r.Namespace))
+	host := cmp.Or(mi.Spec.XDS.Address, XDSServerName(mi.Name, r.Namespace))
 	boot, err := vmBootstrap(vm, host, cmp.Or(mi.Spec.XDS.Port, 15128))
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil

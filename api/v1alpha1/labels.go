@@ -33,3 +33,8 @@ func IdentitySecretName(serviceAccount string) string {
 
 // InjectedAnnotation is set by the injector on every pod it gives a sidecar.
 const InjectedAnnotation = "openservicemesh.io/sidecar-injected"
+
+// XDSServingSecretLabel marks the Secrets holding the xDS server's
+// certificates, one per mesh, each signed by its mesh's issuer. Its value is
+// the mesh.
+const XDSServingSecretLabel = "mesh.openservicemesh.io/xds-serving"

@@ -93,8 +93,10 @@ func startControlPlane(ctx context.Context) error {
 	nodes = &cache.Nodes{}
 	snapshots = cache.New(nodes, nil)
 	xds = server.New(server.Options{
-		Address:    "127.0.0.1:0",
-		TLS:        func() (*tls.Certificate, *x509.CertPool, error) { return &servingTLS, ca.Pool(), nil },
+		Address: "127.0.0.1:0",
+		TLS: func(*tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error) {
+			return &servingTLS, ca.Pool(), nil
+		},
 		Authorizer: server.WorkloadAuthorizer{Reader: informers},
 		Cache:      snapshots,
 		Nodes:      nodes,

@@ -28,7 +28,7 @@ type fileTLS struct {
 	pool    *x509.CertPool
 }
 
-func (f *fileTLS) get() (*tls.Certificate, *x509.CertPool, error) {
+func (f *fileTLS) get(*tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error) {
 	paths := []string{filepath.Join(f.dir, "tls.crt"), filepath.Join(f.dir, "tls.key"), filepath.Join(f.dir, "ca.crt")}
 	var latest time.Time
 	for _, p := range paths {

@@ -35,7 +35,7 @@ func TestFileTLSPicksUpRenewedCertificates(t *testing.T) {
 	src := FileTLS(dir)
 
 	write(first, time.Now().Add(-time.Hour))
-	c1, pool, err := src()
+	c1, pool, err := src(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestFileTLSPicksUpRenewedCertificates(t *testing.T) {
 		t.Fatal("the first certificate was not served")
 	}
 	write(second, time.Now())
-	c2, _, err := src()
+	c2, _, err := src(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestFileTLSPicksUpRenewedCertificates(t *testing.T) {
 	if err := os.Chtimes(broken, time.Now().Add(time.Hour), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := src(); err == nil {
+	if _, _, err := src(nil); err == nil {
 		t.Fatal("a broken trust bundle was accepted")
 	}
 }

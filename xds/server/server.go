@@ -28,10 +28,11 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/cache"
 )
 
-// TLSSource returns the server's current certificate and the trust bundle
-// client certificates must chain to. It is called for every handshake, so a
-// renewed certificate or a new root takes effect without a restart.
-type TLSSource func() (*tls.Certificate, *x509.CertPool, error)
+// TLSSource returns the server's certificate for a handshake (chosen by the
+// name the client asked for) and the trust bundle client certificates must
+// chain to. It is called for every handshake, so a renewed certificate or a
+// new root takes effect without a restart.
+type TLSSource func(hello *tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error)
 
 // Options configure a Server.
 type Options struct {
@@ -133,8 +134,8 @@ func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2"},
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			cert, pool, err := s.opts.TLS()
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			cert, pool, err := s.opts.TLS(hello)
 			if err != nil {
 				return nil, fmt.Errorf("xDS server certificate: %w", err)
 			}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// SecretTLS is a TLSSource over the serving Secrets in namespace, read from
+// the informer cache: it answers each proxy with the certificate of the name
+// it asked for (its mesh's), and trusts the roots of every mesh. Renewed
+// Secrets are used from the next handshake on.
+func SecretTLS(r client.Reader, namespace string) TLSSource {
+	s := &secretTLS{reader: r, namespace: namespace}
+	return s.get
+}
+
+type secretTLS struct {
+	reader    client.Reader
+	namespace string
+
+	mu      sync.Mutex
+	version string // the Secrets' resource versions, joined
+	certs   []*tls.Certificate
+	pool    *x509.CertPool
+}
+
+func (s *secretTLS) get(hello *tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error) {
+	ctx := context.Background()
+	if hello != nil && hello.Context() != nil {
+		ctx = hello.Context()
+	}
+	var list corev1.SecretList
+	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.HasLabels{meshv1alpha1.XDSServingSecretLabel}); err != nil {
+		return nil, nil, fmt.Errorf("listing xDS serving Secrets: %w", err)
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	var versions []string
+	for _, sec := range list.Items {
+		versions = append(versions, sec.Name+"@"+sec.ResourceVersion)
+	}
+	version := strings.Join(versions, ",")
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if version != s.version || s.pool == nil {
+		s.certs, s.pool = nil, x509.NewCertPool()
+		var errs []error
+		for _, sec := range list.Items {
+			cert, err := tls.X509KeyPair(sec.Data["tls.crt"], sec.Data["tls.key"])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("Secret %s: %w", sec.Name, err))
+				continue
+			}
+			if cert.Leaf == nil {
+				cert.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+			}
+			s.certs = append(s.certs, &cert)
+			s.pool.AppendCertsFromPEM(sec.Data["ca.crt"])
+		}
+		s.version = version
+		if len(s.certs) == 0 {
+			s.pool = nil
+			return nil, nil, errors.Join(append(errs, fmt.Errorf("no xDS serving certificate in namespace %s yet", s.namespace))...)
+		}
+	}
+	for _, c := range s.certs {
+		if hello != nil && hello.ServerName != "" && c.Leaf != nil && c.Leaf.VerifyHostname(hello.ServerName) == nil {
+			return c, s.pool, nil
+		}
+	}
+	return s.certs[0], s.pool, nil
+}
