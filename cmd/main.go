@@ -25,6 +25,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "vm" {
+		os.Exit(runVM(os.Args[2:]))
+	}
 	var (
 		metricsAddr          string
 		probeAddr            string

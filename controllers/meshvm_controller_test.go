@@ -19,6 +19,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/vmbootstrap"
 )
 
 // TestVMJoinsTheMesh: a MeshVM gets its service account, a certificate issued
@@ -115,6 +116,16 @@ func TestVMJoinsTheMesh(t *testing.T) {
 	})
 	if s := kstatusOf(t, vm, "MeshVM"); s != status.CurrentStatus {
 		t.Errorf("kstatus %s, want Current", s)
+	}
+	// The folder a VM admin copies: what `osm-operator vm bootstrap` writes.
+	files, err := vmbootstrap.Fetch(ctx, k8s, ns, vm.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey, vmbootstrap.IptablesScript, vmbootstrap.SystemdUnit} {
+		if len(files[f]) == 0 {
+			t.Errorf("the VM folder lacks %s", f)
+		}
 	}
 	if vm.Status.Certificate == nil || vm.Status.Certificate.NotAfter == nil || !strings.HasSuffix(vm.Status.Certificate.Identity, "/ns/"+ns+"/sa/warehouse") {
 		t.Errorf("certificate status %+v", vm.Status.Certificate)

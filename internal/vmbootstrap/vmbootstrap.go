@@ -1,0 +1,125 @@
+// Package vmbootstrap turns a MeshVM's bootstrap Secret into the folder a VM
+// admin copies to the VM: the Envoy bootstrap and TLS files, an iptables
+// script that sends the VM's traffic through Envoy, and a systemd unit.
+package vmbootstrap
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"text/template"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
+)
+
+// Names of the files besides the Secret's own keys.
+const (
+	IptablesScript = "iptables.sh"
+	SystemdUnit    = "osm-envoy.service"
+)
+
+// envoyUID is the user Envoy runs as; its own traffic bypasses the redirect.
+const envoyUser = "envoy"
+
+// Fetch reads a MeshVM and its bootstrap Secret and returns its folder's files.
+func Fetch(ctx context.Context, c client.Reader, namespace, name string) (map[string][]byte, error) {
+	vm := &meshv1alpha1.MeshVM{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, vm); err != nil {
+		return nil, fmt.Errorf("reading MeshVM %s/%s: %w", namespace, name, err)
+	}
+	if vm.Status.BootstrapSecretName == "" {
+		return nil, fmt.Errorf("MeshVM %s/%s has no bootstrap Secret yet; see kubectl describe meshvm %s -n %s", namespace, name, name, namespace)
+	}
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: vm.Status.BootstrapSecretName}, secret); err != nil {
+		return nil, fmt.Errorf("reading the bootstrap Secret: %w", err)
+	}
+	return Files(vm, secret)
+}
+
+// Files returns the files of the VM's folder, by name.
+func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, k := range []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey} {
+		if len(secret.Data[k]) == 0 {
+			return nil, fmt.Errorf("bootstrap Secret %s/%s has no %s yet: is the MeshVM Ready?", secret.Namespace, secret.Name, k)
+		}
+		out[k] = secret.Data[k]
+	}
+	var ports []int32
+	for _, p := range vm.Spec.Ports {
+		ports = append(ports, p.Port)
+	}
+	slices.Sort(ports)
+	data := map[string]any{"Ports": ports, "User": envoyUser, "Dir": controllers.VMConfigDir, "VM": vm.Namespace + "/" + vm.Name}
+	for name, tmpl := range map[string]*template.Template{IptablesScript: iptables, SystemdUnit: unit} {
+		var b bytes.Buffer
+		if err := tmpl.Execute(&b, data); err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", name, err)
+		}
+		out[name] = b.Bytes()
+	}
+	return out, nil
+}
+
+// Write writes files into dir, private keys readable by their owner only.
+func Write(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, data := range files {
+		mode := os.FileMode(0o644)
+		switch name {
+		case controllers.KeyKey:
+			mode = 0o600
+		case IptablesScript:
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, mode); err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+var iptables = template.Must(template.New(IptablesScript).Parse(`#!/bin/sh
+# Sends the traffic of MeshVM {{.VM}} through its Envoy: inbound connections
+# to its ports go to 15003 (mutual TLS and SMI policy), outbound TCP to 15001.
+# Envoy's own traffic (user {{.User}}) and loopback are left alone.
+set -eu
+iptables -t nat -N OSM_INBOUND 2>/dev/null || iptables -t nat -F OSM_INBOUND
+{{- range .Ports}}
+iptables -t nat -A OSM_INBOUND -p tcp --dport {{.}} -j REDIRECT --to-ports 15003
+{{- end}}
+iptables -t nat -C PREROUTING -p tcp -j OSM_INBOUND 2>/dev/null || iptables -t nat -A PREROUTING -p tcp -j OSM_INBOUND
+iptables -t nat -N OSM_OUTBOUND 2>/dev/null || iptables -t nat -F OSM_OUTBOUND
+iptables -t nat -A OSM_OUTBOUND -m owner --uid-owner {{.User}} -j RETURN
+iptables -t nat -A OSM_OUTBOUND -d 127.0.0.0/8 -j RETURN
+iptables -t nat -A OSM_OUTBOUND -p tcp -j REDIRECT --to-ports 15001
+iptables -t nat -C OUTPUT -p tcp -j OSM_OUTBOUND 2>/dev/null || iptables -t nat -A OUTPUT -p tcp -j OSM_OUTBOUND
+`))
+
+var unit = template.Must(template.New(SystemdUnit).Parse(`[Unit]
+Description=Envoy proxy of MeshVM {{.VM}} (OSM Operator)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+User={{.User}}
+ExecStartPre=+{{.Dir}}/iptables.sh
+ExecStart=/usr/local/bin/envoy --config-path {{.Dir}}/envoy.yaml --log-level error
+Restart=always
+RestartSec=2
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+NoNewPrivileges=true
+
+[Install]
+WantedBy=multi-user.target
+`))
