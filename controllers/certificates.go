@@ -1,13 +1,16 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -93,4 +96,38 @@ func certificateReady(c *cmapi.Certificate) (bool, string) {
 		}
 	}
 	return false, "not issued yet"
+}
+
+// deleteOwnedCertificates deletes the Certificates owner owns in its
+// namespace, and their Secrets, which cert-manager keeps when a Certificate
+// goes. The Certificate goes first, or cert-manager would issue the Secret
+// again.
+func deleteOwnedCertificates(ctx context.Context, c client.Client, owner client.Object) error {
+	var certs cmapi.CertificateList
+	if err := c.List(ctx, &certs, client.InNamespace(owner.GetNamespace()), client.MatchingLabels{managedByLabel: managedBy}); err != nil {
+		return fmt.Errorf("listing Certificates: %w", err)
+	}
+	for i := range certs.Items {
+		cert := &certs.Items[i]
+		if !metav1.IsControlledBy(cert, owner) && !isOwnedBy(cert, owner) {
+			continue
+		}
+		if err := c.Delete(ctx, cert); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting Certificate %s: %w", cert.Name, err)
+		}
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cert.Namespace, Name: cert.Spec.SecretName}}
+		if err := c.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting Secret %s of Certificate %s: %w", s.Name, cert.Name, err)
+		}
+	}
+	return nil
+}
+
+func isOwnedBy(obj, owner metav1.Object) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.UID == owner.GetUID() {
+			return true
+		}
+	}
+	return false
 }

@@ -48,7 +48,11 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !mi.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil // what it owns is garbage-collected
+		return r.delete(ctx, mi)
+	}
+	if !controllerutil.ContainsFinalizer(mi, meshFinalizer) {
+		controllerutil.AddFinalizer(mi, meshFinalizer)
+		return ctrl.Result{}, r.Update(ctx, mi)
 	}
 	before := mi.DeepCopy()
 	o, err := r.reconcileCA(ctx, mi)
@@ -280,4 +284,59 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 		return fmt.Errorf("ensuring the xDS serving Certificate %s/%s: %w", r.Namespace, name, err)
 	}
 	return nil
+}
+
+// meshFinalizer holds a mesh while members remain, and lets the operator
+// delete the Secrets garbage collection would leave.
+const meshFinalizer = "mesh.openservicemesh.io/mesh"
+
+// delete waits for the mesh's MeshMembers and MeshVMs to go, saying so in
+// status, then deletes its root CA and xDS serving certificates with their
+// Secrets (cert-manager keeps a Secret when its Certificate goes) and lets the
+// mesh go.
+func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.MeshInstance) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(mi, meshFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	var members meshv1alpha1.MeshMemberList
+	if err := r.List(ctx, &members, client.MatchingFields{meshIndex: mi.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the mesh's MeshMembers: %w", err)
+	}
+	var vms meshv1alpha1.MeshVMList
+	if err := r.List(ctx, &vms); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing MeshVMs: %w", err)
+	}
+	var waiting []string
+	for _, m := range members.Items {
+		waiting = append(waiting, "MeshMember "+m.Namespace+"/"+m.Name)
+	}
+	for _, v := range vms.Items {
+		if v.Spec.Mesh == mi.Name {
+			waiting = append(waiting, "MeshVM "+v.Namespace+"/"+v.Name)
+		}
+	}
+	if len(waiting) > 0 {
+		before := mi.DeepCopy()
+		setConditions(&mi.Status.Conditions, mi.Generation, outcome{reason: meshv1alpha1.ReasonDeleting,
+			message: fmt.Sprintf("deletion waits for %d members to leave the mesh: %v", len(waiting), waiting)})
+		announce(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
+		if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
+		}
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
+	// What the mesh owns would be garbage-collected, but Certificates must go
+	// before their Secrets, or cert-manager issues them again.
+	for _, obj := range []client.Object{
+		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
+		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds-tls"}},
+	} {
+		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("deleting %T %s: %w", obj, obj.GetName(), err)
+		}
+	}
+	controllerutil.RemoveFinalizer(mi, meshFinalizer)
+	return ctrl.Result{}, r.Update(ctx, mi)
 }

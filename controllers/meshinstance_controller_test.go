@@ -9,6 +9,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -130,4 +131,52 @@ func TestMemberOfAMissingMeshWaits(t *testing.T) {
 	if s := kstatusOf(t, mm, "MeshMember"); s != status.InProgressStatus {
 		t.Errorf("kstatus %s, want InProgress", s)
 	}
+}
+
+// TestDeletingAMeshWaitsForItsMembers: a mesh with members says why its
+// deletion waits; once they are gone it goes, and so does its root CA Secret.
+func TestDeletingAMeshWaitsForItsMembers(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "shortlived"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, nil)
+	mm := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "shortlived"}}
+	if err := k8s.Create(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	rootCA := client.ObjectKey{Namespace: certmanager.ClusterResourceNamespace, Name: "osm-shortlived-root-ca"}
+	eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if err := k8s.Get(ctx, rootCA, &corev1.Secret{}); err != nil {
+			return err
+		}
+		return ready(mi.Status.Conditions)
+	})
+	if err := k8s.Delete(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	conds := func() []metav1.Condition { return mi.Status.Conditions }
+	eventually(t, 30*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionReady)
+		if c == nil || c.Reason != meshv1alpha1.ReasonDeleting || !strings.Contains(c.Message, "MeshMember "+ns+"/m") {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
+	if err := k8s.Delete(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), &meshv1alpha1.MeshInstance{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the MeshInstance is still there: %v", err)
+		}
+		if err := k8s.Get(ctx, rootCA, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the root CA Secret is still there: %v", err)
+		}
+		return nil
+	})
 }

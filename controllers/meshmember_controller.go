@@ -154,7 +154,8 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 
 // leave takes back the namespace label the operator set, and only that: a
 // label a user set too stays. The identity Certificates are owned by the
-// MeshMember and go with it.
+// MeshMember and go with it; cert-manager leaves their Secrets, so leave
+// deletes those.
 func (r *MeshMemberReconciler) leave(ctx context.Context, mm *meshv1alpha1.MeshMember) error {
 	if !controllerutil.ContainsFinalizer(mm, memberFinalizer) {
 		return nil
@@ -169,6 +170,9 @@ func (r *MeshMemberReconciler) leave(ctx context.Context, mm *meshv1alpha1.MeshM
 		if err := r.applyLabel(ctx, mm.Namespace, nil); err != nil {
 			return err
 		}
+	}
+	if err := deleteOwnedCertificates(ctx, r.Client, mm); err != nil {
+		return err
 	}
 	controllerutil.RemoveFinalizer(mm, memberFinalizer)
 	return r.Update(ctx, mm)

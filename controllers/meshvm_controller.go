@@ -27,8 +27,12 @@ import (
 )
 
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshvms/finalizers;meshinstances/finalizers,verbs=update
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+
+// vmFinalizer lets the operator delete what garbage collection would leave.
+const vmFinalizer = "mesh.openservicemesh.io/vm"
 
 // EndpointSliceManager is the managed-by value of the EndpointSlices the
 // operator writes for VMs.
@@ -52,7 +56,20 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !vm.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil // owned objects are garbage-collected
+		// Owned objects are garbage-collected; the Secret of the identity
+		// Certificate the VM created is not, so it goes here.
+		if !controllerutil.ContainsFinalizer(vm, vmFinalizer) {
+			return ctrl.Result{}, nil
+		}
+		if err := deleteOwnedCertificates(ctx, r.Client, vm); err != nil {
+			return ctrl.Result{}, err
+		}
+		controllerutil.RemoveFinalizer(vm, vmFinalizer)
+		return ctrl.Result{}, r.Update(ctx, vm)
+	}
+	if !controllerutil.ContainsFinalizer(vm, vmFinalizer) {
+		controllerutil.AddFinalizer(vm, vmFinalizer)
+		return ctrl.Result{}, r.Update(ctx, vm)
 	}
 	before := vm.DeepCopy()
 	o, err := r.reconcileVM(ctx, vm)
