@@ -156,7 +156,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 	if !ok {
 		status, reason, message = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, "identity certificate: "+msg
 	}
-	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionIdentitiesReady, status, reason, message)
+	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionCertificateReady, status, reason, message)
 	if !ok {
 		return nil, outcome{reason: reason, message: message}, nil
 	}

@@ -18,6 +18,9 @@ const (
 	// ConditionIdentitiesReady is True on a MeshMember or MeshVM whose identity
 	// certificates are all issued.
 	ConditionIdentitiesReady = "IdentitiesReady"
+	// ConditionCertificateReady is True on a MeshVM whose identity
+	// certificate is issued.
+	ConditionCertificateReady = "CertificateReady"
 	// ConditionBootstrapReady is True on a MeshVM whose bootstrap Secret is written.
 	ConditionBootstrapReady = "BootstrapReady"
 	// ConditionProxyConnected is True on a MeshVM whose proxy holds an xDS stream.

@@ -105,7 +105,7 @@ type MeshVMStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled, IdentitiesReady,
+	// conditions: Ready, Reconciling, Stalled, CertificateReady,
 	// BootstrapReady and ProxyConnected.
 	// +listType=map
 	// +listMapKey=type
