@@ -8,6 +8,8 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -176,6 +178,52 @@ func TestDeletingAMeshWaitsForItsMembers(t *testing.T) {
 		}
 		if err := k8s.Get(ctx, rootCA, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("the root CA Secret is still there: %v", err)
+		}
+		return nil
+	})
+}
+
+// TestObjectsLeftOutAreReported: a TrafficTarget naming a route group that
+// does not exist is reported in the mesh's PoliciesValid condition, until the
+// route group is applied.
+func TestObjectsLeftOutAreReported(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "policies"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: "policies"})
+	tt := &accessv1alpha3.TrafficTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "buyer-to-store", Namespace: ns},
+		Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "store"},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "buyer"}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: "store-routes"}},
+		},
+	}
+	if err := k8s.Create(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	conds := func() []metav1.Condition { return mi.Status.Conditions }
+	eventually(t, 30*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionPoliciesValid)
+		want := fmt.Sprintf(`TrafficTarget %s/buyer-to-store: HTTPRouteGroup "store-routes" not found`, ns)
+		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, want) {
+			return fmt.Errorf("PoliciesValid = %+v", c)
+		}
+		return nil
+	})
+	routes := &specsv1alpha4.HTTPRouteGroup{
+		ObjectMeta: metav1.ObjectMeta{Name: "store-routes", Namespace: ns},
+		Spec:       specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}},
+	}
+	if err := k8s.Create(ctx, routes); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionPoliciesValid)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("PoliciesValid = %+v", c)
 		}
 		return nil
 	})

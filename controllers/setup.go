@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -39,6 +42,18 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	}
 
 	rec := mgr.GetEventRecorder("osm-operator")
+	// A policy object can belong to any mesh: re-check them all.
+	allMeshes := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		var list meshv1alpha1.MeshInstanceList
+		if err := mgr.GetClient().List(ctx, &list); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(list.Items))
+		for _, m := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: m.Name}})
+		}
+		return out
+	})
 	mi := &MeshInstanceReconciler{Client: mgr.GetClient(), Recorder: rec, ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace}
 	if err := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1alpha1.MeshInstance{}).
@@ -50,6 +65,11 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 			}
 			return nil
 		})).
+		Watches(&accessv1alpha3.TrafficTarget{}, allMeshes).
+		Watches(&specsv1alpha4.HTTPRouteGroup{}, allMeshes).
+		Watches(&specsv1alpha4.TCPRoute{}, allMeshes).
+		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes).
+		Watches(&meshv1alpha1.MeshMember{}, allMeshes).
 		Named("meshinstance").
 		Complete(mi); err != nil {
 		return fmt.Errorf("setting up the MeshInstance controller: %w", err)

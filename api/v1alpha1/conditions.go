@@ -15,6 +15,11 @@ const (
 	// ConditionCertificateAuthorityReady is True on a MeshInstance whose issuer is
 	// ready and whose trust bundle is assembled.
 	ConditionCertificateAuthorityReady = "CertificateAuthorityReady"
+	// ConditionPoliciesValid is True on a MeshInstance when every object of
+	// the mesh (SMI policies, splits, Services, EndpointSlices, members) could
+	// be used as written. When False, its message names the objects left
+	// out; traffic they would have allowed is denied.
+	ConditionPoliciesValid = "PoliciesValid"
 	// ConditionIdentitiesReady is True on a MeshMember or MeshVM whose identity
 	// certificates are all issued.
 	ConditionIdentitiesReady = "IdentitiesReady"
@@ -36,4 +41,5 @@ const (
 	ReasonCertificatePending = "CertificatePending"
 	ReasonInvalidSpec        = "InvalidSpec"
 	ReasonDeleting           = "Deleting"
+	ReasonInvalidObjects     = "InvalidObjects"
 )

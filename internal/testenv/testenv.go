@@ -23,12 +23,11 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // certManagerModule is the Go module whose deploy/crds/ holds cert-manager's CRDs.
@@ -42,14 +41,13 @@ type Env struct {
 	Scheme *k8sruntime.Scheme
 }
 
-// Scheme returns a scheme with the Kubernetes built-in types, cert-manager's
-// types and the mesh API.
+// Scheme returns a scheme with the Kubernetes built-in types, the SMI types,
+// cert-manager's types and the mesh API.
 func Scheme() *k8sruntime.Scheme {
 	s := k8sruntime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(mesh.AddToScheme(s)) // Kubernetes, SMI and the mesh API
 	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	utilruntime.Must(cmapi.AddToScheme(s))
-	utilruntime.Must(meshv1alpha1.AddToScheme(s))
 	return s
 }
 
