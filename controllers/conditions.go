@@ -1,11 +1,18 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
@@ -65,3 +72,31 @@ func announce(rec events.EventRecorder, obj runtime.Object, before, after []meta
 	}
 	rec.Eventf(obj, nil, kind, now.Reason, "Reconcile", "%s", now.Message)
 }
+
+// statusObject is one of the mesh API's kinds.
+type statusObject interface {
+	client.Object
+	StatusConditions() *[]metav1.Condition
+	SetObservedGeneration(int64)
+}
+
+// reportStatus ends a reconcile: it sets the kstatus conditions from o,
+// records an Event on a Ready transition, patches the status against before
+// and asks to be run again while waiting.
+func reportStatus(ctx context.Context, c client.Client, rec events.EventRecorder, obj, before statusObject, o outcome) (ctrl.Result, error) {
+	setConditions(obj.StatusConditions(), obj.GetGeneration(), o)
+	obj.SetObservedGeneration(obj.GetGeneration())
+	announce(rec, obj, *before.StatusConditions(), *obj.StatusConditions())
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patching the status of %s: %w", obj.GetName(), err)
+	}
+	if !o.ready() && !o.stalled {
+		logf.FromContext(ctx).V(1).Info("Waiting", "reason", o.reason, "message", o.message)
+		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// waitRequeue is how soon a resource that waits (for an issuer, a
+// certificate, a Service) is looked at again, besides its watches.
+const waitRequeue = 10 * time.Second

@@ -19,7 +19,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -44,7 +43,6 @@ type MeshInstanceReconciler struct {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
 	mi := &meshv1alpha1.MeshInstance{}
 	if err := r.Get(ctx, req.NamespacedName, mi); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -72,17 +70,7 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		caStatus, caReason, caMsg = metav1.ConditionFalse, o.reason, o.message
 	}
 	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionCertificateAuthorityReady, caStatus, caReason, caMsg)
-	setConditions(&mi.Status.Conditions, mi.Generation, o)
-	mi.Status.ObservedGeneration = mi.Generation
-	announce(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
-	if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
-	}
-	if !o.ready() && !o.stalled {
-		log.Info("Waiting for the mesh certificate authority", "reason", o.reason, "message", o.message)
-		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
-	}
-	return ctrl.Result{}, nil
+	return reportStatus(ctx, r.Client, r.Recorder, mi, before, o)
 }
 
 // reconcileCA makes sure the mesh's issuer exists and is ready, and fills
@@ -328,7 +316,7 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 		if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
 		}
-		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		return ctrl.Result{RequeueAfter: waitRequeue}, nil
 	}
 	// What the mesh owns would be garbage-collected, but Certificates must go
 	// before their Secrets, or cert-manager issues them again.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -40,7 +39,6 @@ type MeshMemberReconciler struct {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *MeshMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
 	mm := &meshv1alpha1.MeshMember{}
 	if err := r.Get(ctx, req.NamespacedName, mm); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -57,17 +55,7 @@ func (r *MeshMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	setConditions(&mm.Status.Conditions, mm.Generation, o)
-	mm.Status.ObservedGeneration = mm.Generation
-	announce(r.Recorder, mm, before.Status.Conditions, mm.Status.Conditions)
-	if err := r.Status().Patch(ctx, mm, client.MergeFrom(before)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("patching MeshMember status: %w", err)
-	}
-	if !o.ready() && !o.stalled {
-		log.V(1).Info("Waiting for the member's identities", "reason", o.reason, "message", o.message)
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
-	}
-	return ctrl.Result{}, nil
+	return reportStatus(ctx, r.Client, r.Recorder, mm, before, o)
 }
 
 // join labels the namespace and issues the identities of its member pods.

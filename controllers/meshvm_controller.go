@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -76,16 +75,7 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	setConditions(&vm.Status.Conditions, vm.Generation, o)
-	vm.Status.ObservedGeneration = vm.Generation
-	announce(r.Recorder, vm, before.Status.Conditions, vm.Status.Conditions)
-	if err := r.Status().Patch(ctx, vm, client.MergeFrom(before)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("patching MeshVM status: %w", err)
-	}
-	if !o.ready() && !o.stalled {
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
-	}
-	return ctrl.Result{}, nil
+	return reportStatus(ctx, r.Client, r.Recorder, vm, before, o)
 }
 
 func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
