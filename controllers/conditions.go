@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -87,8 +88,11 @@ func reportStatus(ctx context.Context, c client.Client, rec events.EventRecorder
 	setConditions(obj.StatusConditions(), obj.GetGeneration(), o)
 	obj.SetObservedGeneration(obj.GetGeneration())
 	announce(rec, obj, *before.StatusConditions(), *obj.StatusConditions())
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("patching the status of %s: %w", obj.GetName(), err)
+	// Pods come and go all the time; an unchanged status costs no write.
+	if !equality.Semantic.DeepEqual(before, obj) {
+		if err := c.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("patching the status of %s: %w", obj.GetName(), err)
+		}
 	}
 	if !o.ready() && !o.stalled {
 		logf.FromContext(ctx).V(1).Info("Waiting", "reason", o.reason, "message", o.message)
