@@ -26,7 +26,7 @@ import (
 
 // workload creates a service account, a pod running as it and the identity
 // Secret of the service account, and returns the pod's certificate.
-func workload(t *testing.T, ns, pod, sa string, annotations map[string]string) testpki.KeyPair {
+func workload(t testing.TB, ns, pod, sa string, annotations map[string]string) testpki.KeyPair {
 	t.Helper()
 	kp, err := ca.Workload(mesh.Identity{Namespace: ns, ServiceAccount: sa}.SPIFFE("cluster.local"))
 	if err != nil {
@@ -58,7 +58,7 @@ func workload(t *testing.T, ns, pod, sa string, annotations map[string]string) t
 }
 
 // service creates a Service with one port and returns it with its cluster IP.
-func service(t *testing.T, ns, name, portName string, port int32, appProtocol string) *corev1.Service {
+func service(t testing.TB, ns, name, portName string, port int32, appProtocol string) *corev1.Service {
 	t.Helper()
 	s := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -72,7 +72,7 @@ func service(t *testing.T, ns, name, portName string, port int32, appProtocol st
 }
 
 // endpointSlice creates the slice of a service: one endpoint per pod, at addr.
-func endpointSlice(t *testing.T, ns, svc, portName string, port int32, pods map[string]string) *discoveryv1.EndpointSlice {
+func endpointSlice(t testing.TB, ns, svc, portName string, port int32, pods map[string]string) *discoveryv1.EndpointSlice {
 	t.Helper()
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
@@ -91,7 +91,7 @@ func endpointSlice(t *testing.T, ns, svc, portName string, port int32, pods map[
 }
 
 // allow creates an SMI TrafficTarget letting src call dst on every HTTP route.
-func allow(t *testing.T, ns, src, dst string) *accessv1alpha3.TrafficTarget {
+func allow(t testing.TB, ns, src, dst string) *accessv1alpha3.TrafficTarget {
 	t.Helper()
 	routes := &specsv1alpha4.HTTPRouteGroup{
 		ObjectMeta: metav1.ObjectMeta{Name: dst + "-all", Namespace: ns},
@@ -110,7 +110,7 @@ func allow(t *testing.T, ns, src, dst string) *accessv1alpha3.TrafficTarget {
 }
 
 // connect dials the xDS server as a proxy holding kp.
-func connect(t *testing.T, kp *testpki.KeyPair) *grpc.ClientConn {
+func connect(t testing.TB, kp *testpki.KeyPair) *grpc.ClientConn {
 	t.Helper()
 	var cert *tls.Certificate
 	if kp != nil {
@@ -129,7 +129,7 @@ func connect(t *testing.T, kp *testpki.KeyPair) *grpc.ClientConn {
 }
 
 // awaitSotW reads responses of typeURL, ACKing each, until one satisfies ok.
-func awaitSotW(t *testing.T, s *xdstest.Stream, ok func(*discoveryv3.DiscoveryResponse) bool) *discoveryv3.DiscoveryResponse {
+func awaitSotW(t testing.TB, s *xdstest.Stream, ok func(*discoveryv3.DiscoveryResponse) bool) *discoveryv3.DiscoveryResponse {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -148,7 +148,7 @@ func awaitSotW(t *testing.T, s *xdstest.Stream, ok func(*discoveryv3.DiscoveryRe
 	return nil
 }
 
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/go-logr/stdr"
 	corev1 "k8s.io/api/core/v1"
@@ -107,7 +106,7 @@ func startControlPlane(ctx context.Context) error {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	r := runner.New(runner.Options{Cache: informers, Snapshots: snapshots, Quiet: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond, Log: log.WithName("runner")})
+	r := runner.New(runner.Options{Cache: informers, Snapshots: snapshots, Log: log.WithName("runner")}) // production coalescing
 	go func() {
 		if err := r.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -124,7 +123,7 @@ func startControlPlane(ctx context.Context) error {
 var seq atomic.Int32
 
 // memberNamespace creates a namespace labelled into the mesh.
-func memberNamespace(t *testing.T) string {
+func memberNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:   fmt.Sprintf("xds-%d", seq.Add(1)),
@@ -134,7 +133,7 @@ func memberNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-func mustCreate(t *testing.T, objs ...client.Object) {
+func mustCreate(t testing.TB, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := k8s.Create(context.Background(), o); err != nil {
