@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -59,22 +58,23 @@ func (r *MeshMemberReconciler) restartWorkloads(ctx context.Context, mm *meshv1a
 		}
 	}
 	type workload struct {
+		kind string
 		obj  client.Object
 		tmpl *corev1.PodTemplateSpec
 	}
 	var all []workload
 	for i := range deps.Items {
-		all = append(all, workload{&deps.Items[i], &deps.Items[i].Spec.Template})
+		all = append(all, workload{"Deployment", &deps.Items[i], &deps.Items[i].Spec.Template})
 	}
 	for i := range sets.Items {
-		all = append(all, workload{&sets.Items[i], &sets.Items[i].Spec.Template})
+		all = append(all, workload{"StatefulSet", &sets.Items[i], &sets.Items[i].Spec.Template})
 	}
 	for i := range daemons.Items {
-		all = append(all, workload{&daemons.Items[i], &daemons.Items[i].Spec.Template})
+		all = append(all, workload{"DaemonSet", &daemons.Items[i], &daemons.Items[i].Spec.Template})
 	}
 	rolled := 0
 	for _, w := range all {
-		kind := strings.TrimPrefix(fmt.Sprintf("%T", w.obj), "*v1.")
+		kind := w.kind
 		if !uninjected[kind+"/"+w.obj.GetName()] || w.tmpl.Annotations[RestartedForAnnotation] == mm.Spec.Mesh ||
 			w.tmpl.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled ||
 			!sel.Matches(labels.Set(w.tmpl.Labels)) {

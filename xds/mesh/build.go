@@ -11,6 +11,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
@@ -250,7 +251,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 			}
 			svc.Endpoints = append(svc.Endpoints, Endpoint{
 				Address: addr, Ports: ports, Ready: ready, Serving: serving, Terminating: terminating,
-				Identity: id, Workload: ep.TargetRef.Kind + "/" + ref, Zone: ptrValue(ep.Zone),
+				Identity: id, Workload: ep.TargetRef.Kind + "/" + ref, Zone: ptr.Deref(ep.Zone, ""),
 			})
 		}
 	}
@@ -262,14 +263,6 @@ func clampWeight(w int) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(w), true
-}
-
-func ptrValue[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 // index builds the model's lookup tables.
