@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -104,3 +105,15 @@ func reportStatus(ctx context.Context, c client.Client, rec events.EventRecorder
 // waitRequeue is how soon a resource that waits (for an issuer, a
 // certificate, a Service) is looked at again, besides its watches.
 const waitRequeue = 10 * time.Second
+
+// getMesh reads the MeshInstance a member or VM names. Without one it returns
+// nil and the outcome to report (waiting: the mesh may be applied next).
+func getMesh(ctx context.Context, c client.Client, name string) (*meshv1alpha1.MeshInstance, outcome, error) {
+	mi := &meshv1alpha1.MeshInstance{}
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, mi); apierrors.IsNotFound(err) {
+		return nil, outcome{reason: meshv1alpha1.ReasonMeshNotFound, message: fmt.Sprintf("MeshInstance %s not found", name)}, nil
+	} else if err != nil {
+		return nil, outcome{}, fmt.Errorf("reading MeshInstance %s: %w", name, err)
+	}
+	return mi, outcome{}, nil
+}

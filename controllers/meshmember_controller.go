@@ -60,11 +60,9 @@ func (r *MeshMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 // join labels the namespace and issues the identities of its member pods.
 func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMember) (outcome, error) {
-	mi := &meshv1alpha1.MeshInstance{}
-	if err := r.Get(ctx, client.ObjectKey{Name: mm.Spec.Mesh}, mi); apierrors.IsNotFound(err) {
-		return outcome{reason: meshv1alpha1.ReasonMeshNotFound, message: fmt.Sprintf("MeshInstance %s not found", mm.Spec.Mesh)}, nil
-	} else if err != nil {
-		return outcome{}, fmt.Errorf("reading MeshInstance %s: %w", mm.Spec.Mesh, err)
+	mi, o, err := getMesh(ctx, r.Client, mm.Spec.Mesh)
+	if mi == nil {
+		return o, err
 	}
 	if err := r.applyLabel(ctx, mm.Namespace, map[string]string{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
 		return outcome{}, err

@@ -79,11 +79,9 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 }
 
 func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
-	mi := &meshv1alpha1.MeshInstance{}
-	if err := r.Get(ctx, client.ObjectKey{Name: vm.Spec.Mesh}, mi); apierrors.IsNotFound(err) {
-		return outcome{reason: meshv1alpha1.ReasonMeshNotFound, message: fmt.Sprintf("MeshInstance %s not found", vm.Spec.Mesh)}, nil
-	} else if err != nil {
-		return outcome{}, fmt.Errorf("reading MeshInstance %s: %w", vm.Spec.Mesh, err)
+	mi, o, err := getMesh(ctx, r.Client, vm.Spec.Mesh)
+	if mi == nil {
+		return o, err
 	}
 	if err := r.ensureServiceAccount(ctx, vm); err != nil {
 		return outcome{}, err
