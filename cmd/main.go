@@ -5,6 +5,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"flag"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -50,13 +52,14 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, enableLeaderElection, secureMetrics, xdsOpts); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), metricsAddr, probeAddr, enableLeaderElection, secureMetrics, xdsOpts); err != nil {
 		log.Error(err, "Operator stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts xdsOptions) error {
+// run runs the manager against the cluster of cfg until ctx ends.
+func run(ctx context.Context, cfg *rest.Config, metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts xdsOptions) error {
 	metricsOpts := metricsserver.Options{
 		BindAddress:   metricsAddr,
 		SecureServing: secureMetrics,
@@ -65,7 +68,7 @@ func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts
 	if secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 newScheme(),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
@@ -75,7 +78,7 @@ func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts
 	if err != nil {
 		return err
 	}
-	xdsOpts.namespace = cmp.Or(os.Getenv("POD_NAMESPACE"), "osm-system")
+	xdsOpts.namespace = cmp.Or(xdsOpts.namespace, os.Getenv("POD_NAMESPACE"), "osm-system")
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
 		Namespace:                xdsOpts.namespace,
 		ClusterResourceNamespace: xdsOpts.certManagerNamespace,
@@ -92,7 +95,7 @@ func run(metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts
 		return err
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager")
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }
 
 func newScheme() *runtime.Scheme {

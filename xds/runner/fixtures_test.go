@@ -120,7 +120,7 @@ func connect(t testing.TB, kp *testpki.KeyPair) *grpc.ClientConn {
 		}
 		cert = &c
 	}
-	conn, err := xdstest.Dial(addr, cert, ca.Pool())
+	conn, err := xdstest.Dial(addr, "localhost", cert, ca.Pool())
 	if err != nil {
 		t.Fatal(err)
 	}

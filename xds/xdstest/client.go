@@ -17,9 +17,9 @@ import (
 )
 
 // Dial connects to an xDS server at addr with the client certificate cert,
-// trusting roots for the server's.
-func Dial(addr string, cert *tls.Certificate, roots *x509.CertPool) (*grpc.ClientConn, error) {
-	cfg := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+// asking for and verifying the server name serverName against roots.
+func Dial(addr, serverName string, cert *tls.Certificate, roots *x509.CertPool) (*grpc.ClientConn, error) {
+	cfg := &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/go-logr/logr"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+	"github.com/open-service-mesh/osm-operator/xds/xdstest"
+)
+
+// TestOperatorServesAMesh runs the operator as main runs it, against a real
+// API server with cert-manager's controllers, applies a small mesh as a user
+// would, and connects a proxy with the certificate cert-manager issued for
+// it: the proxy verifies the xDS server's certificate (signed by the mesh's
+// issuer, chosen by SNI) and receives the cluster its SMI policy allows.
+func TestOperatorServesAMesh(t *testing.T) {
+	ctrllog.SetLogger(logr.Discard())
+	klog.SetLogger(logr.Discard())
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	k := env.Client
+	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "osm-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := certmanager.Start(ctx, env.Environment); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xdsAddr := l.Addr().String()
+	_ = l.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, env.Config, "0", "0", false, false, xdsOptions{
+			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
+		})
+	}()
+
+	ns := "shop"
+	objs := []client.Object{
+		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "demo"}},
+		testPod(ns, "buyer-1", "buyer"), testPod(ns, "store-1", "store"),
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "store", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
+		&discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "store-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "store"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.5"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "store-1", Namespace: ns}}},
+		},
+		&specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns}, Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}}},
+		&accessv1alpha3.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Name: "buyer-to-store", Namespace: ns}, Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "store"},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "buyer"}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: "all"}},
+		}},
+	}
+	for _, o := range objs {
+		if err := k.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+
+	// The buyer's proxy holds what the pod would mount: its identity Secret.
+	identity := &corev1.Secret{}
+	poll(t, func() error {
+		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, identity)
+	})
+	cert, err := tls.X509KeyPair(identity.Data["tls.crt"], identity.Data["tls.key"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(identity.Data["ca.crt"])
+	var clusters []string
+	poll(t, func() error {
+		conn, err := xdstest.Dial(xdsAddr, controllers.XDSServerName("demo", "osm-system"), &cert, roots)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		defer scancel()
+		s, err := xdstest.OpenStream(sctx, conn, "sidecar~"+ns+"~buyer-1")
+		if err != nil {
+			return err
+		}
+		if err := s.Subscribe(resourcev3.ClusterType, nil); err != nil {
+			return err
+		}
+		r, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		clusters = nil
+		for _, a := range r.GetResources() {
+			c := &clusterv3.Cluster{}
+			if err := a.UnmarshalTo(c); err != nil {
+				return err
+			}
+			clusters = append(clusters, c.GetName())
+		}
+		if !slices.Contains(clusters, "out|"+ns+"/store|80") {
+			return fmt.Errorf("clusters %v", clusters)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("the operator stopped with %v", err)
+	}
+}
+
+func testPod(ns, name, sa string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+	}
+}
+
+func poll(t *testing.T, cond func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if err = cond(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("not reached: %v", err)
+}
