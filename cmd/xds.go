@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -34,6 +35,7 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 		Authorizer: server.WorkloadAuthorizer{Reader: mgr.GetCache()},
 		Cache:      snapshots,
 		Nodes:      nodes,
+		Observer:   &server.VMStatus{Client: mgr.GetClient(), Replica: replicaName(), Log: log.WithName("vm-status")},
 		Log:        log.WithName("server"),
 	})
 	runnables := []manager.Runnable{
@@ -49,4 +51,13 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 		}
 	}
 	return nil
+}
+
+// replicaName names this replica in MeshVM status: the pod's name.
+func replicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	name, _ := os.Hostname()
+	return name
 }

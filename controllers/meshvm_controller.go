@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -93,7 +94,33 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if o, err := r.ensureBootstrap(ctx, mi, vm, secret); err != nil || !o.ready() {
 		return o, err
 	}
-	return r.ensureEndpointSlices(ctx, vm)
+	if o, err := r.ensureEndpointSlices(ctx, vm); err != nil || !o.ready() {
+		return o, err
+	}
+	return proxyConnected(vm), nil
+}
+
+// proxyConnected sets ProxyConnected from status.proxy, which the replica
+// holding the VM's xDS stream records; the VM is Ready only while connected.
+func proxyConnected(vm *meshv1alpha1.MeshVM) outcome {
+	p := vm.Status.Proxy
+	switch {
+	case p != nil && p.Connected:
+		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionTrue, "Connected",
+			fmt.Sprintf("proxy %s connected to %s", p.Version, p.Replica))
+		return outcome{}
+	case p != nil:
+		msg := "the VM's proxy disconnected"
+		if p.LastSeen != nil {
+			msg += " at " + p.LastSeen.UTC().Format(time.RFC3339)
+		}
+		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "Disconnected", msg)
+		return outcome{reason: "ProxyDisconnected", message: msg}
+	default:
+		msg := fmt.Sprintf("no proxy has connected yet: run `osm-operator vm bootstrap %s -n %s` and start Envoy on the VM", vm.Name, vm.Namespace)
+		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "NotConnected", msg)
+		return outcome{reason: "AwaitingProxy", message: msg}
+	}
 }
 
 // ensureServiceAccount creates the VM's service account when it is missing;
@@ -190,8 +217,9 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 
 // ensureEndpointSlices publishes the VM's addresses as endpoints of each
 // Service it backs, one slice per Service and address family. A VM endpoint
-// is ready once its identity and bootstrap are: the operator cannot see the
-// VM's proxy from here.
+// is ready while its proxy is connected; before any proxy has connected, it
+// is ready once its identity and bootstrap are (so that a VM whose proxy is
+// starting is not kept out), and it stops being ready when the proxy leaves.
 func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
 	var missing []string
 	want := map[string]bool{}
@@ -204,6 +232,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 			return outcome{}, fmt.Errorf("reading Service %s: %w", name, err)
 		}
 		ports := vmSlicePorts(svc, vm)
+		ready := vm.Status.Proxy == nil || vm.Status.Proxy.Connected
 		for family, addrs := range vmAddresses(vm) {
 			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family)), Namespace: vm.Namespace}}
 			want[es.Name] = true
@@ -217,7 +246,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 				es.Ports = ports
 				es.Endpoints = []discoveryv1.Endpoint{{
 					Addresses:  addrs,
-					Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+					Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)},
 					TargetRef:  &corev1.ObjectReference{Kind: "MeshVM", APIVersion: meshv1alpha1.GroupVersion.String(), Name: vm.Name, Namespace: vm.Namespace, UID: vm.UID},
 				}}
 				return controllerutil.SetControllerReference(vm, es, r.Scheme())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -20,6 +21,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/vmbootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
 // TestVMJoinsTheMesh: a MeshVM gets its service account, a certificate issued
@@ -105,6 +107,19 @@ func TestVMJoinsTheMesh(t *testing.T) {
 	if err := k8s.Update(ctx, vm); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(vm.Status.Conditions, meshv1alpha1.ConditionReady)
+		if c == nil || c.Reason != "AwaitingProxy" || !strings.Contains(c.Message, "osm-operator vm bootstrap warehouse-vm") {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
+	// The xDS server of the replica holding the VM's stream records it (see
+	// xds/server.VMStatus, tested with real streams in xds/runner).
+	(&server.VMStatus{Client: k8s, Replica: "replica-a"}).Connected(&corev3.Node{Id: "vm~" + ns + "~warehouse-vm", UserAgentName: "envoy"})
 	eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
 			return err

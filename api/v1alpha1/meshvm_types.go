@@ -142,12 +142,16 @@ type CertificateStatus struct {
 type ProxyStatus struct {
 	// connected is true while the proxy holds an xDS stream.
 	Connected bool `json:"connected"`
-	// lastSeen is when the proxy last sent a request.
+	// lastSeen is when the proxy connected, or disconnected.
 	// +optional
 	LastSeen *metav1.Time `json:"lastSeen,omitempty"`
-	// version is the configuration version the proxy last acknowledged.
+	// version is the proxy's own name and version, as it reports them.
 	// +optional
 	Version string `json:"version,omitempty"`
+	// replica is the operator replica that holds, or last held, the
+	// proxy's xDS stream: only it reports the stream's end.
+	// +optional
+	Replica string `json:"replica,omitempty"`
 }
 
 // MeshVM is a virtual machine in a mesh: an identity, addresses and ports, and

@@ -99,6 +99,7 @@ func startControlPlane(ctx context.Context) error {
 		Authorizer: server.WorkloadAuthorizer{Reader: informers},
 		Cache:      snapshots,
 		Nodes:      nodes,
+		Observer:   &server.VMStatus{Client: k8s, Replica: "replica-test", Log: log.WithName("vm-status")},
 		Log:        log.WithName("xds"),
 	})
 	go func() {

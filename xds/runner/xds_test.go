@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
@@ -299,7 +301,8 @@ func TestMeshVMProxyGetsItsIdentitysConfig(t *testing.T) {
 	endpointSlice(t, ns, "buyer", "http", 8080, map[string]string{"buyer-1": "10.1.0.9"})
 	allow(t, ns, "warehouse", "buyer")
 
-	s, err := xdstest.OpenStream(ctx, connect(t, &warehouse), "vm~"+ns+"~warehouse-vm")
+	vmConn := connect(t, &warehouse)
+	s, err := xdstest.OpenStream(ctx, vmConn, "vm~"+ns+"~warehouse-vm")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +319,23 @@ func TestMeshVMProxyGetsItsIdentitysConfig(t *testing.T) {
 	if !found {
 		t.Errorf("the VM's proxy is not listed in its group: %+v", xds.Proxies())
 	}
+	// The replica holding the stream records it in the MeshVM's status, and
+	// records its end.
+	proxyStatus := func(connected bool) func() error {
+		return func() error {
+			got := &meshv1alpha1.MeshVM{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), got); err != nil {
+				return err
+			}
+			if p := got.Status.Proxy; p == nil || p.Connected != connected || p.Replica != "replica-test" {
+				return fmt.Errorf("status.proxy = %+v, want connected=%v", p, connected)
+			}
+			return nil
+		}
+	}
+	poll(t, proxyStatus(true))
+	_ = vmConn.Close()
+	poll(t, proxyStatus(false))
 
 	buyer := workload(t, ns, "buyer-2", "buyer", nil)
 	s2, err := xdstest.OpenStream(ctx, connect(t, &buyer), "vm~"+ns+"~warehouse-vm")
@@ -328,4 +348,15 @@ func TestMeshVMProxyGetsItsIdentitysConfig(t *testing.T) {
 	if _, err := s2.Recv(); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("a buyer claiming the VM got %v, want PermissionDenied", err)
 	}
+}
+
+func poll(t *testing.T, cond func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err = cond(); err == nil {
+			return
+		}
+	}
+	t.Fatal(err)
 }

@@ -58,9 +58,10 @@ func nackBackoff(n int) time.Duration {
 // callbacks authorize streams, keep the proxy registry and record metrics.
 // They implement go-control-plane's server callbacks.
 type callbacks struct {
-	log   logr.Logger
-	auth  Authorizer
-	nodes *cache.Nodes
+	log      logr.Logger
+	auth     Authorizer
+	nodes    *cache.Nodes
+	observer ConnectionObserver
 
 	mu      sync.Mutex
 	streams map[int64]*stream
@@ -111,7 +112,7 @@ func (c *callbacks) request(id int64, node *corev3.Node, typeURL, version string
 			}
 			return status.Error(codes.Unavailable, err.Error())
 		}
-		c.connect(id, s, node.GetId(), g.String())
+		c.connect(id, s, node, g.String())
 	}
 	c.mu.Lock()
 	p := c.proxies[s.nodeID]
@@ -142,7 +143,8 @@ func (c *callbacks) request(id int64, node *corev3.Node, typeURL, version string
 	return nil
 }
 
-func (c *callbacks) connect(id int64, s *stream, nodeID, group string) {
+func (c *callbacks) connect(id int64, s *stream, node *corev3.Node, group string) {
+	nodeID := node.GetId()
 	c.nodes.Assign(nodeID, group)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -153,6 +155,9 @@ func (c *callbacks) connect(id int64, s *stream, nodeID, group string) {
 		c.proxies[nodeID] = p
 		connectedProxies.Inc()
 		c.log.V(1).Info("Proxy connected", "node", nodeID, "group", group)
+		if c.observer != nil {
+			go c.observer.Connected(node) // an API write must not hold the stream
+		}
 	}
 	p.Streams++
 }
@@ -180,6 +185,9 @@ func (c *callbacks) closed(id int64) {
 		c.nodes.Forget(s.nodeID)
 		connectedProxies.Dec()
 		c.log.V(1).Info("Proxy disconnected", "node", s.nodeID)
+		if c.observer != nil {
+			go c.observer.Disconnected(s.nodeID)
+		}
 	}
 }
 

@@ -43,6 +43,8 @@ type Options struct {
 	Authorizer Authorizer
 	Cache      *cache.Cache
 	Nodes      *cache.Nodes
+	// Observer, when set, hears of each proxy's first stream and last close.
+	Observer ConnectionObserver
 	// MaxConnections bounds concurrent connections; 0 means 100,000.
 	MaxConnections int
 	Log            logr.Logger
@@ -63,7 +65,9 @@ func New(opts Options) *Server {
 	if opts.MaxConnections == 0 {
 		opts.MaxConnections = 100_000
 	}
-	return &Server{opts: opts, cb: newCallbacks(opts.Log, opts.Authorizer, opts.Nodes), ready: make(chan struct{})}
+	cb := newCallbacks(opts.Log, opts.Authorizer, opts.Nodes)
+	cb.observer = opts.Observer
+	return &Server{opts: opts, cb: cb, ready: make(chan struct{})}
 }
 
 // NeedLeaderElection is false: every replica serves xDS.
