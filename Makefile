@@ -41,13 +41,19 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
+GENERATED = api config/crd/bases config/rbac
+
 .PHONY: verify-generated
-verify-generated: manifests generate fmt ## Fail if generated code, manifests or formatting are out of date.
-	@if [ -n "$$(git status --porcelain -- api config cmd controllers webhooks xds internal hack)" ]; then \
-		git status --short -- api config cmd controllers webhooks xds internal hack; \
-		echo "Generated files or formatting are out of date: run 'make manifests generate fmt' and commit the result."; \
+verify-generated: ## Fail if generated code or manifests are stale, or Go files unformatted.
+	@sum() { find $(GENERATED) -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum; }; \
+	before=$$(sum); \
+	$(MAKE) --no-print-directory manifests generate; \
+	if [ "$$before" != "$$(sum)" ]; then \
+		echo "Generated code or manifests were out of date: 'make manifests generate' has updated them; review and commit them."; \
 		exit 1; \
 	fi
+	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "Not gofmt-ed (run 'make fmt'):"; echo "$$unformatted"; exit 1; fi
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for the tests (once per machine, ~15 min).
