@@ -106,17 +106,6 @@ func (c *Cache) Remove(group string) {
 	c.ClearSnapshot(group)
 }
 
-// Groups are the groups that hold a snapshot.
-func (c *Cache) Groups() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.versions))
-	for g := range c.versions {
-		out = append(out, g)
-	}
-	return out
-}
-
 func asResources[T types.Resource](items []T) []types.Resource {
 	out := make([]types.Resource, len(items))
 	for i, it := range items {
