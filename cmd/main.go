@@ -74,6 +74,7 @@ func run(ctx context.Context, cfg *rest.Config, metricsAddr, probeAddr string, l
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "osm-operator.mesh.openservicemesh.io",
+		Cache:                  controllers.CacheOptions(),
 	})
 	if err != nil {
 		return err

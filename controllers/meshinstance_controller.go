@@ -135,6 +135,9 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 				Duration:   &metav1.Duration{Duration: 10 * 365 * 24 * time.Hour},
 				PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
 				IssuerRef:  cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"},
+				SecretTemplate: &cmapi.CertificateSecretTemplate{
+					Labels: map[string]string{managedByLabel: managedBy, meshLabel: mi.Name},
+				},
 			}
 		}},
 		{ca, func() { ca.Spec.IssuerConfig = cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: rootCAName(mi)}} }},
