@@ -93,7 +93,7 @@ func TestOperatorServesAMesh(t *testing.T) {
 
 	// The buyer's proxy holds what the pod would mount: its identity Secret.
 	identity := &corev1.Secret{}
-	poll(t, func() error {
+	testenv.Eventually(t, 90*time.Second, func() error {
 		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, identity)
 	})
 	cert, err := tls.X509KeyPair(identity.Data["tls.crt"], identity.Data["tls.key"])
@@ -103,7 +103,7 @@ func TestOperatorServesAMesh(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(identity.Data["ca.crt"])
 	var clusters []string
-	poll(t, func() error {
+	testenv.Eventually(t, 90*time.Second, func() error {
 		conn, err := xdstest.Dial(xdsAddr, controllers.XDSServerName("demo", "osm-system"), &cert, roots)
 		if err != nil {
 			return err
@@ -146,15 +146,4 @@ func testPod(ns, name, sa string) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},
 	}
-}
-
-func poll(t *testing.T, cond func() error) {
-	t.Helper()
-	var err error
-	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		if err = cond(); err == nil {
-			return
-		}
-	}
-	t.Fatalf("not reached: %v", err)
 }

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 )
@@ -46,7 +47,7 @@ func TestMissingIssuerIsReportedAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	conds := func() []metav1.Condition { return mi.Status.Conditions }
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != meshv1alpha1.ReasonIssuerNotReady || !strings.Contains(c.Message, "ClusterIssuer corp-ca not found") {
 			return fmt.Errorf("Ready = %+v", c)
@@ -76,7 +77,7 @@ func TestMissingIssuerIsReportedAndRecovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
 			return err
 		}
@@ -101,7 +102,7 @@ func TestANamespacedIssuerIsStalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	conds := func() []metav1.Condition { return mi.Status.Conditions }
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionStalled)
 		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "use a ClusterIssuer") {
 			return fmt.Errorf("Stalled = %+v", c)
@@ -123,7 +124,7 @@ func TestMemberOfAMissingMeshWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	conds := func() []metav1.Condition { return mm.Status.Conditions }
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mm, conds, meshv1alpha1.ConditionReady)
 		if c == nil || c.Reason != meshv1alpha1.ReasonMeshNotFound || !strings.Contains(c.Message, "MeshInstance nowhere not found") {
 			return fmt.Errorf("Ready = %+v", c)
@@ -149,7 +150,7 @@ func TestDeletingAMeshWaitsForItsMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	rootCA := client.ObjectKey{Namespace: certmanager.ClusterResourceNamespace, Name: "osm-shortlived-root-ca"}
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
 			return err
 		}
@@ -162,7 +163,7 @@ func TestDeletingAMeshWaitsForItsMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	conds := func() []metav1.Condition { return mi.Status.Conditions }
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionReady)
 		if c == nil || c.Reason != meshv1alpha1.ReasonDeleting || !strings.Contains(c.Message, "MeshMember "+ns+"/m") {
 			return fmt.Errorf("Ready = %+v", c)
@@ -172,7 +173,7 @@ func TestDeletingAMeshWaitsForItsMembers(t *testing.T) {
 	if err := k8s.Delete(ctx, mm); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), &meshv1alpha1.MeshInstance{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("the MeshInstance is still there: %v", err)
 		}
@@ -205,7 +206,7 @@ func TestObjectsLeftOutAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	conds := func() []metav1.Condition { return mi.Status.Conditions }
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionPoliciesValid)
 		want := fmt.Sprintf(`TrafficTarget %s/buyer-to-store: HTTPRouteGroup "store-routes" not found`, ns)
 		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, want) {
@@ -220,7 +221,7 @@ func TestObjectsLeftOutAreReported(t *testing.T) {
 	if err := k8s.Create(ctx, routes); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionPoliciesValid)
 		if c == nil || c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("PoliciesValid = %+v", c)

@@ -22,6 +22,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
@@ -66,7 +67,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 	if err := k8s.Create(ctx, mi); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
 			return err
 		}
@@ -101,7 +102,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 	if err := k8s.Create(ctx, mm); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mm), mm); err != nil {
 			return err
 		}
@@ -113,7 +114,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 	if s := kstatusOf(t, mm, "MeshMember"); s != status.CurrentStatus {
 		t.Errorf("MeshMember kstatus %s, want Current", s)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		var evs eventsv1.EventList
 		if err := k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
 			return err
@@ -167,7 +168,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 	if err := k8s.Create(ctx, member2); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		n := &corev1.Namespace{}
 		if err := k8s.Get(ctx, client.ObjectKey{Name: other}, n); err != nil {
 			return err
@@ -182,7 +183,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		a, b := &corev1.Namespace{}, &corev1.Namespace{}
 		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, a); err != nil {
 			return err
@@ -199,7 +200,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 		return nil
 	})
 	// cert-manager keeps Secrets of deleted Certificates: the operator deletes them.
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		var secrets corev1.SecretList
 		if err := k8s.List(ctx, &secrets, client.InNamespace(ns)); err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/vmbootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/server"
 )
@@ -52,7 +53,7 @@ func TestVMJoinsTheMesh(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
 			return err
 		}
@@ -107,7 +108,7 @@ func TestVMJoinsTheMesh(t *testing.T) {
 	if err := k8s.Update(ctx, vm); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
 			return err
 		}
@@ -120,7 +121,7 @@ func TestVMJoinsTheMesh(t *testing.T) {
 	// The xDS server of the replica holding the VM's stream records it (see
 	// xds/server.VMStatus, tested with real streams in xds/runner).
 	(&server.VMStatus{Client: k8s, Replica: "replica-a"}).Connected(&corev3.Node{Id: "vm~" + ns + "~warehouse-vm", UserAgentName: "envoy"})
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
 			return err
 		}

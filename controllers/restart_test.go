@@ -14,6 +14,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 )
 
 // TestRestartExistingWorkloads: with restartExistingWorkloads, a Deployment
@@ -66,7 +67,7 @@ func TestRestartExistingWorkloads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(web), web); err != nil {
 			return err
 		}

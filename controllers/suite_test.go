@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/stdr"
@@ -86,16 +85,4 @@ func newNamespace(t *testing.T, labels map[string]string) string {
 		t.Fatal(err)
 	}
 	return ns.Name
-}
-
-// eventually polls cond until it returns nil or the time is up.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	var err error
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = cond(); err == nil {
-			return
-		}
-	}
-	t.Fatalf("not reached in %s: %v", timeout, err)
 }

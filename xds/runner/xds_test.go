@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
@@ -236,19 +238,17 @@ func TestNACKIsRecorded(t *testing.T) {
 	if err := s.NACK(r, "", "listener rejected: test"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		for _, p := range xds.Proxies() {
 			if p.NodeID == nodeID(ns, "buyer-1") && p.LastNACK != nil {
 				if !strings.Contains(p.LastNACK.Detail, "listener rejected: test") || p.LastNACK.TypeURL != resourcev3.ListenerType {
 					t.Fatalf("NACK recorded as %+v", p.LastNACK)
 				}
-				return
+				return nil
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("the NACK was not recorded")
+		return errors.New("the NACK was not recorded")
+	})
 }
 
 // TestANACKingProxyIsBackedOff: a proxy that keeps rejecting its config is
@@ -333,9 +333,9 @@ func TestMeshVMProxyGetsItsIdentitysConfig(t *testing.T) {
 			return nil
 		}
 	}
-	poll(t, proxyStatus(true))
+	testenv.Eventually(t, 20*time.Second, proxyStatus(true))
 	_ = vmConn.Close()
-	poll(t, proxyStatus(false))
+	testenv.Eventually(t, 20*time.Second, proxyStatus(false))
 
 	buyer := workload(t, ns, "buyer-2", "buyer", nil)
 	s2, err := xdstest.OpenStream(ctx, connect(t, &buyer), "vm~"+ns+"~warehouse-vm")
@@ -348,15 +348,4 @@ func TestMeshVMProxyGetsItsIdentitysConfig(t *testing.T) {
 	if _, err := s2.Recv(); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("a buyer claiming the VM got %v, want PermissionDenied", err)
 	}
-}
-
-func poll(t *testing.T, cond func() error) {
-	t.Helper()
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if err = cond(); err == nil {
-			return
-		}
-	}
-	t.Fatal(err)
 }
