@@ -109,7 +109,7 @@ func deleteOwnedCertificates(ctx context.Context, c client.Client, owner client.
 	}
 	for i := range certs.Items {
 		cert := &certs.Items[i]
-		if !metav1.IsControlledBy(cert, owner) && !isOwnedBy(cert, owner) {
+		if !isOwnedBy(cert, owner) {
 			continue
 		}
 		if err := c.Delete(ctx, cert); client.IgnoreNotFound(err) != nil {
@@ -123,6 +123,7 @@ func deleteOwnedCertificates(ctx context.Context, c client.Client, owner client.
 	return nil
 }
 
+// isOwnedBy says whether owner is among obj's owners, controller or not.
 func isOwnedBy(obj, owner metav1.Object) bool {
 	for _, ref := range obj.GetOwnerReferences() {
 		if ref.UID == owner.GetUID() {

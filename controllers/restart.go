@@ -74,8 +74,7 @@ func (r *MeshMemberReconciler) restartWorkloads(ctx context.Context, mm *meshv1a
 	}
 	rolled := 0
 	for _, w := range all {
-		kind := w.kind
-		if !uninjected[kind+"/"+w.obj.GetName()] || w.tmpl.Annotations[RestartedForAnnotation] == mm.Spec.Mesh ||
+		if !uninjected[w.kind+"/"+w.obj.GetName()] || w.tmpl.Annotations[RestartedForAnnotation] == mm.Spec.Mesh ||
 			w.tmpl.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled ||
 			!sel.Matches(labels.Set(w.tmpl.Labels)) {
 			continue
@@ -86,7 +85,7 @@ func (r *MeshMemberReconciler) restartWorkloads(ctx context.Context, mm *meshv1a
 		}
 		w.tmpl.Annotations[RestartedForAnnotation] = mm.Spec.Mesh
 		if err := r.Patch(ctx, w.obj, patch); err != nil {
-			return rolled, fmt.Errorf("rolling %s %s: %w", kind, w.obj.GetName(), err)
+			return rolled, fmt.Errorf("rolling %s %s: %w", w.kind, w.obj.GetName(), err)
 		}
 		rolled++
 	}

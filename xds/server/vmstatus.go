@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -40,7 +41,7 @@ func (v *VMStatus) Connected(node *corev3.Node) {
 		version += "/" + bv
 	}
 	v.update(node.GetId(), func(p *meshv1alpha1.ProxyStatus) bool {
-		*p = meshv1alpha1.ProxyStatus{Connected: true, LastSeen: ptrNow(), Version: version, Replica: v.Replica}
+		*p = meshv1alpha1.ProxyStatus{Connected: true, LastSeen: ptr.To(metav1.Now()), Version: version, Replica: v.Replica}
 		return true
 	})
 }
@@ -51,7 +52,7 @@ func (v *VMStatus) Disconnected(nodeID string) {
 		if p.Replica != v.Replica || !p.Connected {
 			return false // another replica holds the proxy now
 		}
-		p.Connected, p.LastSeen = false, ptrNow()
+		p.Connected, p.LastSeen = false, ptr.To(metav1.Now())
 		return true
 	})
 }
@@ -80,9 +81,4 @@ func (v *VMStatus) update(nodeID string, change func(*meshv1alpha1.ProxyStatus) 
 	if err != nil {
 		v.Log.Error(err, "Failed to record a VM proxy's connection", "node", nodeID)
 	}
-}
-
-func ptrNow() *metav1.Time {
-	t := metav1.Now()
-	return &t
 }
