@@ -160,15 +160,16 @@ func (t *translator) any(m proto.Message) *anypb.Any {
 
 type validator interface{ ValidateAll() error }
 
-// validate checks every resource that sh did not already validate. The
-// outbound listener's filter chains are shared: it is checked without them.
+// validate checks every resource that sh did not already validate. Filter
+// chains may be shared between groups: a listener's chains are checked one by
+// one, then the listener without them.
 func validate(r *Resources, sh *Shared) error {
 	var errs []error
 	check := func(kind, name string, v validator) {
 		if m, ok := v.(proto.Message); ok && sh.validated(m) {
 			return
 		}
-		if l, ok := v.(*listenerv3.Listener); ok && l.GetName() == OutboundListener {
+		if l, ok := v.(*listenerv3.Listener); ok {
 			chains := l.FilterChains
 			for _, fc := range chains {
 				if sh.validated(fc) {
