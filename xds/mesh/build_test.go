@@ -51,6 +51,20 @@ spec:
   sources: [{kind: ServiceAccount, name: client}]
   rules: [{kind: HTTPRouteGroup, name: routes}]
 `, `HTTPRouteGroup shop/routes: match "bad": pathRegex: error parsing regexp`},
+		{"header name with a space", `
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: bad, headers: [{"user agent": ".*"}]}]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web}
+  sources: [{kind: ServiceAccount, name: client}]
+  rules: [{kind: HTTPRouteGroup, name: routes}]
+`, `match "bad": "user agent" is not an HTTP header name`},
 		{"missing route group", `
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
@@ -124,6 +138,36 @@ spec: {clusterIP: 10.96.0.3, ports: [{name: a, port: 80}, {name: b, port: 80}]}
 				t.Errorf("a malformed object still made policy: %d policies, %d splits", len(m.Policies), len(m.Splits))
 			}
 		})
+	}
+}
+
+// TestAnEmptyHeaderValueMeansPresent: SMI lets a match name a header with no
+// value; the model asks for the header with any value rather than producing
+// an empty regex, which Envoy refuses.
+func TestAnEmptyHeaderValueMeansPresent(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base + `---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: tagged, headers: [{x-tag: ""}]}]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web}
+  sources: [{kind: ServiceAccount, name: client}]
+  rules: [{kind: HTTPRouteGroup, name: routes}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, problems := mesh.Build(in)
+	if len(problems) != 0 || len(m.Policies) != 1 {
+		t.Fatalf("problems %v, policies %d", problems, len(m.Policies))
+	}
+	if got := m.Policies[0].HTTP[0].Headers["x-tag"]; got != ".*" {
+		t.Errorf("header regex %q, want .*", got)
 	}
 }
 

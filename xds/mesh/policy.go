@@ -12,6 +12,9 @@ import (
 
 // Envoy matches regexes with RE2, as Go's regexp does, so a pattern Go compiles
 // is one Envoy accepts.
+// headerName is an HTTP header name (an RFC 9110 token), as Envoy requires.
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
 var knownMethods = map[string]bool{
 	"*": true, "GET": true, "HEAD": true, "PUT": true, "POST": true, "DELETE": true,
 	"CONNECT": true, "OPTIONS": true, "TRACE": true, "PATCH": true,
@@ -127,9 +130,16 @@ func (b *builder) httpMatches(g *specsv1alpha4.HTTPRouteGroup, names []string) [
 		if len(m.Headers) > 0 {
 			hm.Headers = map[string]string{}
 			for k, v := range m.Headers {
+				if !headerName.MatchString(k) {
+					b.problem("HTTPRouteGroup", g, "match %q: %q is not an HTTP header name; the match allows nothing", m.Name, k)
+					valid = false
+				}
 				if _, err := regexp.Compile(v); err != nil {
 					b.problem("HTTPRouteGroup", g, "match %q: header %q: %v; the match allows nothing", m.Name, k, err)
 					valid = false
+				}
+				if v == "" {
+					v = ".*" // a header named with no value must be present, with any value
 				}
 				hm.Headers[strings.ToLower(k)] = v
 			}

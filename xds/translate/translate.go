@@ -149,8 +149,15 @@ func sharedResource[T proto.Message](t *translator, kind string, s *mesh.Service
 	return out
 }
 
-// any packs m, recording a failure (possible only for invalid UTF-8 in strings).
+// any validates m and packs it. Envoy's validation rules do not look inside
+// an Any, so a typed config (connection manager, RBAC, TLS context, proxy) is
+// checked here, where it is made; a failure is recorded as t's error.
 func (t *translator) any(m proto.Message) *anypb.Any {
+	if v, ok := m.(validator); ok {
+		if err := v.ValidateAll(); err != nil && t.err == nil {
+			t.err = fmt.Errorf("%s: %w", m.ProtoReflect().Descriptor().FullName(), err)
+		}
+	}
 	a, err := anypb.New(m)
 	if err != nil && t.err == nil {
 		t.err = fmt.Errorf("packing %T: %w", m, err)
