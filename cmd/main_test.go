@@ -13,6 +13,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
@@ -103,15 +104,18 @@ func TestOperatorServesAMesh(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(identity.Data["ca.crt"])
 	var clusters []string
+	var held *grpc.ClientConn // the proxy's connection, once it got its config
 	testenv.Eventually(t, 90*time.Second, func() error {
 		conn, err := xdstest.Dial(xdsAddr, controllers.XDSServerName("demo", "osm-system"), &cert, roots)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
-		defer scancel()
-		s, err := xdstest.OpenStream(sctx, conn, "sidecar~"+ns+"~buyer-1")
+		defer func() {
+			if held != conn {
+				conn.Close()
+			}
+		}()
+		s, err := xdstest.OpenStream(ctx, conn, "sidecar~"+ns+"~buyer-1")
 		if err != nil {
 			return err
 		}
@@ -133,8 +137,29 @@ func TestOperatorServesAMesh(t *testing.T) {
 		if !slices.Contains(clusters, "out|"+ns+"/store|80") {
 			return fmt.Errorf("clusters %v", clusters)
 		}
+		held = conn
 		return nil
 	})
+
+	// The connected proxy is counted by its member and its mesh, and no
+	// longer once it has gone.
+	connected := func(want int32) error {
+		mm := &meshv1alpha1.MeshMember{}
+		mi := &meshv1alpha1.MeshInstance{}
+		if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo"}, mm); err != nil {
+			return err
+		}
+		if err := k.Get(ctx, client.ObjectKey{Name: "demo"}, mi); err != nil {
+			return err
+		}
+		if mm.Status.ProxiesConnected != want || mi.Status.ConnectedProxies != want {
+			return fmt.Errorf("MeshMember counts %d connected proxies, MeshInstance %d; want %d", mm.Status.ProxiesConnected, mi.Status.ConnectedProxies, want)
+		}
+		return nil
+	}
+	testenv.Eventually(t, 30*time.Second, func() error { return connected(1) })
+	held.Close()
+	testenv.Eventually(t, 30*time.Second, func() error { return connected(0) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("the operator stopped with %v", err)

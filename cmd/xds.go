@@ -7,7 +7,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/census"
 	"github.com/open-service-mesh/osm-operator/xds/runner"
 	"github.com/open-service-mesh/osm-operator/xds/server"
 )
@@ -27,20 +29,33 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 	if o.certDir != "" {
 		tlsSource = server.FileTLS(o.certDir)
 	}
+	var srv *server.Server
+	publisher := census.NewPublisher(census.Options{
+		Client:       mgr.GetClient(),
+		Namespace:    o.namespace,
+		Replica:      replicaName(),
+		Count:        func() census.Counts { return sidecarCounts(srv.Proxies()) },
+		FieldManager: meshv1alpha1.FieldManager,
+		Log:          log.WithName("census"),
+	})
 	nodes := &cache.Nodes{}
 	snapshots := cache.New(nodes, nil)
-	srv := server.New(server.Options{
+	srv = server.New(server.Options{
 		Address:    o.address,
 		TLS:        tlsSource,
 		Authorizer: server.WorkloadAuthorizer{Reader: mgr.GetCache()},
 		Cache:      snapshots,
 		Nodes:      nodes,
-		Observer:   &server.VMStatus{Client: mgr.GetClient(), Replica: replicaName(), Log: log.WithName("vm-status")},
-		Log:        log.WithName("server"),
+		Observer: server.Observers{
+			&server.VMStatus{Client: mgr.GetClient(), Replica: replicaName(), Log: log.WithName("vm-status")},
+			publisher,
+		},
+		Log: log.WithName("server"),
 	})
 	runnables := []manager.Runnable{
 		runner.New(runner.Options{Cache: mgr.GetCache(), Snapshots: snapshots, Log: log.WithName("runner")}),
 		srv,
+		publisher,
 	}
 	if o.debugAddress != "" {
 		runnables = append(runnables, &server.Debug{Address: o.debugAddress, Server: srv, Cache: snapshots, Nodes: nodes})
@@ -60,4 +75,16 @@ func replicaName() string {
 	}
 	name, _ := os.Hostname()
 	return name
+}
+
+// sidecarCounts counts the connected sidecars per namespace; VMs report
+// their connection in their own status.
+func sidecarCounts(proxies []server.ProxyStatus) census.Counts {
+	c := census.Counts{}
+	for _, p := range proxies {
+		if kind, ns, _, err := server.ParseNodeID(p.NodeID); err == nil && kind == server.NodeKindSidecar {
+			c[ns]++
+		}
+	}
+	return c
 }

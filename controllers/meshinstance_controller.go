@@ -213,7 +213,8 @@ func issuerReady(ci *cmapi.ClusterIssuer) (bool, string) {
 	return false, "no Ready condition yet"
 }
 
-// countMembers fills the mesh's member, identity and VM counts.
+// countMembers fills the mesh's member, identity, VM and proxy counts: the
+// sidecars connected in member namespaces, and the VMs whose proxy is.
 func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
 	var nss corev1.NamespaceList
 	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
@@ -233,13 +234,26 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 	if err := r.List(ctx, &vms); err != nil {
 		return fmt.Errorf("listing MeshVMs: %w", err)
 	}
+	connected, err := connectedSidecars(ctx, r.Client, r.Namespace)
+	if err != nil {
+		return err
+	}
+	members := make(map[string]bool, len(nss.Items))
+	for _, ns := range nss.Items {
+		members[ns.Name] = true
+	}
+	proxies := connected.Total(members)
 	n := 0
 	for _, vm := range vms.Items {
 		if vm.Spec.Mesh == mi.Name {
 			n++
+			if vm.Status.Proxy != nil && vm.Status.Proxy.Connected {
+				proxies++
+			}
 		}
 	}
 	mi.Status.MemberNamespaces, mi.Status.Identities, mi.Status.VMs = int32(len(nss.Items)), int32(identities), int32(n)
+	mi.Status.ConnectedProxies = proxies
 	return nil
 }
 

@@ -35,6 +35,9 @@ type MeshMemberReconciler struct {
 	client.Client
 	// Recorder records Events on transitions; nil records none.
 	Recorder events.EventRecorder
+	// Namespace is the operator's own, where the xDS replicas count their
+	// connected proxies.
+	Namespace string
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -126,7 +129,12 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 			waiting = append(waiting, sa+": "+msg)
 		}
 	}
+	connected, err := connectedSidecars(ctx, r.Client, r.Namespace)
+	if err != nil {
+		return outcome{}, err
+	}
 	mm.Status.Identities, mm.Status.IdentitiesReady, mm.Status.PodsInjected = int32(len(accounts)), int32(ready), int32(injected)
+	mm.Status.ProxiesConnected = connected[mm.Namespace]
 	idStatus, idReason, idMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, fmt.Sprintf("%d identities issued", ready)
 	if len(waiting) > 0 {
 		idStatus, idReason, idMsg = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", len(waiting), len(accounts), waiting)

@@ -8,6 +8,7 @@ import (
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/census"
 )
 
 // meshIndex indexes MeshMembers by the mesh they join.
@@ -72,12 +74,23 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Watches(&specsv1alpha4.TCPRoute{}, allMeshes).
 		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes).
 		Watches(&meshv1alpha1.MeshMember{}, allMeshes).
+		Watches(&meshv1alpha1.MeshVM{}, allMeshes).
+		Watches(&coordinationv1.Lease{}, censusHandler(func(ctx context.Context, namespaces []string) []reconcile.Request {
+			var out []reconcile.Request
+			for _, name := range namespaces {
+				ns := &corev1.Namespace{}
+				if err := mgr.GetClient().Get(ctx, client.ObjectKey{Name: name}, ns); err == nil && ns.Labels[meshv1alpha1.MonitorLabel] != "" {
+					out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: ns.Labels[meshv1alpha1.MonitorLabel]}})
+				}
+			}
+			return out
+		})).
 		Named("meshinstance").
 		Complete(mi); err != nil {
 		return fmt.Errorf("setting up the MeshInstance controller: %w", err)
 	}
 
-	mm := &MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec}
+	mm := &MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace}
 	membersOfMesh := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list meshv1alpha1.MeshMemberList
 		if err := mgr.GetClient().List(ctx, &list, client.MatchingFields{meshIndex: obj.GetName()}); err != nil {
@@ -97,6 +110,16 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Owns(&cmapi.Certificate{}).
 		Watches(&meshv1alpha1.MeshInstance{}, membersOfMesh).
 		Watches(&corev1.Pod{}, membersInNamespace).
+		Watches(&coordinationv1.Lease{}, censusHandler(func(ctx context.Context, namespaces []string) []reconcile.Request {
+			var out []reconcile.Request
+			for _, ns := range namespaces {
+				var list meshv1alpha1.MeshMemberList
+				if err := mgr.GetClient().List(ctx, &list, client.InNamespace(ns)); err == nil {
+					out = append(out, requests(list.Items)...)
+				}
+			}
+			return out
+		})).
 		Named("meshmember").
 		Complete(mm); err != nil {
 		return fmt.Errorf("setting up the MeshMember controller: %w", err)
@@ -123,6 +146,12 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Complete(vm); err != nil {
 		return fmt.Errorf("setting up the MeshVM controller: %w", err)
 	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&coordinationv1.Lease{}).
+		Named("xds-replica-lease").
+		Complete(&ReplicaLeaseReconciler{Client: mgr.GetClient()}); err != nil {
+		return fmt.Errorf("setting up the xDS replica Lease controller: %w", err)
+	}
 	return nil
 }
 
@@ -141,5 +170,7 @@ func requests(members []meshv1alpha1.MeshMember) []reconcile.Request {
 func CacheOptions() cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{managedByLabel: managedBy})},
+		// Only the xDS replicas' Leases, not leader election's or the nodes'.
+		&coordinationv1.Lease{}: {Label: labels.SelectorFromSet(labels.Set{census.ComponentLabel: census.Component})},
 	}}
 }

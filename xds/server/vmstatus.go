@@ -21,6 +21,23 @@ type ConnectionObserver interface {
 	Disconnected(nodeID string)
 }
 
+// Observers tell each of their observers in turn.
+type Observers []ConnectionObserver
+
+// Connected implements ConnectionObserver.
+func (o Observers) Connected(node *corev3.Node) {
+	for _, x := range o {
+		x.Connected(node)
+	}
+}
+
+// Disconnected implements ConnectionObserver.
+func (o Observers) Disconnected(nodeID string) {
+	for _, x := range o {
+		x.Disconnected(nodeID)
+	}
+}
+
 // VMStatus records in a MeshVM's status.proxy whether its proxy holds an xDS
 // stream. Only the replica holding a stream knows of it, so each replica
 // writes for its own streams: a connect claims status.proxy, and a

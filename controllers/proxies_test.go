@@ -1,0 +1,100 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/xds/census"
+)
+
+// TestConnectedProxiesAreCountedAcrossReplicas: two xDS replicas publish
+// their connected sidecars; the MeshMember counts those of its namespace
+// and the MeshInstance those of all its member namespaces. A replica that
+// stops takes its proxies out of the counts, and the Lease of a replica that
+// died without cleaning up stops counting once expired and is deleted.
+func TestConnectedProxiesAreCountedAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "census"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newNamespace(t, nil), newNamespace(t, nil)
+	for _, ns := range []string{a, b} {
+		if err := k8s.Create(ctx, &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "census"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := newNamespace(t, nil) // not a member: its proxies are not the mesh's
+
+	startReplica := func(name string, c census.Counts) context.CancelFunc {
+		rctx, cancel := context.WithCancel(ctx)
+		p := census.NewPublisher(census.Options{
+			Client: k8s, Namespace: operatorNamespace, Replica: name, FieldManager: "test",
+			Count: func() census.Counts { return c }, Settle: 10 * time.Millisecond, Log: logr.Discard(),
+		})
+		done := make(chan struct{})
+		go func() { _ = p.Start(rctx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	stop1 := startReplica("xds-1", census.Counts{a: 3, outside: 7})
+	defer stop1()
+	stop2 := startReplica("xds-2", census.Counts{a: 1, b: 2})
+	defer stop2()
+
+	expect := func(wantA, wantB, wantMesh int32) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			var got []int32
+			for _, ns := range []string{a, b} {
+				mm := &meshv1alpha1.MeshMember{}
+				if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "m"}, mm); err != nil {
+					return err
+				}
+				got = append(got, mm.Status.ProxiesConnected)
+			}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+				return err
+			}
+			got = append(got, mi.Status.ConnectedProxies)
+			if want := []int32{wantA, wantB, wantMesh}; fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("member %s, member %s, mesh: %v, want %v", a, b, got, want)
+			}
+			return nil
+		})
+	}
+	expect(4, 2, 6)
+
+	stop2() // a graceful stop deletes the replica's Lease
+	expect(3, 0, 3)
+
+	// A replica that died: its Lease was last renewed a minute ago for 30 s.
+	dead := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: census.LeasePrefix + "dead", Namespace: operatorNamespace,
+			Labels:      map[string]string{census.ComponentLabel: census.Component},
+			Annotations: map[string]string{census.CountsAnnotation: fmt.Sprintf(`{%q: 50}`, b)}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("dead"), LeaseDurationSeconds: ptr.To[int32](30),
+			RenewTime: ptr.To(metav1.NewMicroTime(time.Now().Add(-time.Minute)))},
+	}
+	if err := k8s.Create(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(dead), &coordinationv1.Lease{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("the expired Lease is still there (%v)", err)
+	})
+	expect(3, 0, 3)
+}

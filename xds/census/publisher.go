@@ -1,0 +1,138 @@
+package census
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Options configure a Publisher.
+type Options struct {
+	Client    client.Client
+	Namespace string
+	// Replica names this replica (its pod); the Lease is LeasePrefix+Replica.
+	Replica string
+	// Count returns this replica's connected sidecars per namespace.
+	Count func() Counts
+	// Renew is how often the Lease is renewed; it lives three times as
+	// long. Zero means 10 s.
+	Renew time.Duration
+	// Settle gathers a burst of connections into one write. Zero means 1 s.
+	Settle time.Duration
+	// FieldManager applies the Lease.
+	FieldManager string
+	Log          logr.Logger
+}
+
+// Publisher keeps this replica's Lease: its counts, renewed every Renew, and
+// rewritten soon after proxies connect or disconnect. It is a
+// controller-runtime Runnable for every replica.
+type Publisher struct {
+	Options
+	changed chan struct{}
+}
+
+// NewPublisher returns a publisher; Start runs it.
+func NewPublisher(o Options) *Publisher {
+	if o.Renew == 0 {
+		o.Renew = 10 * time.Second
+	}
+	if o.Settle == 0 {
+		o.Settle = time.Second
+	}
+	return &Publisher{Options: o, changed: make(chan struct{}, 1)}
+}
+
+// NeedLeaderElection is false: every replica publishes its own counts.
+func (p *Publisher) NeedLeaderElection() bool { return false }
+
+// Connected and Disconnected make the publisher an xDS server's connection
+// observer.
+func (p *Publisher) Connected(*corev3.Node) { p.Changed() }
+
+// Disconnected: see Connected.
+func (p *Publisher) Disconnected(string) { p.Changed() }
+
+// Changed tells the publisher that its counts may have changed. It never
+// blocks.
+func (p *Publisher) Changed() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Start publishes until ctx ends, then deletes the Lease so that the
+// replica's proxies stop counting at once.
+func (p *Publisher) Start(ctx context.Context) error {
+	renew := time.NewTicker(p.Renew)
+	defer renew.Stop()
+	var last Counts
+	publish := func() {
+		c := p.Count()
+		if err := p.apply(ctx, c); err != nil {
+			p.Log.Error(err, "Failed to publish connected sidecars", "lease", LeasePrefix+p.Replica)
+			return
+		}
+		if !maps.Equal(c, last) {
+			p.Log.V(1).Info("Published connected sidecars", "total", c.Total(nil))
+		}
+		last = c
+	}
+	publish()
+	for {
+		select {
+		case <-ctx.Done():
+			return p.delete()
+		case <-renew.C:
+			publish()
+		case <-p.changed:
+			select {
+			case <-time.After(p.Settle):
+			case <-ctx.Done():
+				return p.delete()
+			}
+			publish()
+		}
+	}
+}
+
+func (p *Publisher) apply(ctx context.Context, c Counts) error {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding counts: %w", err)
+	}
+	duration := int32(3 * p.Renew / time.Second)
+	now := metav1.NewMicroTime(time.Now())
+	l := coordinationv1ac.Lease(LeasePrefix+p.Replica, p.Namespace).
+		WithLabels(map[string]string{ComponentLabel: Component, "app.kubernetes.io/managed-by": "osm-operator"}).
+		WithAnnotations(map[string]string{CountsAnnotation: string(raw)}).
+		WithSpec(coordinationv1ac.LeaseSpec().
+			WithHolderIdentity(p.Replica).
+			WithLeaseDurationSeconds(max(duration, 1)).
+			WithRenewTime(now))
+	if err := p.Client.Apply(ctx, l, client.FieldOwner(p.FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying Lease %s/%s: %w", p.Namespace, LeasePrefix+p.Replica, err)
+	}
+	return nil
+}
+
+func (p *Publisher) delete() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: LeasePrefix + p.Replica}}
+	if err := client.IgnoreNotFound(p.Client.Delete(ctx, l)); err != nil {
+		// The Lease expires on its own; readers stop counting it then.
+		p.Log.Error(err, "Failed to delete the replica's Lease on the way out", "lease", l.Name)
+	}
+	return nil
+}
