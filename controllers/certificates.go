@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -98,11 +99,13 @@ func certificateReady(c *cmapi.Certificate) (bool, string) {
 	return false, "not issued yet"
 }
 
-// deleteOwnedCertificates deletes the Certificates owner owns in its
-// namespace, and their Secrets, which cert-manager keeps when a Certificate
-// goes. The Certificate goes first, or cert-manager would issue the Secret
-// again.
-func deleteOwnedCertificates(ctx context.Context, c client.Client, owner client.Object) error {
+// releaseCertificates lets go of the Certificates owner owns in its
+// namespace. An identity Certificate can serve a MeshMember's pods and a
+// MeshVM of the same service account at once: while another owner remains,
+// only owner's reference goes. The last owner deletes the Certificate and its
+// Secret, which cert-manager keeps when a Certificate goes; the Certificate
+// goes first, or cert-manager would issue the Secret again.
+func releaseCertificates(ctx context.Context, c client.Client, owner client.Object) error {
 	var certs cmapi.CertificateList
 	if err := c.List(ctx, &certs, client.InNamespace(owner.GetNamespace()), client.MatchingLabels{managedByLabel: managedBy}); err != nil {
 		return fmt.Errorf("listing Certificates: %w", err)
@@ -110,6 +113,15 @@ func deleteOwnedCertificates(ctx context.Context, c client.Client, owner client.
 	for i := range certs.Items {
 		cert := &certs.Items[i]
 		if !isOwnedBy(cert, owner) {
+			continue
+		}
+		others := slices.DeleteFunc(slices.Clone(cert.OwnerReferences), func(ref metav1.OwnerReference) bool { return ref.UID == owner.GetUID() })
+		if len(others) > 0 {
+			before := cert.DeepCopy()
+			cert.OwnerReferences = others
+			if err := c.Patch(ctx, cert, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+				return fmt.Errorf("releasing Certificate %s to its other owners: %w", cert.Name, err)
+			}
 			continue
 		}
 		if err := c.Delete(ctx, cert); client.IgnoreNotFound(err) != nil {

@@ -147,9 +147,8 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 }
 
 // leave takes back the namespace label the operator set, and only that: a
-// label a user set too stays. The identity Certificates are owned by the
-// MeshMember and go with it; cert-manager leaves their Secrets, so leave
-// deletes those.
+// label a user set too stays. The identity Certificates the MeshMember owns
+// go with their Secrets, unless a MeshVM of the namespace co-owns them.
 func (r *MeshMemberReconciler) leave(ctx context.Context, mm *meshv1alpha1.MeshMember) error {
 	if !controllerutil.ContainsFinalizer(mm, memberFinalizer) {
 		return nil
@@ -165,7 +164,7 @@ func (r *MeshMemberReconciler) leave(ctx context.Context, mm *meshv1alpha1.MeshM
 			return err
 		}
 	}
-	if err := deleteOwnedCertificates(ctx, r.Client, mm); err != nil {
+	if err := releaseCertificates(ctx, r.Client, mm); err != nil {
 		return err
 	}
 	controllerutil.RemoveFinalizer(mm, memberFinalizer)

@@ -56,12 +56,13 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !vm.DeletionTimestamp.IsZero() {
-		// Owned objects are garbage-collected; the Secret of the identity
-		// Certificate the VM created is not, so it goes here.
+		// Owned objects are garbage-collected; the identity Certificate may
+		// serve a MeshMember's pods too, and its Secret has no owner, so
+		// they are released here.
 		if !controllerutil.ContainsFinalizer(vm, vmFinalizer) {
 			return ctrl.Result{}, nil
 		}
-		if err := deleteOwnedCertificates(ctx, r.Client, vm); err != nil {
+		if err := releaseCertificates(ctx, r.Client, vm); err != nil {
 			return ctrl.Result{}, err
 		}
 		controllerutil.RemoveFinalizer(vm, vmFinalizer)
@@ -164,6 +165,16 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 		}
 	} else if err != nil {
 		return nil, outcome{}, fmt.Errorf("reading Certificate %s: %w", want.Name, err)
+	} else if !isOwnedBy(cert, vm) {
+		// Shared with a MeshMember of the namespace: co-own it, so that the
+		// member leaving does not take the VM's identity with it.
+		before := cert.DeepCopy()
+		if err := controllerutil.SetOwnerReference(vm, cert, r.Scheme()); err != nil {
+			return nil, outcome{}, err
+		}
+		if err := r.Patch(ctx, cert, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return nil, outcome{}, fmt.Errorf("co-owning Certificate %s: %w", cert.Name, err)
+		}
 	}
 	ok, msg := certificateReady(cert)
 	status := metav1.ConditionTrue

@@ -3,15 +3,18 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -146,4 +149,68 @@ func TestVMJoinsTheMesh(t *testing.T) {
 	if vm.Status.Certificate == nil || vm.Status.Certificate.NotAfter == nil || !strings.HasSuffix(vm.Status.Certificate.Identity, "/ns/"+ns+"/sa/warehouse") {
 		t.Errorf("certificate status %+v", vm.Status.Certificate)
 	}
+}
+
+// TestVMAndMemberShareAnIdentity: a MeshVM running as the service account of
+// member pods shares their identity Certificate; whichever leaves first
+// leaves it to the other, and the last one takes it and its Secret away.
+func TestVMAndMemberShareAnIdentity(t *testing.T) {
+	ctx := context.Background()
+	if err := k8s.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "shared"}}); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, nil)
+	mm := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "shared"}}
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "api-vm", Namespace: ns},
+		Spec: meshv1alpha1.MeshVMSpec{Mesh: "shared", ServiceAccountName: "api", Addresses: []string{"192.0.2.20"},
+			Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}}},
+	}
+	for _, o := range []client.Object{mm, pod(ns, "api-1", "api"), vm} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := meshv1alpha1.IdentitySecretName("api")
+	owners := func(want ...string) error {
+		cert := &cmapi.Certificate{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cert); err != nil {
+			return err
+		}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{}); err != nil {
+			return fmt.Errorf("the identity Secret: %w", err)
+		}
+		var kinds []string
+		for _, ref := range cert.OwnerReferences {
+			kinds = append(kinds, ref.Kind)
+		}
+		slices.Sort(kinds)
+		if !slices.Equal(kinds, want) {
+			return fmt.Errorf("the Certificate is owned by %v, want %v", kinds, want)
+		}
+		return nil
+	}
+	testenv.Eventually(t, 60*time.Second, func() error { return owners("MeshMember", "MeshVM") })
+
+	if err := k8s.Delete(ctx, vm); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the MeshVM is still there (%v)", err)
+		}
+		return owners("MeshMember")
+	})
+
+	if err := k8s.Delete(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, o := range []client.Object{&cmapi.Certificate{}, &corev1.Secret{}} {
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("%T %s is still there (%v)", o, name, err)
+			}
+		}
+		return nil
+	})
 }
