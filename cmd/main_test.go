@@ -25,9 +25,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
-	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -106,7 +106,7 @@ func TestOperatorServesAMesh(t *testing.T) {
 	var clusters []string
 	var held *grpc.ClientConn // the proxy's connection, once it got its config
 	testenv.Eventually(t, 90*time.Second, func() error {
-		conn, err := xdstest.Dial(xdsAddr, controllers.XDSServerName("demo", "osm-system"), &cert, roots)
+		conn, err := xdstest.Dial(xdsAddr, bootstrap.XDSServerName("demo", "osm-system"), &cert, roots)
 		if err != nil {
 			return err
 		}

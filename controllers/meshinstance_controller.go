@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -257,16 +258,6 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 	return nil
 }
 
-// XDSServiceName is the operator's Service for xDS; proxies of mesh m ask for
-// the name m.<XDSServiceName>.<namespace>.svc, so that the server answers
-// each with a certificate from its own mesh's issuer.
-const XDSServiceName = "osm-operator-xds"
-
-// XDSServerName is the name the proxies of mesh dial and verify.
-func XDSServerName(mesh, namespace string) string {
-	return fmt.Sprintf("%s.%s.%s.svc", mesh, XDSServiceName, namespace)
-}
-
 // ensureServingCertificate has the mesh's issuer sign a certificate for the
 // xDS server, into a Secret of the operator's namespace that the server reads.
 func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
@@ -277,9 +268,9 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 		cert.Spec = cmapi.CertificateSpec{
 			SecretName: name + "-tls",
 			DNSNames: []string{
-				XDSServerName(mi.Name, r.Namespace),
-				fmt.Sprintf("%s.%s.svc", XDSServiceName, r.Namespace),
-				fmt.Sprintf("%s.%s.svc.cluster.local", XDSServiceName, r.Namespace),
+				bootstrap.XDSServerName(mi.Name, r.Namespace),
+				fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
+				fmt.Sprintf("%s.%s.svc.cluster.local", bootstrap.XDSServiceName, r.Namespace),
 			},
 			Usages:     []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth},
 			PrivateKey: privateKey(mi),

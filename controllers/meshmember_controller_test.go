@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
-	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
@@ -80,7 +80,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 		t.Errorf("MeshInstance kstatus %s, want Current", s)
 	}
 	// The xDS server answers this mesh's proxies with a certificate its issuer signed.
-	name := controllers.XDSServerName("books", operatorNamespace)
+	name := bootstrap.XDSServerName("books", operatorNamespace)
 	cert, pool, err := server.SecretTLS(k8s, operatorNamespace)(&tls.ClientHelloInfo{ServerName: name})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -202,8 +201,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 // ensureBootstrap writes the Secret a VM admin copies to the VM: the Envoy
 // bootstrap and the identity's TLS files. It follows certificate renewals.
 func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (outcome, error) {
-	host := cmp.Or(mi.Spec.XDS.Address, XDSServerName(mi.Name, r.Namespace))
-	boot, err := vmBootstrap(vm, host, cmp.Or(mi.Spec.XDS.Port, 15128))
+	boot, err := vmBootstrap(mi, vm, r.Namespace)
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
 	}

@@ -1,0 +1,100 @@
+package inject
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// Decision says whether a pod gets a sidecar, and why not.
+type Decision struct {
+	Inject bool
+	// Mesh is the mesh of the pod's namespace.
+	Mesh string
+	// Reason says why the pod is left alone.
+	Reason string
+}
+
+func skip(format string, args ...any) Decision {
+	return Decision{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Decide says whether pod, in namespace ns with the MeshMembers members,
+// gets a sidecar. A namespace is in a mesh by its monitor label; the pod's
+// sidecar-injection annotation wins over the namespace's; a MeshMember with
+// a selector or with injection disabled narrows which pods are injected. A
+// namespace labelled by hand, with no MeshMember, injects all its pods. An
+// annotation value other than enabled or disabled is an error.
+func Decide(pod *corev1.Pod, ns *corev1.Namespace, members []meshv1alpha1.MeshMember) (Decision, error) {
+	mesh := ns.Labels[meshv1alpha1.MonitorLabel]
+	if mesh == "" {
+		return skip("namespace %s is in no mesh", ns.Name), nil
+	}
+	if Injected(pod) {
+		return Decision{Mesh: mesh, Reason: "the pod has a sidecar already"}, nil
+	}
+	switch v := pod.Annotations[meshv1alpha1.SidecarInjectionAnnotation]; v {
+	case meshv1alpha1.SidecarInjectionDisabled:
+		return Decision{Mesh: mesh, Reason: "the pod opted out"}, nil
+	case meshv1alpha1.SidecarInjectionEnabled:
+	case "":
+		if ns.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled {
+			return Decision{Mesh: mesh, Reason: fmt.Sprintf("namespace %s opted out", ns.Name)}, nil
+		}
+	default:
+		return Decision{}, fmt.Errorf("annotation %s: %q is neither %q nor %q", meshv1alpha1.SidecarInjectionAnnotation, v,
+			meshv1alpha1.SidecarInjectionEnabled, meshv1alpha1.SidecarInjectionDisabled)
+	}
+	if pod.Spec.HostNetwork {
+		return Decision{Mesh: mesh, Reason: "the pod uses the host's network"}, nil
+	}
+	mine, selected := 0, false
+	for _, m := range members {
+		if m.Spec.Mesh != mesh || !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		mine++
+		if m.Spec.Injection == meshv1alpha1.InjectionDisabled {
+			continue
+		}
+		sel := labels.Everything()
+		if m.Spec.Selector != nil {
+			s, err := metav1.LabelSelectorAsSelector(m.Spec.Selector)
+			if err != nil {
+				continue // reported on the MeshMember
+			}
+			sel = s
+		}
+		if sel.Matches(labels.Set(pod.Labels)) {
+			selected = true
+		}
+	}
+	if mine > 0 && !selected {
+		return Decision{Mesh: mesh, Reason: fmt.Sprintf("no MeshMember of namespace %s selects the pod for injection", ns.Name)}, nil
+	}
+	return Decision{Inject: true, Mesh: mesh}, nil
+}
+
+// Patch injects the pod and returns the JSON patch from raw, the pod as it
+// was sent, to the injected pod.
+func Patch(raw []byte, pod *corev1.Pod, cfg Config) ([]jsonpatch.Operation, error) {
+	injected := pod.DeepCopy()
+	if err := Pod(injected, cfg); err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(injected)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the injected pod: %w", err)
+	}
+	ops, err := jsonpatch.CreatePatch(raw, out)
+	if err != nil {
+		return nil, fmt.Errorf("computing the injection patch: %w", err)
+	}
+	return ops, nil
+}

@@ -1,0 +1,254 @@
+// Package inject adds the mesh's Envoy sidecar to a pod: pure functions of
+// the pod and the mesh's configuration, shared by the admission webhook and
+// `osm-operator inject`. Injection creates nothing and waits for nothing: the
+// bootstrap is passed inline, with the pod's name expanded by Kubernetes, and
+// the identity comes from the Secret the MeshMember reconciler issues.
+package inject
+
+import (
+	"fmt"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+)
+
+// Names and ports of what injection adds.
+const (
+	ProxyContainer = "osm-envoy"
+	InitContainer  = "osm-init"
+	IdentityVolume = "osm-identity"
+	// IdentityDir is where the proxy reads its certificate and key.
+	IdentityDir = "/var/run/osm/identity"
+
+	// ProxyUID runs Envoy; the redirection rules let its own traffic out.
+	ProxyUID = 1500
+
+	OutboundPort   = 15001
+	InboundPort    = 15003
+	PrometheusPort = 15010
+	// HealthPort serves the sidecar's own readiness, /healthz/ready.
+	HealthPort = 15021
+	// ProbePort serves the pod's HTTP probes rewritten through the proxy;
+	// gRPC probes get GRPCProbePort and up, one per port probed.
+	ProbePort     = 15901
+	GRPCProbePort = 15904
+	// lastProxyPort bounds the ports of the proxy's own listeners.
+	lastProxyPort = 15999
+)
+
+// Pod annotations that tune injection.
+const (
+	OutboundPortExclusionAnnotation    = "openservicemesh.io/outbound-port-exclusion-list"
+	InboundPortExclusionAnnotation     = "openservicemesh.io/inbound-port-exclusion-list"
+	OutboundIPRangeExclusionAnnotation = "openservicemesh.io/outbound-ip-range-exclusion-list"
+)
+
+// Prometheus scrape annotations, set unless the pod has its own.
+const (
+	PrometheusScrapeAnnotation = "prometheus.io/scrape"
+	PrometheusPortAnnotation   = "prometheus.io/port"
+	PrometheusPathAnnotation   = "prometheus.io/path"
+)
+
+// DefaultSidecarImage and DefaultInitImage are used when the mesh names none.
+const (
+	DefaultSidecarImage = "envoyproxy/envoy-distroless:v1.36.2"
+	// DefaultInitImage needs sh and iptables-restore.
+	DefaultInitImage = "openservicemesh/init:v1.2.4"
+)
+
+// Config is what injection takes from the mesh.
+type Config struct {
+	Mesh string
+	// Sidecar is the MeshInstance's spec.sidecar.
+	Sidecar meshv1alpha1.Sidecar
+	// XDSHost, XDSPort and XDSServerName are where and how the proxy reaches
+	// the xDS server.
+	XDSHost       string
+	XDSPort       int32
+	XDSServerName string
+	// InitImage is used when Sidecar.InitImage is empty.
+	InitImage string
+}
+
+// ConfigFor is the injection config of mesh mi, served by an operator in
+// operatorNamespace.
+func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace, initImage string) Config {
+	port := mi.Spec.XDS.Port
+	if port == 0 {
+		port = 15128
+	}
+	return Config{
+		Mesh:          mi.Name,
+		Sidecar:       mi.Spec.Sidecar,
+		XDSHost:       bootstrap.XDSAddress(mi.Spec.XDS.Address, operatorNamespace),
+		XDSPort:       port,
+		XDSServerName: bootstrap.XDSServerName(mi.Name, operatorNamespace),
+		InitImage:     initImage,
+	}
+}
+
+// Injected says whether the pod has the sidecar already.
+func Injected(pod *corev1.Pod) bool {
+	if _, ok := pod.Annotations[meshv1alpha1.InjectedAnnotation]; ok {
+		return true
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == ProxyContainer {
+			return true
+		}
+	}
+	return false
+}
+
+// Pod adds the sidecar to pod in place. Bad annotations are reported, naming
+// the annotation, and leave the pod untouched.
+func Pod(pod *corev1.Pod, cfg Config) error {
+	ex, err := exclusions(pod, cfg.Sidecar)
+	if err != nil {
+		return err
+	}
+	probes := rewriteProbes(pod)
+	boot, err := proxyBootstrap(pod, cfg, probes)
+	if err != nil {
+		return err
+	}
+	init := initContainer(cfg, ex)
+	proxy := proxyContainer(cfg, boot)
+	pod.Spec.InitContainers = append([]corev1.Container{init, proxy}, pod.Spec.InitContainers...)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
+		Name: IdentityVolume,
+		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: meshv1alpha1.IdentitySecretName(serviceAccount(pod)),
+		}},
+	})
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[meshv1alpha1.InjectedAnnotation] = cfg.Mesh
+	if _, ok := pod.Annotations[PrometheusScrapeAnnotation]; !ok {
+		pod.Annotations[PrometheusScrapeAnnotation] = "true"
+		pod.Annotations[PrometheusPortAnnotation] = strconv.Itoa(PrometheusPort)
+		pod.Annotations[PrometheusPathAnnotation] = "/stats/prometheus"
+	}
+	return nil
+}
+
+func serviceAccount(pod *corev1.Pod) string {
+	if pod.Spec.ServiceAccountName != "" {
+		return pod.Spec.ServiceAccountName
+	}
+	return "default"
+}
+
+// proxyContainer is Envoy as a native sidecar: an init container that keeps
+// running, started before the app's containers and stopped after them, so
+// that the app starts with its proxy ready and Jobs complete.
+func proxyContainer(cfg Config, boot string) corev1.Container {
+	image := cfg.Sidecar.Image
+	if image == "" {
+		image = DefaultSidecarImage
+	}
+	level := string(cfg.Sidecar.LogLevel)
+	if level == "" {
+		level = "error"
+	}
+	ready := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+		Path: "/healthz/ready", Port: intstr.FromInt32(HealthPort),
+	}}}
+	startup := ready.DeepCopy()
+	startup.PeriodSeconds, startup.FailureThreshold = 1, 120
+	ready.PeriodSeconds = 5
+	field := func(path string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
+	}
+	resources := cfg.Sidecar.Resources
+	if resources.Requests == nil && resources.Limits == nil {
+		resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}
+	}
+	return corev1.Container{
+		Name:          ProxyContainer,
+		Image:         image,
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		Command:       []string{"/usr/local/bin/envoy"},
+		Args:          []string{"--config-yaml", boot, "--log-level", level, "--drain-strategy", "immediate"},
+		Env: []corev1.EnvVar{
+			{Name: "POD_NAME", ValueFrom: field("metadata.name")},
+			{Name: "POD_NAMESPACE", ValueFrom: field("metadata.namespace")},
+		},
+		Ports: []corev1.ContainerPort{
+			{Name: "osm-prometheus", ContainerPort: PrometheusPort, Protocol: corev1.ProtocolTCP},
+			{Name: "osm-health", ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP},
+		},
+		Resources:      resources,
+		StartupProbe:   startup,
+		ReadinessProbe: ready,
+		VolumeMounts:   []corev1.VolumeMount{{Name: IdentityVolume, MountPath: IdentityDir, ReadOnly: true}},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To[int64](ProxyUID),
+			RunAsGroup:               ptr.To[int64](ProxyUID),
+			RunAsNonRoot:             ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+}
+
+// initContainer programs the pod's traffic redirection, then exits.
+func initContainer(cfg Config, ex redirect) corev1.Container {
+	image := cfg.Sidecar.InitImage
+	if image == "" {
+		image = cfg.InitImage
+	}
+	if image == "" {
+		image = DefaultInitImage
+	}
+	return corev1.Container{
+		Name:    InitContainer,
+		Image:   image,
+		Command: []string{"sh", "-c", ex.script()},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To[int64](0),
+			RunAsNonRoot:             ptr.To(false),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities: &corev1.Capabilities{
+				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+				Drop: []corev1.Capability{"ALL"},
+			},
+		},
+	}
+}
+
+// proxyBootstrap is the sidecar's bootstrap, with the node ID expanded from
+// the container's environment by Kubernetes, as compact JSON.
+func proxyBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
+	b, err := bootstrap.Envoy(bootstrap.Options{
+		NodeID:      "sidecar~$(POD_NAMESPACE)~$(POD_NAME)",
+		Cluster:     serviceAccount(pod),
+		XDSHost:     cfg.XDSHost,
+		XDSPort:     uint32(cfg.XDSPort),
+		ServerName:  cfg.XDSServerName,
+		IdentityDir: IdentityDir,
+		Listeners:   p.listeners,
+		Clusters:    p.clusters,
+	})
+	if err != nil {
+		return "", fmt.Errorf("building the sidecar bootstrap: %w", err)
+	}
+	raw, err := bootstrap.JSON(b, "")
+	if err != nil {
+		return "", fmt.Errorf("encoding the sidecar bootstrap: %w", err)
+	}
+	return string(raw), nil
+}

@@ -1,0 +1,204 @@
+package inject
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	jsonpatchv5 "github.com/evanphx/json-patch/v5"
+	"gomodules.xyz/jsonpatch/v2"
+	"google.golang.org/protobuf/encoding/protojson"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/out")
+
+// testConfig is the bookstore mesh with one exclusion of its own, served
+// from osm-system.
+func testConfig() Config {
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "bookstore"}}
+	mi.Spec.Sidecar = meshv1alpha1.Sidecar{Image: DefaultSidecarImage, LogLevel: "warning", ExcludeOutboundPorts: []int32{5432}}
+	return ConfigFor(mi, "osm-system", "")
+}
+
+func memberNamespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{meshv1alpha1.MonitorLabel: "bookstore"}}}
+}
+
+// TestGolden injects each pod of testdata/in and compares the JSON patch, or
+// the reason it is left alone, or the error, with testdata/out. Run
+// `go test ./webhooks/inject -update` to rewrite them and review the diff.
+func TestGolden(t *testing.T) {
+	ins, err := filepath.Glob("testdata/in/*.yaml")
+	if err != nil || len(ins) == 0 {
+		t.Fatalf("no inputs: %v", err)
+	}
+	for _, in := range ins {
+		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			raw, pod := readPod(t, in)
+			got := map[string]any{}
+			d, err := Decide(pod, memberNamespace(pod.Namespace), nil)
+			switch {
+			case err != nil:
+				got["error"] = err.Error()
+			case !d.Inject:
+				got["reason"] = d.Reason
+			default:
+				ops, err := Patch(raw, pod, testConfig())
+				if err != nil {
+					got["error"] = err.Error()
+				} else {
+					checkPatch(t, raw, ops)
+					// The order of a patch's operations on distinct paths is
+					// immaterial and varies; the golden file sorts them.
+					slices.SortFunc(ops, func(a, b jsonpatch.Operation) int { return strings.Compare(a.Path, b.Path) })
+					got["patch"] = ops
+				}
+			}
+			out, err := json.MarshalIndent(got, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, '\n')
+			golden := filepath.Join("testdata/out", name+".json")
+			if *update {
+				if err := os.MkdirAll("testdata/out", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, out, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v; run with -update", err)
+			}
+			if !bytes.Equal(out, want) {
+				t.Errorf("%s differs from what injection gives; run with -update and review the diff", golden)
+			}
+		})
+	}
+}
+
+func readPod(t *testing.T, path string) ([]byte, *corev1.Pod) {
+	t.Helper()
+	y, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{}
+	if err := json.Unmarshal(raw, pod); err != nil {
+		t.Fatal(err)
+	}
+	// The API server sends the pod as it encodes it, empty fields included.
+	if raw, err = json.Marshal(pod); err != nil {
+		t.Fatal(err)
+	}
+	return raw, pod
+}
+
+// checkPatch applies the patch as the API server does, and checks that the
+// result is a pod whose sidecar bootstrap Envoy would accept.
+func checkPatch(t *testing.T, raw []byte, ops any) {
+	t.Helper()
+	p, err := json.Marshal(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatchv5.DecodePatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := patch.Apply(raw)
+	if err != nil {
+		t.Fatalf("the patch does not apply: %v", err)
+	}
+	pod := &corev1.Pod{}
+	if err := json.Unmarshal(out, pod); err != nil {
+		t.Fatal(err)
+	}
+	if !Injected(pod) || pod.Spec.InitContainers[0].Name != InitContainer || pod.Spec.InitContainers[1].Name != ProxyContainer {
+		t.Fatalf("init containers %v: want the redirection first, then the proxy", pod.Spec.InitContainers)
+	}
+	proxy := pod.Spec.InitContainers[1]
+	if proxy.RestartPolicy == nil || *proxy.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Error("the proxy is not a native sidecar")
+	}
+	// Kubernetes expands $(POD_NAMESPACE) and $(POD_NAME) from the env.
+	boot := strings.NewReplacer("$(POD_NAMESPACE)", pod.Namespace, "$(POD_NAME)", "p-1").Replace(proxy.Args[1])
+	b := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal([]byte(boot), b); err != nil {
+		t.Fatalf("the bootstrap does not parse: %v", err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Errorf("the bootstrap is invalid: %v", err)
+	}
+	if want := "sidecar~" + pod.Namespace + "~p-1"; b.GetNode().GetId() != want {
+		t.Errorf("node ID %q, want %q", b.GetNode().GetId(), want)
+	}
+	// Injecting the injected pod changes nothing.
+	again, err := Decide(pod, memberNamespace(pod.Namespace), nil)
+	if err != nil || again.Inject {
+		t.Errorf("a second pass would inject again: %+v, %v", again, err)
+	}
+}
+
+func TestDecideHonoursNamespaceAndMembers(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "shop", Labels: map[string]string{"app": "web"}}}
+	ns := memberNamespace("shop")
+	member := func(sel map[string]string, inj meshv1alpha1.InjectionMode) meshv1alpha1.MeshMember {
+		m := meshv1alpha1.MeshMember{Spec: meshv1alpha1.MeshMemberSpec{Mesh: "bookstore", Injection: inj}}
+		if sel != nil {
+			m.Spec.Selector = &metav1.LabelSelector{MatchLabels: sel}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		nsAnn   string
+		podAnn  string
+		members []meshv1alpha1.MeshMember
+		want    bool
+	}{
+		{name: "labelled by hand", want: true},
+		{name: "namespace opted out", nsAnn: "disabled", want: false},
+		{name: "pod opts in over its namespace", nsAnn: "disabled", podAnn: "enabled", want: true},
+		{name: "member selects the pod", members: []meshv1alpha1.MeshMember{member(map[string]string{"app": "web"}, "")}, want: true},
+		{name: "member selects other pods", members: []meshv1alpha1.MeshMember{member(map[string]string{"app": "db"}, "")}, want: false},
+		{name: "member without injection", members: []meshv1alpha1.MeshMember{member(nil, meshv1alpha1.InjectionDisabled)}, want: false},
+		{name: "member of another mesh is ignored", members: []meshv1alpha1.MeshMember{{Spec: meshv1alpha1.MeshMemberSpec{Mesh: "other", Injection: meshv1alpha1.InjectionDisabled}}}, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, n := pod.DeepCopy(), ns.DeepCopy()
+			if tc.nsAnn != "" {
+				n.Annotations = map[string]string{meshv1alpha1.SidecarInjectionAnnotation: tc.nsAnn}
+			}
+			if tc.podAnn != "" {
+				p.Annotations = map[string]string{meshv1alpha1.SidecarInjectionAnnotation: tc.podAnn}
+			}
+			d, err := Decide(p, n, tc.members)
+			if err != nil || d.Inject != tc.want {
+				t.Errorf("Decide = %+v, %v; want inject %v", d, err, tc.want)
+			}
+		})
+	}
+	if d, _ := Decide(pod, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, nil); d.Inject {
+		t.Error("a pod of a namespace in no mesh was injected")
+	}
+}

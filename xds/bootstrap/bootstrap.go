@@ -1,0 +1,181 @@
+// Package bootstrap builds the Envoy bootstraps of the mesh's proxies: a
+// node ID, ADS over mutual TLS to the operator with the identity files the
+// proxy holds, the admin interface on localhost, and any static listeners
+// and clusters the proxy needs before it reaches the operator (the pod
+// health listeners of a sidecar). The same code serves MeshVMs and injected
+// sidecars.
+package bootstrap
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// XDSServiceName is the operator's Service for xDS.
+const XDSServiceName = "osm-operator-xds"
+
+// XDSServerName is the TLS server name the proxies of mesh ask for and
+// verify: the operator answers each mesh with a certificate from its own
+// issuer.
+func XDSServerName(mesh, operatorNamespace string) string {
+	return fmt.Sprintf("%s.%s.%s.svc", mesh, XDSServiceName, operatorNamespace)
+}
+
+// XDSAddress is the host proxies dial: address when set (a MeshInstance's
+// spec.xds.address), else the operator's xDS Service.
+func XDSAddress(address, operatorNamespace string) string {
+	if address != "" {
+		return address
+	}
+	return fmt.Sprintf("%s.%s.svc", XDSServiceName, operatorNamespace)
+}
+
+// Files in a proxy's identity directory: cert-manager's Secret keys.
+const (
+	CertFile = "tls.crt"
+	KeyFile  = "tls.key"
+	CAFile   = "ca.crt"
+)
+
+// AdminPort is Envoy's admin interface, on 127.0.0.1 only.
+const AdminPort = 15000
+
+// XDSCluster is the static cluster of the xDS server.
+const XDSCluster = "osm-xds"
+
+// Options describe a proxy's bootstrap.
+type Options struct {
+	// NodeID names the proxy's workload (see xds/server.ParseNodeID). It may
+	// hold $(VAR) references that Kubernetes expands from the container's
+	// environment.
+	NodeID string
+	// Cluster is the node's cluster: its service account.
+	Cluster string
+	// XDSHost and XDSPort are where the xDS server is dialled; ServerName is
+	// the TLS name asked for and verified.
+	XDSHost    string
+	XDSPort    uint32
+	ServerName string
+	// IdentityDir holds CertFile, KeyFile and CAFile.
+	IdentityDir string
+	// Listeners and Clusters are added as static resources.
+	Listeners []*listenerv3.Listener
+	Clusters  []*clusterv3.Cluster
+}
+
+// Envoy returns the bootstrap, validated by Envoy's own rules.
+func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
+	file := func(name string) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: path.Join(o.IdentityDir, name)}}
+	}
+	tls, err := anypb.New(&tlsv3.UpstreamTlsContext{
+		Sni: o.ServerName,
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams:       &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+			TlsCertificates: []*tlsv3.TlsCertificate{{CertificateChain: file(CertFile), PrivateKey: file(KeyFile)}},
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: file(CAFile),
+				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+					SanType: tlsv3.SubjectAltNameMatcher_DNS,
+					Matcher: exact(o.ServerName),
+				}},
+			}},
+			AlpnProtocols: []string{"h2"},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	h2, err := anypb.New(&httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+		ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	ads := &corev3.ConfigSource{ResourceApiVersion: corev3.ApiVersion_V3, ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}
+	xds := &clusterv3.Cluster{
+		Name:                          XDSCluster,
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS},
+		ConnectTimeout:                durationpb.New(5e9),
+		LoadAssignment:                StaticEndpoint(XDSCluster, o.XDSHost, o.XDSPort),
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
+		TransportSocket:               &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tls}},
+	}
+	b := &bootstrapv3.Bootstrap{
+		Node:  &corev3.Node{Id: o.NodeID, Cluster: o.Cluster},
+		Admin: &bootstrapv3.Admin{Address: SocketAddress("127.0.0.1", AdminPort)},
+		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
+			AdsConfig: &corev3.ApiConfigSource{
+				ApiType:             corev3.ApiConfigSource_GRPC,
+				TransportApiVersion: corev3.ApiVersion_V3,
+				GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+					EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSCluster},
+				}}},
+				SetNodeOnFirstMessageOnly: true,
+			},
+			CdsConfig: ads,
+			LdsConfig: ads,
+		},
+		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
+			Listeners: o.Listeners,
+			Clusters:  append([]*clusterv3.Cluster{xds}, o.Clusters...),
+		},
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("the bootstrap of %s is invalid: %w", o.NodeID, err)
+	}
+	return b, nil
+}
+
+// JSON renders a bootstrap as Envoy reads it (JSON is YAML), compact when
+// indent is empty. The bytes are stable: protojson's are deliberately not.
+func JSON(b *bootstrapv3.Bootstrap, indent string) ([]byte, error) {
+	raw, err := protojson.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if indent == "" {
+		err = json.Compact(&out, raw)
+	} else {
+		err = json.Indent(&out, raw, "", indent)
+	}
+	return out.Bytes(), err
+}
+
+// SocketAddress is a TCP address.
+func SocketAddress(host string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+// StaticEndpoint is the load assignment of a cluster with one endpoint.
+func StaticEndpoint(cluster, host string, port uint32) *endpointv3.ClusterLoadAssignment {
+	return &endpointv3.ClusterLoadAssignment{
+		ClusterName: cluster,
+		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: SocketAddress(host, port)}},
+		}}}},
+	}
+}
+
+func exact(s string) *matcherv3.StringMatcher {
+	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}}
+}
