@@ -8,9 +8,9 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"os"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -20,27 +20,34 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/webhooks"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "vm" {
-		os.Exit(runVM(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "vm":
+			os.Exit(runVM(os.Args[2:]))
+		case "inject":
+			os.Exit(runInject(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		}
 	}
-	var (
-		metricsAddr          string
-		probeAddr            string
-		enableLeaderElection bool
-		secureMetrics        bool
-		xdsOpts              xdsOptions
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to turn it off.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
-	flag.BoolVar(&enableLeaderElection, "leader-elect", false, "Elect a leader among replicas: only the leader writes, every replica serves xDS.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized by the API server.")
+	var o options
+	xdsOpts := &o.xds
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to turn it off.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader among replicas: only the leader writes, every replica serves xDS and webhooks.")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized by the API server.")
+	flag.BoolVar(&o.webhooks, "webhooks", true, "Serve the admission webhooks (sidecar injection, validation); they need a serving certificate in --webhook-cert-dir.")
+	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
+	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory holding the webhook server's tls.crt and tls.key; empty means controller-runtime's default, /tmp/k8s-webhook-server/serving-certs.")
+	flag.StringVar(&o.initImage, "init-image", inject.DefaultInitImage, "Image of the init container that redirects a pod's traffic to its sidecar (needs sh and iptables-restore), for meshes that name none.")
 	flag.StringVar(&xdsOpts.certManagerNamespace, "cert-manager-namespace", "cert-manager", "cert-manager's cluster resource namespace, where the Secrets of ClusterIssuers (the mesh root CA) live.")
 	flag.StringVar(&xdsOpts.address, "xds-address", ":15128", "Address of the xDS (ADS) server proxies connect to.")
 	flag.StringVar(&xdsOpts.certDir, "xds-cert-dir", "", "Directory holding the xDS server's tls.crt, tls.key and the trust bundle ca.crt. Empty (the default) serves the certificates the operator has each mesh's issuer sign, from Secrets in its namespace.")
@@ -52,33 +59,46 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), metricsAddr, probeAddr, enableLeaderElection, secureMetrics, xdsOpts); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), o); err != nil {
 		log.Error(err, "Operator stopped")
 		os.Exit(1)
 	}
 }
 
+// options are the manager's flags.
+type options struct {
+	metricsAddr, probeAddr     string
+	leaderElect, secureMetrics bool
+	webhooks                   bool
+	webhookPort                int
+	webhookCertDir, initImage  string
+	xds                        xdsOptions
+}
+
 // run runs the manager against the cluster of cfg until ctx ends.
-func run(ctx context.Context, cfg *rest.Config, metricsAddr, probeAddr string, leaderElect, secureMetrics bool, xdsOpts xdsOptions) error {
+func run(ctx context.Context, cfg *rest.Config, o options) error {
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
 	metricsOpts := metricsserver.Options{
-		BindAddress:   metricsAddr,
-		SecureServing: secureMetrics,
-		TLSOpts:       []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+		BindAddress:   o.metricsAddr,
+		SecureServing: o.secureMetrics,
+		TLSOpts:       tlsOpts,
 	}
-	if secureMetrics {
+	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 newScheme(),
 		Metrics:                metricsOpts,
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
+		WebhookServer:          webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir, TLSOpts: tlsOpts}),
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "osm-operator.mesh.openservicemesh.io",
 		Cache:                  controllers.CacheOptions(),
 	})
 	if err != nil {
 		return err
 	}
+	xdsOpts := o.xds
 	xdsOpts.namespace = cmp.Or(xdsOpts.namespace, os.Getenv("POD_NAMESPACE"), "osm-system")
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
 		Namespace:                xdsOpts.namespace,
@@ -89,11 +109,21 @@ func run(ctx context.Context, cfg *rest.Config, metricsAddr, probeAddr string, l
 	if err := addXDS(mgr, xdsOpts); err != nil {
 		return err
 	}
+	if o.webhooks {
+		if err := webhooks.SetupWithManager(mgr, webhooks.Options{Namespace: xdsOpts.namespace, InitImage: o.initImage}); err != nil {
+			return err
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
+	}
+	if o.webhooks {
+		if err := mgr.AddReadyzCheck("webhooks", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return err
+		}
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager")
 	return mgr.Start(ctx)

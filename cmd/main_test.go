@@ -61,9 +61,9 @@ func TestOperatorServesAMesh(t *testing.T) {
 	_ = l.Close()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, env.Config, "0", "0", false, false, xdsOptions{
+		done <- run(ctx, env.Config, options{metricsAddr: "0", probeAddr: "0", xds: xdsOptions{
 			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
-		})
+		}})
 	}()
 
 	ns := "shop"

@@ -1,0 +1,288 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// The validating webhooks check what CEL cannot see: other objects. A
+// conflict that would make the mesh wrong is denied; a reference to an
+// object that may simply not be applied yet (GitOps applies in any order)
+// is a warning. Messages name the object and the field. Their failure
+// policy is Ignore: with the operator down, the API server's own schema and
+// CEL rules still hold, and GitOps syncs are not blocked.
+
+// exists reads key into obj and says whether it exists.
+func exists(ctx context.Context, r client.Reader, key client.ObjectKey, obj client.Object) (bool, error) {
+	err := r.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %T %s: %w", obj, key, err)
+	}
+	return true, nil
+}
+
+// meshWarning warns when the MeshInstance a member names does not exist.
+func meshWarning(ctx context.Context, r client.Reader, what, mesh string) (admission.Warnings, error) {
+	ok, err := exists(ctx, r, client.ObjectKey{Name: mesh}, &meshv1alpha1.MeshInstance{})
+	if err != nil || ok {
+		return nil, err
+	}
+	return admission.Warnings{fmt.Sprintf("%s: spec.mesh: MeshInstance %q does not exist; the member waits for it", what, mesh)}, nil
+}
+
+// +kubebuilder:webhook:path=/validate-mesh-openservicemesh-io-v1alpha1-meshmember,mutating=false,failurePolicy=ignore,sideEffects=None,groups=mesh.openservicemesh.io,resources=meshmembers,verbs=create;update,versions=v1alpha1,name=meshmember.mesh.openservicemesh.io,admissionReviewVersions=v1
+
+// MeshMemberValidator denies a second mesh in one namespace and warns of a
+// mesh that does not exist.
+type MeshMemberValidator struct{ Reader client.Reader }
+
+func (v MeshMemberValidator) ValidateCreate(ctx context.Context, mm *meshv1alpha1.MeshMember) (admission.Warnings, error) {
+	what := fmt.Sprintf("MeshMember %s/%s", mm.Namespace, mm.Name)
+	var members meshv1alpha1.MeshMemberList
+	if err := v.Reader.List(ctx, &members, client.InNamespace(mm.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the MeshMembers of %s: %w", mm.Namespace, err)
+	}
+	for _, o := range members.Items {
+		if o.Name != mm.Name && o.Spec.Mesh != mm.Spec.Mesh && o.DeletionTimestamp.IsZero() {
+			return nil, fmt.Errorf("%s: spec.mesh %q: namespace %s is already a member of mesh %q through MeshMember %s; a namespace belongs to one mesh",
+				what, mm.Spec.Mesh, mm.Namespace, o.Spec.Mesh, o.Name)
+		}
+	}
+	warnings, err := meshWarning(ctx, v.Reader, what, mm.Spec.Mesh)
+	if err != nil {
+		return nil, err
+	}
+	ns := &corev1.Namespace{}
+	if ok, err := exists(ctx, v.Reader, client.ObjectKey{Name: mm.Namespace}, ns); err != nil {
+		return nil, err
+	} else if other := ns.Labels[meshv1alpha1.MonitorLabel]; ok && other != "" && other != mm.Spec.Mesh {
+		warnings = append(warnings, fmt.Sprintf("%s: namespace %s is labelled %s=%s; the operator relabels it for mesh %q",
+			what, mm.Namespace, meshv1alpha1.MonitorLabel, other, mm.Spec.Mesh))
+	}
+	return warnings, nil
+}
+
+func (v MeshMemberValidator) ValidateUpdate(ctx context.Context, _, mm *meshv1alpha1.MeshMember) (admission.Warnings, error) {
+	if !mm.DeletionTimestamp.IsZero() {
+		return nil, nil // a finalizer going must never be blocked
+	}
+	return v.ValidateCreate(ctx, mm)
+}
+
+func (MeshMemberValidator) ValidateDelete(context.Context, *meshv1alpha1.MeshMember) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// +kubebuilder:webhook:path=/validate-mesh-openservicemesh-io-v1alpha1-meshvm,mutating=false,failurePolicy=ignore,sideEffects=None,groups=mesh.openservicemesh.io,resources=meshvms,verbs=create;update,versions=v1alpha1,name=meshvm.mesh.openservicemesh.io,admissionReviewVersions=v1
+
+// MeshVMValidator denies an address another MeshVM of the mesh has, and
+// warns of a mesh or a Service that does not exist.
+type MeshVMValidator struct{ Reader client.Reader }
+
+func (v MeshVMValidator) ValidateCreate(ctx context.Context, vm *meshv1alpha1.MeshVM) (admission.Warnings, error) {
+	what := fmt.Sprintf("MeshVM %s/%s", vm.Namespace, vm.Name)
+	var vms meshv1alpha1.MeshVMList
+	if err := v.Reader.List(ctx, &vms); err != nil {
+		return nil, fmt.Errorf("listing MeshVMs: %w", err)
+	}
+	for i, a := range vm.Spec.Addresses {
+		addr, err := netip.ParseAddr(a)
+		if err != nil {
+			continue // the schema refuses it
+		}
+		for _, o := range vms.Items {
+			if o.Spec.Mesh != vm.Spec.Mesh || (o.Namespace == vm.Namespace && o.Name == vm.Name) || !o.DeletionTimestamp.IsZero() {
+				continue
+			}
+			if slices.ContainsFunc(o.Spec.Addresses, func(b string) bool { p, err := netip.ParseAddr(b); return err == nil && p == addr }) {
+				return nil, fmt.Errorf("%s: spec.addresses[%d]: %s is already the address of MeshVM %s/%s in mesh %q",
+					what, i, a, o.Namespace, o.Name, vm.Spec.Mesh)
+			}
+		}
+	}
+	warnings, err := meshWarning(ctx, v.Reader, what, vm.Spec.Mesh)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range vm.Spec.Services {
+		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: vm.Namespace, Name: s}, &corev1.Service{})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			warnings = append(warnings, fmt.Sprintf("%s: spec.services[%d]: Service %s/%s does not exist; the VM backs it once it does", what, i, vm.Namespace, s))
+		}
+	}
+	return warnings, nil
+}
+
+func (v MeshVMValidator) ValidateUpdate(ctx context.Context, _, vm *meshv1alpha1.MeshVM) (admission.Warnings, error) {
+	if !vm.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	return v.ValidateCreate(ctx, vm)
+}
+
+func (MeshVMValidator) ValidateDelete(context.Context, *meshv1alpha1.MeshVM) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// +kubebuilder:webhook:path=/validate-access-smi-spec-io-v1alpha3-traffictarget,mutating=false,failurePolicy=ignore,sideEffects=None,groups=access.smi-spec.io,resources=traffictargets,verbs=create;update,versions=v1alpha3,name=traffictarget.mesh.openservicemesh.io,admissionReviewVersions=v1
+
+// TrafficTargetValidator denies what the mesh cannot enforce (subjects that
+// are not service accounts, a destination in another namespace, rules of
+// unknown kinds) and warns of rules that allow nothing: a route group that
+// does not exist, or matches it does not have.
+type TrafficTargetValidator struct{ Reader client.Reader }
+
+func (v TrafficTargetValidator) ValidateCreate(ctx context.Context, tt *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
+	what := fmt.Sprintf("TrafficTarget %s/%s", tt.Namespace, tt.Name)
+	if k := tt.Spec.Destination.Kind; k != "ServiceAccount" {
+		return nil, fmt.Errorf("%s: spec.destination.kind %q: only ServiceAccount is supported", what, k)
+	}
+	if ns := tt.Spec.Destination.Namespace; ns != "" && ns != tt.Namespace {
+		return nil, fmt.Errorf("%s: spec.destination.namespace %q: the destination must be in the TrafficTarget's namespace %s", what, ns, tt.Namespace)
+	}
+	if len(tt.Spec.Sources) == 0 {
+		return nil, fmt.Errorf("%s: spec.sources: at least one source is required", what)
+	}
+	for i, s := range tt.Spec.Sources {
+		if s.Kind != "ServiceAccount" {
+			return nil, fmt.Errorf("%s: spec.sources[%d].kind %q: only ServiceAccount is supported", what, i, s.Kind)
+		}
+	}
+	if len(tt.Spec.Rules) == 0 {
+		return nil, fmt.Errorf("%s: spec.rules: at least one rule is required", what)
+	}
+	var warnings admission.Warnings
+	for i, r := range tt.Spec.Rules {
+		field := fmt.Sprintf("spec.rules[%d]", i)
+		var have []string
+		var obj client.Object
+		switch r.Kind {
+		case "HTTPRouteGroup":
+			g := &specsv1alpha4.HTTPRouteGroup{}
+			obj = g
+			ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: tt.Namespace, Name: r.Name}, g)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				warnings = append(warnings, fmt.Sprintf("%s: %s: HTTPRouteGroup %s/%s does not exist; the rule allows nothing until it does", what, field, tt.Namespace, r.Name))
+				continue
+			}
+			for _, m := range g.Spec.Matches {
+				have = append(have, m.Name)
+			}
+			if len(have) == 0 {
+				warnings = append(warnings, fmt.Sprintf("%s: %s: HTTPRouteGroup %s/%s has no matches; the rule allows nothing", what, field, tt.Namespace, r.Name))
+				continue
+			}
+		case "TCPRoute":
+			rt := &specsv1alpha4.TCPRoute{}
+			obj = rt
+			ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: tt.Namespace, Name: r.Name}, rt)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				warnings = append(warnings, fmt.Sprintf("%s: %s: TCPRoute %s/%s does not exist; the rule allows nothing until it does", what, field, tt.Namespace, r.Name))
+				continue
+			}
+			have = []string{rt.Spec.Matches.Name}
+		default:
+			return nil, fmt.Errorf("%s: %s.kind %q: only HTTPRouteGroup and TCPRoute are supported", what, field, r.Kind)
+		}
+		for j, m := range r.Matches {
+			if !slices.Contains(have, m) {
+				warnings = append(warnings, fmt.Sprintf("%s: %s.matches[%d]: %s %s/%s has no match %q", what, field, j, r.Kind, tt.Namespace, obj.GetName(), m))
+			}
+		}
+	}
+	return warnings, nil
+}
+
+func (v TrafficTargetValidator) ValidateUpdate(ctx context.Context, _, tt *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
+	if !tt.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	return v.ValidateCreate(ctx, tt)
+}
+
+func (TrafficTargetValidator) ValidateDelete(context.Context, *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// +kubebuilder:webhook:path=/validate-split-smi-spec-io-v1alpha4-trafficsplit,mutating=false,failurePolicy=ignore,sideEffects=None,groups=split.smi-spec.io,resources=trafficsplits,verbs=create;update,versions=v1alpha4,name=trafficsplit.mesh.openservicemesh.io,admissionReviewVersions=v1
+
+// TrafficSplitValidator denies a split that cannot route (no backends,
+// negative or all-zero weights, a backend named twice) and warns of Services
+// that do not exist.
+type TrafficSplitValidator struct{ Reader client.Reader }
+
+func (v TrafficSplitValidator) ValidateCreate(ctx context.Context, ts *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
+	what := fmt.Sprintf("TrafficSplit %s/%s", ts.Namespace, ts.Name)
+	if ts.Spec.Service == "" {
+		return nil, fmt.Errorf("%s: spec.service: the root Service is required", what)
+	}
+	if len(ts.Spec.Backends) == 0 {
+		return nil, fmt.Errorf("%s: spec.backends: at least one backend is required", what)
+	}
+	total := 0
+	seen := map[string]int{}
+	for i, b := range ts.Spec.Backends {
+		if b.Weight < 0 {
+			return nil, fmt.Errorf("%s: spec.backends[%d].weight: %d is negative", what, i, b.Weight)
+		}
+		if j, dup := seen[b.Service]; dup {
+			return nil, fmt.Errorf("%s: spec.backends[%d].service: %q is also spec.backends[%d]", what, i, b.Service, j)
+		}
+		seen[b.Service] = i
+		total += b.Weight
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("%s: spec.backends: every weight is 0, so no traffic could be routed", what)
+	}
+	var warnings admission.Warnings
+	names, fields := []string{ts.Spec.Service}, []string{"spec.service"}
+	for i, b := range ts.Spec.Backends {
+		names = append(names, b.Service)
+		fields = append(fields, fmt.Sprintf("spec.backends[%d].service", i))
+	}
+	for i, n := range names {
+		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: n}, &corev1.Service{})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, n))
+		}
+	}
+	return warnings, nil
+}
+
+func (v TrafficSplitValidator) ValidateUpdate(ctx context.Context, _, ts *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
+	if !ts.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	return v.ValidateCreate(ctx, ts)
+}
+
+func (TrafficSplitValidator) ValidateDelete(context.Context, *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
+	return nil, nil
+}
