@@ -20,12 +20,15 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -52,7 +55,16 @@ func Scheme() *k8sruntime.Scheme {
 }
 
 // Start starts kube-apiserver and etcd and installs the CRDs. Call Stop when done.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return start(false) }
+
+// StartWithWebhooks is Start with the project's admission webhook
+// configurations, rendered from config/webhook as an installation renders
+// them, registered to call a webhook server the test runs at
+// Env.WebhookInstallOptions' LocalServingHost, LocalServingPort and
+// LocalServingCertDir.
+func StartWithWebhooks() (*Env, error) { return start(true) }
+
+func start(webhooks bool) (*Env, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -77,6 +89,11 @@ func Start() (*Env, error) {
 		Scheme:                   scheme,
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
+	}
+	if webhooks {
+		if env.WebhookInstallOptions, err = webhookConfigurations(root); err != nil {
+			return nil, err
+		}
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -172,4 +189,37 @@ func certManagerCRDs() (string, error) {
 		return "", fmt.Errorf("reading go mod download output: %w", err)
 	}
 	return filepath.Join(mod.Dir, "deploy", "crds"), nil
+}
+
+// webhookConfigurations renders config/webhook with kustomize.
+func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
+	var o envtest.WebhookInstallOptions
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", "webhook"))
+	if err != nil {
+		return o, fmt.Errorf("rendering config/webhook: %w", err)
+	}
+	for _, r := range res.Resources() {
+		raw, err := r.MarshalJSON()
+		if err != nil {
+			return o, err
+		}
+		switch r.GetKind() {
+		case "MutatingWebhookConfiguration":
+			w := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			if err := json.Unmarshal(raw, w); err != nil {
+				return o, err
+			}
+			o.MutatingWebhooks = append(o.MutatingWebhooks, w)
+		case "ValidatingWebhookConfiguration":
+			w := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			if err := json.Unmarshal(raw, w); err != nil {
+				return o, err
+			}
+			o.ValidatingWebhooks = append(o.ValidatingWebhooks, w)
+		}
+	}
+	if len(o.MutatingWebhooks) == 0 || len(o.ValidatingWebhooks) == 0 {
+		return o, fmt.Errorf("config/webhook renders no webhook configurations")
+	}
+	return o, nil
 }
