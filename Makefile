@@ -67,8 +67,9 @@ test: verify-generated vet ## Run every check and test against a real API server
 BENCHFLAGS ?= -bench . -benchtime 5x -count 2
 
 .PHONY: bench
-bench: ## Run the benchmarks (translation at 1,000 services, 10,000 endpoints).
+bench: ## Run the benchmarks (translation at 1,000 services, 10,000 endpoints; admission of 1,000 pods).
 	go test -run '^$$' -benchmem $(BENCHFLAGS) ./xds/...
+	go test -run '^$$' -benchmem -bench . -benchtime 2x -count 2 ./webhooks/...
 
 ##@ Build
 

@@ -68,7 +68,7 @@ func (h *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	} else if err != nil {
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading MeshInstance %s: %w", d.Mesh, err))
 	}
-	ops, err := inject.Patch(req.Object.Raw, pod, inject.ConfigFor(mi, h.Namespace, h.InitImage))
+	ops, err := inject.Patch(pod, inject.ConfigFor(mi, h.Namespace, h.InitImage))
 	if err != nil {
 		return admission.Denied(fmt.Sprintf("pod %s/%s: %v", req.Namespace, who, err))
 	}

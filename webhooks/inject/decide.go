@@ -1,11 +1,11 @@
 package inject
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -81,20 +81,48 @@ func Decide(pod *corev1.Pod, ns *corev1.Namespace, members []meshv1alpha1.MeshMe
 	return Decision{Inject: true, Mesh: mesh}, nil
 }
 
-// Patch injects the pod and returns the JSON patch from raw, the pod as it
-// was sent, to the injected pod.
-func Patch(raw []byte, pod *corev1.Pod, cfg Config) ([]jsonpatch.Operation, error) {
+// Patch injects the pod and returns the JSON patch that does it to the pod
+// as it was sent. The operations touch only what injection changes, so
+// fields of the pod this build does not know are kept: the two containers
+// and the volume are inserted, the annotations set, and the probes that were
+// rewritten replaced.
+func Patch(pod *corev1.Pod, cfg Config) ([]jsonpatch.Operation, error) {
 	injected := pod.DeepCopy()
 	if err := Pod(injected, cfg); err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(injected)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the injected pod: %w", err)
+	var ops []jsonpatch.Operation
+	add := func(path string, v any) { ops = append(ops, jsonpatch.NewOperation("add", path, v)) }
+	add("/metadata/annotations", injected.Annotations)
+	added := injected.Spec.InitContainers[:len(injected.Spec.InitContainers)-len(pod.Spec.InitContainers)]
+	if len(pod.Spec.InitContainers) == 0 {
+		add("/spec/initContainers", added)
+	} else {
+		for i := len(added) - 1; i >= 0; i-- {
+			add("/spec/initContainers/0", added[i])
+		}
 	}
-	ops, err := jsonpatch.CreatePatch(raw, out)
-	if err != nil {
-		return nil, fmt.Errorf("computing the injection patch: %w", err)
+	if len(pod.Spec.Volumes) == 0 {
+		add("/spec/volumes", injected.Spec.Volumes)
+	} else {
+		for _, v := range injected.Spec.Volumes[len(pod.Spec.Volumes):] {
+			add("/spec/volumes/-", v)
+		}
+	}
+	for i := range pod.Spec.Containers {
+		before, after := &pod.Spec.Containers[i], &injected.Spec.Containers[i]
+		for _, p := range []struct {
+			field         string
+			before, after *corev1.Probe
+		}{
+			{"livenessProbe", before.LivenessProbe, after.LivenessProbe},
+			{"readinessProbe", before.ReadinessProbe, after.ReadinessProbe},
+			{"startupProbe", before.StartupProbe, after.StartupProbe},
+		} {
+			if !equality.Semantic.DeepEqual(p.before, p.after) {
+				add(fmt.Sprintf("/spec/containers/%d/%s", i, p.field), p.after)
+			}
+		}
 	}
 	return ops, nil
 }

@@ -8,6 +8,7 @@ package inject
 import (
 	"fmt"
 	"strconv"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -230,9 +231,40 @@ func initContainer(cfg Config, ex redirect) corev1.Container {
 	}
 }
 
+// bootstraps memoizes proxyBootstrap: the pods of a workload share their
+// bootstrap, and rendering one is most of an injection's cost.
+var bootstraps = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+// maxBootstraps bounds the memo; it starts over when full.
+const maxBootstraps = 4096
+
 // proxyBootstrap is the sidecar's bootstrap, with the node ID expanded from
 // the container's environment by Kubernetes, as compact JSON.
 func proxyBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
+	key := fmt.Sprintf("%s|%s|%d|%s|%s", cfg.XDSHost, cfg.XDSServerName, cfg.XDSPort, serviceAccount(pod), p.key)
+	bootstraps.Lock()
+	boot, ok := bootstraps.m[key]
+	bootstraps.Unlock()
+	if ok {
+		return boot, nil
+	}
+	boot, err := renderBootstrap(pod, cfg, p)
+	if err != nil {
+		return "", err
+	}
+	bootstraps.Lock()
+	defer bootstraps.Unlock()
+	if len(bootstraps.m) >= maxBootstraps {
+		clear(bootstraps.m)
+	}
+	bootstraps.m[key] = boot
+	return boot, nil
+}
+
+func renderBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
 	b, err := bootstrap.Envoy(bootstrap.Options{
 		NodeID:      "sidecar~$(POD_NAMESPACE)~$(POD_NAME)",
 		Cluster:     serviceAccount(pod),

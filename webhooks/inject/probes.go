@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -25,6 +26,9 @@ import (
 type probeConfig struct {
 	listeners []*listenerv3.Listener
 	clusters  []*clusterv3.Cluster
+	// key says what the listeners and clusters are made of: pods with the
+	// same probes have the same key.
+	key string
 }
 
 // rewriteProbes points the app containers' HTTP and gRPC probes at the
@@ -39,6 +43,7 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 	clusters := map[string]*clusterv3.Cluster{}
 	grpcPorts := map[int32]int32{} // app port → proxy port
 	var grpcOrder []int32
+	var key strings.Builder
 	for ci := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[ci]
 		for _, kp := range []struct {
@@ -71,6 +76,7 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 						Timeout:          durationpb.New(0),
 					}},
 				})
+				fmt.Fprintf(&key, "%s>%s>%q;", path, name, target)
 				p.HTTPGet.Port, p.HTTPGet.Path, p.HTTPGet.Scheme = intstr.FromInt32(ProbePort), path, corev1.URISchemeHTTP
 			case p.GRPC != nil:
 				if _, ok := grpcPorts[p.GRPC.Port]; !ok && GRPCProbePort+int32(len(grpcOrder)) <= lastProxyPort {
@@ -84,7 +90,8 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 		}
 	}
 
-	out := probeConfig{listeners: []*listenerv3.Listener{healthListener()}}
+	fmt.Fprintf(&key, "grpc%v", grpcOrder)
+	out := probeConfig{listeners: []*listenerv3.Listener{healthListener()}, key: key.String()}
 	if len(routes) > 0 {
 		out.listeners = append(out.listeners, httpListener("osm-probes", ProbePort, routes))
 	}
