@@ -41,7 +41,7 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
-GENERATED = api config/crd/bases config/rbac
+GENERATED = api config/crd/bases config/rbac config/webhook/manifests.yaml
 
 .PHONY: verify-generated
 verify-generated: ## Fail if generated code or manifests are stale, or Go files unformatted.

@@ -170,7 +170,8 @@ type Sidecar struct {
 	Image string `json:"image,omitempty"`
 
 	// initImage runs the init container that redirects the pod's traffic to
-	// the proxy. Empty means the operator's own image.
+	// the proxy; it needs sh and iptables-restore. Empty means the operator's
+	// --init-image (openservicemesh/init:v1.2.4 by default).
 	// +optional
 	InitImage string `json:"initImage,omitempty"`
 
