@@ -204,6 +204,7 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 
 // initContainer programs the pod's traffic redirection, then exits.
 func initContainer(cfg Config, ex redirect) corev1.Container {
+	script, _ := scripts.get(fmt.Sprint(ex), func() (string, error) { return ex.script(), nil })
 	image := cfg.Sidecar.InitImage
 	if image == "" {
 		image = cfg.InitImage
@@ -214,7 +215,7 @@ func initContainer(cfg Config, ex redirect) corev1.Container {
 	return corev1.Container{
 		Name:    InitContainer,
 		Image:   image,
-		Command: []string{"sh", "-c", ex.script()},
+		Command: []string{"sh", "-c", script},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
@@ -231,40 +232,46 @@ func initContainer(cfg Config, ex redirect) corev1.Container {
 	}
 }
 
-// bootstraps memoizes proxyBootstrap: the pods of a workload share their
-// bootstrap, and rendering one is most of an injection's cost.
-var bootstraps = struct {
-	sync.Mutex
-	m map[string]string
-}{m: map[string]string{}}
+// memo remembers a pure function's results: the pods of a workload share
+// their bootstrap and redirection script, and rendering them is most of an
+// injection's cost. It starts over when it holds max entries.
+type memo struct {
+	mu  sync.Mutex
+	m   map[string]string
+	max int
+}
 
-// maxBootstraps bounds the memo; it starts over when full.
-const maxBootstraps = 4096
+func (m *memo) get(key string, render func() (string, error)) (string, error) {
+	m.mu.Lock()
+	v, ok := m.m[key]
+	m.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := render()
+	if err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil || len(m.m) >= m.max {
+		m.m = make(map[string]string, m.max)
+	}
+	m.m[key] = v
+	return v, nil
+}
+
+var bootstraps, scripts = &memo{max: 4096}, &memo{max: 1024}
 
 // proxyBootstrap is the sidecar's bootstrap, with the node ID expanded from
 // the container's environment by Kubernetes, as compact JSON.
 func proxyBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
-	key := fmt.Sprintf("%s|%s|%d|%s|%s", cfg.XDSHost, cfg.XDSServerName, cfg.XDSPort, serviceAccount(pod), p.key)
-	bootstraps.Lock()
-	boot, ok := bootstraps.m[key]
-	bootstraps.Unlock()
-	if ok {
-		return boot, nil
-	}
-	boot, err := renderBootstrap(pod, cfg, p)
-	if err != nil {
-		return "", err
-	}
-	bootstraps.Lock()
-	defer bootstraps.Unlock()
-	if len(bootstraps.m) >= maxBootstraps {
-		clear(bootstraps.m)
-	}
-	bootstraps.m[key] = boot
-	return boot, nil
+	key := fmt.Sprintf("%s|%s|%d|%s|%s", cfg.XDSHost, cfg.XDSServerName, cfg.XDSPort, serviceAccount(pod), p.key())
+	return bootstraps.get(key, func() (string, error) { return renderBootstrap(pod, cfg, p) })
 }
 
 func renderBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
+	listeners, clusters := p.resources()
 	b, err := bootstrap.Envoy(bootstrap.Options{
 		NodeID:      "sidecar~$(POD_NAMESPACE)~$(POD_NAME)",
 		Cluster:     serviceAccount(pod),
@@ -272,8 +279,8 @@ func renderBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error)
 		XDSPort:     uint32(cfg.XDSPort),
 		ServerName:  cfg.XDSServerName,
 		IdentityDir: IdentityDir,
-		Listeners:   p.listeners,
-		Clusters:    p.clusters,
+		Listeners:   listeners,
+		Clusters:    clusters,
 	})
 	if err != nil {
 		return "", fmt.Errorf("building the sidecar bootstrap: %w", err)

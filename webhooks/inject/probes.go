@@ -24,12 +24,24 @@ import (
 
 // probeConfig is what the proxy needs to serve the pod's rewritten probes.
 type probeConfig struct {
-	listeners []*listenerv3.Listener
-	clusters  []*clusterv3.Cluster
-	// key says what the listeners and clusters are made of: pods with the
-	// same probes have the same key.
-	key string
+	routes   []probeRoute
+	clusters []probeCluster
+	grpc     []grpcProbe
 }
+
+type probeRoute struct{ path, cluster, target string }
+
+type probeCluster struct {
+	name string
+	port int32
+	tls  bool
+}
+
+type grpcProbe struct{ proxyPort, appPort int32 }
+
+// key says what the proxy's probe listeners are made of: pods with the same
+// probes have the same key.
+func (p probeConfig) key() string { return fmt.Sprint(p.routes, p.clusters, p.grpc) }
 
 // rewriteProbes points the app containers' HTTP and gRPC probes at the
 // proxy, which forwards them in plain text to the app on localhost: the
@@ -39,11 +51,9 @@ type probeConfig struct {
 // alone (a TCP probe reaches the proxy's inbound listener and so tests that
 // the proxy accepts connections).
 func rewriteProbes(pod *corev1.Pod) probeConfig {
-	var routes []*routev3.Route
-	clusters := map[string]*clusterv3.Cluster{}
+	var out probeConfig
+	clusters := map[string]bool{}
 	grpcPorts := map[int32]int32{} // app port → proxy port
-	var grpcOrder []int32
-	var key strings.Builder
 	for ci := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[ci]
 		for _, kp := range []struct {
@@ -59,29 +69,27 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 					continue // the kubelet will report it; nothing to forward to
 				}
 				tls := p.HTTPGet.Scheme == corev1.URISchemeHTTPS
-				name := fmt.Sprintf("probe|%d|%s", port, map[bool]string{false: "http", true: "https"}[tls])
-				if clusters[name] == nil {
-					clusters[name] = localCluster(name, port, tls)
+				scheme := "http"
+				if tls {
+					scheme = "https"
+				}
+				name := fmt.Sprintf("probe|%d|%s", port, scheme)
+				if !clusters[name] {
+					clusters[name] = true
+					out.clusters = append(out.clusters, probeCluster{name, port, tls})
 				}
 				path := fmt.Sprintf("/osm-probe/%s/%s", c.Name, kp.kind)
 				target := p.HTTPGet.Path
 				if target == "" {
 					target = "/"
 				}
-				routes = append(routes, &routev3.Route{
-					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: path}},
-					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
-						PrefixRewrite:    target,
-						Timeout:          durationpb.New(0),
-					}},
-				})
-				fmt.Fprintf(&key, "%s>%s>%q;", path, name, target)
+				out.routes = append(out.routes, probeRoute{path, name, target})
 				p.HTTPGet.Port, p.HTTPGet.Path, p.HTTPGet.Scheme = intstr.FromInt32(ProbePort), path, corev1.URISchemeHTTP
 			case p.GRPC != nil:
-				if _, ok := grpcPorts[p.GRPC.Port]; !ok && GRPCProbePort+int32(len(grpcOrder)) <= lastProxyPort {
-					grpcPorts[p.GRPC.Port] = GRPCProbePort + int32(len(grpcOrder))
-					grpcOrder = append(grpcOrder, p.GRPC.Port)
+				if _, ok := grpcPorts[p.GRPC.Port]; !ok && GRPCProbePort+int32(len(out.grpc)) <= lastProxyPort {
+					to := GRPCProbePort + int32(len(out.grpc))
+					grpcPorts[p.GRPC.Port] = to
+					out.grpc = append(out.grpc, grpcProbe{to, p.GRPC.Port})
 				}
 				if to, ok := grpcPorts[p.GRPC.Port]; ok {
 					p.GRPC.Port = to
@@ -89,27 +97,38 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 			}
 		}
 	}
-
-	fmt.Fprintf(&key, "grpc%v", grpcOrder)
-	out := probeConfig{listeners: []*listenerv3.Listener{healthListener()}, key: key.String()}
-	if len(routes) > 0 {
-		out.listeners = append(out.listeners, httpListener("osm-probes", ProbePort, routes))
-	}
-	out.clusters = append(out.clusters, localCluster("osm-admin", bootstrap.AdminPort, false))
-	names := make([]string, 0, len(clusters))
-	for n := range clusters {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		out.clusters = append(out.clusters, clusters[n])
-	}
-	for _, app := range grpcOrder {
-		name := fmt.Sprintf("probe|%d|grpc", app)
-		out.clusters = append(out.clusters, localCluster(name, app, false))
-		out.listeners = append(out.listeners, tcpListener(name, grpcPorts[app], name))
-	}
+	slices.SortFunc(out.clusters, func(a, b probeCluster) int { return strings.Compare(a.name, b.name) })
 	return out
+}
+
+// resources are the proxy's static listeners and clusters: its health
+// listener and those of the pod's probes.
+func (p probeConfig) resources() ([]*listenerv3.Listener, []*clusterv3.Cluster) {
+	listeners := []*listenerv3.Listener{healthListener()}
+	clusters := []*clusterv3.Cluster{localCluster("osm-admin", bootstrap.AdminPort, false)}
+	if len(p.routes) > 0 {
+		routes := make([]*routev3.Route, 0, len(p.routes))
+		for _, r := range p.routes {
+			routes = append(routes, &routev3.Route{
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: r.path}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: r.cluster},
+					PrefixRewrite:    r.target,
+					Timeout:          durationpb.New(0),
+				}},
+			})
+		}
+		listeners = append(listeners, httpListener("osm-probes", ProbePort, routes))
+	}
+	for _, c := range p.clusters {
+		clusters = append(clusters, localCluster(c.name, c.port, c.tls))
+	}
+	for _, g := range p.grpc {
+		name := fmt.Sprintf("probe|%d|grpc", g.appPort)
+		clusters = append(clusters, localCluster(name, g.appPort, false))
+		listeners = append(listeners, tcpListener(name, g.proxyPort, name))
+	}
+	return listeners, clusters
 }
 
 // resolvePort finds a probe's port number, by name among the container's
