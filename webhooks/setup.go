@@ -25,16 +25,16 @@ type Options struct {
 func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	r := mgr.GetCache()
 	mgr.GetWebhookServer().Register(InjectPath, &webhook.Admission{Handler: &PodInjector{Reader: r, Namespace: o.Namespace, InitImage: o.InitImage}})
-	if err := ctrl.NewWebhookManagedBy(mgr, &meshv1alpha1.MeshMember{}).WithValidator(MeshMemberValidator{Reader: r}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &meshv1alpha1.MeshMember{}).WithValidator(check[*meshv1alpha1.MeshMember](MeshMemberValidator{Reader: r}.Validate)).Complete(); err != nil {
 		return fmt.Errorf("registering the MeshMember webhook: %w", err)
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &meshv1alpha1.MeshVM{}).WithValidator(MeshVMValidator{Reader: r}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &meshv1alpha1.MeshVM{}).WithValidator(check[*meshv1alpha1.MeshVM](MeshVMValidator{Reader: r}.Validate)).Complete(); err != nil {
 		return fmt.Errorf("registering the MeshVM webhook: %w", err)
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &accessv1alpha3.TrafficTarget{}).WithValidator(TrafficTargetValidator{Reader: r}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &accessv1alpha3.TrafficTarget{}).WithValidator(check[*accessv1alpha3.TrafficTarget](TrafficTargetValidator{Reader: r}.Validate)).Complete(); err != nil {
 		return fmt.Errorf("registering the TrafficTarget webhook: %w", err)
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &splitv1alpha4.TrafficSplit{}).WithValidator(TrafficSplitValidator{Reader: r}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &splitv1alpha4.TrafficSplit{}).WithValidator(check[*splitv1alpha4.TrafficSplit](TrafficSplitValidator{Reader: r}.Validate)).Complete(); err != nil {
 		return fmt.Errorf("registering the TrafficSplit webhook: %w", err)
 	}
 	return nil

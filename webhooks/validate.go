@@ -24,6 +24,24 @@ import (
 // policy is Ignore: with the operator down, the API server's own schema and
 // CEL rules still hold, and GitOps syncs are not blocked.
 
+// check makes an admission validator of a check of the object as it is to
+// be: creates and updates are checked, an object being deleted is let go
+// (finalizers must never be blocked), and deletions are not checked.
+type check[T client.Object] func(ctx context.Context, obj T) (admission.Warnings, error)
+
+func (c check[T]) ValidateCreate(ctx context.Context, obj T) (admission.Warnings, error) {
+	return c(ctx, obj)
+}
+
+func (c check[T]) ValidateUpdate(ctx context.Context, _, obj T) (admission.Warnings, error) {
+	if !obj.GetDeletionTimestamp().IsZero() {
+		return nil, nil
+	}
+	return c(ctx, obj)
+}
+
+func (check[T]) ValidateDelete(context.Context, T) (admission.Warnings, error) { return nil, nil }
+
 // exists reads key into obj and says whether it exists.
 func exists(ctx context.Context, r client.Reader, key client.ObjectKey, obj client.Object) (bool, error) {
 	err := r.Get(ctx, key, obj)
@@ -51,7 +69,7 @@ func meshWarning(ctx context.Context, r client.Reader, what, mesh string) (admis
 // mesh that does not exist.
 type MeshMemberValidator struct{ Reader client.Reader }
 
-func (v MeshMemberValidator) ValidateCreate(ctx context.Context, mm *meshv1alpha1.MeshMember) (admission.Warnings, error) {
+func (v MeshMemberValidator) Validate(ctx context.Context, mm *meshv1alpha1.MeshMember) (admission.Warnings, error) {
 	what := fmt.Sprintf("MeshMember %s/%s", mm.Namespace, mm.Name)
 	var members meshv1alpha1.MeshMemberList
 	if err := v.Reader.List(ctx, &members, client.InNamespace(mm.Namespace)); err != nil {
@@ -77,16 +95,7 @@ func (v MeshMemberValidator) ValidateCreate(ctx context.Context, mm *meshv1alpha
 	return warnings, nil
 }
 
-func (v MeshMemberValidator) ValidateUpdate(ctx context.Context, _, mm *meshv1alpha1.MeshMember) (admission.Warnings, error) {
-	if !mm.DeletionTimestamp.IsZero() {
-		return nil, nil // a finalizer going must never be blocked
-	}
-	return v.ValidateCreate(ctx, mm)
-}
 
-func (MeshMemberValidator) ValidateDelete(context.Context, *meshv1alpha1.MeshMember) (admission.Warnings, error) {
-	return nil, nil
-}
 
 // +kubebuilder:webhook:path=/validate-mesh-openservicemesh-io-v1alpha1-meshvm,mutating=false,failurePolicy=ignore,sideEffects=None,groups=mesh.openservicemesh.io,resources=meshvms,verbs=create;update,versions=v1alpha1,name=meshvm.mesh.openservicemesh.io,admissionReviewVersions=v1
 
@@ -94,7 +103,7 @@ func (MeshMemberValidator) ValidateDelete(context.Context, *meshv1alpha1.MeshMem
 // warns of a mesh or a Service that does not exist.
 type MeshVMValidator struct{ Reader client.Reader }
 
-func (v MeshVMValidator) ValidateCreate(ctx context.Context, vm *meshv1alpha1.MeshVM) (admission.Warnings, error) {
+func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) (admission.Warnings, error) {
 	what := fmt.Sprintf("MeshVM %s/%s", vm.Namespace, vm.Name)
 	var vms meshv1alpha1.MeshVMList
 	if err := v.Reader.List(ctx, &vms); err != nil {
@@ -131,16 +140,7 @@ func (v MeshVMValidator) ValidateCreate(ctx context.Context, vm *meshv1alpha1.Me
 	return warnings, nil
 }
 
-func (v MeshVMValidator) ValidateUpdate(ctx context.Context, _, vm *meshv1alpha1.MeshVM) (admission.Warnings, error) {
-	if !vm.DeletionTimestamp.IsZero() {
-		return nil, nil
-	}
-	return v.ValidateCreate(ctx, vm)
-}
 
-func (MeshVMValidator) ValidateDelete(context.Context, *meshv1alpha1.MeshVM) (admission.Warnings, error) {
-	return nil, nil
-}
 
 // +kubebuilder:webhook:path=/validate-access-smi-spec-io-v1alpha3-traffictarget,mutating=false,failurePolicy=ignore,sideEffects=None,groups=access.smi-spec.io,resources=traffictargets,verbs=create;update,versions=v1alpha3,name=traffictarget.mesh.openservicemesh.io,admissionReviewVersions=v1
 
@@ -150,7 +150,7 @@ func (MeshVMValidator) ValidateDelete(context.Context, *meshv1alpha1.MeshVM) (ad
 // does not exist, or matches it does not have.
 type TrafficTargetValidator struct{ Reader client.Reader }
 
-func (v TrafficTargetValidator) ValidateCreate(ctx context.Context, tt *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
+func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
 	what := fmt.Sprintf("TrafficTarget %s/%s", tt.Namespace, tt.Name)
 	if k := tt.Spec.Destination.Kind; k != "ServiceAccount" {
 		return nil, fmt.Errorf("%s: spec.destination.kind %q: only ServiceAccount is supported", what, k)
@@ -217,16 +217,7 @@ func (v TrafficTargetValidator) ValidateCreate(ctx context.Context, tt *accessv1
 	return warnings, nil
 }
 
-func (v TrafficTargetValidator) ValidateUpdate(ctx context.Context, _, tt *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
-	if !tt.DeletionTimestamp.IsZero() {
-		return nil, nil
-	}
-	return v.ValidateCreate(ctx, tt)
-}
 
-func (TrafficTargetValidator) ValidateDelete(context.Context, *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
-	return nil, nil
-}
 
 // +kubebuilder:webhook:path=/validate-split-smi-spec-io-v1alpha4-trafficsplit,mutating=false,failurePolicy=ignore,sideEffects=None,groups=split.smi-spec.io,resources=trafficsplits,verbs=create;update,versions=v1alpha4,name=trafficsplit.mesh.openservicemesh.io,admissionReviewVersions=v1
 
@@ -235,7 +226,7 @@ func (TrafficTargetValidator) ValidateDelete(context.Context, *accessv1alpha3.Tr
 // that do not exist.
 type TrafficSplitValidator struct{ Reader client.Reader }
 
-func (v TrafficSplitValidator) ValidateCreate(ctx context.Context, ts *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
+func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
 	what := fmt.Sprintf("TrafficSplit %s/%s", ts.Namespace, ts.Name)
 	if ts.Spec.Service == "" {
 		return nil, fmt.Errorf("%s: spec.service: the root Service is required", what)
@@ -276,13 +267,4 @@ func (v TrafficSplitValidator) ValidateCreate(ctx context.Context, ts *splitv1al
 	return warnings, nil
 }
 
-func (v TrafficSplitValidator) ValidateUpdate(ctx context.Context, _, ts *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
-	if !ts.DeletionTimestamp.IsZero() {
-		return nil, nil
-	}
-	return v.ValidateCreate(ctx, ts)
-}
 
-func (TrafficSplitValidator) ValidateDelete(context.Context, *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
-	return nil, nil
-}
