@@ -95,8 +95,6 @@ func (v MeshMemberValidator) Validate(ctx context.Context, mm *meshv1alpha1.Mesh
 	return warnings, nil
 }
 
-
-
 // +kubebuilder:webhook:path=/validate-mesh-openservicemesh-io-v1alpha1-meshvm,mutating=false,failurePolicy=ignore,sideEffects=None,groups=mesh.openservicemesh.io,resources=meshvms,verbs=create;update,versions=v1alpha1,name=meshvm.mesh.openservicemesh.io,admissionReviewVersions=v1
 
 // MeshVMValidator denies an address another MeshVM of the mesh has, and
@@ -139,8 +137,6 @@ func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 	}
 	return warnings, nil
 }
-
-
 
 // +kubebuilder:webhook:path=/validate-access-smi-spec-io-v1alpha3-traffictarget,mutating=false,failurePolicy=ignore,sideEffects=None,groups=access.smi-spec.io,resources=traffictargets,verbs=create;update,versions=v1alpha3,name=traffictarget.mesh.openservicemesh.io,admissionReviewVersions=v1
 
@@ -217,8 +213,6 @@ func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3
 	return warnings, nil
 }
 
-
-
 // +kubebuilder:webhook:path=/validate-split-smi-spec-io-v1alpha4-trafficsplit,mutating=false,failurePolicy=ignore,sideEffects=None,groups=split.smi-spec.io,resources=trafficsplits,verbs=create;update,versions=v1alpha4,name=trafficsplit.mesh.openservicemesh.io,admissionReviewVersions=v1
 
 // TrafficSplitValidator denies a split that cannot route (no backends,
@@ -266,5 +260,3 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 	}
 	return warnings, nil
 }
-
-
