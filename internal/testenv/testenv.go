@@ -22,6 +22,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/rest"
@@ -191,28 +192,41 @@ func certManagerCRDs() (string, error) {
 	return filepath.Join(mod.Dir, "deploy", "crds"), nil
 }
 
+// Kustomize renders a kustomization directory as `kustomize build` does.
+func Kustomize(dir string) ([]*unstructured.Unstructured, error) {
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("rendering %s: %w", dir, err)
+	}
+	var out []*unstructured.Unstructured
+	for _, r := range res.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", dir, err)
+		}
+		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+	return out, nil
+}
+
 // webhookConfigurations renders config/webhook with kustomize.
 func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
 	var o envtest.WebhookInstallOptions
-	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", "webhook"))
+	objs, err := Kustomize(filepath.Join(root, "config", "webhook"))
 	if err != nil {
-		return o, fmt.Errorf("rendering config/webhook: %w", err)
+		return o, err
 	}
-	for _, r := range res.Resources() {
-		raw, err := r.MarshalJSON()
-		if err != nil {
-			return o, err
-		}
-		switch r.GetKind() {
+	for _, u := range objs {
+		switch u.GetKind() {
 		case "MutatingWebhookConfiguration":
 			w := &admissionregistrationv1.MutatingWebhookConfiguration{}
-			if err := json.Unmarshal(raw, w); err != nil {
+			if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(u.Object, w); err != nil {
 				return o, err
 			}
 			o.MutatingWebhooks = append(o.MutatingWebhooks, w)
 		case "ValidatingWebhookConfiguration":
 			w := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-			if err := json.Unmarshal(raw, w); err != nil {
+			if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(u.Object, w); err != nil {
 				return o, err
 			}
 			o.ValidatingWebhooks = append(o.ValidatingWebhooks, w)
