@@ -78,8 +78,12 @@ build: manifests generate fmt vet ## Build bin/osm-operator.
 	go build -o bin/osm-operator ./cmd
 
 .PHONY: run
-run: manifests generate fmt vet ## Run the operator against the cluster of the current kubeconfig.
-	go run ./cmd --metrics-secure=false
+run: manifests generate fmt vet ## Run the operator against the cluster of the current kubeconfig (webhooks off: the cluster cannot call this machine).
+	go run ./cmd --metrics-secure=false --webhooks=false
+
+.PHONY: demo
+demo: ## Bring up a mesh on this machine with no cluster: control plane, cert-manager, the operator and the bookstore; Ctrl-C ends it.
+	go run ./hack/demo
 
 .PHONY: docker-build
 docker-build: ## Build the operator's image.

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -99,15 +100,76 @@ func certificateReady(c *cmapi.Certificate) (bool, string) {
 	return false, "not issued yet"
 }
 
-// releaseCertificates lets go of the Certificates owner owns in its
-// namespace. An identity Certificate can serve a MeshMember's pods and a
+// identities is what ensureIdentities found and did.
+type identities struct {
+	// accounts is the number of service accounts of mesh pods; ready how
+	// many of their Certificates are issued; waiting says why the others
+	// are not.
+	accounts, ready int
+	waiting         []string
+	// injected counts the pods with a sidecar.
+	injected int
+	// invalid explains a mesh spec that cannot make Certificates.
+	invalid string
+}
+
+// ensureIdentities makes sure each service account that pods of namespace
+// run as (opted-out and host-network pods aside) has its identity
+// Certificate, owned by owner: as its controller when asked and no one else
+// controls it, otherwise as one more owner.
+func ensureIdentities(ctx context.Context, c client.Client, mi *meshv1alpha1.MeshInstance, namespace string, pods []corev1.Pod, owner client.Object, controller bool) (identities, error) {
+	var out identities
+	var accounts []string
+	for _, p := range pods {
+		if p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled || p.Spec.HostNetwork {
+			continue
+		}
+		sa := p.Spec.ServiceAccountName
+		if sa == "" {
+			sa = "default"
+		}
+		accounts = append(accounts, sa)
+		if p.Annotations[meshv1alpha1.InjectedAnnotation] != "" {
+			out.injected++
+		}
+	}
+	slices.Sort(accounts)
+	accounts = slices.Compact(accounts)
+	out.accounts = len(accounts)
+	for _, sa := range accounts {
+		want, err := identityCertificate(mi, mesh.Identity{Namespace: namespace, ServiceAccount: sa})
+		if err != nil {
+			out.invalid = err.Error()
+			return out, nil
+		}
+		cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+		if _, err := controllerutil.CreateOrPatch(ctx, c, cert, func() error {
+			cert.Labels, cert.Spec = want.Labels, want.Spec
+			// Another MeshMember of the namespace may control it already.
+			if ref := metav1.GetControllerOf(cert); controller && (ref == nil || ref.UID == owner.GetUID()) {
+				return controllerutil.SetControllerReference(owner, cert, c.Scheme())
+			}
+			return controllerutil.SetOwnerReference(owner, cert, c.Scheme())
+		}); err != nil {
+			return out, fmt.Errorf("ensuring Certificate %s: %w", want.Name, err)
+		}
+		if ok, msg := certificateReady(cert); ok {
+			out.ready++
+		} else {
+			out.waiting = append(out.waiting, sa+": "+msg)
+		}
+	}
+	return out, nil
+}
+
+// releaseCertificates lets go of the Certificates owner owns in namespace. An identity Certificate can serve a MeshMember's pods and a
 // MeshVM of the same service account at once: while another owner remains,
 // only owner's reference goes. The last owner deletes the Certificate and its
 // Secret, which cert-manager keeps when a Certificate goes; the Certificate
 // goes first, or cert-manager would issue the Secret again.
-func releaseCertificates(ctx context.Context, c client.Client, owner client.Object) error {
+func releaseCertificates(ctx context.Context, c client.Client, owner client.Object, namespace string) error {
 	var certs cmapi.CertificateList
-	if err := c.List(ctx, &certs, client.InNamespace(owner.GetNamespace()), client.MatchingLabels{managedByLabel: managedBy}); err != nil {
+	if err := c.List(ctx, &certs, client.InNamespace(namespace), client.MatchingLabels{managedByLabel: managedBy}); err != nil {
 		return fmt.Errorf("listing Certificates: %w", err)
 	}
 	for i := range certs.Items {

@@ -227,7 +227,7 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 	}
 	identities := 0
 	for _, c := range certs.Items {
-		if !c.Spec.IsCA {
+		if len(c.Spec.URIs) > 0 { // a SPIFFE ID: not the CA's nor the xDS server's
 			identities++
 		}
 	}

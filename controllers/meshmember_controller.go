@@ -3,9 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +16,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
-	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshmembers/finalizers,verbs=update
@@ -82,23 +79,6 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 	if err := r.List(ctx, &pods, client.InNamespace(mm.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return outcome{}, fmt.Errorf("listing member pods: %w", err)
 	}
-	var accounts []string
-	injected := 0
-	for _, p := range pods.Items {
-		if p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled || p.Spec.HostNetwork {
-			continue
-		}
-		sa := p.Spec.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		accounts = append(accounts, sa)
-		if p.Annotations[meshv1alpha1.InjectedAnnotation] != "" {
-			injected++
-		}
-	}
-	slices.Sort(accounts)
-	accounts = slices.Compact(accounts)
 	if mm.Spec.RestartExistingWorkloads && mm.Spec.Injection != meshv1alpha1.InjectionDisabled {
 		n, err := r.restartWorkloads(ctx, mm, sel, pods.Items)
 		if err != nil {
@@ -108,36 +88,23 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 			logf.FromContext(ctx).Info("Rolled workloads so that their pods get a sidecar", "count", n)
 		}
 	}
-
-	ready := 0
-	var waiting []string
-	for _, sa := range accounts {
-		want, err := identityCertificate(mi, mesh.Identity{Namespace: mm.Namespace, ServiceAccount: sa})
-		if err != nil {
-			return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
-		}
-		cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
-		if _, err := controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
-			cert.Labels, cert.Spec = want.Labels, want.Spec
-			return controllerutil.SetControllerReference(mm, cert, r.Scheme())
-		}); err != nil {
-			return outcome{}, fmt.Errorf("ensuring Certificate %s: %w", want.Name, err)
-		}
-		if ok, msg := certificateReady(cert); ok {
-			ready++
-		} else {
-			waiting = append(waiting, sa+": "+msg)
-		}
+	ids, err := ensureIdentities(ctx, r.Client, mi, mm.Namespace, pods.Items, mm, true)
+	if err != nil {
+		return outcome{}, err
 	}
+	if ids.invalid != "" {
+		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: ids.invalid, stalled: true}, nil
+	}
+	accounts, ready, waiting, injected := ids.accounts, ids.ready, ids.waiting, ids.injected
 	connected, err := connectedSidecars(ctx, r.Client, r.Namespace)
 	if err != nil {
 		return outcome{}, err
 	}
-	mm.Status.Identities, mm.Status.IdentitiesReady, mm.Status.PodsInjected = int32(len(accounts)), int32(ready), int32(injected)
+	mm.Status.Identities, mm.Status.IdentitiesReady, mm.Status.PodsInjected = int32(accounts), int32(ready), int32(injected)
 	mm.Status.ProxiesConnected = connected[mm.Namespace]
 	idStatus, idReason, idMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, fmt.Sprintf("%d identities issued", ready)
 	if len(waiting) > 0 {
-		idStatus, idReason, idMsg = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", len(waiting), len(accounts), waiting)
+		idStatus, idReason, idMsg = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", len(waiting), accounts, waiting)
 	}
 	setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionIdentitiesReady, idStatus, idReason, idMsg)
 	if len(waiting) > 0 {
@@ -164,7 +131,7 @@ func (r *MeshMemberReconciler) leave(ctx context.Context, mm *meshv1alpha1.MeshM
 			return err
 		}
 	}
-	if err := releaseCertificates(ctx, r.Client, mm); err != nil {
+	if err := releaseCertificates(ctx, r.Client, mm, mm.Namespace); err != nil {
 		return err
 	}
 	controllerutil.RemoveFinalizer(mm, memberFinalizer)

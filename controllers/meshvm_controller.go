@@ -61,7 +61,7 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		if !controllerutil.ContainsFinalizer(vm, vmFinalizer) {
 			return ctrl.Result{}, nil
 		}
-		if err := releaseCertificates(ctx, r.Client, vm); err != nil {
+		if err := releaseCertificates(ctx, r.Client, vm, vm.Namespace); err != nil {
 			return ctrl.Result{}, err
 		}
 		controllerutil.RemoveFinalizer(vm, vmFinalizer)

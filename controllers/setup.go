@@ -146,6 +146,32 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Complete(vm); err != nil {
 		return fmt.Errorf("setting up the MeshVM controller: %w", err)
 	}
+	// Namespaces labelled by hand: identities when they have pods, none once
+	// they leave, their mesh goes or a MeshMember takes over.
+	namespaceOf := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: obj.GetNamespace()}}}
+	})
+	labelledFor := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list corev1.NamespaceList
+		if err := mgr.GetClient().List(ctx, &list, client.MatchingLabels{meshv1alpha1.MonitorLabel: obj.GetName()}); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(list.Items))
+		for _, ns := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: ns.Name}})
+		}
+		return out
+	})
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&corev1.Namespace{}).
+		Watches(&corev1.Pod{}, namespaceOf).
+		Watches(&meshv1alpha1.MeshMember{}, namespaceOf).
+		Watches(&cmapi.Certificate{}, namespaceOf).
+		Watches(&meshv1alpha1.MeshInstance{}, labelledFor).
+		Named("namespace").
+		Complete(&NamespaceReconciler{Client: mgr.GetClient()}); err != nil {
+		return fmt.Errorf("setting up the Namespace controller: %w", err)
+	}
 	if err := ctrl.NewControllerManagedBy(mgr).
 		For(&coordinationv1.Lease{}).
 		Named("xds-replica-lease").

@@ -4,7 +4,10 @@
 # controller-runtime's envtest finds it. Prebuilt binaries cannot be downloaded on
 # our machines, so we compile them: about 15 minutes on 2 cores, once per machine.
 #
-# Idempotent: does nothing when both binaries are already installed.
+# With the argument kube-controller-manager it also builds that (for `make
+# demo`, which runs Deployments; about 4 more minutes).
+#
+# Idempotent: does nothing when the binaries are already installed.
 # Prints the directory holding the binaries (KUBEBUILDER_ASSETS) as its last line.
 set -euo pipefail
 
@@ -19,7 +22,10 @@ dest="${store}/k8s/${KUBE_VERSION}-${goos}-${goarch}"
 
 log() { printf '[build-envtest] %s\n' "$*" >&2; }
 
-if [[ -x "${dest}/kube-apiserver" && -x "${dest}/etcd" ]]; then
+want_kcm=false
+[[ "${1:-}" == kube-controller-manager ]] && want_kcm=true
+
+if [[ -x "${dest}/kube-apiserver" && -x "${dest}/etcd" ]] && { ! ${want_kcm} || [[ -x "${dest}/kube-controller-manager" ]]; }; then
   log "kube-apiserver v${KUBE_VERSION} and etcd v${ETCD_VERSION} already in ${dest}"
   echo "${dest}"
   exit 0
@@ -31,10 +37,11 @@ export GOFLAGS=-mod=mod CGO_ENABLED=0 GOWORK=off
 mkdir -p "${dest}"
 start=$(date +%s)
 
-build_apiserver() {
-  local mod="${work}/kube-apiserver"
+# build_kube <command>: builds k8s.io/kubernetes/cmd/<command>.
+build_kube() {
+  local cmd="$1" mod="${work}/$1"
   mkdir -p "${mod}" && cd "${mod}"
-  go mod init envtest.local/kube-apiserver >/dev/null 2>&1
+  go mod init "envtest.local/${cmd}" >/dev/null 2>&1
   log "resolving k8s.io/kubernetes v${KUBE_VERSION} and its staging modules"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@v${KUBE_VERSION}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
@@ -47,10 +54,10 @@ build_apiserver() {
   local v="v0.${KUBE_VERSION#*.}"
   for m in ${staging}; do go mod edit -replace "${m}=${m}@${v}"; done
   log "$(wc -w <<<"${staging}") staging modules pinned to ${v}"
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v${KUBE_VERSION}" >&2
-  log "compiling kube-apiserver (the long part)"
-  go build -trimpath -ldflags=-s -o "${dest}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-  mv "${dest}/kube-apiserver.tmp" "${dest}/kube-apiserver"
+  go get "k8s.io/kubernetes/cmd/${cmd}@v${KUBE_VERSION}" >&2
+  log "compiling ${cmd} (the long part)"
+  go build -trimpath -ldflags=-s -o "${dest}/${cmd}.tmp" "k8s.io/kubernetes/cmd/${cmd}"
+  mv "${dest}/${cmd}.tmp" "${dest}/${cmd}"
 }
 
 build_etcd() {
@@ -65,7 +72,10 @@ build_etcd() {
 }
 
 [[ -x "${dest}/etcd" ]] || build_etcd
-[[ -x "${dest}/kube-apiserver" ]] || build_apiserver
+[[ -x "${dest}/kube-apiserver" ]] || build_kube kube-apiserver
+if ${want_kcm} && [[ ! -x "${dest}/kube-controller-manager" ]]; then
+  build_kube kube-controller-manager
+fi
 
 log "done in $(( $(date +%s) - start ))s: ${dest}"
 echo "${dest}"

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/xdstest"
+)
+
+const mesh = "osm"
+
+// waitForMesh reports each milestone of the mesh coming up.
+func waitForMesh(ctx context.Context, k client.Client, out io.Writer) error {
+	milestones := []struct {
+		what string
+		done func() (bool, error)
+	}{
+		{"the mesh's certificate authority is ready (SelfSigned → root CA → CA issuer)", func() (bool, error) {
+			mi := &meshv1alpha1.MeshInstance{}
+			if err := k.Get(ctx, client.ObjectKey{Name: mesh}, mi); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			return meta.IsStatusConditionTrue(mi.Status.Conditions, meshv1alpha1.ConditionCertificateAuthorityReady), nil
+		}},
+		{"the pods of member namespaces run, with their sidecars injected", func() (bool, error) {
+			for _, ns := range []string{"bookbuyer", "bookstore", "bookwarehouse", "bookthief"} {
+				var pods corev1.PodList
+				if err := k.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+					return false, err
+				}
+				if len(pods.Items) == 0 {
+					return false, nil
+				}
+				for _, p := range pods.Items {
+					if p.Status.Phase != corev1.PodRunning || p.Annotations[meshv1alpha1.InjectedAnnotation] != mesh {
+						return false, nil
+					}
+				}
+			}
+			return true, nil
+		}},
+		{"every member has its identities issued", func() (bool, error) {
+			var mms meshv1alpha1.MeshMemberList
+			if err := k.List(ctx, &mms); err != nil {
+				return false, err
+			}
+			for _, m := range mms.Items {
+				if !meta.IsStatusConditionTrue(m.Status.Conditions, meshv1alpha1.ConditionIdentitiesReady) || m.Status.Identities == 0 {
+					return false, nil
+				}
+			}
+			return len(mms.Items) == 3, nil
+		}},
+		{"the bookstore Service has endpoints (the pods' and the VM's)", func() (bool, error) {
+			var slices discoveryv1.EndpointSliceList
+			if err := k.List(ctx, &slices, client.InNamespace("bookwarehouse"), client.MatchingLabels{discoveryv1.LabelServiceName: "bookwarehouse"}); err != nil {
+				return false, err
+			}
+			managers := map[string]bool{}
+			for _, s := range slices.Items {
+				if len(s.Endpoints) > 0 {
+					managers[s.Labels[discoveryv1.LabelManagedBy]] = true
+				}
+			}
+			return managers[controllers.EndpointSliceManager] && len(managers) == 2, nil
+		}},
+	}
+	start := time.Now()
+	for _, m := range milestones {
+		err := retry(ctx, 5*time.Minute, func() error {
+			ok, err := m.done()
+			if err == nil && !ok {
+				err = fmt.Errorf("still waiting until %s", m.what)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		step(out, "%s (%.1fs)", m.what, time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// waitForProxies waits until the mesh counts the connected proxies: the
+// sidecars of bookbuyer and bookstore, and the VM's.
+func waitForProxies(ctx context.Context, k client.Client) error {
+	return retry(ctx, time.Minute, func() error {
+		mi := &meshv1alpha1.MeshInstance{}
+		if err := k.Get(ctx, client.ObjectKey{Name: mesh}, mi); err != nil {
+			return err
+		}
+		got := []int32{mi.Status.ConnectedProxies}
+		for _, ns := range []string{"bookbuyer", "bookstore"} {
+			mm := &meshv1alpha1.MeshMember{}
+			if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: mesh}, mm); err != nil {
+				return err
+			}
+			got = append(got, mm.Status.ProxiesConnected)
+		}
+		if fmt.Sprint(got) != "[3 1 1]" {
+			return fmt.Errorf("connected proxies (mesh, bookbuyer, bookstore): %v, want [3 1 1]", got)
+		}
+		return nil
+	})
+}
+
+// proxy is a connected proxy and the config it received.
+type proxy struct {
+	nodeID    string
+	conn      *grpc.ClientConn
+	listeners []*listenerv3.Listener
+	clusters  []*clusterv3.Cluster
+}
+
+type proxies []*proxy
+
+func (ps proxies) close() {
+	for _, p := range ps {
+		p.conn.Close()
+	}
+}
+
+// connectProxies connects, as their proxies would, one bookbuyer pod, one
+// bookstore pod and the MeshVM, with the certificates cert-manager issued
+// for them, and keeps the streams open.
+func connectProxies(ctx context.Context, k client.Client, xdsAddr string) (proxies, error) {
+	var out proxies
+	podProxy := func(ns, app string) error {
+		var pods corev1.PodList
+		if err := k.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				return connect(ctx, k, xdsAddr, &out, "sidecar~"+ns+"~"+p.Name, ns, meshv1alpha1.IdentitySecretName(p.Spec.ServiceAccountName))
+			}
+		}
+		return fmt.Errorf("no running %s pod in %s", app, ns)
+	}
+	if err := podProxy("bookbuyer", "bookbuyer"); err != nil {
+		return nil, err
+	}
+	if err := podProxy("bookstore", "bookstore"); err != nil {
+		return nil, err
+	}
+	if err := connect(ctx, k, xdsAddr, &out, "vm~bookwarehouse~bookwarehouse-vm", "bookwarehouse", "bookwarehouse-vm-bootstrap"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func connect(ctx context.Context, k client.Client, xdsAddr string, out *proxies, nodeID, ns, secret string) error {
+	s := &corev1.Secret{}
+	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: secret}, s); err != nil {
+		return fmt.Errorf("reading the identity of %s: %w", nodeID, err)
+	}
+	cert, err := tls.X509KeyPair(s.Data[bootstrap.CertFile], s.Data[bootstrap.KeyFile])
+	if err != nil {
+		return fmt.Errorf("the identity of %s: %w", nodeID, err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(s.Data[bootstrap.CAFile])
+	conn, err := xdstest.Dial(xdsAddr, bootstrap.XDSServerName(mesh, "osm-system"), &cert, roots)
+	if err != nil {
+		return err
+	}
+	p := &proxy{nodeID: nodeID, conn: conn}
+	*out = append(*out, p)
+	stream, err := xdstest.OpenStream(ctx, conn, nodeID)
+	if err != nil {
+		return err
+	}
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if err := stream.Subscribe(t, nil); err != nil {
+			return err
+		}
+	}
+	for got := 0; got < 2; got++ {
+		r, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("%s: %w", nodeID, err)
+		}
+		for _, a := range r.GetResources() {
+			switch r.GetTypeUrl() {
+			case resourcev3.ClusterType:
+				c := &clusterv3.Cluster{}
+				if err := a.UnmarshalTo(c); err != nil {
+					return err
+				}
+				p.clusters = append(p.clusters, c)
+			case resourcev3.ListenerType:
+				l := &listenerv3.Listener{}
+				if err := a.UnmarshalTo(l); err != nil {
+					return err
+				}
+				p.listeners = append(p.listeners, l)
+			}
+		}
+		if err := stream.ACK(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// showStatus prints each CR's Ready condition and counts.
+func showStatus(ctx context.Context, k client.Client, out io.Writer) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "KIND\tNAMESPACE/NAME\tREADY\tREASON\tDETAILS")
+	ready := func(conds []metav1.Condition) (string, string) {
+		c := meta.FindStatusCondition(conds, meshv1alpha1.ConditionReady)
+		if c == nil {
+			return "Unknown", ""
+		}
+		return string(c.Status), c.Reason
+	}
+	var mis meshv1alpha1.MeshInstanceList
+	if err := k.List(ctx, &mis); err != nil {
+		return err
+	}
+	for _, m := range mis.Items {
+		r, why := ready(m.Status.Conditions)
+		fmt.Fprintf(w, "MeshInstance\t%s\t%s\t%s\t%d member namespaces, %d identities, %d VMs, %d proxies connected, %d trust anchors\n",
+			m.Name, r, why, m.Status.MemberNamespaces, m.Status.Identities, m.Status.VMs, m.Status.ConnectedProxies, len(m.Status.TrustBundle))
+	}
+	var mms meshv1alpha1.MeshMemberList
+	if err := k.List(ctx, &mms); err != nil {
+		return err
+	}
+	for _, m := range mms.Items {
+		r, why := ready(m.Status.Conditions)
+		fmt.Fprintf(w, "MeshMember\t%s/%s\t%s\t%s\t%d/%d identities ready, %d pods injected, %d proxies connected\n",
+			m.Namespace, m.Name, r, why, m.Status.IdentitiesReady, m.Status.Identities, m.Status.PodsInjected, m.Status.ProxiesConnected)
+	}
+	var vms meshv1alpha1.MeshVMList
+	if err := k.List(ctx, &vms); err != nil {
+		return err
+	}
+	for _, v := range vms.Items {
+		r, why := ready(v.Status.Conditions)
+		connected := "no proxy connected"
+		if v.Status.Proxy != nil && v.Status.Proxy.Connected {
+			connected = "proxy connected to " + v.Status.Proxy.Replica
+		}
+		fmt.Fprintf(w, "MeshVM\t%s/%s\t%s\t%s\t%s, %s\n", v.Namespace, v.Name, r, why, strings.Join(v.Spec.Addresses, ","), connected)
+	}
+	return w.Flush()
+}
+
+// show summarises each proxy's config: its clusters and listeners, and for
+// inbound listeners the identities their RBAC rules (from the SMI
+// TrafficTargets) allow.
+func (ps proxies) show(out io.Writer) {
+	for _, p := range ps {
+		fmt.Fprintf(out, "Proxy %s:\n", p.nodeID)
+		var names []string
+		for _, c := range p.clusters {
+			names = append(names, c.GetName())
+		}
+		slices.Sort(names)
+		fmt.Fprintf(out, "  clusters (%d): %s\n", len(names), strings.Join(names, ", "))
+		slices.SortFunc(p.listeners, func(a, b *listenerv3.Listener) int { return strings.Compare(a.GetName(), b.GetName()) })
+		for _, l := range p.listeners {
+			fmt.Fprintf(out, "  listener %s: %d filter chains\n", l.GetName(), len(l.GetFilterChains()))
+			for _, rule := range rbacRules(l) {
+				fmt.Fprintf(out, "    %s\n", rule)
+			}
+		}
+	}
+}
+
+var spiffeID = regexp.MustCompile(`spiffe://[^"\\]+`)
+
+// rbacRules lists each RBAC policy of a listener with the identities it allows.
+func rbacRules(l *listenerv3.Listener) []string {
+	var out []string
+	for _, fc := range l.GetFilterChains() {
+		for _, f := range fc.GetFilters() {
+			var policies map[string][]byte
+			switch f.GetName() {
+			case "envoy.filters.network.rbac":
+				r := &rbacnetv3.RBAC{}
+				if f.GetTypedConfig().UnmarshalTo(r) == nil {
+					policies = marshalPolicies(r.GetRules().GetPolicies())
+				}
+			case "envoy.filters.network.http_connection_manager":
+				h := &hcmv3.HttpConnectionManager{}
+				if f.GetTypedConfig().UnmarshalTo(h) != nil {
+					continue
+				}
+				for _, hf := range h.GetHttpFilters() {
+					r := &rbachttpv3.RBAC{}
+					if hf.GetName() == "envoy.filters.http.rbac" && hf.GetTypedConfig().UnmarshalTo(r) == nil {
+						policies = marshalPolicies(r.GetRules().GetPolicies())
+					}
+				}
+			}
+			for name, raw := range policies {
+				ids := slices.Compact(slices.Sorted(slices.Values(spiffeID.FindAllString(string(raw), -1))))
+				out = append(out, fmt.Sprintf("chain %s: RBAC %s allows %s", fc.GetName(), name, strings.Join(ids, ", ")))
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func marshalPolicies(m map[string]*rbacv3.Policy) map[string][]byte {
+	out := map[string][]byte{}
+	for name, p := range m {
+		raw, err := protojson.Marshal(p)
+		if err == nil {
+			out[name] = raw
+		}
+	}
+	return out
+}
