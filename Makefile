@@ -26,8 +26,12 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate CRDs and RBAC from the API types and markers.
+manifests: ## Generate CRDs, RBAC and webhooks from the markers, and the Helm chart and OLM bundle from config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/package
+
+.PHONY: bundle
+bundle: manifests ## Write the OLM bundle (bundle/) from config/; build its image with bundle.Dockerfile.
 
 .PHONY: generate
 generate: ## Generate DeepCopy methods.
@@ -41,7 +45,7 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
-GENERATED = api config/crd/bases config/rbac config/webhook/manifests.yaml
+GENERATED = api config/crd/bases config/rbac config/webhook/manifests.yaml charts/osm-operator/crds charts/osm-operator/templates bundle
 
 .PHONY: verify-generated
 verify-generated: ## Fail if generated code or manifests are stale, or Go files unformatted.

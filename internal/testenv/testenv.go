@@ -28,9 +28,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/open-service-mesh/osm-operator/internal/manifests"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -193,21 +192,7 @@ func certManagerCRDs() (string, error) {
 }
 
 // Kustomize renders a kustomization directory as `kustomize build` does.
-func Kustomize(dir string) ([]*unstructured.Unstructured, error) {
-	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		return nil, fmt.Errorf("rendering %s: %w", dir, err)
-	}
-	var out []*unstructured.Unstructured
-	for _, r := range res.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			return nil, fmt.Errorf("rendering %s: %w", dir, err)
-		}
-		out = append(out, &unstructured.Unstructured{Object: m})
-	}
-	return out, nil
-}
+func Kustomize(dir string) ([]*unstructured.Unstructured, error) { return manifests.Kustomize(dir) }
 
 // webhookConfigurations renders config/webhook with kustomize.
 func webhookConfigurations(root string) (envtest.WebhookInstallOptions, error) {
