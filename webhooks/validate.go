@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // The validating webhooks check what CEL cannot see: other objects. A
@@ -55,12 +56,12 @@ func exists(ctx context.Context, r client.Reader, key client.ObjectKey, obj clie
 }
 
 // meshWarning warns when the MeshInstance a member names does not exist.
-func meshWarning(ctx context.Context, r client.Reader, what, mesh string) (admission.Warnings, error) {
-	ok, err := exists(ctx, r, client.ObjectKey{Name: mesh}, &meshv1alpha1.MeshInstance{})
+func meshWarning(ctx context.Context, r client.Reader, what, meshName string) (admission.Warnings, error) {
+	ok, err := exists(ctx, r, client.ObjectKey{Name: meshName}, &meshv1alpha1.MeshInstance{})
 	if err != nil || ok {
 		return nil, err
 	}
-	return admission.Warnings{fmt.Sprintf("%s: spec.mesh: MeshInstance %q does not exist; the member waits for it", what, mesh)}, nil
+	return admission.Warnings{fmt.Sprintf("%s: spec.mesh: MeshInstance %q does not exist; the member waits for it", what, meshName)}, nil
 }
 
 // +kubebuilder:webhook:path=/validate-mesh-openservicemesh-io-v1alpha1-meshmember,mutating=false,failurePolicy=ignore,sideEffects=None,groups=mesh.openservicemesh.io,resources=meshmembers,verbs=create;update,versions=v1alpha1,name=meshmember.mesh.openservicemesh.io,admissionReviewVersions=v1
@@ -234,10 +235,10 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		if b.Weight < 0 {
 			return nil, fmt.Errorf("%s: spec.backends[%d].weight: %d is negative", what, i, b.Weight)
 		}
-		if j, dup := seen[b.Service]; dup {
+		if j, dup := seen[mesh.ServiceName(b.Service)]; dup {
 			return nil, fmt.Errorf("%s: spec.backends[%d].service: %q is also spec.backends[%d]", what, i, b.Service, j)
 		}
-		seen[b.Service] = i
+		seen[mesh.ServiceName(b.Service)] = i
 		total += b.Weight
 	}
 	if total == 0 {
@@ -250,12 +251,12 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		fields = append(fields, fmt.Sprintf("spec.backends[%d].service", i))
 	}
 	for i, n := range names {
-		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: n}, &corev1.Service{})
+		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: mesh.ServiceName(n)}, &corev1.Service{})
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, n))
+			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, mesh.ServiceName(n)))
 		}
 	}
 	return warnings, nil

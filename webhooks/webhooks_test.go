@@ -293,6 +293,12 @@ func TestValidation(t *testing.T) {
 			denied: fmt.Sprintf("TrafficSplit %s/s1: spec.backends: every weight is 0", ns)},
 		{name: "split backends missing", obj: split("s2", 80, 20),
 			warned: fmt.Sprintf("TrafficSplit %s/s2: spec.backends[0].service: Service %s/bookstore-v1 does not exist", ns, ns)},
+		{name: "split naming services with their namespace", obj: func() client.Object {
+			ts := split("s3")
+			ts.Spec.Service = "bookstore." + ns
+			ts.Spec.Backends = []splitv1alpha4.TrafficSplitBackend{{Service: "bookstore." + ns, Weight: 100}}
+			return ts
+		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := warnings.during(func() error { return k8s.Create(ctx, tc.obj) })
@@ -304,6 +310,9 @@ func TestValidation(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("refused: %v", err)
+			}
+			if tc.warned == "" && len(got) > 0 {
+				t.Errorf("warnings %q, want none", got)
 			}
 			if !strings.Contains(strings.Join(got, "\n"), tc.warned) {
 				t.Errorf("warnings %q, want one containing %q", got, tc.warned)

@@ -162,7 +162,7 @@ func (b *builder) collectSplits() {
 		if _, ok := b.members[ts.Namespace]; !ok || ts.DeletionTimestamp != nil {
 			continue
 		}
-		root := ServiceKey{ts.Namespace, serviceName(ts.Spec.Service)}
+		root := ServiceKey{ts.Namespace, ServiceName(ts.Spec.Service)}
 		if b.m.Service(root) == nil {
 			b.problem("TrafficSplit", ts, "root service %q not found in the mesh; the split is ignored", ts.Spec.Service)
 			continue
@@ -176,7 +176,7 @@ func (b *builder) collectSplits() {
 		ok := true
 		for _, be := range ts.Spec.Backends {
 			w, valid := clampWeight(be.Weight)
-			key := ServiceKey{ts.Namespace, serviceName(be.Service)}
+			key := ServiceKey{ts.Namespace, ServiceName(be.Service)}
 			switch {
 			case !valid:
 				b.problem("TrafficSplit", ts, "backend %q: weight %d is out of range 0..%d", be.Service, be.Weight, uint32(1<<32-1))
@@ -199,7 +199,9 @@ func (b *builder) collectSplits() {
 }
 
 // serviceName takes the service name out of "name", "name.ns" or an FQDN.
-func serviceName(s string) string {
+// ServiceName is the Service an SMI TrafficSplit names: "name", or a name
+// qualified by its namespace, "name.namespace" (the split's own).
+func ServiceName(s string) string {
 	name, _, _ := strings.Cut(s, ".")
 	return name
 }
