@@ -97,6 +97,15 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 	if err != nil {
 		return fmt.Errorf("writing the kubeconfig: %w", err)
 	}
+	// The processes stop before the API server does (defers run last first).
+	ctx, cancel := context.WithCancel(ctx)
+	var procs []*exec.Cmd
+	defer func() {
+		cancel()
+		for _, p := range procs {
+			_ = p.Wait()
+		}
+	}()
 	k := env.Client
 	for _, ns := range []string{"osm-system", certmanager.ClusterResourceNamespace} {
 		if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -111,6 +120,7 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 	if err := kcm.Start(); err != nil {
 		return fmt.Errorf("starting kube-controller-manager: %w", err)
 	}
+	procs = append(procs, kcm)
 	if err := simnode.Start(ctx, env.Config, env.Scheme, "10.244.0.0/16", logr.Discard()); err != nil {
 		return err
 	}
@@ -130,6 +140,7 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 	if err := op.Start(); err != nil {
 		return fmt.Errorf("starting the operator: %w", err)
 	}
+	procs = append(procs, op)
 
 	step(out, "applying the bookstore sample (config/samples/bookstore)")
 	if err := applySample(ctx, k, filepath.Join(root, "config", "samples", "bookstore")); err != nil {

@@ -77,7 +77,7 @@ func waitForMesh(ctx context.Context, k client.Client, out io.Writer) error {
 			}
 			return len(mms.Items) == 3, nil
 		}},
-		{"the bookstore Service has endpoints (the pods' and the VM's)", func() (bool, error) {
+		{"the bookwarehouse Service has endpoints from its pod and from the VM", func() (bool, error) {
 			var slices discoveryv1.EndpointSliceList
 			if err := k.List(ctx, &slices, client.InNamespace("bookwarehouse"), client.MatchingLabels{discoveryv1.LabelServiceName: "bookwarehouse"}); err != nil {
 				return false, err
