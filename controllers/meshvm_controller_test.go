@@ -205,12 +205,5 @@ func TestVMAndMemberShareAnIdentity(t *testing.T) {
 	if err := k8s.Delete(ctx, mm); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		for _, o := range []client.Object{&cmapi.Certificate{}, &corev1.Secret{}} {
-			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("%T %s is still there (%v)", o, name, err)
-			}
-		}
-		return nil
-	})
+	identityGone(t, ns, name)
 }

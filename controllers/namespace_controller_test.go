@@ -58,9 +58,16 @@ func TestNamespaceLabelledByHand(t *testing.T) {
 	if err := k8s.Update(ctx, n); err != nil {
 		t.Fatal(err)
 	}
+	identityGone(t, ns, name)
+}
+
+// identityGone waits until the identity Certificate name and its Secret are
+// deleted from ns.
+func identityGone(t *testing.T, ns, name string) {
+	t.Helper()
 	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, o := range []client.Object{&cmapi.Certificate{}, &corev1.Secret{}} {
-			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o); !apierrors.IsNotFound(err) {
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, o); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("%T %s is still there (%v)", o, name, err)
 			}
 		}
