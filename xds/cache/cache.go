@@ -31,7 +31,12 @@ type Cache struct {
 // New returns an empty cache. nodes maps each connected proxy to its group.
 func New(nodes *Nodes, logger log.Logger) *Cache {
 	return &Cache{
-		SnapshotCache: cachev3.NewSnapshotCache(true, nodes, logger),
+		// Not go-control-plane's "ADS mode": it answers a request only when
+		// the request names every resource of the type in the snapshot, so a
+		// proxyless gRPC client or server, which asks for the one listener
+		// it needs, would never be answered. Consistency across types is
+		// ensured by Resources.Consistent instead.
+		SnapshotCache: cachev3.NewSnapshotCache(false, nodes, logger),
 		nodes:         nodes,
 		versions:      map[string][types.UnknownType]string{},
 	}

@@ -18,7 +18,10 @@ type View struct {
 // View returns the view of group g.
 func (m *Mesh) View(g Group) *View {
 	v := &View{Mesh: m, Group: g, Inbound: m.byIdentity[g.Identity], Policies: m.policiesTo[g.Identity]}
-	if m.Mode == ModePermissive {
+	// A proxyless gRPC client sees every service, and the destination's RBAC
+	// decides: a call SMI does not allow then fails with PERMISSION_DENIED,
+	// as gRPC users expect, instead of a name that never resolves.
+	if m.Mode == ModePermissive || g.Kind == ProxyGRPC {
 		v.Outbound = m.Services
 		return v
 	}

@@ -102,7 +102,8 @@ func bootstrap(t *testing.T, kp testpki.KeyPair, node string) string {
 			"channel_creds":   []any{map[string]any{"type": "tls", "config": tlsFiles}},
 			"server_features": []string{"xds_v3"},
 		}},
-		"node": map[string]any{"id": node},
+		"node":                                   map[string]any{"id": node},
+		"server_listener_resource_name_template": translate.GRPCServerListenerTemplate,
 		"certificate_providers": map[string]any{
 			translate.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": tlsFiles},
 		},

@@ -58,10 +58,21 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 		for _, p := range ps {
 			r.opts.Log.V(1).Info("Left out of the mesh", "mesh", mi.Name, "object", p.Object, "reason", p.Err.Error())
 		}
+		// A changed service touches the groups that back it now as well as
+		// those that depended on it: a new endpoint changes its group's
+		// inbound config.
+		backers := map[mesh.Identity]bool{}
+		for k := range c.services {
+			if s := m.Service(k); s != nil {
+				for _, id := range s.Identities {
+					backers[id] = true
+				}
+			}
+		}
 		for _, g := range m.Groups {
 			key := g.String()
 			live[key] = true
-			if !c.full && !r.touches(key, g, c) {
+			if !c.full && !backers[g.Identity] && !r.touches(key, g, c) {
 				continue
 			}
 			v := m.View(g)

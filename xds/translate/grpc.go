@@ -1,16 +1,20 @@
 package translate
 
 import (
+	"fmt"
+	"net"
 	"strconv"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -75,5 +79,72 @@ func (t *translator) grpcCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cluste
 			Name:       "envoy.transport_sockets.tls",
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(tls)},
 		},
+	}
+}
+
+// GRPCServerListenerTemplate is the server_listener_resource_name_template
+// of a proxyless gRPC server's bootstrap (grpc-go's default): a server
+// listening on host:port asks for the listener named with that address.
+const GRPCServerListenerTemplate = "grpc/server?xds.resource.listening_address=%s"
+
+// grpcServerHosts are the addresses a meshed gRPC server listens on: every
+// interface, as a pod's server does.
+var grpcServerHosts = []string{"0.0.0.0", "::"}
+
+// GRPCServerListenerName is the listener a gRPC server created with
+// xds.NewGRPCServer asks for when it listens on host:port.
+func GRPCServerListenerName(host string, port int32) string {
+	return fmt.Sprintf(GRPCServerListenerTemplate, net.JoinHostPort(host, strconv.Itoa(int(port))))
+}
+
+// grpcServer builds what a proxyless gRPC server needs, per port its group
+// serves: a listener requiring mutual TLS (certificate providers again) and
+// enforcing the same SMI RBAC rules as an Envoy sidecar's inbound listener,
+// its route handing every call to the application.
+func (t *translator) grpcServer() {
+	seen := map[int32]bool{}
+	for _, s := range t.view.Inbound {
+		for _, ip := range t.view.InboundPorts(s) {
+			if seen[ip.TargetPort] {
+				continue
+			}
+			seen[ip.TargetPort] = true
+			for _, host := range grpcServerHosts {
+				name := GRPCServerListenerName(host, ip.TargetPort)
+				route := &routev3.RouteConfiguration{Name: name, VirtualHosts: []*routev3.VirtualHost{{
+					Name: name, Domains: []string{"*"},
+					Routes: []*routev3.Route{{Match: prefixAll(), Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}}}},
+				}}}
+				hcm := &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route}}
+				t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
+					Name:             name,
+					Address:          socketAddress(host, ip.TargetPort),
+					TrafficDirection: corev3.TrafficDirection_INBOUND,
+					FilterChains: []*listenerv3.FilterChain{{
+						Name:            name,
+						Filters:         []*listenerv3.Filter{t.httpConnectionManager(name, hcm, t.httpRBAC(name, ip.TargetPort))},
+						TransportSocket: t.grpcServerTLS(),
+					}},
+				})
+			}
+		}
+	}
+}
+
+// grpcServerTLS requires a client certificate of the mesh, from the
+// certificate provider of the server's bootstrap.
+func (t *translator) grpcServerTLS() *corev3.TransportSocket {
+	provider := &tlsv3.CertificateProviderPluginInstance{InstanceName: CertificateProviderInstance}
+	return &corev3.TransportSocket{
+		Name: "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(&tlsv3.DownstreamTlsContext{
+			RequireClientCertificate: wrapperspb.Bool(true),
+			CommonTlsContext: &tlsv3.CommonTlsContext{
+				TlsCertificateProviderInstance: provider,
+				ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+					CaCertificateProviderInstance: provider,
+				}},
+			},
+		})},
 	}
 }

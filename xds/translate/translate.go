@@ -111,7 +111,9 @@ func (sh *Shared) Translate(v *mesh.View, certs *Certificates) (*Resources, erro
 	t := &translator{view: v, out: &Resources{shared: sh}, shared: sh}
 	switch v.Group.Kind {
 	case mesh.ProxyGRPC:
-		t.grpcClient() // gRPC reads its certificates from files, not SDS
+		// gRPC reads its certificates from files, not SDS.
+		t.grpcClient()
+		t.grpcServer()
 	default:
 		t.outbound()
 		t.inbound()
