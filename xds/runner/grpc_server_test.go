@@ -2,18 +2,24 @@ package runner_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
 
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	grpcxds "google.golang.org/grpc/xds"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -42,20 +48,10 @@ func TestProxylessGRPCServerEnforcesSMI(t *testing.T) {
 	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.11"})
 	target := allow(t, ns, "buyer", "store")
 
-	serverCreds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := grpcxds.NewGRPCServer(grpc.Creds(serverCreds), grpcxds.BootstrapContentsForTesting([]byte(bootstrap(t, store, nodeID(ns, "store-1")))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
+	proxylessServer(t, lis, store, nodeID(ns, "store-1"))
 
-	call := proxylessClient(t, lis.Addr().String(), "xds:///store."+ns+".svc.cluster.local:"+itoa(port))
-	buyerCall, thiefCall := call(buyer, nodeID(ns, "buyer-1")), call(thief, nodeID(ns, "thief-1"))
+	call := proxylessClient(t, "xds:///store."+ns+".svc.cluster.local:"+itoa(port))
+	buyerCall, thiefCall := check(call(buyer, nodeID(ns, "buyer-1"))), check(call(thief, nodeID(ns, "thief-1")))
 	expect := func(what string, buyerWant, thiefWant codes.Code) {
 		t.Helper()
 		start := time.Now()
@@ -78,13 +74,29 @@ func TestProxylessGRPCServerEnforcesSMI(t *testing.T) {
 	expect("policy moved to thief", codes.PermissionDenied, codes.OK)
 }
 
+// proxylessServer serves the health service on lis with a gRPC server
+// created by xds.NewGRPCServer, configured only by our xDS server.
+func proxylessServer(t *testing.T, lis net.Listener, kp testpki.KeyPair, node string) {
+	t.Helper()
+	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := grpcxds.NewGRPCServer(grpc.Creds(creds), grpcxds.BootstrapContentsForTesting([]byte(bootstrap(t, kp, node))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+}
+
 // proxylessClient returns a constructor of proxyless gRPC clients of target:
 // each resolves it through our xDS server with its own certificate and
-// bootstrap, and returns a function that makes one health check call and
-// gives its status code. The dialer plays the pod network, connecting the
-// endpoint's address to the server on loopback.
-func proxylessClient(t *testing.T, serverAddr, target string) func(kp testpki.KeyPair, node string) func(context.Context) codes.Code {
-	return func(kp testpki.KeyPair, node string) func(context.Context) codes.Code {
+// bootstrap. The dialer plays the pod network: an endpoint's address
+// (192.0.2.x:port) reaches the server listening on that port.
+func proxylessClient(t *testing.T, target string) func(kp testpki.KeyPair, node string) *grpc.ClientConn {
+	return func(kp testpki.KeyPair, node string) *grpc.ClientConn {
 		t.Helper()
 		resolver, err := grpcxds.NewXDSResolverWithConfigForTesting([]byte(bootstrap(t, kp, node)))
 		if err != nil {
@@ -94,19 +106,167 @@ func proxylessClient(t *testing.T, serverAddr, target string) func(kp testpki.Ke
 		if err != nil {
 			t.Fatal(err)
 		}
-		podNetwork := func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", serverAddr)
+		podNetwork := func(ctx context.Context, addr string) (net.Conn, error) {
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", port))
 		}
 		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(podNetwork), grpc.WithResolvers(resolver))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		return func(ctx context.Context) codes.Code {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			_, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
-			return status.Code(err)
+		return conn
+	}
+}
+
+// check makes one health check call on conn and gives its status code.
+func check(conn *grpc.ClientConn) func(context.Context) codes.Code {
+	return func(ctx context.Context) codes.Code {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
+		return status.Code(err)
+	}
+}
+
+// TestProxylessGRPCTrafficSplit: a TrafficSplit 80/20 over two versions of
+// a service, each a proxyless gRPC server, splits 1,000 calls of a proxyless
+// client within 5 points; changing it to 0/100 moves every call.
+func TestProxylessGRPCTrafficSplit(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	grpcPod := map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+	buyer := workload(t, ns, "buyer-1", "buyer", grpcPod)
+	ports := map[string]int32{}
+	for _, v := range []string{"v1", "v2"} {
+		store := workload(t, ns, "store-"+v+"-1", "store", grpcPod)
+		lis, err := net.Listen("tcp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[v] = int32(lis.Addr().(*net.TCPAddr).Port)
+		service(t, ns, "store-"+v, "grpc", 8080, "grpc")
+		addr := map[string]string{"v1": "192.0.2.21", "v2": "192.0.2.22"}[v]
+		endpointSlice(t, ns, "store-"+v, "grpc", ports[v], map[string]string{"store-" + v + "-1": addr})
+		proxylessServer(t, lis, store, nodeID(ns, "store-"+v+"-1"))
+	}
+	service(t, ns, "store", "grpc", 8080, "grpc")
+	allow(t, ns, "buyer", "store")
+	split := &splitv1alpha4.TrafficSplit{
+		ObjectMeta: metav1.ObjectMeta{Name: "store-split", Namespace: ns},
+		Spec: splitv1alpha4.TrafficSplitSpec{Service: "store", Backends: []splitv1alpha4.TrafficSplitBackend{
+			{Service: "store-v1", Weight: 80}, {Service: "store-v2", Weight: 20},
+		}},
+	}
+	mustCreate(t, split)
+
+	conn := proxylessClient(t, "xds:///store."+ns+".svc.cluster.local:8080")(buyer, nodeID(ns, "buyer-1"))
+	// version calls the service once and says which version answered.
+	version := func() (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var p peer.Peer
+		if _, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p)); err != nil {
+			return "", err
+		}
+		for v, port := range ports {
+			if p.Addr.(*net.TCPAddr).Port == int(port) {
+				return v, nil
+			}
+		}
+		return "", fmt.Errorf("answered from %s", p.Addr)
+	}
+	// Both versions answer once the config is in.
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(30 * time.Second); len(seen) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %v answered", seen)
+		}
+		if v, err := version(); err == nil {
+			seen[v] = true
 		}
 	}
+	counts := map[string]int{}
+	for range 1000 {
+		v, err := version()
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[v]++
+	}
+	t.Logf("80/20 split over 1,000 calls: %v", counts)
+	if counts["v1"] < 750 || counts["v1"] > 850 {
+		t.Errorf("v1 answered %d of 1,000 calls, want 800 ± 50", counts["v1"])
+	}
+
+	split.Spec.Backends[0].Weight, split.Spec.Backends[1].Weight = 0, 100
+	if err := k8s.Update(ctx, split); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for streak := 0; streak < 50; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("traffic did not move to v2")
+		}
+		if v, err := version(); err == nil && v == "v2" {
+			streak++
+		} else {
+			streak = 0
+		}
+	}
+	t.Logf("0/100: every call on v2 %v after the change", time.Since(start).Round(time.Millisecond))
+	for range 200 {
+		if v, err := version(); err != nil || v != "v2" {
+			t.Fatalf("after 0/100 a call went to %q (%v)", v, err)
+		}
+	}
+}
+
+// TestProxylessGRPCRouteMatch: an HTTPRouteGroup that matches one gRPC
+// method by path and method lets the client call that method and no other.
+func TestProxylessGRPCRouteMatch(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	grpcPod := map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+	buyer := workload(t, ns, "buyer-1", "buyer", grpcPod)
+	store := workload(t, ns, "store-1", "store", grpcPod)
+	lis, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := int32(lis.Addr().(*net.TCPAddr).Port)
+	service(t, ns, "store", "grpc", port, "grpc")
+	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.31"})
+	routes := &specsv1alpha4.HTTPRouteGroup{
+		ObjectMeta: metav1.ObjectMeta{Name: "health-check", Namespace: ns},
+		Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{
+			Name: "check", PathRegex: `/grpc\.health\.v1\.Health/Check`, Methods: []string{"POST"},
+		}}},
+	}
+	mustCreate(t, routes, &accessv1alpha3.TrafficTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "buyer-checks-store", Namespace: ns},
+		Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "store", Namespace: ns},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "buyer", Namespace: ns}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: routes.Name, Matches: []string{"check"}}},
+		},
+	})
+	proxylessServer(t, lis, store, nodeID(ns, "store-1"))
+	conn := proxylessClient(t, "xds:///store."+ns+".svc.cluster.local:"+itoa(port))(buyer, nodeID(ns, "buyer-1"))
+	list := func(ctx context.Context) codes.Code {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := healthpb.NewHealthClient(conn).List(cctx, &healthpb.HealthListRequest{})
+		return status.Code(err)
+	}
+	var got [2]codes.Code
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = [2]codes.Code{check(conn)(ctx), list(ctx)}; got == [2]codes.Code{codes.OK, codes.PermissionDenied} {
+			return
+		}
+	}
+	t.Fatalf("Check %s, List %s; want OK, PermissionDenied", got[0], got[1])
 }
