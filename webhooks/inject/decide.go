@@ -95,7 +95,9 @@ func Patch(pod *corev1.Pod, cfg Config) ([]jsonpatch.Operation, error) {
 	add := func(path string, v any) { ops = append(ops, jsonpatch.NewOperation("add", path, v)) }
 	add("/metadata/annotations", injected.Annotations)
 	added := injected.Spec.InitContainers[:len(injected.Spec.InitContainers)-len(pod.Spec.InitContainers)]
-	if len(pod.Spec.InitContainers) == 0 {
+	if len(added) == 0 {
+		// a proxyless gRPC pod: no containers of the mesh's own
+	} else if len(pod.Spec.InitContainers) == 0 {
 		add("/spec/initContainers", added)
 	} else {
 		for i := len(added) - 1; i >= 0; i-- {
@@ -111,6 +113,12 @@ func Patch(pod *corev1.Pod, cfg Config) ([]jsonpatch.Operation, error) {
 	}
 	for i := range pod.Spec.Containers {
 		before, after := &pod.Spec.Containers[i], &injected.Spec.Containers[i]
+		if !equality.Semantic.DeepEqual(before.Env, after.Env) {
+			add(fmt.Sprintf("/spec/containers/%d/env", i), after.Env)
+		}
+		if !equality.Semantic.DeepEqual(before.VolumeMounts, after.VolumeMounts) {
+			add(fmt.Sprintf("/spec/containers/%d/volumeMounts", i), after.VolumeMounts)
+		}
 		for _, p := range []struct {
 			field         string
 			before, after *corev1.Probe

@@ -6,7 +6,9 @@
 package inject
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 
@@ -17,6 +19,8 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
 
 // Names and ports of what injection adds.
@@ -108,9 +112,14 @@ func Injected(pod *corev1.Pod) bool {
 	return false
 }
 
-// Pod adds the sidecar to pod in place. Bad annotations are reported, naming
-// the annotation, and leave the pod untouched.
+// Pod adds the sidecar to pod in place, or, to a proxyless gRPC pod
+// (annotated openservicemesh.io/proxy: grpc), the xDS bootstrap of its gRPC
+// library. Bad annotations are reported, naming the annotation, and leave the
+// pod untouched.
 func Pod(pod *corev1.Pod, cfg Config) error {
+	if pod.Annotations[mesh.ProxyKindAnnotation] == string(mesh.ProxyGRPC) {
+		return proxyless(pod, cfg)
+	}
 	ex, err := exclusions(pod, cfg.Sidecar)
 	if err != nil {
 		return err
@@ -123,6 +132,17 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 	init := initContainer(cfg, ex)
 	proxy := proxyContainer(cfg, boot)
 	pod.Spec.InitContainers = append([]corev1.Container{init, proxy}, pod.Spec.InitContainers...)
+	addIdentity(pod, cfg)
+	if _, ok := pod.Annotations[PrometheusScrapeAnnotation]; !ok {
+		pod.Annotations[PrometheusScrapeAnnotation] = "true"
+		pod.Annotations[PrometheusPortAnnotation] = strconv.Itoa(PrometheusPort)
+		pod.Annotations[PrometheusPathAnnotation] = "/stats/prometheus"
+	}
+	return nil
+}
+
+// addIdentity adds the identity Secret's volume and marks the pod injected.
+func addIdentity(pod *corev1.Pod, cfg Config) {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
 		Name: IdentityVolume,
 		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -133,11 +153,57 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[meshv1alpha1.InjectedAnnotation] = cfg.Mesh
-	if _, ok := pod.Annotations[PrometheusScrapeAnnotation]; !ok {
-		pod.Annotations[PrometheusScrapeAnnotation] = "true"
-		pod.Annotations[PrometheusPortAnnotation] = strconv.Itoa(PrometheusPort)
-		pod.Annotations[PrometheusPathAnnotation] = "/stats/prometheus"
+}
+
+// GRPCBootstrapEnv holds a proxyless gRPC application's xDS bootstrap;
+// grpc-go, grpc-java and gRPC C++ read it.
+const GRPCBootstrapEnv = "GRPC_XDS_BOOTSTRAP_CONFIG"
+
+// proxyless gives every container of a proxyless gRPC pod its xDS
+// bootstrap, in the environment, and its identity files: the gRPC library
+// talks to the xDS server itself, with mutual TLS, and takes its
+// certificates from a file watcher over the identity Secret (renewals
+// included). No sidecar, no traffic redirection.
+func proxyless(pod *corev1.Pod, cfg Config) error {
+	tlsFiles := map[string]string{
+		"ca_certificate_file": IdentityDir + "/" + bootstrap.CAFile,
+		"certificate_file":    IdentityDir + "/" + bootstrap.CertFile,
+		"private_key_file":    IdentityDir + "/" + bootstrap.KeyFile,
 	}
+	boot, err := json.Marshal(map[string]any{
+		"xds_servers": []any{map[string]any{
+			"server_uri":      net.JoinHostPort(cfg.XDSHost, strconv.Itoa(int(cfg.XDSPort))),
+			"channel_creds":   []any{map[string]any{"type": "tls", "config": tlsFiles}},
+			"server_features": []string{"xds_v3"},
+		}},
+		"node": map[string]any{"id": "sidecar~$(OSM_POD_NAMESPACE)~$(OSM_POD_NAME)", "cluster": serviceAccount(pod)},
+		"certificate_providers": map[string]any{
+			translate.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": map[string]any{
+				"ca_certificate_file": tlsFiles["ca_certificate_file"],
+				"certificate_file":    tlsFiles["certificate_file"],
+				"private_key_file":    tlsFiles["private_key_file"],
+				"refresh_interval":    "60s",
+			}},
+		},
+		"server_listener_resource_name_template": translate.GRPCServerListenerTemplate,
+	})
+	if err != nil {
+		return fmt.Errorf("encoding the gRPC bootstrap: %w", err)
+	}
+	field := func(path string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		// $(VAR) expands only variables defined earlier in the list.
+		c.Env = append(c.Env,
+			corev1.EnvVar{Name: "OSM_POD_NAME", ValueFrom: field("metadata.name")},
+			corev1.EnvVar{Name: "OSM_POD_NAMESPACE", ValueFrom: field("metadata.namespace")},
+			corev1.EnvVar{Name: GRPCBootstrapEnv, Value: string(boot)},
+		)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: IdentityVolume, MountPath: IdentityDir, ReadOnly: true})
+	}
+	addIdentity(pod, cfg)
 	return nil
 }
 

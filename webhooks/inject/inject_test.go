@@ -11,12 +11,14 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	jsonpatchv5 "github.com/evanphx/json-patch/v5"
+	grpcxds "google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/encoding/protojson"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/out")
@@ -128,6 +130,10 @@ func checkPatch(t *testing.T, raw []byte, ops any) {
 	if err := json.Unmarshal(out, pod); err != nil {
 		t.Fatal(err)
 	}
+	if pod.Annotations[mesh.ProxyKindAnnotation] == string(mesh.ProxyGRPC) {
+		checkProxyless(t, pod)
+		return
+	}
 	if !Injected(pod) || pod.Spec.InitContainers[0].Name != InitContainer || pod.Spec.InitContainers[1].Name != ProxyContainer {
 		t.Fatalf("init containers %v: want the redirection first, then the proxy", pod.Spec.InitContainers)
 	}
@@ -195,5 +201,28 @@ func TestDecideHonoursNamespaceAndMembers(t *testing.T) {
 	}
 	if d, _ := Decide(pod, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, nil); d.Inject {
 		t.Error("a pod of a namespace in no mesh was injected")
+	}
+}
+
+// checkProxyless checks that every container of an injected proxyless gRPC
+// pod has a bootstrap gRPC's own xDS resolver accepts, naming the pod.
+func checkProxyless(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	if !Injected(pod) || len(pod.Spec.InitContainers) != 0 {
+		t.Errorf("proxyless pod: injected %v, init containers %v", Injected(pod), pod.Spec.InitContainers)
+	}
+	for _, c := range pod.Spec.Containers {
+		var boot string
+		for _, e := range c.Env {
+			if e.Name == GRPCBootstrapEnv {
+				boot = strings.NewReplacer("$(OSM_POD_NAMESPACE)", pod.Namespace, "$(OSM_POD_NAME)", "p-1").Replace(e.Value)
+			}
+		}
+		if _, err := grpcxds.NewXDSResolverWithConfigForTesting([]byte(boot)); err != nil {
+			t.Errorf("container %s: gRPC refuses the bootstrap: %v", c.Name, err)
+		}
+		if !strings.Contains(boot, `"id":"sidecar~`+pod.Namespace+`~p-1"`) {
+			t.Errorf("container %s: the bootstrap does not name the pod: %s", c.Name, boot)
+		}
 	}
 }
