@@ -19,8 +19,13 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	grpcxds "google.golang.org/grpc/xds"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -269,4 +274,97 @@ func TestProxylessGRPCRouteMatch(t *testing.T) {
 		}
 	}
 	t.Fatalf("Check %s, List %s; want OK, PermissionDenied", got[0], got[1])
+}
+
+// TestProxylessGRPCMeshVM: a MeshVM whose proxy is ProxylessGRPC serves its
+// Service from outside the cluster: a gRPC server on the VM, configured by
+// our xDS server under the VM's node ID, receives the calls a proxyless
+// client makes to the Service.
+func TestProxylessGRPCMeshVM(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	buyer := workload(t, ns, "buyer-1", "buyer", map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)})
+	warehouse := workload(t, ns, "warehouse-1", "warehouse", nil) // the service account's certificate
+	lis, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := int32(lis.Addr().(*net.TCPAddr).Port)
+	mustCreate(t, &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "warehouse-vm", Namespace: ns},
+		Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: meshName, ServiceAccountName: "warehouse", Addresses: []string{"192.0.2.40"},
+			Ports:    []meshv1alpha1.VMPort{{Name: "grpc", Port: port, Protocol: meshv1alpha1.ProtocolGRPC}},
+			Services: []string{"warehouse"}, Proxy: meshv1alpha1.ProxyProxylessGRPC,
+		},
+	})
+	service(t, ns, "warehouse", "grpc", port, "grpc")
+	// The slice the MeshVM controller publishes for the VM.
+	mustCreate(t, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "warehouse-vm", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "warehouse"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("grpc"), Port: ptr.To(port)}},
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses: []string{"192.0.2.40"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef: &corev1.ObjectReference{Kind: "MeshVM", Name: "warehouse-vm", Namespace: ns},
+		}},
+	})
+	allow(t, ns, "buyer", "warehouse")
+	proxylessServer(t, lis, warehouse, "vm~"+ns+"~warehouse-vm")
+
+	conn := proxylessClient(t, "xds:///warehouse."+ns+".svc.cluster.local:"+itoa(port))(buyer, nodeID(ns, "buyer-1"))
+	var code codes.Code
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code = check(conn)(ctx); code == codes.OK {
+			return
+		}
+	}
+	t.Fatalf("calls to the VM's Service end with %s", code)
+}
+
+// TestProxylessGRPCPermissive: in a Permissive mesh every member may call
+// every other; back in SMI mode the call without a TrafficTarget is denied.
+func TestProxylessGRPCPermissive(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	grpcPod := map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+	thief := workload(t, ns, "thief-1", "thief", grpcPod)
+	store := workload(t, ns, "store-1", "store", grpcPod)
+	lis, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := int32(lis.Addr().(*net.TCPAddr).Port)
+	service(t, ns, "store", "grpc", port, "grpc")
+	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.51"})
+	proxylessServer(t, lis, store, nodeID(ns, "store-1"))
+	call := check(proxylessClient(t, "xds:///store."+ns+".svc.cluster.local:"+itoa(port))(thief, nodeID(ns, "thief-1")))
+
+	setMode := func(mode meshv1alpha1.TrafficPolicyMode) {
+		t.Helper()
+		mi := &meshv1alpha1.MeshInstance{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: meshName}, mi); err != nil {
+			t.Fatal(err)
+		}
+		mi.Spec.TrafficPolicy.Mode = mode
+		if err := k8s.Update(ctx, mi); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await := func(want codes.Code) {
+		t.Helper()
+		var got codes.Code
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got = call(ctx); got == want {
+				return
+			}
+		}
+		t.Fatalf("the call ends with %s, want %s", got, want)
+	}
+	await(codes.PermissionDenied)
+	setMode(meshv1alpha1.TrafficPolicyPermissive)
+	t.Cleanup(func() { setMode(meshv1alpha1.TrafficPolicySMI) })
+	await(codes.OK)
+	setMode(meshv1alpha1.TrafficPolicySMI)
+	await(codes.PermissionDenied)
 }
