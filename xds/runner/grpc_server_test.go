@@ -12,6 +12,7 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	"google.golang.org/grpc/health"
@@ -83,11 +84,17 @@ func TestProxylessGRPCServerEnforcesSMI(t *testing.T) {
 // created by xds.NewGRPCServer, configured only by our xDS server.
 func proxylessServer(t *testing.T, lis net.Listener, kp testpki.KeyPair, node string) {
 	t.Helper()
+	proxylessServerIn(t, t.TempDir(), lis, kp, node)
+}
+
+// proxylessServerIn is proxylessServer with the identity files in dir.
+func proxylessServerIn(t *testing.T, dir string, lis net.Listener, kp testpki.KeyPair, node string) {
+	t.Helper()
 	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := grpcxds.NewGRPCServer(grpc.Creds(creds), grpcxds.BootstrapContentsForTesting([]byte(bootstrap(t, kp, node))))
+	srv, err := grpcxds.NewGRPCServer(grpc.Creds(creds), grpcxds.BootstrapContentsForTesting([]byte(bootstrapIn(t, dir, kp, node))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,4 +374,78 @@ func TestProxylessGRPCPermissive(t *testing.T) {
 	await(codes.OK)
 	setMode(meshv1alpha1.TrafficPolicySMI)
 	await(codes.PermissionDenied)
+}
+
+// TestProxylessGRPCCertificateRotation: when the server's identity files are
+// renewed (as cert-manager renews the Secret and the kubelet updates the
+// volume), established traffic goes on, and new connections get the new
+// certificate, without restarts.
+func TestProxylessGRPCCertificateRotation(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	grpcPod := map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+	buyer := workload(t, ns, "buyer-1", "buyer", grpcPod)
+	store := workload(t, ns, "store-1", "store", grpcPod)
+	lis, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := int32(lis.Addr().(*net.TCPAddr).Port)
+	service(t, ns, "store", "grpc", port, "grpc")
+	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.61"})
+	allow(t, ns, "buyer", "store")
+	dir := t.TempDir()
+	proxylessServerIn(t, dir, lis, store, nodeID(ns, "store-1"))
+	newClient := proxylessClient(t, "xds:///store."+ns+".svc.cluster.local:"+itoa(port))
+
+	// serverSerial calls once and returns the serial of the certificate the
+	// server presented.
+	serverSerial := func(conn *grpc.ClientConn) (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var p peer.Peer
+		if _, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p)); err != nil {
+			return "", err
+		}
+		info, ok := p.AuthInfo.(credentials.TLSInfo)
+		if !ok || len(info.State.PeerCertificates) == 0 {
+			return "", fmt.Errorf("no TLS peer: %T", p.AuthInfo)
+		}
+		return info.State.PeerCertificates[0].SerialNumber.String(), nil
+	}
+	conn := newClient(buyer, nodeID(ns, "buyer-1"))
+	var before string
+	for deadline := time.Now().Add(30 * time.Second); before == ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first call never succeeded")
+		}
+		before, _ = serverSerial(conn)
+	}
+
+	renewed, err := ca.Workload(mesh.Identity{Namespace: ns, ServiceAccount: "store"}.SPIFFE("cluster.local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeIdentity(t, dir, renewed)
+	// The established connection keeps working through the renewal.
+	for range 60 {
+		if _, err := serverSerial(conn); err != nil {
+			t.Fatalf("a call on the established connection failed after the renewal: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A new connection gets the renewed certificate.
+	var after string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		fresh := newClient(buyer, nodeID(ns, "buyer-1"))
+		after, err = serverSerial(fresh)
+		fresh.Close()
+		if err == nil && after != before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new connections still see serial %s (last error %v)", before, err)
+		}
+	}
+	t.Logf("server certificate renewed: serial %s → %s", before, after)
 }

@@ -84,13 +84,30 @@ func TestGRPCXDSClientResolvesAServiceThroughTheMesh(t *testing.T) {
 // mutual TLS and names the certificate provider our clusters refer to.
 func bootstrap(t *testing.T, kp testpki.KeyPair, node string) string {
 	t.Helper()
-	dir := t.TempDir()
+	return bootstrapIn(t, t.TempDir(), kp, node)
+}
+
+// writeIdentity writes the identity files into dir as the kubelet updates a
+// Secret volume: each file replaced at once.
+func writeIdentity(t *testing.T, dir string, kp testpki.KeyPair) {
+	t.Helper()
 	files := map[string][]byte{"ca.crt": ca.PEM, "tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM}
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// bootstrapIn is bootstrap with the identity files in dir; the certificate
+// provider re-reads them every second.
+func bootstrapIn(t *testing.T, dir string, kp testpki.KeyPair, node string) string {
+	t.Helper()
+	writeIdentity(t, dir, kp)
 	tlsFiles := map[string]any{
 		"ca_certificate_file": filepath.Join(dir, "ca.crt"),
 		"certificate_file":    filepath.Join(dir, "tls.crt"),
@@ -105,7 +122,12 @@ func bootstrap(t *testing.T, kp testpki.KeyPair, node string) string {
 		"node":                                   map[string]any{"id": node},
 		"server_listener_resource_name_template": translate.GRPCServerListenerTemplate,
 		"certificate_providers": map[string]any{
-			translate.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": tlsFiles},
+			translate.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": map[string]any{
+				"ca_certificate_file": tlsFiles["ca_certificate_file"],
+				"certificate_file":    tlsFiles["certificate_file"],
+				"private_key_file":    tlsFiles["private_key_file"],
+				"refresh_interval":    "1s",
+			}},
 		},
 	})
 	if err != nil {
