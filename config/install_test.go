@@ -99,3 +99,22 @@ func ensureNamespace(t *testing.T, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestProxylessExampleIsAccepted sends examples/proxyless-grpc to the API
+// server (namespace for real, the rest as a dry run).
+func TestProxylessExampleIsAccepted(t *testing.T) {
+	ctx := context.Background()
+	objs := readManifests(t, filepath.Join("..", "examples", "proxyless-grpc"))
+	if len(objs) < 9 {
+		t.Fatalf("%d objects in the example", len(objs))
+	}
+	ensureNamespace(t, "shop")
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			continue
+		}
+		if err := env.Client.Create(ctx, o, client.DryRunAll); err != nil {
+			t.Errorf("%s %s is refused: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
