@@ -3,7 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,9 +21,19 @@ import (
 // their pods' service accounts, owned by the Namespace, and releases them
 // when the namespace leaves the mesh, its mesh goes, or a MeshMember takes
 // the namespace over (the MeshMember then issues them).
+//
+// It also deletes identity Secrets whose Certificate is gone, whoever
+// released it: cert-manager may still write a Secret just after its
+// Certificate was deleted, and such a Secret would otherwise stay forever.
 type NamespaceReconciler struct {
 	client.Client
+	// APIReader confirms, past the cache, that a Certificate is gone.
+	APIReader client.Reader
 }
+
+// orphanGrace spares the Secrets of Certificates created a moment ago and
+// not yet in the cache.
+const orphanGrace = 10 * time.Second
 
 // Reconcile implements reconcile.Reconciler.
 func (r *NamespaceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -28,8 +41,12 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.Get(ctx, req.NamespacedName, ns); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	requeue, err := r.deleteOrphanSecrets(ctx, ns.Name)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	release := func() (reconcile.Result, error) {
-		return reconcile.Result{}, releaseCertificates(ctx, r.Client, ns, ns.Name)
+		return reconcile.Result{RequeueAfter: requeue}, releaseCertificates(ctx, r.Client, ns, ns.Name)
 	}
 	name := ns.Labels[meshv1alpha1.MonitorLabel]
 	if name == "" || !ns.DeletionTimestamp.IsZero() {
@@ -62,5 +79,38 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if ids.invalid != "" {
 		logf.FromContext(ctx).Info("Cannot issue identities: the mesh's spec is invalid", "mesh", name, "reason", ids.invalid)
 	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{RequeueAfter: requeue}, nil
+}
+
+// deleteOrphanSecrets deletes the identity Secrets of namespace whose
+// Certificate no longer exists, and says when to look again for those too
+// young to judge.
+func (r *NamespaceReconciler) deleteOrphanSecrets(ctx context.Context, namespace string) (time.Duration, error) {
+	var secrets corev1.SecretList
+	if err := r.List(ctx, &secrets, client.InNamespace(namespace), client.MatchingLabels{managedByLabel: managedBy}); err != nil {
+		return 0, fmt.Errorf("listing the Secrets of %s: %w", namespace, err)
+	}
+	var requeue time.Duration
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		if !strings.HasPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix) || !s.DeletionTimestamp.IsZero() {
+			continue
+		}
+		key := client.ObjectKey{Namespace: namespace, Name: s.Name}
+		if err := r.Get(ctx, key, &cmapi.Certificate{}); !apierrors.IsNotFound(err) {
+			continue // it has its Certificate, or the cache cannot say
+		}
+		if age := time.Since(s.CreationTimestamp.Time); age < orphanGrace {
+			requeue = max(requeue, orphanGrace-age)
+			continue
+		}
+		if err := r.APIReader.Get(ctx, key, &cmapi.Certificate{}); !apierrors.IsNotFound(err) {
+			continue
+		}
+		logf.FromContext(ctx).Info("Deleting an identity Secret whose Certificate is gone", "secret", s.Name)
+		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
+			return 0, fmt.Errorf("deleting orphaned Secret %s/%s: %w", namespace, s.Name, err)
+		}
+	}
+	return requeue, nil
 }

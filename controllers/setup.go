@@ -167,9 +167,10 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Watches(&corev1.Pod{}, namespaceOf).
 		Watches(&meshv1alpha1.MeshMember{}, namespaceOf).
 		Watches(&cmapi.Certificate{}, namespaceOf).
+		Watches(&corev1.Secret{}, namespaceOf).
 		Watches(&meshv1alpha1.MeshInstance{}, labelledFor).
 		Named("namespace").
-		Complete(&NamespaceReconciler{Client: mgr.GetClient()}); err != nil {
+		Complete(&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}); err != nil {
 		return fmt.Errorf("setting up the Namespace controller: %w", err)
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
