@@ -37,35 +37,7 @@ import (
 // it: the proxy verifies the xDS server's certificate (signed by the mesh's
 // issuer, chosen by SNI) and receives the cluster its SMI policy allows.
 func TestOperatorServesAMesh(t *testing.T) {
-	ctrllog.SetLogger(logr.Discard())
-	klog.SetLogger(logr.Discard())
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	k := env.Client
-	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "osm-system"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := certmanager.Start(ctx, env.Environment); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	xdsAddr := l.Addr().String()
-	_ = l.Close()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, env.Config, options{metricsAddr: "0", probeAddr: "0", xds: xdsOptions{
-			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
-		}})
-	}()
-
+	ctx, k, xdsAddr := startOperator(t)
 	ns := "shop"
 	objs := []client.Object{
 		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
@@ -160,10 +132,48 @@ func TestOperatorServesAMesh(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() error { return connected(1) })
 	held.Close()
 	testenv.Eventually(t, 30*time.Second, func() error { return connected(0) })
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("the operator stopped with %v", err)
+}
+
+// startOperator starts a real API server with cert-manager's controllers and
+// runs the operator as main runs it; it returns a context that lives as long
+// as the test, a client and the xDS server's address. The operator must stop
+// cleanly when the test ends.
+func startOperator(t *testing.T) (context.Context, client.Client, string) {
+	t.Helper()
+	ctrllog.SetLogger(logr.Discard())
+	klog.SetLogger(logr.Discard())
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	k := env.Client
+	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "osm-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := certmanager.Start(ctx, env.Environment); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xdsAddr := l.Addr().String()
+	_ = l.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, env.Config, options{metricsAddr: "0", probeAddr: "0", xds: xdsOptions{
+			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
+		}})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the operator stopped with %v", err)
+		}
+	})
+	return ctx, k, xdsAddr
 }
 
 func testPod(ns, name, sa string) *corev1.Pod {

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	xdscreds "google.golang.org/grpc/credentials/xds"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+	grpcxds "google.golang.org/grpc/xds"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// xdsScheme resolves the xDS Service's name to the operator's loopback
+// address, as cluster DNS would: gRPC then verifies the serving certificate
+// cert-manager issued against that name.
+const xdsScheme = "osmtest"
+
+// TestProxylessGRPCWithCertManager runs proxyless gRPC workloads on the
+// operator and cert-manager's real controllers: the bootstrap the injector
+// writes, the identities cert-manager issues, the xDS server's serving
+// certificate. The allowed client's calls succeed and the other's are
+// PERMISSION_DENIED; when cert-manager renews the server's certificate,
+// established traffic goes on and new connections get the new certificate.
+func TestProxylessGRPCWithCertManager(t *testing.T) {
+	ctx, k, xdsAddr := startOperator(t)
+	r := manual.NewBuilderWithScheme(xdsScheme)
+	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: xdsAddr}}})
+	resolver.Register(r)
+
+	lis, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := int32(lis.Addr().(*net.TCPAddr).Port)
+	ns := "bookstore"
+	grpcPod := func(name, sa string) *corev1.Pod {
+		p := testPod(ns, name, sa)
+		p.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+		return p
+	}
+	objs := []client.Object{
+		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "books"}},
+		grpcPod("bookbuyer-1", "bookbuyer"), grpcPod("bookthief-1", "bookthief"), grpcPod("bookstore-1", "bookstore"),
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: port, AppProtocol: ptr.To("grpc")}}}},
+		&discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "bookstore-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "bookstore"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("grpc"), Port: ptr.To(port)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.80"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "bookstore-1", Namespace: ns}}},
+		},
+		&specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns}, Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}}},
+		&accessv1alpha3.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Name: "bookbuyer-to-bookstore", Namespace: ns}, Spec: accessv1alpha3.TrafficTargetSpec{
+			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "bookstore"},
+			Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "bookbuyer"}},
+			Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: "all"}},
+		}},
+	}
+	for _, o := range objs {
+		if err := k.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+
+	// Each workload gets the bootstrap the injector writes, pointed at the
+	// test's name for the xDS Service, and the files of its identity Secret,
+	// as the kubelet mounts them.
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}
+	cfg := inject.ConfigFor(mi, "osm-system", "")
+	workload := func(pod *corev1.Pod) (bootstrapJSON []byte, dir string) {
+		dir = t.TempDir()
+		writeIdentity(t, ctx, k, ns, pod.Spec.ServiceAccountName, dir)
+		p := pod.DeepCopy()
+		if err := inject.Pod(p, cfg); err != nil {
+			t.Fatal(err)
+		}
+		var boot map[string]any
+		for _, e := range p.Spec.Containers[0].Env {
+			if e.Name == inject.GRPCBootstrapEnv {
+				if err := json.Unmarshal([]byte(e.Value), &boot); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		boot["node"].(map[string]any)["id"] = "sidecar~" + ns + "~" + pod.Name
+		server := boot["xds_servers"].([]any)[0].(map[string]any)
+		server["server_uri"] = xdsScheme + ":///" + bootstrap.XDSAddress("", "osm-system") + ":" + strconv.Itoa(int(cfg.XDSPort))
+		for _, creds := range []map[string]any{server["channel_creds"].([]any)[0].(map[string]any)["config"].(map[string]any), boot["certificate_providers"].(map[string]any)["mesh"].(map[string]any)["config"].(map[string]any)} {
+			for key, file := range creds {
+				if f, ok := file.(string); ok && filepath.IsAbs(f) {
+					creds[key] = filepath.Join(dir, filepath.Base(f))
+				}
+			}
+		}
+		boot["certificate_providers"].(map[string]any)["mesh"].(map[string]any)["config"].(map[string]any)["refresh_interval"] = "1s"
+		out, err := json.Marshal(boot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, dir
+	}
+
+	storeBoot, storeDir := workload(objs[5].(*corev1.Pod))
+	serverCreds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := grpcxds.NewGRPCServer(grpc.Creds(serverCreds), grpcxds.BootstrapContentsForTesting(storeBoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	target := fmt.Sprintf("xds:///bookstore.%s.svc.cluster.local:%d", ns, port)
+	dial := func(pod *corev1.Pod) *grpc.ClientConn {
+		boot, _ := workload(pod)
+		res, err := grpcxds.NewXDSResolverWithConfigForTesting(boot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		podNetwork := func(ctx context.Context, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", lis.Addr().String())
+		}
+		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(podNetwork), grpc.WithResolvers(res))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	// call makes one call and returns its code and the server certificate's serial.
+	call := func(conn *grpc.ClientConn) (codes.Code, string) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var p peer.Peer
+		_, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p))
+		serial := ""
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+			serial = info.State.PeerCertificates[0].SerialNumber.String()
+		}
+		return status.Code(err), serial
+	}
+	buyer, thief := dial(objs[3].(*corev1.Pod)), dial(objs[4].(*corev1.Pod))
+	var before string
+	testenv.Eventually(t, 60*time.Second, func() error {
+		b, serial := call(buyer)
+		th, _ := call(thief)
+		if b != codes.OK || th != codes.PermissionDenied {
+			return fmt.Errorf("bookbuyer %s, bookthief %s; want OK, PermissionDenied", b, th)
+		}
+		before = serial
+		return nil
+	})
+
+	// Renew the bookstore's certificate as `cmctl renew` does; cert-manager
+	// issues a new one into the Secret, and the kubelet updates the files.
+	cert := &cmapi.Certificate{}
+	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("bookstore")}, cert); err != nil {
+		t.Fatal(err)
+	}
+	cert.Status.Conditions = append(cert.Status.Conditions, cmapi.CertificateCondition{
+		Type: cmapi.CertificateConditionIssuing, Status: cmmeta.ConditionTrue, Reason: "ManuallyTriggered", Message: "renewed by the test",
+		LastTransitionTime: ptr.To(metav1.Now()),
+	})
+	if err := k.Status().Update(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		serial := writeIdentity(t, ctx, k, ns, "bookstore", storeDir)
+		if serial == before {
+			return fmt.Errorf("cert-manager has not renewed the certificate yet")
+		}
+		return nil
+	})
+	for range 40 {
+		if code, _ := call(buyer); code != codes.OK {
+			t.Fatalf("a call on the established connection failed after the renewal: %s", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		fresh := dial(objs[3].(*corev1.Pod))
+		defer fresh.Close()
+		if code, serial := call(fresh); code != codes.OK || serial == before {
+			return fmt.Errorf("a new connection: %s, serial %s (before %s)", code, serial, before)
+		}
+		return nil
+	})
+}
+
+// writeIdentity writes the identity Secret of sa into dir, each file
+// replaced at once, and returns the certificate's serial.
+func writeIdentity(t *testing.T, ctx context.Context, k client.Client, ns, sa, dir string) string {
+	t.Helper()
+	s := &corev1.Secret{}
+	testenv.Eventually(t, 90*time.Second, func() error {
+		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName(sa)}, s)
+	})
+	for _, name := range []string{bootstrap.CAFile, bootstrap.CertFile, bootstrap.KeyFile} {
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, s.Data[name], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certs, err := x509ParsePEM(s.Data[bootstrap.CertFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs.SerialNumber.String()
+}
+
+func x509ParsePEM(data []byte) (*x509.Certificate, error) {
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return nil, fmt.Errorf("no certificate in PEM")
+		}
+		if block.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(block.Bytes)
+		}
+		data = rest
+	}
+}
