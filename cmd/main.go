@@ -15,7 +15,9 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -73,6 +75,9 @@ type options struct {
 	webhookPort                int
 	webhookCertDir, initImage  string
 	xds                        xdsOptions
+	// testing runs several operators in one process (controller names are
+	// otherwise unique per process, for their metrics).
+	testing bool
 }
 
 // run runs the manager against the cluster of cfg until ctx ends.
@@ -94,6 +99,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "osm-operator.mesh.openservicemesh.io",
 		Cache:                  controllers.CacheOptions(),
+		Controller:             config.Controller{SkipNameValidation: ptr.To(o.testing)},
 	})
 	if err != nil {
 		return err

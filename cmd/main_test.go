@@ -163,7 +163,7 @@ func startOperator(t *testing.T) (context.Context, client.Client, string) {
 	_ = l.Close()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, env.Config, options{metricsAddr: "0", probeAddr: "0", xds: xdsOptions{
+		done <- run(ctx, env.Config, options{metricsAddr: "0", probeAddr: "0", testing: true, xds: xdsOptions{
 			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
 		}})
 	}()
