@@ -32,6 +32,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -193,15 +194,18 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 
 	// Renew the bookstore's certificate as `cmctl renew` does; cert-manager
 	// issues a new one into the Secret, and the kubelet updates the files.
-	cert := &cmapi.Certificate{}
-	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("bookstore")}, cert); err != nil {
-		t.Fatal(err)
-	}
-	cert.Status.Conditions = append(cert.Status.Conditions, cmapi.CertificateCondition{
-		Type: cmapi.CertificateConditionIssuing, Status: cmmeta.ConditionTrue, Reason: "ManuallyTriggered", Message: "renewed by the test",
-		LastTransitionTime: ptr.To(metav1.Now()),
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cert := &cmapi.Certificate{}
+		if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("bookstore")}, cert); err != nil {
+			return err
+		}
+		cert.Status.Conditions = append(cert.Status.Conditions, cmapi.CertificateCondition{
+			Type: cmapi.CertificateConditionIssuing, Status: cmmeta.ConditionTrue, Reason: "ManuallyTriggered", Message: "renewed by the test",
+			LastTransitionTime: ptr.To(metav1.Now()),
+		})
+		return k.Status().Update(ctx, cert)
 	})
-	if err := k.Status().Update(ctx, cert); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 60*time.Second, func() error {
