@@ -102,31 +102,24 @@ func GRPCServerListenerName(host string, port int32) string {
 // enforcing the same SMI RBAC rules as an Envoy sidecar's inbound listener,
 // its route handing every call to the application.
 func (t *translator) grpcServer() {
-	seen := map[int32]bool{}
-	for _, s := range t.view.Inbound {
-		for _, ip := range t.view.InboundPorts(s) {
-			if seen[ip.TargetPort] {
-				continue
-			}
-			seen[ip.TargetPort] = true
-			for _, host := range grpcServerHosts {
-				name := GRPCServerListenerName(host, ip.TargetPort)
-				route := &routev3.RouteConfiguration{Name: name, VirtualHosts: []*routev3.VirtualHost{{
-					Name: name, Domains: []string{"*"},
-					Routes: []*routev3.Route{{Match: prefixAll(), Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}}}},
-				}}}
-				hcm := &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route}}
-				t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
-					Name:             name,
-					Address:          socketAddress(host, ip.TargetPort),
-					TrafficDirection: corev3.TrafficDirection_INBOUND,
-					FilterChains: []*listenerv3.FilterChain{{
-						Name:            name,
-						Filters:         []*listenerv3.Filter{t.httpConnectionManager(name, hcm, t.httpRBAC(name, ip.TargetPort))},
-						TransportSocket: t.grpcServerTLS(),
-					}},
-				})
-			}
+	for _, ip := range t.servedPorts() {
+		for _, host := range grpcServerHosts {
+			name := GRPCServerListenerName(host, ip.TargetPort)
+			route := &routev3.RouteConfiguration{Name: name, VirtualHosts: []*routev3.VirtualHost{{
+				Name: name, Domains: []string{"*"},
+				Routes: []*routev3.Route{{Match: prefixAll(), Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}}}},
+			}}}
+			hcm := &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route}}
+			t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
+				Name:             name,
+				Address:          socketAddress(host, ip.TargetPort),
+				TrafficDirection: corev3.TrafficDirection_INBOUND,
+				FilterChains: []*listenerv3.FilterChain{{
+					Name:            name,
+					Filters:         []*listenerv3.Filter{t.httpConnectionManager(name, hcm, t.httpRBAC(name, ip.TargetPort))},
+					TransportSocket: t.grpcServerTLS(),
+				}},
+			})
 		}
 	}
 }

@@ -22,40 +22,48 @@ func (t *translator) inbound() {
 		ListenerFilters:  []*listenerv3.ListenerFilter{t.originalDst(), t.tlsInspector()},
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
 	}
-	// A target port backs several services (bookstore and bookstore-v1, say):
-	// one filter chain serves them all, with the protocol of the first.
-	seen := map[int32]bool{}
-	for _, s := range t.view.Inbound {
-		for _, ip := range t.view.InboundPorts(s) {
-			if seen[ip.TargetPort] {
-				continue
-			}
-			seen[ip.TargetPort] = true
-			name := InboundClusterName(ip.TargetPort)
-			t.out.Clusters = append(t.out.Clusters, t.localCluster(name, ip.TargetPort, ip.Port.Protocol))
-			fc := &listenerv3.FilterChain{
-				Name:             name,
-				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(ip.TargetPort))},
-				TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
-			}
-			if ip.Port.Protocol.IsHTTP() {
-				route := singleRoute(name, prefixAll(), toCluster(name))
-				fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
-					RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
-					ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
-					SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
-				}, t.httpRBAC(name, ip.TargetPort))}
-			} else {
-				fc.Filters = []*listenerv3.Filter{}
-				if f := t.networkRBAC(name, ip.TargetPort); f != nil {
-					fc.Filters = append(fc.Filters, f)
-				}
-				fc.Filters = append(fc.Filters, t.tcpProxy(name, []weighted{{name, 1}}))
-			}
-			l.FilterChains = append(l.FilterChains, fc)
+	for _, ip := range t.servedPorts() {
+		name := InboundClusterName(ip.TargetPort)
+		t.out.Clusters = append(t.out.Clusters, t.localCluster(name, ip.TargetPort, ip.Port.Protocol))
+		fc := &listenerv3.FilterChain{
+			Name:             name,
+			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(ip.TargetPort))},
+			TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
 		}
+		if ip.Port.Protocol.IsHTTP() {
+			route := singleRoute(name, prefixAll(), toCluster(name))
+			fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
+				RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
+				ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
+				SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
+			}, t.httpRBAC(name, ip.TargetPort))}
+		} else {
+			fc.Filters = []*listenerv3.Filter{}
+			if f := t.networkRBAC(name, ip.TargetPort); f != nil {
+				fc.Filters = append(fc.Filters, f)
+			}
+			fc.Filters = append(fc.Filters, t.tcpProxy(name, []weighted{{name, 1}}))
+		}
+		l.FilterChains = append(l.FilterChains, fc)
 	}
 	t.out.Listeners = append(t.out.Listeners, l)
+}
+
+// servedPorts are the ports the group's workloads serve, each once: a
+// target port backs several services (bookstore and bookstore-v1, say) and
+// is served with the protocol of the first.
+func (t *translator) servedPorts() []mesh.InboundPort {
+	seen := map[int32]bool{}
+	var out []mesh.InboundPort
+	for _, s := range t.view.Inbound {
+		for _, ip := range t.view.InboundPorts(s) {
+			if !seen[ip.TargetPort] {
+				seen[ip.TargetPort] = true
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
 }
 
 // downstreamTLS is the server side of mutual TLS: a client certificate signed
