@@ -45,13 +45,7 @@ func TestProxylessGRPCServerEnforcesSMI(t *testing.T) {
 	thief := workload(t, ns, "thief-1", "thief", grpcPod)
 	store := workload(t, ns, "store-1", "store", grpcPod)
 
-	lis, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := int32(lis.Addr().(*net.TCPAddr).Port)
-	service(t, ns, "store", "grpc", port, "grpc")
-	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.11"})
+	lis, port := grpcService(t, ns, "store", "store-1", "192.0.2.11")
 	target := allow(t, ns, "buyer", "store")
 
 	proxylessServer(t, lis, store, nodeID(ns, "store-1"))
@@ -245,13 +239,7 @@ func TestProxylessGRPCRouteMatch(t *testing.T) {
 	grpcPod := map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
 	buyer := workload(t, ns, "buyer-1", "buyer", grpcPod)
 	store := workload(t, ns, "store-1", "store", grpcPod)
-	lis, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := int32(lis.Addr().(*net.TCPAddr).Port)
-	service(t, ns, "store", "grpc", port, "grpc")
-	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.31"})
+	lis, port := grpcService(t, ns, "store", "store-1", "192.0.2.31")
 	routes := &specsv1alpha4.HTTPRouteGroup{
 		ObjectMeta: metav1.ObjectMeta{Name: "health-check", Namespace: ns},
 		Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{
@@ -337,13 +325,7 @@ func TestProxylessGRPCPermissive(t *testing.T) {
 	grpcPod := map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
 	thief := workload(t, ns, "thief-1", "thief", grpcPod)
 	store := workload(t, ns, "store-1", "store", grpcPod)
-	lis, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := int32(lis.Addr().(*net.TCPAddr).Port)
-	service(t, ns, "store", "grpc", port, "grpc")
-	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.51"})
+	lis, port := grpcService(t, ns, "store", "store-1", "192.0.2.51")
 	proxylessServer(t, lis, store, nodeID(ns, "store-1"))
 	call := check(proxylessClient(t, "xds:///store."+ns+".svc.cluster.local:"+itoa(port))(thief, nodeID(ns, "thief-1")))
 
@@ -386,13 +368,7 @@ func TestProxylessGRPCCertificateRotation(t *testing.T) {
 	grpcPod := map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
 	buyer := workload(t, ns, "buyer-1", "buyer", grpcPod)
 	store := workload(t, ns, "store-1", "store", grpcPod)
-	lis, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := int32(lis.Addr().(*net.TCPAddr).Port)
-	service(t, ns, "store", "grpc", port, "grpc")
-	endpointSlice(t, ns, "store", "grpc", port, map[string]string{"store-1": "192.0.2.61"})
+	lis, port := grpcService(t, ns, "store", "store-1", "192.0.2.61")
 	allow(t, ns, "buyer", "store")
 	dir := t.TempDir()
 	proxylessServerIn(t, dir, lis, store, nodeID(ns, "store-1"))
@@ -448,4 +424,19 @@ func TestProxylessGRPCCertificateRotation(t *testing.T) {
 		}
 	}
 	t.Logf("server certificate renewed: serial %s → %s", before, after)
+}
+
+// grpcService listens on every interface for a gRPC server, and creates a
+// Service backed by pod at addr on that port; it returns the listener and
+// the port.
+func grpcService(t *testing.T, ns, svc, pod, addr string) (net.Listener, int32) {
+	t.Helper()
+	lis, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := int32(lis.Addr().(*net.TCPAddr).Port)
+	service(t, ns, svc, "grpc", port, "grpc")
+	endpointSlice(t, ns, svc, "grpc", port, map[string]string{pod: addr})
+	return lis, port
 }
