@@ -17,6 +17,7 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -60,11 +61,18 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: xdsAddr}}})
 	resolver.Register(r)
 
-	lis, err := net.Listen("tcp4", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
+	// bookstore v1 and v2 each listen on a port of their own; the root
+	// Service and the version Services share port 14001.
+	listeners := map[string]net.Listener{}
+	targetPorts := map[string]int32{}
+	for _, v := range []string{"v1", "v2"} {
+		lis, err := net.Listen("tcp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners[v], targetPorts[v] = lis, int32(lis.Addr().(*net.TCPAddr).Port)
 	}
-	port := int32(lis.Addr().(*net.TCPAddr).Port)
+	const port = 14001
 	ns := "bookstore"
 	grpcPod := func(name, sa string) *corev1.Pod {
 		p := testPod(ns, name, sa)
@@ -75,14 +83,16 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "books"}},
-		grpcPod("bookbuyer-1", "bookbuyer"), grpcPod("bookthief-1", "bookthief"), grpcPod("bookstore-1", "bookstore"),
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "grpc", Port: port, AppProtocol: ptr.To("grpc")}}}},
-		&discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: "bookstore-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "bookstore"}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("grpc"), Port: ptr.To(port)}},
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.80"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "bookstore-1", Namespace: ns}}},
-		},
+		grpcPod("bookbuyer-1", "bookbuyer"), grpcPod("bookthief-1", "bookthief"),
+		grpcPod("bookstore-v1-1", "bookstore"), grpcPod("bookstore-v2-1", "bookstore"),
+		grpcService(ns, "bookstore"), grpcService(ns, "bookstore-v1"), grpcService(ns, "bookstore-v2"),
+		podEndpoints(ns, "bookstore", "v1", "bookstore-v1-1", "192.0.2.81", targetPorts["v1"]),
+		podEndpoints(ns, "bookstore", "v2", "bookstore-v2-1", "192.0.2.82", targetPorts["v2"]),
+		podEndpoints(ns, "bookstore-v1", "v1", "bookstore-v1-1", "192.0.2.81", targetPorts["v1"]),
+		podEndpoints(ns, "bookstore-v2", "v2", "bookstore-v2-1", "192.0.2.82", targetPorts["v2"]),
+		&splitv1alpha4.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Name: "bookstore-split", Namespace: ns}, Spec: splitv1alpha4.TrafficSplitSpec{
+			Service: "bookstore", Backends: []splitv1alpha4.TrafficSplitBackend{{Service: "bookstore-v1", Weight: 80}, {Service: "bookstore-v2", Weight: 20}},
+		}},
 		&specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns}, Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}}},
 		&accessv1alpha3.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Name: "bookbuyer-to-bookstore", Namespace: ns}, Spec: accessv1alpha3.TrafficTargetSpec{
 			Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "bookstore"},
@@ -134,18 +144,22 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		return out, dir
 	}
 
-	storeBoot, storeDir := workload(objs[5].(*corev1.Pod))
-	serverCreds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
-	if err != nil {
-		t.Fatal(err)
+	storeDirs := map[string]string{}
+	for i, v := range []string{"v1", "v2"} {
+		boot, dir := workload(objs[5+i].(*corev1.Pod))
+		storeDirs[v] = dir
+		serverCreds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := grpcxds.NewGRPCServer(grpc.Creds(serverCreds), grpcxds.BootstrapContentsForTesting(boot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+		go func() { _ = srv.Serve(listeners[v]) }()
+		t.Cleanup(srv.Stop)
 	}
-	srv, err := grpcxds.NewGRPCServer(grpc.Creds(serverCreds), grpcxds.BootstrapContentsForTesting(storeBoot))
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
 
 	target := fmt.Sprintf("xds:///bookstore.%s.svc.cluster.local:%d", ns, port)
 	dial := func(pod *corev1.Pod) *grpc.ClientConn {
@@ -158,8 +172,13 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		podNetwork := func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", lis.Addr().String())
+		// The pod network: an endpoint's address reaches the server on its port.
+		podNetwork := func(ctx context.Context, addr string) (net.Conn, error) {
+			_, p, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", p))
 		}
 		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(podNetwork), grpc.WithResolvers(res))
 		if err != nil {
@@ -168,13 +187,23 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		t.Cleanup(func() { conn.Close() })
 		return conn
 	}
-	// call makes one call and returns its code and the server certificate's serial.
+	// call makes one call and returns its code and the server certificate's
+	// serial; answeredBy is the version that answered the last call.
+	var answeredBy string
 	call := func(conn *grpc.ClientConn) (codes.Code, string) {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		var p peer.Peer
 		_, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p))
 		serial := ""
+		answeredBy = ""
+		if a, ok := p.Addr.(*net.TCPAddr); ok {
+			for v, port := range targetPorts {
+				if a.Port == int(port) {
+					answeredBy = v
+				}
+			}
+		}
 		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
 			serial = info.State.PeerCertificates[0].SerialNumber.String()
 		}
@@ -191,10 +220,22 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		before = serial
 		return nil
 	})
+	// TrafficSplit 80/20 over bookstore v1 and v2.
+	counts := map[string]int{}
+	for range 1000 {
+		if code, _ := call(buyer); code != codes.OK {
+			t.Fatalf("a call failed: %s", code)
+		}
+		counts[answeredBy]++
+	}
+	t.Logf("80/20 split over 1,000 calls: %v", counts)
+	if counts["v1"] < 750 || counts["v1"] > 850 || counts["v1"]+counts["v2"] != 1000 {
+		t.Errorf("v1 answered %d and v2 %d of 1,000 calls, want 800 ± 50 on v1", counts["v1"], counts["v2"])
+	}
 
 	// Renew the bookstore's certificate as `cmctl renew` does; cert-manager
 	// issues a new one into the Secret, and the kubelet updates the files.
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cert := &cmapi.Certificate{}
 		if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("bookstore")}, cert); err != nil {
 			return err
@@ -209,7 +250,8 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 60*time.Second, func() error {
-		serial := writeIdentity(t, ctx, k, ns, "bookstore", storeDir)
+		serial := writeIdentity(t, ctx, k, ns, "bookstore", storeDirs["v1"])
+		writeIdentity(t, ctx, k, ns, "bookstore", storeDirs["v2"])
 		if serial == before {
 			return fmt.Errorf("cert-manager has not renewed the certificate yet")
 		}
@@ -265,5 +307,21 @@ func x509ParsePEM(data []byte) (*x509.Certificate, error) {
 			return x509.ParseCertificate(block.Bytes)
 		}
 		data = rest
+	}
+}
+
+func grpcService(ns, name string) *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: corev1.ServiceSpec{
+		Ports: []corev1.ServicePort{{Name: "grpc", Port: 14001, AppProtocol: ptr.To("grpc")}},
+	}}
+}
+
+// podEndpoints is an EndpointSlice of service with one pod at addr:port.
+func podEndpoints(ns, service, suffix, pod, addr string, port int32) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: service + "-" + suffix, Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: service}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("grpc"), Port: ptr.To(port)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{addr}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: pod, Namespace: ns}}},
 	}
 }
