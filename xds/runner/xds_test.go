@@ -257,20 +257,32 @@ func TestANACKingProxyIsBackedOff(t *testing.T) {
 	ctx := testContext(t)
 	ns := memberNamespace(t)
 	buyer := workload(t, ns, "buyer-1", "buyer", nil)
-	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Subscribe(resourcev3.ListenerType, nil); err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, &buyer)
+	// The server believes the node once its pod is in the server's cache.
+	var s *xdstest.Stream
+	var first *discoveryv3.DiscoveryResponse
+	testenv.Eventually(t, 10*time.Second, func() error {
+		var err error
+		if s, err = xdstest.OpenStream(ctx, conn, nodeID(ns, "buyer-1")); err != nil {
+			return err
+		}
+		if err := s.Subscribe(resourcev3.ListenerType, nil); err != nil {
+			return err
+		}
+		first, err = s.Recv()
+		return err
+	})
 	start := time.Now()
 	responses := 0
 	for time.Since(start) < 1500*time.Millisecond {
-		r, err := s.Recv()
-		if err != nil {
-			t.Fatal(err)
+		r := first
+		if r == nil {
+			var err error
+			if r, err = s.Recv(); err != nil {
+				t.Fatal(err)
+			}
 		}
+		first = nil
 		responses++
 		if err := s.NACK(r, "", "cannot take it"); err != nil {
 			t.Fatal(err)
