@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
@@ -45,15 +46,20 @@ func workload(t testing.TB, ns, pod, sa string, annotations map[string]string) t
 		t.Fatal(err)
 	}
 	kp = testpki.KeyPair{CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]}
-	mustCreate(t,
-		&corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Annotations: annotations, Labels: map[string]string{"app": sa}},
-			Spec: corev1.PodSpec{
-				ServiceAccountName: sa,
-				Containers:         []corev1.Container{{Name: "app", Image: "app"}},
-			},
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Annotations: annotations, Labels: map[string]string{"app": sa}},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: sa,
+			Containers:         []corev1.Container{{Name: "app", Image: "app"}},
 		},
-	)
+	}
+	mustCreate(t, p)
+	// Proxies connect once their pod is in the server's cache, and the
+	// services they call may come after: the order that caught a group not
+	// seeing a new service.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return informers.Get(context.Background(), client.ObjectKeyFromObject(p), &corev1.Pod{})
+	})
 	return kp
 }
 

@@ -37,6 +37,8 @@ var (
 	snapshots *cache.Cache
 	nodes     *cache.Nodes
 	addr      string
+	// informers is the cache the server and the runner read.
+	informers ctrlcache.Cache
 )
 
 const meshName = "osm"
@@ -71,7 +73,7 @@ func startControlPlane(ctx context.Context) error {
 	if k8s, err = client.New(env.Config, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
-	informers, err := ctrlcache.New(env.Config, ctrlcache.Options{Scheme: scheme})
+	informers, err = ctrlcache.New(env.Config, ctrlcache.Options{Scheme: scheme})
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,11 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 		for _, g := range m.Groups {
 			key := g.String()
 			live[key] = true
-			if !c.full && !backers[g.Identity] && !r.touches(key, g, c) {
+			// A group that sees every service (a Permissive mesh, a
+			// proxyless gRPC client) is touched by any service change,
+			// a service new to it included.
+			seesAll := len(c.services) > 0 && (m.Mode == mesh.ModePermissive || g.Kind == mesh.ProxyGRPC)
+			if !c.full && !seesAll && !backers[g.Identity] && !r.touches(key, g, c) {
 				continue
 			}
 			v := m.View(g)
