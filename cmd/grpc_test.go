@@ -21,15 +21,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	xdscreds "google.golang.org/grpc/credentials/xds"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
-	grpcxds "google.golang.org/grpc/xds"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +38,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
 // xdsScheme resolves the xDS Service's name to the operator's loopback
@@ -148,44 +145,13 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	for i, v := range []string{"v1", "v2"} {
 		boot, dir := workload(objs[5+i].(*corev1.Pod))
 		storeDirs[v] = dir
-		serverCreds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := grpcxds.NewGRPCServer(grpc.Creds(serverCreds), grpcxds.BootstrapContentsForTesting(boot))
-		if err != nil {
-			t.Fatal(err)
-		}
-		healthpb.RegisterHealthServer(srv, health.NewServer())
-		go func() { _ = srv.Serve(listeners[v]) }()
-		t.Cleanup(srv.Stop)
+		xdstest.GRPCServer(t, listeners[v], boot)
 	}
 
 	target := fmt.Sprintf("xds:///bookstore.%s.svc.cluster.local:%d", ns, port)
 	dial := func(pod *corev1.Pod) *grpc.ClientConn {
 		boot, _ := workload(pod)
-		res, err := grpcxds.NewXDSResolverWithConfigForTesting(boot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The pod network: an endpoint's address reaches the server on its port.
-		podNetwork := func(ctx context.Context, addr string) (net.Conn, error) {
-			_, p, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			return (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", p))
-		}
-		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(podNetwork), grpc.WithResolvers(res))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
+		return xdstest.GRPCClient(t, target, boot)
 	}
 	// call makes one call and returns its code and the server certificate's
 	// serial; answeredBy is the version that answered the last call.

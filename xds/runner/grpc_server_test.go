@@ -13,13 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	xdscreds "google.golang.org/grpc/credentials/xds"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	grpcxds "google.golang.org/grpc/xds"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +25,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
 // TestProxylessGRPCServerEnforcesSMI runs a gRPC server created with
@@ -84,47 +81,15 @@ func proxylessServer(t *testing.T, lis net.Listener, kp testpki.KeyPair, node st
 // proxylessServerIn is proxylessServer with the identity files in dir.
 func proxylessServerIn(t *testing.T, dir string, lis net.Listener, kp testpki.KeyPair, node string) {
 	t.Helper()
-	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := grpcxds.NewGRPCServer(grpc.Creds(creds), grpcxds.BootstrapContentsForTesting([]byte(bootstrapIn(t, dir, kp, node))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
+	xdstest.GRPCServer(t, lis, []byte(bootstrapIn(t, dir, kp, node)))
 }
 
-// proxylessClient returns a constructor of proxyless gRPC clients of target:
-// each resolves it through our xDS server with its own certificate and
-// bootstrap. The dialer plays the pod network: an endpoint's address
-// (192.0.2.x:port) reaches the server listening on that port.
+// proxylessClient returns a constructor of proxyless gRPC clients of target,
+// each with its own certificate and bootstrap.
 func proxylessClient(t *testing.T, target string) func(kp testpki.KeyPair, node string) *grpc.ClientConn {
 	return func(kp testpki.KeyPair, node string) *grpc.ClientConn {
 		t.Helper()
-		resolver, err := grpcxds.NewXDSResolverWithConfigForTesting([]byte(bootstrap(t, kp, node)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		podNetwork := func(ctx context.Context, addr string) (net.Conn, error) {
-			_, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			return (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", port))
-		}
-		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(podNetwork), grpc.WithResolvers(resolver))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
+		return xdstest.GRPCClient(t, target, []byte(bootstrap(t, kp, node)))
 	}
 }
 
