@@ -6,11 +6,11 @@
 package inject
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -20,7 +20,6 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
-	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
 
 // Names and ports of what injection adds.
@@ -165,27 +164,12 @@ const GRPCBootstrapEnv = "GRPC_XDS_BOOTSTRAP_CONFIG"
 // certificates from a file watcher over the identity Secret (renewals
 // included). No sidecar, no traffic redirection.
 func proxyless(pod *corev1.Pod, cfg Config) error {
-	tlsFiles := map[string]string{
-		"ca_certificate_file": IdentityDir + "/" + bootstrap.CAFile,
-		"certificate_file":    IdentityDir + "/" + bootstrap.CertFile,
-		"private_key_file":    IdentityDir + "/" + bootstrap.KeyFile,
-	}
-	boot, err := json.Marshal(map[string]any{
-		"xds_servers": []any{map[string]any{
-			"server_uri":      net.JoinHostPort(cfg.XDSHost, strconv.Itoa(int(cfg.XDSPort))),
-			"channel_creds":   []any{map[string]any{"type": "tls", "config": tlsFiles}},
-			"server_features": []string{"xds_v3"},
-		}},
-		"node": map[string]any{"id": "sidecar~$(OSM_POD_NAMESPACE)~$(OSM_POD_NAME)", "cluster": serviceAccount(pod)},
-		"certificate_providers": map[string]any{
-			translate.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": map[string]any{
-				"ca_certificate_file": tlsFiles["ca_certificate_file"],
-				"certificate_file":    tlsFiles["certificate_file"],
-				"private_key_file":    tlsFiles["private_key_file"],
-				"refresh_interval":    "60s",
-			}},
-		},
-		"server_listener_resource_name_template": translate.GRPCServerListenerTemplate,
+	boot, err := bootstrap.GRPC(bootstrap.GRPCOptions{
+		NodeID:      "sidecar~$(OSM_POD_NAMESPACE)~$(OSM_POD_NAME)",
+		Cluster:     serviceAccount(pod),
+		ServerURI:   net.JoinHostPort(cfg.XDSHost, strconv.Itoa(int(cfg.XDSPort))),
+		IdentityDir: IdentityDir,
+		Refresh:     time.Minute,
 	})
 	if err != nil {
 		return fmt.Errorf("encoding the gRPC bootstrap: %w", err)

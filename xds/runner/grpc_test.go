@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,8 +16,8 @@ import (
 	grpcxds "google.golang.org/grpc/xds"
 
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	xdsbootstrap "github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
-	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
 
 // TestGRPCXDSClientResolvesAServiceThroughTheMesh runs grpc-go's own xDS client
@@ -108,28 +107,7 @@ func writeIdentity(t *testing.T, dir string, kp testpki.KeyPair) {
 func bootstrapIn(t *testing.T, dir string, kp testpki.KeyPair, node string) string {
 	t.Helper()
 	writeIdentity(t, dir, kp)
-	tlsFiles := map[string]any{
-		"ca_certificate_file": filepath.Join(dir, "ca.crt"),
-		"certificate_file":    filepath.Join(dir, "tls.crt"),
-		"private_key_file":    filepath.Join(dir, "tls.key"),
-	}
-	b, err := json.Marshal(map[string]any{
-		"xds_servers": []any{map[string]any{
-			"server_uri":      addr,
-			"channel_creds":   []any{map[string]any{"type": "tls", "config": tlsFiles}},
-			"server_features": []string{"xds_v3"},
-		}},
-		"node":                                   map[string]any{"id": node},
-		"server_listener_resource_name_template": translate.GRPCServerListenerTemplate,
-		"certificate_providers": map[string]any{
-			translate.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": map[string]any{
-				"ca_certificate_file": tlsFiles["ca_certificate_file"],
-				"certificate_file":    tlsFiles["certificate_file"],
-				"private_key_file":    tlsFiles["private_key_file"],
-				"refresh_interval":    "1s",
-			}},
-		},
-	})
+	b, err := xdsbootstrap.GRPC(xdsbootstrap.GRPCOptions{NodeID: node, ServerURI: addr, IdentityDir: dir, Refresh: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,53 @@
+package bootstrap
+
+import (
+	"encoding/json"
+	"path"
+	"time"
+
+	"github.com/open-service-mesh/osm-operator/xds/translate"
+)
+
+// GRPCOptions describe a proxyless gRPC application's xDS bootstrap.
+type GRPCOptions struct {
+	// NodeID and Cluster name the node, as for Envoy.
+	NodeID, Cluster string
+	// ServerURI is the xDS server's gRPC target, host:port.
+	ServerURI string
+	// IdentityDir holds CertFile, KeyFile and CAFile, used for the xDS
+	// connection and, re-read every Refresh, for the mesh's mTLS.
+	IdentityDir string
+	Refresh     time.Duration
+}
+
+// GRPC returns the bootstrap JSON gRPC's xDS support reads
+// (GRPC_XDS_BOOTSTRAP_CONFIG): the xDS server over TLS with the identity
+// files, the certificate provider the translated clusters and listeners name,
+// and the server listener template their listeners are named by.
+func GRPC(o GRPCOptions) ([]byte, error) {
+	files := map[string]string{
+		"ca_certificate_file": path.Join(o.IdentityDir, CAFile),
+		"certificate_file":    path.Join(o.IdentityDir, CertFile),
+		"private_key_file":    path.Join(o.IdentityDir, KeyFile),
+	}
+	provider := map[string]string{"refresh_interval": o.Refresh.String()}
+	for k, v := range files {
+		provider[k] = v
+	}
+	node := map[string]string{"id": o.NodeID}
+	if o.Cluster != "" {
+		node["cluster"] = o.Cluster
+	}
+	return json.Marshal(map[string]any{
+		"xds_servers": []any{map[string]any{
+			"server_uri":      o.ServerURI,
+			"channel_creds":   []any{map[string]any{"type": "tls", "config": files}},
+			"server_features": []string{"xds_v3"},
+		}},
+		"node": node,
+		"certificate_providers": map[string]any{
+			translate.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": provider},
+		},
+		"server_listener_resource_name_template": translate.GRPCServerListenerTemplate,
+	})
+}
