@@ -186,7 +186,18 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		before = serial
 		return nil
 	})
-	// TrafficSplit 80/20 over bookstore v1 and v2.
+	// TrafficSplit 80/20 over bookstore v1 and v2, once both serve (each
+	// server starts serving when its own listener arrives).
+	seen := map[string]bool{}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if code, _ := call(buyer); code == codes.OK {
+			seen[answeredBy] = true
+		}
+		if !seen["v1"] || !seen["v2"] {
+			return fmt.Errorf("answered so far: %v", seen)
+		}
+		return nil
+	})
 	counts := map[string]int{}
 	for range 1000 {
 		if code, _ := call(buyer); code != codes.OK {
