@@ -70,10 +70,19 @@ test: verify-generated vet ## Run every check and test against a real API server
 # Benchmark flags; e.g. make bench BENCHFLAGS='-bench EndpointChange -count 5'.
 BENCHFLAGS ?= -bench . -benchtime 5x -count 2
 
+# Scale harness flags; e.g. make bench-scale SCALEFLAGS='-proxies 1000 -services 100'.
+SCALEFLAGS ?=
+
 .PHONY: bench
-bench: ## Run the benchmarks (translation at 1,000 services, 10,000 endpoints; admission of 1,000 pods).
+bench: bench-scale ## Run the benchmarks (translation at 1,000 services, 10,000 endpoints; admission of 1,000 pods) and the scale harness.
 	go test -run '^$$' -benchmem $(BENCHFLAGS) ./xds/...
 	go test -run '^$$' -benchmem -bench . -benchtime 2x -count 2 ./webhooks/...
+
+.PHONY: bench-scale
+bench-scale: ## Serve a mesh of 1,000 services to 1,000, 3,000 and 10,000 simulated proxies; figures to bench/results/.
+	hack/build-envtest.sh >/dev/null
+	go build -o bin/scale ./hack/scale
+	bin/scale $(SCALEFLAGS)
 
 ##@ Build
 

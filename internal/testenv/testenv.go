@@ -55,16 +55,26 @@ func Scheme() *k8sruntime.Scheme {
 }
 
 // Start starts kube-apiserver and etcd and installs the CRDs. Call Stop when done.
-func Start() (*Env, error) { return start(false) }
+func Start() (*Env, error) { return start(false, Options{}) }
+
+// Options change the test control plane.
+type Options struct {
+	// ServiceClusterIPRange is the API server's Service CIDR; envtest's
+	// default, a /24, holds only 254 Services.
+	ServiceClusterIPRange string
+}
+
+// StartWith is Start with options.
+func StartWith(o Options) (*Env, error) { return start(false, o) }
 
 // StartWithWebhooks is Start with the project's admission webhook
 // configurations, rendered from config/webhook as an installation renders
 // them, registered to call a webhook server the test runs at
 // Env.WebhookInstallOptions' LocalServingHost, LocalServingPort and
 // LocalServingCertDir.
-func StartWithWebhooks() (*Env, error) { return start(true) }
+func StartWithWebhooks() (*Env, error) { return start(true, Options{}) }
 
-func start(webhooks bool) (*Env, error) {
+func start(webhooks bool, o Options) (*Env, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -89,6 +99,9 @@ func start(webhooks bool) (*Env, error) {
 		Scheme:                   scheme,
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
+	}
+	if o.ServiceClusterIPRange != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", o.ServiceClusterIPRange)
 	}
 	if webhooks {
 		if env.WebhookInstallOptions, err = webhookConfigurations(root); err != nil {

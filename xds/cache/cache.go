@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -66,17 +67,14 @@ func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources
 		// Each resource's version is its content hash (delta xDS sends only
 		// resources whose hash changed); the type's version hashes those.
 		perResource := make(map[string]string, len(e.items))
-		d := sha256.New()
 		for _, it := range e.items {
 			h, err := r.Hash(it)
 			if err != nil {
 				return nil, fmt.Errorf("hashing the resources of group %s: %w", group, err)
 			}
-			name := cachev3.GetResourceName(it)
-			perResource[name] = h
-			fmt.Fprintf(d, "%s=%s;", name, h)
+			perResource[cachev3.GetResourceName(it)] = h
 		}
-		versions[e.t] = hex.EncodeToString(d.Sum(nil)[:8])
+		versions[e.t] = TypeVersion(perResource)
 		snap.Resources[e.t] = cachev3.NewResources(versions[e.t], e.items)
 		snap.VersionMap[url] = perResource
 	}
@@ -101,6 +99,34 @@ func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources
 	}
 	c.versions[group] = versions
 	return changed, nil
+}
+
+// TypeVersion is the version of a resource type given the versions of its
+// resources by name: what a state-of-the-world response carries, and what a
+// delta client holding the same resources can compute for itself.
+func TypeVersion(perResource map[string]string) string {
+	names := make([]string, 0, len(perResource))
+	for n := range perResource {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	d := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(d, "%s=%s;", n, perResource[n])
+	}
+	return hex.EncodeToString(d.Sum(nil)[:8])
+}
+
+// Versions returns the published type versions of every group, indexed by
+// types.ResponseType: what the proxies of each group should hold.
+func (c *Cache) Versions() map[string][types.UnknownType]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][types.UnknownType]string, len(c.versions))
+	for g, v := range c.versions {
+		out[g] = v
+	}
+	return out
 }
 
 // Remove forgets a group that has no workloads left.

@@ -64,15 +64,22 @@ type callbacks struct {
 	observer ConnectionObserver
 
 	mu      sync.Mutex
-	streams map[int64]*stream
+	streams map[streamID]*stream
 	proxies map[string]*ProxyStatus
 }
 
-func newCallbacks(log logr.Logger, auth Authorizer, nodes *cache.Nodes) *callbacks {
-	return &callbacks{log: log, auth: auth, nodes: nodes, streams: map[int64]*stream{}, proxies: map[string]*ProxyStatus{}}
+// streamID names a stream: go-control-plane numbers state-of-the-world and
+// delta streams with counters of their own, so their numbers collide.
+type streamID struct {
+	delta bool
+	n     int64
 }
 
-func (c *callbacks) open(ctx context.Context, id int64) error {
+func newCallbacks(log logr.Logger, auth Authorizer, nodes *cache.Nodes) *callbacks {
+	return &callbacks{log: log, auth: auth, nodes: nodes, streams: map[streamID]*stream{}, proxies: map[string]*ProxyStatus{}}
+}
+
+func (c *callbacks) open(ctx context.Context, id streamID) error {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return status.Error(codes.Unauthenticated, "no peer")
@@ -92,7 +99,7 @@ func (c *callbacks) open(ctx context.Context, id int64) error {
 }
 
 // request authorizes a stream on its first node and records ACKs and NACKs.
-func (c *callbacks) request(id int64, node *corev3.Node, typeURL, version string, nack error) error {
+func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version string, nack error) error {
 	c.mu.Lock()
 	s := c.streams[id]
 	c.mu.Unlock()
@@ -143,7 +150,7 @@ func (c *callbacks) request(id int64, node *corev3.Node, typeURL, version string
 	return nil
 }
 
-func (c *callbacks) connect(id int64, s *stream, node *corev3.Node, group string) {
+func (c *callbacks) connect(id streamID, s *stream, node *corev3.Node, group string) {
 	nodeID := node.GetId()
 	c.nodes.Assign(nodeID, group)
 	c.mu.Lock()
@@ -162,7 +169,7 @@ func (c *callbacks) connect(id int64, s *stream, node *corev3.Node, group string
 	p.Streams++
 }
 
-func (c *callbacks) response(id int64, typeURL string) {
+func (c *callbacks) response(id streamID, typeURL string) {
 	pushes.WithLabelValues(typeName(typeURL)).Inc()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -171,7 +178,7 @@ func (c *callbacks) response(id int64, typeURL string) {
 	}
 }
 
-func (c *callbacks) closed(id int64) {
+func (c *callbacks) closed(id streamID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.streams[id]
@@ -219,24 +226,26 @@ func typeName(typeURL string) string {
 // go-control-plane's callback interface.
 
 func (c *callbacks) OnStreamOpen(ctx context.Context, id int64, _ string) error {
-	return c.open(ctx, id)
+	return c.open(ctx, streamID{n: id})
 }
-func (c *callbacks) OnStreamClosed(id int64, _ *corev3.Node) { c.closed(id) }
+func (c *callbacks) OnStreamClosed(id int64, _ *corev3.Node) { c.closed(streamID{n: id}) }
 func (c *callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
-	return c.open(ctx, id)
+	return c.open(ctx, streamID{delta: true, n: id})
 }
-func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) { c.closed(id) }
+func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
+	c.closed(streamID{delta: true, n: id})
+}
 
 func (c *callbacks) OnStreamRequest(id int64, r *discoveryv3.DiscoveryRequest) error {
 	var nack error
 	if r.GetErrorDetail() != nil {
 		nack = errors.New(r.GetErrorDetail().GetMessage())
 	}
-	return c.request(id, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), nack)
+	return c.request(streamID{n: id}, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), nack)
 }
 
 func (c *callbacks) OnStreamResponse(_ context.Context, id int64, r *discoveryv3.DiscoveryRequest, _ *discoveryv3.DiscoveryResponse) {
-	c.response(id, r.GetTypeUrl())
+	c.response(streamID{n: id}, r.GetTypeUrl())
 }
 
 func (c *callbacks) OnStreamDeltaRequest(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {
@@ -245,11 +254,11 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, r *discoveryv3.DeltaDiscovery
 		nack = errors.New(r.GetErrorDetail().GetMessage())
 	}
 	// A delta ACK carries the nonce it acknowledges, not a version.
-	return c.request(id, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), nack)
+	return c.request(streamID{delta: true, n: id}, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), nack)
 }
 
 func (c *callbacks) OnStreamDeltaResponse(id int64, r *discoveryv3.DeltaDiscoveryRequest, _ *discoveryv3.DeltaDiscoveryResponse) {
-	c.response(id, r.GetTypeUrl())
+	c.response(streamID{delta: true, n: id}, r.GetTypeUrl())
 }
 
 func (c *callbacks) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error {

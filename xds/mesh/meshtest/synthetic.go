@@ -5,10 +5,12 @@ import (
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -28,19 +30,31 @@ type Size struct {
 	// one TrafficTarget per destination identity and a match-all
 	// HTTPRouteGroup per service.
 	Permissive bool
+	// Splits are TrafficSplits, spread over the services: the root service
+	// sends 10% of its traffic to another service of its namespace.
+	Splits int
+	// VMs are MeshVMs, spread over the services: each runs as the first
+	// identity of the service it backs, with an EndpointSlice of its own.
+	VMs int
 }
+
+// MeshName is the name of the synthetic mesh.
+const MeshName = "bench"
+
+// spread is the index of the k-th of n things spread over the services.
+func (sz Size) spread(k, n int) int { return k * sz.Services / n }
 
 // Synthetic builds the inputs of a mesh of the given size: every service has
 // one HTTP port 8080 and one EndpointSlice.
 func Synthetic(sz Size) mesh.Inputs {
-	in := mesh.Inputs{Mesh: &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}}
+	in := mesh.Inputs{Mesh: &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: MeshName}}}
 	if sz.Permissive {
 		in.Mesh.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicyPermissive
 	}
 	ns := func(i int) string { return fmt.Sprintf("ns-%d", i%sz.Namespaces) }
 	for i := range sz.Namespaces {
 		in.Namespaces = append(in.Namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-			Name: ns(i), Labels: map[string]string{meshv1alpha1.MonitorLabel: "bench"},
+			Name: ns(i), Labels: map[string]string{meshv1alpha1.MonitorLabel: MeshName},
 		}})
 	}
 	sa := func(svc, k int) string { return fmt.Sprintf("svc-%d-sa-%d", svc, k) }
@@ -49,8 +63,8 @@ func Synthetic(sz Size) mesh.Inputs {
 		in.Services = append(in.Services, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns(i)},
 			Spec: corev1.ServiceSpec{
-				ClusterIP:  fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
-				ClusterIPs: []string{fmt.Sprintf("10.96.%d.%d", i/250, i%250+1)},
+				ClusterIP:  fmt.Sprintf("10.97.%d.%d", i/250, i%250+1),
+				ClusterIPs: []string{fmt.Sprintf("10.97.%d.%d", i/250, i%250+1)},
 				Ports:      []corev1.ServicePort{{Name: "http", Port: 8080, AppProtocol: ptr.To("http")}},
 			},
 		})
@@ -64,7 +78,10 @@ func Synthetic(sz Size) mesh.Inputs {
 			n := i*sz.PodsPerService + p
 			in.Pods = append(in.Pods, &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns(i)},
-				Spec:       corev1.PodSpec{ServiceAccountName: sa(i, p%sz.IdentitiesPerService)},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: sa(i, p%sz.IdentitiesPerService),
+					Containers:         []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
+				},
 			})
 			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
 				Addresses:  []string{fmt.Sprintf("10.%d.%d.%d", 100+n/62500, n/250%250, n%250+1)},
@@ -95,5 +112,65 @@ func Synthetic(sz Size) mesh.Inputs {
 			in.TrafficTargets = append(in.TrafficTargets, tt)
 		}
 	}
+	for k := range sz.Splits {
+		i := sz.spread(k, sz.Splits)
+		other := (i + sz.Namespaces) % sz.Services // same namespace
+		in.TrafficSplits = append(in.TrafficSplits, &splitv1alpha4.TrafficSplit{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("split-%d", k), Namespace: ns(i)},
+			Spec: splitv1alpha4.TrafficSplitSpec{
+				Service: fmt.Sprintf("svc-%d", i),
+				Backends: []splitv1alpha4.TrafficSplitBackend{
+					{Service: fmt.Sprintf("svc-%d", i), Weight: 90},
+					{Service: fmt.Sprintf("svc-%d", other), Weight: 10},
+				},
+			},
+		})
+	}
+	for k := range sz.VMs {
+		i := sz.spread(k, sz.VMs)
+		name, svc := fmt.Sprintf("vm-%d", k), fmt.Sprintf("svc-%d", i)
+		addr := fmt.Sprintf("10.250.%d.%d", k/250%250, k%250+1)
+		in.VMs = append(in.VMs, &meshv1alpha1.MeshVM{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns(i)},
+			Spec: meshv1alpha1.MeshVMSpec{
+				Mesh: MeshName, ServiceAccountName: sa(i, 0), Addresses: []string{addr},
+				Ports:    []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}},
+				Services: []string{svc},
+			},
+		})
+		in.EndpointSlices = append(in.EndpointSlices, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: svc + "-" + name, Namespace: ns(i), Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080)}},
+			Endpoints: []discoveryv1.Endpoint{{
+				Addresses:  []string{addr},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+				TargetRef:  &corev1.ObjectReference{Kind: "MeshVM", Name: name, Namespace: ns(i)},
+			}},
+		})
+	}
 	return in
+}
+
+// Objects are the inputs as API objects to create, in an order the API server
+// accepts: the mesh and namespaces first.
+func Objects(in mesh.Inputs) []client.Object {
+	out := []client.Object{in.Mesh}
+	out = appendAll(out, in.Namespaces)
+	out = appendAll(out, in.Services)
+	out = appendAll(out, in.Pods)
+	out = appendAll(out, in.EndpointSlices)
+	out = appendAll(out, in.VMs)
+	out = appendAll(out, in.HTTPRouteGroups)
+	out = appendAll(out, in.TCPRoutes)
+	out = appendAll(out, in.TrafficTargets)
+	out = appendAll(out, in.TrafficSplits)
+	return out
+}
+
+func appendAll[T client.Object](out []client.Object, objs []T) []client.Object {
+	for _, o := range objs {
+		out = append(out, o)
+	}
+	return out
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/runner"
+	"github.com/open-service-mesh/osm-operator/xds/server"
+)
+
+// controlPlane is the operator's xDS control plane as cmd/xds.go wires it on
+// every replica: the informer cache with the manager's options, the runner
+// with its production coalescing, the snapshot cache and the ADS server with
+// the workload authorizer and the MeshVM status observer. Only the Lease
+// census (a write every 10 s) is left out.
+type controlPlane struct {
+	snapshots *cache.Cache
+	server    *server.Server
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+// serverTLS writes the xDS server's certificate where server.FileTLS reads it.
+func serverTLS(dir string, ca *testpki.CA) error {
+	kp, err := ca.Server([]string{serverName}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM, "ca.crt": ca.PEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const serverName = "bench.osm-operator-xds.osm-system.svc"
+
+func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDir string, log logr.Logger) (*controlPlane, error) {
+	opts := controllers.CacheOptions()
+	opts.Scheme = scheme
+	informers, err := ctrlcache.New(cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the informer cache: %w", err)
+	}
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nodes := &cache.Nodes{}
+	cp := &controlPlane{snapshots: cache.New(nodes, nil), stop: cancel, done: make(chan struct{})}
+	cp.server = server.New(server.Options{
+		Address:    address,
+		TLS:        server.FileTLS(certDir),
+		Authorizer: server.WorkloadAuthorizer{Reader: informers},
+		Cache:      cp.snapshots,
+		Nodes:      nodes,
+		Observer:   &server.VMStatus{Client: k8s, Replica: "bench", Log: log.WithName("vm-status")},
+		Log:        log.WithName("server"),
+	})
+	r := runner.New(runner.Options{Cache: informers, Snapshots: cp.snapshots, Log: log.WithName("runner")})
+	errs := make(chan error, 3)
+	go func() { errs <- informers.Start(ctx) }()
+	go func() { errs <- cp.server.Start(ctx) }()
+	go func() { errs <- r.Start(ctx) }()
+	go func() {
+		defer close(cp.done)
+		for range 3 {
+			if err := <-errs; err != nil {
+				log.Error(err, "Control plane component stopped")
+			}
+		}
+	}()
+	return cp, nil
+}
+
+// Stop stops the control plane and waits for it.
+func (cp *controlPlane) Stop() {
+	cp.stop()
+	<-cp.done
+}

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// fleet is the running proxy process.
+type fleet struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *json.Decoder
+}
+
+func (h *harness) startFleet(address string, proxies []fleetProxy) (*fleet, error) {
+	cfg := fleetConfig{Address: address, ServerName: serverName, CA: h.ca.PEM, Identities: h.identities, Proxies: proxies, MaxConnecting: h.o.maxConnecting}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(h.certDir, "fleet.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-fleet", path)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the fleet: %w", err)
+	}
+	return &fleet{cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out))}, nil
+}
+
+func (f *fleet) ask(req request) (reply, error) {
+	var rep reply
+	b, err := json.Marshal(req)
+	if err != nil {
+		return rep, err
+	}
+	if _, err := f.in.Write(append(b, '\n')); err != nil {
+		return rep, fmt.Errorf("asking the fleet to %s: %w", req.Op, err)
+	}
+	if err := f.out.Decode(&rep); err != nil {
+		return rep, fmt.Errorf("reading the fleet's answer to %s: %w", req.Op, err)
+	}
+	if rep.Error != "" {
+		return rep, fmt.Errorf("fleet: %s", rep.Error)
+	}
+	return rep, nil
+}
+
+func (f *fleet) stop() error {
+	if _, err := f.ask(request{Op: "stop"}); err != nil {
+		_ = f.cmd.Process.Kill()
+	}
+	return f.cmd.Wait()
+}
+
+// measure runs every scenario with a fleet of n proxies against a freshly
+// started control plane.
+func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, error) {
+	r := Run{Proxies: n}
+	proxies := h.proxies[:n]
+	groups := map[string]bool{}
+	for _, p := range proxies {
+		groups[p.Group] = true
+		if p.Delta {
+			r.DeltaProxies++
+		}
+	}
+	r.Groups = len(groups)
+	address, err := freeAddress()
+	if err != nil {
+		return r, err
+	}
+	f, err := h.startFleet(address, proxies)
+	if err != nil {
+		return r, err
+	}
+	defer func() { _ = f.cmd.Process.Kill() }()
+
+	// Cold start: the control plane starts while every proxy is waiting to
+	// reconnect.
+	start := time.Now()
+	cp, err := startControlPlane(h.env.Config, h.env.Scheme, address, h.certDir, h.log)
+	if err != nil {
+		return r, err
+	}
+	defer cp.Stop()
+	if _, err := cp.server.Addr(ctx); err != nil {
+		return r, err
+	}
+	if _, err := f.ask(request{Op: "connect"}); err != nil {
+		return r, err
+	}
+	for len(cp.snapshots.Versions()) < h.groups {
+		if time.Since(start) > 2*time.Minute {
+			return r, fmt.Errorf("the runner published %d of %d groups in 2 minutes", len(cp.snapshots.Versions()), h.groups)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.ColdStart.FirstSyncMS = ms(time.Since(start))
+	rep, err := f.ask(request{Op: "await", Groups: cp.snapshots.Versions(), Timeout: time.Minute})
+	if err != nil {
+		return r, err
+	}
+	if rep.Reached < rep.Proxies {
+		return r, fmt.Errorf("cold start: %d of %d proxies hold their config after a minute (e.g. %v)", rep.Reached, rep.Proxies, rep.Missing)
+	}
+	held := since(start, rep.Times)
+	r.ColdStart.AllHeldMS, r.ColdStart.P50HeldMS = ms(held[len(held)-1]), ms(held[len(held)/2])
+	progress("cold start: %d proxies hold full config after %.0f ms (first sync %.0f ms)", n, r.ColdStart.AllHeldMS, r.ColdStart.FirstSyncMS)
+
+	connected := readMemory()
+	if heapProfile {
+		if err := writeHeapProfile(h.o.memProfile); err != nil {
+			return r, err
+		}
+	}
+
+	rnd := rand.New(rand.NewPCG(uint64(n), 8))
+	if r.EndpointChange, err = h.endpointChanges(ctx, cp, f, rnd); err != nil {
+		return r, err
+	}
+	progress("endpoint change: p50 %.0f ms, p99 %.0f ms, %.0f B per affected delta proxy", r.EndpointChange.P50MS, r.EndpointChange.P99MS, r.EndpointChange.BytesPerDeltaProxy)
+	if r.RollingUpdate, err = h.rollingUpdate(ctx, cp, f, rnd); err != nil {
+		return r, err
+	}
+	progress("rolling update: %d changes in %.0f ms, converged %.0f ms after the last", r.RollingUpdate.Changes, r.RollingUpdate.SpanMS, r.RollingUpdate.ConvergedMS)
+	if r.PolicyChange, err = h.policyChanges(ctx, cp, f, rnd); err != nil {
+		return r, err
+	}
+	progress("policy change: p50 %.0f ms, p99 %.0f ms", r.PolicyChange.P50MS, r.PolicyChange.P99MS)
+
+	// Memory: with the fleet connected, and again once it is gone; the
+	// difference is what the proxies cost beyond the shared snapshots.
+	if err := f.stop(); err != nil {
+		return r, fmt.Errorf("stopping the fleet: %w", err)
+	}
+	for len(cp.server.Proxies()) > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // let the server's streams unwind
+	idle := readMemory()
+	r.Memory = Memory{
+		RSSMiB: mib(connected.rss), IdleRSSMiB: mib(idle.rss), LiveHeapMiB: mib(connected.live), IdleLiveHeapMiB: mib(idle.live),
+		Goroutines:      connected.goroutines,
+		RSSPerProxyKiB:  float64(int64(connected.rss)-int64(idle.rss)) / 1024 / float64(n),
+		LivePerProxyKiB: float64(int64(connected.live)-int64(idle.live)) / 1024 / float64(n),
+	}
+	progress("memory: %.0f MiB RSS with the fleet (%.1f KiB per proxy), %.0f MiB without", r.Memory.RSSMiB, r.Memory.RSSPerProxyKiB, r.Memory.IdleRSSMiB)
+	return r, nil
+}
+
+// change is one step of a scenario: it changes the API and returns when the
+// change was made.
+type change func() (time.Time, error)
+
+// converge makes the changes, waits for the runner to publish what they
+// change, and for every proxy of the changed groups to hold it. It returns
+// how long after the last change the last proxy ACKed, and the fleet's reply.
+func (h *harness) converge(cp *controlPlane, f *fleet, changes []change, pause time.Duration) (time.Duration, reply, int, error) {
+	before := cp.snapshots.Versions()
+	if _, err := f.ask(request{Op: "mark"}); err != nil {
+		return 0, reply{}, 0, err
+	}
+	var last time.Time
+	for i, c := range changes {
+		if i > 0 {
+			time.Sleep(pause)
+		}
+		at, err := c()
+		if err != nil {
+			return 0, reply{}, 0, err
+		}
+		last = at
+	}
+	changed := waitChanged(cp, before, 300*time.Millisecond, 10*time.Second)
+	if len(changed) == 0 {
+		return 0, reply{}, 0, fmt.Errorf("the change published nothing within 10 s")
+	}
+	rep, err := f.ask(request{Op: "await", Groups: changed, Timeout: time.Minute})
+	if err != nil {
+		return 0, rep, 0, err
+	}
+	if rep.Reached < rep.Proxies {
+		return 0, rep, 0, fmt.Errorf("%d of %d affected proxies hold the change after a minute (e.g. %v)", rep.Reached, rep.Proxies, rep.Missing)
+	}
+	var took time.Duration
+	if len(rep.Times) > 0 {
+		took = slices.Max(since(last, rep.Times))
+	}
+	return took, rep, len(changed), nil
+}
+
+// waitChanged waits until the published versions differ from before and then
+// stay the same for quiet; it returns the groups that changed.
+func waitChanged(cp *controlPlane, before map[string][types.UnknownType]string, quiet, timeout time.Duration) map[string][types.UnknownType]string {
+	deadline := time.Now().Add(timeout)
+	var changed map[string][types.UnknownType]string
+	stable := time.Now()
+	for time.Now().Before(deadline) {
+		now := map[string][types.UnknownType]string{}
+		for g, v := range cp.snapshots.Versions() {
+			if before[g] != v {
+				now[g] = v
+			}
+		}
+		if !maps.Equal(now, changed) {
+			changed, stable = now, time.Now()
+		} else if len(changed) > 0 && time.Since(stable) >= quiet {
+			return changed
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return changed
+}
+
+// endpointChanges moves one endpoint of a random service at a time.
+func (h *harness) endpointChanges(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Latency, error) {
+	var l Latency
+	var took []time.Duration
+	for range h.o.changes {
+		es := h.slices[rnd.IntN(h.o.size.Services)]
+		d, rep, groups, err := h.converge(cp, f, []change{h.moveEndpoint(ctx, es, rnd)}, 0)
+		if err != nil {
+			return l, fmt.Errorf("endpoint change of %s/%s: %w", es.Namespace, es.Name, err)
+		}
+		took = append(took, d)
+		l.add(rep, groups)
+	}
+	l.summarize(took)
+	return l, nil
+}
+
+// rollingUpdate replaces the pods of services one by one, as a Deployment's
+// rolling update does, making h.o.rolling endpoint changes within a second.
+func (h *harness) rollingUpdate(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Rolling, error) {
+	var r Rolling
+	perService := h.o.size.PodsPerService
+	var changes []change
+	for i := 0; len(changes) < h.o.rolling; i++ {
+		es := h.slices[rnd.IntN(h.o.size.Services)]
+		for range min(perService, h.o.rolling-len(changes)) {
+			changes = append(changes, h.moveEndpoint(ctx, es, rnd))
+		}
+	}
+	start := time.Now()
+	pause := time.Second / time.Duration(len(changes))
+	// Each change takes an API call, so pause less than the even share.
+	d, rep, groups, err := h.converge(cp, f, changes, pause*2/3)
+	if err != nil {
+		return r, fmt.Errorf("rolling update: %w", err)
+	}
+	r.Changes = len(changes)
+	r.SpanMS = ms(time.Since(start) - d) // until the last change, roughly
+	r.ConvergedMS = ms(d)
+	r.Groups, r.AffectedProxies = groups, rep.Reached
+	return r, nil
+}
+
+// policyChanges adds a source to a random TrafficTarget, then takes it away
+// again, one change at a time.
+func (h *harness) policyChanges(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Latency, error) {
+	var l Latency
+	var took []time.Duration
+	keys := slices.Sorted(maps.Keys(h.targets))
+	for i := range h.o.policies {
+		tt := h.targets[keys[rnd.IntN(len(keys))]]
+		if i%2 == 1 {
+			tt = h.lastTarget
+		}
+		c := func() (time.Time, error) { return h.flipSource(ctx, tt, i%2 == 0) }
+		d, rep, groups, err := h.converge(cp, f, []change{c}, 0)
+		if err != nil {
+			return l, fmt.Errorf("policy change of TrafficTarget %s/%s: %w", tt.Namespace, tt.Name, err)
+		}
+		h.lastTarget = tt
+		took = append(took, d)
+		l.add(rep, groups)
+	}
+	l.summarize(took)
+	return l, nil
+}
+
+// moveEndpoint gives one endpoint of es a new address.
+func (h *harness) moveEndpoint(ctx context.Context, es *discoveryv1.EndpointSlice, rnd *rand.Rand) change {
+	return func() (time.Time, error) {
+		var at time.Time
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(es), es); err != nil {
+				return err
+			}
+			ep := &es.Endpoints[rnd.IntN(len(es.Endpoints))]
+			h.moved++
+			ep.Addresses = []string{fmt.Sprintf("10.%d.%d.%d", 200+h.moved/62500%50, h.moved/250%250, h.moved%250+1)}
+			at = time.Now()
+			return h.k8s.Update(ctx, es)
+		})
+		return at, err
+	}
+}
+
+// flipSource adds (or removes) a source identity of another service to tt.
+func (h *harness) flipSource(ctx context.Context, tt *accessv1alpha3.TrafficTarget, add bool) (time.Time, error) {
+	var at time.Time
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(tt), tt); err != nil {
+			return err
+		}
+		src := accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Namespace: tt.Namespace, Name: "extra-caller"}
+		if add {
+			// The first identity of a service further along the ring.
+			other := h.targets[h.otherTarget(tt)]
+			src = accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Namespace: other.Namespace, Name: other.Name}
+			tt.Spec.Sources = append(tt.Spec.Sources, src)
+		} else {
+			tt.Spec.Sources = tt.Spec.Sources[:len(tt.Spec.Sources)-1]
+		}
+		at = time.Now()
+		return h.k8s.Update(ctx, tt)
+	})
+	return at, err
+}
+
+// otherTarget names the TrafficTarget of the first identity of the service
+// seven further along the ring from tt's (TrafficTargets are named after
+// their destination identity, svc-<i>-sa-<k>).
+func (h *harness) otherTarget(tt *accessv1alpha3.TrafficTarget) string {
+	i, _ := strconv.Atoi(strings.Split(tt.Name, "-")[1])
+	j := (i + 7) % h.o.size.Services
+	return fmt.Sprintf("ns-%d/svc-%d-sa-0", j%h.o.size.Namespaces, j)
+}
+
+type memory struct {
+	rss, live  uint64
+	goroutines int
+}
+
+// readMemory is the process's resident memory and live heap after a GC,
+// with freed memory returned to the OS.
+func readMemory() memory {
+	runtime.GC()
+	debug.FreeOSMemory()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	m := memory{live: s[0].Value.Uint64() + s[1].Value.Uint64(), goroutines: runtime.NumGoroutine()}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				m.rss = kb * 1024
+			}
+		}
+	}
+	return m
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
+}
+
+// since are the durations from t0 to each time, sorted.
+func since(t0 time.Time, times []time.Time) []time.Duration {
+	out := make([]time.Duration, len(times))
+	for i, t := range times {
+		out[i] = t.Sub(t0)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func mib(b uint64) float64       { return float64(b) / (1 << 20) }
