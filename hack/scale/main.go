@@ -53,7 +53,7 @@ func main() {
 	flag.IntVar(&o.size.Services, "services", 1000, "Services, one HTTP port each.")
 	flag.IntVar(&o.size.PodsPerService, "pods", 10, "Pods per service.")
 	flag.IntVar(&o.size.IdentitiesPerService, "identities", 2, "Service accounts per service.")
-	flag.IntVar(&o.size.Splits, "splits", 100, "TrafficSplits.")
+	flag.IntVar(&o.size.Splits, "splits", 50, "TrafficSplits (with the default sizes, none chains into another).")
 	flag.IntVar(&o.size.VMs, "vms", 20, "MeshVMs, each a proxy too.")
 	flag.BoolVar(&o.size.Permissive, "permissive", false, "A permissive mesh instead of SMI policy i → i+1.")
 	flag.StringVar(&proxies, "proxies", "1000,3000,10000", "Fleet sizes to measure, comma-separated; each at most pods+vms.")

@@ -31,16 +31,23 @@ func (m *Mesh) View(g Group) *View {
 			visible[s.Key] = true
 		}
 	}
-	// A split makes its root and its backends one destination.
-	for _, sp := range m.Splits {
-		on := visible[sp.Root]
-		for _, be := range sp.Backends {
-			on = on || visible[be.Service]
-		}
-		if on {
-			visible[sp.Root] = true
+	// A split makes its root and its backends one destination. Splits can
+	// chain (a backend is the root of another split), so this runs until
+	// nothing changes: one pass would depend on the order of the map.
+	for changed := true; changed; {
+		changed = false
+		for _, sp := range m.Splits {
+			on := visible[sp.Root]
 			for _, be := range sp.Backends {
-				visible[be.Service] = true
+				on = on || visible[be.Service]
+			}
+			if !on {
+				continue
+			}
+			for _, k := range append([]ServiceKey{sp.Root}, backendKeys(sp)...) {
+				if !visible[k] {
+					visible[k], changed = true, true
+				}
 			}
 		}
 	}
@@ -94,4 +101,12 @@ type InboundPort struct {
 	Service    *Service
 	Port       Port
 	TargetPort int32
+}
+
+func backendKeys(sp *Split) []ServiceKey {
+	keys := make([]ServiceKey, len(sp.Backends))
+	for i, be := range sp.Backends {
+		keys[i] = be.Service
+	}
+	return keys
 }
