@@ -41,12 +41,14 @@ type options struct {
 	maxConnecting int
 	out           string
 	cpuProfile    string
+	fleetProfile  string
 	memProfile    string
 	verbose       bool
 }
 
 func main() {
 	fleet := flag.String("fleet", "", "Run as the proxy fleet with this config file (the harness starts it).")
+	fleetProfile := flag.String("fleet-cpuprofile", "", "Write a CPU profile of the fleet (each fleet size appends its size to the name).")
 	var o options
 	var proxies string
 	flag.IntVar(&o.size.Namespaces, "namespaces", 10, "Namespaces the services are spread over.")
@@ -67,8 +69,15 @@ func main() {
 	flag.StringVar(&o.memProfile, "memprofile", "", "Write a heap profile of the control plane with the largest fleet connected.")
 	flag.BoolVar(&o.verbose, "v", false, "Log the control plane.")
 	flag.Parse()
+	o.fleetProfile = *fleetProfile
 
 	if *fleet != "" {
+		if *fleetProfile != "" {
+			f, err := os.Create(*fleetProfile)
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
 		if err := runFleet(*fleet, os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "fleet:", err)
 			os.Exit(1)

@@ -25,6 +25,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // fleet is the running proxy process.
@@ -48,7 +49,11 @@ func (h *harness) startFleet(address string, proxies []fleetProxy) (*fleet, erro
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-fleet", path)
+	args := []string{"-fleet", path}
+	if h.o.fleetProfile != "" {
+		args = append(args, "-fleet-cpuprofile", fmt.Sprintf("%s.%d", h.o.fleetProfile, len(proxies)))
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -126,6 +131,7 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 	if _, err := f.ask(request{Op: "connect"}); err != nil {
 		return r, err
 	}
+	cpu0, fleetCPU0, sync0 := cpuSeconds("self"), cpuSeconds(strconv.Itoa(f.cmd.Process.Pid)), readRunnerMetrics()
 	for len(cp.snapshots.Versions()) < h.groups {
 		if time.Since(start) > 2*time.Minute {
 			return r, fmt.Errorf("the runner published %d of %d groups in 2 minutes", len(cp.snapshots.Versions()), h.groups)
@@ -134,6 +140,11 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 	}
 	r.ColdStart.FirstSyncMS = ms(time.Since(start))
 	rep, err := f.ask(request{Op: "await", Groups: cp.snapshots.Versions(), Timeout: time.Minute})
+	sync1 := readRunnerMetrics()
+	r.ColdStart.ControlPlaneCPUSeconds = cpuSeconds("self") - cpu0
+	r.ColdStart.FleetCPUSeconds = cpuSeconds(strconv.Itoa(f.cmd.Process.Pid)) - fleetCPU0
+	r.ColdStart.Syncs, r.ColdStart.SyncSeconds = sync1.syncs-sync0.syncs, sync1.syncSeconds-sync0.syncSeconds
+	r.ColdStart.GroupsTranslated = sync1.groups - sync0.groups
 	if err != nil {
 		return r, err
 	}
@@ -142,7 +153,8 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 	}
 	held := since(start, rep.Times)
 	r.ColdStart.AllHeldMS, r.ColdStart.P50HeldMS = ms(held[len(held)-1]), ms(held[len(held)/2])
-	progress("cold start: %d proxies hold full config after %.0f ms (first sync %.0f ms)", n, r.ColdStart.AllHeldMS, r.ColdStart.FirstSyncMS)
+	progress("cold start: %d proxies hold full config after %.0f ms (first sync %.0f ms; %d syncs took %.1f s, %d groups translated; CPU: control plane %.1f s, fleet %.1f s)",
+		n, r.ColdStart.AllHeldMS, r.ColdStart.FirstSyncMS, r.ColdStart.Syncs, r.ColdStart.SyncSeconds, r.ColdStart.GroupsTranslated, r.ColdStart.ControlPlaneCPUSeconds, r.ColdStart.FleetCPUSeconds)
 
 	connected := readMemory()
 	if heapProfile {
@@ -232,16 +244,21 @@ func waitChanged(cp *controlPlane, before map[string][types.UnknownType]string, 
 	deadline := time.Now().Add(timeout)
 	var changed map[string][types.UnknownType]string
 	stable := time.Now()
+	var seen uint64
 	for time.Now().Before(deadline) {
-		now := map[string][types.UnknownType]string{}
-		for g, v := range cp.snapshots.Versions() {
-			if before[g] != v {
-				now[g] = v
+		if u := cp.snapshots.Updates(); u != seen {
+			seen = u
+			now := map[string][types.UnknownType]string{}
+			for g, v := range cp.snapshots.Versions() {
+				if before[g] != v {
+					now[g] = v
+				}
+			}
+			if !maps.Equal(now, changed) {
+				changed, stable = now, time.Now()
 			}
 		}
-		if !maps.Equal(now, changed) {
-			changed, stable = now, time.Now()
-		} else if len(changed) > 0 && time.Since(stable) >= quiet {
+		if len(changed) > 0 && time.Since(stable) >= quiet {
 			return changed
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -366,8 +383,8 @@ func (h *harness) otherTarget(tt *accessv1alpha3.TrafficTarget) string {
 }
 
 type memory struct {
-	rss, live  uint64
-	goroutines int
+	rss, live, stacks uint64
+	goroutines        int
 }
 
 // readMemory is the process's resident memory and live heap after a GC,
@@ -377,7 +394,7 @@ func readMemory() memory {
 	debug.FreeOSMemory()
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
 	metrics.Read(s)
-	m := memory{live: s[0].Value.Uint64() + s[1].Value.Uint64(), goroutines: runtime.NumGoroutine()}
+	m := memory{live: s[0].Value.Uint64() + s[1].Value.Uint64(), stacks: s[1].Value.Uint64(), goroutines: runtime.NumGoroutine()}
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
@@ -410,3 +427,47 @@ func since(t0 time.Time, times []time.Time) []time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func mib(b uint64) float64       { return float64(b) / (1 << 20) }
+
+// cpuSeconds is the CPU time (user and system) of a process so far, from
+// /proc/<pid>/stat; pid "self" is this one.
+func cpuSeconds(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: fields start after it.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100 // clock ticks (USER_HZ)
+}
+
+type runnerMetrics struct {
+	syncs, groups int
+	syncSeconds   float64
+}
+
+// readRunnerMetrics reads the runner's own metrics from the registry the
+// manager serves.
+func readRunnerMetrics() runnerMetrics {
+	var m runnerMetrics
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		return m
+	}
+	for _, f := range families {
+		for _, x := range f.GetMetric() {
+			switch f.GetName() {
+			case "osm_xds_sync_duration_seconds":
+				m.syncs = int(x.GetHistogram().GetSampleCount())
+				m.syncSeconds = x.GetHistogram().GetSampleSum()
+			case "osm_xds_groups_translated_total":
+				m.groups = int(x.GetCounter().GetValue())
+			}
+		}
+	}
+	return m
+}

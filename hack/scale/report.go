@@ -38,6 +38,10 @@ type ColdStart struct {
 	// lists, model, translation); AllHeldMS when the last proxy ACKed all of
 	// its config; P50HeldMS when half of them had.
 	FirstSyncMS, AllHeldMS, P50HeldMS float64
+	// What the runner did meanwhile, and the CPU time each process used.
+	Syncs, GroupsTranslated                 int
+	SyncSeconds                             float64
+	ControlPlaneCPUSeconds, FleetCPUSeconds float64
 }
 
 // Latency is from a change to the last affected proxy's ACK, over changes.
@@ -91,7 +95,10 @@ type Rolling struct {
 type Memory struct {
 	RSSMiB, IdleRSSMiB, LiveHeapMiB, IdleLiveHeapMiB float64
 	RSSPerProxyKiB, LivePerProxyKiB                  float64
-	Goroutines                                       int
+	// StacksMiB are the goroutine stacks with the fleet connected (part of
+	// the live figures).
+	StacksMiB  float64
+	Goroutines int
 }
 
 func printTable(w io.Writer, r Report) {
@@ -111,6 +118,12 @@ func printTable(w io.Writer, r Report) {
 	row("first sync (list+translate+publish) ms", "", func(x Run) string { return f0(x.ColdStart.FirstSyncMS) })
 	row("cold start: all proxies hold config ms", "≤ 10000", func(x Run) string { return f0(x.ColdStart.AllHeldMS) })
 	row("cold start: half of them ms", "", func(x Run) string { return f0(x.ColdStart.P50HeldMS) })
+	row("cold start: runner syncs / seconds", "", func(x Run) string {
+		return fmt.Sprintf("%d / %.1f", x.ColdStart.Syncs, x.ColdStart.SyncSeconds)
+	})
+	row("cold start: CPU s control plane / fleet", "", func(x Run) string {
+		return fmt.Sprintf("%.1f / %.1f", x.ColdStart.ControlPlaneCPUSeconds, x.ColdStart.FleetCPUSeconds)
+	})
 	row("endpoint change → affected ACKed p50 ms", "", func(x Run) string { return f0(x.EndpointChange.P50MS) })
 	row("endpoint change → affected ACKed p99 ms", "≤ 1000", func(x Run) string { return f0(x.EndpointChange.P99MS) })
 	row("affected proxies per endpoint change", "", func(x Run) string { return f1(x.EndpointChange.AffectedProxiesPerChange) })
@@ -126,7 +139,9 @@ func printTable(w io.Writer, r Report) {
 	row("RSS without proxies MiB", "", func(x Run) string { return f0(x.Memory.IdleRSSMiB) })
 	row("RSS per proxy KiB", "≤ 50", func(x Run) string { return f1(x.Memory.RSSPerProxyKiB) })
 	row("live heap+stacks per proxy KiB", "", func(x Run) string { return f1(x.Memory.LivePerProxyKiB) })
-	row("goroutines with proxies", "", func(x Run) string { return fmt.Sprint(x.Memory.Goroutines) })
+	row("goroutines / stacks MiB with proxies", "", func(x Run) string {
+		return fmt.Sprintf("%d / %.0f", x.Memory.Goroutines, x.Memory.StacksMiB)
+	})
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -27,6 +28,8 @@ type Cache struct {
 
 	mu       sync.Mutex
 	versions map[string][types.UnknownType]string // by group
+	// updates counts the snapshots set and removed.
+	updates atomic.Uint64
 }
 
 // New returns an empty cache. nodes maps each connected proxy to its group.
@@ -98,6 +101,7 @@ func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources
 		return nil, fmt.Errorf("setting the snapshot of group %s: %w", group, err)
 	}
 	c.versions[group] = versions
+	c.updates.Add(1)
 	return changed, nil
 }
 
@@ -129,12 +133,17 @@ func (c *Cache) Versions() map[string][types.UnknownType]string {
 	return out
 }
 
+// Updates counts the snapshots set or removed so far: a cheap way to see
+// that Versions changed.
+func (c *Cache) Updates() uint64 { return c.updates.Load() }
+
 // Remove forgets a group that has no workloads left.
 func (c *Cache) Remove(group string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.versions, group)
 	c.ClearSnapshot(group)
+	c.updates.Add(1)
 }
 
 func asResources[T types.Resource](items []T) []types.Resource {

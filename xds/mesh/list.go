@@ -9,6 +9,8 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -58,4 +60,68 @@ func ptrs[T any](items []T) []*T {
 		out[i] = &items[i]
 	}
 	return out
+}
+
+// ListInformers is List reading the informers' stores in place, for the
+// xDS runner, which rebuilds the model on every change: List copies every
+// object into a new slice (a Pod is about 1 KB), ~14 MB of garbage per
+// sync at 10,000 pods. The objects are the cache's own: read them only.
+// Informers that are not client-go's fall back to List.
+func ListInformers(ctx context.Context, c ctrlcache.Cache) (Inputs, []*meshv1alpha1.MeshInstance, error) {
+	var in Inputs
+	meshes, ok, err := stored[meshv1alpha1.MeshInstance](ctx, c)
+	if err != nil {
+		return in, nil, err
+	}
+	if !ok {
+		return List(ctx, c)
+	}
+	for _, read := range []func() error{
+		func() (err error) { in.Namespaces, _, err = stored[corev1.Namespace](ctx, c); return err },
+		func() (err error) { in.Members, _, err = stored[meshv1alpha1.MeshMember](ctx, c); return err },
+		func() (err error) { in.Services, _, err = stored[corev1.Service](ctx, c); return err },
+		func() (err error) { in.EndpointSlices, _, err = stored[discoveryv1.EndpointSlice](ctx, c); return err },
+		func() (err error) { in.Pods, _, err = stored[corev1.Pod](ctx, c); return err },
+		func() (err error) { in.VMs, _, err = stored[meshv1alpha1.MeshVM](ctx, c); return err },
+		func() (err error) {
+			in.TrafficTargets, _, err = stored[accessv1alpha3.TrafficTarget](ctx, c)
+			return err
+		},
+		func() (err error) {
+			in.HTTPRouteGroups, _, err = stored[specsv1alpha4.HTTPRouteGroup](ctx, c)
+			return err
+		},
+		func() (err error) { in.TCPRoutes, _, err = stored[specsv1alpha4.TCPRoute](ctx, c); return err },
+		func() (err error) { in.TrafficSplits, _, err = stored[splitv1alpha4.TrafficSplit](ctx, c); return err },
+	} {
+		if err := read(); err != nil {
+			return in, nil, err
+		}
+	}
+	return in, meshes, nil
+}
+
+// stored returns the objects in the informer store of type T, in the
+// store's order, as List does (the model does not depend on it). ok is false
+// when the informer has no store to read.
+func stored[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c ctrlcache.Cache) ([]*T, bool, error) {
+	inf, err := c.GetInformer(ctx, PT(new(T)))
+	if err != nil {
+		return nil, false, fmt.Errorf("reading the informer of %T: %w", new(T), err)
+	}
+	s, ok := inf.(interface{ GetStore() toolscache.Store })
+	if !ok {
+		return nil, false, nil
+	}
+	items := s.GetStore().List()
+	out := make([]*T, 0, len(items))
+	for _, it := range items {
+		if o, ok := it.(*T); ok {
+			out = append(out, o)
+		}
+	}
+	return out, true, nil
 }

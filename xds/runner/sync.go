@@ -44,7 +44,7 @@ func init() {
 func (r *Runner) sync(ctx context.Context, c changes) error {
 	start := time.Now()
 	defer func() { syncDuration.Observe(time.Since(start).Seconds()) }()
-	in, meshes, err := mesh.List(ctx, r.opts.Cache)
+	in, meshes, err := mesh.ListInformers(ctx, r.opts.Cache)
 	if err != nil {
 		return err
 	}

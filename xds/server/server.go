@@ -99,6 +99,12 @@ func (s *Server) Start(ctx context.Context) error {
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.tlsConfig())),
 		grpc.MaxConcurrentStreams(64),
+		// A proxy's connection is idle but for small requests and ACKs,
+		// and there are thousands: grpc-go's 32 KiB read buffer per
+		// connection was half of the server's memory per proxy. Write
+		// buffers go back to a pool after each flush.
+		grpc.ReadBufferSize(4<<10),
+		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)

@@ -1,6 +1,7 @@
 package translate_test
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -8,8 +9,9 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
 
-// The same inputs must give the same config, byte for byte, or every sync
-// would push changes no one made. Chained TrafficSplits (a backend that is
+// The same inputs must give the same config, byte for byte, in whatever
+// order the informer cache lists them, or every sync would push changes no
+// one made. Chained TrafficSplits (a backend that is
 // the root of another split, here in a ring of ten) once gave views that
 // depended on map order: callers of a split root saw a different part of the
 // chain from one sync to the next.
@@ -17,6 +19,7 @@ func TestTranslationIsDeterministic(t *testing.T) {
 	in := meshtest.Synthetic(meshtest.Size{Namespaces: 10, Services: 100, PodsPerService: 2, IdentitiesPerService: 2, Splits: 10, VMs: 5})
 	hashes := func() map[string]string {
 		m, problems := mesh.Build(in)
+		shuffle(&in)
 		if len(problems) > 0 {
 			t.Fatal(problems)
 		}
@@ -65,3 +68,20 @@ func TestTranslationIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// shuffle reorders every list of inputs, as the informer cache's map does.
+func shuffle(in *mesh.Inputs) {
+	shuffleAll(in.Namespaces)
+	shuffleAll(in.Services)
+	shuffleAll(in.EndpointSlices)
+	shuffleAll(in.Pods)
+	shuffleAll(in.VMs)
+	shuffleAll(in.TrafficTargets)
+	shuffleAll(in.HTTPRouteGroups)
+	shuffleAll(in.TrafficSplits)
+	for _, es := range in.EndpointSlices {
+		shuffleAll(es.Endpoints)
+	}
+}
+
+func shuffleAll[T any](s []T) { rand.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] }) }

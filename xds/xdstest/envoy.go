@@ -1,6 +1,7 @@
 package xdstest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -55,9 +56,9 @@ type Envoy struct {
 // Run opens the stream on conn and follows the server until ctx ends or the
 // stream fails.
 func (e *Envoy) Run(ctx context.Context, conn *grpc.ClientConn) error {
-	c := &envoyState{e: e, resources: map[string]map[string]*anypb.Any{}, version: map[string]string{}, subscribed: map[string][]string{}}
+	c := &envoyState{e: e, resources: map[string]map[string]*held{}, version: map[string]string{}, subscribed: map[string][]string{}}
 	for _, t := range typeURLs {
-		c.resources[t] = map[string]*anypb.Any{}
+		c.resources[t] = map[string]*held{}
 	}
 	if e.Delta {
 		s, err := OpenDeltaStream(ctx, conn, e.NodeID)
@@ -76,7 +77,7 @@ func (e *Envoy) Run(ctx context.Context, conn *grpc.ClientConn) error {
 type envoyState struct {
 	e *Envoy
 	// resources by type URL and name.
-	resources map[string]map[string]*anypb.Any
+	resources map[string]map[string]*held
 	// version is the server's version of each type in the last response:
 	// the accepted version (state of the world) or the system version the
 	// changes were computed from (delta).
@@ -98,13 +99,13 @@ func (c *envoyState) runSotW(s *Stream) error {
 		}
 		c.bytes += int64(proto.Size(r))
 		t := r.GetTypeUrl()
-		got := map[string]*anypb.Any{}
+		got := map[string]*held{}
 		for _, a := range r.GetResources() {
 			name, err := resourceName(a)
 			if err != nil {
 				return err
 			}
-			got[name] = a
+			got[name] = c.resources[t][name].update(a)
 		}
 		c.resources[t] = got
 		c.version[t] = r.GetVersionInfo()
@@ -140,7 +141,7 @@ func (c *envoyState) runDelta(s *DeltaStream) error {
 		c.bytes += int64(proto.Size(r))
 		t := r.GetTypeUrl()
 		for _, res := range r.GetResources() {
-			c.resources[t][res.GetName()] = res.GetResource()
+			c.resources[t][res.GetName()] = c.resources[t][res.GetName()].update(res.GetResource())
 		}
 		for _, name := range r.GetRemovedResources() {
 			delete(c.resources[t], name)
@@ -175,6 +176,46 @@ func (c *envoyState) runDelta(s *DeltaStream) error {
 	}
 }
 
+// held is a resource a proxy holds, with the names it refers to (clusters
+// and listeners), read once when it arrives.
+type held struct {
+	res               *anypb.Any
+	eds, rds, secrets []string
+}
+
+// update is h holding a, re-reading its references only when it changed.
+func (h *held) update(a *anypb.Any) *held {
+	if h != nil && h.res.GetTypeUrl() == a.GetTypeUrl() && bytes.Equal(h.res.GetValue(), a.GetValue()) {
+		return h
+	}
+	n := &held{res: a}
+	if a.GetTypeUrl() != resourcev3.ClusterType && a.GetTypeUrl() != resourcev3.ListenerType {
+		return n
+	}
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return n // a resource this build cannot read names nothing
+	}
+	if cl, ok := m.(*clusterv3.Cluster); ok && cl.GetType() == clusterv3.Cluster_EDS {
+		name := cl.GetEdsClusterConfig().GetServiceName()
+		if name == "" {
+			name = cl.GetName()
+		}
+		n.eds = append(n.eds, name)
+	}
+	walk(m.ProtoReflect(), func(m proto.Message) {
+		switch x := m.(type) {
+		case *tlsv3.SdsSecretConfig:
+			n.secrets = append(n.secrets, x.GetName())
+		case *hcmv3.HttpConnectionManager:
+			if name := x.GetRds().GetRouteConfigName(); name != "" {
+				n.rds = append(n.rds, name)
+			}
+		}
+	})
+	return n
+}
+
 // references are the names of the resources that the resources of type t
 // name, by type: endpoints and secrets of clusters, routes and secrets of
 // listeners. Secrets are named by both: each side contributes its own.
@@ -184,40 +225,19 @@ func (c *envoyState) references(t string) map[string][]string {
 	default:
 		return nil
 	}
-	var eds, rds []string
-	secrets := map[string]bool{}
+	var eds, rds, secrets []string
 	for _, kind := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
-		for _, a := range c.resources[kind] {
-			m, err := a.UnmarshalNew()
-			if err != nil {
-				continue // a resource this build cannot read names nothing
-			}
-			if cl, ok := m.(*clusterv3.Cluster); ok && cl.GetType() == clusterv3.Cluster_EDS {
-				n := cl.GetEdsClusterConfig().GetServiceName()
-				if n == "" {
-					n = cl.GetName()
-				}
-				eds = append(eds, n)
-			}
-			walk(m.ProtoReflect(), func(m proto.Message) {
-				switch x := m.(type) {
-				case *tlsv3.SdsSecretConfig:
-					secrets[x.GetName()] = true
-				case *hcmv3.HttpConnectionManager:
-					if n := x.GetRds().GetRouteConfigName(); n != "" {
-						rds = append(rds, n)
-					}
-				}
-			})
+		for _, h := range c.resources[kind] {
+			eds = append(eds, h.eds...)
+			rds = append(rds, h.rds...)
+			secrets = append(secrets, h.secrets...)
 		}
 	}
-	out := map[string][]string{resourcev3.SecretType: sortedKeys(secrets)}
+	out := map[string][]string{resourcev3.SecretType: sortedSet(secrets)}
 	if t == resourcev3.ClusterType {
-		slices.Sort(eds)
-		out[resourcev3.EndpointType] = slices.Compact(eds)
+		out[resourcev3.EndpointType] = sortedSet(eds)
 	} else {
-		slices.Sort(rds)
-		out[resourcev3.RouteType] = slices.Compact(rds)
+		out[resourcev3.RouteType] = sortedSet(rds)
 	}
 	return out
 }
@@ -289,11 +309,7 @@ func resourceName(a *anypb.Any) (string, error) {
 	return m.ProtoReflect().Get(fd).String(), nil
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
+func sortedSet(names []string) []string {
+	slices.Sort(names)
+	return slices.Compact(names)
 }
