@@ -5,6 +5,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -93,7 +94,17 @@ var watched = []struct {
 	{&meshv1alpha1.MeshMember{}, nil},
 	{&meshv1alpha1.MeshVM{}, nil},
 	{&corev1.Namespace{}, nil},
-	{&accessv1alpha3.TrafficTarget{}, nil},
+	// A TrafficTarget changes the inbound policy of its destination and
+	// what its sources may call: the groups of those identities.
+	{&accessv1alpha3.TrafficTarget{}, func(obj any, c *changes) {
+		if tt, ok := obj.(*accessv1alpha3.TrafficTarget); ok {
+			d := tt.Spec.Destination
+			c.identities[mesh.Identity{Namespace: cmp.Or(d.Namespace, tt.Namespace), ServiceAccount: d.Name}] = true
+			for _, s := range tt.Spec.Sources {
+				c.identities[mesh.Identity{Namespace: cmp.Or(s.Namespace, tt.Namespace), ServiceAccount: s.Name}] = true
+			}
+		}
+	}},
 	{&specsv1alpha4.HTTPRouteGroup{}, nil},
 	{&specsv1alpha4.TCPRoute{}, nil},
 	{&splitv1alpha4.TrafficSplit{}, nil},
