@@ -189,7 +189,7 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 	idle := readMemory()
 	r.Memory = Memory{
 		RSSMiB: mib(connected.rss), IdleRSSMiB: mib(idle.rss), LiveHeapMiB: mib(connected.live), IdleLiveHeapMiB: mib(idle.live),
-		Goroutines:      connected.goroutines,
+		Goroutines: connected.goroutines, StacksMiB: mib(connected.stacks),
 		RSSPerProxyKiB:  float64(int64(connected.rss)-int64(idle.rss)) / 1024 / float64(n),
 		LivePerProxyKiB: float64(int64(connected.live)-int64(idle.live)) / 1024 / float64(n),
 	}
