@@ -6,8 +6,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
@@ -30,6 +33,10 @@ type controlPlane struct {
 	server    *server.Server
 	stop      context.CancelFunc
 	done      chan struct{}
+	// synced is closed when the informers the runner reads have synced,
+	// at syncedAt.
+	synced   chan struct{}
+	syncedAt time.Time
 }
 
 // serverTLS writes the xDS server's certificate where server.FileTLS reads it.
@@ -61,7 +68,7 @@ func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDi
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	nodes := &cache.Nodes{}
-	cp := &controlPlane{snapshots: cache.New(nodes, nil), stop: cancel, done: make(chan struct{})}
+	cp := &controlPlane{snapshots: cache.New(nodes, nil), stop: cancel, done: make(chan struct{}), synced: make(chan struct{})}
 	cp.server = server.New(server.Options{
 		Address:    address,
 		TLS:        server.FileTLS(certDir),
@@ -76,6 +83,19 @@ func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDi
 	go func() { errs <- informers.Start(ctx) }()
 	go func() { errs <- cp.server.Start(ctx) }()
 	go func() { errs <- r.Start(ctx) }()
+	go func() {
+		// The runner asks for these informers as it starts; asking again
+		// only waits for the same ones.
+		for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Secret{}} {
+			if _, err := informers.GetInformer(ctx, obj); err != nil {
+				return
+			}
+		}
+		if informers.WaitForCacheSync(ctx) {
+			cp.syncedAt = time.Now()
+			close(cp.synced)
+		}
+	}()
 	go func() {
 		defer close(cp.done)
 		for range 3 {
