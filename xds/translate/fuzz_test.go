@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -32,6 +33,10 @@ func FuzzTranslate(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, manifest []byte) {
+		// A small manifest that takes seconds is a way to stall every
+		// replica's runner: crash, so the fuzzer keeps the input.
+		stall := time.AfterFunc(10*time.Second, func() { panic("translating a fuzzed manifest took over 10 s") })
+		defer stall.Stop()
 		in, err := meshtest.Decode(manifest)
 		if err != nil || in.Mesh == nil {
 			return // not a mesh: the API server would not have served it
