@@ -85,7 +85,8 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 	tls, err := anypb.New(&tlsv3.UpstreamTlsContext{
 		Sni: o.ServerName,
 		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsParams:       &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+			// The xDS server speaks TLS 1.3 only; Envoy offers at most 1.2 unless told.
+			TlsParams:       &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_3, TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3},
 			TlsCertificates: []*tlsv3.TlsCertificate{{CertificateChain: file(CertFile), PrivateKey: file(KeyFile)}},
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 				TrustedCa: file(CAFile),

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/stdr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,8 @@ var (
 	addr      string
 	// informers is the cache the server and the runner read.
 	informers ctrlcache.Cache
+	// servingCert is the xDS servers' certificate.
+	servingCert *tls.Certificate
 )
 
 const meshName = "osm"
@@ -73,12 +76,6 @@ func startControlPlane(ctx context.Context) error {
 	if k8s, err = client.New(env.Config, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
-	informers, err = ctrlcache.New(env.Config, ctrlcache.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
-	go func() { _ = informers.Start(ctx) }()
-
 	if ca, err = testpki.NewCA("mesh root"); err != nil {
 		return err
 	}
@@ -90,37 +87,59 @@ func startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	servingCert = &servingTLS
 	log := stdr.New(nil)
-	nodes = &cache.Nodes{}
-	snapshots = cache.New(nodes, nil)
-	xds = server.New(server.Options{
-		Address: "127.0.0.1:0",
-		TLS: func(*tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error) {
-			return &servingTLS, ca.Pool(), nil
-		},
-		Authorizer: server.WorkloadAuthorizer{Reader: informers},
-		Cache:      snapshots,
-		Nodes:      nodes,
-		Observer:   &server.VMStatus{Client: k8s, Replica: "replica-test", Log: log.WithName("vm-status")},
-		Log:        log.WithName("xds"),
-	})
-	go func() {
-		if err := xds.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
-	r := runner.New(runner.Options{Cache: informers, Snapshots: snapshots, Log: log.WithName("runner")}) // production coalescing
-	go func() {
-		if err := r.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
+	rep := startReplica(ctx, "replica-test", servingCert, log)
+	xds, snapshots, nodes, informers = rep.server, rep.snapshots, rep.nodes, rep.informers
 	a, err := xds.Addr(ctx)
 	if err != nil {
 		return err
 	}
 	addr = a.String()
 	return k8s.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: meshName}})
+}
+
+// replica is the xDS control plane of one operator replica: an informer
+// cache, the runner and the server (on a port of its own).
+type replica struct {
+	server    *server.Server
+	snapshots *cache.Cache
+	nodes     *cache.Nodes
+	informers ctrlcache.Cache
+}
+
+// startReplica starts a replica until ctx ends.
+func startReplica(ctx context.Context, name string, serving *tls.Certificate, log logr.Logger) replica {
+	inf, err := ctrlcache.New(env.Config, ctrlcache.Options{Scheme: mesh.NewScheme()})
+	if err != nil {
+		panic(err)
+	}
+	go func() { _ = inf.Start(ctx) }()
+	nodes := &cache.Nodes{}
+	snapshots := cache.New(nodes, nil)
+	srv := server.New(server.Options{
+		Address: "127.0.0.1:0",
+		TLS: func(*tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error) {
+			return serving, ca.Pool(), nil
+		},
+		Authorizer: server.WorkloadAuthorizer{Reader: inf},
+		Cache:      snapshots,
+		Nodes:      nodes,
+		Observer:   &server.VMStatus{Client: k8s, Replica: name, Log: log.WithName("vm-status")},
+		Log:        log.WithName("xds"),
+	})
+	go func() {
+		if err := srv.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+	r := runner.New(runner.Options{Cache: inf, Snapshots: snapshots, Log: log.WithName("runner")}) // production coalescing
+	go func() {
+		if err := r.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
+	return replica{server: srv, snapshots: snapshots, nodes: nodes, informers: inf}
 }
 
 var seq atomic.Int32

@@ -142,7 +142,7 @@ func (s *Server) Start(ctx context.Context) error {
 // bundle, reading both certificate and bundle at every handshake.
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{"h2"},
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			cert, pool, err := s.opts.TLS(hello)
@@ -150,7 +150,7 @@ func (s *Server) tlsConfig() *tls.Config {
 				return nil, fmt.Errorf("xDS server certificate: %w", err)
 			}
 			return &tls.Config{
-				MinVersion:   tls.VersionTLS12,
+				MinVersion:   tls.VersionTLS13,
 				NextProtos:   []string{"h2"},
 				Certificates: []tls.Certificate{*cert},
 				ClientCAs:    pool,
