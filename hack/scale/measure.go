@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -203,28 +205,21 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 	return r, nil
 }
 
-// change is one step of a scenario: it changes the API and returns when the
-// change was made.
+// change changes the API and returns when its last write was made.
 type change func() (time.Time, error)
 
-// converge makes the changes, waits for the runner to publish what they
-// change, and for every proxy of the changed groups to hold it. It returns
-// how long after the last change the last proxy ACKed, and the fleet's reply.
-func (h *harness) converge(cp *controlPlane, f *fleet, changes []change, pause time.Duration) (time.Duration, reply, int, error) {
+// converge makes the change, waits for the runner to publish what it
+// changes, and for every proxy of the changed groups to hold it. It returns
+// how long after the last write the last proxy ACKed, the fleet's reply and
+// the number of groups that changed.
+func (h *harness) converge(cp *controlPlane, f *fleet, c change) (time.Duration, reply, int, error) {
 	before := cp.snapshots.Versions()
 	if _, err := f.ask(request{Op: "mark"}); err != nil {
 		return 0, reply{}, 0, err
 	}
-	var last time.Time
-	for i, c := range changes {
-		if i > 0 {
-			time.Sleep(pause)
-		}
-		at, err := c()
-		if err != nil {
-			return 0, reply{}, 0, err
-		}
-		last = at
+	last, err := c()
+	if err != nil {
+		return 0, reply{}, 0, err
 	}
 	changed := waitChanged(cp, before, 300*time.Millisecond, 10*time.Second)
 	if len(changed) == 0 {
@@ -278,7 +273,7 @@ func (h *harness) endpointChanges(ctx context.Context, cp *controlPlane, f *flee
 	var took []time.Duration
 	for range h.o.changes {
 		es := h.slices[rnd.IntN(h.o.size.Services)]
-		d, rep, groups, err := h.converge(cp, f, []change{h.moveEndpoint(ctx, es, rnd)}, 0)
+		d, rep, groups, err := h.converge(cp, f, h.moveEndpoint(ctx, es, rnd.IntN(len(es.Endpoints)), h.newAddress()))
 		if err != nil {
 			return l, fmt.Errorf("endpoint change of %s/%s: %w", es.Namespace, es.Name, err)
 		}
@@ -289,26 +284,55 @@ func (h *harness) endpointChanges(ctx context.Context, cp *controlPlane, f *flee
 	return l, nil
 }
 
-// rollingUpdate replaces the pods of services one by one, as a Deployment's
-// rolling update does, making h.o.rolling endpoint changes within a second.
+// rollingUpdate replaces the pods of services one by one, as Deployments'
+// rolling updates do, h.o.rolling endpoint changes within a second: each
+// service's pods in turn, the services at once.
 func (h *harness) rollingUpdate(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Rolling, error) {
 	var r Rolling
-	perService := h.o.size.PodsPerService
-	var changes []change
-	for i := 0; len(changes) < h.o.rolling; i++ {
+	perService := min(h.o.size.PodsPerService, h.o.rolling)
+	var services [][]change
+	for n := 0; n < h.o.rolling; {
 		es := h.slices[rnd.IntN(h.o.size.Services)]
-		for range min(perService, h.o.rolling-len(changes)) {
-			changes = append(changes, h.moveEndpoint(ctx, es, rnd))
+		var steps []change
+		for i := range min(perService, h.o.rolling-n) {
+			steps = append(steps, h.moveEndpoint(ctx, es, i%len(es.Endpoints), h.newAddress()))
 		}
+		services = append(services, steps)
+		n += len(steps)
 	}
-	start := time.Now()
-	pause := time.Second / time.Duration(len(changes))
-	// Each change takes an API call, so pause less than the even share.
-	d, rep, groups, err := h.converge(cp, f, changes, pause*2/3)
+	pause := time.Second / time.Duration(perService)
+	var start time.Time
+	rolling := func() (time.Time, error) {
+		start = time.Now()
+		var mu sync.Mutex
+		var last time.Time
+		var errs []error
+		var wg sync.WaitGroup
+		for _, steps := range services {
+			wg.Go(func() {
+				for i, step := range steps {
+					if i > 0 {
+						time.Sleep(pause - pause/4) // the write takes the rest
+					}
+					at, err := step()
+					mu.Lock()
+					if err != nil {
+						errs = append(errs, err)
+					} else if at.After(last) {
+						last = at
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return last, errors.Join(errs...)
+	}
+	d, rep, groups, err := h.converge(cp, f, rolling)
 	if err != nil {
 		return r, fmt.Errorf("rolling update: %w", err)
 	}
-	r.Changes = len(changes)
+	r.Changes = h.o.rolling
 	r.SpanMS = ms(time.Since(start) - d) // until the last change, roughly
 	r.ConvergedMS = ms(d)
 	r.Groups, r.AffectedProxies = groups, rep.Reached
@@ -327,7 +351,7 @@ func (h *harness) policyChanges(ctx context.Context, cp *controlPlane, f *fleet,
 			tt = h.lastTarget
 		}
 		c := func() (time.Time, error) { return h.flipSource(ctx, tt, i%2 == 0) }
-		d, rep, groups, err := h.converge(cp, f, []change{c}, 0)
+		d, rep, groups, err := h.converge(cp, f, c)
 		if err != nil {
 			return l, fmt.Errorf("policy change of TrafficTarget %s/%s: %w", tt.Namespace, tt.Name, err)
 		}
@@ -339,22 +363,28 @@ func (h *harness) policyChanges(ctx context.Context, cp *controlPlane, f *fleet,
 	return l, nil
 }
 
-// moveEndpoint gives one endpoint of es a new address.
-func (h *harness) moveEndpoint(ctx context.Context, es *discoveryv1.EndpointSlice, rnd *rand.Rand) change {
+// moveEndpoint gives endpoint i of es a new address. Each change reads its
+// own copy of the slice, so changes of different slices can run at once.
+func (h *harness) moveEndpoint(ctx context.Context, es *discoveryv1.EndpointSlice, i int, address string) change {
 	return func() (time.Time, error) {
 		var at time.Time
+		cur := &discoveryv1.EndpointSlice{}
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(es), es); err != nil {
+			if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(es), cur); err != nil {
 				return err
 			}
-			ep := &es.Endpoints[rnd.IntN(len(es.Endpoints))]
-			h.moved++
-			ep.Addresses = []string{fmt.Sprintf("10.%d.%d.%d", 200+h.moved/62500%50, h.moved/250%250, h.moved%250+1)}
+			cur.Endpoints[i].Addresses = []string{address}
 			at = time.Now()
-			return h.k8s.Update(ctx, es)
+			return h.k8s.Update(ctx, cur)
 		})
 		return at, err
 	}
+}
+
+// newAddress is an endpoint address not used before.
+func (h *harness) newAddress() string {
+	h.moved++
+	return fmt.Sprintf("10.%d.%d.%d", 200+h.moved/62500%50, h.moved/250%250, h.moved%250+1)
 }
 
 // flipSource adds (or removes) a source identity of another service to tt.
