@@ -248,6 +248,9 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Identities issued and renewed, proxies served: no key anywhere.
+	assertNoKeysLeak(t, ctx, k)
 }
 
 // writeIdentity writes the identity Secret of sa into dir, each file

@@ -13,6 +13,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	"google.golang.org/grpc"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
@@ -132,6 +134,8 @@ func TestOperatorServesAMesh(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() error { return connected(1) })
 	held.Close()
 	testenv.Eventually(t, 30*time.Second, func() error { return connected(0) })
+
+	assertNoKeysLeak(t, ctx, k)
 }
 
 // startOperator starts a real API server with cert-manager's controllers and
@@ -140,7 +144,10 @@ func TestOperatorServesAMesh(t *testing.T) {
 // cleanly when the test ends.
 func startOperator(t *testing.T) (context.Context, client.Client, string) {
 	t.Helper()
-	ctrllog.SetLogger(logr.Discard())
+	// Everything the operators of this package's tests log, at every
+	// verbosity, for assertNoKeysLeak. controller-runtime takes the first
+	// logger it is given for good, so there is one log for all of them.
+	captureLogs.Do(func() { ctrllog.SetLogger(zap.New(zap.WriteTo(operatorLog), zap.Level(zapcore.Level(-10)))) })
 	klog.SetLogger(logr.Discard())
 	env, err := testenv.Start()
 	if err != nil {
