@@ -18,12 +18,7 @@ import (
 // the configuration a connected proxy receives, and never a private key.
 func TestDebugEndpointShowsAProxysConfigWithoutKeys(t *testing.T) {
 	ctx := testContext(t)
-	ns := memberNamespace(t)
-	buyer := workload(t, ns, "buyer-1", "buyer", nil)
-	workload(t, ns, "store-1", "store", nil)
-	service(t, ns, "store", "http", 80, "http")
-	endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
-	allow(t, ns, "buyer", "store")
+	ns, buyer, _ := shop(t)
 	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
 	if err != nil {
 		t.Fatal(err)

@@ -161,3 +161,18 @@ func testContext(t testing.TB) context.Context {
 }
 
 func nodeID(ns, pod string) string { return fmt.Sprintf("sidecar~%s~%s", ns, pod) }
+
+// shop is the mesh most tests start from, in a namespace of its own: a
+// buyer allowed to call the store Service (port 80, backed by store-1 at
+// 10.1.0.5:8080). It returns the namespace, the buyer's key pair and the
+// store's EndpointSlice.
+func shop(t testing.TB) (string, testpki.KeyPair, *discoveryv1.EndpointSlice) {
+	t.Helper()
+	ns := memberNamespace(t)
+	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	workload(t, ns, "store-1", "store", nil)
+	service(t, ns, "store", "http", 80, "http")
+	es := endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
+	allow(t, ns, "buyer", "store")
+	return ns, buyer, es
+}

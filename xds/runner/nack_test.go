@@ -17,13 +17,8 @@ import (
 // stream: a proxy of the same group gets an endpoint change at once.
 func TestANACKingProxyDoesNotStallOthers(t *testing.T) {
 	ctx := testContext(t)
-	ns := memberNamespace(t)
-	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	ns, buyer, es := shop(t)
 	workload(t, ns, "buyer-2", "buyer", nil)
-	workload(t, ns, "store-1", "store", nil)
-	service(t, ns, "store", "http", 80, "http")
-	es := endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
-	allow(t, ns, "buyer", "store")
 	storeCluster := "out|" + ns + "/store|80"
 	endpoints := func(r *discoveryv3.DiscoveryResponse) []string {
 		var out []string

@@ -20,12 +20,7 @@ import (
 // restarted, gets exactly the config it has: the same version of every type,
 // nothing to apply. A replica's restart pushes nothing to proxies of others.
 func TestReplicasAndRestartsServeTheSameVersions(t *testing.T) {
-	ns := memberNamespace(t)
-	buyer := workload(t, ns, "buyer-1", "buyer", nil)
-	workload(t, ns, "store-1", "store", nil)
-	service(t, ns, "store", "http", 80, "http")
-	endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
-	allow(t, ns, "buyer", "store")
+	ns, buyer, _ := shop(t)
 	storeCluster := "out|" + ns + "/store|80"
 
 	// held opens a stream to the server at address and returns the versions

@@ -51,12 +51,7 @@ func TestServerSpeaksTLS13Only(t *testing.T) {
 // would use: a group's snapshot holds only its identity's secrets.
 func TestProxyNeverReceivesAnotherIdentitysSecrets(t *testing.T) {
 	ctx := testContext(t)
-	ns := memberNamespace(t)
-	buyer := workload(t, ns, "buyer-1", "buyer", nil)
-	workload(t, ns, "store-1", "store", nil)
-	service(t, ns, "store", "http", 80, "http")
-	endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
-	allow(t, ns, "buyer", "store")
+	ns, buyer, _ := shop(t)
 
 	d, err := xdstest.OpenDeltaStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
 	if err != nil {

@@ -25,29 +25,10 @@ func BenchmarkFullTranslation(b *testing.B) {
 			name = "Permissive"
 		}
 		b.Run(fmt.Sprintf("%s/services=%d/endpoints=%d", name, sz.Services, sz.Services*sz.PodsPerService), func(b *testing.B) {
-			in := meshtest.Synthetic(sz)
-			b.ReportAllocs()
-			var groups []*translate.Resources
-			for b.Loop() {
-				m, _ := mesh.Build(in)
-				sh := translate.NewShared()
-				groups = groups[:0]
-				for _, g := range m.Groups {
-					res, err := sh.Translate(m.View(g), certs)
-					if err != nil {
-						b.Fatal(err)
-					}
-					groups = append(groups, res)
-				}
-			}
-			b.StopTimer()
-			bytes := 0
-			for _, res := range groups {
-				bytes += size(res)
-			}
+			groups, bytes := fullUpdates(b, meshtest.Synthetic(sz))
 			// What the proxies of one group are sent, on average.
-			b.ReportMetric(float64(bytes)/float64(len(groups)), "bytes/group")
-			b.ReportMetric(float64(len(groups)), "groups")
+			b.ReportMetric(float64(bytes)/float64(groups), "bytes/group")
+			b.ReportMetric(float64(groups), "groups")
 		})
 	}
 }
@@ -69,33 +50,38 @@ func BenchmarkOSMShape(b *testing.B) {
 				mode = "Permissive"
 			}
 			b.Run(fmt.Sprintf("%s/S=%d/P=10", mode, services), func(b *testing.B) {
-				in := meshtest.Synthetic(sz)
+				groups, bytes := fullUpdates(b, meshtest.Synthetic(sz))
 				proxies := services * sz.PodsPerService
-				b.ReportAllocs()
-				var groups []*translate.Resources
-				for b.Loop() {
-					m, _ := mesh.Build(in)
-					sh := translate.NewShared()
-					groups = groups[:0]
-					for _, g := range m.Groups {
-						res, err := sh.Translate(m.View(g), certs)
-						if err != nil {
-							b.Fatal(err)
-						}
-						groups = append(groups, res)
-					}
-				}
-				b.StopTimer()
-				bytes := 0
-				for _, res := range groups {
-					bytes += size(res)
-				}
-				b.ReportMetric(float64(bytes)/float64(len(groups)), "bytes/proxy")
+				b.ReportMetric(float64(bytes)/float64(groups), "bytes/proxy")
 				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(proxies), "µs/proxy")
-				b.ReportMetric(float64(len(groups)), "groups")
+				b.ReportMetric(float64(groups), "groups")
 			})
 		}
 	}
+}
+
+// fullUpdates builds the model of in and translates every group, b.N times;
+// it returns the number of groups and the bytes of config they hold.
+func fullUpdates(b *testing.B, in mesh.Inputs) (groups, bytes int) {
+	b.ReportAllocs()
+	var out []*translate.Resources
+	for b.Loop() {
+		m, _ := mesh.Build(in)
+		sh := translate.NewShared()
+		out = out[:0]
+		for _, g := range m.Groups {
+			res, err := sh.Translate(m.View(g), certs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, res)
+		}
+	}
+	b.StopTimer()
+	for _, res := range out {
+		bytes += size(res)
+	}
+	return len(out), bytes
 }
 
 // BenchmarkEndpointChange is the work one endpoint change costs the runner:
