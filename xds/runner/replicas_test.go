@@ -10,7 +10,10 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
@@ -23,11 +26,19 @@ func TestReplicasAndRestartsServeTheSameVersions(t *testing.T) {
 	ns, buyer, _ := shop(t)
 	storeCluster := "out|" + ns + "/store|80"
 
-	// held opens a stream to the server at address and returns the versions
-	// of clusters and endpoints once it holds the store's, and the stream.
-	held := func(ctx context.Context, address string) ([2]string, *xdstest.Stream) {
+	// held opens a stream to the replica's server, once the replica knows
+	// the buyer's pod, and returns the versions of clusters and endpoints
+	// once it holds the store's, and the stream.
+	held := func(ctx context.Context, r replica) ([2]string, *xdstest.Stream) {
 		t.Helper()
-		conn, err := xdstest.Dial(address, "localhost", mustTLS(t, buyer), ca.Pool())
+		testenv.Eventually(t, 10*time.Second, func() error {
+			return r.informers.Get(ctx, client.ObjectKey{Namespace: ns, Name: "buyer-1"}, &corev1.Pod{})
+		})
+		address, err := r.server.Addr(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := xdstest.Dial(address.String(), "localhost", mustTLS(t, buyer), ca.Pool())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,15 +60,11 @@ func TestReplicasAndRestartsServeTheSameVersions(t *testing.T) {
 		return [2]string{cds.GetVersionInfo(), eds.GetVersionInfo()}, s
 	}
 
-	onA, streamA := held(testContext(t), addr)
+	onA, streamA := held(testContext(t), replica{server: xds, informers: informers})
 
 	ctxB, stopB := context.WithCancel(context.Background())
 	b := startReplica(ctxB, "replica-b", servingCert, logr.Discard())
-	addrB, err := b.server.Addr(ctxB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	onB, _ := held(ctxB, addrB.String())
+	onB, _ := held(ctxB, b)
 	if onB != onA {
 		t.Errorf("replica B serves versions %v, replica A %v", onB, onA)
 	}
@@ -67,11 +74,7 @@ func TestReplicasAndRestartsServeTheSameVersions(t *testing.T) {
 	ctxC, stopC := context.WithCancel(context.Background())
 	defer stopC()
 	c := startReplica(ctxC, "replica-c", servingCert, logr.Discard())
-	addrC, err := c.server.Addr(ctxC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	onC, _ := held(ctxC, addrC.String())
+	onC, _ := held(ctxC, c)
 	if onC != onA {
 		t.Errorf("after the restart the replica serves versions %v, before %v", onC, onA)
 	}
