@@ -143,6 +143,32 @@ func TestOperatorServesAMesh(t *testing.T) {
 // as the test, a client and the xDS server's address. The operator must stop
 // cleanly when the test ends.
 func startOperator(t *testing.T) (context.Context, client.Client, string) {
+	ctx, k, addr, _ := startOperatorAndCertManager(t)
+	return ctx, k, addr
+}
+
+// certManager is cert-manager's controllers in the test, which a test can
+// stop and start again.
+type certManager struct {
+	env  *testenv.Env
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+func (cm *certManager) Start(t *testing.T) {
+	t.Helper()
+	ctx, stop := context.WithCancel(cm.ctx)
+	if err := certmanager.Start(ctx, cm.env.Environment); err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	cm.stop = stop
+}
+
+func (cm *certManager) Stop() { cm.stop() }
+
+// startOperatorAndCertManager is startOperator, also returning cert-manager.
+func startOperatorAndCertManager(t *testing.T) (context.Context, client.Client, string, *certManager) {
 	t.Helper()
 	// Everything the operators of this package's tests log, at every
 	// verbosity, for assertNoKeysLeak. controller-runtime takes the first
@@ -159,9 +185,8 @@ func startOperator(t *testing.T) (context.Context, client.Client, string) {
 	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "osm-system"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := certmanager.Start(ctx, env.Environment); err != nil {
-		t.Fatal(err)
-	}
+	cm := &certManager{env: env, ctx: ctx}
+	cm.Start(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +205,7 @@ func startOperator(t *testing.T) (context.Context, client.Client, string) {
 			t.Errorf("the operator stopped with %v", err)
 		}
 	})
-	return ctx, k, xdsAddr
+	return ctx, k, xdsAddr, cm
 }
 
 func testPod(ns, name, sa string) *corev1.Pod {
