@@ -65,31 +65,32 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 	if h.env, err = testenv.StartWith(testenv.Options{ServiceClusterIPRange: "10.96.0.0/12"}); err != nil {
 		return nil, err
 	}
+	// From here on errors return h too, so that the caller stops the API server.
 	cfg := *h.env.Config
 	cfg.QPS, cfg.Burst = -1, 0 // the loader is not throttled
 	if h.k8s, err = client.New(&cfg, client.Options{Scheme: h.env.Scheme}); err != nil {
-		return nil, err
+		return h, err
 	}
 	if h.ca, err = testpki.NewCA("bench root"); err != nil {
-		return nil, err
+		return h, err
 	}
 	if h.certDir, err = os.MkdirTemp("", "osm-scale-"); err != nil {
-		return nil, err
+		return h, err
 	}
 	if err := serverTLS(h.certDir, h.ca); err != nil {
-		return nil, err
+		return h, err
 	}
 	objs := meshtest.Objects(in)
 	secrets, err := h.issueIdentities(in)
 	if err != nil {
-		return nil, err
+		return h, err
 	}
 	objs = append(objs, secrets...)
 	h.objects = len(objs)
 	progress("creating %d objects: %d services, %d pods, %d EndpointSlices, %d TrafficTargets, %d TrafficSplits, %d MeshVMs, %d identity Secrets",
 		len(objs), len(in.Services), len(in.Pods), len(in.EndpointSlices), len(in.TrafficTargets), len(in.TrafficSplits), len(in.VMs), len(secrets))
 	if err := h.create(ctx, objs); err != nil {
-		return nil, err
+		return h, err
 	}
 	h.slices = in.EndpointSlices
 	for _, tt := range in.TrafficTargets {

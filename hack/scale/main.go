@@ -17,10 +17,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -109,10 +111,20 @@ func main() {
 
 func run(ctx context.Context, o options, log logr.Logger) error {
 	h, err := newHarness(ctx, o, log)
+	if h != nil {
+		defer h.Close()
+		// An interrupted run must not leave its API server and etcd behind.
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-signals
+			h.Close()
+			os.Exit(130)
+		}()
+	}
 	if err != nil {
 		return err
 	}
-	defer h.Close()
 	report := Report{Mesh: h.describe(), Started: time.Now().UTC()}
 	for i, n := range o.proxies {
 		last := i == len(o.proxies)-1
