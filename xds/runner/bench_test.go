@@ -20,12 +20,7 @@ import (
 func BenchmarkEndpointChangeReachesProxy(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	ns := memberNamespace(b)
-	buyer := workload(b, ns, "buyer-1", "buyer", nil)
-	workload(b, ns, "store-1", "store", nil)
-	service(b, ns, "store", "http", 80, "http")
-	es := endpointSlice(b, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
-	allow(b, ns, "buyer", "store")
+	ns, buyer, es := shop(b)
 
 	d, err := xdstest.OpenDeltaStream(ctx, connect(b, &buyer), nodeID(ns, "buyer-1"))
 	if err != nil {
