@@ -430,9 +430,9 @@ func readMemory() memory {
 	debug.FreeOSMemory()
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	m := memory{live: s[0].Value.Uint64() + ms.StackInuse, stacks: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+	var stats runtime.MemStats
+	runtime.ReadMemStats(&stats)
+	m := memory{live: s[0].Value.Uint64() + stats.StackInuse, stacks: stats.StackInuse, goroutines: runtime.NumGoroutine()}
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
