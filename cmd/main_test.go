@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -143,8 +145,19 @@ func TestOperatorServesAMesh(t *testing.T) {
 // as the test, a client and the xDS server's address. The operator must stop
 // cleanly when the test ends.
 func startOperator(t *testing.T) (context.Context, client.Client, string) {
-	ctx, k, addr, _ := startOperatorAndCertManager(t)
-	return ctx, k, addr
+	o := startOperatorWith(t, false)
+	return o.ctx, o.k, o.xdsAddr
+}
+
+// operator is a running test operator and what a test can do to it.
+type operator struct {
+	ctx     context.Context
+	k       client.Client
+	xdsAddr string
+	cm      *certManager
+	// link carries the operator's connections to the API server, when
+	// asked for: cutting it is an API server outage for the operator alone.
+	link *tcpLink
 }
 
 // certManager is cert-manager's controllers in the test, which a test can
@@ -167,8 +180,9 @@ func (cm *certManager) Start(t *testing.T) {
 
 func (cm *certManager) Stop() { cm.stop() }
 
-// startOperatorAndCertManager is startOperator, also returning cert-manager.
-func startOperatorAndCertManager(t *testing.T) (context.Context, client.Client, string, *certManager) {
+// startOperatorWith is startOperator, also returning cert-manager and, with
+// throughLink, the link the operator reaches the API server by.
+func startOperatorWith(t *testing.T, throughLink bool) operator {
 	t.Helper()
 	// Everything the operators of this package's tests log, at every
 	// verbosity, for assertNoKeysLeak. controller-runtime takes the first
@@ -193,9 +207,20 @@ func startOperatorAndCertManager(t *testing.T) (context.Context, client.Client, 
 	}
 	xdsAddr := l.Addr().String()
 	_ = l.Close()
+	o := operator{ctx: ctx, k: k, xdsAddr: xdsAddr, cm: cm}
+	cfg := env.Config
+	if throughLink {
+		u, err := url.Parse(cfg.Host)
+		if err != nil || u.Host == "" {
+			t.Fatalf("the API server's address %q: %v", cfg.Host, err)
+		}
+		o.link = newTCPLink(t, u.Host)
+		cfg = rest.CopyConfig(cfg)
+		cfg.Host = u.Scheme + "://" + o.link.addr
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, env.Config, options{metricsAddr: "0", probeAddr: "0", testing: true, xds: xdsOptions{
+		done <- run(ctx, cfg, options{metricsAddr: "0", probeAddr: "0", testing: true, xds: xdsOptions{
 			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
 		}})
 	}()
@@ -205,7 +230,7 @@ func startOperatorAndCertManager(t *testing.T) (context.Context, client.Client, 
 			t.Errorf("the operator stopped with %v", err)
 		}
 	})
-	return ctx, k, xdsAddr, cm
+	return o
 }
 
 func testPod(ns, name, sa string) *corev1.Pod {

@@ -25,7 +25,8 @@ import (
 // with the reason and the identity it waits for, and it is issued once
 // cert-manager is back.
 func TestCertManagerOutage(t *testing.T) {
-	ctx, k, xdsAddr, cm := startOperatorAndCertManager(t)
+	o := startOperatorWith(t, false)
+	ctx, k, xdsAddr, cm := o.ctx, o.k, o.xdsAddr, o.cm
 	ns := "outage"
 	for _, o := range []client.Object{
 		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
