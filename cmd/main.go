@@ -92,6 +92,8 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
+	xdsOpts := o.xds
+	xdsOpts.namespace = cmp.Or(xdsOpts.namespace, os.Getenv("POD_NAMESPACE"), "osm-system")
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 newScheme(),
 		Metrics:                metricsOpts,
@@ -99,14 +101,18 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "osm-operator.mesh.openservicemesh.io",
-		Cache:                  controllers.CacheOptions(),
-		Controller:             config.Controller{SkipNameValidation: ptr.To(o.testing)},
+		// The Lease lives beside the operator, in or out of a cluster.
+		LeaderElectionNamespace: xdsOpts.namespace,
+		// A replica that stops (a rollout, a drain) hands over at once
+		// instead of after the lease expires: run returns once the manager
+		// has stopped, and main exits.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(),
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.testing)},
 	})
 	if err != nil {
 		return err
 	}
-	xdsOpts := o.xds
-	xdsOpts.namespace = cmp.Or(xdsOpts.namespace, os.Getenv("POD_NAMESPACE"), "osm-system")
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
 		Namespace:                xdsOpts.namespace,
 		ClusterResourceNamespace: xdsOpts.certManagerNamespace,

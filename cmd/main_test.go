@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,6 +159,38 @@ type operator struct {
 	// link carries the operator's connections to the API server, when
 	// asked for: cutting it is an API server outage for the operator alone.
 	link *tcpLink
+	env  *testenv.Env
+}
+
+// runOperator runs an operator (a replica, with leaderElect) as main runs
+// it, against cfg, until ctx ends or stop is called; it returns the xDS
+// server's address. The operator must stop cleanly.
+func runOperator(t *testing.T, ctx context.Context, cfg *rest.Config, leaderElect bool) (xdsAddr string, stop func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xdsAddr = l.Addr().String()
+	_ = l.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, options{metricsAddr: "0", probeAddr: "0", testing: true, leaderElect: leaderElect, xds: xdsOptions{
+			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
+		}})
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("the operator stopped with %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return xdsAddr, stop
 }
 
 // certManager is cert-manager's controllers in the test, which a test can
@@ -184,6 +217,25 @@ func (cm *certManager) Stop() { cm.stop() }
 // throughLink, the link the operator reaches the API server by.
 func startOperatorWith(t *testing.T, throughLink bool) operator {
 	t.Helper()
+	o := startCluster(t)
+	cfg := o.env.Config
+	if throughLink {
+		u, err := url.Parse(cfg.Host)
+		if err != nil || u.Host == "" {
+			t.Fatalf("the API server's address %q: %v", cfg.Host, err)
+		}
+		o.link = newTCPLink(t, u.Host)
+		cfg = rest.CopyConfig(cfg)
+		cfg.Host = u.Scheme + "://" + o.link.addr
+	}
+	o.xdsAddr, _ = runOperator(t, o.ctx, cfg, false)
+	return o
+}
+
+// startCluster starts a real API server with cert-manager's controllers,
+// and no operator yet.
+func startCluster(t *testing.T) operator {
+	t.Helper()
 	// Everything the operators of this package's tests log, at every
 	// verbosity, for assertNoKeysLeak. controller-runtime takes the first
 	// logger it is given for good, so there is one log for all of them.
@@ -195,42 +247,14 @@ func startOperatorWith(t *testing.T, throughLink bool) operator {
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
 	k := env.Client
 	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "osm-system"}}); err != nil {
 		t.Fatal(err)
 	}
 	cm := &certManager{env: env, ctx: ctx}
 	cm.Start(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	xdsAddr := l.Addr().String()
-	_ = l.Close()
-	o := operator{ctx: ctx, k: k, xdsAddr: xdsAddr, cm: cm}
-	cfg := env.Config
-	if throughLink {
-		u, err := url.Parse(cfg.Host)
-		if err != nil || u.Host == "" {
-			t.Fatalf("the API server's address %q: %v", cfg.Host, err)
-		}
-		o.link = newTCPLink(t, u.Host)
-		cfg = rest.CopyConfig(cfg)
-		cfg.Host = u.Scheme + "://" + o.link.addr
-	}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, cfg, options{metricsAddr: "0", probeAddr: "0", testing: true, xds: xdsOptions{
-			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
-		}})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the operator stopped with %v", err)
-		}
-	})
-	return o
+	return operator{ctx: ctx, k: k, cm: cm, env: env}
 }
 
 func testPod(ns, name, sa string) *corev1.Pod {
