@@ -140,7 +140,10 @@ func serviceAccount(p *corev1.Pod) string {
 // Start watches the informers and syncs until ctx ends.
 func (r *Runner) Start(ctx context.Context) error {
 	for _, w := range watched {
-		inf, err := r.opts.Cache.GetInformer(ctx, w.obj)
+		// Not waiting here: the informers list at once, and
+		// WaitForCacheSync below waits for all of them. Waiting for each in
+		// turn made a cold start list 11 types one after another.
+		inf, err := r.opts.Cache.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", w.obj, err)
 		}
