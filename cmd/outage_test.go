@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -53,15 +54,8 @@ func TestCertManagerOutage(t *testing.T) {
 		return identities(metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "1 identities issued")
 	})
 
-	cm.Stop()
-	if err := k.Create(ctx, testPod(ns, "late-1", "late")); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		return identities(metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, "waiting for 1 of 2 identities: [late: not issued yet]")
-	})
-
-	// The buyer's identity, issued before, still gets its proxy served.
+	// A proxy of the buyer's identity is served (once the xDS serving
+	// certificate is issued too), and still is while cert-manager is down.
 	identity := &corev1.Secret{}
 	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, identity); err != nil {
 		t.Fatal(err)
@@ -72,13 +66,15 @@ func TestCertManagerOutage(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(identity.Data["ca.crt"])
-	testenv.Eventually(t, 30*time.Second, func() error {
+	served := func() error {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		conn, err := xdstest.Dial(xdsAddr, bootstrap.XDSServerName("demo", "osm-system"), &cert, roots)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		s, err := xdstest.OpenStream(ctx, conn, "sidecar~"+ns+"~buyer-1")
+		s, err := xdstest.OpenStream(sctx, conn, "sidecar~"+ns+"~buyer-1")
 		if err != nil {
 			return err
 		}
@@ -87,7 +83,19 @@ func TestCertManagerOutage(t *testing.T) {
 		}
 		_, err = s.Recv()
 		return err
+	}
+	testenv.Eventually(t, 60*time.Second, served)
+
+	cm.Stop()
+	if err := k.Create(ctx, testPod(ns, "late-1", "late")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return identities(metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, "waiting for 1 of 2 identities: [late: not issued yet]")
 	})
+	if err := served(); err != nil {
+		t.Errorf("with cert-manager down, a proxy of an issued identity was not served: %v", err)
+	}
 
 	cm.Start(t)
 	testenv.Eventually(t, 90*time.Second, func() error {
