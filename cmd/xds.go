@@ -30,11 +30,13 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 		tlsSource = server.FileTLS(o.certDir)
 	}
 	var srv *server.Server
+	var run *runner.Runner
 	publisher := census.NewPublisher(census.Options{
 		Client:       mgr.GetClient(),
 		Namespace:    o.namespace,
 		Replica:      replicaName(),
 		Count:        func() census.Counts { return sidecarCounts(srv.Proxies()) },
+		Failing:      func() census.Failing { return run.Failing() },
 		FieldManager: meshv1alpha1.FieldManager,
 		Log:          log.WithName("census"),
 	})
@@ -52,8 +54,9 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 		},
 		Log: log.WithName("server"),
 	})
+	run = runner.New(runner.Options{Cache: mgr.GetCache(), Snapshots: snapshots, OnFailing: publisher.Changed, Log: log.WithName("runner")})
 	runnables := []manager.Runnable{
-		runner.New(runner.Options{Cache: mgr.GetCache(), Snapshots: snapshots, Log: log.WithName("runner")}),
+		run,
 		srv,
 		publisher,
 	}

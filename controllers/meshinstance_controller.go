@@ -235,7 +235,7 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 	if err := r.List(ctx, &vms); err != nil {
 		return fmt.Errorf("listing MeshVMs: %w", err)
 	}
-	connected, err := connectedSidecars(ctx, r.Client, r.Namespace)
+	c, err := readCensus(ctx, r.Client, r.Namespace)
 	if err != nil {
 		return err
 	}
@@ -243,7 +243,10 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 	for _, ns := range nss.Items {
 		members[ns.Name] = true
 	}
-	proxies := connected.Total(members)
+	proxies := c.Counts.Total(members)
+	// A failing group is the mesh's to report, not its Ready: the
+	// MeshMember of the namespace is not Ready.
+	proxyConfig(&mi.Status.Conditions, mi.Generation, c.Failing, members)
 	n := 0
 	for _, vm := range vms.Items {
 		if vm.Spec.Mesh == mi.Name {

@@ -96,12 +96,13 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: ids.invalid, stalled: true}, nil
 	}
 	accounts, ready, waiting, injected := ids.accounts, ids.ready, ids.waiting, ids.injected
-	connected, err := connectedSidecars(ctx, r.Client, r.Namespace)
+	c, err := readCensus(ctx, r.Client, r.Namespace)
 	if err != nil {
 		return outcome{}, err
 	}
 	mm.Status.Identities, mm.Status.IdentitiesReady, mm.Status.PodsInjected = int32(accounts), int32(ready), int32(injected)
-	mm.Status.ProxiesConnected = connected[mm.Namespace]
+	mm.Status.ProxiesConnected = c.Counts[mm.Namespace]
+	config := proxyConfig(&mm.Status.Conditions, mm.Generation, c.Failing, map[string]bool{mm.Namespace: true})
 	idStatus, idReason, idMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, fmt.Sprintf("%d identities issued", ready)
 	if len(waiting) > 0 {
 		idStatus, idReason, idMsg = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", len(waiting), accounts, waiting)
@@ -110,7 +111,7 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 	if len(waiting) > 0 {
 		return outcome{reason: idReason, message: idMsg}, nil
 	}
-	return outcome{}, nil
+	return config, nil
 }
 
 // leave takes back the namespace label the operator set, and only that: a

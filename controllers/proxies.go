@@ -3,10 +3,15 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -15,21 +20,52 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/census"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
-// connectedSidecars reads the census of the xDS replicas' Leases.
-func connectedSidecars(ctx context.Context, r client.Reader, namespace string) (census.Counts, error) {
+// readCensus reads the census of the xDS replicas' Leases.
+func readCensus(ctx context.Context, r client.Reader, namespace string) (census.Census, error) {
 	c, err := census.Read(ctx, r, namespace, time.Now())
 	if err != nil {
-		return nil, err
+		return census.Census{}, err
 	}
 	for _, err := range c.Invalid {
 		logf.FromContext(ctx).Error(err, "Ignoring an xDS replica Lease")
 	}
-	return c.Counts, nil
+	return c, nil
+}
+
+// proxyConfig sets the ProxyConfigReady condition from the groups of
+// namespaces that the census says failed, and returns the outcome it means.
+func proxyConfig(conds *[]metav1.Condition, generation int64, failing census.Failing, namespaces map[string]bool) outcome {
+	groups := 0
+	var shown []string
+	for _, ns := range slices.Sorted(maps.Keys(failing)) {
+		if !namespaces[ns] {
+			continue
+		}
+		f := failing[ns]
+		groups += f.Groups
+		for _, g := range slices.Sorted(maps.Keys(f.Errors)) {
+			if len(shown) < maxProblemsShown {
+				shown = append(shown, g+": "+f.Errors[g])
+			}
+		}
+	}
+	if groups == 0 {
+		setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The config of every proxy group is published")
+		return outcome{}
+	}
+	msg := fmt.Sprintf("%d proxy groups keep their last good config, their translation failed: %s", groups, strings.Join(shown, "; "))
+	if groups > len(shown) {
+		msg += "; …"
+	}
+	setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, msg)
+	// Retrying the same inputs fails the same way: it takes a change.
+	return outcome{reason: meshv1alpha1.ReasonTranslationFailed, message: msg, stalled: true}
 }
 
 // ReplicaLeaseReconciler deletes the Lease of an xDS replica that stopped
@@ -57,25 +93,31 @@ func (r *ReplicaLeaseReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return ctrl.Result{}, nil
 }
 
-// censusHandler enqueues, for a replica Lease event that changes counts,
-// what toRequests returns for the namespaces whose counts changed.
+// censusHandler enqueues, for a replica Lease event that changes the counts
+// or the failing groups of some namespaces, what toRequests returns for them.
 func censusHandler(toRequests func(ctx context.Context, namespaces []string) []reconcile.Request) handler.EventHandler {
 	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], old, new client.Object) {
-		var before, after census.Counts
+		var before, after census.Report
 		if l, ok := old.(*coordinationv1.Lease); ok && l != nil {
 			before, _ = census.Decode(l)
 		}
 		if l, ok := new.(*coordinationv1.Lease); ok && l != nil {
 			after, _ = census.Decode(l)
 		}
-		var changed []string
-		for ns, n := range before {
-			if after[ns] != n {
-				changed = append(changed, ns)
+		namespaces := map[string]bool{}
+		for _, r := range []census.Report{before, after} {
+			for ns := range r.Counts {
+				namespaces[ns] = true
+			}
+			for ns := range r.Failing {
+				namespaces[ns] = true
 			}
 		}
-		for ns := range after {
-			if _, ok := before[ns]; !ok {
+		var changed []string
+		for ns := range namespaces {
+			_, was := before.Counts[ns]
+			_, is := after.Counts[ns]
+			if was != is || before.Counts[ns] != after.Counts[ns] || !equality.Semantic.DeepEqual(before.Failing[ns], after.Failing[ns]) {
 				changed = append(changed, ns)
 			}
 		}

@@ -2,7 +2,11 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,4 +101,78 @@ func TestConnectedProxiesAreCountedAcrossReplicas(t *testing.T) {
 		return fmt.Errorf("the expired Lease is still there (%v)", err)
 	})
 	expect(3, 0, 3)
+}
+
+// TestFailingProxyGroupsAreReportedInStatus: a replica whose translation of
+// a group failed says so in its Lease; the MeshMember of the group's
+// namespace turns ProxyConfigReady=False and Ready=False (Stalled), the
+// MeshInstance ProxyConfigReady=False, both naming the group and its error.
+// When the replica reports the group fixed, both recover.
+func TestFailingProxyGroupsAreReportedInStatus(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "failing"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	ns, other := newNamespace(t, nil), newNamespace(t, nil)
+	for _, n := range []string{ns, other} {
+		if err := k8s.Create(ctx, &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: n}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: mi.Name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	failing := census.Failing{}
+	p := census.NewPublisher(census.Options{
+		Client: k8s, Namespace: operatorNamespace, Replica: "xds-failing", FieldManager: "test",
+		Count: func() census.Counts { return census.Counts{} },
+		Failing: func() census.Failing {
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(failing)
+		},
+		Settle: 10 * time.Millisecond, Log: logr.Discard(),
+	})
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = p.Start(pctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	group := "sidecar/" + ns + "/store"
+	mu.Lock()
+	failing.Fail(ns, group, errors.New("identity Secret: tls: private key does not match public key"))
+	mu.Unlock()
+	p.Changed()
+
+	member := func(n string) *meshv1alpha1.MeshMember {
+		return &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Namespace: n, Name: "m"}}
+	}
+	expect := func(obj client.Object, conds func() []metav1.Condition, typ string, status metav1.ConditionStatus, reason, contains string) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			c := condition(t, obj, conds, typ)
+			if c == nil || c.Status != status || c.Reason != reason || !strings.Contains(c.Message, contains) {
+				return fmt.Errorf("%s of %s: %+v, want %s %s mentioning %q", typ, obj.GetNamespace()+"/"+obj.GetName(), c, status, reason, contains)
+			}
+			return nil
+		})
+	}
+	failed := member(ns)
+	fconds := func() []metav1.Condition { return failed.Status.Conditions }
+	expect(failed, fconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, group+": identity Secret: tls: private key does not match public key")
+	expect(failed, fconds, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, group)
+	expect(failed, fconds, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, meshv1alpha1.ReasonTranslationFailed, group)
+	mconds := func() []metav1.Condition { return mi.Status.Conditions }
+	expect(mi, mconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, "1 proxy groups")
+	// The other member's groups are fine.
+	fine := member(other)
+	expect(fine, func() []metav1.Condition { return fine.Status.Conditions }, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+	expect(fine, func() []metav1.Condition { return fine.Status.Conditions }, meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+
+	mu.Lock()
+	delete(failing, ns)
+	mu.Unlock()
+	p.Changed()
+	expect(failed, fconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+	expect(failed, fconds, meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+	expect(mi, mconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
 }

@@ -30,6 +30,12 @@ const (
 	ConditionBootstrapReady = "BootstrapReady"
 	// ConditionProxyConnected is True on a MeshVM whose proxy holds an xDS stream.
 	ConditionProxyConnected = "ProxyConnected"
+	// ConditionProxyConfigReady is True on a MeshMember, or a MeshInstance,
+	// when the xDS replicas published the config of every proxy group of the
+	// namespace (of the mesh's member namespaces). When False, its message
+	// names the groups whose translation failed: their proxies keep their
+	// last good config.
+	ConditionProxyConfigReady = "ProxyConfigReady"
 )
 
 // Condition reasons shared by the three kinds. Reasons are CamelCase words.
@@ -42,4 +48,5 @@ const (
 	ReasonInvalidSpec        = "InvalidSpec"
 	ReasonDeleting           = "Deleting"
 	ReasonInvalidObjects     = "InvalidObjects"
+	ReasonTranslationFailed  = "TranslationFailed"
 )

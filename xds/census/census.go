@@ -1,10 +1,10 @@
 // Package census counts the sidecars connected to the xDS servers of all
-// replicas.
+// replicas, and gathers the proxy groups whose translation failed.
 //
-// Every replica serves xDS and knows only its own streams; the leader writes
-// status. So each replica publishes its count of connected sidecars per
-// namespace in a Lease of the operator's namespace, renewed while it runs and
-// deleted when it stops. Readers sum the Leases that have not expired: a
+// Every replica serves xDS and knows only its own streams and translations;
+// the leader writes status. So each replica publishes its count of connected
+// sidecars per namespace, and its failing groups, in a Lease of the
+// operator's namespace, renewed while it runs and deleted when it stops. Readers sum the Leases that have not expired: a
 // replica that died without cleaning up stops counting after the Lease's
 // duration, and the leader deletes its Lease then (Expired).
 package census
@@ -13,7 +13,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,6 +30,9 @@ const (
 	Component = "xds-replica"
 	// CountsAnnotation holds a Lease's counts: JSON {"<namespace>": n}.
 	CountsAnnotation = "mesh.openservicemesh.io/connected-sidecars"
+	// FailingAnnotation holds a Lease's failing proxy groups: JSON
+	// {"<namespace>": {"groups": n, "errors": {"<group>": "<error>"}}}.
+	FailingAnnotation = "mesh.openservicemesh.io/failing-groups"
 	// LeasePrefix starts the name of each replica's Lease.
 	LeasePrefix = "osm-xds-"
 )
@@ -53,17 +59,104 @@ func (c Counts) Total(namespaces map[string]bool) int32 {
 	return t
 }
 
-// Decode reads a Lease's counts. A Lease without the annotation counts none.
-func Decode(l *coordinationv1.Lease) (Counts, error) {
-	raw, ok := l.Annotations[CountsAnnotation]
-	if !ok {
-		return Counts{}, nil
+// Failing are, per namespace, the proxy groups whose last translation
+// failed: they keep their last good config.
+type Failing map[string]Failures
+
+// Failures are the failing proxy groups of one namespace.
+type Failures struct {
+	// Groups is how many there are.
+	Groups int `json:"groups"`
+	// Errors holds the error of each, or of the first MaxErrors of them by
+	// name when a Lease carries them: group → error.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// Bounds of what a Lease carries, which keep it far below the API server's
+// limit on annotations however many groups fail.
+const (
+	MaxErrors     = 5
+	MaxErrorBytes = 512
+)
+
+// Fail records that group, of namespace, failed with err.
+func (f Failing) Fail(namespace, group string, err error) {
+	n := f[namespace]
+	if n.Errors == nil {
+		n.Errors = map[string]string{}
 	}
-	c := Counts{}
-	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		return nil, fmt.Errorf("lease %s/%s: annotation %s: %w", l.Namespace, l.Name, CountsAnnotation, err)
+	if _, ok := n.Errors[group]; !ok {
+		n.Groups++
 	}
-	return c, nil
+	n.Errors[group] = err.Error()
+	f[namespace] = n
+}
+
+// Merge adds the failures another replica reports. Replicas translate the
+// same model, so they report the same groups: a namespace counts the most
+// any replica reports, not their sum.
+func (f Failing) Merge(o Failing) {
+	for ns, of := range o {
+		n := f[ns]
+		n.Groups = max(n.Groups, of.Groups)
+		for g, e := range of.Errors {
+			if n.Errors == nil {
+				n.Errors = map[string]string{}
+			}
+			n.Errors[g] = e
+		}
+		f[ns] = n
+	}
+}
+
+// bounded is f as a Lease carries it: at most MaxErrors errors of at most
+// MaxErrorBytes each per namespace.
+func (f Failing) bounded() Failing {
+	out := make(Failing, len(f))
+	for ns, n := range f {
+		groups := slices.Sorted(maps.Keys(n.Errors))
+		b := Failures{Groups: n.Groups, Errors: map[string]string{}}
+		for _, g := range groups[:min(len(groups), MaxErrors)] {
+			b.Errors[g] = truncate(n.Errors[g], MaxErrorBytes)
+		}
+		out[ns] = b
+	}
+	return out
+}
+
+// truncate cuts s to at most n bytes, at a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// Report is what one replica's Lease says.
+type Report struct {
+	Counts  Counts
+	Failing Failing
+}
+
+// Decode reads a Lease's report. A Lease without an annotation counts no
+// sidecars or no failures.
+func Decode(l *coordinationv1.Lease) (Report, error) {
+	r := Report{Counts: Counts{}, Failing: Failing{}}
+	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing} {
+		raw, ok := l.Annotations[key]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal([]byte(raw), into); err != nil {
+			return Report{}, fmt.Errorf("lease %s/%s: annotation %s: %w", l.Namespace, l.Name, key, err)
+		}
+	}
+	return r, nil
 }
 
 // Expiry is when a Lease stops counting: its last renewal plus its duration.
@@ -78,6 +171,8 @@ func Expiry(l *coordinationv1.Lease) time.Time {
 // Census is the sum of the live Leases.
 type Census struct {
 	Counts Counts
+	// Failing are the proxy groups some replica failed to translate.
+	Failing Failing
 	// Replicas is the number of live Leases.
 	Replicas int
 	// Expired are the Leases that no longer count.
@@ -92,19 +187,20 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 	if err := r.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{ComponentLabel: Component}); err != nil {
 		return Census{}, fmt.Errorf("listing xDS replica Leases: %w", err)
 	}
-	out := Census{Counts: Counts{}}
+	out := Census{Counts: Counts{}, Failing: Failing{}}
 	for _, l := range leases.Items {
 		if !Expiry(&l).After(now) {
 			out.Expired = append(out.Expired, l)
 			continue
 		}
-		c, err := Decode(&l)
+		r, err := Decode(&l)
 		if err != nil {
 			out.Invalid = append(out.Invalid, err)
 			continue
 		}
 		out.Replicas++
-		out.Counts.Add(c)
+		out.Counts.Add(r.Counts)
+		out.Failing.Merge(r.Failing)
 	}
 	return out, nil
 }

@@ -23,6 +23,9 @@ type Options struct {
 	Replica string
 	// Count returns this replica's connected sidecars per namespace.
 	Count func() Counts
+	// Failing returns the proxy groups this replica failed to translate;
+	// nil reports none.
+	Failing func() Failing
 	// Renew is how often the Lease is renewed; it lives three times as
 	// long. Zero means 10 s.
 	Renew time.Duration
@@ -33,8 +36,9 @@ type Options struct {
 	Log          logr.Logger
 }
 
-// Publisher keeps this replica's Lease: its counts, renewed every Renew, and
-// rewritten soon after proxies connect or disconnect. It is a
+// Publisher keeps this replica's Lease: its counts and failing groups,
+// renewed every Renew, and rewritten soon after proxies connect or
+// disconnect or the failing groups change. It is a
 // controller-runtime Runnable for every replica.
 type Publisher struct {
 	Options
@@ -78,15 +82,18 @@ func (p *Publisher) Start(ctx context.Context) error {
 	defer renew.Stop()
 	var last Counts
 	publish := func() {
-		c := p.Count()
-		if err := p.apply(ctx, c); err != nil {
+		r := Report{Counts: p.Count(), Failing: Failing{}}
+		if p.Failing != nil {
+			r.Failing = p.Failing().bounded()
+		}
+		if err := p.apply(ctx, r); err != nil {
 			p.Log.Error(err, "Failed to publish connected sidecars", "lease", LeasePrefix+p.Replica)
 			return
 		}
-		if !maps.Equal(c, last) {
-			p.Log.V(1).Info("Published connected sidecars", "total", c.Total(nil))
+		if !maps.Equal(r.Counts, last) {
+			p.Log.V(1).Info("Published connected sidecars", "total", r.Counts.Total(nil))
 		}
-		last = c
+		last = r.Counts
 	}
 	publish()
 	for {
@@ -106,16 +113,24 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 }
 
-func (p *Publisher) apply(ctx context.Context, c Counts) error {
-	raw, err := json.Marshal(c)
+func (p *Publisher) apply(ctx context.Context, r Report) error {
+	raw, err := json.Marshal(r.Counts)
 	if err != nil {
 		return fmt.Errorf("encoding counts: %w", err)
+	}
+	annotations := map[string]string{CountsAnnotation: string(raw)}
+	if len(r.Failing) > 0 {
+		raw, err := json.Marshal(r.Failing)
+		if err != nil {
+			return fmt.Errorf("encoding failing groups: %w", err)
+		}
+		annotations[FailingAnnotation] = string(raw)
 	}
 	duration := int32(3 * p.Renew / time.Second)
 	now := metav1.NewMicroTime(time.Now())
 	l := coordinationv1ac.Lease(LeasePrefix+p.Replica, p.Namespace).
 		WithLabels(map[string]string{ComponentLabel: Component, "app.kubernetes.io/managed-by": "osm-operator"}).
-		WithAnnotations(map[string]string{CountsAnnotation: string(raw)}).
+		WithAnnotations(annotations).
 		WithSpec(coordinationv1ac.LeaseSpec().
 			WithHolderIdentity(p.Replica).
 			WithLeaseDurationSeconds(max(duration, 1)).

@@ -24,6 +24,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/census"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -36,7 +37,11 @@ type Options struct {
 	// Quiet is how long the runner waits for more changes after one arrives;
 	// MaxDelay bounds the wait while changes keep coming.
 	Quiet, MaxDelay time.Duration
-	Log             logr.Logger
+	// OnFailing is called, from the runner's goroutine, when the set of
+	// failing groups or their errors changed; Failing tells them. Nil
+	// calls nothing.
+	OnFailing func()
+	Log       logr.Logger
 }
 
 // The runner reads, and never writes, everything the model is built from.
@@ -56,6 +61,20 @@ type Runner struct {
 
 	// deps are the services each published group depends on.
 	deps map[string]map[mesh.ServiceKey]bool
+	// checked is the resource version of each group's identity Secret
+	// when its certificates last parsed.
+	checked map[string]string
+
+	// failing are the groups whose last translation failed: they keep
+	// their last good snapshot.
+	fmu     sync.Mutex
+	failing map[string]failure
+}
+
+// failure is why a group's last translation failed.
+type failure struct {
+	namespace string
+	err       error
 }
 
 // changes are what happened since the last sync.
@@ -75,9 +94,23 @@ func New(opts Options) *Runner {
 	if opts.MaxDelay == 0 {
 		opts.MaxDelay = 500 * time.Millisecond
 	}
-	r := &Runner{opts: opts, kick: make(chan struct{}, 1), deps: map[string]map[mesh.ServiceKey]bool{}}
+	r := &Runner{
+		opts: opts, kick: make(chan struct{}, 1),
+		deps: map[string]map[mesh.ServiceKey]bool{}, checked: map[string]string{}, failing: map[string]failure{},
+	}
 	r.dirty = changes{full: true}
 	return r
+}
+
+// Failing returns the groups whose last translation failed, per namespace.
+func (r *Runner) Failing() census.Failing {
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	out := census.Failing{}
+	for group, f := range r.failing {
+		out.Fail(f.namespace, group, f.err)
+	}
+	return out
 }
 
 // NeedLeaderElection is false: every replica serves the same snapshots.

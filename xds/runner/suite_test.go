@@ -35,6 +35,7 @@ var (
 	k8s       client.Client
 	ca        *testpki.CA
 	xds       *server.Server
+	xdsRunner *runner.Runner
 	snapshots *cache.Cache
 	nodes     *cache.Nodes
 	addr      string
@@ -90,7 +91,7 @@ func startControlPlane(ctx context.Context) error {
 	servingCert = &servingTLS
 	log := stdr.New(nil)
 	rep := startReplica(ctx, "replica-test", servingCert, log)
-	xds, snapshots, nodes, informers = rep.server, rep.snapshots, rep.nodes, rep.informers
+	xds, xdsRunner, snapshots, nodes, informers = rep.server, rep.runner, rep.snapshots, rep.nodes, rep.informers
 	a, err := xds.Addr(ctx)
 	if err != nil {
 		return err
@@ -103,6 +104,7 @@ func startControlPlane(ctx context.Context) error {
 // cache, the runner and the server (on a port of its own).
 type replica struct {
 	server    *server.Server
+	runner    *runner.Runner
 	snapshots *cache.Cache
 	nodes     *cache.Nodes
 	informers ctrlcache.Cache
@@ -139,7 +141,7 @@ func startReplica(ctx context.Context, name string, serving *tls.Certificate, lo
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	return replica{server: srv, snapshots: snapshots, nodes: nodes, informers: inf}
+	return replica{server: srv, runner: r, snapshots: snapshots, nodes: nodes, informers: inf}
 }
 
 var seq atomic.Int32

@@ -2,7 +2,10 @@ package runner
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,10 +37,14 @@ var (
 		Name: "osm_mesh_problems",
 		Help: "Objects the last model build could not use as written.",
 	})
+	groupsFailing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "osm_xds_groups_failing",
+		Help: "Proxy groups whose last translation failed: they keep their last good snapshot.",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems)
+	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems, groupsFailing)
 }
 
 // sync rebuilds the model and republishes the groups that c touches.
@@ -49,6 +56,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 		return err
 	}
 	live := map[string]bool{}
+	failed := r.failures()
 	var problems int
 	for _, mi := range meshes {
 		in.Mesh = mi
@@ -83,8 +91,10 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 			if err := r.publish(ctx, shared, v); err != nil {
 				translationErrors.Inc()
 				r.opts.Log.Error(err, "Kept the last good config of a proxy group", "mesh", mi.Name, "group", key)
+				failed[key] = failure{namespace: g.Identity.Namespace, err: err}
 				continue
 			}
+			delete(failed, key)
 			deps := map[mesh.ServiceKey]bool{}
 			for _, k := range v.Dependencies() {
 				deps[k] = true
@@ -99,7 +109,39 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 			r.opts.Snapshots.Remove(key)
 		}
 	}
+	for key := range failed {
+		if !live[key] {
+			delete(failed, key)
+		}
+	}
+	for key := range r.checked {
+		if !live[key] {
+			delete(r.checked, key)
+		}
+	}
+	r.setFailures(failed)
 	return nil
+}
+
+// failures copies the failing groups, for a sync to update.
+func (r *Runner) failures() map[string]failure {
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	return maps.Clone(r.failing)
+}
+
+// setFailures stores what a sync found, and says so when it changed.
+func (r *Runner) setFailures(f map[string]failure) {
+	r.fmu.Lock()
+	changed := !maps.EqualFunc(f, r.failing, func(a, b failure) bool {
+		return a.namespace == b.namespace && a.err.Error() == b.err.Error()
+	})
+	r.failing = f
+	r.fmu.Unlock()
+	groupsFailing.Set(float64(len(f)))
+	if changed && r.opts.OnFailing != nil {
+		r.opts.OnFailing()
+	}
 }
 
 // touches says whether the changes c affect group g (published as key).
@@ -117,7 +159,7 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 }
 
 func (r *Runner) publish(ctx context.Context, shared *translate.Shared, v *mesh.View) error {
-	certs, err := r.certificates(ctx, v.Group.Identity)
+	certs, err := r.certificates(ctx, v.Group)
 	if err != nil {
 		return err
 	}
@@ -132,15 +174,31 @@ func (r *Runner) publish(ctx context.Context, shared *translate.Shared, v *mesh.
 	return nil
 }
 
-// certificates reads an identity's Secret; nil while it is not issued yet.
-func (r *Runner) certificates(ctx context.Context, id mesh.Identity) (*translate.Certificates, error) {
+// certificates reads the Secret of a group's identity; nil while it is not
+// issued yet. Certificates a proxy would reject (the key not matching the
+// certificate, a trust bundle without certificates) are an error: the
+// group keeps its last good config rather than having every proxy NACK.
+func (r *Runner) certificates(ctx context.Context, g mesh.Group) (*translate.Certificates, error) {
 	s := &corev1.Secret{}
-	key := client.ObjectKey{Namespace: id.Namespace, Name: meshv1alpha1.IdentitySecretName(id.ServiceAccount)}
+	key := client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}
 	if err := r.opts.Cache.Get(ctx, key, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("reading identity Secret %s: %w", key, err)
 	}
-	return &translate.Certificates{CertChain: s.Data["tls.crt"], PrivateKey: s.Data["tls.key"], TrustBundle: s.Data["ca.crt"]}, nil
+	c := &translate.Certificates{CertChain: s.Data["tls.crt"], PrivateKey: s.Data["tls.key"], TrustBundle: s.Data["ca.crt"]}
+	if len(c.CertChain) == 0 || len(c.PrivateKey) == 0 || len(c.TrustBundle) == 0 || r.checked[g.String()] == s.ResourceVersion {
+		// Translation leaves out secrets it lacks a part of, and a
+		// version that parsed once parses again.
+		return c, nil
+	}
+	if _, err := tls.X509KeyPair(c.CertChain, c.PrivateKey); err != nil {
+		return nil, fmt.Errorf("identity Secret %s: tls.crt and tls.key: %w", key, err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(c.TrustBundle) {
+		return nil, fmt.Errorf("identity Secret %s: ca.crt holds no PEM certificate", key)
+	}
+	r.checked[g.String()] = s.ResourceVersion
+	return c, nil
 }
