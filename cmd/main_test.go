@@ -234,14 +234,17 @@ func startOperatorWith(t *testing.T, throughLink bool) operator {
 
 // startCluster starts a real API server with cert-manager's controllers,
 // and no operator yet.
-func startCluster(t *testing.T) operator {
+func startCluster(t *testing.T) operator { return startClusterWith(t, testenv.Options{}) }
+
+// startClusterWith is startCluster with options for the API server.
+func startClusterWith(t *testing.T, opts testenv.Options) operator {
 	t.Helper()
 	// Everything the operators of this package's tests log, at every
 	// verbosity, for assertNoKeysLeak. controller-runtime takes the first
 	// logger it is given for good, so there is one log for all of them.
 	captureLogs.Do(func() { ctrllog.SetLogger(zap.New(zap.WriteTo(operatorLog), zap.Level(zapcore.Level(-10)))) })
 	klog.SetLogger(logr.Discard())
-	env, err := testenv.Start()
+	env, err := testenv.StartWith(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

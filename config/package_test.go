@@ -158,8 +158,8 @@ func TestOLMBundle(t *testing.T) {
 	if len(csv.Spec.CustomResourceDefinitions.Owned) != 7 || len(bundle.V1CRDs) != 7 {
 		t.Errorf("%d owned CRDs described, %d in the bundle; want 7", len(csv.Spec.CustomResourceDefinitions.Owned), len(bundle.V1CRDs))
 	}
-	if len(csv.Spec.WebhookDefinitions) != 5 {
-		t.Errorf("%d webhooks, want the injector and 4 validators", len(csv.Spec.WebhookDefinitions))
+	if len(csv.Spec.WebhookDefinitions) != 6 {
+		t.Errorf("%d webhooks, want the injector and 5 validators", len(csv.Spec.WebhookDefinitions))
 	}
 	var examples []map[string]any
 	if err := json.Unmarshal([]byte(csv.Annotations["alm-examples"]), &examples); err != nil || len(examples) != 7 {

@@ -4,6 +4,7 @@
 // (SetupWithManager, watches and indexes).
 package controllers
 
-// The operator reads the mesh API and writes its status.
-// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshinstances;meshmembers;meshvms,verbs=get;list;watch
-// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshinstances/status;meshmembers/status;meshvms/status,verbs=get;update;patch
+// The operator reads the mesh API, writes its status, and updates the objects
+// themselves only to add and remove its finalizers.
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshinstances;meshmembers;meshvms,verbs=list;watch;update
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshinstances/status;meshmembers/status;meshvms/status,verbs=patch

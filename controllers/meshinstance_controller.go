@@ -25,8 +25,10 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers;clusterissuers,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates/status;clusterissuers/status,verbs=get
+// Certificates are read from the cache but for one check past it (the
+// namespace controller's); ClusterIssuers go with their MeshInstance.
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=clusterissuers,verbs=list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // MeshInstanceReconciler bootstraps a mesh's certificate authority through

@@ -19,7 +19,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshmembers/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch;apply
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch;patch
 
 // memberFinalizer lets the operator take its namespace label back before a
 // MeshMember goes.

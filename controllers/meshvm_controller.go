@@ -25,10 +25,10 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshvms/finalizers;meshinstances/finalizers,verbs=update
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch;create;patch;delete
 
 // vmFinalizer lets the operator delete what garbage collection would leave.
 const vmFinalizer = "mesh.openservicemesh.io/vm"

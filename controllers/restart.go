@@ -13,8 +13,8 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=list;watch;patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=list;watch
 
 // RestartedForAnnotation on a workload's pod template records the mesh the
 // operator rolled it for, so that it rolls each workload once.

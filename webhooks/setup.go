@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -36,6 +37,9 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &splitv1alpha4.TrafficSplit{}).WithValidator(check[*splitv1alpha4.TrafficSplit](TrafficSplitValidator{Reader: r}.Validate)).Complete(); err != nil {
 		return fmt.Errorf("registering the TrafficSplit webhook: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &specsv1alpha4.HTTPRouteGroup{}).WithValidator(check[*specsv1alpha4.HTTPRouteGroup](HTTPRouteGroupValidator{}.Validate)).Complete(); err != nil {
+		return fmt.Errorf("registering the HTTPRouteGroup webhook: %w", err)
 	}
 	return nil
 }

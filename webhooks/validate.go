@@ -2,7 +2,9 @@ package webhooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 
@@ -53,6 +55,25 @@ func exists(ctx context.Context, r client.Reader, key client.ObjectKey, obj clie
 		return false, fmt.Errorf("reading %T %s: %w", obj, key, err)
 	}
 	return true, nil
+}
+
+// meshOf is the mesh namespace is a member of, through a MeshMember or its
+// label; empty when none.
+func meshOf(ctx context.Context, r client.Reader, namespace string) (string, error) {
+	var members meshv1alpha1.MeshMemberList
+	if err := r.List(ctx, &members, client.InNamespace(namespace)); err != nil {
+		return "", fmt.Errorf("listing the MeshMembers of %s: %w", namespace, err)
+	}
+	for _, mm := range members.Items {
+		if mm.DeletionTimestamp.IsZero() {
+			return mm.Spec.Mesh, nil
+		}
+	}
+	ns := &corev1.Namespace{}
+	if _, err := exists(ctx, r, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return "", err
+	}
+	return ns.Labels[meshv1alpha1.MonitorLabel], nil
 }
 
 // meshWarning warns when the MeshInstance a member names does not exist.
@@ -123,6 +144,11 @@ func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 			}
 		}
 	}
+	if other, err := meshOf(ctx, v.Reader, vm.Namespace); err != nil {
+		return nil, err
+	} else if other != "" && other != vm.Spec.Mesh {
+		return nil, fmt.Errorf("%s: spec.mesh %q: namespace %s is a member of mesh %q; a VM joins the mesh of its namespace", what, vm.Spec.Mesh, vm.Namespace, other)
+	}
 	warnings, err := meshWarning(ctx, v.Reader, what, vm.Spec.Mesh)
 	if err != nil {
 		return nil, err
@@ -167,6 +193,28 @@ func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3
 		return nil, fmt.Errorf("%s: spec.rules: at least one rule is required", what)
 	}
 	var warnings admission.Warnings
+	// A source of another mesh, or of none, is left out of the policy. It
+	// may join the mesh later (GitOps applies in any order): a warning.
+	here, err := meshOf(ctx, v.Reader, tt.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range tt.Spec.Sources {
+		if s.Namespace == "" || s.Namespace == tt.Namespace || here == "" {
+			continue
+		}
+		there, err := meshOf(ctx, v.Reader, s.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		if there != here {
+			where := "is not in a mesh"
+			if there != "" {
+				where = fmt.Sprintf("is a member of mesh %q", there)
+			}
+			warnings = append(warnings, fmt.Sprintf("%s: spec.sources[%d].namespace: namespace %s %s, not of mesh %q; the source is left out", what, i, s.Namespace, where, here))
+		}
+	}
 	for i, r := range tt.Spec.Rules {
 		field := fmt.Sprintf("spec.rules[%d]", i)
 		var have []string
@@ -217,7 +265,8 @@ func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3
 // +kubebuilder:webhook:path=/validate-split-smi-spec-io-v1alpha4-trafficsplit,mutating=false,failurePolicy=ignore,sideEffects=None,groups=split.smi-spec.io,resources=trafficsplits,verbs=create;update,versions=v1alpha4,name=trafficsplit.mesh.openservicemesh.io,admissionReviewVersions=v1
 
 // TrafficSplitValidator denies a split that cannot route (no backends,
-// negative or all-zero weights, a backend named twice) and warns of Services
+// weights out of range or all zero, a backend named twice, a Service of
+// another namespace), a second split of one Service, and warns of Services
 // that do not exist.
 type TrafficSplitValidator struct{ Reader client.Reader }
 
@@ -229,20 +278,43 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 	if len(ts.Spec.Backends) == 0 {
 		return nil, fmt.Errorf("%s: spec.backends: at least one backend is required", what)
 	}
-	total := 0
+	root, err := mesh.SplitService(ts.Spec.Service, ts.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("%s: spec.service: %w", what, err)
+	}
+	var total uint64
 	seen := map[string]int{}
 	for i, b := range ts.Spec.Backends {
-		if b.Weight < 0 {
-			return nil, fmt.Errorf("%s: spec.backends[%d].weight: %d is negative", what, i, b.Weight)
+		if b.Weight < 0 || uint64(b.Weight) > math.MaxUint32 {
+			return nil, fmt.Errorf("%s: spec.backends[%d].weight: %d is out of range 0..%d", what, i, b.Weight, uint32(math.MaxUint32))
 		}
-		if j, dup := seen[mesh.ServiceName(b.Service)]; dup {
+		name, err := mesh.SplitService(b.Service, ts.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.backends[%d].service: %w", what, i, err)
+		}
+		if j, dup := seen[name]; dup {
 			return nil, fmt.Errorf("%s: spec.backends[%d].service: %q is also spec.backends[%d]", what, i, b.Service, j)
 		}
-		seen[mesh.ServiceName(b.Service)] = i
-		total += b.Weight
+		seen[name] = i
+		total += uint64(b.Weight)
 	}
 	if total == 0 {
 		return nil, fmt.Errorf("%s: spec.backends: every weight is 0, so no traffic could be routed", what)
+	}
+	if total > math.MaxUint32 {
+		return nil, fmt.Errorf("%s: spec.backends: the weights add up to %d, more than %d", what, total, uint32(math.MaxUint32))
+	}
+	var splits splitv1alpha4.TrafficSplitList
+	if err := v.Reader.List(ctx, &splits, client.InNamespace(ts.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the TrafficSplits of %s: %w", ts.Namespace, err)
+	}
+	for _, o := range splits.Items {
+		if o.Name == ts.Name || !o.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if r, err := mesh.SplitService(o.Spec.Service, o.Namespace); err == nil && r == root {
+			return nil, fmt.Errorf("%s: spec.service: Service %s/%s is already split by TrafficSplit %s; a Service has one split", what, ts.Namespace, root, o.Name)
+		}
 	}
 	var warnings admission.Warnings
 	names, fields := []string{ts.Spec.Service}, []string{"spec.service"}
@@ -251,13 +323,41 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		fields = append(fields, fmt.Sprintf("spec.backends[%d].service", i))
 	}
 	for i, n := range names {
-		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: mesh.ServiceName(n)}, &corev1.Service{})
+		name, _ := mesh.SplitService(n, ts.Namespace) // checked above
+		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, &corev1.Service{})
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, mesh.ServiceName(n)))
+			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, name))
 		}
 	}
 	return warnings, nil
+}
+
+// +kubebuilder:webhook:path=/validate-specs-smi-spec-io-v1alpha4-httproutegroup,mutating=false,failurePolicy=ignore,sideEffects=None,groups=specs.smi-spec.io,resources=httproutegroups,verbs=create;update,versions=v1alpha4,name=httproutegroup.mesh.openservicemesh.io,admissionReviewVersions=v1
+
+// HTTPRouteGroupValidator denies matches a proxy could not enforce (what
+// mesh.CheckHTTPMatch finds) and match names used twice, which a
+// TrafficTarget could not tell apart.
+type HTTPRouteGroupValidator struct{}
+
+func (HTTPRouteGroupValidator) Validate(_ context.Context, g *specsv1alpha4.HTTPRouteGroup) (admission.Warnings, error) {
+	what := fmt.Sprintf("HTTPRouteGroup %s/%s", g.Namespace, g.Name)
+	var errs []error
+	seen := map[string]int{}
+	for i, m := range g.Spec.Matches {
+		field := fmt.Sprintf("spec.matches[%d]", i)
+		if j, dup := seen[m.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s.name: %q is also spec.matches[%d]", field, m.Name, j))
+		}
+		seen[m.Name] = i
+		for _, err := range mesh.CheckHTTPMatch(m) {
+			errs = append(errs, fmt.Errorf("%s (%q): %w", field, m.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s: %w", what, errors.Join(errs...))
+	}
+	return nil, nil
 }

@@ -291,7 +291,11 @@ func TestValidation(t *testing.T) {
 		}(), denied: fmt.Sprintf(`TrafficTarget %s/t3: spec.destination.namespace "elsewhere": the destination must be in the TrafficTarget's namespace %s`, ns, ns)},
 		{name: "split weights all zero", obj: split("s1", 0, 0),
 			denied: fmt.Sprintf("TrafficSplit %s/s1: spec.backends: every weight is 0", ns)},
-		{name: "split backends missing", obj: split("s2", 80, 20),
+		{name: "split backends missing", obj: func() client.Object {
+			ts := split("s2", 80, 20)
+			ts.Spec.Service = "bookstore-v9"
+			return ts
+		}(),
 			warned: fmt.Sprintf("TrafficSplit %s/s2: spec.backends[0].service: Service %s/bookstore-v1 does not exist", ns, ns)},
 		{name: "split naming services with their namespace", obj: func() client.Object {
 			ts := split("s3")

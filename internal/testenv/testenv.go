@@ -62,6 +62,8 @@ type Options struct {
 	// ServiceClusterIPRange is the API server's Service CIDR; envtest's
 	// default, a /24, holds only 254 Services.
 	ServiceClusterIPRange string
+	// AdmissionPlugins are enabled besides the API server's defaults.
+	AdmissionPlugins []string
 }
 
 // StartWith is Start with options.
@@ -102,6 +104,9 @@ func start(webhooks bool, o Options) (*Env, error) {
 	}
 	if o.ServiceClusterIPRange != "" {
 		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", o.ServiceClusterIPRange)
+	}
+	if len(o.AdmissionPlugins) > 0 {
+		env.ControlPlane.GetAPIServer().Configure().Set("enable-admission-plugins", strings.Join(o.AdmissionPlugins, ","))
 	}
 	if webhooks {
 		if env.WebhookInstallOptions, err = webhookConfigurations(root); err != nil {

@@ -34,8 +34,10 @@ type builder struct {
 	// members maps a member namespace to the selector of its member pods
 	// (labels.Everything() when the whole namespace is a member).
 	members map[string]labels.Selector
-	pods    map[string]*corev1.Pod // by namespace/name, member pods only
-	vms     map[string]*meshv1alpha1.MeshVM
+	// elsewhere maps a namespace that another mesh holds to that mesh.
+	elsewhere map[string]string
+	pods      map[string]*corev1.Pod // by namespace/name, member pods only
+	vms       map[string]*meshv1alpha1.MeshVM
 }
 
 func (b *builder) problem(kind string, obj metav1.Object, format string, args ...any) {
@@ -71,12 +73,26 @@ func (b *builder) build() (*Mesh, []Problem) {
 }
 
 // collectMembers finds the member namespaces: labelled with the mesh's name,
-// or holding a MeshMember of the mesh.
+// or holding a MeshMember of the mesh. A MeshMember of another mesh takes
+// its namespace there, label or not: the operator relabels it.
 func (b *builder) collectMembers() {
 	b.members = map[string]labels.Selector{}
+	b.elsewhere = map[string]string{}
+	for _, mm := range b.in.Members {
+		if mm.Spec.Mesh != b.m.Name && mm.DeletionTimestamp == nil {
+			b.elsewhere[mm.Namespace] = mm.Spec.Mesh
+		}
+	}
 	for _, ns := range b.in.Namespaces {
-		if ns.Labels[meshv1alpha1.MonitorLabel] == b.m.Name && ns.DeletionTimestamp == nil {
+		if ns.DeletionTimestamp != nil {
+			continue
+		}
+		_, moving := b.elsewhere[ns.Name]
+		switch m := ns.Labels[meshv1alpha1.MonitorLabel]; {
+		case m == b.m.Name && !moving:
 			b.members[ns.Name] = labels.Everything()
+		case m != "" && m != b.m.Name && !moving:
+			b.elsewhere[ns.Name] = m
 		}
 	}
 	for _, mm := range b.in.Members {
@@ -96,6 +112,7 @@ func (b *builder) collectMembers() {
 			continue // the label makes every pod a member
 		}
 		b.members[mm.Namespace] = sel
+		delete(b.elsewhere, mm.Namespace) // the operator labels it for this mesh
 	}
 }
 
@@ -117,6 +134,12 @@ func (b *builder) collectWorkloads() {
 	b.vms = map[string]*meshv1alpha1.MeshVM{}
 	for _, vm := range b.in.VMs {
 		if vm.Spec.Mesh != b.m.Name || vm.DeletionTimestamp != nil {
+			continue
+		}
+		if other, ok := b.elsewhere[vm.Namespace]; ok {
+			// Its identity would be that of the other mesh's workloads
+			// of the same service account: one proxy group in two meshes.
+			b.problem("MeshVM", vm, "namespace %s is a member of mesh %q; the VM is left out", vm.Namespace, other)
 			continue
 		}
 		b.vms[vm.Namespace+"/"+vm.Name] = vm

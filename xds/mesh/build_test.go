@@ -31,6 +31,18 @@ metadata: {name: web-v2, namespace: shop}
 spec: {clusterIP: 10.96.0.2, ports: [{name: http, port: 80}]}
 `
 
+// clientMayCallWeb is a TrafficTarget letting client call web on the
+// HTTPRouteGroup "routes".
+const clientMayCallWeb = `---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web}
+  sources: [{kind: ServiceAccount, name: client}]
+  rules: [{kind: HTTPRouteGroup, name: routes}]
+`
+
 // TestBadInputIsReportedAndLeftOut: each malformed object yields a problem
 // that names it and says what was left out, and never a panic.
 func TestBadInputIsReportedAndLeftOut(t *testing.T) {
@@ -42,29 +54,13 @@ apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: bad, pathRegex: "(unclosed"}]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: tt, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: web}
-  sources: [{kind: ServiceAccount, name: client}]
-  rules: [{kind: HTTPRouteGroup, name: routes}]
-`, `HTTPRouteGroup shop/routes: match "bad": pathRegex: error parsing regexp`},
+` + clientMayCallWeb, `HTTPRouteGroup shop/routes: match "bad": pathRegex: error parsing regexp`},
 		{"header name with a space", `
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: bad, headers: [{"user agent": ".*"}]}]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: tt, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: web}
-  sources: [{kind: ServiceAccount, name: client}]
-  rules: [{kind: HTTPRouteGroup, name: routes}]
-`, `match "bad": "user agent" is not an HTTP header name`},
+` + clientMayCallWeb, `match "bad": "user agent" is not an HTTP header name`},
 		{"missing route group", `
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
@@ -113,6 +109,84 @@ addressType: IPv4
 ports: [{name: http, port: 8080}]
 endpoints: [{addresses: ["not-an-ip"], targetRef: {kind: Pod, name: web-1, namespace: shop}}]
 `, `EndpointSlice shop/web-1: address "not-an-ip" is not an IP address`},
+		{"split weights overflowing", `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: split, namespace: shop}
+spec: {service: web, backends: [{service: web, weight: 2147483647}, {service: web-v2, weight: 2147483647}, {service: web-v2.shop, weight: 2147483647}]}
+`, `backend weights add up to 6442450941; they must add up to 1..4294967295`},
+		{"split backend in another namespace", `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: split, namespace: shop}
+spec: {service: web, backends: [{service: web-v2.elsewhere, weight: 1}]}
+`, `TrafficSplit shop/split: backend: service "web-v2.elsewhere" is not in the split's namespace shop`},
+		{"split root in another namespace", `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: split, namespace: shop}
+spec: {service: web.elsewhere.svc.cluster.local, backends: [{service: web-v2, weight: 1}]}
+`, `root service: service "web.elsewhere.svc.cluster.local" is not in the split's namespace shop`},
+		{"second split of a service", `
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: a, namespace: shop}
+spec: {service: web, backends: [{service: web-v2, weight: 1}]}
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: b, namespace: shop}
+spec: {service: web, backends: [{service: web, weight: 1}]}
+`, `TrafficSplit shop/b: service "web" is already split by a; the split is ignored`},
+		{"source in another mesh", `
+apiVersion: v1
+kind: Namespace
+metadata: {name: bank, labels: {openservicemesh.io/monitor: vault}}
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: all, pathRegex: ".*"}]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web}
+  sources: [{kind: ServiceAccount, name: teller, namespace: bank}]
+  rules: [{kind: HTTPRouteGroup, name: routes}]
+`, `TrafficTarget shop/tt: source bank/teller: namespace bank is a member of mesh "vault", not of mesh "osm"; it is left out`},
+		{"source outside any mesh", `
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: all, pathRegex: ".*"}]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: tt, namespace: shop}
+spec:
+  destination: {kind: ServiceAccount, name: web}
+  sources: [{kind: ServiceAccount, name: x, namespace: nowhere}]
+  rules: [{kind: HTTPRouteGroup, name: routes}]
+`, `source nowhere/x: namespace nowhere is not in a mesh`},
+		{"VM in another mesh's namespace", `
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshMember
+metadata: {name: m, namespace: bank}
+spec: {mesh: vault}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshVM
+metadata: {name: teller, namespace: bank}
+spec: {mesh: osm, serviceAccountName: teller, addresses: [192.0.2.1], ports: [{name: http, port: 8080, protocol: http}]}
+`, `MeshVM bank/teller: namespace bank is a member of mesh "vault"; the VM is left out`},
+		{"unknown method", `
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: bad, methods: [FETCH]}]}
+` + clientMayCallWeb, `HTTPRouteGroup shop/routes: match "bad": unknown method "FETCH"; the match allows nothing`},
 		{"repeated service port", `
 apiVersion: v1
 kind: Service
@@ -134,8 +208,18 @@ spec: {clusterIP: 10.96.0.3, ports: [{name: a, port: 80}, {name: b, port: 80}]}
 			if !strings.Contains(strings.Join(got, "\n"), tc.want) {
 				t.Errorf("problems %q do not say %q", got, tc.want)
 			}
-			if len(m.Policies) != 0 || len(m.Splits) != 0 {
+			// Only the first of two splits of one service is valid.
+			wantSplits := 0
+			if tc.name == "second split of a service" {
+				wantSplits = 1
+			}
+			if len(m.Policies) != 0 || len(m.Splits) != wantSplits {
 				t.Errorf("a malformed object still made policy: %d policies, %d splits", len(m.Policies), len(m.Splits))
+			}
+			for _, g := range m.Groups {
+				if g.Identity.Namespace != "shop" {
+					t.Errorf("group %s of a namespace outside the mesh", g)
+				}
 			}
 		})
 	}
@@ -150,15 +234,7 @@ apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: tagged, headers: [{x-tag: ""}]}]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: tt, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: web}
-  sources: [{kind: ServiceAccount, name: client}]
-  rules: [{kind: HTTPRouteGroup, name: routes}]
-`))
+` + clientMayCallWeb))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,5 +288,33 @@ func TestPortProtocol(t *testing.T) {
 		if got := m.Services[0].Ports[0].Protocol; got != tc.want {
 			t.Errorf("port %+v: protocol %s, want %s", tc.port, got, tc.want)
 		}
+	}
+}
+
+// TestAMeshMemberMovesALabelledNamespace: a namespace labelled for one mesh
+// with a MeshMember of another belongs to the other (the operator relabels
+// it), never to both: its workloads are one proxy group in one mesh.
+func TestAMeshMemberMovesALabelledNamespace(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base + `---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop}
+spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshMember
+metadata: {name: m, namespace: shop}
+spec: {mesh: vault}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := mesh.Build(in); len(m.Groups) != 0 {
+		t.Errorf("mesh osm still has the groups %v of a namespace moving to vault", m.Groups)
+	}
+	in.Mesh = in.Mesh.DeepCopy()
+	in.Mesh.Name = "vault"
+	if m, _ := mesh.Build(in); len(m.Groups) != 1 {
+		t.Errorf("mesh vault has groups %v, want shop's web", m.Groups)
 	}
 }

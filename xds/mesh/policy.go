@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -53,7 +55,19 @@ func (b *builder) collectPolicies() {
 				b.problem("TrafficTarget", tt, "source kind %q is not ServiceAccount; it is left out", s.Kind)
 				continue
 			}
-			p.Sources = append(p.Sources, Identity{cmp.Or(s.Namespace, tt.Namespace), s.Name})
+			id := Identity{cmp.Or(s.Namespace, tt.Namespace), s.Name}
+			if !b.holdsWorkloads(id.Namespace) {
+				// Its workloads hold no certificate of this mesh, unless
+				// another mesh shares the issuer: allowing them would let
+				// traffic cross meshes.
+				where := "not in a mesh"
+				if other, ok := b.elsewhere[id.Namespace]; ok {
+					where = fmt.Sprintf("a member of mesh %q", other)
+				}
+				b.problem("TrafficTarget", tt, "source %s: namespace %s is %s, not of mesh %q; it is left out", id, id.Namespace, where, b.m.Name)
+				continue
+			}
+			p.Sources = append(p.Sources, id)
 		}
 		slices.SortFunc(p.Sources, compareIdentity)
 		p.Sources = slices.Compact(p.Sources)
@@ -99,6 +113,20 @@ func (b *builder) collectPolicies() {
 	})
 }
 
+// holdsWorkloads says whether the mesh's workloads may run in namespace: a
+// member namespace, or one holding a MeshVM of the mesh.
+func (b *builder) holdsWorkloads(namespace string) bool {
+	if _, member := b.members[namespace]; member {
+		return true
+	}
+	for _, vm := range b.vms {
+		if vm.Namespace == namespace {
+			return true
+		}
+	}
+	return false
+}
+
 // httpMatches returns the matches of g named in names (all of them when names
 // is empty) whose regexes and methods are valid.
 func (b *builder) httpMatches(g *specsv1alpha4.HTTPRouteGroup, names []string) []HTTPMatch {
@@ -107,20 +135,14 @@ func (b *builder) httpMatches(g *specsv1alpha4.HTTPRouteGroup, names []string) [
 		if len(names) > 0 && !slices.Contains(names, m.Name) {
 			continue
 		}
-		hm := HTTPMatch{Name: m.Name, PathRegex: m.PathRegex}
-		valid := true
-		if m.PathRegex != "" {
-			if _, err := regexp.Compile(m.PathRegex); err != nil {
-				b.problem("HTTPRouteGroup", g, "match %q: pathRegex: %v; the match allows nothing", m.Name, err)
-				valid = false
-			}
+		errs := CheckHTTPMatch(m)
+		for _, err := range errs {
+			b.problem("HTTPRouteGroup", g, "match %q: %v; the match allows nothing", m.Name, err)
 		}
+		valid := len(errs) == 0
+		hm := HTTPMatch{Name: m.Name, PathRegex: m.PathRegex}
 		for _, meth := range m.Methods {
 			meth = strings.ToUpper(meth)
-			if !knownMethods[meth] {
-				b.problem("HTTPRouteGroup", g, "match %q: unknown method %q; the match allows nothing", m.Name, meth)
-				valid = false
-			}
 			if meth == "*" {
 				hm.Methods = nil
 				break
@@ -130,14 +152,6 @@ func (b *builder) httpMatches(g *specsv1alpha4.HTTPRouteGroup, names []string) [
 		if len(m.Headers) > 0 {
 			hm.Headers = map[string]string{}
 			for k, v := range m.Headers {
-				if !headerName.MatchString(k) {
-					b.problem("HTTPRouteGroup", g, "match %q: %q is not an HTTP header name; the match allows nothing", m.Name, k)
-					valid = false
-				}
-				if _, err := regexp.Compile(v); err != nil {
-					b.problem("HTTPRouteGroup", g, "match %q: header %q: %v; the match allows nothing", m.Name, k, err)
-					valid = false
-				}
 				if v == "" {
 					v = ".*" // a header named with no value must be present, with any value
 				}
@@ -152,6 +166,33 @@ func (b *builder) httpMatches(g *specsv1alpha4.HTTPRouteGroup, names []string) [
 	return out
 }
 
+// CheckHTTPMatch says what of an HTTPRouteGroup match a proxy could not
+// enforce: regexes RE2 does not compile, unknown methods, header names that
+// are not HTTP tokens. The model leaves such a match out; the admission
+// webhook denies it.
+func CheckHTTPMatch(m specsv1alpha4.HTTPMatch) []error {
+	var errs []error
+	if m.PathRegex != "" {
+		if _, err := regexp.Compile(m.PathRegex); err != nil {
+			errs = append(errs, fmt.Errorf("pathRegex: %w", err))
+		}
+	}
+	for _, meth := range m.Methods {
+		if !knownMethods[strings.ToUpper(meth)] {
+			errs = append(errs, fmt.Errorf("unknown method %q", meth))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Headers)) {
+		if !headerName.MatchString(k) {
+			errs = append(errs, fmt.Errorf("%q is not an HTTP header name", k))
+		}
+		if _, err := regexp.Compile(m.Headers[k]); err != nil {
+			errs = append(errs, fmt.Errorf("header %q: %w", k, err))
+		}
+	}
+	return errs
+}
+
 // collectSplits resolves the TrafficSplits of member namespaces.
 func (b *builder) collectSplits() {
 	splits := slices.Clone(b.in.TrafficSplits)
@@ -162,7 +203,12 @@ func (b *builder) collectSplits() {
 		if _, ok := b.members[ts.Namespace]; !ok || ts.DeletionTimestamp != nil {
 			continue
 		}
-		root := ServiceKey{ts.Namespace, ServiceName(ts.Spec.Service)}
+		name, err := SplitService(ts.Spec.Service, ts.Namespace)
+		if err != nil {
+			b.problem("TrafficSplit", ts, "root service: %w; the split is ignored", err)
+			continue
+		}
+		root := ServiceKey{ts.Namespace, name}
 		if b.m.Service(root) == nil {
 			b.problem("TrafficSplit", ts, "root service %q not found in the mesh; the split is ignored", ts.Spec.Service)
 			continue
@@ -176,8 +222,12 @@ func (b *builder) collectSplits() {
 		ok := true
 		for _, be := range ts.Spec.Backends {
 			w, valid := clampWeight(be.Weight)
-			key := ServiceKey{ts.Namespace, ServiceName(be.Service)}
+			name, err := SplitService(be.Service, ts.Namespace)
+			key := ServiceKey{ts.Namespace, name}
 			switch {
+			case err != nil:
+				b.problem("TrafficSplit", ts, "backend: %w", err)
+				ok = false
 			case !valid:
 				b.problem("TrafficSplit", ts, "backend %q: weight %d is out of range 0..%d", be.Service, be.Weight, uint32(1<<32-1))
 				ok = false
@@ -198,10 +248,22 @@ func (b *builder) collectSplits() {
 	}
 }
 
-// serviceName takes the service name out of "name", "name.ns" or an FQDN.
-// ServiceName is the Service an SMI TrafficSplit names: "name", or a name
-// qualified by its namespace, "name.namespace" (the split's own).
-func ServiceName(s string) string {
-	name, _, _ := strings.Cut(s, ".")
-	return name
+// SplitService is the name of the Service an SMI TrafficSplit of namespace
+// names: "name", or a name qualified by the split's own namespace
+// ("name.namespace", "name.namespace.svc", or a cluster FQDN). A split
+// routes within its namespace: a name qualified by another is an error
+// rather than a Service of the same name here.
+func SplitService(s, namespace string) (string, error) {
+	name, rest, qualified := strings.Cut(s, ".")
+	if name == "" {
+		return "", fmt.Errorf("service %q has no name", s)
+	}
+	if !qualified {
+		return name, nil
+	}
+	ns, suffix, _ := strings.Cut(rest, ".")
+	if ns != namespace || suffix != "" && suffix != "svc" && !strings.HasPrefix(suffix, "svc.") {
+		return "", fmt.Errorf("service %q is not in the split's namespace %s", s, namespace)
+	}
+	return name, nil
 }

@@ -44,12 +44,13 @@ type Options struct {
 	Log       logr.Logger
 }
 
-// The runner reads, and never writes, everything the model is built from.
-// +kubebuilder:rbac:groups="",resources=namespaces;pods;services;secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
-// +kubebuilder:rbac:groups=access.smi-spec.io,resources=traffictargets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups;tcproutes,verbs=get;list;watch
-// +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits,verbs=get;list;watch
+// The runner reads, and never writes, everything the model is built from,
+// through informers.
+// +kubebuilder:rbac:groups="",resources=namespaces;pods;services;secrets,verbs=list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
+// +kubebuilder:rbac:groups=access.smi-spec.io,resources=traffictargets,verbs=list;watch
+// +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups;tcproutes,verbs=list;watch
+// +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits,verbs=list;watch
 
 // Runner is a controller-runtime Runnable; it runs on every replica.
 type Runner struct {
