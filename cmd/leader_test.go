@@ -1,18 +1,25 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
 )
 
 // Two replicas with leader election: only the leader writes. When the
@@ -79,6 +86,136 @@ func TestLeaderHandover(t *testing.T) {
 		bySecret[c.Spec.SecretName]++
 	}
 	for _, sa := range []string{"buyer", "late"} {
+		if n := bySecret[meshv1alpha1.IdentitySecretName(sa)]; n != 1 {
+			t.Errorf("%d Certificates for the identity %s, want 1 (all: %v)", n, sa, bySecret)
+		}
+	}
+}
+
+// A leader that dies (here: cut off from the API server, so it can neither
+// renew nor release its Lease) is replaced once its Lease expires, and the
+// new leader goes on from what the old one wrote: the VM's EndpointSlice
+// follows the VM, and no Certificate or EndpointSlice exists twice.
+func TestKilledLeaderIsReplaced(t *testing.T) {
+	c := startCluster(t)
+	ctx, k := c.ctx, c.k
+	holder := func() string {
+		l := &coordinationv1.Lease{}
+		if err := k.Get(ctx, client.ObjectKey{Namespace: "osm-system", Name: "osm-operator.mesh.openservicemesh.io"}, l); err != nil {
+			return ""
+		}
+		return ptr.Deref(l.Spec.HolderIdentity, "")
+	}
+	// The first replica reaches the API server through a link the test
+	// cuts; it is started by hand, as losing its Lease ends it with an error.
+	u, err := url.Parse(c.env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := newTCPLink(t, u.Host)
+	cfg := rest.CopyConfig(c.env.Config)
+	cfg.Host = u.Scheme + "://" + link.addr
+	actx, stopA := context.WithCancel(ctx)
+	defer stopA()
+	exited := make(chan error, 1)
+	go func() {
+		exited <- run(actx, cfg, options{metricsAddr: "0", probeAddr: "0", testing: true, leaderElect: true, xds: xdsOptions{
+			address: "127.0.0.1:0", namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
+		}})
+	}()
+	var leader string
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if leader = holder(); leader == "" {
+			return fmt.Errorf("no replica holds the leader Lease")
+		}
+		return nil
+	})
+	runOperator(t, ctx, c.env.Config, true)
+
+	ns := "ha"
+	joinMesh(t, ctx, k, ns)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	vm := &meshv1alpha1.MeshVM{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: meshv1alpha1.MeshVMSpec{
+		Mesh: "demo", ServiceAccountName: "warehouse", Addresses: []string{"192.0.2.10"},
+		Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}}, Services: []string{"warehouse"}}}
+	for _, o := range []client.Object{svc, vm} {
+		if err := k.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vmAt := func(addr string) func() error {
+		return func() error {
+			var l discoveryv1.EndpointSliceList
+			if err := k.List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: "warehouse"}); err != nil {
+				return err
+			}
+			if len(l.Items) != 1 {
+				return fmt.Errorf("%d EndpointSlices for the VM's Service, want 1", len(l.Items))
+			}
+			if e := l.Items[0].Endpoints; len(e) != 1 || len(e[0].Addresses) == 0 || e[0].Addresses[0] != addr {
+				return fmt.Errorf("the VM's endpoints are %+v, want %s", e, addr)
+			}
+			return nil
+		}
+	}
+	testenv.Eventually(t, 90*time.Second, vmAt("192.0.2.10"))
+	testenv.Eventually(t, 90*time.Second, func() error {
+		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, &corev1.Secret{})
+	})
+	if h := holder(); h != leader {
+		t.Fatalf("the Lease moved from %s to %s while its holder ran", leader, h)
+	}
+
+	link.Cut()
+	killed := time.Now()
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if h := holder(); h == "" || h == leader {
+			return fmt.Errorf("the Lease is still held by %q", h)
+		}
+		return nil
+	})
+	took := time.Since(killed)
+	t.Logf("the other replica leads %s after the leader was cut off", took.Round(time.Millisecond))
+	// controller-runtime's lease duration and retry period: a candidate
+	// takes the Lease 15 s after it last saw it change, and it looks every
+	// 2 s (with up to 20% jitter): at most two looks past the lease time.
+	if limit := 15*time.Second + 2*2400*time.Millisecond; took > limit {
+		t.Errorf("the other replica took over after %s, more than %s", took, limit)
+	}
+	select {
+	case err := <-exited:
+		t.Logf("the cut-off leader stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Error("the cut-off leader still runs, 30 s after losing its Lease")
+	}
+
+	// The new leader follows the VM, and issues a new identity.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		vm.Spec.Addresses = []string{"192.0.2.11"}
+		return k.Update(ctx, vm)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Create(ctx, testPod(ns, "late-1", "late")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, vmAt("192.0.2.11"))
+	testenv.Eventually(t, 90*time.Second, func() error {
+		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("late")}, &corev1.Secret{})
+	})
+	var certs cmapi.CertificateList
+	if err := k.List(ctx, &certs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	bySecret := map[string]int{}
+	for _, c := range certs.Items {
+		bySecret[c.Spec.SecretName]++
+	}
+	for _, sa := range []string{"buyer", "late", "warehouse"} {
 		if n := bySecret[meshv1alpha1.IdentitySecretName(sa)]; n != 1 {
 			t.Errorf("%d Certificates for the identity %s, want 1 (all: %v)", n, sa, bySecret)
 		}
