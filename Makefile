@@ -64,8 +64,14 @@ envtest: ## Build kube-apiserver and etcd for the tests (once per machine, ~15 m
 	hack/build-envtest.sh
 
 .PHONY: test
+# make test runs every test verbosely into bin/test-output.log and prints
+# what go test would (everything when GOTESTFLAGS has -v); hack/testlog fails
+# the run if a private key or token appears anywhere in that output.
 test: verify-generated vet ## Run every check and test against a real API server.
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh | tail -n 1)" go test ./... -count=1 -timeout 25m $(GOTESTFLAGS)
+	@mkdir -p bin
+	go build -o bin/testlog ./hack/testlog
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh | tail -n 1)" go test ./... -count=1 -timeout 25m -v $(GOTESTFLAGS) 2>&1 \
+		| tee bin/test-output.log | bin/testlog $(if $(findstring -v,$(GOTESTFLAGS)),-all)
 
 # Benchmark flags; e.g. make bench BENCHFLAGS='-bench EndpointChange -count 5'.
 BENCHFLAGS ?= -bench . -benchtime 5x -count 2

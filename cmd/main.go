@@ -10,6 +10,8 @@ import (
 	"flag"
 	"os"
 
+	"github.com/go-logr/logr"
+
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -58,7 +60,7 @@ func main() {
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(withoutBodies(zap.New(zap.UseFlagOptions(&opts))))
 	log := ctrl.Log.WithName("setup")
 
 	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), o); err != nil {
@@ -148,5 +150,33 @@ func newScheme() *runtime.Scheme {
 	utilruntime.Must(meshv1alpha1.AddToScheme(s))
 	utilruntime.Must(mesh.AddToScheme(s))
 	utilruntime.Must(cmapi.AddToScheme(s))
+	return s
+}
+
+// maxLogLevel is the most verbose level the operator logs. client-go logs
+// request and response bodies from level 8, and the bodies of Secrets hold
+// private keys: however verbose the flags ask for, they are never logged.
+const maxLogLevel = 7
+
+// withoutBodies is l with every level above maxLogLevel disabled.
+func withoutBodies(l logr.Logger) logr.Logger {
+	return logr.New(cappedSink{l.GetSink()})
+}
+
+type cappedSink struct{ logr.LogSink }
+
+func (s cappedSink) Enabled(level int) bool { return level <= maxLogLevel && s.LogSink.Enabled(level) }
+
+func (s cappedSink) WithValues(kv ...any) logr.LogSink {
+	return cappedSink{s.LogSink.WithValues(kv...)}
+}
+
+func (s cappedSink) WithName(name string) logr.LogSink { return cappedSink{s.LogSink.WithName(name)} }
+
+// WithCallDepth keeps the caller's file and line right.
+func (s cappedSink) WithCallDepth(depth int) logr.LogSink {
+	if d, ok := s.LogSink.(logr.CallDepthLogSink); ok {
+		return cappedSink{d.WithCallDepth(depth)}
+	}
 	return s
 }

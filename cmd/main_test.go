@@ -242,7 +242,10 @@ func startClusterWith(t *testing.T, opts testenv.Options) operator {
 	// Everything the operators of this package's tests log, at every
 	// verbosity, for assertNoKeysLeak. controller-runtime takes the first
 	// logger it is given for good, so there is one log for all of them.
-	captureLogs.Do(func() { ctrllog.SetLogger(zap.New(zap.WriteTo(operatorLog), zap.Level(zapcore.Level(-10)))) })
+	// The operator's own cap on verbosity (withoutBodies) applies, as in main.
+	captureLogs.Do(func() {
+		ctrllog.SetLogger(withoutBodies(zap.New(zap.WriteTo(operatorLog), zap.Level(zapcore.Level(-10)))))
+	})
 	klog.SetLogger(logr.Discard())
 	env, err := testenv.StartWith(opts)
 	if err != nil {
