@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -205,6 +207,10 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
 	}
+	sds, err := bootstrap.SDSFiles(VMConfigDir)
+	if err != nil {
+		return outcome{}, err
+	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: vm.Name + "-bootstrap", Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
 		s.Labels = map[string]string{managedByLabel: managedBy, meshLabel: mi.Name}
@@ -214,6 +220,7 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 			KeyKey:       identity.Data[KeyKey],
 			CAKey:        identity.Data[CAKey],
 		}
+		maps.Copy(s.Data, sds)
 		return controllerutil.SetControllerReference(vm, s, r.Scheme())
 	}); err != nil {
 		return outcome{}, fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err)

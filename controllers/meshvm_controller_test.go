@@ -84,7 +84,7 @@ func TestVMJoinsTheMesh(t *testing.T) {
 	if b.GetNode().GetId() != "vm~"+ns+"~warehouse-vm" || b.GetAdmin().GetAddress().GetSocketAddress().GetAddress() != "127.0.0.1" {
 		t.Errorf("node %q, admin %v", b.GetNode().GetId(), b.GetAdmin().GetAddress())
 	}
-	for _, k := range []string{controllers.CertKey, controllers.KeyKey, controllers.CAKey} {
+	for _, k := range []string{controllers.CertKey, controllers.KeyKey, controllers.CAKey, controllers.ClientCertSDSKey, controllers.TrustSDSKey} {
 		if len(boot.Data[k]) == 0 {
 			t.Errorf("the bootstrap Secret lacks %s", k)
 		}
@@ -141,7 +141,7 @@ func TestVMJoinsTheMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey, vmbootstrap.IptablesScript, vmbootstrap.SystemdUnit} {
+	for _, f := range []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey, controllers.ClientCertSDSKey, controllers.TrustSDSKey, vmbootstrap.IptablesScript, vmbootstrap.SystemdUnit} {
 		if len(files[f]) == 0 {
 			t.Errorf("the VM folder lacks %s", f)
 		}

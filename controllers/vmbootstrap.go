@@ -16,10 +16,14 @@ const (
 	CertKey      = bootstrap.CertFile
 	KeyKey       = bootstrap.KeyFile
 	CAKey        = bootstrap.CAFile
+	// The SDS files through which Envoy reads the three above.
+	ClientCertSDSKey = bootstrap.ClientCertSDSFile
+	TrustSDSKey      = bootstrap.TrustSDSFile
 )
 
 // vmBootstrap is the Envoy bootstrap of a MeshVM's proxy, with the identity
-// files next to it in VMConfigDir, as indented JSON (which is YAML).
+// and SDS files next to it in VMConfigDir, as indented JSON (which is YAML).
+// Envoy re-reads the identity files when they are moved into VMConfigDir.
 func vmBootstrap(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, operatorNamespace string) ([]byte, error) {
 	b, err := bootstrap.Envoy(bootstrap.Options{
 		NodeID:      fmt.Sprintf("vm~%s~%s", vm.Namespace, vm.Name),
@@ -28,6 +32,7 @@ func vmBootstrap(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, operato
 		XDSPort:     uint32(xdsPort(mi)),
 		ServerName:  bootstrap.XDSServerName(mi.Name, operatorNamespace),
 		IdentityDir: VMConfigDir,
+		SDSDir:      VMConfigDir,
 	})
 	if err != nil {
 		return nil, err

@@ -47,7 +47,7 @@ func Fetch(ctx context.Context, c client.Reader, namespace, name string) (map[st
 // Files returns the files of the VM's folder, by name.
 func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	for _, k := range []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey} {
+	for _, k := range []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey, controllers.ClientCertSDSKey, controllers.TrustSDSKey} {
 		if len(secret.Data[k]) == 0 {
 			return nil, fmt.Errorf("bootstrap Secret %s/%s has no %s yet: is the MeshVM Ready?", secret.Namespace, secret.Name, k)
 		}

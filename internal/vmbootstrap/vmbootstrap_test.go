@@ -19,6 +19,7 @@ func TestFolderForAVM(t *testing.T) {
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "warehouse-vm-bootstrap", Namespace: "books"}, Data: map[string][]byte{
 		"envoy.yaml": []byte("{}"), "tls.crt": []byte("crt"), "tls.key": []byte("key"), "ca.crt": []byte("ca"),
+		"xds-client-cert.json": []byte("{}"), "xds-trust.json": []byte("{}"),
 	}}
 	files, err := Files(vm, secret)
 	if err != nil {

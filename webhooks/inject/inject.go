@@ -7,8 +7,11 @@ package inject
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +32,13 @@ const (
 	IdentityVolume = "osm-identity"
 	// IdentityDir is where the proxy reads its certificate and key.
 	IdentityDir = "/var/run/osm/identity"
+	// SDSVolume holds the proxy's SDS files (bootstrap.SDSFiles), projected
+	// from the pod's annotations SDSAnnotationPrefix+<file>.
+	SDSVolume = "osm-sds"
+	// SDSDir is where the proxy reads them.
+	SDSDir = "/var/run/osm/sds"
+	// SDSAnnotationPrefix starts the annotations holding the SDS files.
+	SDSAnnotationPrefix = "mesh.openservicemesh.io/sds-"
 
 	// ProxyUID runs Envoy; the redirection rules let its own traffic out.
 	ProxyUID = 1500
@@ -132,6 +142,7 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 	proxy := proxyContainer(cfg, boot)
 	pod.Spec.InitContainers = append([]corev1.Container{init, proxy}, pod.Spec.InitContainers...)
 	addIdentity(pod, cfg)
+	addSDS(pod)
 	if _, ok := pod.Annotations[PrometheusScrapeAnnotation]; !ok {
 		pod.Annotations[PrometheusScrapeAnnotation] = "true"
 		pod.Annotations[PrometheusPortAnnotation] = strconv.Itoa(PrometheusPort)
@@ -152,6 +163,31 @@ func addIdentity(pod *corev1.Pod, cfg Config) {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[meshv1alpha1.InjectedAnnotation] = cfg.Mesh
+}
+
+// sdsFiles are the sidecar's SDS files, the same for every sidecar.
+var sdsFiles = func() map[string][]byte {
+	f, err := bootstrap.SDSFiles(IdentityDir)
+	if err != nil {
+		panic(err) // constant input: a failure is a bug, seen by every test
+	}
+	return f
+}()
+
+// addSDS adds the sidecar's SDS files: annotations, projected as files into
+// the proxy's SDSDir by the downward API. Their content names files only,
+// never their secrets.
+func addSDS(pod *corev1.Pod) {
+	v := &corev1.DownwardAPIVolumeSource{}
+	for _, name := range slices.Sorted(maps.Keys(sdsFiles)) {
+		key := SDSAnnotationPrefix + strings.TrimSuffix(name, ".json")
+		pod.Annotations[key] = string(sdsFiles[name])
+		v.Items = append(v.Items, corev1.DownwardAPIVolumeFile{
+			Path:     name,
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: fmt.Sprintf("metadata.annotations['%s']", key)},
+		})
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: SDSVolume, VolumeSource: corev1.VolumeSource{DownwardAPI: v}})
 }
 
 // GRPCBootstrapEnv holds a proxyless gRPC application's xDS bootstrap;
@@ -240,7 +276,10 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 		Resources:      resources,
 		StartupProbe:   startup,
 		ReadinessProbe: ready,
-		VolumeMounts:   []corev1.VolumeMount{{Name: IdentityVolume, MountPath: IdentityDir, ReadOnly: true}},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: IdentityVolume, MountPath: IdentityDir, ReadOnly: true},
+			{Name: SDSVolume, MountPath: SDSDir, ReadOnly: true},
+		},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To[int64](ProxyUID),
 			RunAsGroup:               ptr.To[int64](ProxyUID),
@@ -329,6 +368,7 @@ func renderBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error)
 		XDSPort:     uint32(cfg.XDSPort),
 		ServerName:  cfg.XDSServerName,
 		IdentityDir: IdentityDir,
+		SDSDir:      SDSDir,
 		Listeners:   listeners,
 		Clusters:    clusters,
 	})

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -153,6 +156,7 @@ func checkPatch(t *testing.T, raw []byte, ops any) {
 	if want := "sidecar~" + pod.Namespace + "~p-1"; b.GetNode().GetId() != want {
 		t.Errorf("node ID %q, want %q", b.GetNode().GetId(), want)
 	}
+	checkSDSFiles(t, pod, proxy)
 	// Injecting the injected pod changes nothing.
 	again, err := Decide(pod, memberNamespace(pod.Namespace), nil)
 	if err != nil || again.Inject {
@@ -223,6 +227,46 @@ func checkProxyless(t *testing.T, pod *corev1.Pod) {
 		}
 		if !strings.Contains(boot, `"id":"sidecar~`+pod.Namespace+`~p-1"`) {
 			t.Errorf("container %s: the bootstrap does not name the pod: %s", c.Name, boot)
+		}
+	}
+}
+
+// checkSDSFiles checks the files the proxy finds in SDSDir, as the kubelet
+// projects them from the pod's annotations: the SDS files of its identity
+// directory, which the bootstrap's xDS connection reads.
+func checkSDSFiles(t *testing.T, pod *corev1.Pod, proxy corev1.Container) {
+	t.Helper()
+	mounts := map[string]string{}
+	for _, m := range proxy.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	if mounts[SDSVolume] != SDSDir || mounts[IdentityVolume] != IdentityDir {
+		t.Errorf("the proxy mounts %v", mounts)
+	}
+	want, err := bootstrap.SDSFiles(IdentityDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, v := range pod.Spec.Volumes {
+		if v.Name != SDSVolume || v.DownwardAPI == nil {
+			continue
+		}
+		for _, item := range v.DownwardAPI.Items {
+			key, ok := strings.CutPrefix(item.FieldRef.FieldPath, "metadata.annotations['")
+			key, ok2 := strings.CutSuffix(key, "']")
+			if !ok || !ok2 {
+				t.Fatalf("item %s projects %q", item.Path, item.FieldRef.FieldPath)
+			}
+			got[item.Path] = pod.Annotations[key]
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("SDS files %v, want %d", slices.Collect(maps.Keys(got)), len(want))
+	}
+	for name, content := range want {
+		if got[name] != string(content) {
+			t.Errorf("SDS file %s holds %q, want %q", name, got[name], content)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package bootstrap builds the Envoy bootstraps of the mesh's proxies: a
 // node ID, ADS over mutual TLS to the operator with the identity files the
-// proxy holds, the admin interface on localhost, and any static listeners
+// proxy holds (read through file-based SDS, so that a renewed certificate
+// is picked up without a restart), the admin interface on localhost, and any static listeners
 // and clusters the proxy needs before it reaches the operator (the pod
 // health listeners of a sidecar). The same code serves MeshVMs and injected
 // sidecars.
@@ -19,6 +20,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -72,28 +74,88 @@ type Options struct {
 	ServerName string
 	// IdentityDir holds CertFile, KeyFile and CAFile.
 	IdentityDir string
+	// SDSDir holds the files of SDSFiles(IdentityDir): through them Envoy
+	// reads the identity files, and reads them again whenever IdentityDir's
+	// contents are swapped, as Kubernetes does a Secret volume's on renewal.
+	SDSDir string
 	// Listeners and Clusters are added as static resources.
 	Listeners []*listenerv3.Listener
 	Clusters  []*clusterv3.Cluster
 }
 
+// Files of SDSDir, and the secrets they hold.
+const (
+	ClientCertSDSFile = "xds-client-cert.json"
+	TrustSDSFile      = "xds-trust.json"
+
+	clientCertSecret = "osm-xds-client-cert"
+	trustSecret      = "osm-xds-trust"
+)
+
+// SDSFiles are the files of an SDSDir for identityDir, by name: discovery
+// responses (JSON, which is YAML) of the proxy's xDS client certificate and
+// of the CA it trusts the xDS server by, both read from identityDir's files
+// and watched through identityDir.
+func SDSFiles(identityDir string) (map[string][]byte, error) {
+	file := func(name string) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: path.Join(identityDir, name)}}
+	}
+	watched := &corev3.WatchedDirectory{Path: identityDir}
+	secrets := map[string]*tlsv3.Secret{
+		ClientCertSDSFile: {Name: clientCertSecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: file(CertFile), PrivateKey: file(KeyFile), WatchedDirectory: watched,
+		}}},
+		TrustSDSFile: {Name: trustSecret, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa: file(CAFile), WatchedDirectory: watched,
+		}}},
+	}
+	out := map[string][]byte{}
+	for name, sec := range secrets {
+		if err := sec.ValidateAll(); err != nil {
+			return nil, fmt.Errorf("SDS file %s: %w", name, err)
+		}
+		a, err := anypb.New(sec)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := protojson.Marshal(&discoveryv3.DiscoveryResponse{Resources: []*anypb.Any{a}})
+		if err != nil {
+			return nil, fmt.Errorf("encoding SDS file %s: %w", name, err)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, raw); err != nil {
+			return nil, err
+		}
+		out[name] = compact.Bytes()
+	}
+	return out, nil
+}
+
 // Envoy returns the bootstrap, validated by Envoy's own rules.
 func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
-	file := func(name string) *corev3.DataSource {
-		return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: path.Join(o.IdentityDir, name)}}
+	if o.SDSDir == "" {
+		return nil, fmt.Errorf("the bootstrap of %s: no SDS directory", o.NodeID)
+	}
+	sds := func(name, file string) *tlsv3.SdsSecretConfig {
+		return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: &corev3.ConfigSource{
+			ResourceApiVersion:    corev3.ApiVersion_V3,
+			ConfigSourceSpecifier: &corev3.ConfigSource_PathConfigSource{PathConfigSource: &corev3.PathConfigSource{Path: path.Join(o.SDSDir, file)}},
+		}}
 	}
 	tls, err := anypb.New(&tlsv3.UpstreamTlsContext{
 		Sni: o.ServerName,
 		CommonTlsContext: &tlsv3.CommonTlsContext{
 			// The xDS server speaks TLS 1.3 only; Envoy offers at most 1.2 unless told.
-			TlsParams:       &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_3, TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3},
-			TlsCertificates: []*tlsv3.TlsCertificate{{CertificateChain: file(CertFile), PrivateKey: file(KeyFile)}},
-			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: file(CAFile),
-				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
-					SanType: tlsv3.SubjectAltNameMatcher_DNS,
-					Matcher: exact(o.ServerName),
-				}},
+			TlsParams:                      &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_3, TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sds(clientCertSecret, ClientCertSDSFile)},
+			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext: &tlsv3.CertificateValidationContext{
+					MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+						SanType: tlsv3.SubjectAltNameMatcher_DNS,
+						Matcher: exact(o.ServerName),
+					}},
+				},
+				ValidationContextSdsSecretConfig: sds(trustSecret, TrustSDSFile),
 			}},
 			AlpnProtocols: []string{"h2"},
 		},

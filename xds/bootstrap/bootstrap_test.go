@@ -1,0 +1,104 @@
+package bootstrap
+
+import (
+	"path"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// The xDS connection's certificate and trusted CA come through file-based
+// SDS: every secret the bootstrap asks for is in a file of SDSDir that
+// SDSFiles writes, under the name asked for, valid, naming the identity
+// files and watching their directory (so that Envoy reads them again when
+// Kubernetes swaps a renewed Secret into the volume). The bootstrap itself
+// holds no file of the identity: only SDS references.
+func TestTheXDSConnectionReadsItsIdentityThroughSDS(t *testing.T) {
+	const identityDir, sdsDir = "/var/run/osm/identity", "/var/run/osm/sds"
+	b, err := Envoy(Options{NodeID: "sidecar~shop~web-1", Cluster: "web", XDSHost: "osm-operator-xds.osm-system.svc", XDSPort: 15128,
+		ServerName: "demo.osm-operator-xds.osm-system.svc", IdentityDir: identityDir, SDSDir: sdsDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Through JSON, as the proxy reads it.
+	raw, err := JSON(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(raw, b); err != nil {
+		t.Fatal(err)
+	}
+	files, err := SDSFiles(identityDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := &tlsv3.UpstreamTlsContext{}
+	if err := b.GetStaticResources().GetClusters()[0].GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	common := ctx.GetCommonTlsContext()
+	if len(common.GetTlsCertificates()) > 0 || common.GetValidationContext() != nil {
+		t.Fatal("the bootstrap reads identity files itself, once: they would never be read again")
+	}
+	refs := []*tlsv3.SdsSecretConfig{
+		common.GetTlsCertificateSdsSecretConfigs()[0],
+		common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig(),
+	}
+	if sans := common.GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames(); len(sans) != 1 || sans[0].GetMatcher().GetExact() != "demo.osm-operator-xds.osm-system.svc" {
+		t.Errorf("the xDS server's name is not verified: %v", sans)
+	}
+	for i, ref := range refs {
+		p := ref.GetSdsConfig().GetPathConfigSource().GetPath()
+		if path.Dir(p) != sdsDir {
+			t.Fatalf("secret %d: SDS path %q is not in %s", i, p, sdsDir)
+		}
+		data, ok := files[path.Base(p)]
+		if !ok {
+			t.Fatalf("secret %d: SDSFiles has no %s", i, path.Base(p))
+		}
+		r := &discoveryv3.DiscoveryResponse{}
+		if err := protojson.Unmarshal(data, r); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if len(r.GetResources()) != 1 {
+			t.Fatalf("%s: %d resources", p, len(r.GetResources()))
+		}
+		s := &tlsv3.Secret{}
+		if err := r.GetResources()[0].UnmarshalTo(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ValidateAll(); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		if s.GetName() != ref.GetName() {
+			t.Errorf("%s holds secret %q, the bootstrap asks for %q", p, s.GetName(), ref.GetName())
+		}
+		var want map[string]string
+		var watched string
+		switch i {
+		case 0:
+			c := s.GetTlsCertificate()
+			want = map[string]string{c.GetCertificateChain().GetFilename(): CertFile, c.GetPrivateKey().GetFilename(): KeyFile}
+			watched = c.GetWatchedDirectory().GetPath()
+		case 1:
+			v := s.GetValidationContext()
+			want = map[string]string{v.GetTrustedCa().GetFilename(): CAFile}
+			watched = v.GetWatchedDirectory().GetPath()
+		}
+		for got, name := range want {
+			if got != path.Join(identityDir, name) {
+				t.Errorf("%s reads %q, want %s", p, got, path.Join(identityDir, name))
+			}
+		}
+		if watched != identityDir {
+			t.Errorf("%s watches %q, want %s", p, watched, identityDir)
+		}
+	}
+	if _, err := Envoy(Options{NodeID: "x", IdentityDir: identityDir}); err == nil {
+		t.Error("a bootstrap without an SDS directory was built")
+	}
+}
