@@ -29,13 +29,7 @@ import (
 func TestLeaderHandover(t *testing.T) {
 	c := startCluster(t)
 	ctx, k := c.ctx, c.k
-	holder := func() string {
-		l := &coordinationv1.Lease{}
-		if err := k.Get(ctx, client.ObjectKey{Namespace: "osm-system", Name: "osm-operator.mesh.openservicemesh.io"}, l); err != nil {
-			return ""
-		}
-		return ptr.Deref(l.Spec.HolderIdentity, "")
-	}
+	holder := func() string { return leaseHolder(ctx, k) }
 	_, stopA := runOperator(t, ctx, c.env.Config, true)
 	var leader string
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -77,19 +71,7 @@ func TestLeaderHandover(t *testing.T) {
 	}
 	testenv.Eventually(t, 90*time.Second, identity("late"))
 
-	var certs cmapi.CertificateList
-	if err := k.List(ctx, &certs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	bySecret := map[string]int{}
-	for _, c := range certs.Items {
-		bySecret[c.Spec.SecretName]++
-	}
-	for _, sa := range []string{"buyer", "late"} {
-		if n := bySecret[meshv1alpha1.IdentitySecretName(sa)]; n != 1 {
-			t.Errorf("%d Certificates for the identity %s, want 1 (all: %v)", n, sa, bySecret)
-		}
-	}
+	oneCertificateEach(t, ctx, k, ns, "buyer", "late")
 }
 
 // A leader that dies (here: cut off from the API server, so it can neither
@@ -99,13 +81,7 @@ func TestLeaderHandover(t *testing.T) {
 func TestKilledLeaderIsReplaced(t *testing.T) {
 	c := startCluster(t)
 	ctx, k := c.ctx, c.k
-	holder := func() string {
-		l := &coordinationv1.Lease{}
-		if err := k.Get(ctx, client.ObjectKey{Namespace: "osm-system", Name: "osm-operator.mesh.openservicemesh.io"}, l); err != nil {
-			return ""
-		}
-		return ptr.Deref(l.Spec.HolderIdentity, "")
-	}
+	holder := func() string { return leaseHolder(ctx, k) }
 	// The first replica reaches the API server through a link the test
 	// cuts; it is started by hand, as losing its Lease ends it with an error.
 	u, err := url.Parse(c.env.Config.Host)
@@ -207,6 +183,23 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	testenv.Eventually(t, 90*time.Second, func() error {
 		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("late")}, &corev1.Secret{})
 	})
+	oneCertificateEach(t, ctx, k, ns, "buyer", "late", "warehouse")
+}
+
+// leaseHolder is the replica holding the operator's leader Lease; empty when
+// none does.
+func leaseHolder(ctx context.Context, k client.Client) string {
+	l := &coordinationv1.Lease{}
+	if err := k.Get(ctx, client.ObjectKey{Namespace: "osm-system", Name: "osm-operator.mesh.openservicemesh.io"}, l); err != nil {
+		return ""
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
+}
+
+// oneCertificateEach checks that each identity of ns has exactly one
+// Certificate: no replica issued one twice.
+func oneCertificateEach(t *testing.T, ctx context.Context, k client.Client, ns string, serviceAccounts ...string) {
+	t.Helper()
 	var certs cmapi.CertificateList
 	if err := k.List(ctx, &certs, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
@@ -215,7 +208,7 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	for _, c := range certs.Items {
 		bySecret[c.Spec.SecretName]++
 	}
-	for _, sa := range []string{"buyer", "late", "warehouse"} {
+	for _, sa := range serviceAccounts {
 		if n := bySecret[meshv1alpha1.IdentitySecretName(sa)]; n != 1 {
 			t.Errorf("%d Certificates for the identity %s, want 1 (all: %v)", n, sa, bySecret)
 		}
