@@ -7,16 +7,38 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Keys in every form a log line could carry them are found; certificates
-// and ordinary lines are not.
+// (as PEM and as base64, the way ca.crt appears in JSON) and ordinary lines
+// are not. RSA keys of each common size are made several times over: the
+// lengths inside their DER vary from key to key.
 func TestScanFindsKeysInEveryForm(t *testing.T) {
+	for _, bits := range []int{2048, 3072, 4096} {
+		for range 3 {
+			k, err := rsa.GenerateKey(rand.Reader, bits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pkcs8, err := x509.MarshalPKCS8PrivateKey(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for form, der := range map[string][]byte{"PKCS #1": x509.MarshalPKCS1PrivateKey(k), "PKCS #8": pkcs8} {
+				if line := base64.StdEncoding.EncodeToString(der); len(Scan(1, line)) == 0 {
+					t.Errorf("an RSA %d key (%s) in base64 is not found: %.40s…", bits, form, line)
+				}
+			}
+		}
+	}
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +79,22 @@ func TestScanFindsKeysInEveryForm(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s: not found in %q", name, line)
+		}
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mesh root"}, NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	for _, pub := range []any{&ec.PublicKey, &rsaKey.PublicKey} {
+		signer := any(ec)
+		if _, isRSA := pub.(*rsa.PublicKey); isRSA {
+			signer = rsaKey
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range append(strings.Split(string(pemOf("CERTIFICATE", der)), "\n"), asJSON(pemOf("CERTIFICATE", der)), asJSON(der)) {
+			if f := Scan(1, l); len(f) > 0 {
+				t.Errorf("a certificate is taken for a secret (%v): %.60s…", f, l)
+			}
 		}
 	}
 	for _, clean := range []string{
