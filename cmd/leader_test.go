@@ -19,7 +19,6 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
-	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
 )
 
 // Two replicas with leader election: only the leader writes. When the
@@ -31,23 +30,12 @@ func TestLeaderHandover(t *testing.T) {
 	ctx, k := c.ctx, c.k
 	holder := func() string { return leaseHolder(ctx, k) }
 	_, stopA := runOperator(t, ctx, c.env.Config, true)
-	var leader string
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if leader = holder(); leader == "" {
-			return fmt.Errorf("no replica holds the leader Lease")
-		}
-		return nil
-	})
+	leader := awaitLeader(t, ctx, k)
 	runOperator(t, ctx, c.env.Config, true)
 
 	ns := "ha"
 	joinMesh(t, ctx, k, ns)
-	identity := func(sa string) func() error {
-		return func() error {
-			return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName(sa)}, &corev1.Secret{})
-		}
-	}
-	testenv.Eventually(t, 90*time.Second, identity("buyer"))
+	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "buyer"))
 	if h := holder(); h != leader {
 		t.Fatalf("the Lease moved from %s to %s while its holder ran", leader, h)
 	}
@@ -69,7 +57,7 @@ func TestLeaderHandover(t *testing.T) {
 	if err := k.Create(ctx, testPod(ns, "late-1", "late")); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 90*time.Second, identity("late"))
+	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "late"))
 
 	oneCertificateEach(t, ctx, k, ns, "buyer", "late")
 }
@@ -95,17 +83,9 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	defer stopA()
 	exited := make(chan error, 1)
 	go func() {
-		exited <- run(actx, cfg, options{metricsAddr: "0", probeAddr: "0", testing: true, leaderElect: true, xds: xdsOptions{
-			address: "127.0.0.1:0", namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
-		}})
+		exited <- run(actx, cfg, testOptions("127.0.0.1:0", true))
 	}()
-	var leader string
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if leader = holder(); leader == "" {
-			return fmt.Errorf("no replica holds the leader Lease")
-		}
-		return nil
-	})
+	leader := awaitLeader(t, ctx, k)
 	runOperator(t, ctx, c.env.Config, true)
 
 	ns := "ha"
@@ -135,9 +115,7 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 		}
 	}
 	testenv.Eventually(t, 90*time.Second, vmAt("192.0.2.10"))
-	testenv.Eventually(t, 90*time.Second, func() error {
-		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, &corev1.Secret{})
-	})
+	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "buyer"))
 	if h := holder(); h != leader {
 		t.Fatalf("the Lease moved from %s to %s while its holder ran", leader, h)
 	}
@@ -180,10 +158,28 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, vmAt("192.0.2.11"))
-	testenv.Eventually(t, 90*time.Second, func() error {
-		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("late")}, &corev1.Secret{})
-	})
+	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "late"))
 	oneCertificateEach(t, ctx, k, ns, "buyer", "late", "warehouse")
+}
+
+// awaitLeader waits for a replica to hold the leader Lease and returns it.
+func awaitLeader(t *testing.T, ctx context.Context, k client.Client) string {
+	t.Helper()
+	var leader string
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if leader = leaseHolder(ctx, k); leader == "" {
+			return fmt.Errorf("no replica holds the leader Lease")
+		}
+		return nil
+	})
+	return leader
+}
+
+// identityIssued says whether the identity Secret of sa in ns exists.
+func identityIssued(ctx context.Context, k client.Client, ns, sa string) func() error {
+	return func() error {
+		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName(sa)}, &corev1.Secret{})
+	}
 }
 
 // leaseHolder is the replica holding the operator's leader Lease; empty when

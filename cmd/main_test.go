@@ -176,9 +176,7 @@ func runOperator(t *testing.T, ctx context.Context, cfg *rest.Config, leaderElec
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, cfg, options{metricsAddr: "0", probeAddr: "0", testing: true, leaderElect: leaderElect, xds: xdsOptions{
-			address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
-		}})
+		done <- run(ctx, cfg, testOptions(xdsAddr, leaderElect))
 	}()
 	var once sync.Once
 	stop = func() {
@@ -191,6 +189,14 @@ func runOperator(t *testing.T, ctx context.Context, cfg *rest.Config, leaderElec
 	}
 	t.Cleanup(stop)
 	return xdsAddr, stop
+}
+
+// testOptions are the options a test operator runs with: main's, but
+// for the ports the test picks and several operators in one process.
+func testOptions(xdsAddr string, leaderElect bool) options {
+	return options{metricsAddr: "0", probeAddr: "0", testing: true, leaderElect: leaderElect, xds: xdsOptions{
+		address: xdsAddr, namespace: "osm-system", certManagerNamespace: certmanager.ClusterResourceNamespace,
+	}}
 }
 
 // certManager is cert-manager's controllers in the test, which a test can

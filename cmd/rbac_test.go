@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,10 +37,10 @@ import (
 type permission struct{ group, resource, verb string }
 
 func (p permission) String() string {
-	return fmt.Sprintf("%s %s/%s", p.verb, cmpGroup(p.group), p.resource)
+	return fmt.Sprintf("%s %s/%s", p.verb, groupName(p.group), p.resource)
 }
 
-func cmpGroup(g string) string {
+func groupName(g string) string {
 	if g == "" {
 		return "core"
 	}
@@ -288,7 +289,7 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 		}
 		for _, s := range l {
 			for _, e := range s.Endpoints {
-				if slices0(e.Addresses) == "192.0.2.11" {
+				if slices.Contains(e.Addresses, "192.0.2.11") {
 					return nil
 				}
 			}
@@ -422,13 +423,6 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 	}
 	sort.Strings(usedList)
 	t.Logf("used:\n%s", strings.Join(usedList, "\n"))
-}
-
-func slices0(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
 }
 
 // unreachable are the grants the test's run cannot exercise, and why.

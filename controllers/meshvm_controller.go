@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
-	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -207,10 +206,6 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
 	}
-	sds, err := bootstrap.SDSFiles(VMConfigDir)
-	if err != nil {
-		return outcome{}, err
-	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: vm.Name + "-bootstrap", Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
 		s.Labels = map[string]string{managedByLabel: managedBy, meshLabel: mi.Name}
@@ -220,7 +215,7 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 			KeyKey:       identity.Data[KeyKey],
 			CAKey:        identity.Data[CAKey],
 		}
-		maps.Copy(s.Data, sds)
+		maps.Copy(s.Data, vmSDSFiles)
 		return controllerutil.SetControllerReference(vm, s, r.Scheme())
 	}); err != nil {
 		return outcome{}, fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err)

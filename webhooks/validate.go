@@ -282,6 +282,8 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 	if err != nil {
 		return nil, fmt.Errorf("%s: spec.service: %w", what, err)
 	}
+	// The Services the split names, resolved once: its root, then each backend.
+	names, fields := []string{root}, []string{"spec.service"}
 	var total uint64
 	seen := map[string]int{}
 	for i, b := range ts.Spec.Backends {
@@ -296,6 +298,7 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 			return nil, fmt.Errorf("%s: spec.backends[%d].service: %q is also spec.backends[%d]", what, i, b.Service, j)
 		}
 		seen[name] = i
+		names, fields = append(names, name), append(fields, fmt.Sprintf("spec.backends[%d].service", i))
 		total += uint64(b.Weight)
 	}
 	if total == 0 {
@@ -317,13 +320,7 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		}
 	}
 	var warnings admission.Warnings
-	names, fields := []string{ts.Spec.Service}, []string{"spec.service"}
-	for i, b := range ts.Spec.Backends {
-		names = append(names, b.Service)
-		fields = append(fields, fmt.Sprintf("spec.backends[%d].service", i))
-	}
-	for i, n := range names {
-		name, _ := mesh.SplitService(n, ts.Namespace) // checked above
+	for i, name := range names {
 		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, &corev1.Service{})
 		if err != nil {
 			return nil, err

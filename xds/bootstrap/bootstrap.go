@@ -1,10 +1,10 @@
 // Package bootstrap builds the Envoy bootstraps of the mesh's proxies: a
 // node ID, ADS over mutual TLS to the operator with the identity files the
 // proxy holds (read through file-based SDS, so that a renewed certificate
-// is picked up without a restart), the admin interface on localhost, and any static listeners
-// and clusters the proxy needs before it reaches the operator (the pod
-// health listeners of a sidecar). The same code serves MeshVMs and injected
-// sidecars.
+// is picked up without a restart), the admin interface on localhost, and
+// any static listeners and clusters the proxy needs before it reaches the
+// operator (the pod health listeners of a sidecar). The same code serves
+// MeshVMs and injected sidecars.
 package bootstrap
 
 import (
@@ -23,6 +23,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -118,15 +119,11 @@ func SDSFiles(identityDir string) (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		raw, err := protojson.Marshal(&discoveryv3.DiscoveryResponse{Resources: []*anypb.Any{a}})
+		raw, err := JSON(&discoveryv3.DiscoveryResponse{Resources: []*anypb.Any{a}}, "")
 		if err != nil {
 			return nil, fmt.Errorf("encoding SDS file %s: %w", name, err)
 		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, raw); err != nil {
-			return nil, err
-		}
-		out[name] = compact.Bytes()
+		out[name] = raw
 	}
 	return out, nil
 }
@@ -206,10 +203,11 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 	return b, nil
 }
 
-// JSON renders a bootstrap as Envoy reads it (JSON is YAML), compact when
-// indent is empty. The bytes are stable: protojson's are deliberately not.
-func JSON(b *bootstrapv3.Bootstrap, indent string) ([]byte, error) {
-	raw, err := protojson.Marshal(b)
+// JSON renders a bootstrap, or a file it names, as Envoy reads it (JSON is
+// YAML), compact when indent is empty. The bytes are stable: protojson's
+// are deliberately not.
+func JSON(m proto.Message, indent string) ([]byte, error) {
+	raw, err := protojson.Marshal(m)
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,10 @@
 // Every replica serves xDS and knows only its own streams and translations;
 // the leader writes status. So each replica publishes its count of connected
 // sidecars per namespace, and its failing groups, in a Lease of the
-// operator's namespace, renewed while it runs and deleted when it stops. Readers sum the Leases that have not expired: a
-// replica that died without cleaning up stops counting after the Lease's
-// duration, and the leader deletes its Lease then (Expired).
+// operator's namespace, renewed while it runs and deleted when it stops.
+// Readers sum the Leases that have not expired: a replica that died without
+// cleaning up stops counting after the Lease's duration, and the leader
+// deletes its Lease then (Expired).
 package census
 
 import (

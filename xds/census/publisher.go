@@ -82,12 +82,12 @@ func (p *Publisher) Start(ctx context.Context) error {
 	defer renew.Stop()
 	var last Counts
 	publish := func() {
-		r := Report{Counts: p.Count(), Failing: Failing{}}
+		r := Report{Counts: p.Count()}
 		if p.Failing != nil {
 			r.Failing = p.Failing().bounded()
 		}
 		if err := p.apply(ctx, r); err != nil {
-			p.Log.Error(err, "Failed to publish connected sidecars", "lease", LeasePrefix+p.Replica)
+			p.Log.Error(err, "Failed to publish the replica's census", "lease", LeasePrefix+p.Replica)
 			return
 		}
 		if !maps.Equal(r.Counts, last) {

@@ -38,6 +38,8 @@ type builder struct {
 	elsewhere map[string]string
 	pods      map[string]*corev1.Pod // by namespace/name, member pods only
 	vms       map[string]*meshv1alpha1.MeshVM
+	// vmNamespaces are the namespaces holding the mesh's VMs.
+	vmNamespaces map[string]bool
 }
 
 func (b *builder) problem(kind string, obj metav1.Object, format string, args ...any) {
@@ -132,6 +134,7 @@ func (b *builder) collectWorkloads() {
 		}
 	}
 	b.vms = map[string]*meshv1alpha1.MeshVM{}
+	b.vmNamespaces = map[string]bool{}
 	for _, vm := range b.in.VMs {
 		if vm.Spec.Mesh != b.m.Name || vm.DeletionTimestamp != nil {
 			continue
@@ -143,6 +146,7 @@ func (b *builder) collectWorkloads() {
 			continue
 		}
 		b.vms[vm.Namespace+"/"+vm.Name] = vm
+		b.vmNamespaces[vm.Namespace] = true
 		kind := ProxyEnvoy
 		if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
 			kind = ProxyGRPC

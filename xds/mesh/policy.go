@@ -116,15 +116,8 @@ func (b *builder) collectPolicies() {
 // holdsWorkloads says whether the mesh's workloads may run in namespace: a
 // member namespace, or one holding a MeshVM of the mesh.
 func (b *builder) holdsWorkloads(namespace string) bool {
-	if _, member := b.members[namespace]; member {
-		return true
-	}
-	for _, vm := range b.vms {
-		if vm.Namespace == namespace {
-			return true
-		}
-	}
-	return false
+	_, member := b.members[namespace]
+	return member || b.vmNamespaces[namespace]
 }
 
 // httpMatches returns the matches of g named in names (all of them when names
