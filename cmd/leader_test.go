@@ -132,9 +132,12 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	t.Logf("the other replica leads %s after the leader was cut off", took.Round(time.Millisecond))
 	// controller-runtime's lease duration and retry period: a candidate
 	// takes the Lease 15 s after it last saw it change, and it looks every
-	// 2 s (with up to 20% jitter): at most two looks past the lease time.
-	if limit := 15*time.Second + 2*2400*time.Millisecond; took > limit {
-		t.Errorf("the other replica took over after %s, more than %s", took, limit)
+	// 2 s (with up to 20% jitter), so about 20 s at most on an idle
+	// machine. The bound adds the 10 s renew deadline as room for a loaded
+	// one (a loaded run here saw 20.06 s): it is there to catch a takeover that waits for
+	// something else than the Lease, not to time it; the figure is logged.
+	if limit := 15*time.Second + 10*time.Second; took > limit {
+		t.Errorf("the other replica took over after %s, more than the lease duration and renew deadline (%s)", took, limit)
 	}
 	select {
 	case err := <-exited:
