@@ -8,6 +8,7 @@ import (
 	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,25 +40,16 @@ func joinMesh(t *testing.T, ctx context.Context, k client.Client, ns string) {
 // connects to the xDS server at xdsAddr and receives a response.
 func buyerProxy(t *testing.T, ctx context.Context, k client.Client, xdsAddr, ns string) func() error {
 	t.Helper()
-	identity := &corev1.Secret{}
-	testenv.Eventually(t, 90*time.Second, func() error {
-		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, identity)
-	})
-	cert, err := tls.X509KeyPair(identity.Data["tls.crt"], identity.Data["tls.key"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(identity.Data["ca.crt"])
+	dial := buyerDialer(t, ctx, k, xdsAddr, ns)
 	return func() error {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		conn, err := xdstest.Dial(xdsAddr, bootstrap.XDSServerName("demo", "osm-system"), &cert, roots)
+		conn, err := dial()
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		s, err := xdstest.OpenStream(sctx, conn, "sidecar~"+ns+"~buyer-1")
+		s, err := xdstest.OpenStream(sctx, conn, buyerNode(ns))
 		if err != nil {
 			return err
 		}
@@ -68,3 +60,25 @@ func buyerProxy(t *testing.T, ctx context.Context, k client.Client, xdsAddr, ns 
 		return err
 	}
 }
+
+// buyerDialer waits for the buyer's identity Secret in ns and returns a
+// dialer of the xDS server at xdsAddr that presents it.
+func buyerDialer(t *testing.T, ctx context.Context, k client.Client, xdsAddr, ns string) func() (*grpc.ClientConn, error) {
+	t.Helper()
+	identity := &corev1.Secret{}
+	testenv.Eventually(t, 90*time.Second, func() error {
+		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, identity)
+	})
+	cert, err := tls.X509KeyPair(identity.Data["tls.crt"], identity.Data["tls.key"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(identity.Data["ca.crt"])
+	return func() (*grpc.ClientConn, error) {
+		return xdstest.Dial(xdsAddr, bootstrap.XDSServerName("demo", "osm-system"), &cert, roots)
+	}
+}
+
+// buyerNode is the node ID of buyer-1's sidecar in ns.
+func buyerNode(ns string) string { return "sidecar~" + ns + "~buyer-1" }

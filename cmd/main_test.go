@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
@@ -32,7 +30,6 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
-	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -70,20 +67,11 @@ func TestOperatorServesAMesh(t *testing.T) {
 	}
 
 	// The buyer's proxy holds what the pod would mount: its identity Secret.
-	identity := &corev1.Secret{}
-	testenv.Eventually(t, 90*time.Second, func() error {
-		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}, identity)
-	})
-	cert, err := tls.X509KeyPair(identity.Data["tls.crt"], identity.Data["tls.key"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(identity.Data["ca.crt"])
+	dial := buyerDialer(t, ctx, k, xdsAddr, ns)
 	var clusters []string
 	var held *grpc.ClientConn // the proxy's connection, once it got its config
 	testenv.Eventually(t, 90*time.Second, func() error {
-		conn, err := xdstest.Dial(xdsAddr, bootstrap.XDSServerName("demo", "osm-system"), &cert, roots)
+		conn, err := dial()
 		if err != nil {
 			return err
 		}
@@ -92,7 +80,7 @@ func TestOperatorServesAMesh(t *testing.T) {
 				conn.Close()
 			}
 		}()
-		s, err := xdstest.OpenStream(ctx, conn, "sidecar~"+ns+"~buyer-1")
+		s, err := xdstest.OpenStream(ctx, conn, buyerNode(ns))
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,38 @@ type Env struct {
 	Config *rest.Config
 	Client client.Client
 	Scheme *k8sruntime.Scheme
+	// certDir holds the API server's serving certificates and its client
+	// CA. It is the test's, not envtest's, so that they outlive a restart
+	// and clients keep trusting the server and being trusted.
+	certDir string
+}
+
+// StopAPIServer stops kube-apiserver as a kubelet would: SIGTERM, then its
+// graceful shutdown. etcd keeps running.
+func (e *Env) StopAPIServer() error {
+	if err := e.ControlPlane.GetAPIServer().Stop(); err != nil {
+		return fmt.Errorf("stopping kube-apiserver: %w", err)
+	}
+	return nil
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same address with the same certificates, over the same etcd. It returns
+// once the server answers its health check.
+func (e *Env) StartAPIServer() error {
+	if err := e.ControlPlane.GetAPIServer().Start(); err != nil {
+		return fmt.Errorf("starting kube-apiserver again: %w", err)
+	}
+	return nil
+}
+
+// Stop stops the control plane and removes its certificates.
+func (e *Env) Stop() error {
+	err := e.Environment.Stop()
+	if rmErr := os.RemoveAll(e.certDir); rmErr != nil && err == nil {
+		err = rmErr
+	}
+	return err
 }
 
 // Scheme returns a scheme with the Kubernetes built-in types, the SMI types,
@@ -102,27 +134,34 @@ func start(webhooks bool, o Options) (*Env, error) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	api := env.ControlPlane.GetAPIServer()
+	if api.CertDir, err = os.MkdirTemp("", "envtest-apiserver-"); err != nil {
+		return nil, fmt.Errorf("making the API server's certificate directory: %w", err)
+	}
+	// Watches end when the server stops, as they do in a rolling restart;
+	// without a grace period they hold its shutdown for a minute.
+	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
 	if o.ServiceClusterIPRange != "" {
-		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", o.ServiceClusterIPRange)
+		api.Configure().Set("service-cluster-ip-range", o.ServiceClusterIPRange)
 	}
 	if len(o.AdmissionPlugins) > 0 {
-		env.ControlPlane.GetAPIServer().Configure().Set("enable-admission-plugins", strings.Join(o.AdmissionPlugins, ","))
+		api.Configure().Set("enable-admission-plugins", strings.Join(o.AdmissionPlugins, ","))
 	}
 	if webhooks {
 		if env.WebhookInstallOptions, err = webhookConfigurations(root); err != nil {
 			return nil, err
 		}
 	}
-	cfg, err := env.Start()
-	if err != nil {
+	e := &Env{Environment: env, Scheme: scheme, certDir: api.CertDir}
+	if e.Config, err = env.Start(); err != nil {
+		_ = os.RemoveAll(e.certDir)
 		return nil, fmt.Errorf("starting the test control plane from %s: %w", assets, err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		_ = env.Stop()
+	if e.Client, err = client.New(e.Config, client.Options{Scheme: scheme}); err != nil {
+		_ = e.Stop()
 		return nil, fmt.Errorf("creating a client for the test control plane: %w", err)
 	}
-	return &Env{Environment: env, Config: cfg, Client: c, Scheme: scheme}, nil
+	return e, nil
 }
 
 // RepoRoot is the directory of the project's go.mod.
