@@ -98,7 +98,17 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if o, err := r.ensureEndpointSlices(ctx, vm); err != nil || !o.ready() {
 		return o, err
 	}
-	return proxyConnected(vm), nil
+	c, err := readCensus(ctx, r.Client, r.Namespace)
+	if err != nil {
+		return outcome{}, err
+	}
+	group := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}}
+	config := groupConfig(&vm.Status.Conditions, vm.Generation, c.Failing, group)
+	connected := proxyConnected(vm)
+	if !config.ready() {
+		return config, nil
+	}
+	return connected, nil
 }
 
 // proxyConnected sets ProxyConnected from status.proxy, which the replica

@@ -22,6 +22,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/census"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -66,6 +67,27 @@ func proxyConfig(conds *[]metav1.Condition, generation int64, failing census.Fai
 	setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, msg)
 	// Retrying the same inputs fails the same way: it takes a change.
 	return outcome{reason: meshv1alpha1.ReasonTranslationFailed, message: msg, stalled: true}
+}
+
+// groupConfig sets the ProxyConfigReady condition of one proxy group, a
+// VM's, from the census, and returns the outcome it means. A Lease names at
+// most census.MaxErrors failing groups of a namespace: when more fail and
+// this one is not named, the condition says it cannot tell.
+func groupConfig(conds *[]metav1.Condition, generation int64, failing census.Failing, g mesh.Group) outcome {
+	f := failing[g.Identity.Namespace]
+	if e, ok := f.Errors[g.String()]; ok {
+		msg := fmt.Sprintf("the proxy keeps its last good config, the translation of its group %s failed: %s", g, e)
+		setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, msg)
+		return outcome{reason: meshv1alpha1.ReasonTranslationFailed, message: msg, stalled: true}
+	}
+	if f.Groups > len(f.Errors) {
+		msg := fmt.Sprintf("%d proxy groups of namespace %s failed their translation and the census names only %d; group %s may be one of the others",
+			f.Groups, g.Identity.Namespace, len(f.Errors), g)
+		setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionUnknown, meshv1alpha1.ReasonTranslationFailed, msg)
+		return outcome{}
+	}
+	setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The proxy's config is published")
+	return outcome{}
 }
 
 // ReplicaLeaseReconciler deletes the Lease of an xDS replica that stopped

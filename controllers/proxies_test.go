@@ -20,6 +20,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/xds/census"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // TestConnectedProxiesAreCountedAcrossReplicas: two xDS replicas publish
@@ -137,7 +138,20 @@ func TestFailingProxyGroupsAreReportedInStatus(t *testing.T) {
 	go func() { _ = p.Start(pctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	group := "sidecar/" + ns + "/store"
+	// Two VMs of the namespace: the store's shares the failing group.
+	vm := func(name, sa string) *meshv1alpha1.MeshVM {
+		return &meshv1alpha1.MeshVM{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: mi.Name, ServiceAccountName: sa, Addresses: []string{"192.0.2.20"},
+			Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}}}}
+	}
+	storeVM, warehouseVM := vm("store-vm", "store"), vm("warehouse-vm", "warehouse")
+	for _, v := range []client.Object{storeVM, warehouseVM} {
+		if err := k8s.Create(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	group := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: ns, ServiceAccount: "store"}}.String()
 	mu.Lock()
 	failing.Fail(ns, group, errors.New("identity Secret: tls: private key does not match public key"))
 	mu.Unlock()
@@ -167,6 +181,28 @@ func TestFailingProxyGroupsAreReportedInStatus(t *testing.T) {
 	fine := member(other)
 	expect(fine, func() []metav1.Condition { return fine.Status.Conditions }, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
 	expect(fine, func() []metav1.Condition { return fine.Status.Conditions }, meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+	// The store's VM says its own group failed; the warehouse's is fine and
+	// waits only for its proxy.
+	sconds := func() []metav1.Condition { return storeVM.Status.Conditions }
+	wconds := func() []metav1.Condition { return warehouseVM.Status.Conditions }
+	expect(storeVM, sconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed,
+		"the translation of its group "+group+" failed: identity Secret: tls: private key does not match public key")
+	expect(storeVM, sconds, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, group)
+	expect(storeVM, sconds, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, meshv1alpha1.ReasonTranslationFailed, group)
+	expect(warehouseVM, wconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+	expect(warehouseVM, wconds, meshv1alpha1.ConditionReady, metav1.ConditionFalse, "AwaitingProxy", "no proxy has connected yet")
+
+	// With more failing groups than a Lease names, one not named can't be
+	// told apart: the store's VM says so rather than claim either way.
+	mu.Lock()
+	for _, sa := range []string{"a", "b", "c", "d", "e"} {
+		failing.Fail(ns, mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: ns, ServiceAccount: sa}}.String(), errors.New("bad"))
+	}
+	mu.Unlock()
+	p.Changed()
+	expect(storeVM, sconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionUnknown, meshv1alpha1.ReasonTranslationFailed,
+		"6 proxy groups of namespace "+ns+" failed their translation and the census names only 5; group "+group+" may be one of the others")
+	expect(failed, fconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, "6 proxy groups")
 
 	mu.Lock()
 	delete(failing, ns)
@@ -175,4 +211,6 @@ func TestFailingProxyGroupsAreReportedInStatus(t *testing.T) {
 	expect(failed, fconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
 	expect(failed, fconds, meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
 	expect(mi, mconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+	expect(storeVM, sconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
+	expect(storeVM, sconds, meshv1alpha1.ConditionReady, metav1.ConditionFalse, "AwaitingProxy", "no proxy has connected yet")
 }

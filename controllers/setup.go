@@ -125,16 +125,21 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up the MeshMember controller: %w", err)
 	}
 	vm := &MeshVMReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace}
-	vmsInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
-		var list meshv1alpha1.MeshVMList
-		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-			return nil
-		}
-		out := make([]reconcile.Request, 0, len(list.Items))
-		for _, v := range list.Items {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
+	vmsIn := func(ctx context.Context, namespaces []string) []reconcile.Request {
+		var out []reconcile.Request
+		for _, ns := range namespaces {
+			var list meshv1alpha1.MeshVMList
+			if err := mgr.GetClient().List(ctx, &list, client.InNamespace(ns)); err != nil {
+				continue
+			}
+			for _, v := range list.Items {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
+			}
 		}
 		return out
+	}
+	vmsInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		return vmsIn(ctx, []string{obj.GetNamespace()})
 	})
 	if err := ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1alpha1.MeshVM{}).
@@ -142,6 +147,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Owns(&corev1.Secret{}).
 		Watches(&cmapi.Certificate{}, vmsInNamespace).
 		Watches(&corev1.Service{}, vmsInNamespace).
+		Watches(&coordinationv1.Lease{}, censusHandler(vmsIn)).
 		Named("meshvm").
 		Complete(vm); err != nil {
 		return fmt.Errorf("setting up the MeshVM controller: %w", err)
