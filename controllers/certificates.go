@@ -25,6 +25,13 @@ const (
 	meshLabel      = "mesh.openservicemesh.io/mesh"
 )
 
+// MeshObjectLabels are the labels of what the operator creates for a mesh,
+// its certificates and their Secrets among them. The operator's informer
+// cache holds only the Secrets that carry them (CacheOptions).
+func MeshObjectLabels(mesh string) map[string]string {
+	return map[string]string{managedByLabel: managedBy, meshLabel: mesh}
+}
+
 // meshIssuer is the cert-manager issuer that signs a mesh's certificates:
 // spec.certificates.issuerRef, or the CA ClusterIssuer the operator
 // bootstraps.
@@ -58,7 +65,7 @@ func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmap
 	return &cmapi.Certificate{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: id.Namespace,
-			Labels: map[string]string{managedByLabel: managedBy, meshLabel: mi.Name},
+			Labels: MeshObjectLabels(mi.Name),
 		},
 		Spec: cmapi.CertificateSpec{
 			SecretName:  name,
@@ -69,7 +76,7 @@ func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmap
 			Usages:      []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
 			IssuerRef:   meshIssuer(mi),
 			SecretTemplate: &cmapi.CertificateSecretTemplate{
-				Labels: map[string]string{managedByLabel: managedBy, meshLabel: mi.Name},
+				Labels: MeshObjectLabels(mi.Name),
 			},
 		},
 	}, nil

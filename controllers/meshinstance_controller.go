@@ -139,7 +139,7 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 				PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
 				IssuerRef:  cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"},
 				SecretTemplate: &cmapi.CertificateSecretTemplate{
-					Labels: map[string]string{managedByLabel: managedBy, meshLabel: mi.Name},
+					Labels: MeshObjectLabels(mi.Name),
 				},
 			}
 		}},
@@ -269,7 +269,7 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 	name := "osm-" + mi.Name + "-xds"
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace}}
 	_, err := controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
-		cert.Labels = map[string]string{managedByLabel: managedBy, meshLabel: mi.Name}
+		cert.Labels = MeshObjectLabels(mi.Name)
 		cert.Spec = cmapi.CertificateSpec{
 			SecretName: name + "-tls",
 			DNSNames: []string{

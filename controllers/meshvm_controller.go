@@ -218,7 +218,7 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: vm.Name + "-bootstrap", Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
-		s.Labels = map[string]string{managedByLabel: managedBy, meshLabel: mi.Name}
+		s.Labels = MeshObjectLabels(mi.Name)
 		s.Data = map[string][]byte{
 			BootstrapKey: boot,
 			CertKey:      identity.Data[CertKey],

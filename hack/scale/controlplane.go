@@ -19,15 +19,14 @@ import (
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
-	"github.com/open-service-mesh/osm-operator/xds/runner"
+	"github.com/open-service-mesh/osm-operator/xds/controlplane"
 	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
-// controlPlane is the operator's xDS control plane as cmd/xds.go wires it on
-// every replica: the informer cache with the manager's options, the runner
-// with its production coalescing, the snapshot cache and the ADS server with
-// the workload authorizer and the MeshVM status observer. Only the Lease
-// census (a write every 10 s) is left out.
+// controlPlane is the operator's xDS control plane as every replica runs it
+// (xds/controlplane, the wiring cmd/xds.go uses), over an informer cache
+// with the manager's options. Only the Lease census (a write every 10 s) is
+// left out.
 type controlPlane struct {
 	snapshots *cache.Cache
 	server    *server.Server
@@ -67,22 +66,13 @@ func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDi
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	nodes := &cache.Nodes{}
-	cp := &controlPlane{snapshots: cache.New(nodes, nil), stop: cancel, done: make(chan struct{}), synced: make(chan struct{})}
-	cp.server = server.New(server.Options{
-		Address:    address,
-		TLS:        server.FileTLS(certDir),
-		Authorizer: server.WorkloadAuthorizer{Reader: informers},
-		Cache:      cp.snapshots,
-		Nodes:      nodes,
-		Observer:   &server.VMStatus{Client: k8s, Replica: "bench", Log: log.WithName("vm-status")},
-		Log:        log.WithName("server"),
+	xds := controlplane.New(controlplane.Options{
+		Cache: informers, Client: k8s, Address: address, TLS: server.FileTLS(certDir), Replica: "bench", Log: log,
 	})
-	r := runner.New(runner.Options{Cache: informers, Snapshots: cp.snapshots, Log: log.WithName("runner")})
-	errs := make(chan error, 3)
+	cp := &controlPlane{snapshots: xds.Snapshots, server: xds.Server, stop: cancel, done: make(chan struct{}), synced: make(chan struct{})}
+	errs := make(chan error, 2)
 	go func() { errs <- informers.Start(ctx) }()
-	go func() { errs <- cp.server.Start(ctx) }()
-	go func() { errs <- r.Start(ctx) }()
+	go func() { errs <- xds.Start(ctx) }()
 	go func() {
 		// The runner asks for these informers as it starts; asking again
 		// only waits for the same ones.
@@ -98,7 +88,7 @@ func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDi
 	}()
 	go func() {
 		defer close(cp.done)
-		for range 3 {
+		for range 2 {
 			if err := <-errs; err != nil {
 				log.Error(err, "Control plane component stopped")
 			}

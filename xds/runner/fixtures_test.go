@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -34,7 +35,8 @@ func workload(t testing.TB, ns, pod, sa string, annotations map[string]string) t
 		t.Fatal(err)
 	}
 	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: meshv1alpha1.IdentitySecretName(sa), Namespace: ns},
+		// Labelled as cert-manager labels it, from the Certificate's template.
+		ObjectMeta: metav1.ObjectMeta{Name: meshv1alpha1.IdentitySecretName(sa), Namespace: ns, Labels: controllers.MeshObjectLabels(meshName)},
 		Data:       map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM, "ca.crt": ca.PEM},
 	}
 	for _, o := range []client.Object{&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}, sec} {

@@ -19,9 +19,11 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/controlplane"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/runner"
 	"github.com/open-service-mesh/osm-operator/xds/server"
@@ -110,38 +112,33 @@ type replica struct {
 	informers ctrlcache.Cache
 }
 
-// startReplica starts a replica until ctx ends.
+// startReplica starts a replica until ctx ends, wired as the operator wires
+// one (xds/controlplane) over an informer cache with the manager's options;
+// it publishes no census Lease.
 func startReplica(ctx context.Context, name string, serving *tls.Certificate, log logr.Logger) replica {
-	inf, err := ctrlcache.New(env.Config, ctrlcache.Options{Scheme: mesh.NewScheme()})
+	opts := controllers.CacheOptions()
+	opts.Scheme = mesh.NewScheme()
+	inf, err := ctrlcache.New(env.Config, opts)
 	if err != nil {
 		panic(err)
 	}
 	go func() { _ = inf.Start(ctx) }()
-	nodes := &cache.Nodes{}
-	snapshots := cache.New(nodes, nil)
-	srv := server.New(server.Options{
+	cp := controlplane.New(controlplane.Options{
+		Cache:   inf,
+		Client:  k8s,
 		Address: "127.0.0.1:0",
 		TLS: func(*tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error) {
 			return serving, ca.Pool(), nil
 		},
-		Authorizer: server.WorkloadAuthorizer{Reader: inf},
-		Cache:      snapshots,
-		Nodes:      nodes,
-		Observer:   &server.VMStatus{Client: k8s, Replica: name, Log: log.WithName("vm-status")},
-		Log:        log.WithName("xds"),
+		Replica: name,
+		Log:     log,
 	})
 	go func() {
-		if err := srv.Start(ctx); err != nil {
+		if err := cp.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}()
-	r := runner.New(runner.Options{Cache: inf, Snapshots: snapshots, Log: log.WithName("runner")}) // production coalescing
-	go func() {
-		if err := r.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
-	return replica{server: srv, runner: r, snapshots: snapshots, nodes: nodes, informers: inf}
+	return replica{server: cp.Server, runner: cp.Runner, snapshots: cp.Snapshots, nodes: cp.Nodes, informers: inf}
 }
 
 var seq atomic.Int32

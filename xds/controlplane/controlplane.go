@@ -1,0 +1,132 @@
+// Package controlplane wires the xDS control plane of one operator replica:
+// the runner that keeps the snapshots in step with the cluster, the ADS
+// server, the census of its proxies and, when asked for, the debug endpoint.
+// The operator, the scale harness and the runner's tests all build it here,
+// so that what is measured and tested is what runs.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/census"
+	"github.com/open-service-mesh/osm-operator/xds/runner"
+	"github.com/open-service-mesh/osm-operator/xds/server"
+)
+
+// Options configure a replica's control plane.
+type Options struct {
+	// Cache is the informer cache the runner and the authorizer read; the
+	// operator's has controllers.CacheOptions.
+	Cache ctrlcache.Cache
+	// Client writes the status of MeshVMs and the census Lease.
+	Client client.Client
+	// Address is where the ADS server listens; TLS gives its certificate
+	// and the roots it trusts for clients.
+	Address string
+	TLS     server.TLSSource
+	// Replica names this replica in MeshVM status and in its census Lease.
+	Replica string
+	// CensusNamespace is where the replica publishes its census Lease (the
+	// operator's namespace); empty publishes none.
+	CensusNamespace string
+	// DebugAddress is where the debug endpoint listens; empty serves none.
+	DebugAddress string
+	Log          logr.Logger
+}
+
+// ControlPlane is a replica's control plane, not started yet.
+type ControlPlane struct {
+	Snapshots *cache.Cache
+	Nodes     *cache.Nodes
+	Server    *server.Server
+	Runner    *runner.Runner
+	// Census is nil without Options.CensusNamespace.
+	Census *census.Publisher
+
+	runnables []manager.Runnable
+}
+
+// New wires a control plane.
+func New(o Options) *ControlPlane {
+	cp := &ControlPlane{Nodes: &cache.Nodes{}}
+	cp.Snapshots = cache.New(cp.Nodes, nil)
+	observers := server.Observers{&server.VMStatus{Client: o.Client, Replica: o.Replica, Log: o.Log.WithName("vm-status")}}
+	var onFailing func()
+	if o.CensusNamespace != "" {
+		cp.Census = census.NewPublisher(census.Options{
+			Client:       o.Client,
+			Namespace:    o.CensusNamespace,
+			Replica:      o.Replica,
+			Count:        func() census.Counts { return sidecarCounts(cp.Server.Proxies()) },
+			Failing:      func() census.Failing { return cp.Runner.Failing() },
+			FieldManager: meshv1alpha1.FieldManager,
+			Log:          o.Log.WithName("census"),
+		})
+		observers = append(observers, cp.Census)
+		onFailing = cp.Census.Changed
+	}
+	cp.Server = server.New(server.Options{
+		Address:    o.Address,
+		TLS:        o.TLS,
+		Authorizer: server.WorkloadAuthorizer{Reader: o.Cache},
+		Cache:      cp.Snapshots,
+		Nodes:      cp.Nodes,
+		Observer:   observers,
+		Log:        o.Log.WithName("server"),
+	})
+	cp.Runner = runner.New(runner.Options{Cache: o.Cache, Snapshots: cp.Snapshots, OnFailing: onFailing, Log: o.Log.WithName("runner")})
+	cp.runnables = []manager.Runnable{cp.Runner, cp.Server}
+	if cp.Census != nil {
+		cp.runnables = append(cp.runnables, cp.Census)
+	}
+	if o.DebugAddress != "" {
+		cp.runnables = append(cp.runnables, &server.Debug{Address: o.DebugAddress, Server: cp.Server, Cache: cp.Snapshots, Nodes: cp.Nodes})
+	}
+	return cp
+}
+
+// AddTo adds the control plane to a manager, which runs it on every replica
+// (none of its parts needs leader election) and starts the cache.
+func (cp *ControlPlane) AddTo(mgr manager.Manager) error {
+	for _, r := range cp.runnables {
+		if err := mgr.Add(r); err != nil {
+			return fmt.Errorf("adding the xDS control plane: %w", err)
+		}
+	}
+	return nil
+}
+
+// Start runs the control plane without a manager until ctx ends, and
+// returns what its parts returned. The caller starts the cache.
+func (cp *ControlPlane) Start(ctx context.Context) error {
+	errs := make(chan error, len(cp.runnables))
+	for _, r := range cp.runnables {
+		go func() { errs <- r.Start(ctx) }()
+	}
+	var all []error
+	for range cp.runnables {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// sidecarCounts counts the connected sidecars per namespace; VMs report
+// their connection in their own status.
+func sidecarCounts(proxies []server.ProxyStatus) census.Counts {
+	c := census.Counts{}
+	for _, p := range proxies {
+		if kind, ns, _, err := server.ParseNodeID(p.NodeID); err == nil && kind == server.NodeKindSidecar {
+			c[ns]++
+		}
+	}
+	return c
+}
