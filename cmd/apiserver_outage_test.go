@@ -57,9 +57,10 @@ func TestAPIServerOutage(t *testing.T) {
 // The API server restarts: stopped as a kubelet stops it, down for a few
 // seconds, then up again over the same etcd. A proxy connected across the
 // restart keeps its stream and is pushed nothing, for the operator's caches
-// list again what they held and that changes no config. While the server is
-// down, a proxy that connects is served. Once it is back, reconciliation
-// resumes: a pod made after it gets its identity and status catches up.
+// list again what they held and that changes no config, and no Certificate
+// is issued again. While the server is down, a proxy that connects is
+// served. Once it is back, reconciliation resumes: a pod made after it gets
+// its identity and status catches up.
 func TestAPIServerRestart(t *testing.T) {
 	o := startOperatorWith(t, false)
 	ctx, k := o.ctx, o.k
@@ -83,6 +84,7 @@ func TestAPIServerRestart(t *testing.T) {
 		ended <- e.Run(sctx, conn)
 	}()
 	before := settle(t, held)
+	issued := allIssued(t, ctx, k)
 
 	stopped := time.Now()
 	if err := o.env.StopAPIServer(); err != nil {
@@ -110,6 +112,7 @@ func TestAPIServerRestart(t *testing.T) {
 	if err := served(); err != nil {
 		t.Errorf("after the restart: %v", err)
 	}
+	notReissued(t, ctx, k, issued, "the restart")
 	select {
 	case err := <-ended:
 		t.Fatalf("the stream of the proxy connected across the restart ended: %v", err)

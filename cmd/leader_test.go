@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -24,7 +26,8 @@ import (
 // Two replicas with leader election: only the leader writes. When the
 // leader stops, it releases its Lease and the other takes over at once, far
 // within the lease time, and goes on where it left off: a new identity is
-// issued, and no Certificate exists twice.
+// issued, no Certificate exists twice, and none issued before is issued
+// again.
 func TestLeaderHandover(t *testing.T) {
 	c := startCluster(t)
 	ctx, k := c.ctx, c.k
@@ -40,6 +43,7 @@ func TestLeaderHandover(t *testing.T) {
 		t.Fatalf("the Lease moved from %s to %s while its holder ran", leader, h)
 	}
 
+	before := allIssued(t, ctx, k)
 	stopA()
 	start := time.Now()
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -60,6 +64,67 @@ func TestLeaderHandover(t *testing.T) {
 	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "late"))
 
 	oneCertificateEach(t, ctx, k, ns, "buyer", "late")
+	notReissued(t, ctx, k, before, "the handover")
+}
+
+// allIssued waits for every Certificate of the cluster to be issued and
+// returns their issuances.
+func allIssued(t *testing.T, ctx context.Context, k client.Client) map[string]issuance {
+	t.Helper()
+	var is map[string]issuance
+	testenv.Eventually(t, 60*time.Second, func() (err error) {
+		is, err = issuances(ctx, k)
+		return err
+	})
+	return is
+}
+
+// notReissued checks that none of the Certificates issued before an event
+// was issued again by the time all are issued.
+func notReissued(t *testing.T, ctx context.Context, k client.Client, before map[string]issuance, event string) {
+	t.Helper()
+	after := allIssued(t, ctx, k)
+	for name, was := range before {
+		if is := after[name]; is != was {
+			t.Errorf("Certificate %s was %+v before %s and is %+v after it", name, was, event, is)
+		}
+	}
+}
+
+// issuance is what says a Certificate was issued again: its spec's
+// generation, cert-manager's revision and the certificate in its Secret.
+type issuance struct {
+	generation int64
+	revision   int
+	cert       string
+}
+
+// issuances are those of every Certificate in the cluster, by namespace/name,
+// once each is Ready: cert-manager writes the Secret before it counts the
+// revision.
+func issuances(ctx context.Context, k client.Client) (map[string]issuance, error) {
+	var certs cmapi.CertificateList
+	if err := k.List(ctx, &certs); err != nil {
+		return nil, err
+	}
+	if len(certs.Items) == 0 {
+		return nil, fmt.Errorf("no Certificates")
+	}
+	out := map[string]issuance{}
+	for _, c := range certs.Items {
+		ready := slices.ContainsFunc(c.Status.Conditions, func(cond cmapi.CertificateCondition) bool {
+			return cond.Type == cmapi.CertificateConditionReady && cond.Status == cmmeta.ConditionTrue
+		})
+		if !ready || c.Status.Revision == nil {
+			return nil, fmt.Errorf("Certificate %s/%s is not issued yet: %+v", c.Namespace, c.Name, c.Status.Conditions)
+		}
+		s := &corev1.Secret{}
+		if err := k.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.SecretName}, s); err != nil {
+			return nil, err
+		}
+		out[c.Namespace+"/"+c.Name] = issuance{generation: c.Generation, revision: *c.Status.Revision, cert: string(s.Data[corev1.TLSCertKey])}
+	}
+	return out, nil
 }
 
 // A leader that dies (here: cut off from the API server, so it can neither
