@@ -135,9 +135,6 @@ func start(webhooks bool, o Options) (*Env, error) {
 		ControlPlaneStopTimeout:  time.Minute,
 	}
 	api := env.ControlPlane.GetAPIServer()
-	if api.CertDir, err = os.MkdirTemp("", "envtest-apiserver-"); err != nil {
-		return nil, fmt.Errorf("making the API server's certificate directory: %w", err)
-	}
 	// Watches end when the server stops, as they do in a rolling restart;
 	// without a grace period they hold its shutdown for a minute.
 	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
@@ -151,6 +148,9 @@ func start(webhooks bool, o Options) (*Env, error) {
 		if env.WebhookInstallOptions, err = webhookConfigurations(root); err != nil {
 			return nil, err
 		}
+	}
+	if api.CertDir, err = os.MkdirTemp("", "envtest-apiserver-"); err != nil {
+		return nil, fmt.Errorf("making the API server's certificate directory: %w", err)
 	}
 	e := &Env{Environment: env, Scheme: scheme, certDir: api.CertDir}
 	if e.Config, err = env.Start(); err != nil {

@@ -105,12 +105,21 @@ func (cp *ControlPlane) AddTo(mgr manager.Manager) error {
 	return nil
 }
 
-// Start runs the control plane without a manager until ctx ends, and
-// returns what its parts returned. The caller starts the cache.
+// Start runs the control plane without a manager until ctx ends or, as a
+// manager does, until one of its parts fails, and returns what its parts
+// returned. The caller starts the cache.
 func (cp *ControlPlane) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errs := make(chan error, len(cp.runnables))
 	for _, r := range cp.runnables {
-		go func() { errs <- r.Start(ctx) }()
+		go func() {
+			err := r.Start(ctx)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
 	}
 	var all []error
 	for range cp.runnables {
