@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,15 +55,18 @@ func TestAPIServerOutage(t *testing.T) {
 	}
 }
 
-// The API server restarts: stopped as a kubelet stops it, down for a few
-// seconds, then up again over the same etcd. A proxy connected across the
-// restart keeps its stream and is pushed nothing, for the operator's caches
-// list again what they held and that changes no config, and no Certificate
-// is issued again. While the server is down, a proxy that connects is
-// served. Once it is back, reconciliation resumes: a pod made after it gets
-// its identity and status catches up.
+// The API server restarts: stopped as a kubelet stops it, down for longer
+// than the leader's renew deadline, then up again over the same etcd. The
+// operator runs as installed, with leader election. A proxy connected
+// across the restart keeps its stream and is pushed nothing, for the
+// operator's caches list again what they held and that changes no config,
+// and no Certificate is issued again. While the server is down, a proxy that
+// connects is served, after the replica has lost its Lease too. Once the
+// server is back, the replica leads again and reconciles: a pod made after
+// it gets its identity and status catches up.
 func TestAPIServerRestart(t *testing.T) {
-	o := startOperatorWith(t, false)
+	o := startCluster(t)
+	o.xdsAddr, _ = runOperator(t, o.ctx, o.env.Config, true)
 	ctx, k := o.ctx, o.k
 	ns := "restart"
 	joinMesh(t, ctx, k, ns)
@@ -86,6 +90,7 @@ func TestAPIServerRestart(t *testing.T) {
 	before := settle(t, held)
 	issued := allIssued(t, ctx, k)
 
+	logged := len(operatorLog.String())
 	stopped := time.Now()
 	if err := o.env.StopAPIServer(); err != nil {
 		t.Fatal(err)
@@ -97,7 +102,14 @@ func TestAPIServerRestart(t *testing.T) {
 	if err := served(); err != nil {
 		t.Errorf("with the API server down, a connecting proxy was not served: %v", err)
 	}
-	time.Sleep(3 * time.Second)
+	// controller-runtime's renew deadline is 10 s.
+	time.Sleep(12 * time.Second)
+	if !strings.Contains(operatorLog.String()[logged:], "Lost the leader Lease") {
+		t.Error("the replica has not logged losing its Lease")
+	}
+	if err := served(); err != nil {
+		t.Errorf("with the API server down and the Lease lost, a connecting proxy was not served: %v", err)
+	}
 	if err := o.env.StartAPIServer(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,7 +133,9 @@ func issuances(ctx context.Context, k client.Client) (map[string]issuance, error
 // A leader that dies (here: cut off from the API server, so it can neither
 // renew nor release its Lease) is replaced once its Lease expires, and the
 // new leader goes on from what the old one wrote: the VM's EndpointSlice
-// follows the VM, and no Certificate or EndpointSlice exists twice.
+// follows the VM, and no Certificate or EndpointSlice exists twice. The
+// cut-off replica stops reconciling but goes on serving xDS, and once back
+// in touch it stands for election again and leads when the other stops.
 func TestKilledLeaderIsReplaced(t *testing.T) {
 	c := startCluster(t)
 	ctx, k := c.ctx, c.k
@@ -147,11 +152,12 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	actx, stopA := context.WithCancel(ctx)
 	defer stopA()
 	exited := make(chan error, 1)
+	xdsA := freeAddr(t)
 	go func() {
-		exited <- run(actx, cfg, testOptions("127.0.0.1:0", true))
+		exited <- run(actx, cfg, testOptions(xdsA, true))
 	}()
 	leader := awaitLeader(t, ctx, k)
-	runOperator(t, ctx, c.env.Config, true)
+	_, stopB := runOperator(t, ctx, c.env.Config, true)
 
 	ns := "ha"
 	joinMesh(t, ctx, k, ns)
@@ -185,6 +191,10 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 		t.Fatalf("the Lease moved from %s to %s while its holder ran", leader, h)
 	}
 
+	servedByA := buyerProxy(t, ctx, k, xdsA, ns)
+	testenv.Eventually(t, 60*time.Second, servedByA)
+
+	logged := len(operatorLog.String())
 	link.Cut()
 	killed := time.Now()
 	testenv.Eventually(t, 60*time.Second, func() error {
@@ -204,12 +214,23 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	if limit := 15*time.Second + 10*time.Second; took > limit {
 		t.Errorf("the other replica took over after %s, more than the lease duration and renew deadline (%s)", took, limit)
 	}
+	// The cut-off replica's reconcilers stop once its renew deadline has
+	// passed, and only they do: it goes on serving its proxies.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(operatorLog.String()[logged:], "Lost the leader Lease") {
+			return errors.New("the cut-off replica has not logged losing its Lease")
+		}
+		return nil
+	})
 	select {
 	case err := <-exited:
-		t.Logf("the cut-off leader stopped: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Error("the cut-off leader still runs, 30 s after losing its Lease")
+		t.Fatalf("the cut-off replica stopped: %v", err)
+	default:
 	}
+	if err := servedByA(); err != nil {
+		t.Errorf("the cut-off replica no longer serves xDS: %v", err)
+	}
+	newLeader := holder()
 
 	// The new leader follows the VM, and issues a new identity.
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -227,7 +248,38 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	}
 	testenv.Eventually(t, 30*time.Second, vmAt("192.0.2.11"))
 	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "late"))
-	oneCertificateEach(t, ctx, k, ns, "buyer", "late", "warehouse")
+
+	// Back in touch, the first replica stands for election again: when the
+	// second stops, it leads and reconciles.
+	link.Restore()
+	stopB()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if h := holder(); h == "" || h == newLeader {
+			return fmt.Errorf("the Lease is held by %q", h)
+		}
+		return nil
+	})
+	if err := k.Create(ctx, testPod(ns, "later-1", "later")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "later"))
+	oneCertificateEach(t, ctx, k, ns, "buyer", "late", "later", "warehouse")
+	select {
+	case err := <-exited:
+		t.Errorf("the first replica stopped: %v", err)
+	default:
+	}
+}
+
+// freeAddr is a loopback address with a port free at the time.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // awaitLeader waits for a replica to hold the leader Lease and returns it.

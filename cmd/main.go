@@ -100,24 +100,27 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		Metrics:                metricsOpts,
 		WebhookServer:          webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir, TLSOpts: tlsOpts}),
 		HealthProbeBindAddress: o.probeAddr,
-		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "osm-operator.mesh.openservicemesh.io",
-		// The Lease lives beside the operator, in or out of a cluster.
-		LeaderElectionNamespace: xdsOpts.namespace,
-		// A replica that stops (a rollout, a drain) hands over at once
-		// instead of after the lease expires: run returns once the manager
-		// has stopped, and main exits.
-		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(),
-		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.testing)},
+		Cache:                  controllers.CacheOptions(),
+		Controller:             config.Controller{SkipNameValidation: ptr.To(o.testing)},
 	})
 	if err != nil {
 		return err
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{
-		Namespace:                xdsOpts.namespace,
-		ClusterResourceNamespace: xdsOpts.certManagerNamespace,
-	}); err != nil {
+	ctlOpts := controllers.Options{Namespace: xdsOpts.namespace, ClusterResourceNamespace: xdsOpts.certManagerNamespace}
+	if o.leaderElect {
+		// Only the leader reconciles; every replica serves xDS and webhooks.
+		// The Lease lives beside the operator, in or out of a cluster.
+		if err := controllers.SetupIndexes(mgr.GetFieldIndexer()); err != nil {
+			return err
+		}
+		err = mgr.Add(&electedReconcilers{
+			cfg: cfg, scheme: mgr.GetScheme(), cache: mgr.GetCache(), namespace: xdsOpts.namespace, opts: ctlOpts,
+			log: ctrl.Log.WithName("leader-election"),
+		})
+	} else {
+		err = controllers.SetupWithManager(mgr, ctlOpts)
+	}
+	if err != nil {
 		return err
 	}
 	if err := addXDS(mgr, xdsOpts); err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"sync"
@@ -155,12 +154,7 @@ type operator struct {
 // server's address. The operator must stop cleanly.
 func runOperator(t *testing.T, ctx context.Context, cfg *rest.Config, leaderElect bool) (xdsAddr string, stop func()) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	xdsAddr = l.Addr().String()
-	_ = l.Close()
+	xdsAddr = freeAddr(t)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

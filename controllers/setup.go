@@ -36,15 +36,28 @@ type Options struct {
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// SetupWithManager registers the reconcilers, their watches and indexes.
+// SetupWithManager registers the reconcilers, their watches and the
+// indexes they read.
 func SetupWithManager(mgr ctrl.Manager, o Options) error {
-	ctx := context.Background()
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &meshv1alpha1.MeshMember{}, meshIndex, func(obj client.Object) []string {
+	if err := SetupIndexes(mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return SetupReconcilers(mgr, o)
+}
+
+// SetupIndexes adds the indexes the reconcilers read to a cache, once.
+func SetupIndexes(indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(context.Background(), &meshv1alpha1.MeshMember{}, meshIndex, func(obj client.Object) []string {
 		return []string{obj.(*meshv1alpha1.MeshMember).Spec.Mesh}
 	}); err != nil {
 		return fmt.Errorf("indexing MeshMembers by mesh: %w", err)
 	}
+	return nil
+}
 
+// SetupReconcilers registers the reconcilers and their watches, over a
+// cache that has the indexes of SetupIndexes.
+func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 	rec := mgr.GetEventRecorder("osm-operator")
 	// A policy object can belong to any mesh: re-check them all.
 	allMeshes := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
