@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -46,6 +52,7 @@ func (e *electedReconcilers) NeedLeaderElection() bool { return false }
 // ctx ends.
 func (e *electedReconcilers) Start(ctx context.Context) error {
 	for {
+		term := &termCache{Cache: e.cache}
 		mgr, err := ctrl.NewManager(e.cfg, ctrl.Options{
 			Scheme:                  e.scheme,
 			Metrics:                 metricsserver.Options{BindAddress: "0"},
@@ -55,9 +62,7 @@ func (e *electedReconcilers) Start(ctx context.Context) error {
 			// A replica that stops (a rollout, a drain) hands over at once
 			// instead of after the lease expires.
 			LeaderElectionReleaseOnCancel: true,
-			NewCache: func(*rest.Config, cache.Options) (cache.Cache, error) {
-				return startedCache{e.cache}, nil
-			},
+			NewCache:                      func(*rest.Config, cache.Options) (cache.Cache, error) { return term, nil },
 			// Each term registers the same controllers again.
 			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		})
@@ -68,6 +73,9 @@ func (e *electedReconcilers) Start(ctx context.Context) error {
 			return err
 		}
 		err = mgr.Start(ctx)
+		if rmErr := term.end(); rmErr != nil {
+			e.log.Error(rmErr, "Removing the event handlers of the reconcilers' term")
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -78,12 +86,82 @@ func (e *electedReconcilers) Start(ctx context.Context) error {
 	}
 }
 
-// startedCache is a cache that another manager starts: a manager that holds
-// it waits for it to sync, and never starts it again.
-type startedCache struct{ cache.Cache }
+// termCache is the replica's cache as the reconcilers of one term see it.
+// The replica's manager starts it: a manager of a term waits for it to sync
+// and never starts it again. The event handlers a term adds to its informers
+// are removed when the term ends, so that the next term's are the only ones.
+type termCache struct {
+	cache.Cache
+
+	mu       sync.Mutex
+	handlers []handler
+}
+
+type handler struct {
+	informer     cache.Informer
+	registration toolscache.ResourceEventHandlerRegistration
+}
 
 // Start waits for ctx to end.
-func (startedCache) Start(ctx context.Context) error {
+func (*termCache) Start(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
+}
+
+func (c *termCache) GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	i, err := c.Cache.GetInformer(ctx, obj, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &termInformer{Informer: i, term: c}, nil
+}
+
+func (c *termCache) GetInformerForKind(ctx context.Context, gvk schema.GroupVersionKind, opts ...cache.InformerGetOption) (cache.Informer, error) {
+	i, err := c.Cache.GetInformerForKind(ctx, gvk, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &termInformer{Informer: i, term: c}, nil
+}
+
+func (c *termCache) added(i cache.Informer, r toolscache.ResourceEventHandlerRegistration, err error) (toolscache.ResourceEventHandlerRegistration, error) {
+	if err == nil {
+		c.mu.Lock()
+		c.handlers = append(c.handlers, handler{informer: i, registration: r})
+		c.mu.Unlock()
+	}
+	return r, err
+}
+
+// end removes the event handlers the term added.
+func (c *termCache) end() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, h := range c.handlers {
+		errs = append(errs, h.informer.RemoveEventHandler(h.registration))
+	}
+	c.handlers = nil
+	return errors.Join(errs...)
+}
+
+// termInformer records the event handlers added to an informer in a term.
+type termInformer struct {
+	cache.Informer
+	term *termCache
+}
+
+func (i *termInformer) AddEventHandler(h toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error) {
+	r, err := i.Informer.AddEventHandler(h)
+	return i.term.added(i.Informer, r, err)
+}
+
+func (i *termInformer) AddEventHandlerWithResyncPeriod(h toolscache.ResourceEventHandler, resync time.Duration) (toolscache.ResourceEventHandlerRegistration, error) {
+	r, err := i.Informer.AddEventHandlerWithResyncPeriod(h, resync)
+	return i.term.added(i.Informer, r, err)
+}
+
+func (i *termInformer) AddEventHandlerWithOptions(h toolscache.ResourceEventHandler, o toolscache.HandlerOptions) (toolscache.ResourceEventHandlerRegistration, error) {
+	r, err := i.Informer.AddEventHandlerWithOptions(h, o)
+	return i.term.added(i.Informer, r, err)
 }
