@@ -115,9 +115,11 @@ func (r *ReplicaLeaseReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return ctrl.Result{}, nil
 }
 
-// censusHandler enqueues, for a replica Lease event that changes the counts
-// or the failing groups of some namespaces, what toRequests returns for them.
-func censusHandler(toRequests func(ctx context.Context, namespaces []string) []reconcile.Request) handler.EventHandler {
+// censusHandler enqueues, for a replica Lease event that changes the failing
+// groups of some namespaces, or their counts when counts is set, what
+// toRequests returns for them. Counts change whenever a sidecar connects:
+// a status that shows none need not follow them.
+func censusHandler(counts bool, toRequests func(ctx context.Context, namespaces []string) []reconcile.Request) handler.EventHandler {
 	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], old, new client.Object) {
 		var before, after census.Report
 		if l, ok := old.(*coordinationv1.Lease); ok && l != nil {
@@ -139,7 +141,8 @@ func censusHandler(toRequests func(ctx context.Context, namespaces []string) []r
 		for ns := range namespaces {
 			_, was := before.Counts[ns]
 			_, is := after.Counts[ns]
-			if was != is || before.Counts[ns] != after.Counts[ns] || !equality.Semantic.DeepEqual(before.Failing[ns], after.Failing[ns]) {
+			countsChanged := was != is || before.Counts[ns] != after.Counts[ns]
+			if counts && countsChanged || !equality.Semantic.DeepEqual(before.Failing[ns], after.Failing[ns]) {
 				changed = append(changed, ns)
 			}
 		}

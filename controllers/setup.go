@@ -88,7 +88,7 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes).
 		Watches(&meshv1alpha1.MeshMember{}, allMeshes).
 		Watches(&meshv1alpha1.MeshVM{}, allMeshes).
-		Watches(&coordinationv1.Lease{}, censusHandler(func(ctx context.Context, namespaces []string) []reconcile.Request {
+		Watches(&coordinationv1.Lease{}, censusHandler(true, func(ctx context.Context, namespaces []string) []reconcile.Request {
 			var out []reconcile.Request
 			for _, name := range namespaces {
 				ns := &corev1.Namespace{}
@@ -123,7 +123,7 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		Owns(&cmapi.Certificate{}).
 		Watches(&meshv1alpha1.MeshInstance{}, membersOfMesh).
 		Watches(&corev1.Pod{}, membersInNamespace).
-		Watches(&coordinationv1.Lease{}, censusHandler(func(ctx context.Context, namespaces []string) []reconcile.Request {
+		Watches(&coordinationv1.Lease{}, censusHandler(true, func(ctx context.Context, namespaces []string) []reconcile.Request {
 			var out []reconcile.Request
 			for _, ns := range namespaces {
 				var list meshv1alpha1.MeshMemberList
@@ -160,7 +160,8 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		Owns(&corev1.Secret{}).
 		Watches(&cmapi.Certificate{}, vmsInNamespace).
 		Watches(&corev1.Service{}, vmsInNamespace).
-		Watches(&coordinationv1.Lease{}, censusHandler(vmsIn)).
+		// A VM's status shows its own connection, not the census's counts.
+		Watches(&coordinationv1.Lease{}, censusHandler(false, vmsIn)).
 		Named("meshvm").
 		Complete(vm); err != nil {
 		return fmt.Errorf("setting up the MeshVM controller: %w", err)
