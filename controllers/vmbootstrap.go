@@ -41,13 +41,7 @@ func vmBootstrap(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, operato
 }
 
 // vmSDSFiles are the SDS files of every VM's folder.
-var vmSDSFiles = func() map[string][]byte {
-	f, err := bootstrap.SDSFiles(VMConfigDir)
-	if err != nil {
-		panic(err) // constant input: a failure is a bug, seen by every test
-	}
-	return f
-}()
+var vmSDSFiles = bootstrap.MustSDSFiles(VMConfigDir)
 
 func xdsPort(mi *meshv1alpha1.MeshInstance) int32 {
 	if mi.Spec.XDS.Port == 0 {

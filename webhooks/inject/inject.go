@@ -166,13 +166,7 @@ func addIdentity(pod *corev1.Pod, cfg Config) {
 }
 
 // sdsFiles are the sidecar's SDS files, the same for every sidecar.
-var sdsFiles = func() map[string][]byte {
-	f, err := bootstrap.SDSFiles(IdentityDir)
-	if err != nil {
-		panic(err) // constant input: a failure is a bug, seen by every test
-	}
-	return f
-}()
+var sdsFiles = bootstrap.MustSDSFiles(IdentityDir)
 
 // addSDS adds the sidecar's SDS files: annotations, projected as files into
 // the proxy's SDSDir by the downward API. Their content names files only,

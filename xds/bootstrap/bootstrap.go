@@ -128,6 +128,16 @@ func SDSFiles(identityDir string) (map[string][]byte, error) {
 	return out, nil
 }
 
+// MustSDSFiles is SDSFiles for a directory fixed in the program, which
+// cannot fail but through a bug: it panics then.
+func MustSDSFiles(identityDir string) map[string][]byte {
+	f, err := SDSFiles(identityDir)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
 // Envoy returns the bootstrap, validated by Envoy's own rules.
 func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 	if o.SDSDir == "" {
