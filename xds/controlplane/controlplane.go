@@ -49,8 +49,6 @@ type ControlPlane struct {
 	Nodes     *cache.Nodes
 	Server    *server.Server
 	Runner    *runner.Runner
-	// Census is nil without Options.CensusNamespace.
-	Census *census.Publisher
 
 	runnables []manager.Runnable
 }
@@ -61,8 +59,9 @@ func New(o Options) *ControlPlane {
 	cp.Snapshots = cache.New(cp.Nodes, nil)
 	observers := server.Observers{&server.VMStatus{Client: o.Client, Replica: o.Replica, Log: o.Log.WithName("vm-status")}}
 	var onFailing func()
+	var publisher *census.Publisher
 	if o.CensusNamespace != "" {
-		cp.Census = census.NewPublisher(census.Options{
+		publisher = census.NewPublisher(census.Options{
 			Client:       o.Client,
 			Namespace:    o.CensusNamespace,
 			Replica:      o.Replica,
@@ -71,8 +70,8 @@ func New(o Options) *ControlPlane {
 			FieldManager: meshv1alpha1.FieldManager,
 			Log:          o.Log.WithName("census"),
 		})
-		observers = append(observers, cp.Census)
-		onFailing = cp.Census.Changed
+		observers = append(observers, publisher)
+		onFailing = publisher.Changed
 	}
 	cp.Server = server.New(server.Options{
 		Address:    o.Address,
@@ -85,8 +84,8 @@ func New(o Options) *ControlPlane {
 	})
 	cp.Runner = runner.New(runner.Options{Cache: o.Cache, Snapshots: cp.Snapshots, OnFailing: onFailing, Log: o.Log.WithName("runner")})
 	cp.runnables = []manager.Runnable{cp.Runner, cp.Server}
-	if cp.Census != nil {
-		cp.runnables = append(cp.runnables, cp.Census)
+	if publisher != nil {
+		cp.runnables = append(cp.runnables, publisher)
 	}
 	if o.DebugAddress != "" {
 		cp.runnables = append(cp.runnables, &server.Debug{Address: o.DebugAddress, Server: cp.Server, Cache: cp.Snapshots, Nodes: cp.Nodes})
