@@ -40,16 +40,10 @@ func TestAPIServerOutage(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	o.link.Restore()
 
-	testenv.Eventually(t, 90*time.Second, func() error {
-		mm := &meshv1alpha1.MeshMember{}
-		if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo"}, mm); err != nil {
-			return err
-		}
-		if mm.Status.IdentitiesReady != 2 {
-			return fmt.Errorf("the member counts %d identities ready, want 2", mm.Status.IdentitiesReady)
-		}
-		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("late")}, &corev1.Secret{})
-	})
+	testenv.Eventually(t, 90*time.Second, identitiesIssued(ctx, k, ns, 2))
+	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("late")}, &corev1.Secret{}); err != nil {
+		t.Errorf("the late identity's Secret: %v", err)
+	}
 	if err := served(); err != nil {
 		t.Errorf("after the outage: %v", err)
 	}

@@ -35,16 +35,7 @@ func TestATranslationFailureReachesStatus(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, served)
 	// The Secret can exist before cert-manager marks its Certificate Ready:
 	// stopped in between, the member would wait for it for ever.
-	testenv.Eventually(t, 60*time.Second, func() error {
-		mm := &meshv1alpha1.MeshMember{}
-		if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo"}, mm); err != nil {
-			return err
-		}
-		if !meta.IsStatusConditionTrue(mm.Status.Conditions, meshv1alpha1.ConditionIdentitiesReady) {
-			return fmt.Errorf("the MeshMember's identities are not ready: %+v", mm.Status.Conditions)
-		}
-		return nil
-	})
+	testenv.Eventually(t, 60*time.Second, identitiesIssued(ctx, k, ns, 1))
 	o.cm.Stop()
 
 	key := client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("buyer")}

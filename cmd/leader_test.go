@@ -34,7 +34,6 @@ import (
 func TestLeaderHandover(t *testing.T) {
 	c := startCluster(t)
 	ctx, k := c.ctx, c.k
-	holder := func() string { return leaseHolder(ctx, k) }
 	_, stopA := runOperator(t, ctx, c.env.Config, true)
 	leader := awaitLeader(t, ctx, k)
 	runOperator(t, ctx, c.env.Config, true)
@@ -42,19 +41,14 @@ func TestLeaderHandover(t *testing.T) {
 	ns := "ha"
 	joinMesh(t, ctx, k, ns)
 	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "buyer"))
-	if h := holder(); h != leader {
+	if h := leaseHolder(ctx, k); h != leader {
 		t.Fatalf("the Lease moved from %s to %s while its holder ran", leader, h)
 	}
 
 	before := allIssued(t, ctx, k)
 	stopA()
 	start := time.Now()
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if h := holder(); h == "" || h == leader {
-			return fmt.Errorf("the Lease is still held by %q", h)
-		}
-		return nil
-	})
+	awaitLeaderOtherThan(t, ctx, k, leader, 30*time.Second)
 	took := time.Since(start)
 	t.Logf("the other replica leads %s after the leader stopped", took.Round(time.Millisecond))
 	if took > 15*time.Second { // controller-runtime's lease duration
@@ -139,7 +133,6 @@ func issuances(ctx context.Context, k client.Client) (map[string]issuance, error
 func TestKilledLeaderIsReplaced(t *testing.T) {
 	c := startCluster(t)
 	ctx, k := c.ctx, c.k
-	holder := func() string { return leaseHolder(ctx, k) }
 	// The first replica reaches the API server through a link the test
 	// cuts; it is started by hand, as losing its Lease ends it with an error.
 	u, err := url.Parse(c.env.Config.Host)
@@ -187,7 +180,7 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	}
 	testenv.Eventually(t, 90*time.Second, vmAt("192.0.2.10"))
 	testenv.Eventually(t, 90*time.Second, identityIssued(ctx, k, ns, "buyer"))
-	if h := holder(); h != leader {
+	if h := leaseHolder(ctx, k); h != leader {
 		t.Fatalf("the Lease moved from %s to %s while its holder ran", leader, h)
 	}
 
@@ -197,12 +190,7 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	logged := len(operatorLog.String())
 	link.Cut()
 	killed := time.Now()
-	testenv.Eventually(t, 60*time.Second, func() error {
-		if h := holder(); h == "" || h == leader {
-			return fmt.Errorf("the Lease is still held by %q", h)
-		}
-		return nil
-	})
+	newLeader := awaitLeaderOtherThan(t, ctx, k, leader, 60*time.Second)
 	took := time.Since(killed)
 	t.Logf("the other replica leads %s after the leader was cut off", took.Round(time.Millisecond))
 	// controller-runtime's lease duration and retry period: a candidate
@@ -230,7 +218,6 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	if err := servedByA(); err != nil {
 		t.Errorf("the cut-off replica no longer serves xDS: %v", err)
 	}
-	newLeader := holder()
 
 	// The new leader follows the VM, and issues a new identity.
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -253,12 +240,7 @@ func TestKilledLeaderIsReplaced(t *testing.T) {
 	// second stops, it leads and reconciles.
 	link.Restore()
 	stopB()
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if h := holder(); h == "" || h == newLeader {
-			return fmt.Errorf("the Lease is held by %q", h)
-		}
-		return nil
-	})
+	awaitLeaderOtherThan(t, ctx, k, newLeader, 30*time.Second)
 	if err := k.Create(ctx, testPod(ns, "later-1", "later")); err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +271,20 @@ func awaitLeader(t *testing.T, ctx context.Context, k client.Client) string {
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if leader = leaseHolder(ctx, k); leader == "" {
 			return fmt.Errorf("no replica holds the leader Lease")
+		}
+		return nil
+	})
+	return leader
+}
+
+// awaitLeaderOtherThan waits for a replica other than old to hold the
+// leader Lease and returns it.
+func awaitLeaderOtherThan(t *testing.T, ctx context.Context, k client.Client, old string, timeout time.Duration) string {
+	t.Helper()
+	var leader string
+	testenv.Eventually(t, timeout, func() error {
+		if leader = leaseHolder(ctx, k); leader == "" || leader == old {
+			return fmt.Errorf("the Lease is held by %q", leader)
 		}
 		return nil
 	})
