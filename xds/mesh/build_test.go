@@ -33,14 +33,28 @@ spec: {clusterIP: 10.96.0.2, ports: [{name: http, port: 80}]}
 
 // clientMayCallWeb is a TrafficTarget letting client call web on the
 // HTTPRouteGroup "routes".
-const clientMayCallWeb = `---
+var clientMayCallWeb = webCalledBy("{kind: ServiceAccount, name: client}")
+
+// webCalledBy is a TrafficTarget letting source call web on the routes of
+// HTTPRouteGroup shop/routes.
+func webCalledBy(source string) string {
+	return `---
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
 metadata: {name: tt, namespace: shop}
 spec:
   destination: {kind: ServiceAccount, name: web}
-  sources: [{kind: ServiceAccount, name: client}]
+  sources: [` + source + `]
   rules: [{kind: HTTPRouteGroup, name: routes}]
+`
+}
+
+// allRoutes is HTTPRouteGroup shop/routes, matching every path.
+const allRoutes = `
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: all, pathRegex: ".*"}]}
 `
 
 // TestBadInputIsReportedAndLeftOut: each malformed object yields a problem
@@ -142,34 +156,8 @@ spec: {service: web, backends: [{service: web, weight: 1}]}
 apiVersion: v1
 kind: Namespace
 metadata: {name: bank, labels: {openservicemesh.io/monitor: vault}}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: routes, namespace: shop}
-spec: {matches: [{name: all, pathRegex: ".*"}]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: tt, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: web}
-  sources: [{kind: ServiceAccount, name: teller, namespace: bank}]
-  rules: [{kind: HTTPRouteGroup, name: routes}]
-`, `TrafficTarget shop/tt: source bank/teller: namespace bank is a member of mesh "vault", not of mesh "osm"; it is left out`},
-		{"source outside any mesh", `
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: routes, namespace: shop}
-spec: {matches: [{name: all, pathRegex: ".*"}]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: tt, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: web}
-  sources: [{kind: ServiceAccount, name: x, namespace: nowhere}]
-  rules: [{kind: HTTPRouteGroup, name: routes}]
-`, `source nowhere/x: namespace nowhere is not in a mesh`},
+---` + allRoutes + webCalledBy("{kind: ServiceAccount, name: teller, namespace: bank}"), `TrafficTarget shop/tt: source bank/teller: namespace bank is a member of mesh "vault", not of mesh "osm"; it is left out`},
+		{"source outside any mesh", allRoutes + webCalledBy("{kind: ServiceAccount, name: x, namespace: nowhere}"), `source nowhere/x: namespace nowhere is not in a mesh`},
 		{"VM in another mesh's namespace", `
 apiVersion: mesh.openservicemesh.io/v1alpha1
 kind: MeshMember
