@@ -112,6 +112,8 @@ func TestHostileObjects(t *testing.T) {
 			refused: `HTTPRouteGroup ` + ns + `/bad-path: spec.matches[0] ("bad"): pathRegex: error parsing regexp`},
 		{name: "invalid header regex", obj: routes("bad-header", specsv1alpha4.HTTPMatch{Name: "bad", Headers: map[string]string{"x-user": "a{2,1}"}}),
 			refused: `spec.matches[0] ("bad"): header "x-user": error parsing regexp`},
+		{name: "regex past the proxies' RE2 program size", obj: routes("too-big", specsv1alpha4.HTTPMatch{Name: "big", PathRegex: `/[a-z]{600}/[0-9]{600}`}),
+			refused: "the mesh's proxies accept at most 1000"},
 		{name: "backtracking regex RE2 refuses", obj: routes("bad-backref", specsv1alpha4.HTTPMatch{Name: "bad", PathRegex: `(a)\1`}),
 			refused: "invalid escape sequence"},
 		{name: "header name that is not a token", obj: routes("bad-name", specsv1alpha4.HTTPMatch{Name: "bad", Headers: map[string]string{"x user": "1"}}),

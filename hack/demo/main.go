@@ -165,6 +165,10 @@ func run(ctx context.Context, out io.Writer, once bool) error {
 	}
 	fmt.Fprintln(out)
 	proxies.show(out)
+	fmt.Fprintln(out)
+	if err := proxies.checkRules(out); err != nil {
+		return fmt.Errorf("a proxy's config breaks Envoy's load rules: %w", err)
+	}
 	fmt.Fprintf(out, "\nThe mesh is running. Use it with:\n  export KUBECONFIG=%s\n  kubectl get meshinstances,meshmembers,meshvms -A\n  curl -s http://%s/debug/xds/proxies\n", kubeconfig, debugAddr)
 	if once {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -12,12 +13,16 @@ import (
 	"text/tabwriter"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -26,10 +31,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
+	"github.com/open-service-mesh/osm-operator/xds/translate"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -137,6 +146,12 @@ type proxy struct {
 	conn      *grpc.ClientConn
 	listeners []*listenerv3.Listener
 	clusters  []*clusterv3.Cluster
+	routes    []*routev3.RouteConfiguration
+	endpoints []*endpointv3.ClusterLoadAssignment
+	secrets   []*tlsv3.Secret
+	// bootstrap is the proxy's own: its static resources are loaded with
+	// what it is sent.
+	bootstrap *bootstrapv3.Bootstrap
 }
 
 type proxies []*proxy
@@ -159,7 +174,11 @@ func connectProxies(ctx context.Context, k client.Client, xdsAddr string) (proxi
 		}
 		for _, p := range pods.Items {
 			if p.Status.Phase == corev1.PodRunning {
-				return connect(ctx, k, xdsAddr, &out, "sidecar~"+ns+"~"+p.Name, ns, meshv1alpha1.IdentitySecretName(p.Spec.ServiceAccountName))
+				b, err := podBootstrap(&p)
+				if err != nil {
+					return err
+				}
+				return connect(ctx, k, xdsAddr, &out, "sidecar~"+ns+"~"+p.Name, ns, meshv1alpha1.IdentitySecretName(p.Spec.ServiceAccountName), b)
 			}
 		}
 		return fmt.Errorf("no running %s pod in %s", app, ns)
@@ -170,13 +189,48 @@ func connectProxies(ctx context.Context, k client.Client, xdsAddr string) (proxi
 	if err := podProxy("bookstore", "bookstore"); err != nil {
 		return nil, err
 	}
-	if err := connect(ctx, k, xdsAddr, &out, "vm~bookwarehouse~bookwarehouse-vm", "bookwarehouse", "bookwarehouse-vm-bootstrap"); err != nil {
+	vm := &corev1.Secret{}
+	if err := k.Get(ctx, client.ObjectKey{Namespace: "bookwarehouse", Name: "bookwarehouse-vm-bootstrap"}, vm); err != nil {
+		return nil, fmt.Errorf("reading the VM's bootstrap: %w", err)
+	}
+	b, err := parseBootstrap(vm.Data[controllers.BootstrapKey])
+	if err != nil {
+		return nil, fmt.Errorf("the VM's bootstrap: %w", err)
+	}
+	if err := connect(ctx, k, xdsAddr, &out, "vm~bookwarehouse~bookwarehouse-vm", "bookwarehouse", "bookwarehouse-vm-bootstrap", b); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func connect(ctx context.Context, k client.Client, xdsAddr string, out *proxies, nodeID, ns, secret string) error {
+// podBootstrap is the bootstrap the injector gave a pod's sidecar.
+func podBootstrap(p *corev1.Pod) (*bootstrapv3.Bootstrap, error) {
+	for _, c := range p.Spec.InitContainers {
+		if c.Name != inject.ProxyContainer {
+			continue
+		}
+		for i, a := range c.Args {
+			if a == "--config-yaml" && i+1 < len(c.Args) {
+				return parseBootstrap([]byte(c.Args[i+1]))
+			}
+		}
+	}
+	return nil, fmt.Errorf("pod %s/%s has no sidecar bootstrap", p.Namespace, p.Name)
+}
+
+func parseBootstrap(raw []byte) (*bootstrapv3.Bootstrap, error) {
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	b := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(js, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func connect(ctx context.Context, k client.Client, xdsAddr string, out *proxies, nodeID, ns, secret string, b *bootstrapv3.Bootstrap) error {
 	s := &corev1.Secret{}
 	if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: secret}, s); err != nil {
 		return fmt.Errorf("reading the identity of %s: %w", nodeID, err)
@@ -191,7 +245,7 @@ func connect(ctx context.Context, k client.Client, xdsAddr string, out *proxies,
 	if err != nil {
 		return err
 	}
-	p := &proxy{nodeID: nodeID, conn: conn}
+	p := &proxy{nodeID: nodeID, conn: conn, bootstrap: b}
 	*out = append(*out, p)
 	stream, err := xdstest.OpenStream(ctx, conn, nodeID)
 	if err != nil {
@@ -202,25 +256,50 @@ func connect(ctx context.Context, k client.Client, xdsAddr string, out *proxies,
 			return err
 		}
 	}
-	for got := 0; got < 2; got++ {
+	if err := p.receive(stream, 2); err != nil {
+		return err
+	}
+	// Then what the listeners and clusters name, as Envoy asks for it.
+	asks := 0
+	for t, names := range map[string][]string{
+		resourcev3.RouteType:    rdsNames(p.listeners),
+		resourcev3.EndpointType: edsNames(p.clusters),
+		resourcev3.SecretType:   {translate.IdentitySecret, translate.TrustBundleSecret},
+	} {
+		if len(names) == 0 {
+			continue
+		}
+		if err := stream.Subscribe(t, names); err != nil {
+			return err
+		}
+		asks++
+	}
+	return p.receive(stream, asks)
+}
+
+// receive takes n responses, keeping their resources, and ACKs each.
+func (p *proxy) receive(stream *xdstest.Stream, n int) error {
+	for got := 0; got < n; got++ {
 		r, err := stream.Recv()
 		if err != nil {
-			return fmt.Errorf("%s: %w", nodeID, err)
+			return fmt.Errorf("%s: %w", p.nodeID, err)
 		}
 		for _, a := range r.GetResources() {
-			switch r.GetTypeUrl() {
-			case resourcev3.ClusterType:
-				c := &clusterv3.Cluster{}
-				if err := a.UnmarshalTo(c); err != nil {
-					return err
-				}
-				p.clusters = append(p.clusters, c)
-			case resourcev3.ListenerType:
-				l := &listenerv3.Listener{}
-				if err := a.UnmarshalTo(l); err != nil {
-					return err
-				}
-				p.listeners = append(p.listeners, l)
+			m, err := a.UnmarshalNew()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.nodeID, err)
+			}
+			switch m := m.(type) {
+			case *clusterv3.Cluster:
+				p.clusters = append(p.clusters, m)
+			case *listenerv3.Listener:
+				p.listeners = append(p.listeners, m)
+			case *routev3.RouteConfiguration:
+				p.routes = append(p.routes, m)
+			case *endpointv3.ClusterLoadAssignment:
+				p.endpoints = append(p.endpoints, m)
+			case *tlsv3.Secret:
+				p.secrets = append(p.secrets, m)
 			}
 		}
 		if err := stream.ACK(r); err != nil {
@@ -228,6 +307,50 @@ func connect(ctx context.Context, k client.Client, xdsAddr string, out *proxies,
 		}
 	}
 	return nil
+}
+
+func rdsNames(ls []*listenerv3.Listener) []string {
+	var out []string
+	for _, l := range ls {
+		for _, fc := range append(slices.Clip(l.GetFilterChains()), l.GetDefaultFilterChain()) {
+			for _, f := range fc.GetFilters() {
+				h := &hcmv3.HttpConnectionManager{}
+				if f.GetTypedConfig().UnmarshalTo(h) == nil && h.GetRds() != nil {
+					out = append(out, h.GetRds().GetRouteConfigName())
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func edsNames(cs []*clusterv3.Cluster) []string {
+	var out []string
+	for _, c := range cs {
+		if c.GetType() == clusterv3.Cluster_EDS {
+			out = append(out, c.GetEdsClusterConfig().GetServiceName())
+		}
+	}
+	return out
+}
+
+// checkRules holds each proxy's whole config, its bootstrap with what it
+// was sent, to Envoy's load rules, and prints a line per proxy.
+func (ps proxies) checkRules(out io.Writer) error {
+	var errs []error
+	for _, p := range ps {
+		r := &envoyrules.Resources{Listeners: p.listeners, Routes: p.routes, Clusters: p.clusters, Endpoints: p.endpoints, Secrets: p.secrets}
+		if err := envoyrules.CheckBootstrap(p.bootstrap, r, translate.RuleOptions()); err != nil {
+			fmt.Fprintf(out, "Envoy's load rules: %s: FAILED: %v\n", p.nodeID, err)
+			errs = append(errs, fmt.Errorf("%s: %w", p.nodeID, err))
+			continue
+		}
+		fmt.Fprintf(out, "Envoy's load rules: %s: pass (bootstrap with %d static listeners and %d static clusters; %d listeners, %d routes, %d clusters, %d endpoint lists, %d secrets)\n",
+			p.nodeID, len(p.bootstrap.GetStaticResources().GetListeners()), len(p.bootstrap.GetStaticResources().GetClusters()),
+			len(p.listeners), len(p.routes), len(p.clusters), len(p.endpoints), len(p.secrets))
+	}
+	return errors.Join(errs...)
 }
 
 // showStatus prints each CR's Ready condition and counts.

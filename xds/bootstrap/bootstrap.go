@@ -26,6 +26,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 )
 
 // XDSServiceName is the operator's Service for xDS.
@@ -206,11 +209,28 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 			Listeners: o.Listeners,
 			Clusters:  append([]*clusterv3.Cluster{xds}, o.Clusters...),
 		},
+		LayeredRuntime: runtime(),
 	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("the bootstrap of %s is invalid: %w", o.NodeID, err)
 	}
+	if err := envoyrules.CheckBootstrap(b, nil, envoyrules.Options{}); err != nil {
+		return nil, fmt.Errorf("the bootstrap of %s: %w", o.NodeID, err)
+	}
 	return b, nil
+}
+
+// runtime is the proxy's runtime: a static layer that raises the RE2
+// program size Envoy accepts in a regex to the mesh's limit (Envoy's
+// default of 100 refuses ordinary path patterns), and the admin layer Envoy
+// has when no runtime is configured.
+func runtime() *bootstrapv3.LayeredRuntime {
+	return &bootstrapv3.LayeredRuntime{Layers: []*bootstrapv3.RuntimeLayer{
+		{Name: "mesh", LayerSpecifier: &bootstrapv3.RuntimeLayer_StaticLayer{StaticLayer: &structpb.Struct{Fields: map[string]*structpb.Value{
+			envoyrules.RegexLimitKey: structpb.NewNumberValue(envoyrules.MeshRegexLimit),
+		}}}},
+		{Name: "admin", LayerSpecifier: &bootstrapv3.RuntimeLayer_AdminLayer_{AdminLayer: &bootstrapv3.RuntimeLayer_AdminLayer{}}},
+	}}
 }
 
 // JSON renders a bootstrap, or a file it names, as Envoy reads it (JSON is

@@ -226,6 +226,12 @@ func (b *builder) collectServices() {
 		b.m.Services = append(b.m.Services, svc)
 	}
 	slices.SortFunc(b.m.Services, func(a, c *Service) int { return compareServiceKey(a.Key, c.Key) })
+	b.m.IPv6 = slices.ContainsFunc(b.m.Services, (*Service).hasIPv6)
+}
+
+func (s *Service) hasIPv6() bool {
+	v6 := func(a string) bool { ip, err := netip.ParseAddr(a); return err == nil && ip.Is6() && !ip.Is4In6() }
+	return slices.ContainsFunc(s.ClusterIPs, v6) || slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool { return v6(e.Address) })
 }
 
 // addEndpoints adds the meshed endpoints of an EndpointSlice: those of member

@@ -69,6 +69,12 @@ kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: bad, pathRegex: "(unclosed"}]}
 ` + clientMayCallWeb, `HTTPRouteGroup shop/routes: match "bad": pathRegex: error parsing regexp`},
+		{"path regex past the proxies' RE2 program size", `
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: shop}
+spec: {matches: [{name: big, pathRegex: "/[a-z]{600}/[0-9]{600}"}]}
+` + clientMayCallWeb, `HTTPRouteGroup shop/routes: match "big": pathRegex: "/[a-z]{600}/[0-9]{600}" compiles to an RE2 program of`},
 		{"header name with a space", `
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup

@@ -10,10 +10,10 @@ import (
 
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 )
 
-// Envoy matches regexes with RE2, as Go's regexp does, so a pattern Go compiles
-// is one Envoy accepts.
 // headerName is an HTTP header name (an RFC 9110 token), as Envoy requires.
 var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -166,7 +166,7 @@ func (b *builder) httpMatches(g *specsv1alpha4.HTTPRouteGroup, names []string) [
 func CheckHTTPMatch(m specsv1alpha4.HTTPMatch) []error {
 	var errs []error
 	if m.PathRegex != "" {
-		if _, err := regexp.Compile(m.PathRegex); err != nil {
+		if err := checkRegex(m.PathRegex); err != nil {
 			errs = append(errs, fmt.Errorf("pathRegex: %w", err))
 		}
 	}
@@ -179,11 +179,28 @@ func CheckHTTPMatch(m specsv1alpha4.HTTPMatch) []error {
 		if !headerName.MatchString(k) {
 			errs = append(errs, fmt.Errorf("%q is not an HTTP header name", k))
 		}
-		if _, err := regexp.Compile(m.Headers[k]); err != nil {
+		if err := checkRegex(m.Headers[k]); err != nil {
 			errs = append(errs, fmt.Errorf("header %q: %w", k, err))
 		}
 	}
 	return errs
+}
+
+// checkRegex says whether the mesh's proxies accept a regex: RE2 (Envoy's
+// engine) compiles it into a program no larger than the limit their
+// bootstraps set, counted as RE2 counts it.
+func checkRegex(re string) error {
+	if _, err := regexp.Compile(re); err != nil {
+		return err
+	}
+	size, err := envoyrules.RE2ProgramSize(re)
+	if err != nil {
+		return err
+	}
+	if size > envoyrules.MeshRegexLimit {
+		return fmt.Errorf("%q compiles to an RE2 program of %d instructions; the mesh's proxies accept at most %d", re, size, envoyrules.MeshRegexLimit)
+	}
+	return nil
 }
 
 // collectSplits resolves the TrafficSplits of member namespaces.

@@ -26,7 +26,7 @@ func TestDebugEndpointShowsAProxysConfigWithoutKeys(t *testing.T) {
 	if err := s.Subscribe(resourcev3.ClusterType, nil); err != nil {
 		t.Fatal(err)
 	}
-	awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool { return len(r.GetResources()) == 2 })
+	awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool { return len(r.GetResources()) == 3 }) // blackhole, store, admin
 
 	d := &server.Debug{Server: xds, Cache: snapshots, Nodes: nodes}
 	srv := httptest.NewServer(d.Handler())

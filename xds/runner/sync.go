@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
@@ -37,6 +38,10 @@ var (
 		Name: "osm_mesh_problems",
 		Help: "Objects the last model build could not use as written.",
 	})
+	ruleViolations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "osm_xds_envoy_rule_violations_total",
+		Help: "Proxy group translations that broke one of Envoy's load rules (counted as translation errors too); the group kept its last good snapshot.",
+	})
 	groupsFailing = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "osm_xds_groups_failing",
 		Help: "Proxy groups whose last translation failed: they keep their last good snapshot.",
@@ -44,7 +49,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems, groupsFailing)
+	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems, groupsFailing, ruleViolations)
 }
 
 // sync rebuilds the model and republishes the groups that c touches.
@@ -90,6 +95,9 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 			v := m.View(g)
 			if err := r.publish(ctx, shared, v); err != nil {
 				translationErrors.Inc()
+				if envoyrules.IsViolation(err) {
+					ruleViolations.Inc()
+				}
 				r.opts.Log.Error(err, "Kept the last good config of a proxy group", "mesh", mi.Name, "group", key)
 				failed[key] = failure{namespace: g.Identity.Namespace, err: err}
 				continue

@@ -64,7 +64,9 @@ func TestProxyReceivesItsGroupsConfig(t *testing.T) {
 	r := awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool {
 		return r.GetTypeUrl() == resourcev3.ClusterType && slices.Contains(clusterNames(t, r), storeCluster)
 	})
-	if got := clusterNames(t, r); !slices.Equal(got, []string{storeCluster, translate.AdminCluster}) {
+	// The blackhole is where the outbound listener sends what no chain
+	// matches (the shop's egress is denied).
+	if got := clusterNames(t, r); !slices.Equal(got, []string{translate.BlackholeCluster, storeCluster, translate.AdminCluster}) {
 		t.Errorf("clusters = %v", got)
 	}
 

@@ -38,6 +38,22 @@ func (t *translator) outboundCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cl
 	return c
 }
 
+// headlessCluster reaches the endpoint of a headless service port that the
+// client dialled, with the same mutual TLS as outboundCluster.
+func (t *translator) headlessCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cluster {
+	c := &clusterv3.Cluster{
+		Name:                 OutboundClusterName(s.Key, p.Port),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		TransportSocket:      t.upstreamTLS(s, p),
+	}
+	if p.Protocol == mesh.ProtocolGRPC || p.Protocol == mesh.ProtocolHTTP2 {
+		c.TypedExtensionProtocolOptions = t.http2Options()
+	}
+	return c
+}
+
 // upstreamTLS is the client side of mutual TLS towards a service: our identity
 // certificate, the mesh trust bundle, and the service's SPIFFE IDs as the only
 // acceptable server identities.
@@ -69,9 +85,14 @@ func (t *translator) upstreamTLS(s *mesh.Service, p mesh.Port) *corev3.Transport
 }
 
 // tlsParams holds sidecar-to-sidecar mutual TLS to 1.3: both ends are the
-// mesh's proxies, so nothing older needs to be spoken.
+// mesh's proxies, so nothing older needs to be spoken. Both ends are set:
+// Envoy's default maximum is 1.2 for a client, so a minimum alone would make
+// every connection fail.
 func tlsParams() *tlsv3.TlsParameters {
-	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_3}
+	return &tlsv3.TlsParameters{
+		TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_3,
+		TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3,
+	}
 }
 
 func (t *translator) http2Options() map[string]*anypb.Any {

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
@@ -16,8 +17,10 @@ import (
 // FuzzTranslate feeds the model builder and the translator arbitrary
 // manifests (Namespaces, Services, EndpointSlices, Pods, MeshVMs, SMI
 // objects): nothing may panic, and every group either translates into
-// resources that pass Envoy's validation rules and are consistent, or fails
-// with an error (the group then keeps its last good snapshot). The seeds are
+// resources that pass Envoy's validation rules and load rules and are
+// consistent, or fails with an error that is not a load rule's (the group
+// then keeps its last good snapshot): the translator never makes a config
+// Envoy would refuse. The seeds are
 // the golden inputs; `go test -fuzz FuzzTranslate ./xds/translate` explores
 // from them, and what it finds lands in testdata/fuzz.
 func FuzzTranslate(f *testing.F) {
@@ -45,6 +48,9 @@ func FuzzTranslate(f *testing.F) {
 		sh := translate.NewShared()
 		for _, g := range m.Groups {
 			r, err := sh.Translate(m.View(g), fakeCerts(g))
+			if envoyrules.IsViolation(err) {
+				t.Errorf("group %s: the translator made a config Envoy would refuse: %v", g, err)
+			}
 			if err != nil {
 				continue // reported; the group keeps its last good config
 			}

@@ -4,9 +4,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -14,14 +14,16 @@ import (
 
 // inbound builds the inbound listener: mutual TLS with the mesh trust bundle
 // required on every port the group's workloads serve, SMI policy enforced by
-// RBAC, and a cluster to the local application behind each port.
+// RBAC, and a cluster to the local application behind each port. Traffic to
+// other ports passes through to the application in a permissive mesh and is
+// refused in an SMI mesh, where nothing is allowed that no policy names.
+//
+// The listener has no TLS inspector: no chain matches on what it finds, and
+// it would hold every plaintext connection of a server-first protocol until
+// its timeout.
 func (t *translator) inbound() {
-	l := &listenerv3.Listener{
-		Name:             InboundListener,
-		Address:          socketAddress("0.0.0.0", InboundPort),
-		ListenerFilters:  []*listenerv3.ListenerFilter{t.originalDst(), t.tlsInspector()},
-		TrafficDirection: corev3.TrafficDirection_INBOUND,
-	}
+	l := t.listener(InboundListener, InboundPort, corev3.TrafficDirection_INBOUND)
+	l.ListenerFilters = []*listenerv3.ListenerFilter{t.originalDst()}
 	for _, ip := range t.servedPorts() {
 		name := InboundClusterName(ip.TargetPort)
 		t.out.Clusters = append(t.out.Clusters, t.localCluster(name, ip.TargetPort, ip.Port.Protocol))
@@ -31,12 +33,12 @@ func (t *translator) inbound() {
 			TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
 		}
 		if ip.Port.Protocol.IsHTTP() {
-			route := singleRoute(name, prefixAll(), toCluster(name))
-			fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
+			route := singleRoute(name, prefixAll(), meshRoute(toCluster(name)))
+			fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(&hcmv3.HttpConnectionManager{
 				RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
 				ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
 				SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
-			}, t.httpRBAC(name, ip.TargetPort))}
+			}), t.httpRBAC(name, ip.TargetPort))}
 		} else {
 			fc.Filters = []*listenerv3.Filter{}
 			if f := t.networkRBAC(name, ip.TargetPort); f != nil {
@@ -46,6 +48,7 @@ func (t *translator) inbound() {
 		}
 		l.FilterChains = append(l.FilterChains, fc)
 	}
+	t.unmatched(l, t.view.Mesh.Mode == mesh.ModePermissive)
 	t.out.Listeners = append(t.out.Listeners, l)
 }
 
@@ -88,11 +91,14 @@ func (t *translator) downstreamTLS(p mesh.Protocol) *corev3.TransportSocket {
 	}
 }
 
-func (t *translator) tlsInspector() *listenerv3.ListenerFilter {
-	return &listenerv3.ListenerFilter{
-		Name:       "envoy.filters.listener.tls_inspector",
-		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: t.any(&tlsinspectorv3.TlsInspector{})},
-	}
+// meshHTTP completes the connection manager of mesh traffic: WebSocket
+// upgrades pass, and a stream is never cut for being idle (Envoy's default
+// is 5 minutes, which ends quiet gRPC and watch streams); the application
+// decides how long its streams live, until a policy says otherwise.
+func meshHTTP(hcm *hcmv3.HttpConnectionManager) *hcmv3.HttpConnectionManager {
+	hcm.UpgradeConfigs = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
+	hcm.StreamIdleTimeout = durationpb.New(0)
+	return hcm
 }
 
 // httpConnectionManager completes hcm (which names its routes) with the

@@ -1,8 +1,10 @@
 package translate
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -13,6 +15,7 @@ import (
 	origdstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -20,24 +23,21 @@ import (
 
 // outbound builds the outbound listener (the pod's outgoing traffic, redirected
 // by iptables), a filter chain per destination service port, and the clusters,
-// endpoints and routes behind them.
+// endpoints and routes behind them. Traffic to anything else passes through
+// when the mesh allows egress, and is refused when it does not.
 func (t *translator) outbound() {
-	l := &listenerv3.Listener{
-		Name:             OutboundListener,
-		Address:          socketAddress("0.0.0.0", OutboundPort),
-		ListenerFilters:  []*listenerv3.ListenerFilter{t.originalDst()},
-		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
-	}
+	l := t.listener(OutboundListener, OutboundPort, corev3.TrafficDirection_OUTBOUND)
+	l.ListenerFilters = []*listenerv3.ListenerFilter{t.originalDst()}
 	matched := map[string]bool{} // filter chain matches already used
 	for _, s := range t.view.Outbound {
-		dsts := s.ClusterIPs
-		if s.Headless() {
-			dsts = endpointAddresses(s)
-		}
 		for _, p := range s.Ports {
+			if s.Headless() {
+				t.headless(l, s, p, matched)
+				continue
+			}
 			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
 			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
-			ranges := t.uniqueRanges(dsts, p.Port, matched)
+			ranges := t.uniqueRanges(s.ClusterIPs, p.Port, matched)
 			if len(ranges) == 0 {
 				continue // every address is another service's: nothing routes here
 			}
@@ -46,40 +46,67 @@ func (t *translator) outbound() {
 				t.out.rdsRefs = append(t.out.rdsRefs, OutboundClusterName(s.Key, p.Port))
 			}
 			switch {
-			case len(ranges) == len(dsts):
+			case len(ranges) == len(s.ClusterIPs):
 				// No address was taken by another service: the chain is the
 				// same in every group.
-				l.FilterChains = append(l.FilterChains, sharedResource(t, "chain", s, p, func(t *translator) *listenerv3.FilterChain { return t.outboundChain(s, p, ranges) }))
+				l.FilterChains = append(l.FilterChains, sharedResource(t, "chain", s, p, func(t *translator) *listenerv3.FilterChain {
+					return t.outboundChain(OutboundClusterName(s.Key, p.Port), s, p, p.Port, ranges)
+				}))
 			default:
-				l.FilterChains = append(l.FilterChains, t.outboundChain(s, p, ranges))
+				l.FilterChains = append(l.FilterChains, t.outboundChain(OutboundClusterName(s.Key, p.Port), s, p, p.Port, ranges))
 			}
 		}
 	}
-	if t.view.Mesh.EgressAllowed {
-		t.out.Clusters = append(t.out.Clusters, passthroughCluster())
-		l.DefaultFilterChain = &listenerv3.FilterChain{
-			Name:    PassthroughCluster,
-			Filters: []*listenerv3.Filter{t.tcpProxy(PassthroughCluster, []weighted{{PassthroughCluster, 1}})},
+	t.unmatched(l, t.view.Mesh.EgressAllowed)
+	t.out.Listeners = append(t.out.Listeners, l)
+}
+
+// headless adds the chains of a headless service port. Its clients dial an
+// endpoint (a StatefulSet member such as mysql-0, not interchangeable with
+// the others) at the endpoint's own port, the target port: a chain per
+// target port matches the endpoints' addresses there, and its cluster keeps
+// each connection on the address that was dialled (ORIGINAL_DST), with the
+// same mutual TLS as any mesh cluster.
+func (t *translator) headless(l *listenerv3.Listener, s *mesh.Service, p mesh.Port, matched map[string]bool) {
+	name := OutboundClusterName(s.Key, p.Port)
+	byTarget := map[int32][]string{}
+	for _, e := range s.Endpoints {
+		if tp, ok := e.Ports[p.Name]; ok {
+			byTarget[tp] = append(byTarget[tp], e.Address)
 		}
 	}
-	t.out.Listeners = append(t.out.Listeners, l)
+	t.out.Clusters = append(t.out.Clusters, sharedResource(t, "headless-cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.headlessCluster(s, p) }))
+	routed := false
+	for _, tp := range slices.Sorted(maps.Keys(byTarget)) {
+		ranges := t.uniqueRanges(byTarget[tp], tp, matched)
+		if len(ranges) == 0 {
+			continue
+		}
+		if p.Protocol.IsHTTP() && !routed {
+			routed = true
+			t.out.Routes = append(t.out.Routes, sharedResource(t, "route", s, p, func(t *translator) *routev3.RouteConfiguration { return t.outboundRoute(s, p) }))
+			t.out.rdsRefs = append(t.out.rdsRefs, name)
+		}
+		l.FilterChains = append(l.FilterChains, t.outboundChain(name+"|"+strconv.Itoa(int(tp)), s, p, tp, ranges))
+	}
 }
 
 // outboundChain matches traffic to a service port's addresses and hands it to
 // an HTTP connection manager or a TCP proxy.
-func (t *translator) outboundChain(s *mesh.Service, p mesh.Port, ranges []*corev3.CidrRange) *listenerv3.FilterChain {
+// chainName names it and its statistics; port is the port clients dial.
+func (t *translator) outboundChain(chainName string, s *mesh.Service, p mesh.Port, port int32, ranges []*corev3.CidrRange) *listenerv3.FilterChain {
 	name := OutboundClusterName(s.Key, p.Port)
 	fc := &listenerv3.FilterChain{
-		Name: name,
+		Name: chainName,
 		FilterChainMatch: &listenerv3.FilterChainMatch{
 			PrefixRanges:    ranges,
-			DestinationPort: wrapperspb.UInt32(uint32(p.Port)),
+			DestinationPort: wrapperspb.UInt32(uint32(port)),
 		},
 	}
 	if p.Protocol.IsHTTP() {
-		fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, &hcmv3.HttpConnectionManager{
+		fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(&hcmv3.HttpConnectionManager{
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: name}},
-		}, nil)}
+		}), nil)}
 	} else {
 		fc.Filters = []*listenerv3.Filter{t.tcpProxy(name, t.clusterTargets(s, p))}
 	}
@@ -106,14 +133,6 @@ func (t *translator) uniqueRanges(addrs []string, port int32, used map[string]bo
 	return out
 }
 
-func endpointAddresses(s *mesh.Service) []string {
-	var out []string
-	for _, e := range s.Endpoints {
-		out = append(out, e.Address)
-	}
-	return out
-}
-
 // weighted is a cluster and its weight.
 type weighted struct {
 	cluster string
@@ -121,24 +140,98 @@ type weighted struct {
 }
 
 // clusterTargets are the clusters traffic to a service port goes to: the
-// service's own, or the backends of its TrafficSplit.
+// service's own, or the backends of its TrafficSplit. A backend that is the
+// root of a split itself is split in turn, so that each leaf gets its share
+// of the whole (90/10 with the 10 split 80/20 is 90/8/2).
 func (t *translator) clusterTargets(s *mesh.Service, p mesh.Port) []weighted {
-	sp := t.view.Mesh.Splits[s.Key]
-	if sp == nil {
+	// A headless service's clients chose their endpoint: it is not split.
+	if s.Headless() {
 		return []weighted{{OutboundClusterName(s.Key, p.Port), 1}}
 	}
-	var out []weighted
+	shares := t.splitShares(s.Key, map[mesh.ServiceKey]bool{})
+	keys := slices.SortedFunc(maps.Keys(shares), func(a, b mesh.ServiceKey) int { return strings.Compare(a.String(), b.String()) })
+	// Integer weights in proportion to the shares: out of the root split's
+	// own total when that is exact (so a one-level split keeps the user's
+	// weights), else over the shares' common denominator, reduced.
+	scale := uint64(0)
+	if sp := t.view.Mesh.Splits[s.Key]; sp != nil {
+		for _, be := range sp.Backends {
+			scale += uint64(be.Weight)
+		}
+		for _, k := range keys {
+			if scale%shares[k].den != 0 {
+				scale = 0
+				break
+			}
+		}
+	}
+	if scale == 0 {
+		scale = 1
+		for _, k := range keys {
+			scale = lcm(scale, shares[k].den)
+		}
+	}
+	out := make([]weighted, len(keys))
+	for i, k := range keys {
+		out[i] = weighted{OutboundClusterName(k, p.Port), uint32(min(shares[k].num*(scale/shares[k].den), 1<<31))}
+	}
+	return out
+}
+
+// share is a fraction of a service's traffic.
+type share struct{ num, den uint64 }
+
+// splitShares are the leaf services that traffic to k reaches through
+// TrafficSplits, each with its share. A split that loops back (the model
+// refuses those; never recurse for ever), that nests deeper than a user
+// would write, or that would need weights past 32 bits stops at its root.
+func (t *translator) splitShares(k mesh.ServiceKey, visiting map[mesh.ServiceKey]bool) map[mesh.ServiceKey]share {
+	sp := t.view.Mesh.Splits[k]
+	leaf := map[mesh.ServiceKey]share{k: {1, 1}}
+	if sp == nil || visiting[k] || len(visiting) >= 8 {
+		return leaf
+	}
+	visiting[k] = true
+	defer delete(visiting, k)
+	var total uint64
+	for _, be := range sp.Backends {
+		total += uint64(be.Weight)
+	}
+	if total == 0 {
+		return leaf
+	}
+	out := map[mesh.ServiceKey]share{}
 	for _, be := range sp.Backends {
 		if be.Weight == 0 {
 			continue
 		}
-		out = append(out, weighted{OutboundClusterName(be.Service, p.Port), be.Weight})
-	}
-	if len(out) == 0 { // the model refuses such splits; never route nowhere
-		return []weighted{{OutboundClusterName(s.Key, p.Port), 1}}
+		for leafKey, r := range t.splitShares(be.Service, visiting) {
+			add := reduce(share{uint64(be.Weight) * r.num, total * r.den})
+			if prev, ok := out[leafKey]; ok {
+				add = reduce(share{prev.num*add.den + add.num*prev.den, prev.den * add.den})
+			}
+			if add.den > 1<<20 {
+				return leaf
+			}
+			out[leafKey] = add
+		}
 	}
 	return out
 }
+
+func reduce(r share) share {
+	g := gcd(r.num, r.den)
+	return share{r.num / g, r.den / g}
+}
+
+func gcd(a, b uint64) uint64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func lcm(a, b uint64) uint64 { return a / gcd(a, b) * b }
 
 // outboundRoute routes HTTP requests for a service port to its clusters.
 func (t *translator) outboundRoute(s *mesh.Service, p mesh.Port) *routev3.RouteConfiguration {
@@ -169,15 +262,24 @@ func toCluster(name string) *routev3.RouteAction {
 	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name}}
 }
 
+// meshRoute routes to a mesh cluster with no route timeout. Envoy's default
+// (15 s) would cut long requests and every gRPC or server-sent-events
+// stream; a mesh is transparent to its applications until a policy says
+// otherwise.
+func meshRoute(a *routev3.RouteAction) *routev3.RouteAction {
+	a.Timeout = durationpb.New(0)
+	return a
+}
+
 func routeAction(targets []weighted) *routev3.RouteAction {
 	if len(targets) == 1 {
-		return toCluster(targets[0].cluster)
+		return meshRoute(toCluster(targets[0].cluster))
 	}
 	wc := &routev3.WeightedCluster{}
 	for _, w := range targets {
 		wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{Name: w.cluster, Weight: wrapperspb.UInt32(w.weight)})
 	}
-	return &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}}
+	return meshRoute(&routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}})
 }
 
 func (t *translator) tcpProxy(statPrefix string, targets []weighted) *listenerv3.Filter {

@@ -15,15 +15,12 @@ func (t *translator) prometheus() {
 	route := singleRoute(PrometheusListener,
 		&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/stats/prometheus"}},
 		toCluster(AdminCluster))
-	t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
-		Name:             PrometheusListener,
-		Address:          socketAddress("0.0.0.0", PrometheusPort),
-		TrafficDirection: corev3.TrafficDirection_INBOUND,
-		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{
-			t.httpConnectionManager(PrometheusListener, &hcmv3.HttpConnectionManager{
-				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
-			}, nil),
-		}}},
-	})
+	l := t.listener(PrometheusListener, PrometheusPort, corev3.TrafficDirection_INBOUND)
+	l.FilterChains = []*listenerv3.FilterChain{{Name: PrometheusListener, Filters: []*listenerv3.Filter{
+		t.httpConnectionManager(PrometheusListener, &hcmv3.HttpConnectionManager{
+			RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
+		}, nil),
+	}}}
+	t.out.Listeners = append(t.out.Listeners, l)
 	t.out.Clusters = append(t.out.Clusters, t.localCluster(AdminCluster, AdminPort, mesh.ProtocolHTTP))
 }

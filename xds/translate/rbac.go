@@ -50,7 +50,7 @@ func (t *translator) rbacRules(port int32, http bool) *rbacv3.RBAC {
 	}
 	rules := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{}}
 	for _, p := range t.view.Policies {
-		perms := permissions(p, port, http)
+		perms := permissions(p, t.portNames(port), http)
 		if len(perms) == 0 {
 			continue
 		}
@@ -65,10 +65,26 @@ func (t *translator) rbacRules(port int32, http bool) *rbacv3.RBAC {
 	return rules
 }
 
-// permissions are what a policy allows at a port: everything when a TCPRoute
-// covers the port, else (on HTTP ports) the requests its HTTP matches describe.
-func permissions(p *mesh.Policy, port int32, http bool) []*rbacv3.Permission {
-	if p.AllowAllTCP || slices.Contains(p.TCPPorts, port) {
+// portNames are the numbers a TCPRoute may name a target port by: the port
+// itself, and each service port served there (a user reads those off
+// `kubectl get svc`; a headless StatefulSet's 3306 is often 13306 in the pod).
+func (t *translator) portNames(target int32) []int32 {
+	out := []int32{target}
+	for _, s := range t.view.Inbound {
+		for _, ip := range t.view.InboundPorts(s) {
+			if ip.TargetPort == target && !slices.Contains(out, ip.Port.Port) {
+				out = append(out, ip.Port.Port)
+			}
+		}
+	}
+	return out
+}
+
+// permissions are what a policy allows at a port known by ports: everything
+// when a TCPRoute covers the port, else (on HTTP ports) the requests its HTTP
+// matches describe.
+func permissions(p *mesh.Policy, ports []int32, http bool) []*rbacv3.Permission {
+	if p.AllowAllTCP || slices.ContainsFunc(ports, func(n int32) bool { return slices.Contains(p.TCPPorts, n) }) {
 		return []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}}
 	}
 	if !http {

@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
+
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -20,6 +22,9 @@ type Shared struct {
 	built map[proto.Message]bool
 	// hashes of built resources, computed on first use.
 	hashes map[proto.Message]string
+	// rules checks what the groups' proxies load against Envoy's load
+	// rules, each shared resource once.
+	rules, rulesPending *envoyrules.Checker
 }
 
 type sharedKey struct {
@@ -35,7 +40,19 @@ type sharedItem struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
-	return &Shared{items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}, hashes: map[proto.Message]string{}}
+	opts := RuleOptions()
+	pending := opts
+	pending.SecretsPending = true
+	return &Shared{
+		items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}, hashes: map[proto.Message]string{},
+		rules: envoyrules.NewChecker(opts), rulesPending: envoyrules.NewChecker(pending),
+	}
+}
+
+// RuleOptions describe the mesh's Envoy proxies to Envoy's load rules: the
+// regex limit their bootstraps set, and the one cluster meant to be empty.
+func RuleOptions() envoyrules.Options {
+	return envoyrules.Options{MaxRegexProgramSize: envoyrules.MeshRegexLimit, Blackholes: []string{BlackholeCluster}}
 }
 
 // get returns the resource kind of the port of s, building and validating it

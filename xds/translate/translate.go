@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -118,6 +119,7 @@ func (sh *Shared) Translate(v *mesh.View, certs *Certificates) (*Resources, erro
 		t.outbound()
 		t.inbound()
 		t.prometheus()
+		t.defaultClusters()
 		t.secrets(certs)
 	}
 	sortByName(t.out.Listeners, (*listenerv3.Listener).GetName)
@@ -130,7 +132,23 @@ func (sh *Shared) Translate(v *mesh.View, certs *Certificates) (*Resources, erro
 	if err := validate(t.out, sh); err != nil {
 		return nil, fmt.Errorf("translating group %s: %w", v.Group, err)
 	}
+	if v.Group.Kind == mesh.ProxyEnvoy {
+		if err := sh.checkRules(t.out); err != nil {
+			return nil, fmt.Errorf("translating group %s: %w", v.Group, err)
+		}
+	}
 	return t.out, nil
+}
+
+// checkRules holds an Envoy group's resources to Envoy's load rules. A
+// proxyless gRPC group is not an Envoy: grpc-go validates what it is sent
+// by rules of its own, which its tests run.
+func (sh *Shared) checkRules(r *Resources) error {
+	c := sh.rules
+	if len(r.Secrets) == 0 {
+		c = sh.rulesPending
+	}
+	return c.Check(&envoyrules.Resources{Listeners: r.Listeners, Routes: r.Routes, Clusters: r.Clusters, Endpoints: r.Endpoints, Secrets: r.Secrets})
 }
 
 // translator accumulates the resources of one group and the first error.
@@ -139,6 +157,9 @@ type translator struct {
 	out    *Resources
 	err    error
 	shared *Shared
+	// passthrough and blackhole say that a listener's chain uses the
+	// cluster of that name.
+	passthrough, blackhole bool
 }
 
 // sharedResource returns a resource common to groups, from t.shared.

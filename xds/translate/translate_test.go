@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
@@ -72,8 +73,8 @@ func TestGolden(t *testing.T) {
 					t.Errorf("%v; run with -update", err)
 					continue
 				}
-				if string(want) != string(b) {
-					t.Errorf("%s/%s differs from the golden file; run with -update and review the diff", outDir, f)
+				if d := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(b), "\n")); d != "" {
+					t.Errorf("%s/%s differs from the golden file (-golden +got); run with -update and review the diff against Envoy's documented behaviour:\n%s", outDir, f, d)
 				}
 			}
 		})

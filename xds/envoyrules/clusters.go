@@ -1,0 +1,128 @@
+package envoyrules
+
+import (
+	"fmt"
+	"slices"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// cluster checks a cluster.
+func (c *Checker) cluster(cl *clusterv3.Cluster) *facts {
+	return c.cached(cl, func(f *facts) {
+		name := cl.GetName()
+		typ := cl.GetType()
+		if cl.GetClusterType() != nil {
+			f.fail("cluster", name, "clusters are of a built-in type", "custom cluster types are not part of the mesh")
+		}
+		if cl.GetConnectTimeout().AsDuration() <= 0 {
+			f.fail("cluster", name, "a cluster's connect timeout is above zero", "proto validation: connect_timeout must be greater than 0s")
+		}
+		switch {
+		case typ == clusterv3.Cluster_ORIGINAL_DST && cl.GetLbPolicy() != clusterv3.Cluster_CLUSTER_PROVIDED:
+			f.fail("cluster", name, "an ORIGINAL_DST cluster's LB policy is CLUSTER_PROVIDED",
+				fmt.Sprintf("\"cluster: LB policy %s is not valid for Cluster type ORIGINAL_DST. Only 'CLUSTER_PROVIDED' is allowed with cluster type 'ORIGINAL_DST'\" (source/extensions/clusters/original_dst/original_dst_cluster.cc)", cl.GetLbPolicy()))
+		case typ != clusterv3.Cluster_ORIGINAL_DST && cl.GetLbPolicy() == clusterv3.Cluster_CLUSTER_PROVIDED:
+			f.fail("cluster", name, "only a cluster that provides a load balancer has the CLUSTER_PROVIDED policy",
+				fmt.Sprintf("\"cluster manager: cluster provided LB specified but cluster '%s' did not provide one. Check cluster documentation.\" (source/common/upstream/cluster_manager_impl.cc)", name))
+		}
+		if typ == clusterv3.Cluster_ORIGINAL_DST && cl.GetLoadAssignment() != nil {
+			f.fail("cluster", name, "an ORIGINAL_DST cluster has no load assignment", "\"ORIGINAL_DST clusters must have no load assignment configured\" (source/extensions/clusters/original_dst/original_dst_cluster.cc)")
+		}
+		if typ != clusterv3.Cluster_EDS && cl.GetEdsClusterConfig() != nil {
+			f.fail("cluster", name, "only an EDS cluster has an EDS config", "\"eds_cluster_config set in a non-EDS cluster\" (source/common/upstream/cluster_factory_impl.cc)")
+		}
+		switch typ {
+		case clusterv3.Cluster_EDS:
+			eds := cl.GetEdsClusterConfig()
+			if eds.GetEdsConfig().GetAds() == nil {
+				f.fail("cluster", name, "an EDS cluster loads its endpoints over ADS", "the mesh's proxies have no other xDS source")
+			}
+			n := eds.GetServiceName()
+			if n == "" {
+				n = name
+			}
+			f.eds = append(f.eds, n)
+			if cl.GetLoadAssignment() != nil {
+				f.fail("cluster", name, "an EDS cluster's endpoints come from EDS", "its load_assignment is ignored")
+			}
+		case clusterv3.Cluster_STATIC, clusterv3.Cluster_STRICT_DNS, clusterv3.Cluster_LOGICAL_DNS:
+			la := cl.GetLoadAssignment()
+			hosts := 0
+			for _, l := range la.GetEndpoints() {
+				hosts += len(l.GetLbEndpoints())
+			}
+			if hosts == 0 && !slices.Contains(c.opts.Blackholes, name) {
+				f.fail("cluster", name, "a "+typ.String()+" cluster has endpoints", "it loads with no host: every request gets 503, every connection is closed (source/common/upstream/upstream_impl.cc)")
+			}
+			if la != nil && la.GetClusterName() == "" {
+				f.fail("cluster", name, "a load assignment names its cluster", "proto validation: cluster_name must be at least 1 byte")
+			}
+		}
+		alpn := c.upstreamTLS(name, cl, f)
+		c.httpOptions(name, cl, alpn, f)
+	})
+}
+
+// upstreamTLS checks a cluster's transport socket and returns the ALPN it
+// offers, nil when it is not TLS.
+func (c *Checker) upstreamTLS(name string, cl *clusterv3.Cluster, f *facts) []string {
+	ts := cl.GetTransportSocket()
+	if ts == nil {
+		return nil
+	}
+	msg, err := anypb.UnmarshalNew(ts.GetTypedConfig(), proto.UnmarshalOptions{})
+	if err != nil {
+		f.fail("cluster", name, "its transport socket decodes: "+err.Error(), "the cluster is refused")
+		return nil
+	}
+	u, ok := msg.(*tlsv3.UpstreamTlsContext)
+	if !ok {
+		f.fail("cluster", name, "a cluster's transport socket is an UpstreamTlsContext", "any other is not a TLS client")
+		return nil
+	}
+	common := u.GetCommonTlsContext()
+	c.tlsVersions("cluster", name, "its TLS", common.GetTlsParams(), clientDefaults, f)
+	c.commonTLS("cluster", name, "its TLS", common, f)
+	if len(common.GetAlpnProtocols()) == 0 {
+		return []string{}
+	}
+	return common.GetAlpnProtocols()
+}
+
+// httpOptions checks a cluster's HTTP protocol options against the ALPN its
+// TLS offers (alpn nil: no TLS).
+func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, alpn []string, f *facts) {
+	for k := range cl.GetTypedExtensionProtocolOptions() {
+		if k != httpOptionsKey {
+			f.fail("cluster", name, "protocol options are HTTP ones: "+k+" is not", "\"Didn't find a registered network or http filter or protocol options implementation for name: '"+k+"'\"")
+		}
+	}
+	a, ok := cl.GetTypedExtensionProtocolOptions()[httpOptionsKey]
+	if !ok {
+		if slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1") {
+			f.fail("cluster", name, "a cluster that offers only h2 in ALPN speaks HTTP/2", "its codec is HTTP/1.1 unless HTTP/2 options say otherwise: the server answers h2 frames to an HTTP/1.1 client")
+		}
+		return
+	}
+	o := &httpv3.HttpProtocolOptions{}
+	if err := anypb.UnmarshalTo(a, o, proto.UnmarshalOptions{}); err != nil {
+		f.fail("cluster", name, "its HTTP protocol options decode: "+err.Error(), "the cluster is refused")
+		return
+	}
+	switch {
+	case o.GetAutoConfig() != nil && alpn == nil:
+		f.fail("cluster", name, "a cluster that picks its HTTP version by ALPN has TLS",
+			fmt.Sprintf("\"ALPN configured for cluster %s which has a non-ALPN transport socket\" (source/common/upstream/upstream_impl.cc)", name))
+	case o.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil && alpn != nil && len(alpn) > 0 && !slices.Contains(alpn, "h2"):
+		f.fail("cluster", name, "a cluster that speaks HTTP/2 over TLS offers h2 in ALPN", "the server picks HTTP/1.1 and every request fails")
+	case o.GetExplicitHttpConfig().GetHttpProtocolOptions() != nil && slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1"):
+		f.fail("cluster", name, "a cluster that speaks HTTP/1.1 over TLS offers http/1.1 in ALPN", "the server picks h2 and every request fails")
+	}
+}

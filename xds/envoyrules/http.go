@@ -1,0 +1,223 @@
+package envoyrules
+
+import (
+	"fmt"
+	"strings"
+
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// HTTP filters by type URL: whether each is terminal.
+var httpFilters = map[string]bool{
+	"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router": true,
+	"type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC":     false,
+}
+
+// hcm checks an HTTP connection manager of a chain (tls: the chain is TLS).
+func (c *Checker) hcm(ln, where string, h *hcmv3.HttpConnectionManager, tls bool, f *facts) {
+	where += ": its HTTP connection manager"
+	filters := h.GetHttpFilters()
+	if len(filters) == 0 {
+		f.fail("listener", ln, where+" has HTTP filters, the router last", "with no router nothing is forwarded")
+	}
+	for i, hf := range filters {
+		url := hf.GetTypedConfig().GetTypeUrl()
+		if !filterOrder(ln, where, "http", httpFilters, hf.GetName(), url, i, len(filters), f) {
+			continue
+		}
+		if url == "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC" {
+			r := &rbachttpv3.RBAC{}
+			if err := anypb.UnmarshalTo(hf.GetTypedConfig(), r, proto.UnmarshalOptions{}); err != nil {
+				f.fail("listener", ln, where+": its RBAC filter decodes: "+err.Error(), "the listener is refused")
+				continue
+			}
+			c.rbac(ln, where, r.GetRules(), tls, f)
+		}
+	}
+	upgrades := map[string]bool{}
+	for _, u := range h.GetUpgradeConfigs() {
+		t := strings.ToLower(u.GetUpgradeType())
+		if upgrades[t] {
+			f.fail("listener", ln, where+": upgrade types are unique", "\"Error: multiple upgrade configs with the same name: '"+u.GetUpgradeType()+"'\" (source/extensions/filters/network/http_connection_manager/config.cc)")
+		}
+		upgrades[t] = true
+	}
+	switch rs := h.GetRouteSpecifier().(type) {
+	case *hcmv3.HttpConnectionManager_Rds:
+		if rs.Rds.GetConfigSource().GetAds() == nil {
+			f.fail("listener", ln, where+" loads its routes over ADS", "the mesh's proxies have no other xDS source")
+		}
+		f.routes = append(f.routes, rs.Rds.GetRouteConfigName())
+	case *hcmv3.HttpConnectionManager_RouteConfig:
+		f.add(c.route(rs.RouteConfig, true))
+	default:
+		f.fail("listener", ln, where+" has routes, inline or by RDS", "the connection manager is refused (api/envoy/extensions/filters/network/http_connection_manager/v3)")
+	}
+}
+
+const routeSource = "source/common/router/config_impl.cc"
+
+// route checks a route configuration; inline says it is a listener's own.
+func (c *Checker) route(rc *routev3.RouteConfiguration, inline bool) *facts {
+	return c.cached(rc, func(f *facts) {
+		name := rc.GetName()
+		wildcards := 0
+		domains := map[string]bool{}
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, d := range vh.GetDomains() {
+				d = strings.ToLower(d)
+				if d == "*" {
+					wildcards++
+				}
+				if domains[d] {
+					f.fail("route", name, "domains are unique among a route configuration's virtual hosts",
+						fmt.Sprintf("\"Only unique values for domains are permitted. Duplicate entry of domain %s in route %s\" (%s)", d, name, routeSource))
+				}
+				domains[d] = true
+			}
+			for _, r := range vh.GetRoutes() {
+				c.routeEntry(name, r, f)
+			}
+		}
+		if wildcards > 1 {
+			f.fail("route", name, "one virtual host at most has the wildcard domain", fmt.Sprintf("\"Only a single wildcard domain is permitted in route %s\" (%s)", name, routeSource))
+		}
+		_ = inline // clusters are checked against the proxy's; inline tables are refused, RDS ones fail at request time
+	})
+}
+
+func (c *Checker) routeEntry(rn string, r *routev3.Route, f *facts) {
+	m := r.GetMatch()
+	if m.GetPathSpecifier() == nil {
+		f.fail("route", rn, "every route has a path match", "\"Invalid route config\" ("+routeSource+")")
+	}
+	if sr := m.GetSafeRegex(); sr != nil {
+		c.regex("route", rn, sr.GetRegex(), f)
+	}
+	for _, h := range m.GetHeaders() {
+		c.headerMatcher("route", rn, h, f)
+	}
+	a := r.GetRoute()
+	if a == nil {
+		return
+	}
+	if n := a.GetCluster(); n != "" {
+		f.clusters = append(f.clusters, n)
+	}
+	if wc := a.GetWeightedClusters(); wc != nil {
+		var sum uint64
+		for _, w := range wc.GetClusters() {
+			if w.GetWeight() == nil {
+				f.fail("route", rn, "every weighted cluster has a weight", "\"Field 'weight' is missing\" (source/common/router/weighted_cluster_specifier.cc)")
+			}
+			sum += uint64(w.GetWeight().GetValue())
+			f.clusters = append(f.clusters, w.GetName())
+		}
+		if sum == 0 {
+			f.fail("route", rn, "the weights of weighted clusters sum to more than 0", "\"Sum of weights in the weighted_cluster must be greater than 0.\" (source/common/router/weighted_cluster_specifier.cc)")
+		}
+		if sum > 1<<32-1 {
+			f.fail("route", rn, "the weights of weighted clusters fit 32 bits", "\"The sum of weights of all weighted clusters of route "+rn+" exceeds 4294967295\"")
+		}
+	}
+}
+
+// headerMatcher checks a header matcher: its name is lowercase, as it is on
+// the wire in HTTP/2 and as Envoy compares it (Envoy lowercases a matcher's
+// name; the mesh writes it so, so that two matchers of one header are one),
+// and its regex is within RE2's limit.
+func (c *Checker) headerMatcher(kind, name string, h *routev3.HeaderMatcher, f *facts) {
+	if h.GetName() != strings.ToLower(h.GetName()) {
+		f.fail(kind, name, fmt.Sprintf("header matcher names are lowercase: %q is not", h.GetName()), "Envoy compares it lowercased (source/common/http/header_utility.cc, HeaderData)")
+	}
+	if r := h.GetSafeRegexMatch(); r != nil {
+		c.regex(kind, name, r.GetRegex(), f)
+	}
+	c.stringMatcher(kind, name, h.GetStringMatch(), f)
+}
+
+func (c *Checker) stringMatcher(kind, name string, m *matcherv3.StringMatcher, f *facts) {
+	if r := m.GetSafeRegex(); r != nil {
+		c.regex(kind, name, r.GetRegex(), f)
+	}
+}
+
+// regex checks that RE2 compiles a regex within the proxies' program size.
+func (c *Checker) regex(kind, name, re string, f *facts) {
+	size, err := RE2ProgramSize(re)
+	if err != nil {
+		f.fail(kind, name, fmt.Sprintf("regex %q compiles: %v", re, err), "the resource is refused (source/common/common/regex.cc)")
+		return
+	}
+	if max := c.opts.MaxRegexProgramSize; size > max {
+		f.fail(kind, name, fmt.Sprintf("regexes are within the proxies' RE2 program size of %d", max),
+			fmt.Sprintf("\"regex '%s' RE2 program size of %d > max program size of %d set for the error level threshold. Increase configured max program size if necessary.\" (source/common/common/regex.cc)", re, size, max))
+	}
+}
+
+// rbac checks RBAC rules: their regexes, and principals that need a peer
+// certificate only where the chain is TLS.
+func (c *Checker) rbac(ln, where string, rules *rbacv3.RBAC, tls bool, f *facts) {
+	for pn, p := range rules.GetPolicies() {
+		for _, pr := range p.GetPrincipals() {
+			walkPrincipal(pr, func(pr *rbacv3.Principal) {
+				if a := pr.GetAuthenticated(); a != nil {
+					if !tls {
+						f.fail("listener", ln, fmt.Sprintf("%s: RBAC policy %q names an authenticated principal only on a TLS chain", where, pn),
+							"on plaintext no principal is authenticated: the policy never matches (source/extensions/filters/common/rbac/matchers.cc, AuthenticatedMatcher)")
+					}
+					if a.GetPrincipalName() == nil {
+						f.fail("listener", ln, fmt.Sprintf("%s: RBAC policy %q names which principal is authenticated", where, pn),
+							"an authenticated principal without a name matches any TLS peer, one with no certificate too")
+					}
+					c.stringMatcher("listener", ln, a.GetPrincipalName(), f)
+				}
+				if h := pr.GetHeader(); h != nil {
+					c.headerMatcher("listener", ln, h, f)
+				}
+			})
+		}
+		for _, perm := range p.GetPermissions() {
+			walkPermission(perm, func(perm *rbacv3.Permission) {
+				if h := perm.GetHeader(); h != nil {
+					c.headerMatcher("listener", ln, h, f)
+				}
+				if u := perm.GetUrlPath(); u != nil {
+					c.stringMatcher("listener", ln, u.GetPath(), f)
+				}
+			})
+		}
+	}
+}
+
+func walkPrincipal(p *rbacv3.Principal, visit func(*rbacv3.Principal)) {
+	visit(p)
+	for _, q := range p.GetAndIds().GetIds() {
+		walkPrincipal(q, visit)
+	}
+	for _, q := range p.GetOrIds().GetIds() {
+		walkPrincipal(q, visit)
+	}
+	if q := p.GetNotId(); q != nil {
+		walkPrincipal(q, visit)
+	}
+}
+
+func walkPermission(p *rbacv3.Permission, visit func(*rbacv3.Permission)) {
+	visit(p)
+	for _, q := range p.GetAndRules().GetRules() {
+		walkPermission(q, visit)
+	}
+	for _, q := range p.GetOrRules().GetRules() {
+		walkPermission(q, visit)
+	}
+	if q := p.GetNotRule(); q != nil {
+		walkPermission(q, visit)
+	}
+}

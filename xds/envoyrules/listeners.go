@@ -1,0 +1,316 @@
+package envoyrules
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+const (
+	tlsInspector  = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+	httpInspector = "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"
+	originalDst   = "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+)
+
+// Network filters by type URL: whether each is terminal.
+var networkFilters = map[string]bool{
+	"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager": true,
+	"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":                            true,
+	"type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC":                                     false,
+}
+
+const (
+	terminalSource = "source/common/config/utility.cc, Config::Utility::validateTerminalFilters"
+	chainsSource   = "source/common/listener_manager/filter_chain_manager_impl.cc"
+)
+
+// listener checks one listener; its chains are checked once each.
+func (c *Checker) listener(l *listenerv3.Listener) *facts {
+	f := &facts{}
+	name := l.GetName()
+	if l.GetApiListener() != nil {
+		f.fail("listener", name, "a proxy's listeners have addresses", "an API listener is only for gRPC clients; Envoy proxies use it only as configured in the bootstrap")
+		return f
+	}
+	if len(l.GetFilterChains()) == 0 && l.GetDefaultFilterChain() == nil {
+		f.fail("listener", name, "a listener has a filter chain or a default filter chain",
+			fmt.Sprintf("\"error adding listener '%s': no filter chains specified\" (source/common/listener_manager/listener_impl.cc, validateFilterChains); in state-of-the-world LDS the whole update is NACKed", addressList(l)))
+	}
+	inspectors := map[string]bool{}
+	for _, lf := range l.GetListenerFilters() {
+		url := lf.GetTypedConfig().GetTypeUrl()
+		switch url {
+		case tlsInspector, httpInspector, originalDst:
+			inspectors[url] = true
+		default:
+			f.fail("listener", name, "listener filters are ones the mesh's Envoy has: "+lf.GetName()+" is not",
+				"\"Didn't find a registered implementation for '"+lf.GetName()+"' with type URL: '"+url+"'\"")
+		}
+	}
+	// Expanded matches, as Envoy builds its filter chain tree: two chains
+	// with a common leaf are refused.
+	leaves := map[string]string{}
+	exact := map[string]string{}
+	for _, fc := range l.GetFilterChains() {
+		key := matchKey(fc.GetFilterChainMatch())
+		if prev, dup := exact[key]; dup {
+			f.fail("listener", name, fmt.Sprintf("filter chains %q and %q have different matches", prev, fc.GetName()),
+				fmt.Sprintf("\"error adding listener '%s': filter chain '%s' has the same matching rules defined as '%s'\" (%s, verifyNoDuplicateMatchers)", addressList(l), fc.GetName(), prev, chainsSource))
+		} else {
+			exact[key] = fc.GetName()
+			for _, leaf := range expand(fc.GetFilterChainMatch()) {
+				if prev, dup := leaves[leaf]; dup && prev != fc.GetName() {
+					f.fail("listener", name, fmt.Sprintf("filter chains %q and %q do not overlap", prev, fc.GetName()),
+						fmt.Sprintf("\"error adding listener '%s': multiple filter chains with overlapping matching rules are defined\" (%s, addFilterChainForSourcePorts)", addressList(l), chainsSource))
+					break
+				}
+				leaves[leaf] = fc.GetName()
+			}
+		}
+		m := fc.GetFilterChainMatch()
+		if (len(m.GetServerNames()) > 0 || m.GetTransportProtocol() != "") && !inspectors[tlsInspector] {
+			f.fail("listener", name, fmt.Sprintf("filter chain %q matches server names or a transport protocol only with a TLS inspector", fc.GetName()),
+				"without one, server names are empty and the transport protocol is raw_buffer: the chain never matches TLS (source/server/active_tcp_socket.cc)")
+		}
+		if len(m.GetApplicationProtocols()) > 0 && !inspectors[tlsInspector] && !inspectors[httpInspector] {
+			f.fail("listener", name, fmt.Sprintf("filter chain %q matches application protocols only with a TLS or HTTP inspector", fc.GetName()),
+				"without one, the application protocols are empty: the chain never matches")
+		}
+		f.add(c.cached(fc, func(cf *facts) { c.chain(name, fc, cf) }))
+	}
+	if dc := l.GetDefaultFilterChain(); dc != nil {
+		if dc.GetFilterChainMatch() != nil {
+			f.fail("listener", name, "the default filter chain has no match", "its match is ignored (api/envoy/config/listener/v3/listener.proto)")
+		}
+		f.add(c.cached(dc, func(cf *facts) { c.chain(name, dc, cf) }))
+	}
+	return f
+}
+
+// chain checks a filter chain of listener ln.
+func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
+	where := fmt.Sprintf("filter chain %q", fc.GetName())
+	for _, pr := range fc.GetFilterChainMatch().GetPrefixRanges() {
+		if _, err := cidr(pr); err != nil {
+			f.fail("listener", ln, where+": prefix ranges are CIDRs: "+err.Error(), "the CidrRange is refused (source/common/network/cidr_range.cc)")
+		}
+	}
+	tls := c.downstreamTLS(ln, where, fc.GetTransportSocket(), f)
+	filters := fc.GetFilters()
+	if len(filters) == 0 {
+		f.fail("listener", ln, where+" has filters, the last one terminal", "a chain with no filter accepts connections and never reads them")
+	}
+	for i, nf := range filters {
+		if !filterOrder(ln, where, "network", networkFilters, nf.GetName(), nf.GetTypedConfig().GetTypeUrl(), i, len(filters), f) {
+			continue
+		}
+		msg, err := anypb.UnmarshalNew(nf.GetTypedConfig(), proto.UnmarshalOptions{})
+		if err != nil {
+			f.fail("listener", ln, where+": "+nf.GetName()+"'s config decodes: "+err.Error(), "the listener is refused")
+			continue
+		}
+		switch cfg := msg.(type) {
+		case *hcmv3.HttpConnectionManager:
+			c.hcm(ln, where, cfg, tls, f)
+		case *tcpproxyv3.TcpProxy:
+			if n := cfg.GetCluster(); n != "" {
+				f.clusters = append(f.clusters, n)
+			}
+			for _, w := range cfg.GetWeightedClusters().GetClusters() {
+				f.clusters = append(f.clusters, w.GetName())
+			}
+		case *rbacnetv3.RBAC:
+			c.rbac(ln, where, cfg.GetRules(), tls, f)
+		}
+	}
+}
+
+// filterOrder checks the i-th of n filters of a filter chain of type kind
+// ("network", "http"), known holding whether each type is terminal: it is a
+// filter the mesh's Envoy has, and terminal only if last. It says whether
+// the filter is known.
+func filterOrder(ln, where, kind string, known map[string]bool, name, url string, i, n int, f *facts) bool {
+	terminal, ok := known[url]
+	switch {
+	case !ok:
+		f.fail("listener", ln, fmt.Sprintf("%s: %s filters are ones the mesh's Envoy has: %s is not", where, kind, name),
+			"\"Didn't find a registered implementation for '"+name+"' with type URL: '"+url+"'\"")
+	case terminal && i < n-1:
+		f.fail("listener", ln, where+": the terminal filter "+name+" is last",
+			fmt.Sprintf("\"Error: terminal filter named %s of type %s must be the last filter in a %s filter chain.\" (%s)", name, typeName(url), kind, terminalSource))
+	case !terminal && i == n-1:
+		f.fail("listener", ln, where+": the last filter is terminal, "+name+" is not",
+			fmt.Sprintf("\"Error: non-terminal filter named %s of type %s is the last filter in a %s filter chain.\" (%s)", name, typeName(url), kind, terminalSource))
+	}
+	return ok
+}
+
+// addresses records the addresses l binds, refusing one bound twice.
+func (c *Checker) addresses(l *listenerv3.Listener, seen map[string]string, f *facts) {
+	all := []*corev3.Address{l.GetAddress()}
+	for _, a := range l.GetAdditionalAddresses() {
+		all = append(all, a.GetAddress())
+	}
+	for _, a := range all {
+		sa := a.GetSocketAddress()
+		ip, err := netip.ParseAddr(sa.GetAddress())
+		if err != nil {
+			f.fail("listener", l.GetName(), "listener addresses are IP addresses", "\"malformed IP address: "+sa.GetAddress()+"\" (source/common/network/resolver_impl.cc)")
+			continue
+		}
+		if sa.GetIpv4Compat() && ip != netip.IPv6Unspecified() && !ip.Is4In6() {
+			f.fail("listener", l.GetName(), "only :: or an IPv4-mapped address sets ipv4_compat",
+				"\"Only IPv6 address '::' or valid IPv4-mapped IPv6 address can set ipv4_compat\" (source/common/listener_manager/listener_impl.cc)")
+		}
+		key := netip.AddrPortFrom(ip, uint16(sa.GetPortValue())).String()
+		if prev, dup := seen[key]; dup {
+			f.fail("listener", l.GetName(), "no two listeners bind the same address: "+prev+" binds "+key,
+				fmt.Sprintf("\"error adding listener: '%s' has duplicate address '%s' as existing listener\" (source/common/listener_manager/listener_manager_impl.cc)", l.GetName(), addressList(l)))
+		}
+		seen[key] = l.GetName()
+	}
+}
+
+// downstreamTLS checks a chain's transport socket and says whether it is TLS.
+func (c *Checker) downstreamTLS(ln, where string, ts *corev3.TransportSocket, f *facts) bool {
+	if ts == nil {
+		return false
+	}
+	msg, err := anypb.UnmarshalNew(ts.GetTypedConfig(), proto.UnmarshalOptions{})
+	if err != nil {
+		f.fail("listener", ln, where+": its transport socket decodes: "+err.Error(), "the listener is refused")
+		return false
+	}
+	d, ok := msg.(*tlsv3.DownstreamTlsContext)
+	if !ok {
+		f.fail("listener", ln, where+": a listener's transport socket is a DownstreamTlsContext", "any other is not a TLS server")
+		return false
+	}
+	common := d.GetCommonTlsContext()
+	c.tlsVersions("listener", ln, where, common.GetTlsParams(), serverDefaults, f)
+	c.commonTLS("listener", ln, where, common, f)
+	if len(common.GetTlsCertificates())+len(common.GetTlsCertificateSdsSecretConfigs()) == 0 && common.GetTlsCertificateProviderInstance() == nil {
+		f.fail("listener", ln, where+": a TLS server has a certificate", "\"No TLS certificates found for server context\" (source/common/tls/server_context_config_impl.cc)")
+	}
+	if d.GetRequireClientCertificate().GetValue() && !hasValidation(common) {
+		f.fail("listener", ln, where+": a required client certificate comes with a validation context",
+			"without a trusted CA the client is never asked for a certificate: mutual TLS is silently not enforced (source/common/tls/cert_validator/default_validator.cc, addClientValidationContext)")
+	}
+	return true
+}
+
+func hasValidation(common *tlsv3.CommonTlsContext) bool {
+	return common.GetValidationContext() != nil || common.GetValidationContextSdsSecretConfig() != nil || common.GetCombinedValidationContext() != nil
+}
+
+// matchKey is a filter chain match as Envoy compares two for equality.
+func matchKey(m *listenerv3.FilterChainMatch) string {
+	if m == nil {
+		m = &listenerv3.FilterChainMatch{}
+	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	return string(b)
+}
+
+// expand lists the leaves of Envoy's filter chain tree that a match takes:
+// every combination of its repeated fields, an empty one standing for any.
+func expand(m *listenerv3.FilterChainMatch) []string {
+	or := func(ss []string) []string {
+		if len(ss) == 0 {
+			return []string{""}
+		}
+		return ss
+	}
+	var prefixes []string
+	for _, pr := range m.GetPrefixRanges() {
+		p, err := cidr(pr)
+		if err != nil {
+			continue
+		}
+		prefixes = append(prefixes, p.String())
+	}
+	var sources []string
+	for _, pr := range m.GetSourcePrefixRanges() {
+		if p, err := cidr(pr); err == nil {
+			sources = append(sources, p.String())
+		}
+	}
+	var sourcePorts []string
+	for _, p := range m.GetSourcePorts() {
+		sourcePorts = append(sourcePorts, strconv.Itoa(int(p)))
+	}
+	var names []string
+	for _, n := range m.GetServerNames() {
+		names = append(names, strings.ToLower(n))
+	}
+	head := fmt.Sprintf("%d|%s|%s|%s", m.GetDestinationPort().GetValue(), m.GetDirectSourcePrefixRanges(), m.GetTransportProtocol(), m.GetSourceType())
+	var out []string
+	for _, p := range or(prefixes) {
+		for _, n := range or(names) {
+			for _, a := range or(m.GetApplicationProtocols()) {
+				for _, s := range or(sources) {
+					for _, sp := range or(sourcePorts) {
+						out = append(out, strings.Join([]string{head, p, n, a, s, sp}, "|"))
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func cidr(r *corev3.CidrRange) (netip.Prefix, error) {
+	ip, err := netip.ParseAddr(r.GetAddressPrefix())
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address", r.GetAddressPrefix())
+	}
+	bits := ip.BitLen()
+	if r.GetPrefixLen() != nil {
+		bits = int(r.GetPrefixLen().GetValue())
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s/%d: %w", ip, bits, err)
+	}
+	return p, nil
+}
+
+func addressList(l *listenerv3.Listener) string {
+	var out []string
+	for _, a := range append([]*corev3.Address{l.GetAddress()}, additional(l)...) {
+		sa := a.GetSocketAddress()
+		out = append(out, netip.AddrPortFrom(netip.MustParseAddr(orZero(sa.GetAddress())), uint16(sa.GetPortValue())).String())
+	}
+	return strings.Join(out, ",")
+}
+
+func additional(l *listenerv3.Listener) []*corev3.Address {
+	var out []*corev3.Address
+	for _, a := range l.GetAdditionalAddresses() {
+		out = append(out, a.GetAddress())
+	}
+	return out
+}
+
+func orZero(a string) string {
+	if _, err := netip.ParseAddr(a); err != nil {
+		return "0.0.0.0"
+	}
+	return a
+}
+
+func typeName(url string) string {
+	return url[strings.LastIndex(url, "/")+1:]
+}

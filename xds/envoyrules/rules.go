@@ -1,0 +1,241 @@
+// Package envoyrules checks a proxy's resources the way Envoy does when it
+// loads them. Envoy's proto validation (ValidateAll) checks each field on its
+// own; Envoy then refuses, or loads and runs wrongly, configs that pass it: a
+// listener with no filter chain, two chains with the same match, a route to a
+// cluster that does not exist, TLS whose minimum version is above Envoy's
+// default maximum. Each rule here ports one such check, names the Envoy source
+// it comes from and says what Envoy does.
+//
+// Some rules refuse what Envoy accepts but runs wrongly (mutual TLS that is
+// silently not enforced, a chain that can never match): for a mesh those are
+// as bad as a NACK, and worse for being silent.
+package envoyrules
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+)
+
+// Resources are what one proxy loads: the resources of its snapshot and, when
+// known, the static resources of its bootstrap.
+type Resources struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+	Secrets   []*tlsv3.Secret
+
+	// StaticListeners and StaticClusters are the bootstrap's.
+	StaticListeners []*listenerv3.Listener
+	StaticClusters  []*clusterv3.Cluster
+}
+
+// Options are the facts of the proxies that the rules depend on.
+type Options struct {
+	// MaxRegexProgramSize is the RE2 program size above which the proxies
+	// refuse a regex: the re2.max_program_size.error_level of their runtime
+	// (Envoy's default is 100).
+	MaxRegexProgramSize int
+	// Blackholes are clusters meant to have no endpoint: a TCP proxy to one
+	// closes the connection. Any other STATIC cluster must have endpoints.
+	Blackholes []string
+	// SecretsPending says that the resources hold no secrets yet because the
+	// identity is not issued: the listeners and clusters that name them wait
+	// (warm) until they are served, as Envoy does.
+	SecretsPending bool
+}
+
+// Violation is one rule a resource breaks.
+type Violation struct {
+	// Kind and Name say which resource: "listener", "outbound".
+	Kind, Name string
+	// Rule is what Envoy requires, and Envoy what Envoy does about it and
+	// where its source says so.
+	Rule, Envoy string
+}
+
+func (v *Violation) Error() string {
+	return fmt.Sprintf("%s %q: %s (Envoy: %s)", v.Kind, v.Name, v.Rule, v.Envoy)
+}
+
+// Violations are every violation a check found.
+type Violations []*Violation
+
+func (vs Violations) Error() string {
+	msgs := make([]string, len(vs))
+	for i, v := range vs {
+		msgs[i] = v.Error()
+	}
+	return "Envoy would refuse or mis-run this config: " + strings.Join(msgs, "; ")
+}
+
+// IsViolation says whether err holds a rule violation.
+func IsViolation(err error) bool {
+	var vs Violations
+	var v *Violation
+	return errors.As(err, &vs) || errors.As(err, &v)
+}
+
+// Checker checks resource sets. It remembers what it found in each filter
+// chain, route configuration and cluster it saw, by identity, so that the
+// resources that groups share are decoded and checked once; a Checker belongs
+// to one set of translations (as translate.Shared does) and is safe for
+// concurrent use. Resources must not change once checked.
+type Checker struct {
+	opts Options
+	mu   sync.Mutex
+	seen map[proto.Message]*facts
+}
+
+// NewChecker returns a Checker for proxies described by opts.
+func NewChecker(opts Options) *Checker {
+	return &Checker{opts: opts, seen: map[proto.Message]*facts{}}
+}
+
+// facts are what a resource refers to, and the violations found within it.
+type facts struct {
+	routes   []string // RDS names
+	clusters []string // clusters named by routes and TCP proxies
+	secrets  []string // SDS names
+	eds      []string // EDS service names
+	// validation are SDS names of validation contexts that must hold a
+	// trusted CA (they are combined with SAN matchers).
+	needCA []string
+	errs   Violations
+}
+
+func (f *facts) add(o *facts) {
+	f.routes = append(f.routes, o.routes...)
+	f.clusters = append(f.clusters, o.clusters...)
+	f.secrets = append(f.secrets, o.secrets...)
+	f.eds = append(f.eds, o.eds...)
+	f.needCA = append(f.needCA, o.needCA...)
+	f.errs = append(f.errs, o.errs...)
+}
+
+func (f *facts) fail(kind, name, rule, envoy string) {
+	f.errs = append(f.errs, &Violation{Kind: kind, Name: name, Rule: rule, Envoy: envoy})
+}
+
+// cached returns the facts of m, computing them once.
+func (c *Checker) cached(m proto.Message, compute func(*facts)) *facts {
+	c.mu.Lock()
+	f, ok := c.seen[m]
+	c.mu.Unlock()
+	if ok {
+		return f
+	}
+	f = &facts{}
+	compute(f)
+	c.mu.Lock()
+	c.seen[m] = f
+	c.mu.Unlock()
+	return f
+}
+
+// Check checks r with a Checker of its own.
+func Check(r *Resources, opts Options) error {
+	return NewChecker(opts).Check(r)
+}
+
+// Check returns the Violations of r, or nil.
+func (c *Checker) Check(r *Resources) error {
+	all := &facts{}
+	names := map[string]string{} // listener name → "static" or "dynamic"
+	addrs := map[string]string{} // address → listener
+	listeners := func(ls []*listenerv3.Listener, origin string) {
+		for _, l := range ls {
+			if prev, dup := names[l.GetName()]; dup {
+				all.fail("listener", l.GetName(), "listener names are unique among a proxy's listeners, static and dynamic",
+					fmt.Sprintf("a dynamic listener named as a %s one is silently skipped, a repeated one in an LDS response is refused with \"duplicate listener %s found\" (source/common/listener_manager/lds_api.cc)", prev, l.GetName()))
+			}
+			names[l.GetName()] = origin
+			all.add(c.listener(l))
+			c.addresses(l, addrs, all)
+		}
+	}
+	listeners(r.StaticListeners, "static")
+	listeners(r.Listeners, "dynamic")
+
+	clusters := map[string]*clusterv3.Cluster{}
+	for _, cl := range append(append([]*clusterv3.Cluster{}, r.StaticClusters...), r.Clusters...) {
+		if _, dup := clusters[cl.GetName()]; dup {
+			all.fail("cluster", cl.GetName(), "cluster names are unique among a proxy's clusters",
+				"\"cluster manager: duplicate cluster '"+cl.GetName()+"'\" or \"duplicate cluster "+cl.GetName()+" found\" (source/common/upstream/cluster_manager_impl.cc, cds_api_helper.cc)")
+		}
+		clusters[cl.GetName()] = cl
+		all.add(c.cluster(cl))
+	}
+	routes := map[string]bool{}
+	for _, rc := range r.Routes {
+		routes[rc.GetName()] = true
+		all.add(c.route(rc, false))
+	}
+	eds := map[string]bool{}
+	for _, e := range r.Endpoints {
+		eds[e.GetClusterName()] = true
+	}
+	secrets := map[string]*tlsv3.Secret{}
+	for _, s := range r.Secrets {
+		secrets[s.GetName()] = s
+		all.add(c.secret(s))
+	}
+
+	for _, n := range unique(all.routes) {
+		if !routes[n] {
+			all.fail("route", n, "every route configuration a connection manager loads by RDS is served",
+				"the listener warms until its initial_fetch_timeout (15 s by default), then serves no route: every request gets 404 (source/common/rds/rds_route_config_subscription.cc)")
+		}
+	}
+	for _, n := range unique(all.clusters) {
+		if clusters[n] == nil {
+			all.fail("cluster", n, "every cluster a route or TCP proxy names exists",
+				"an inline route table is refused with \"route: unknown cluster '"+n+"'\" (validate_clusters defaults to true for it, source/common/router/config_impl.cc); through RDS, or from a TCP proxy, every request or connection fails")
+		}
+	}
+	for _, n := range unique(all.eds) {
+		if !eds[n] {
+			all.fail("endpoints", n, "every EDS cluster's ClusterLoadAssignment is served",
+				"the cluster warms until its initial_fetch_timeout (15 s by default), then has no host (source/common/upstream/eds.cc)")
+		}
+	}
+	if !c.opts.SecretsPending {
+		for _, n := range unique(all.secrets) {
+			if secrets[n] == nil {
+				all.fail("secret", n, "every secret a TLS context loads by SDS is served",
+					"the listener or cluster warms until its initial_fetch_timeout, then every handshake fails with \"TLS error: Secret is not supplied by SDS\" (source/common/tls/context_config_impl.cc)")
+			}
+		}
+		for _, n := range unique(all.needCA) {
+			if s := secrets[n]; s != nil && len(s.GetValidationContext().GetTrustedCa().GetInlineBytes())+len(s.GetValidationContext().GetTrustedCa().GetFilename()) == 0 {
+				all.fail("secret", n, "a validation context combined with SAN matchers holds a trusted CA",
+					"\"SAN-based verification of peer certificates without trusted CA is insecure and not allowed\" (source/common/ssl/certificate_validation_context_config_impl.cc)")
+			}
+		}
+	}
+	if len(all.errs) == 0 {
+		return nil
+	}
+	return all.errs
+}
+
+func unique(ss []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
