@@ -63,13 +63,13 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 	leaves := map[string]string{}
 	exact := map[string]string{}
 	for _, fc := range l.GetFilterChains() {
-		key := matchKey(fc.GetFilterChainMatch())
-		if prev, dup := exact[key]; dup {
+		cf := c.cached(fc, func(cf *facts) { c.chain(name, fc, cf) })
+		if prev, dup := exact[cf.match]; dup {
 			f.fail("listener", name, fmt.Sprintf("filter chains %q and %q have different matches", prev, fc.GetName()),
 				fmt.Sprintf("\"error adding listener '%s': filter chain '%s' has the same matching rules defined as '%s'\" (%s, verifyNoDuplicateMatchers)", addressList(l), fc.GetName(), prev, chainsSource))
 		} else {
-			exact[key] = fc.GetName()
-			for _, leaf := range expand(fc.GetFilterChainMatch()) {
+			exact[cf.match] = fc.GetName()
+			for _, leaf := range cf.leaves {
 				if prev, dup := leaves[leaf]; dup && prev != fc.GetName() {
 					f.fail("listener", name, fmt.Sprintf("filter chains %q and %q do not overlap", prev, fc.GetName()),
 						fmt.Sprintf("\"error adding listener '%s': multiple filter chains with overlapping matching rules are defined\" (%s, addFilterChainForSourcePorts)", addressList(l), chainsSource))
@@ -78,16 +78,15 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 				leaves[leaf] = fc.GetName()
 			}
 		}
-		m := fc.GetFilterChainMatch()
-		if (len(m.GetServerNames()) > 0 || m.GetTransportProtocol() != "") && !inspectors[tlsInspector] {
+		if cf.needTLS && !inspectors[tlsInspector] {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches server names or a transport protocol only with a TLS inspector", fc.GetName()),
 				"without one, server names are empty and the transport protocol is raw_buffer: the chain never matches TLS (source/server/active_tcp_socket.cc)")
 		}
-		if len(m.GetApplicationProtocols()) > 0 && !inspectors[tlsInspector] && !inspectors[httpInspector] {
+		if cf.needALPN && !inspectors[tlsInspector] && !inspectors[httpInspector] {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches application protocols only with a TLS or HTTP inspector", fc.GetName()),
 				"without one, the application protocols are empty: the chain never matches")
 		}
-		f.add(c.cached(fc, func(cf *facts) { c.chain(name, fc, cf) }))
+		f.add(cf)
 	}
 	if dc := l.GetDefaultFilterChain(); dc != nil {
 		if dc.GetFilterChainMatch() != nil {
@@ -101,6 +100,10 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 // chain checks a filter chain of listener ln.
 func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 	where := fmt.Sprintf("filter chain %q", fc.GetName())
+	m := fc.GetFilterChainMatch()
+	f.match, f.leaves = matchKey(m), expand(m)
+	f.needTLS = len(m.GetServerNames()) > 0 || m.GetTransportProtocol() != ""
+	f.needALPN = len(m.GetApplicationProtocols()) > 0
 	for _, pr := range fc.GetFilterChainMatch().GetPrefixRanges() {
 		if _, err := cidr(pr); err != nil {
 			f.fail("listener", ln, where+": prefix ranges are CIDRs: "+err.Error(), "the CidrRange is refused (source/common/network/cidr_range.cc)")

@@ -100,8 +100,7 @@ import (
 //
 //   - RE2 accepts \C (any byte); Go does not.
 //   - RE2 accepts (?P<name>...) with any Unicode letter, digit, mark or
-//     connector punctuation in the name, and the same name twice; Go accepts
-//     only [A-Za-z0-9_] and refuses duplicates.
+//     connector punctuation in the name; Go accepts only [A-Za-z0-9_].
 //   - (?<name>...) is refused, as by RE2 before 2023-09-01 (RE2 accepts it
 //     since then, Go since 1.22): use (?P<name>...), which all releases take.
 //   - \p{...} takes RE2's names only: Any, the general categories (L, Lu,

@@ -111,15 +111,26 @@ type facts struct {
 	// trusted CA (they are combined with SAN matchers).
 	needCA []string
 	errs   Violations
+	// Of a filter chain: its match as Envoy compares two, the leaves of
+	// Envoy's filter chain tree it takes, and the listener filters its match
+	// needs.
+	match    string
+	leaves   []string
+	needTLS  bool // server names or a transport protocol: a TLS inspector
+	needALPN bool // application protocols: a TLS or HTTP inspector
+	nested   []*facts
 }
 
-func (f *facts) add(o *facts) {
-	f.routes = append(f.routes, o.routes...)
-	f.clusters = append(f.clusters, o.clusters...)
-	f.secrets = append(f.secrets, o.secrets...)
-	f.eds = append(f.eds, o.eds...)
-	f.needCA = append(f.needCA, o.needCA...)
-	f.errs = append(f.errs, o.errs...)
+// add makes o part of f: nested facts are shared with other resources, so
+// they are referred to, not copied.
+func (f *facts) add(o *facts) { f.nested = append(f.nested, o) }
+
+// walk visits f and every facts it holds.
+func (f *facts) walk(visit func(*facts)) {
+	visit(f)
+	for _, n := range f.nested {
+		n.walk(visit)
+	}
 }
 
 func (f *facts) fail(kind, name, rule, envoy string) {
@@ -190,52 +201,52 @@ func (c *Checker) Check(r *Resources) error {
 		all.add(c.secret(s))
 	}
 
-	for _, n := range unique(all.routes) {
-		if !routes[n] {
-			all.fail("route", n, "every route configuration a connection manager loads by RDS is served",
-				"the listener warms until its initial_fetch_timeout (15 s by default), then serves no route: every request gets 404 (source/common/rds/rds_route_config_subscription.cc)")
+	var errs Violations
+	reported := map[string]bool{}
+	fail := func(kind, name, rule, envoy string) {
+		if key := kind + "/" + name + "/" + rule; !reported[key] {
+			reported[key] = true
+			errs = append(errs, &Violation{Kind: kind, Name: name, Rule: rule, Envoy: envoy})
 		}
 	}
-	for _, n := range unique(all.clusters) {
-		if clusters[n] == nil {
-			all.fail("cluster", n, "every cluster a route or TCP proxy names exists",
-				"an inline route table is refused with \"route: unknown cluster '"+n+"'\" (validate_clusters defaults to true for it, source/common/router/config_impl.cc); through RDS, or from a TCP proxy, every request or connection fails")
+	all.walk(func(f *facts) {
+		errs = append(errs, f.errs...)
+		for _, n := range f.routes {
+			if !routes[n] {
+				fail("route", n, "every route configuration a connection manager loads by RDS is served",
+					"the listener warms until its initial_fetch_timeout (15 s by default), then serves no route: every request gets 404 (source/common/rds/rds_route_config_subscription.cc)")
+			}
 		}
-	}
-	for _, n := range unique(all.eds) {
-		if !eds[n] {
-			all.fail("endpoints", n, "every EDS cluster's ClusterLoadAssignment is served",
-				"the cluster warms until its initial_fetch_timeout (15 s by default), then has no host (source/common/upstream/eds.cc)")
+		for _, n := range f.clusters {
+			if clusters[n] == nil {
+				fail("cluster", n, "every cluster a route or TCP proxy names exists",
+					"an inline route table is refused with \"route: unknown cluster '"+n+"'\" (validate_clusters defaults to true for it, source/common/router/config_impl.cc); through RDS, or from a TCP proxy, every request or connection fails")
+			}
 		}
-	}
-	if !c.opts.SecretsPending {
-		for _, n := range unique(all.secrets) {
+		for _, n := range f.eds {
+			if !eds[n] {
+				fail("endpoints", n, "every EDS cluster's ClusterLoadAssignment is served",
+					"the cluster warms until its initial_fetch_timeout (15 s by default), then has no host (source/common/upstream/eds.cc)")
+			}
+		}
+		if c.opts.SecretsPending {
+			return
+		}
+		for _, n := range f.secrets {
 			if secrets[n] == nil {
-				all.fail("secret", n, "every secret a TLS context loads by SDS is served",
+				fail("secret", n, "every secret a TLS context loads by SDS is served",
 					"the listener or cluster warms until its initial_fetch_timeout, then every handshake fails with \"TLS error: Secret is not supplied by SDS\" (source/common/tls/context_config_impl.cc)")
 			}
 		}
-		for _, n := range unique(all.needCA) {
+		for _, n := range f.needCA {
 			if s := secrets[n]; s != nil && len(s.GetValidationContext().GetTrustedCa().GetInlineBytes())+len(s.GetValidationContext().GetTrustedCa().GetFilename()) == 0 {
-				all.fail("secret", n, "a validation context combined with SAN matchers holds a trusted CA",
+				fail("secret", n, "a validation context combined with SAN matchers holds a trusted CA",
 					"\"SAN-based verification of peer certificates without trusted CA is insecure and not allowed\" (source/common/ssl/certificate_validation_context_config_impl.cc)")
 			}
 		}
-	}
-	if len(all.errs) == 0 {
+	})
+	if len(errs) == 0 {
 		return nil
 	}
-	return all.errs
-}
-
-func unique(ss []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range ss {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
+	return errs
 }
