@@ -677,7 +677,7 @@ var (
 	// The differences between Go's unicode tables (15.0.0, checked by
 	// TestRE2UnicodeVersion) and RE2's, generated from RE2's
 	// re2/unicode_groups.cc of 2022-06-01 and 2024-02-01.
-	// Unicode 14.0.0 (RE2 2022-06-01): runes Go's 15.0.0 tables have and RE2's do not.
+	// Unicode 14.0.0 (RE2 2021-11-01 to 2022-06-01): runes Go's 15.0.0 tables have and RE2's do not.
 	re2Unicode14Removed = map[string][]re2Range{
 		"Arabic":               {{0x10EFD, 0x10EFF}},
 		"C":                    {{0x13439, 0x1343F}},
@@ -708,7 +708,7 @@ var (
 		"S":                    {{0x1F6DC, 0x1F6DC}, {0x1F774, 0x1F776}, {0x1F77B, 0x1F77F}, {0x1F7D9, 0x1F7D9}, {0x1FA75, 0x1FA77}, {0x1FA87, 0x1FA88}, {0x1FAAD, 0x1FAAF}, {0x1FABB, 0x1FABD}, {0x1FABF, 0x1FABF}, {0x1FACE, 0x1FACF}, {0x1FADA, 0x1FADB}, {0x1FAE8, 0x1FAE8}, {0x1FAF7, 0x1FAF8}},
 		"So":                   {{0x1F6DC, 0x1F6DC}, {0x1F774, 0x1F776}, {0x1F77B, 0x1F77F}, {0x1F7D9, 0x1F7D9}, {0x1FA75, 0x1FA77}, {0x1FA87, 0x1FA88}, {0x1FAAD, 0x1FAAF}, {0x1FABB, 0x1FABD}, {0x1FABF, 0x1FABF}, {0x1FACE, 0x1FACF}, {0x1FADA, 0x1FADB}, {0x1FAE8, 0x1FAE8}, {0x1FAF7, 0x1FAF8}},
 	}
-	// Unicode 15.1.0 (RE2 since 2023-10): runes RE2's tables have and Go's 15.0.0 do not.
+	// Unicode 15.1.0 (RE2 from 2023-11-01): runes RE2's tables have and Go's 15.0.0 do not.
 	re2Unicode151Added = map[string][]re2Range{
 		"Common": {{0x2FFC, 0x2FFF}, {0x31EF, 0x31EF}},
 		"Han":    {{0x2EBF0, 0x2EE5D}},
