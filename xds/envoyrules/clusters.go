@@ -7,8 +7,6 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -77,7 +75,7 @@ func (c *Checker) upstreamTLS(name string, cl *clusterv3.Cluster, f *facts) []st
 	if ts == nil {
 		return nil
 	}
-	msg, err := anypb.UnmarshalNew(ts.GetTypedConfig(), proto.UnmarshalOptions{})
+	msg, err := c.unpack(ts.GetTypedConfig())
 	if err != nil {
 		f.fail("cluster", name, "its transport socket decodes: "+err.Error(), "the cluster is refused")
 		return nil
@@ -111,9 +109,10 @@ func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, alpn []string,
 		}
 		return
 	}
-	o := &httpv3.HttpProtocolOptions{}
-	if err := anypb.UnmarshalTo(a, o, proto.UnmarshalOptions{}); err != nil {
-		f.fail("cluster", name, "its HTTP protocol options decode: "+err.Error(), "the cluster is refused")
+	msg, err := c.unpack(a)
+	o, ok := msg.(*httpv3.HttpProtocolOptions)
+	if err != nil || !ok {
+		f.fail("cluster", name, fmt.Sprintf("its HTTP protocol options decode as HttpProtocolOptions: %v", err), "the cluster is refused")
 		return
 	}
 	switch {

@@ -9,8 +9,6 @@ import (
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // HTTP filters by type URL: whether each is terminal.
@@ -32,9 +30,10 @@ func (c *Checker) hcm(ln, where string, h *hcmv3.HttpConnectionManager, tls bool
 			continue
 		}
 		if url == "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC" {
-			r := &rbachttpv3.RBAC{}
-			if err := anypb.UnmarshalTo(hf.GetTypedConfig(), r, proto.UnmarshalOptions{}); err != nil {
-				f.fail("listener", ln, where+": its RBAC filter decodes: "+err.Error(), "the listener is refused")
+			msg, err := c.unpack(hf.GetTypedConfig())
+			r, ok := msg.(*rbachttpv3.RBAC)
+			if err != nil || !ok {
+				f.fail("listener", ln, fmt.Sprintf("%s: its RBAC filter decodes: %v", where, err), "the listener is refused")
 				continue
 			}
 			c.rbac(ln, where, r.GetRules(), tls, f)

@@ -14,7 +14,6 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 const (
@@ -60,23 +59,26 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 	}
 	// Expanded matches, as Envoy builds its filter chain tree: two chains
 	// with a common leaf are refused.
-	leaves := map[string]string{}
-	exact := map[string]string{}
+	// Equal matches have equal leaves: the leaves find both faults, and
+	// the matches tell them apart.
+	leaves := make(map[string]*listenerv3.FilterChain, len(l.GetFilterChains()))
+	f.nested = make([]*facts, 0, len(l.GetFilterChains())+1)
 	for _, fc := range l.GetFilterChains() {
 		cf := c.cached(fc, func(cf *facts) { c.chain(name, fc, cf) })
-		if prev, dup := exact[cf.match]; dup {
-			f.fail("listener", name, fmt.Sprintf("filter chains %q and %q have different matches", prev, fc.GetName()),
-				fmt.Sprintf("\"error adding listener '%s': filter chain '%s' has the same matching rules defined as '%s'\" (%s, verifyNoDuplicateMatchers)", addressList(l), fc.GetName(), prev, chainsSource))
-		} else {
-			exact[cf.match] = fc.GetName()
-			for _, leaf := range cf.leaves {
-				if prev, dup := leaves[leaf]; dup && prev != fc.GetName() {
-					f.fail("listener", name, fmt.Sprintf("filter chains %q and %q do not overlap", prev, fc.GetName()),
-						fmt.Sprintf("\"error adding listener '%s': multiple filter chains with overlapping matching rules are defined\" (%s, addFilterChainForSourcePorts)", addressList(l), chainsSource))
-					break
-				}
-				leaves[leaf] = fc.GetName()
+		for _, leaf := range cf.leaves {
+			prev, dup := leaves[leaf]
+			if !dup {
+				leaves[leaf] = fc
+				continue
 			}
+			if matchKey(prev.GetFilterChainMatch()) == cf.match {
+				f.fail("listener", name, fmt.Sprintf("filter chains %q and %q have different matches", prev.GetName(), fc.GetName()),
+					fmt.Sprintf("\"error adding listener '%s': filter chain '%s' has the same matching rules defined as '%s'\" (%s, verifyNoDuplicateMatchers)", addressList(l), fc.GetName(), prev.GetName(), chainsSource))
+			} else {
+				f.fail("listener", name, fmt.Sprintf("filter chains %q and %q do not overlap", prev.GetName(), fc.GetName()),
+					fmt.Sprintf("\"error adding listener '%s': multiple filter chains with overlapping matching rules are defined\" (%s, addFilterChainForSourcePorts)", addressList(l), chainsSource))
+			}
+			break
 		}
 		if cf.needTLS && !inspectors[tlsInspector] {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches server names or a transport protocol only with a TLS inspector", fc.GetName()),
@@ -118,7 +120,7 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 		if !filterOrder(ln, where, "network", networkFilters, nf.GetName(), nf.GetTypedConfig().GetTypeUrl(), i, len(filters), f) {
 			continue
 		}
-		msg, err := anypb.UnmarshalNew(nf.GetTypedConfig(), proto.UnmarshalOptions{})
+		msg, err := c.unpack(nf.GetTypedConfig())
 		if err != nil {
 			f.fail("listener", ln, where+": "+nf.GetName()+"'s config decodes: "+err.Error(), "the listener is refused")
 			continue
@@ -190,7 +192,7 @@ func (c *Checker) downstreamTLS(ln, where string, ts *corev3.TransportSocket, f 
 	if ts == nil {
 		return false
 	}
-	msg, err := anypb.UnmarshalNew(ts.GetTypedConfig(), proto.UnmarshalOptions{})
+	msg, err := c.unpack(ts.GetTypedConfig())
 	if err != nil {
 		f.fail("listener", ln, where+": its transport socket decodes: "+err.Error(), "the listener is refused")
 		return false

@@ -14,6 +14,7 @@ package envoyrules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -23,6 +24,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Resources are what one proxy loads: the resources of its snapshot and, when
@@ -48,6 +50,10 @@ type Options struct {
 	// Blackholes are clusters meant to have no endpoint: a TCP proxy to one
 	// closes the connection. Any other STATIC cluster must have endpoints.
 	Blackholes []string
+	// Unpack, when set, returns the message an Any was packed from, so that
+	// what the translator made need not be decoded again; the checker
+	// decodes the Anys it does not know.
+	Unpack func(*anypb.Any) (proto.Message, bool)
 	// SecretsPending says that the resources hold no secrets yet because the
 	// identity is not issued: the listeners and clusters that name them wait
 	// (warm) until they are served, as Envoy does.
@@ -137,6 +143,16 @@ func (f *facts) fail(kind, name, rule, envoy string) {
 	f.errs = append(f.errs, &Violation{Kind: kind, Name: name, Rule: rule, Envoy: envoy})
 }
 
+// unpack returns the message a typed config holds.
+func (c *Checker) unpack(a *anypb.Any) (proto.Message, error) {
+	if c.opts.Unpack != nil {
+		if m, ok := c.opts.Unpack(a); ok {
+			return m, nil
+		}
+	}
+	return anypb.UnmarshalNew(a, proto.UnmarshalOptions{})
+}
+
 // cached returns the facts of m, computing them once.
 func (c *Checker) cached(m proto.Message, compute func(*facts)) *facts {
 	c.mu.Lock()
@@ -177,27 +193,41 @@ func (c *Checker) Check(r *Resources) error {
 	listeners(r.StaticListeners, "static")
 	listeners(r.Listeners, "dynamic")
 
-	clusters := map[string]*clusterv3.Cluster{}
-	for _, cl := range append(append([]*clusterv3.Cluster{}, r.StaticClusters...), r.Clusters...) {
-		if _, dup := clusters[cl.GetName()]; dup {
-			all.fail("cluster", cl.GetName(), "cluster names are unique among a proxy's clusters",
-				"\"cluster manager: duplicate cluster '"+cl.GetName()+"'\" or \"duplicate cluster "+cl.GetName()+" found\" (source/common/upstream/cluster_manager_impl.cc, cds_api_helper.cc)")
+	// Lookups by name. A group has a resource per service it may call:
+	// indexes over the (usually already sorted) lists cost no map per group.
+	static := newIndex(r.StaticClusters, (*clusterv3.Cluster).GetName)
+	dynamic := newIndex(r.Clusters, (*clusterv3.Cluster).GetName)
+	dupCluster := func(n string) {
+		all.fail("cluster", n, "cluster names are unique among a proxy's clusters",
+			"\"cluster manager: duplicate cluster '"+n+"'\" or \"duplicate cluster "+n+" found\" (source/common/upstream/cluster_manager_impl.cc, cds_api_helper.cc)")
+	}
+	for _, n := range append(static.dups(), dynamic.dups()...) {
+		dupCluster(n)
+	}
+	all.nested = slices.Grow(all.nested, len(r.StaticClusters)+len(r.Clusters)+len(r.Routes)+len(r.Secrets))
+	for _, cl := range r.StaticClusters {
+		if _, dup := dynamic.get(cl.GetName()); dup {
+			dupCluster(cl.GetName())
 		}
-		clusters[cl.GetName()] = cl
 		all.add(c.cluster(cl))
 	}
-	routes := map[string]bool{}
+	for _, cl := range r.Clusters {
+		all.add(c.cluster(cl))
+	}
+	hasCluster := func(n string) bool {
+		_, ok := dynamic.get(n)
+		if !ok {
+			_, ok = static.get(n)
+		}
+		return ok
+	}
+	routes := newIndex(r.Routes, (*routev3.RouteConfiguration).GetName)
 	for _, rc := range r.Routes {
-		routes[rc.GetName()] = true
 		all.add(c.route(rc, false))
 	}
-	eds := map[string]bool{}
-	for _, e := range r.Endpoints {
-		eds[e.GetClusterName()] = true
-	}
-	secrets := map[string]*tlsv3.Secret{}
+	eds := newIndex(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	secrets := newIndex(r.Secrets, (*tlsv3.Secret).GetName)
 	for _, s := range r.Secrets {
-		secrets[s.GetName()] = s
 		all.add(c.secret(s))
 	}
 
@@ -212,19 +242,19 @@ func (c *Checker) Check(r *Resources) error {
 	all.walk(func(f *facts) {
 		errs = append(errs, f.errs...)
 		for _, n := range f.routes {
-			if !routes[n] {
+			if _, ok := routes.get(n); !ok {
 				fail("route", n, "every route configuration a connection manager loads by RDS is served",
 					"the listener warms until its initial_fetch_timeout (15 s by default), then serves no route: every request gets 404 (source/common/rds/rds_route_config_subscription.cc)")
 			}
 		}
 		for _, n := range f.clusters {
-			if clusters[n] == nil {
+			if !hasCluster(n) {
 				fail("cluster", n, "every cluster a route or TCP proxy names exists",
 					"an inline route table is refused with \"route: unknown cluster '"+n+"'\" (validate_clusters defaults to true for it, source/common/router/config_impl.cc); through RDS, or from a TCP proxy, every request or connection fails")
 			}
 		}
 		for _, n := range f.eds {
-			if !eds[n] {
+			if _, ok := eds.get(n); !ok {
 				fail("endpoints", n, "every EDS cluster's ClusterLoadAssignment is served",
 					"the cluster warms until its initial_fetch_timeout (15 s by default), then has no host (source/common/upstream/eds.cc)")
 			}
@@ -233,13 +263,13 @@ func (c *Checker) Check(r *Resources) error {
 			return
 		}
 		for _, n := range f.secrets {
-			if secrets[n] == nil {
+			if _, ok := secrets.get(n); !ok {
 				fail("secret", n, "every secret a TLS context loads by SDS is served",
 					"the listener or cluster warms until its initial_fetch_timeout, then every handshake fails with \"TLS error: Secret is not supplied by SDS\" (source/common/tls/context_config_impl.cc)")
 			}
 		}
 		for _, n := range f.needCA {
-			if s := secrets[n]; s != nil && len(s.GetValidationContext().GetTrustedCa().GetInlineBytes())+len(s.GetValidationContext().GetTrustedCa().GetFilename()) == 0 {
+			if s, _ := secrets.get(n); s != nil && len(s.GetValidationContext().GetTrustedCa().GetInlineBytes())+len(s.GetValidationContext().GetTrustedCa().GetFilename()) == 0 {
 				fail("secret", n, "a validation context combined with SAN matchers holds a trusted CA",
 					"\"SAN-based verification of peer certificates without trusted CA is insecure and not allowed\" (source/common/ssl/certificate_validation_context_config_impl.cc)")
 			}
@@ -249,4 +279,57 @@ func (c *Checker) Check(r *Resources) error {
 		return nil
 	}
 	return errs
+}
+
+// index finds the resources of a list by name: by binary search when the
+// list is sorted by name, as translated resources are, else through a map.
+type index[T any] struct {
+	items  []T
+	name   func(T) string
+	byName map[string]T
+}
+
+func newIndex[T any](items []T, name func(T) string) *index[T] {
+	ix := &index[T]{items: items, name: name}
+	if !slices.IsSortedFunc(items, func(a, b T) int { return strings.Compare(name(a), name(b)) }) {
+		ix.byName = make(map[string]T, len(items))
+		for _, it := range items {
+			ix.byName[name(it)] = it
+		}
+	}
+	return ix
+}
+
+func (ix *index[T]) get(n string) (T, bool) {
+	if ix.byName != nil {
+		it, ok := ix.byName[n]
+		return it, ok
+	}
+	i, ok := slices.BinarySearchFunc(ix.items, n, func(it T, n string) int { return strings.Compare(ix.name(it), n) })
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return ix.items[i], true
+}
+
+// dups are the names the list holds more than once.
+func (ix *index[T]) dups() []string {
+	seen := map[string]int{}
+	if ix.byName == nil { // sorted: neighbours
+		var out []string
+		for i := 1; i < len(ix.items); i++ {
+			if n := ix.name(ix.items[i]); n == ix.name(ix.items[i-1]) && (len(out) == 0 || out[len(out)-1] != n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	var out []string
+	for _, it := range ix.items {
+		if seen[ix.name(it)]++; seen[ix.name(it)] == 2 {
+			out = append(out, ix.name(it))
+		}
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
@@ -190,6 +191,30 @@ func CheckHTTPMatch(m specsv1alpha4.HTTPMatch) []error {
 // engine) compiles it into a program no larger than the limit their
 // bootstraps set, counted as RE2 counts it.
 func checkRegex(re string) error {
+	regexChecks.mu.Lock()
+	err, ok := regexChecks.m[re]
+	regexChecks.mu.Unlock()
+	if ok {
+		return err
+	}
+	err = compileRegex(re)
+	regexChecks.mu.Lock()
+	defer regexChecks.mu.Unlock()
+	if len(regexChecks.m) >= 4096 { // bounded: a fresh start costs one compile each
+		clear(regexChecks.m)
+	}
+	regexChecks.m[re] = err
+	return err
+}
+
+// regexChecks remembers what checkRegex found: every model build checks
+// every HTTPRouteGroup, and the regexes rarely change.
+var regexChecks = struct {
+	mu sync.Mutex
+	m  map[string]error
+}{m: map[string]error{}}
+
+func compileRegex(re string) error {
 	if _, err := regexp.Compile(re); err != nil {
 		return err
 	}

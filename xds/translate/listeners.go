@@ -9,6 +9,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // BlackholeCluster has no endpoints: a TCP proxy to it closes every
@@ -39,36 +41,46 @@ func (t *translator) listener(name string, port int32, dir corev3.TrafficDirecti
 // of the update, so every such listener has this default chain. With
 // passthrough, traffic to the proxy's own ports is refused by a chain each.
 func (t *translator) unmatched(l *listenerv3.Listener, pass bool) {
+	// The chains are the same in every group: they are built once.
+	chain := func(kind string, port int32, build func(*translator) *listenerv3.FilterChain) *listenerv3.FilterChain {
+		return sharedResource(t, kind, nil, mesh.Port{Port: port}, build)
+	}
+	t.blackhole = true
 	if !pass {
-		t.blackhole = true
-		l.DefaultFilterChain = &listenerv3.FilterChain{
-			Name:    BlackholeCluster,
-			Filters: []*listenerv3.Filter{t.tcpProxy(BlackholeCluster, []weighted{{BlackholeCluster, 1}})},
-		}
+		l.DefaultFilterChain = chain("blackhole-chain", 0, func(t *translator) *listenerv3.FilterChain {
+			return &listenerv3.FilterChain{
+				Name:    BlackholeCluster,
+				Filters: []*listenerv3.Filter{t.tcpProxy(BlackholeCluster, []weighted{{BlackholeCluster, 1}})},
+			}
+		})
 		return
 	}
-	t.blackhole, t.passthrough = true, true
+	t.passthrough = true
 	for _, p := range loopPorts {
-		l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
-			Name:             "self|" + strconv.Itoa(int(p)),
-			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(p))},
-			Filters:          []*listenerv3.Filter{t.tcpProxy("self", []weighted{{BlackholeCluster, 1}})},
-		})
+		l.FilterChains = append(l.FilterChains, chain("self-chain", p, func(t *translator) *listenerv3.FilterChain {
+			return &listenerv3.FilterChain{
+				Name:             "self|" + strconv.Itoa(int(p)),
+				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(p))},
+				Filters:          []*listenerv3.Filter{t.tcpProxy("self", []weighted{{BlackholeCluster, 1}})},
+			}
+		}))
 	}
-	l.DefaultFilterChain = &listenerv3.FilterChain{
-		Name:    PassthroughCluster,
-		Filters: []*listenerv3.Filter{t.tcpProxy(PassthroughCluster, []weighted{{PassthroughCluster, 1}})},
-	}
+	l.DefaultFilterChain = chain("passthrough-chain", 0, func(t *translator) *listenerv3.FilterChain {
+		return &listenerv3.FilterChain{
+			Name:    PassthroughCluster,
+			Filters: []*listenerv3.Filter{t.tcpProxy(PassthroughCluster, []weighted{{PassthroughCluster, 1}})},
+		}
+	})
 }
 
 // defaultClusters adds the clusters the default chains of the group's
 // listeners use.
 func (t *translator) defaultClusters() {
 	if t.passthrough {
-		t.out.Clusters = append(t.out.Clusters, passthroughCluster())
+		t.out.Clusters = append(t.out.Clusters, sharedResource(t, "passthrough-cluster", nil, mesh.Port{}, func(*translator) *clusterv3.Cluster { return passthroughCluster() }))
 	}
 	if t.blackhole {
-		t.out.Clusters = append(t.out.Clusters, blackholeCluster())
+		t.out.Clusters = append(t.out.Clusters, sharedResource(t, "blackhole-cluster", nil, mesh.Port{}, func(*translator) *clusterv3.Cluster { return blackholeCluster() }))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 
@@ -22,6 +23,9 @@ type Shared struct {
 	built map[proto.Message]bool
 	// hashes of built resources, computed on first use.
 	hashes map[proto.Message]string
+	// packed maps each Any the translations made to its message, so that
+	// the rules read it without decoding it again.
+	packed sync.Map
 	// rules checks what the groups' proxies load against Envoy's load
 	// rules, each shared resource once.
 	rules, rulesPending *envoyrules.Checker
@@ -40,13 +44,19 @@ type sharedItem struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
+	sh := &Shared{items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}, hashes: map[proto.Message]string{}}
 	opts := RuleOptions()
+	opts.Unpack = func(a *anypb.Any) (proto.Message, bool) {
+		m, ok := sh.packed.Load(a)
+		if !ok {
+			return nil, false
+		}
+		return m.(proto.Message), true
+	}
 	pending := opts
 	pending.SecretsPending = true
-	return &Shared{
-		items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}, hashes: map[proto.Message]string{},
-		rules: envoyrules.NewChecker(opts), rulesPending: envoyrules.NewChecker(pending),
-	}
+	sh.rules, sh.rulesPending = envoyrules.NewChecker(opts), envoyrules.NewChecker(pending)
+	return sh
 }
 
 // RuleOptions describe the mesh's Envoy proxies to Envoy's load rules: the
@@ -65,7 +75,7 @@ func (sh *Shared) get(kind string, s *mesh.Service, port int32, build func(t *tr
 	if ok {
 		return it.msg, it.err
 	}
-	t := &translator{view: view, out: &Resources{}}
+	t := &translator{view: view, out: &Resources{}, shared: sh}
 	msg := build(t)
 	err := t.err
 	if err == nil {

@@ -185,6 +185,9 @@ func (t *translator) any(m proto.Message) *anypb.Any {
 	if err != nil && t.err == nil {
 		t.err = fmt.Errorf("packing %T: %w", m, err)
 	}
+	if t.shared != nil {
+		t.shared.packed.Store(a, m)
+	}
 	return a
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
@@ -48,6 +49,13 @@ func TestGolden(t *testing.T) {
 				res, err := translate.Translate(m.View(g), fakeCerts(g))
 				if err != nil {
 					t.Fatalf("group %s: %v", g, err)
+				}
+				// Translate checked Envoy's load rules with the messages it
+				// packed; check again decoding every typed config, as Envoy does.
+				if g.Kind == mesh.ProxyEnvoy {
+					if err := envoyrules.Check(&envoyrules.Resources{Listeners: res.Listeners, Routes: res.Routes, Clusters: res.Clusters, Endpoints: res.Endpoints, Secrets: res.Secrets}, translate.RuleOptions()); err != nil {
+						t.Errorf("group %s: %v", g, err)
+					}
 				}
 				got[strings.ReplaceAll(g.String(), "/", "_")+".yaml"] = resourcesYAML(t, res)
 			}
