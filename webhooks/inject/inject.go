@@ -37,6 +37,12 @@ const (
 	SDSVolume = "osm-sds"
 	// SDSDir is where the proxy reads them.
 	SDSDir = "/var/run/osm/sds"
+	// BootstrapVolume holds the bootstrap overlay the init container writes:
+	// the IPv6 twins of the proxy's static listeners where the pod's kernel
+	// has IPv6, nothing where it has not (bootstrap.IPv6Overlay).
+	BootstrapVolume = "osm-bootstrap"
+	BootstrapDir    = "/var/run/osm/bootstrap"
+	OverlayFile     = BootstrapDir + "/ipv6.json"
 	// SDSAnnotationPrefix starts the annotations holding the SDS files.
 	SDSAnnotationPrefix = "mesh.openservicemesh.io/sds-"
 
@@ -138,9 +144,16 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	init := initContainer(cfg, ex)
+	overlay, err := ipv6Overlay(probes)
+	if err != nil {
+		return err
+	}
+	init := initContainer(cfg, ex, overlay)
 	proxy := proxyContainer(cfg, boot)
 	pod.Spec.InitContainers = append([]corev1.Container{init, proxy}, pod.Spec.InitContainers...)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: BootstrapVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+		Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("1Mi")),
+	}}})
 	addIdentity(pod, cfg)
 	addSDS(pod)
 	if _, ok := pod.Annotations[PrometheusScrapeAnnotation]; !ok {
@@ -258,7 +271,7 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 		Image:         image,
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Command:       []string{"/usr/local/bin/envoy"},
-		Args:          []string{"--config-yaml", boot, "--log-level", level, "--drain-strategy", "immediate"},
+		Args:          []string{"--config-path", OverlayFile, "--config-yaml", boot, "--log-level", level, "--drain-strategy", "immediate"},
 		Env: []corev1.EnvVar{
 			{Name: "POD_NAME", ValueFrom: field("metadata.name")},
 			{Name: "POD_NAMESPACE", ValueFrom: field("metadata.namespace")},
@@ -273,6 +286,7 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: IdentityVolume, MountPath: IdentityDir, ReadOnly: true},
 			{Name: SDSVolume, MountPath: SDSDir, ReadOnly: true},
+			{Name: BootstrapVolume, MountPath: BootstrapDir, ReadOnly: true},
 		},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser:                ptr.To[int64](ProxyUID),
@@ -285,9 +299,11 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 	}
 }
 
-// initContainer programs the pod's traffic redirection, then exits.
-func initContainer(cfg Config, ex redirect) corev1.Container {
+// initContainer programs the pod's traffic redirection, writes the proxy's
+// bootstrap overlay, then exits.
+func initContainer(cfg Config, ex redirect, overlay string) corev1.Container {
 	script, _ := scripts.get(fmt.Sprint(ex), func() (string, error) { return ex.script(), nil })
+	script += overlayScript(overlay)
 	image := cfg.Sidecar.InitImage
 	if image == "" {
 		image = cfg.InitImage
@@ -296,9 +312,10 @@ func initContainer(cfg Config, ex redirect) corev1.Container {
 		image = DefaultInitImage
 	}
 	return corev1.Container{
-		Name:    InitContainer,
-		Image:   image,
-		Command: []string{"sh", "-c", script},
+		Name:         InitContainer,
+		Image:        image,
+		Command:      []string{"sh", "-c", script},
+		VolumeMounts: []corev1.VolumeMount{{Name: BootstrapVolume, MountPath: BootstrapDir}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
@@ -344,13 +361,32 @@ func (m *memo) get(key string, render func() (string, error)) (string, error) {
 	return v, nil
 }
 
-var bootstraps, scripts = &memo{max: 4096}, &memo{max: 1024}
+var bootstraps, scripts, overlays = &memo{max: 4096}, &memo{max: 1024}, &memo{max: 1024}
 
 // proxyBootstrap is the sidecar's bootstrap, with the node ID expanded from
 // the container's environment by Kubernetes, as compact JSON.
 func proxyBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
 	key := fmt.Sprintf("%s|%s|%d|%s|%s", cfg.XDSHost, cfg.XDSServerName, cfg.XDSPort, serviceAccount(pod), p.key())
 	return bootstraps.get(key, func() (string, error) { return renderBootstrap(pod, cfg, p) })
+}
+
+// ipv6Overlay is the bootstrap overlay of a sidecar whose kernel has IPv6,
+// as compact JSON.
+func ipv6Overlay(p probeConfig) (string, error) {
+	return overlays.get(p.key(), func() (string, error) {
+		listeners, _ := p.resources()
+		raw, err := bootstrap.JSON(bootstrap.IPv6Overlay(listeners), "")
+		if err != nil {
+			return "", fmt.Errorf("encoding the sidecar's IPv6 listeners: %w", err)
+		}
+		return string(raw), nil
+	})
+}
+
+// overlayScript writes the overlay where the kernel has IPv6 (Envoy aborts
+// binding [::] where it has not), and an empty bootstrap elsewhere.
+func overlayScript(overlay string) string {
+	return "if [ -e /proc/net/if_inet6 ]; then\ncat > " + OverlayFile + " <<'EOF'\n" + overlay + "\nEOF\nelse\necho '{}' > " + OverlayFile + "\nfi\n"
 }
 
 func renderBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {

@@ -15,12 +15,14 @@ import (
 	jsonpatchv5 "github.com/evanphx/json-patch/v5"
 	grpcxds "google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -145,7 +147,14 @@ func checkPatch(t *testing.T, raw []byte, ops any) {
 		t.Error("the proxy is not a native sidecar")
 	}
 	// Kubernetes expands $(POD_NAMESPACE) and $(POD_NAME) from the env.
-	boot := strings.NewReplacer("$(POD_NAMESPACE)", pod.Namespace, "$(POD_NAME)", "p-1").Replace(proxy.Args[1])
+	arg := func(flag string) string {
+		i := slices.Index(proxy.Args, flag)
+		if i < 0 || i+1 >= len(proxy.Args) {
+			t.Fatalf("the proxy has no %s: %v", flag, proxy.Args)
+		}
+		return proxy.Args[i+1]
+	}
+	boot := strings.NewReplacer("$(POD_NAMESPACE)", pod.Namespace, "$(POD_NAME)", "p-1").Replace(arg("--config-yaml"))
 	b := &bootstrapv3.Bootstrap{}
 	if err := protojson.Unmarshal([]byte(boot), b); err != nil {
 		t.Fatalf("the bootstrap does not parse: %v", err)
@@ -156,6 +165,7 @@ func checkPatch(t *testing.T, raw []byte, ops any) {
 	if want := "sidecar~" + pod.Namespace + "~p-1"; b.GetNode().GetId() != want {
 		t.Errorf("node ID %q, want %q", b.GetNode().GetId(), want)
 	}
+	checkIPv6Overlay(t, pod, arg("--config-path"), b)
 	checkSDSFiles(t, pod, proxy)
 	// Injecting the injected pod changes nothing.
 	again, err := Decide(pod, memberNamespace(pod.Namespace), nil)
@@ -268,5 +278,50 @@ func checkSDSFiles(t *testing.T, pod *corev1.Pod, proxy corev1.Container) {
 		if got[name] != string(content) {
 			t.Errorf("SDS file %s holds %q, want %q", name, got[name], content)
 		}
+	}
+}
+
+// checkIPv6Overlay: the init container writes, where the kernel has IPv6,
+// the file the proxy reads with --config-path: a twin on [::] of each
+// static listener. Envoy merges the inline bootstrap into it, appending
+// listeners; what it then loads obeys Envoy's load rules. Without IPv6 the
+// file is an empty bootstrap.
+func checkIPv6Overlay(t *testing.T, pod *corev1.Pod, path string, b *bootstrapv3.Bootstrap) {
+	t.Helper()
+	if path != OverlayFile {
+		t.Errorf("--config-path %s, want %s", path, OverlayFile)
+	}
+	script := pod.Spec.InitContainers[0].Command[2]
+	start := strings.Index(script, "cat > "+OverlayFile+" <<'EOF'\n")
+	if start < 0 || !strings.Contains(script, "echo '{}' > "+OverlayFile) || !strings.Contains(script, "[ -e /proc/net/if_inet6 ]") {
+		t.Fatalf("the init script does not write the overlay by the kernel's IPv6:\n%s", script)
+	}
+	body := script[start+len("cat > "+OverlayFile+" <<'EOF'\n"):]
+	body = body[:strings.Index(body, "\nEOF\n")]
+	overlay := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal([]byte(body), overlay); err != nil {
+		t.Fatalf("the overlay does not parse: %v", err)
+	}
+	twins := map[string]uint32{}
+	for _, l := range overlay.GetStaticResources().GetListeners() {
+		if a := l.GetAddress().GetSocketAddress(); a.GetAddress() == "::" {
+			twins[l.GetName()] = a.GetPortValue()
+		}
+	}
+	for _, l := range b.GetStaticResources().GetListeners() {
+		if twins[l.GetName()+"-ipv6"] != l.GetAddress().GetSocketAddress().GetPortValue() {
+			t.Errorf("static listener %s has no twin on [::]", l.GetName())
+		}
+	}
+	merged := proto.Clone(overlay).(*bootstrapv3.Bootstrap)
+	proto.Merge(merged, b)
+	if err := envoyrules.CheckBootstrap(merged, nil, envoyrules.Options{}); err != nil {
+		t.Errorf("the bootstrap with its IPv6 listeners: %v", err)
+	}
+	mounted := func(c corev1.Container) bool {
+		return slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == BootstrapVolume && m.MountPath == BootstrapDir })
+	}
+	if !mounted(pod.Spec.InitContainers[0]) || !mounted(pod.Spec.InitContainers[1]) {
+		t.Error("the overlay's volume is not mounted in the init container and the proxy")
 	}
 }

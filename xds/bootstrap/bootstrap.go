@@ -217,7 +217,34 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 	if err := envoyrules.CheckBootstrap(b, nil, envoyrules.Options{}); err != nil {
 		return nil, fmt.Errorf("the bootstrap of %s: %w", o.NodeID, err)
 	}
+	if len(o.Listeners) > 0 {
+		// What Envoy loads where the IPv6 overlay is given (--config-path),
+		// the bootstrap merged into it.
+		merged := IPv6Overlay(o.Listeners)
+		proto.Merge(merged, b)
+		if err := envoyrules.CheckBootstrap(merged, nil, envoyrules.Options{}); err != nil {
+			return nil, fmt.Errorf("the bootstrap of %s with its IPv6 listeners: %w", o.NodeID, err)
+		}
+	}
 	return b, nil
+}
+
+// IPv6Overlay holds a twin on [::] of each static listener, for a proxy
+// whose kernel has IPv6: Envoy merges the bootstrap it is given inline
+// (--config-yaml) into the one it reads from a file (--config-path),
+// appending repeated fields, so a sidecar started with this file also
+// listens on IPv6 and one started with an empty file does not. A static
+// listener cannot bind [::] unconditionally: Envoy aborts when the kernel
+// has no IPv6, and whether a pod's has is known only once it runs.
+func IPv6Overlay(listeners []*listenerv3.Listener) *bootstrapv3.Bootstrap {
+	b := &bootstrapv3.Bootstrap{StaticResources: &bootstrapv3.Bootstrap_StaticResources{}}
+	for _, l := range listeners {
+		twin := proto.Clone(l).(*listenerv3.Listener)
+		twin.Name = l.GetName() + "-ipv6"
+		twin.Address = SocketAddress("::", l.GetAddress().GetSocketAddress().GetPortValue())
+		b.StaticResources.Listeners = append(b.StaticResources.Listeners, twin)
+	}
+	return b
 }
 
 // runtime is the proxy's runtime: a static layer that raises the RE2

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
@@ -15,6 +16,36 @@ import (
 // regex sits deep inside an RBAC filter packed in an Any, where Envoy's
 // validation rules of the listener do not reach.
 func TestInvalidResourcesAreRefused(t *testing.T) {
+	v := webView(mesh.HTTPMatch{Name: "bad", Headers: map[string]string{"user-agent": ""}})
+	_, err := translate.Translate(v, nil)
+	if err == nil {
+		t.Fatal("an invalid header matcher was translated")
+	}
+	if !strings.Contains(err.Error(), "envoy.extensions.filters.http.rbac.v3.RBAC") || !strings.Contains(err.Error(), "Regex") {
+		t.Errorf("the error does not name the resource: %v", err)
+	}
+}
+
+// TestConfigEnvoyWouldRefuseIsRefused: a model the model builder would not
+// make (a path regex past the proxies' RE2 program size, which the builder
+// and the webhook refuse) makes Translate fail with a load rule's
+// violation, so that the group keeps its last good snapshot instead of
+// every proxy of the group NACKing its listeners.
+func TestConfigEnvoyWouldRefuseIsRefused(t *testing.T) {
+	v := webView(mesh.HTTPMatch{Name: "big", PathRegex: "/[a-z]{600}/[0-9]{600}"})
+	_, err := translate.Translate(v, nil)
+	if !envoyrules.IsViolation(err) {
+		t.Fatalf("a regex Envoy refuses was translated: %v", err)
+	}
+	if !strings.Contains(err.Error(), "RE2 program size of 1206 > max program size of 1000") {
+		t.Errorf("the error does not say what Envoy would: %v", err)
+	}
+}
+
+// webView is the view of shop/web's group, which serves HTTP on port 80 and
+// lets shop/client make the requests match describes: made by hand, as the
+// model builder would not make it.
+func webView(match mesh.HTTPMatch) *mesh.View {
 	dst := mesh.Identity{Namespace: "shop", ServiceAccount: "web"}
 	svc := &mesh.Service{
 		Key:        mesh.ServiceKey{Namespace: "shop", Name: "web"},
@@ -31,14 +62,8 @@ func TestInvalidResourcesAreRefused(t *testing.T) {
 		Policies: []*mesh.Policy{{
 			Namespace: "shop", Name: "tt", Destination: dst,
 			Sources: []mesh.Identity{{Namespace: "shop", ServiceAccount: "client"}},
-			HTTP:    []mesh.HTTPMatch{{Name: "bad", Headers: map[string]string{"user-agent": ""}}},
+			HTTP:    []mesh.HTTPMatch{match},
 		}},
 	}
-	_, err := translate.Translate(v, nil)
-	if err == nil {
-		t.Fatal("an invalid header matcher was translated")
-	}
-	if !strings.Contains(err.Error(), "envoy.extensions.filters.http.rbac.v3.RBAC") || !strings.Contains(err.Error(), "Regex") {
-		t.Errorf("the error does not name the resource: %v", err)
-	}
+	return v
 }
