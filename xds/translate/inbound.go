@@ -15,8 +15,10 @@ import (
 // inbound builds the inbound listener: mutual TLS with the mesh trust bundle
 // required on every port the group's workloads serve, SMI policy enforced by
 // RBAC, and a cluster to the local application behind each port. Traffic to
-// other ports passes through to the application in a permissive mesh and is
-// refused in an SMI mesh, where nothing is allowed that no policy names.
+// other ports is refused, in a permissive mesh too: passing it through to its
+// original destination, the pod's own address, would loop, since the
+// sidecar's redirection sends the proxy's connections to its own pod back to
+// this listener (webhooks/inject, OSM_PROXY_OUTBOUND).
 //
 // The listener has no TLS inspector: no chain matches on what it finds, and
 // it would hold every plaintext connection of a server-first protocol until
@@ -48,7 +50,7 @@ func (t *translator) inbound() {
 		}
 		l.FilterChains = append(l.FilterChains, fc)
 	}
-	t.unmatched(l, t.view.Mesh.Mode == mesh.ModePermissive)
+	t.unmatched(l, false)
 	t.out.Listeners = append(t.out.Listeners, l)
 }
 
