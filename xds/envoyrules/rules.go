@@ -186,7 +186,7 @@ func (c *Checker) Check(r *Resources) error {
 					fmt.Sprintf("a dynamic listener named as a %s one is silently skipped, a repeated one in an LDS response is refused with \"duplicate listener %s found\" (source/common/listener_manager/lds_api.cc)", prev, l.GetName()))
 			}
 			names[l.GetName()] = origin
-			all.add(c.listener(l))
+			all.add(c.cached(l, func(f *facts) { f.add(c.listener(l)) }))
 			c.addresses(l, addrs, all)
 		}
 	}

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -10,17 +11,22 @@ import (
 )
 
 // prometheus exposes Envoy's Prometheus stats, and nothing else of the admin
-// interface, on PrometheusPort for scraping.
+// interface, on PrometheusPort for scraping. Listener and cluster are the
+// same in every group: they are built once.
 func (t *translator) prometheus() {
-	route := singleRoute(PrometheusListener,
-		&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/stats/prometheus"}},
-		toCluster(AdminCluster))
-	l := t.listener(PrometheusListener, PrometheusPort, corev3.TrafficDirection_INBOUND)
-	l.FilterChains = []*listenerv3.FilterChain{{Name: PrometheusListener, Filters: []*listenerv3.Filter{
-		t.httpConnectionManager(PrometheusListener, &hcmv3.HttpConnectionManager{
-			RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
-		}, nil),
-	}}}
-	t.out.Listeners = append(t.out.Listeners, l)
-	t.out.Clusters = append(t.out.Clusters, t.localCluster(AdminCluster, AdminPort, mesh.ProtocolHTTP))
+	t.out.Listeners = append(t.out.Listeners, sharedResource(t, "prometheus-listener", nil, mesh.Port{}, func(t *translator) *listenerv3.Listener {
+		route := singleRoute(PrometheusListener,
+			&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/stats/prometheus"}},
+			toCluster(AdminCluster))
+		l := t.listener(PrometheusListener, PrometheusPort, corev3.TrafficDirection_INBOUND)
+		l.FilterChains = []*listenerv3.FilterChain{{Name: PrometheusListener, Filters: []*listenerv3.Filter{
+			t.httpConnectionManager(PrometheusListener, &hcmv3.HttpConnectionManager{
+				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
+			}, nil),
+		}}}
+		return l
+	}))
+	t.out.Clusters = append(t.out.Clusters, sharedResource(t, "admin-cluster", nil, mesh.Port{}, func(t *translator) *clusterv3.Cluster {
+		return t.localCluster(AdminCluster, AdminPort, mesh.ProtocolHTTP)
+	}))
 }
