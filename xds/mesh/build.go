@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -230,8 +231,14 @@ func (b *builder) collectServices() {
 }
 
 func (s *Service) hasIPv6() bool {
-	v6 := func(a string) bool { ip, err := netip.ParseAddr(a); return err == nil && ip.Is6() && !ip.Is4In6() }
-	return slices.ContainsFunc(s.ClusterIPs, v6) || slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool { return v6(e.Address) })
+	return slices.ContainsFunc(s.ClusterIPs, isIPv6) || slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool {
+		return !strings.HasPrefix(e.Workload, "MeshVM/") && isIPv6(e.Address)
+	})
+}
+
+func isIPv6(a string) bool {
+	ip, err := netip.ParseAddr(a)
+	return err == nil && ip.Is6() && !ip.Is4In6()
 }
 
 // addEndpoints adds the meshed endpoints of an EndpointSlice: those of member

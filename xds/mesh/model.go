@@ -86,10 +86,9 @@ type Mesh struct {
 	Mode        Mode
 	// EgressAllowed passes traffic to non-mesh destinations through.
 	EgressAllowed bool
-	// IPv6 says that the cluster has IPv6 addresses: some Service or endpoint
-	// of the mesh has one. In a dual-stack or IPv6 cluster every pod has an
-	// IPv6 address, so every proxy then listens on both families; in an IPv4
-	// cluster it does not, as a pod's kernel may have no IPv6 at all.
+	// IPv6 says that the cluster has IPv6: some Service or pod of the mesh
+	// has an IPv6 address (a MeshVM's says nothing of the pods). See
+	// View.IPv6 for what the proxies do with it.
 	IPv6 bool
 	// Services of member namespaces, sorted by key.
 	Services []*Service

@@ -74,6 +74,27 @@ func (v *View) Dependencies() []ServiceKey {
 	return slices.Compact(keys)
 }
 
+// IPv6 says whether the group's proxies listen on IPv6 as well as IPv4. A
+// group whose workloads have addresses listens on IPv6 when one of them has
+// an IPv6 address: a pod whose kernel has no IPv6 has none, and Envoy aborts
+// binding [::] there. A group with no address of its own (a client that
+// backs no Service) listens on IPv6 when the cluster has it.
+func (v *View) IPv6() bool {
+	own := false
+	for _, s := range v.Inbound {
+		for _, e := range s.Endpoints {
+			if e.Identity != v.Group.Identity {
+				continue
+			}
+			if isIPv6(e.Address) {
+				return true
+			}
+			own = true
+		}
+	}
+	return !own && v.Mesh.IPv6
+}
+
 // InboundPorts are the target ports at which the group's workloads serve the
 // service s, with the service port each serves, sorted by target port.
 func (v *View) InboundPorts(s *Service) []InboundPort {

@@ -23,12 +23,12 @@ const BlackholeCluster = "blackhole"
 // passthrough chain, dials itself again until it runs out of descriptors.
 var loopPorts = []int32{AdminPort, OutboundPort, InboundPort, PrometheusPort}
 
-// listener is a listener of the proxy on port, on each address family the
-// cluster has: 0.0.0.0 and, in a cluster with IPv6, [::] too (Envoy sets
-// IPV6_V6ONLY on it, so the two sockets do not collide).
+// listener is a listener of the proxy on port, on each address family its
+// group has (View.IPv6): 0.0.0.0 and [::] too (Envoy sets IPV6_V6ONLY on it,
+// so the two sockets do not collide).
 func (t *translator) listener(name string, port int32, dir corev3.TrafficDirection) *listenerv3.Listener {
 	l := &listenerv3.Listener{Name: name, Address: socketAddress("0.0.0.0", port), TrafficDirection: dir}
-	if t.view.Mesh.IPv6 {
+	if t.view.IPv6() {
 		l.AdditionalAddresses = []*listenerv3.AdditionalAddress{{Address: socketAddress("::", port)}}
 	}
 	return l

@@ -14,7 +14,11 @@ import (
 // interface, on PrometheusPort for scraping. Listener and cluster are the
 // same in every group: they are built once.
 func (t *translator) prometheus() {
-	t.out.Listeners = append(t.out.Listeners, sharedResource(t, "prometheus-listener", nil, mesh.Port{}, func(t *translator) *listenerv3.Listener {
+	kind := "prometheus-listener"
+	if t.view.IPv6() {
+		kind += "-ipv6"
+	}
+	t.out.Listeners = append(t.out.Listeners, sharedResource(t, kind, nil, mesh.Port{}, func(t *translator) *listenerv3.Listener {
 		route := singleRoute(PrometheusListener,
 			&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/stats/prometheus"}},
 			toCluster(AdminCluster))
