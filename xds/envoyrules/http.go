@@ -133,7 +133,8 @@ func (c *Checker) routeEntry(rn string, r *routev3.Route, f *facts) {
 // and its regex is within RE2's limit.
 func (c *Checker) headerMatcher(kind, name string, h *routev3.HeaderMatcher, f *facts) {
 	if h.GetName() != strings.ToLower(h.GetName()) {
-		f.fail(kind, name, fmt.Sprintf("header matcher names are lowercase: %q is not", h.GetName()), "Envoy compares it lowercased (source/common/http/header_utility.cc, HeaderData)")
+		f.fail(kind, name, fmt.Sprintf("header matcher names are lowercase, the mesh's one spelling of a header: %q is not", h.GetName()),
+			"Envoy loads it and compares it lowercased (source/common/http/header_utility.cc, HeaderData); two spellings of one header would read as two matchers")
 	}
 	if r := h.GetSafeRegexMatch(); r != nil {
 		c.regex(kind, name, r.GetRegex(), f)

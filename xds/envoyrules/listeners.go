@@ -42,6 +42,7 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 		f.fail("listener", name, "a proxy's listeners have addresses", "an API listener is only for gRPC clients; Envoy proxies use it only as configured in the bootstrap")
 		return f
 	}
+	additionalCompat(l, f)
 	if len(l.GetFilterChains()) == 0 && l.GetDefaultFilterChain() == nil {
 		f.fail("listener", name, "a listener has a filter chain or a default filter chain",
 			fmt.Sprintf("\"error adding listener '%s': no filter chains specified\" (source/common/listener_manager/listener_impl.cc, validateFilterChains); in state-of-the-world LDS the whole update is NACKed", addressList(l)))
@@ -92,7 +93,7 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 	}
 	if dc := l.GetDefaultFilterChain(); dc != nil {
 		if dc.GetFilterChainMatch() != nil {
-			f.fail("listener", name, "the default filter chain has no match", "its match is ignored (api/envoy/config/listener/v3/listener.proto)")
+			f.fail("listener", name, "the default filter chain has no match", "Envoy loads it and ignores the match (api/envoy/config/listener/v3/listener.proto)")
 		}
 		f.add(c.cached(dc, func(cf *facts) { c.chain(name, dc, cf) }))
 	}
@@ -104,7 +105,9 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 	where := fmt.Sprintf("filter chain %q", fc.GetName())
 	m := fc.GetFilterChainMatch()
 	f.match, f.leaves = matchKey(m), expand(m)
-	f.needTLS = len(m.GetServerNames()) > 0 || m.GetTransportProtocol() != ""
+	// Without an inspector the transport protocol is raw_buffer: a chain
+	// that asks for it matches.
+	f.needTLS = len(m.GetServerNames()) > 0 || (m.GetTransportProtocol() != "" && m.GetTransportProtocol() != "raw_buffer")
 	f.needALPN = len(m.GetApplicationProtocols()) > 0
 	for _, pr := range fc.GetFilterChainMatch().GetPrefixRanges() {
 		if _, err := cidr(pr); err != nil {
@@ -114,7 +117,7 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 	tls := c.downstreamTLS(ln, where, fc.GetTransportSocket(), f)
 	filters := fc.GetFilters()
 	if len(filters) == 0 {
-		f.fail("listener", ln, where+" has filters, the last one terminal", "a chain with no filter accepts connections and never reads them")
+		f.fail("listener", ln, where+" has filters, the last one terminal", "Envoy loads it; the chain accepts connections and never reads them")
 	}
 	for i, nf := range filters {
 		if !filterOrder(ln, where, "network", networkFilters, nf.GetName(), nf.GetTypedConfig().GetTypeUrl(), i, len(filters), f) {
@@ -174,7 +177,7 @@ func (c *Checker) addresses(l *listenerv3.Listener, seen map[string]string, f *f
 			f.fail("listener", l.GetName(), "listener addresses are IP addresses", "\"malformed IP address: "+sa.GetAddress()+"\" (source/common/network/resolver_impl.cc)")
 			continue
 		}
-		if sa.GetIpv4Compat() && ip != netip.IPv6Unspecified() && !ip.Is4In6() {
+		if sa.GetIpv4Compat() && !compatible(ip) {
 			f.fail("listener", l.GetName(), "only :: or an IPv4-mapped address sets ipv4_compat",
 				"\"Only IPv6 address '::' or valid IPv4-mapped IPv6 address can set ipv4_compat\" (source/common/listener_manager/listener_impl.cc)")
 		}
@@ -184,6 +187,26 @@ func (c *Checker) addresses(l *listenerv3.Listener, seen map[string]string, f *f
 				fmt.Sprintf("\"error adding listener: '%s' has duplicate address '%s' as existing listener\" (source/common/listener_manager/listener_manager_impl.cc)", l.GetName(), addressList(l)))
 		}
 		seen[key] = l.GetName()
+	}
+}
+
+// compatible says whether an address may set ipv4_compat.
+func compatible(ip netip.Addr) bool { return ip == netip.IPv6Unspecified() || ip.Is4In6() }
+
+// additionalCompat ports how Envoy checks ipv4_compat on additional
+// addresses: it holds the listener's primary address to each additional
+// address's flag (checkIpv4CompatAddress is called with the primary), so
+// 0.0.0.0 with [::] ipv4_compat is refused although [::] may set it.
+func additionalCompat(l *listenerv3.Listener, f *facts) {
+	primary, err := netip.ParseAddr(l.GetAddress().GetSocketAddress().GetAddress())
+	if err != nil {
+		return
+	}
+	for _, a := range l.GetAdditionalAddresses() {
+		if a.GetAddress().GetSocketAddress().GetIpv4Compat() && !compatible(primary) {
+			f.fail("listener", l.GetName(), "an additional address sets ipv4_compat only when the listener's own address may",
+				fmt.Sprintf("\"Only IPv6 address '::' or valid IPv4-mapped IPv6 address can set ipv4_compat: %s\" (source/common/listener_manager/listener_impl.cc, which checks the primary address with each additional address's flag)", addressList(l)))
+		}
 	}
 }
 

@@ -8,7 +8,8 @@
 //
 // Some rules refuse what Envoy accepts but runs wrongly (mutual TLS that is
 // silently not enforced, a chain that can never match): for a mesh those are
-// as bad as a NACK, and worse for being silent.
+// as bad as a NACK, and worse for being silent. A few hold the mesh's own
+// form (lowercase header names); their Envoy text says that Envoy loads it.
 package envoyrules
 
 import (

@@ -275,6 +275,26 @@ func TestRules(t *testing.T) {
 			},
 			good: func(r *envoyrules.Resources) {},
 			want: "dynamic listener named as a static one is silently skipped"},
+		{rule: "ipv4_compat on an additional address only with a :: listener",
+			bad: func(r *envoyrules.Resources) {
+				l := listener(r, "prometheus")
+				l.AdditionalAddresses = []*listenerv3.AdditionalAddress{{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+					Address: "::", Ipv4Compat: true, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 15010}}}}}}
+			},
+			good: func(r *envoyrules.Resources) {
+				l := listener(r, "prometheus")
+				l.AdditionalAddresses = []*listenerv3.AdditionalAddress{{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+					Address: "::", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 15010}}}}}}
+			},
+			want: "which checks the primary address with each additional address's flag"},
+		{rule: "a raw_buffer match needs no inspector",
+			bad: func(r *envoyrules.Resources) {
+				listener(r, "inbound").FilterChains[0].FilterChainMatch.ServerNames = []string{"web"}
+			},
+			good: func(r *envoyrules.Resources) {
+				listener(r, "inbound").FilterChains[0].FilterChainMatch.TransportProtocol = "raw_buffer"
+			},
+			want: "only with a TLS inspector"},
 		{rule: "ipv4_compat only on ::",
 			bad: func(r *envoyrules.Resources) { listener(r, "prometheus").Address.GetSocketAddress().Ipv4Compat = true },
 			good: func(r *envoyrules.Resources) {
