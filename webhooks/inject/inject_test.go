@@ -297,7 +297,13 @@ func checkIPv6Overlay(t *testing.T, pod *corev1.Pod, path string, b *bootstrapv3
 		t.Fatalf("the init script does not write the overlay by the kernel's IPv6:\n%s", script)
 	}
 	body := script[start+len("cat > "+OverlayFile+" <<'EOF'\n"):]
-	body = body[:strings.Index(body, "\nEOF\n")]
+	end := strings.Index(body, "\nEOF\n")
+	// Nothing a pod's probes hold ends the heredoc early: what follows its
+	// end is the script's own.
+	if rest := body[end:]; rest != "\nEOF\nelse\necho '{}' > "+OverlayFile+"\nfi\n" {
+		t.Fatalf("the overlay's heredoc ends before the overlay does; the script goes on with:\n%s", rest)
+	}
+	body = body[:end]
 	overlay := &bootstrapv3.Bootstrap{}
 	if err := protojson.Unmarshal([]byte(body), overlay); err != nil {
 		t.Fatalf("the overlay does not parse: %v", err)
