@@ -214,17 +214,15 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("the bootstrap of %s is invalid: %w", o.NodeID, err)
 	}
-	if err := envoyrules.CheckBootstrap(b, nil, envoyrules.Options{}); err != nil {
-		return nil, fmt.Errorf("the bootstrap of %s: %w", o.NodeID, err)
-	}
+	// What Envoy loads where the IPv6 overlay is given (--config-path): the
+	// bootstrap merged into it, which holds all of the bootstrap.
+	loaded := b
 	if len(o.Listeners) > 0 {
-		// What Envoy loads where the IPv6 overlay is given (--config-path),
-		// the bootstrap merged into it.
-		merged := IPv6Overlay(o.Listeners)
-		proto.Merge(merged, b)
-		if err := envoyrules.CheckBootstrap(merged, nil, envoyrules.Options{}); err != nil {
-			return nil, fmt.Errorf("the bootstrap of %s with its IPv6 listeners: %w", o.NodeID, err)
-		}
+		loaded = IPv6Overlay(o.Listeners)
+		proto.Merge(loaded, b)
+	}
+	if err := envoyrules.CheckBootstrap(loaded, nil, envoyrules.Options{}); err != nil {
+		return nil, fmt.Errorf("the bootstrap of %s: %w", o.NodeID, err)
 	}
 	return b, nil
 }

@@ -54,7 +54,7 @@ func (c *Checker) hcm(ln, where string, h *hcmv3.HttpConnectionManager, tls bool
 		}
 		f.routes = append(f.routes, rs.Rds.GetRouteConfigName())
 	case *hcmv3.HttpConnectionManager_RouteConfig:
-		f.add(c.route(rs.RouteConfig, true))
+		f.add(c.route(rs.RouteConfig))
 	default:
 		f.fail("listener", ln, where+" has routes, inline or by RDS", "the connection manager is refused (api/envoy/extensions/filters/network/http_connection_manager/v3)")
 	}
@@ -62,8 +62,10 @@ func (c *Checker) hcm(ln, where string, h *hcmv3.HttpConnectionManager, tls bool
 
 const routeSource = "source/common/router/config_impl.cc"
 
-// route checks a route configuration; inline says it is a listener's own.
-func (c *Checker) route(rc *routev3.RouteConfiguration, inline bool) *facts {
+// route checks a route configuration, a listener's own or one served by RDS.
+// Its clusters are checked against the proxy's: Envoy refuses an inline
+// table that names a missing one, and an RDS one fails at request time.
+func (c *Checker) route(rc *routev3.RouteConfiguration) *facts {
 	return c.cached(rc, func(f *facts) {
 		name := rc.GetName()
 		wildcards := 0
@@ -87,7 +89,6 @@ func (c *Checker) route(rc *routev3.RouteConfiguration, inline bool) *facts {
 		if wildcards > 1 {
 			f.fail("route", name, "one virtual host at most has the wildcard domain", fmt.Sprintf("\"Only a single wildcard domain is permitted in route %s\" (%s)", name, routeSource))
 		}
-		_ = inline // clusters are checked against the proxy's; inline tables are refused, RDS ones fail at request time
 	})
 }
 

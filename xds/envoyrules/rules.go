@@ -85,11 +85,10 @@ func (vs Violations) Error() string {
 	return "Envoy would refuse or mis-run this config: " + strings.Join(msgs, "; ")
 }
 
-// IsViolation says whether err holds a rule violation.
+// IsViolation says whether err holds rule violations.
 func IsViolation(err error) bool {
 	var vs Violations
-	var v *Violation
-	return errors.As(err, &vs) || errors.As(err, &v)
+	return errors.As(err, &vs)
 }
 
 // Checker checks resource sets. It remembers what it found in each filter
@@ -114,8 +113,8 @@ type facts struct {
 	clusters []string // clusters named by routes and TCP proxies
 	secrets  []string // SDS names
 	eds      []string // EDS service names
-	// validation are SDS names of validation contexts that must hold a
-	// trusted CA (they are combined with SAN matchers).
+	// needCA are SDS names of validation contexts that must hold a trusted
+	// CA (they are combined with SAN matchers).
 	needCA []string
 	errs   Violations
 	// Of a filter chain: its match as Envoy compares two, the leaves of
@@ -224,7 +223,7 @@ func (c *Checker) Check(r *Resources) error {
 	}
 	routes := newIndex(r.Routes, (*routev3.RouteConfiguration).GetName)
 	for _, rc := range r.Routes {
-		all.add(c.route(rc, false))
+		all.add(c.route(rc))
 	}
 	eds := newIndex(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
 	secrets := newIndex(r.Secrets, (*tlsv3.Secret).GetName)

@@ -87,8 +87,8 @@ type Mesh struct {
 	// EgressAllowed passes traffic to non-mesh destinations through.
 	EgressAllowed bool
 	// IPv6 says that the cluster has IPv6: some Service or pod of the mesh
-	// has an IPv6 address (a MeshVM's says nothing of the pods). See
-	// View.IPv6 for what the proxies do with it.
+	// has an IPv6 address (a MeshVM's says nothing of the pods). View.IPv6
+	// says what the proxies do with it.
 	IPv6 bool
 	// Services of member namespaces, sorted by key.
 	Services []*Service

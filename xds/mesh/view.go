@@ -13,11 +13,18 @@ type View struct {
 	Inbound []*Service
 	// Policies are the TrafficTargets whose destination is the group's identity.
 	Policies []*Policy
+	// IPv6 says whether the group's proxies listen on IPv6 as well as IPv4.
+	// A group whose workloads have addresses does when one of them has an
+	// IPv6 address: a pod whose kernel has no IPv6 has none, and Envoy aborts
+	// binding [::] there. A group with no address of its own (a client that
+	// backs no Service) does when the cluster has IPv6 (Mesh.IPv6).
+	IPv6 bool
 }
 
 // View returns the view of group g.
 func (m *Mesh) View(g Group) *View {
 	v := &View{Mesh: m, Group: g, Inbound: m.byIdentity[g.Identity], Policies: m.policiesTo[g.Identity]}
+	v.IPv6 = v.listensOnIPv6()
 	// A proxyless gRPC client sees every service, and the destination's RBAC
 	// decides: a call SMI does not allow then fails with PERMISSION_DENIED,
 	// as gRPC users expect, instead of a name that never resolves.
@@ -74,27 +81,6 @@ func (v *View) Dependencies() []ServiceKey {
 	return slices.Compact(keys)
 }
 
-// IPv6 says whether the group's proxies listen on IPv6 as well as IPv4. A
-// group whose workloads have addresses listens on IPv6 when one of them has
-// an IPv6 address: a pod whose kernel has no IPv6 has none, and Envoy aborts
-// binding [::] there. A group with no address of its own (a client that
-// backs no Service) listens on IPv6 when the cluster has it.
-func (v *View) IPv6() bool {
-	own := false
-	for _, s := range v.Inbound {
-		for _, e := range s.Endpoints {
-			if e.Identity != v.Group.Identity {
-				continue
-			}
-			if isIPv6(e.Address) {
-				return true
-			}
-			own = true
-		}
-	}
-	return !own && v.Mesh.IPv6
-}
-
 // InboundPorts are the target ports at which the group's workloads serve the
 // service s, with the service port each serves, sorted by target port.
 func (v *View) InboundPorts(s *Service) []InboundPort {
@@ -130,4 +116,20 @@ func backendKeys(sp *Split) []ServiceKey {
 		keys[i] = be.Service
 	}
 	return keys
+}
+
+func (v *View) listensOnIPv6() bool {
+	own := false
+	for _, s := range v.Inbound {
+		for _, e := range s.Endpoints {
+			if e.Identity != v.Group.Identity {
+				continue
+			}
+			if isIPv6(e.Address) {
+				return true
+			}
+			own = true
+		}
+	}
+	return !own && v.Mesh.IPv6
 }

@@ -24,11 +24,11 @@ const BlackholeCluster = "blackhole"
 var loopPorts = []int32{AdminPort, OutboundPort, InboundPort, PrometheusPort}
 
 // listener is a listener of the proxy on port, on each address family its
-// group has (View.IPv6): 0.0.0.0 and [::] too (Envoy sets IPV6_V6ONLY on it,
+// group has (mesh.View's IPv6): 0.0.0.0 and [::] too (Envoy sets IPV6_V6ONLY on it,
 // so the two sockets do not collide).
 func (t *translator) listener(name string, port int32, dir corev3.TrafficDirection) *listenerv3.Listener {
 	l := &listenerv3.Listener{Name: name, Address: socketAddress("0.0.0.0", port), TrafficDirection: dir}
-	if t.view.IPv6() {
+	if t.view.IPv6 {
 		l.AdditionalAddresses = []*listenerv3.AdditionalAddress{{Address: socketAddress("::", port)}}
 	}
 	return l
@@ -45,7 +45,6 @@ func (t *translator) unmatched(l *listenerv3.Listener, pass bool) {
 	chain := func(kind string, port int32, build func(*translator) *listenerv3.FilterChain) *listenerv3.FilterChain {
 		return sharedResource(t, kind, nil, mesh.Port{Port: port}, build)
 	}
-	t.blackhole = true
 	if !pass {
 		l.DefaultFilterChain = chain("blackhole-chain", 0, func(t *translator) *listenerv3.FilterChain {
 			return &listenerv3.FilterChain{
@@ -55,7 +54,6 @@ func (t *translator) unmatched(l *listenerv3.Listener, pass bool) {
 		})
 		return
 	}
-	t.passthrough = true
 	for _, p := range loopPorts {
 		l.FilterChains = append(l.FilterChains, chain("self-chain", p, func(t *translator) *listenerv3.FilterChain {
 			return &listenerv3.FilterChain{
@@ -74,14 +72,13 @@ func (t *translator) unmatched(l *listenerv3.Listener, pass bool) {
 }
 
 // defaultClusters adds the clusters the default chains of the group's
-// listeners use.
+// listeners use: the blackhole always (the inbound listener refuses what it
+// does not serve), passthrough when the outbound listener passes egress.
 func (t *translator) defaultClusters() {
-	if t.passthrough {
+	if t.view.Mesh.EgressAllowed {
 		t.out.Clusters = append(t.out.Clusters, sharedResource(t, "passthrough-cluster", nil, mesh.Port{}, func(*translator) *clusterv3.Cluster { return passthroughCluster() }))
 	}
-	if t.blackhole {
-		t.out.Clusters = append(t.out.Clusters, sharedResource(t, "blackhole-cluster", nil, mesh.Port{}, func(*translator) *clusterv3.Cluster { return blackholeCluster() }))
-	}
+	t.out.Clusters = append(t.out.Clusters, sharedResource(t, "blackhole-cluster", nil, mesh.Port{}, func(*translator) *clusterv3.Cluster { return blackholeCluster() }))
 }
 
 // blackholeCluster is a static cluster with an empty load assignment: the

@@ -145,7 +145,7 @@ type weighted struct {
 // of the whole (90/10 with the 10 split 80/20 is 90/8/2).
 func (t *translator) clusterTargets(s *mesh.Service, p mesh.Port) []weighted {
 	// A headless service's clients chose their endpoint: it is not split.
-	if s.Headless() {
+	if t.view.Mesh.Splits[s.Key] == nil || s.Headless() {
 		return []weighted{{OutboundClusterName(s.Key, p.Port), 1}}
 	}
 	shares := t.splitShares(s.Key, map[mesh.ServiceKey]bool{})
@@ -154,15 +154,13 @@ func (t *translator) clusterTargets(s *mesh.Service, p mesh.Port) []weighted {
 	// own total when that is exact (so a one-level split keeps the user's
 	// weights), else over the shares' common denominator, reduced.
 	scale := uint64(0)
-	if sp := t.view.Mesh.Splits[s.Key]; sp != nil {
-		for _, be := range sp.Backends {
-			scale += uint64(be.Weight)
-		}
-		for _, k := range keys {
-			if scale%shares[k].den != 0 {
-				scale = 0
-				break
-			}
+	for _, be := range t.view.Mesh.Splits[s.Key].Backends {
+		scale += uint64(be.Weight)
+	}
+	for _, k := range keys {
+		if scale%shares[k].den != 0 {
+			scale = 0
+			break
 		}
 	}
 	if scale == 0 {

@@ -15,7 +15,7 @@ import (
 // same in every group: they are built once.
 func (t *translator) prometheus() {
 	kind := "prometheus-listener"
-	if t.view.IPv6() {
+	if t.view.IPv6 {
 		kind += "-ipv6"
 	}
 	t.out.Listeners = append(t.out.Listeners, sharedResource(t, kind, nil, mesh.Port{}, func(t *translator) *listenerv3.Listener {

@@ -49,8 +49,9 @@ func (t *translator) rbacRules(port int32, http bool) *rbacv3.RBAC {
 		return nil
 	}
 	rules := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{}}
+	names := t.portNames(port)
 	for _, p := range t.view.Policies {
-		perms := permissions(p, t.portNames(port), http)
+		perms := permissions(p, names, http)
 		if len(perms) == 0 {
 			continue
 		}

@@ -148,7 +148,12 @@ func (sh *Shared) checkRules(r *Resources) error {
 	if len(r.Secrets) == 0 {
 		c = sh.rulesPending
 	}
-	return c.Check(&envoyrules.Resources{Listeners: r.Listeners, Routes: r.Routes, Clusters: r.Clusters, Endpoints: r.Endpoints, Secrets: r.Secrets})
+	return c.Check(r.Envoy())
+}
+
+// Envoy is what a proxy of the group loads, for Envoy's load rules.
+func (r *Resources) Envoy() *envoyrules.Resources {
+	return &envoyrules.Resources{Listeners: r.Listeners, Routes: r.Routes, Clusters: r.Clusters, Endpoints: r.Endpoints, Secrets: r.Secrets}
 }
 
 // translator accumulates the resources of one group and the first error.
@@ -157,9 +162,6 @@ type translator struct {
 	out    *Resources
 	err    error
 	shared *Shared
-	// passthrough and blackhole say that a listener's chain uses the
-	// cluster of that name.
-	passthrough, blackhole bool
 }
 
 // sharedResource returns a resource common to groups, from t.shared.

@@ -53,7 +53,7 @@ func TestGolden(t *testing.T) {
 				// Translate checked Envoy's load rules with the messages it
 				// packed; check again decoding every typed config, as Envoy does.
 				if g.Kind == mesh.ProxyEnvoy {
-					if err := envoyrules.Check(&envoyrules.Resources{Listeners: res.Listeners, Routes: res.Routes, Clusters: res.Clusters, Endpoints: res.Endpoints, Secrets: res.Secrets}, translate.RuleOptions()); err != nil {
+					if err := envoyrules.Check(res.Envoy(), translate.RuleOptions()); err != nil {
 						t.Errorf("group %s: %v", g, err)
 					}
 				}
