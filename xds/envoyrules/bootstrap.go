@@ -82,7 +82,7 @@ func CheckBootstrap(b *bootstrapv3.Bootstrap, dynamic *Resources, opts Options) 
 			f.fail("bootstrap", name, "the admin interface listens on loopback only", "anyone who reaches it can read the proxy's keys and stop it")
 		}
 		for _, l := range append(slices.Clip(r.StaticListeners), r.Listeners...) {
-			for _, a := range append(additional(l), l.GetAddress()) {
+			for _, a := range bound(l) {
 				la := a.GetSocketAddress()
 				lip, err := netip.ParseAddr(la.GetAddress())
 				sameFamily := err == nil && lip.Is4() == ip.Is4()

@@ -166,11 +166,7 @@ func filterOrder(ln, where, kind string, known map[string]bool, name, url string
 
 // addresses records the addresses l binds, refusing one bound twice.
 func (c *Checker) addresses(l *listenerv3.Listener, seen map[string]string, f *facts) {
-	all := []*corev3.Address{l.GetAddress()}
-	for _, a := range l.GetAdditionalAddresses() {
-		all = append(all, a.GetAddress())
-	}
-	for _, a := range all {
+	for _, a := range bound(l) {
 		sa := a.GetSocketAddress()
 		ip, err := netip.ParseAddr(sa.GetAddress())
 		if err != nil {
@@ -317,15 +313,16 @@ func cidr(r *corev3.CidrRange) (netip.Prefix, error) {
 
 func addressList(l *listenerv3.Listener) string {
 	var out []string
-	for _, a := range append([]*corev3.Address{l.GetAddress()}, additional(l)...) {
+	for _, a := range bound(l) {
 		sa := a.GetSocketAddress()
 		out = append(out, netip.AddrPortFrom(netip.MustParseAddr(orZero(sa.GetAddress())), uint16(sa.GetPortValue())).String())
 	}
 	return strings.Join(out, ",")
 }
 
-func additional(l *listenerv3.Listener) []*corev3.Address {
-	var out []*corev3.Address
+// bound are the addresses a listener binds: its own and its additional ones.
+func bound(l *listenerv3.Listener) []*corev3.Address {
+	out := []*corev3.Address{l.GetAddress()}
 	for _, a := range l.GetAdditionalAddresses() {
 		out = append(out, a.GetAddress())
 	}
