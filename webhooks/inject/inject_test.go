@@ -162,6 +162,7 @@ func checkPatch(t *testing.T, raw []byte, ops any) {
 	if err := b.ValidateAll(); err != nil {
 		t.Errorf("the bootstrap is invalid: %v", err)
 	}
+	checkTypedConfigs(t, b)
 	if want := "sidecar~" + pod.Namespace + "~p-1"; b.GetNode().GetId() != want {
 		t.Errorf("node ID %q, want %q", b.GetNode().GetId(), want)
 	}

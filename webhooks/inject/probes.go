@@ -2,8 +2,10 @@ package inject
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -11,11 +13,13 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -29,7 +33,12 @@ type probeConfig struct {
 	grpc     []grpcProbe
 }
 
-type probeRoute struct{ path, cluster, target string }
+// probeRoute forwards path, on ProbePort, to target on the app's cluster;
+// timeout is the probe's, in seconds.
+type probeRoute struct {
+	path, cluster, target string
+	timeout               int32
+}
 
 type probeCluster struct {
 	name string
@@ -37,7 +46,14 @@ type probeCluster struct {
 	tls  bool
 }
 
-type grpcProbe struct{ proxyPort, appPort int32 }
+// grpcProbe serves on proxyPort the gRPC probes of appPort; timeout is the
+// longest of theirs, in seconds.
+type grpcProbe struct{ proxyPort, appPort, timeout int32 }
+
+// grpcHealthCheck is the one method a gRPC probe calls: the kubelet's probe
+// is grpc.health.v1.Health/Check, unary, in plain text HTTP/2 (h2c, prior
+// knowledge).
+const grpcHealthCheck = "/grpc.health.v1.Health/Check"
 
 // key says what the proxy's probe listeners are made of: pods with the same
 // probes have the same key.
@@ -50,10 +66,14 @@ func (p probeConfig) key() string { return fmt.Sprint(p.routes, p.clusters, p.gr
 // probe; gRPC probes to a port of their own. TCP and exec probes are left
 // alone (a TCP probe reaches the proxy's inbound listener and so tests that
 // the proxy accepts connections).
+//
+// Those ports bypass the inbound listener, its mutual TLS and its policies,
+// and anyone who reaches the pod reaches them: so they forward the probes
+// and nothing else (see resources).
 func rewriteProbes(pod *corev1.Pod) probeConfig {
 	var out probeConfig
 	clusters := map[string]bool{}
-	grpcPorts := map[int32]int32{} // app port → proxy port
+	grpcPorts := map[int32]int{} // app port → index in out.grpc
 	for ci := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[ci]
 		for _, kp := range []struct {
@@ -79,20 +99,18 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 					out.clusters = append(out.clusters, probeCluster{name, port, tls})
 				}
 				path := fmt.Sprintf("/osm-probe/%s/%s", c.Name, kp.kind)
-				target := p.HTTPGet.Path
-				if target == "" {
-					target = "/"
-				}
-				out.routes = append(out.routes, probeRoute{path, name, target})
+				out.routes = append(out.routes, probeRoute{path, name, kubeletRequestURI(p.HTTPGet.Path), probeTimeout(p)})
 				p.HTTPGet.Port, p.HTTPGet.Path, p.HTTPGet.Scheme = intstr.FromInt32(ProbePort), path, corev1.URISchemeHTTP
 			case p.GRPC != nil:
-				if _, ok := grpcPorts[p.GRPC.Port]; !ok && GRPCProbePort+int32(len(out.grpc)) <= lastProxyPort {
-					to := GRPCProbePort + int32(len(out.grpc))
-					grpcPorts[p.GRPC.Port] = to
-					out.grpc = append(out.grpc, grpcProbe{to, p.GRPC.Port})
+				i, ok := grpcPorts[p.GRPC.Port]
+				if !ok && GRPCProbePort+int32(len(out.grpc)) <= lastProxyPort {
+					i, ok = len(out.grpc), true
+					grpcPorts[p.GRPC.Port] = i
+					out.grpc = append(out.grpc, grpcProbe{proxyPort: GRPCProbePort + int32(i), appPort: p.GRPC.Port})
 				}
-				if to, ok := grpcPorts[p.GRPC.Port]; ok {
-					p.GRPC.Port = to
+				if ok {
+					out.grpc[i].timeout = max(out.grpc[i].timeout, probeTimeout(p))
+					p.GRPC.Port = out.grpc[i].proxyPort
 				}
 			}
 		}
@@ -101,35 +119,136 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 	return out
 }
 
+// probeTimeout is how long the kubelet waits for the probe, in seconds: its
+// timeoutSeconds, 1 (the API's default and minimum) when unset.
+func probeTimeout(p *corev1.Probe) int32 { return max(p.TimeoutSeconds, 1) }
+
+// kubeletRequestURI is the request target the kubelet sends for an HTTP
+// probe's path, as its prober builds it (pkg/probe/http: url.Parse of the
+// path, the path alone when that fails, then http.NewRequest of the URL):
+// what the app would have received without the mesh, and so what the proxy
+// sends in its place. It is always a valid header value: Envoy refuses a
+// prefix_rewrite holding NUL, CR or LF (its proto validation, which it
+// applies to the typed configs of listeners), and with it the bootstrap.
+func kubeletRequestURI(path string) string {
+	if path == "" {
+		path = "/"
+	}
+	u, err := url.Parse(path)
+	if err != nil {
+		u = &url.URL{Path: path}
+	}
+	u.Scheme, u.Host = "http", "probe"
+	if again, err := url.Parse(u.String()); err == nil {
+		u = again
+	}
+	return u.RequestURI()
+}
+
+// Timeouts of the probe listeners, which anyone who reaches the pod can
+// connect to (Envoy marks both options configure_for_untrusted_downstream).
+// The kubelet sends its request at once and opens a connection per probe.
+const (
+	// probeHeadersTimeout bounds the wait for a request's headers, from
+	// their first byte (request_headers_timeout; Envoy's default: none).
+	probeHeadersTimeout = 10 * time.Second
+	// probeIdleTimeout closes a connection with no request in flight
+	// (common_http_protocol_options.idle_timeout; Envoy's default: 1 h).
+	// A probe in flight is not idle, however long its timeout.
+	probeIdleTimeout = 10 * time.Second
+)
+
 // resources are the proxy's static listeners and clusters: its health
 // listener and those of the pod's probes.
+//
+// The probe listeners bypass the mesh's inbound listener (the redirection
+// lets 15901–15999 through), its mutual TLS and its policies, and bind all
+// addresses: the kubelet dials the pod's IP. Each is an HTTP connection
+// manager that forwards its probes' exact requests and refuses the rest (see
+// onlyRoute), never a TCP proxy: one would hand the app's whole service,
+// in plain text, to anyone who reaches the pod.
+//
+//   - ProbePort (osm-probes) forwards GET of each /osm-probe/<container>/<kind>
+//     to that probe's port and path on localhost, as the kubelet would have
+//     sent it: the route replaces the whole path (prefix_rewrite of an
+//     exact path match, the :path header exactly that path, so there is no
+//     query string for the rewrite to keep), so no request reaches another
+//     path of the app.
+//   - One port per gRPC port probed (probe|<port>|grpc) speaks HTTP/2 only,
+//     as the kubelet's gRPC probe does, and forwards POST of
+//     /grpc.health.v1.Health/Check, unchanged, to the app's port over
+//     HTTP/2. Any other method of any service, Health/Watch (a stream)
+//     included, is refused. The request's service field is in the protobuf
+//     body, which Envoy's routes do not read: Health/Check passes whatever
+//     service it names. That tells the caller a service's health status,
+//     nothing more.
+//
+// A request no route matches gets the router's local reply, 404 with no
+// upstream contacted (source/common/router/router.cc, "no route": response
+// flag NR). To a gRPC caller (content-type application/grpc) Envoy sends a
+// local reply as a trailers-only gRPC response, its grpc-status mapped from
+// the HTTP status (source/common/http/utility.cc, sendLocalReply;
+// source/common/grpc/status.cc, httpToGrpcStatus): 404 is UNIMPLEMENTED,
+// what a gRPC server answers for a method it does not serve.
 func (p probeConfig) resources() ([]*listenerv3.Listener, []*clusterv3.Cluster) {
 	listeners := []*listenerv3.Listener{healthListener()}
 	clusters := []*clusterv3.Cluster{localCluster("osm-admin", bootstrap.AdminPort, false)}
 	if len(p.routes) > 0 {
 		routes := make([]*routev3.Route, 0, len(p.routes))
 		for _, r := range p.routes {
-			routes = append(routes, &routev3.Route{
-				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: r.path}},
-				Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: r.cluster},
-					PrefixRewrite:    r.target,
-					Timeout:          durationpb.New(0),
-				}},
-			})
+			routes = append(routes, onlyRoute(r.path, "GET", r.cluster, r.target, seconds(r.timeout)))
 		}
-		listeners = append(listeners, httpListener("osm-probes", ProbePort, routes))
+		// The kubelet's HTTP probe is HTTP/1.1; AUTO also takes h2c.
+		listeners = append(listeners, httpListener("osm-probes", ProbePort, hcmv3.HttpConnectionManager_AUTO, routes))
 	}
 	for _, c := range p.clusters {
 		clusters = append(clusters, localCluster(c.name, c.port, c.tls))
 	}
 	for _, g := range p.grpc {
 		name := fmt.Sprintf("probe|%d|grpc", g.appPort)
-		clusters = append(clusters, localCluster(name, g.appPort, false))
-		listeners = append(listeners, tcpListener(name, g.proxyPort, name))
+		cluster := localCluster(name, g.appPort, false)
+		// Envoy speaks HTTP/1.1 to a cluster unless its HTTP protocol
+		// options say otherwise; gRPC is HTTP/2 (no TLS: h2c, prior
+		// knowledge).
+		cluster.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			}},
+		})}
+		clusters = append(clusters, cluster)
+		listeners = append(listeners, httpListener(name, uint32(g.proxyPort), hcmv3.HttpConnectionManager_HTTP2, []*routev3.Route{
+			onlyRoute(grpcHealthCheck, "POST", name, "", seconds(g.timeout)),
+		}))
 	}
 	return listeners, clusters
 }
+
+// onlyRoute forwards method on path, and nothing else, to cluster: with
+// rewrite, in place of the whole path; within timeout, the time the kubelet
+// gives the probe (nil: Envoy's default, 15 s). Path matching is exact and
+// case-sensitive, and ignores the query string (source/common/common/
+// matchers.cc, PathMatcher: removeQueryAndFragment): the exact :path header
+// match refuses one, so that what is forwarded is what the kubelet sends.
+func onlyRoute(path, method, cluster, rewrite string, timeout *durationpb.Duration) *routev3.Route {
+	exact := func(name, value string) *routev3.HeaderMatcher {
+		return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
+			StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: value}},
+		}}
+	}
+	return &routev3.Route{
+		Match: &routev3.RouteMatch{
+			PathSpecifier: &routev3.RouteMatch_Path{Path: path},
+			Headers:       []*routev3.HeaderMatcher{exact(":method", method), exact(":path", path)},
+		},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+			PrefixRewrite:    rewrite,
+			Timeout:          timeout,
+		}},
+	}
+}
+
+func seconds(s int32) *durationpb.Duration { return durationpb.New(time.Duration(s) * time.Second) }
 
 // resolvePort finds a probe's port number, by name among the container's
 // ports when it is a name.
@@ -146,43 +265,54 @@ func resolvePort(c *corev1.Container, port intstr.IntOrString) (int32, bool) {
 }
 
 // healthListener serves the sidecar's own readiness on HealthPort: Envoy's
-// /ready, true once the first config from the operator is in.
+// /ready, true once the first config from the operator is in. It forwards
+// that one GET to the admin interface, like the probe listeners theirs.
 func healthListener() *listenerv3.Listener {
-	return httpListener("osm-health", HealthPort, []*routev3.Route{{
-		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/healthz/ready"}},
-		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "osm-admin"},
-			PrefixRewrite:    "/ready",
-		}},
-	}})
+	return httpListener("osm-health", HealthPort, hcmv3.HttpConnectionManager_AUTO, []*routev3.Route{
+		onlyRoute("/healthz/ready", "GET", "osm-admin", "/ready", nil),
+	})
 }
 
-func httpListener(name string, port uint32, routes []*routev3.Route) *listenerv3.Listener {
+// httpListener is a listener on all addresses of port whose routes are
+// matched against the request's path as the app would read it:
+//
+//   - a path with an escaped slash (%2F, %5C) is refused, 400 (Envoy's
+//     default, IMPLEMENTATION_SPECIFIC_DEFAULT, is to keep it unchanged);
+//   - then the path is normalized as RFC 3986 section 6 says, without case
+//     normalization (dot segments removed; a malformed path is refused,
+//     400), which Envoy does not do by default (normalize_path unset is
+//     false, unless the runtime key http_connection_manager.normalize_path
+//     says otherwise);
+//   - adjacent slashes are not merged (merge_slashes, false by default): a
+//     path with them matches no probe.
+//
+// The probe routes replace or forward unchanged a path that matched exactly,
+// so the app never sees a path that differs from the probe's; set
+// explicitly, these keep the runtime from changing that.
+// (api/envoy/extensions/filters/network/http_connection_manager/v3/
+// http_connection_manager.proto: normalize_path, merge_slashes,
+// path_with_escaped_slashes_action.)
+func httpListener(name string, port uint32, codec hcmv3.HttpConnectionManager_CodecType, routes []*routev3.Route) *listenerv3.Listener {
 	router := mustAny(&routerv3.Router{})
 	hcm := mustAny(&hcmv3.HttpConnectionManager{
 		StatPrefix: name,
+		CodecType:  codec,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			Name:         name,
 			VirtualHosts: []*routev3.VirtualHost{{Name: name, Domains: []string{"*"}, Routes: routes}},
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
+		HttpFilters:                  []*hcmv3.HttpFilter{{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 false,
+		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
+		RequestHeadersTimeout:        durationpb.New(probeHeadersTimeout),
+		CommonHttpProtocolOptions:    &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(probeIdleTimeout)},
 	})
 	return &listenerv3.Listener{
 		Name:    name,
 		Address: bootstrap.SocketAddress("0.0.0.0", port),
 		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
 			Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: hcm},
-		}}}},
-	}
-}
-
-func tcpListener(name string, port int32, cluster string) *listenerv3.Listener {
-	tcp := mustAny(&tcpproxyv3.TcpProxy{StatPrefix: name, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}})
-	return &listenerv3.Listener{
-		Name:    name,
-		Address: bootstrap.SocketAddress("0.0.0.0", uint32(port)),
-		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
-			Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: tcp},
 		}}}},
 	}
 }
