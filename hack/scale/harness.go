@@ -20,6 +20,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
+	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
 // harness holds the API server with the synthetic mesh in it, and what the
@@ -91,6 +92,14 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 		len(objs), len(in.Services), len(in.Pods), len(in.EndpointSlices), len(in.TrafficTargets), len(in.TrafficSplits), len(in.VMs), len(secrets))
 	if err := h.create(ctx, objs); err != nil {
 		return h, err
+	}
+	// As the mesh's reconciler would once its CA is ready: the xDS server
+	// admits only certificates that chain to a root of the proxy's mesh.
+	in.Mesh.Status.TrustBundle = []meshv1alpha1.TrustAnchor{{
+		Subject: h.ca.Cert.Subject.String(), SHA256Fingerprint: server.Fingerprint(h.ca.Cert), NotAfter: metav1.NewTime(h.ca.Cert.NotAfter),
+	}}
+	if err := h.k8s.Status().Update(ctx, in.Mesh); err != nil {
+		return h, fmt.Errorf("writing the mesh's trust bundle: %w", err)
 	}
 	h.slices = in.EndpointSlices
 	for _, tt := range in.TrafficTargets {

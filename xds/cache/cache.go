@@ -17,6 +17,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/log"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
@@ -154,20 +155,28 @@ func asResources[T types.Resource](items []T) []types.Resource {
 	return out
 }
 
-// Nodes maps connected proxies (by node ID) to their groups. The server fills
-// it once it has checked a proxy's identity; the cache reads it as its NodeHash.
-type Nodes struct{ m sync.Map }
+// Nodes maps each authorized xDS stream to its proxy group. The server pins
+// a stream when it has checked the proxy's identity: Pin returns a node value
+// of the stream's own, and the server hands the cache only that value on every
+// request of the stream. The cache finds the group by the value itself, not
+// by the ID inside it, so a node a proxy sends, whatever its ID, is in no
+// group, and two streams claiming one node ID each keep the group they proved.
+type Nodes struct{ m sync.Map } // *corev3.Node → group
 
-// Assign records that node belongs to group.
-func (n *Nodes) Assign(nodeID, group string) { n.m.Store(nodeID, group) }
+// Pin returns a copy of node that belongs to group until Release.
+func (n *Nodes) Pin(node *corev3.Node, group string) *corev3.Node {
+	pinned := proto.Clone(node).(*corev3.Node)
+	n.m.Store(pinned, group)
+	return pinned
+}
 
-// Forget removes a node.
-func (n *Nodes) Forget(nodeID string) { n.m.Delete(nodeID) }
+// Release ends a pinned node's membership of its group.
+func (n *Nodes) Release(pinned *corev3.Node) { n.m.Delete(pinned) }
 
-// ID is the group of node, or "" for a node not (yet) authorized, which gets
+// ID is the group of a pinned node, or "" for any other node, which gets
 // nothing.
 func (n *Nodes) ID(node *corev3.Node) string {
-	if g, ok := n.m.Load(node.GetId()); ok {
+	if g, ok := n.m.Load(node); ok {
 		return g.(string)
 	}
 	return ""

@@ -79,6 +79,7 @@ func New(o Options) *ControlPlane {
 		Authorizer: server.WorkloadAuthorizer{Reader: o.Cache},
 		Cache:      cp.Snapshots,
 		Nodes:      cp.Nodes,
+		Workloads:  o.Cache,
 		Observer:   observers,
 		Log:        o.Log.WithName("server"),
 	})
@@ -88,7 +89,7 @@ func New(o Options) *ControlPlane {
 		cp.runnables = append(cp.runnables, publisher)
 	}
 	if o.DebugAddress != "" {
-		cp.runnables = append(cp.runnables, &server.Debug{Address: o.DebugAddress, Server: cp.Server, Cache: cp.Snapshots, Nodes: cp.Nodes})
+		cp.runnables = append(cp.runnables, &server.Debug{Address: o.DebugAddress, Server: cp.Server, Cache: cp.Snapshots})
 	}
 	return cp
 }

@@ -28,7 +28,7 @@ func TestDebugEndpointShowsAProxysConfigWithoutKeys(t *testing.T) {
 	}
 	awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool { return len(r.GetResources()) == 3 }) // blackhole, store, admin
 
-	d := &server.Debug{Server: xds, Cache: snapshots, Nodes: nodes}
+	d := &server.Debug{Server: xds, Cache: snapshots}
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	get := func(path string) string {
@@ -54,7 +54,7 @@ func TestDebugEndpointShowsAProxysConfigWithoutKeys(t *testing.T) {
 	}
 
 	// It refuses to listen anywhere but loopback.
-	bad := &server.Debug{Address: "0.0.0.0:0", Server: xds, Cache: snapshots, Nodes: nodes}
+	bad := &server.Debug{Address: "0.0.0.0:0", Server: xds, Cache: snapshots}
 	if err := bad.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("a debug endpoint on 0.0.0.0 was allowed: %v", err)
 	}

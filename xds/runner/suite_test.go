@@ -99,7 +99,21 @@ func startControlPlane(ctx context.Context) error {
 		return err
 	}
 	addr = a.String()
-	return k8s.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: meshName}})
+	return createMesh(ctx, meshName, "", ca)
+}
+
+// createMesh creates a MeshInstance whose status trusts root, as its
+// reconciler writes it once the mesh's CA is ready: the xDS server admits
+// only certificates that chain to a root of the workload's mesh.
+func createMesh(ctx context.Context, name, trustDomain string, root *testpki.CA) error {
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: meshv1alpha1.MeshInstanceSpec{TrustDomain: trustDomain}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		return err
+	}
+	mi.Status.TrustBundle = []meshv1alpha1.TrustAnchor{{
+		Subject: root.Cert.Subject.String(), SHA256Fingerprint: server.Fingerprint(root.Cert), NotAfter: metav1.NewTime(root.Cert.NotAfter),
+	}}
+	return k8s.Status().Update(ctx, mi)
 }
 
 // replica is the xDS control plane of one operator replica: an informer

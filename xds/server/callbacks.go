@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -13,9 +16,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/open-service-mesh/osm-operator/xds/cache"
-	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // ProxyStatus is what the server knows of a connected proxy.
@@ -37,9 +40,18 @@ type NACK struct {
 }
 
 type stream struct {
-	ctx    context.Context
-	peer   mesh.Identity
-	nodeID string // set once authorized
+	ctx  context.Context
+	peer Peer
+	// conn is the connection the peer proved its certificate on; closing
+	// it ends the stream. Nil when the peer came without one (in tests).
+	conn io.Closer
+	// claimed is the node the stream was authorized as, as the proxy sent
+	// it; pinned is the stream's own copy of it, the only node the cache is
+	// ever shown for this stream; group is what the authorizer made of it.
+	claimed, pinned *corev3.Node
+	group           string
+	// revoked is set when the workload no longer admits the stream.
+	revoked bool
 	// sent is when each type's last response went out, for ACK latency.
 	sent map[string]time.Time
 	// nacks counts consecutive rejections, for backoff.
@@ -57,6 +69,13 @@ func nackBackoff(n int) time.Duration {
 
 // callbacks authorize streams, keep the proxy registry and record metrics.
 // They implement go-control-plane's server callbacks.
+//
+// A stream is authorized once, on its first request, and keeps the identity
+// it proved: go-control-plane would take the node of any later request as
+// the stream's node, so every later request must name the same node, and
+// the callbacks replace it with the stream's pinned copy before the cache
+// sees it. A stream whose workload no longer runs as its identity is ended
+// (Recheck).
 type callbacks struct {
 	log      logr.Logger
 	auth     Authorizer
@@ -65,7 +84,13 @@ type callbacks struct {
 
 	mu      sync.Mutex
 	streams map[streamID]*stream
-	proxies map[string]*ProxyStatus
+	proxies map[string]*proxy
+}
+
+// proxy is a connected node and its authorized streams.
+type proxy struct {
+	status  ProxyStatus
+	streams map[streamID]*stream
 }
 
 // streamID names a stream: go-control-plane numbers state-of-the-world and
@@ -76,7 +101,7 @@ type streamID struct {
 }
 
 func newCallbacks(log logr.Logger, auth Authorizer, nodes *cache.Nodes) *callbacks {
-	return &callbacks{log: log, auth: auth, nodes: nodes, streams: map[streamID]*stream{}, proxies: map[string]*ProxyStatus{}}
+	return &callbacks{log: log, auth: auth, nodes: nodes, streams: map[streamID]*stream{}, proxies: map[string]*proxy{}}
 }
 
 func (c *callbacks) open(ctx context.Context, id streamID) error {
@@ -84,81 +109,102 @@ func (c *callbacks) open(ctx context.Context, id streamID) error {
 	if !ok {
 		return status.Error(codes.Unauthenticated, "no peer")
 	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+	var conn io.Closer
+	var state tls.ConnectionState
+	switch info := p.AuthInfo.(type) {
+	case connInfo:
+		state, conn = info.State, info.conn
+	case credentials.TLSInfo:
+		state = info.State
+	default:
 		return status.Error(codes.Unauthenticated, "a verified client certificate is required")
 	}
-	_, ident, err := PeerIdentity(info.State.VerifiedChains[0][0])
+	who, err := PeerOf(state.VerifiedChains)
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.streams[id] = &stream{ctx: ctx, peer: ident, sent: map[string]time.Time{}}
+	c.streams[id] = &stream{ctx: ctx, peer: who, conn: conn, sent: map[string]time.Time{}}
 	return nil
 }
 
-// request authorizes a stream on its first node and records ACKs and NACKs.
-func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version string, nack error) error {
+// request authorizes a stream on its first node, holds it to that node, and
+// records ACKs and NACKs. It returns the node the cache is to see.
+func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version string, nack error) (*corev3.Node, error) {
 	c.mu.Lock()
 	s := c.streams[id]
 	c.mu.Unlock()
 	if s == nil {
-		return status.Error(codes.Internal, "unknown stream")
+		return nil, status.Error(codes.Internal, "unknown stream")
 	}
-	if s.nodeID == "" {
+	if s.pinned == nil {
 		if node.GetId() == "" {
-			return status.Error(codes.InvalidArgument, "the first request must carry a node ID")
+			return nil, status.Error(codes.InvalidArgument, "the first request must carry a node ID")
 		}
 		g, err := c.auth.Authorize(s.ctx, node.GetId(), s.peer)
 		if err != nil {
 			denied.Inc()
 			c.log.Info("Refused xDS stream", "node", node.GetId(), "identity", s.peer.String(), "reason", err.Error())
 			if errors.Is(err, ErrDenied) {
-				return status.Error(codes.PermissionDenied, err.Error())
+				return nil, status.Error(codes.PermissionDenied, err.Error())
 			}
-			return status.Error(codes.Unavailable, err.Error())
+			return nil, status.Error(codes.Unavailable, err.Error())
 		}
 		c.connect(id, s, node, g.String())
+	} else if c.isRevoked(s) {
+		return nil, status.Error(codes.PermissionDenied, "this stream's workload no longer runs as its identity")
+	} else if node != nil && node != s.pinned && !sameNode(node, s.claimed) {
+		denied.Inc()
+		c.log.Info("Refused xDS stream: a request named another node", "node", s.claimed.GetId(), "requested", node.GetId(), "identity", s.peer.String())
+		return nil, status.Errorf(codes.PermissionDenied, "this stream is authorized as node %q and cannot switch to %q", s.claimed.GetId(), node.GetId())
 	}
 	c.mu.Lock()
-	p := c.proxies[s.nodeID]
+	p := c.proxies[s.claimed.GetId()]
 	if nack != nil {
 		nacks.WithLabelValues(typeName(typeURL)).Inc()
-		p.LastNACK = &NACK{TypeURL: typeURL, Version: version, Detail: nack.Error(), At: time.Now()}
+		p.status.LastNACK = &NACK{TypeURL: typeURL, Version: version, Detail: nack.Error(), At: time.Now()}
 		s.nacks++
 		wait := nackBackoff(s.nacks)
 		c.mu.Unlock()
-		c.log.Info("Proxy rejected xDS config", "node", s.nodeID, "type", typeName(typeURL), "version", version, "error", nack.Error(), "backoff", wait.String())
+		c.log.Info("Proxy rejected xDS config", "node", s.claimed.GetId(), "type", typeName(typeURL), "version", version, "error", nack.Error(), "backoff", wait.String())
 		// This holds only this stream: other proxies are served meanwhile.
 		select {
 		case <-time.After(wait):
 		case <-s.ctx.Done():
 		}
-		return nil
+		return s.pinned, nil
 	}
 	defer c.mu.Unlock()
 	s.nacks = 0
 	if version != "" && typeURL != "" {
-		if p.Acked[typeURL] != version {
+		if p.status.Acked[typeURL] != version {
 			if at, ok := s.sent[typeURL]; ok {
 				ackLatency.Observe(time.Since(at).Seconds())
 			}
 		}
-		p.Acked[typeURL] = version
+		p.status.Acked[typeURL] = version
 	}
-	return nil
+	return s.pinned, nil
+}
+
+// sameNode tells whether a later request names the node a stream was
+// authorized as: its ID, and the cluster and metadata a group could be
+// told by. Envoy sends the same node on every request; grpc-go only on the
+// first.
+func sameNode(a, b *corev3.Node) bool {
+	return a == b || a.GetId() == b.GetId() && a.GetCluster() == b.GetCluster() && proto.Equal(a.GetMetadata(), b.GetMetadata())
 }
 
 func (c *callbacks) connect(id streamID, s *stream, node *corev3.Node, group string) {
 	nodeID := node.GetId()
-	c.nodes.Assign(nodeID, group)
+	pinned := c.nodes.Pin(node, group)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s.nodeID = nodeID
+	s.claimed, s.pinned, s.group = node, pinned, group
 	p := c.proxies[nodeID]
 	if p == nil {
-		p = &ProxyStatus{NodeID: nodeID, Group: group, Connected: time.Now(), Acked: map[string]string{}}
+		p = &proxy{status: ProxyStatus{NodeID: nodeID, Connected: time.Now(), Acked: map[string]string{}}, streams: map[streamID]*stream{}}
 		c.proxies[nodeID] = p
 		connectedProxies.Inc()
 		c.log.V(1).Info("Proxy connected", "node", nodeID, "group", group)
@@ -166,7 +212,8 @@ func (c *callbacks) connect(id streamID, s *stream, node *corev3.Node, group str
 			go c.observer.Connected(node) // an API write must not hold the stream
 		}
 	}
-	p.Streams++
+	p.status.Group = group
+	p.streams[id] = s
 }
 
 func (c *callbacks) response(id streamID, typeURL string) {
@@ -183,19 +230,67 @@ func (c *callbacks) closed(id streamID) {
 	defer c.mu.Unlock()
 	s := c.streams[id]
 	delete(c.streams, id)
-	if s == nil || s.nodeID == "" {
+	if s == nil || s.pinned == nil {
 		return
 	}
-	p := c.proxies[s.nodeID]
-	if p.Streams--; p.Streams == 0 {
-		delete(c.proxies, s.nodeID)
-		c.nodes.Forget(s.nodeID)
+	c.nodes.Release(s.pinned)
+	nodeID := s.claimed.GetId()
+	p := c.proxies[nodeID]
+	delete(p.streams, id)
+	if len(p.streams) == 0 {
+		delete(c.proxies, nodeID)
 		connectedProxies.Dec()
-		c.log.V(1).Info("Proxy disconnected", "node", s.nodeID)
+		c.log.V(1).Info("Proxy disconnected", "node", nodeID)
 		if c.observer != nil {
-			go c.observer.Disconnected(s.nodeID)
+			go c.observer.Disconnected(nodeID)
 		}
 	}
+}
+
+// recheck authorizes the streams of a node again, as a change of its
+// workload requires, and ends those whose peer the workload no longer
+// admits, or admits into another group. A lookup that fails for another
+// reason than a refusal keeps the stream: the informer cache decides, not
+// a transient error.
+func (c *callbacks) recheck(ctx context.Context, nodeID string) {
+	c.mu.Lock()
+	p := c.proxies[nodeID]
+	var streams []*stream
+	if p != nil {
+		for _, s := range p.streams {
+			streams = append(streams, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range streams {
+		g, err := c.auth.Authorize(ctx, nodeID, s.peer)
+		switch {
+		case err == nil && g.String() == s.group:
+			continue
+		case err != nil && !errors.Is(err, ErrDenied):
+			c.log.Error(err, "Rechecking an xDS stream", "node", nodeID)
+			continue
+		}
+		reason := "its workload is now in group " + g.String()
+		if err != nil {
+			reason = err.Error()
+		}
+		denied.Inc()
+		c.log.Info("Ended xDS stream: its workload changed", "node", nodeID, "identity", s.peer.String(), "group", s.group, "reason", reason)
+		c.nodes.Release(s.pinned)
+		c.mu.Lock()
+		s.revoked = true
+		c.mu.Unlock()
+		if s.conn != nil {
+			_ = s.conn.Close()
+		}
+	}
+}
+
+func (c *callbacks) isRevoked(s *stream) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.revoked
 }
 
 // Proxies returns a copy of the status of every connected proxy.
@@ -204,11 +299,9 @@ func (c *callbacks) Proxies() []ProxyStatus {
 	defer c.mu.Unlock()
 	out := make([]ProxyStatus, 0, len(c.proxies))
 	for _, p := range c.proxies {
-		cp := *p
-		cp.Acked = make(map[string]string, len(p.Acked))
-		for k, v := range p.Acked {
-			cp.Acked[k] = v
-		}
+		cp := p.status
+		cp.Streams = len(p.streams)
+		cp.Acked = maps.Clone(p.status.Acked)
 		out = append(out, cp)
 	}
 	return out
@@ -241,7 +334,9 @@ func (c *callbacks) OnStreamRequest(id int64, r *discoveryv3.DiscoveryRequest) e
 	if r.GetErrorDetail() != nil {
 		nack = errors.New(r.GetErrorDetail().GetMessage())
 	}
-	return c.request(streamID{n: id}, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), nack)
+	node, err := c.request(streamID{n: id}, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), nack)
+	r.Node = node
+	return err
 }
 
 func (c *callbacks) OnStreamResponse(_ context.Context, id int64, r *discoveryv3.DiscoveryRequest, _ *discoveryv3.DiscoveryResponse) {
@@ -254,7 +349,9 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, r *discoveryv3.DeltaDiscovery
 		nack = errors.New(r.GetErrorDetail().GetMessage())
 	}
 	// A delta ACK carries the nonce it acknowledges, not a version.
-	return c.request(streamID{delta: true, n: id}, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), nack)
+	node, err := c.request(streamID{delta: true, n: id}, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), nack)
+	r.Node = node
+	return err
 }
 
 func (c *callbacks) OnStreamDeltaResponse(id int64, r *discoveryv3.DeltaDiscoveryRequest, _ *discoveryv3.DeltaDiscoveryResponse) {

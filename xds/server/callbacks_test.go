@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -22,11 +23,20 @@ import (
 // checked against the certificate, as WorkloadAuthorizer does with pods.
 type nodeAuthorizer map[string]mesh.Identity
 
-func (a nodeAuthorizer) Authorize(_ context.Context, nodeID string, peer mesh.Identity) (mesh.Group, error) {
-	if a[nodeID] != peer {
+func (a nodeAuthorizer) Authorize(_ context.Context, nodeID string, peer Peer) (mesh.Group, error) {
+	if a[nodeID] != peer.Identity {
 		return mesh.Group{}, fmt.Errorf("%w: %s is not %s", ErrDenied, nodeID, peer)
 	}
-	return mesh.Group{Kind: mesh.ProxyEnvoy, Identity: peer}, nil
+	return mesh.Group{Kind: mesh.ProxyEnvoy, Identity: peer.Identity}, nil
+}
+
+// groups are the groups of the connected proxies, by node ID.
+func groups(c *callbacks) map[string]string {
+	out := map[string]string{}
+	for _, p := range c.Proxies() {
+		out[p.NodeID] = p.Group
+	}
+	return out
 }
 
 // peerContext is a stream context whose peer presented a certificate for id.
@@ -69,24 +79,75 @@ func TestSotWAndDeltaStreamsWithTheSameNumber(t *testing.T) {
 	if err := c.OnDeltaStreamOpen(peerContext(t, ca, store), 1, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.OnStreamRequest(1, &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "sidecar~shop~buyer-1"}}); err != nil {
+	sotw := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "sidecar~shop~buyer-1"}}
+	if err := c.OnStreamRequest(1, sotw); err != nil {
 		t.Errorf("SotW stream of the buyer: %v", err)
 	}
-	if err := c.OnStreamDeltaRequest(1, &discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "sidecar~shop~store-1"}}); err != nil {
+	delta := &discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "sidecar~shop~store-1"}}
+	if err := c.OnStreamDeltaRequest(1, delta); err != nil {
 		t.Errorf("delta stream of the store: %v", err)
 	}
-	for node, want := range map[string]string{"sidecar~shop~buyer-1": "envoy/shop/buyer", "sidecar~shop~store-1": "envoy/shop/store"} {
-		if got := nodes.ID(&corev3.Node{Id: node}); got != want {
-			t.Errorf("node %s is in group %q, want %q", node, got, want)
-		}
+	want := map[string]string{"sidecar~shop~buyer-1": "envoy/shop/buyer", "sidecar~shop~store-1": "envoy/shop/store"}
+	if got := groups(c); !maps.Equal(got, want) {
+		t.Errorf("groups %v, want %v", got, want)
+	}
+	// The cache is shown each stream's pinned node, in its group.
+	if got := nodes.ID(sotw.Node); got != "envoy/shop/buyer" {
+		t.Errorf("the SotW stream's node is in group %q", got)
+	}
+	if got := nodes.ID(delta.Node); got != "envoy/shop/store" {
+		t.Errorf("the delta stream's node is in group %q", got)
 	}
 
 	// Closing one leaves the other connected.
 	c.OnStreamClosed(1, nil)
-	if got := nodes.ID(&corev3.Node{Id: "sidecar~shop~store-1"}); got != "envoy/shop/store" {
+	if got := nodes.ID(delta.Node); got != "envoy/shop/store" {
 		t.Errorf("after the SotW stream closed, the delta stream's node is in group %q", got)
 	}
-	if got := nodes.ID(&corev3.Node{Id: "sidecar~shop~buyer-1"}); got != "" {
+	if got := nodes.ID(sotw.Node); got != "" {
 		t.Errorf("the closed SotW stream's node is still in group %q", got)
+	}
+}
+
+// A node the proxy sends is in no group, whatever its ID: the cache finds a
+// group only for the node a stream was pinned to.
+func TestANodeAProxySendsIsInNoGroup(t *testing.T) {
+	ca, err := testpki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
+	nodes := &cache.Nodes{}
+	c := newCallbacks(logr.Discard(), nodeAuthorizer{"sidecar~shop~buyer-1": buyer}, nodes)
+	if err := c.OnStreamOpen(peerContext(t, ca, buyer), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	sent := &corev3.Node{Id: "sidecar~shop~buyer-1"}
+	r := &discoveryv3.DiscoveryRequest{Node: sent}
+	if err := c.OnStreamRequest(1, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodes.ID(sent); got != "" {
+		t.Errorf("the node as the proxy sent it is in group %q", got)
+	}
+	if got := nodes.ID(&corev3.Node{Id: "sidecar~shop~buyer-1"}); got != "" {
+		t.Errorf("a node with the stream's ID is in group %q", got)
+	}
+	if r.Node == sent || nodes.ID(r.Node) != "envoy/shop/buyer" {
+		t.Errorf("the request goes on with node %v in group %q, want the stream's pinned node", r.Node, nodes.ID(r.Node))
+	}
+	// A later request with no node, with the same node, and with another.
+	for _, tc := range []struct {
+		node *corev3.Node
+		ok   bool
+	}{{nil, true}, {&corev3.Node{Id: "sidecar~shop~buyer-1"}, true}, {&corev3.Node{Id: "sidecar~shop~buyer-1", Cluster: "store"}, false}, {&corev3.Node{Id: "sidecar~shop~store-1"}, false}} {
+		r := &discoveryv3.DiscoveryRequest{Node: tc.node}
+		err := c.OnStreamRequest(1, r)
+		if (err == nil) != tc.ok {
+			t.Errorf("a later request with node %v: %v", tc.node, err)
+		}
+		if err == nil && nodes.ID(r.Node) != "envoy/shop/buyer" {
+			t.Errorf("a later request with node %v goes on in group %q", tc.node, nodes.ID(r.Node))
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -29,7 +28,6 @@ type Debug struct {
 	Address string
 	Server  *Server
 	Cache   *cache.Cache
-	Nodes   *cache.Nodes
 }
 
 // NeedLeaderElection is false: every replica can be inspected.
@@ -72,7 +70,12 @@ func (d *Debug) Handler() http.Handler {
 	mux.HandleFunc("GET /debug/xds/config", func(w http.ResponseWriter, r *http.Request) {
 		group := r.URL.Query().Get("group")
 		if node := r.URL.Query().Get("node"); node != "" {
-			group = d.Nodes.ID(nodeOf(node))
+			group = ""
+			for _, p := range d.Server.Proxies() {
+				if p.NodeID == node {
+					group = p.Group
+				}
+			}
 		}
 		if group == "" {
 			http.Error(w, "name a connected proxy (?node=) or a group (?group=)", http.StatusBadRequest)
@@ -135,5 +138,3 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
-
-func nodeOf(id string) *corev3.Node { return &corev3.Node{Id: id} }

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +40,42 @@ func ParseNodeID(id string) (kind, namespace, name string, err error) {
 	return parts[0], parts[1], parts[2], nil
 }
 
+// Peer is what a proxy's verified client certificate proves: a workload
+// identity of a trust domain, signed under some roots.
+type Peer struct {
+	TrustDomain string
+	Identity    mesh.Identity
+	// Anchors are the SHA-256 fingerprints (hex) of the certificates the
+	// verified chains end at.
+	Anchors []string
+}
+
+// PeerOf reads the peer of a TLS connection's verified chains.
+func PeerOf(chains [][]*x509.Certificate) (Peer, error) {
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return Peer{}, errors.New("a verified client certificate is required")
+	}
+	td, id, err := PeerIdentity(chains[0][0])
+	if err != nil {
+		return Peer{}, err
+	}
+	p := Peer{TrustDomain: td, Identity: id}
+	for _, c := range chains {
+		p.Anchors = append(p.Anchors, Fingerprint(c[len(c)-1]))
+	}
+	return p, nil
+}
+
+// Fingerprint is a certificate's SHA-256 fingerprint as the MeshInstance
+// status writes it.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// String names the peer as its SPIFFE ID.
+func (p Peer) String() string { return p.Identity.SPIFFE(p.TrustDomain) }
+
 // PeerIdentity is the workload identity in a verified client certificate: its
 // SPIFFE URI SAN spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
 func PeerIdentity(cert *x509.Certificate) (trustDomain string, id mesh.Identity, err error) {
@@ -51,14 +91,15 @@ func PeerIdentity(cert *x509.Certificate) (trustDomain string, id mesh.Identity,
 	return "", mesh.Identity{}, errors.New("the client certificate has no SPIFFE workload ID")
 }
 
-// Authorizer decides which proxy group a node belongs to, given the identity
-// proven by its certificate.
+// Authorizer decides which proxy group a node belongs to, given what its
+// certificate proves.
 type Authorizer interface {
-	Authorize(ctx context.Context, nodeID string, peer mesh.Identity) (mesh.Group, error)
+	Authorize(ctx context.Context, nodeID string, peer Peer) (mesh.Group, error)
 }
 
 // WorkloadAuthorizer checks node IDs against the pods and MeshVMs in the
-// informer cache.
+// informer cache, and peers against the mesh of the workload's namespace:
+// its trust domain and the roots in its trust bundle.
 type WorkloadAuthorizer struct {
 	Reader client.Reader
 }
@@ -67,7 +108,7 @@ type WorkloadAuthorizer struct {
 var ErrDenied = errors.New("permission denied")
 
 // Authorize implements Authorizer.
-func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer mesh.Identity) (mesh.Group, error) {
+func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer Peer) (mesh.Group, error) {
 	kind, ns, name, err := ParseNodeID(nodeID)
 	if err != nil {
 		return mesh.Group{}, fmt.Errorf("%w: %w", ErrDenied, err)
@@ -98,10 +139,44 @@ func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer m
 			g.Kind = mesh.ProxyGRPC
 		}
 	}
-	if g.Identity != peer {
-		return mesh.Group{}, fmt.Errorf("%w: node %s runs as %s but its certificate is for %s", ErrDenied, nodeID, g.Identity, peer)
+	if g.Identity != peer.Identity {
+		return mesh.Group{}, fmt.Errorf("%w: node %s runs as %s but its certificate is for %s", ErrDenied, nodeID, g.Identity, peer.Identity)
+	}
+	if err := a.checkMesh(ctx, ns, peer); err != nil {
+		return mesh.Group{}, err
 	}
 	return g, nil
+}
+
+// checkMesh checks that peer holds an identity of the mesh of namespace ns:
+// of its trust domain, and signed under a root of its trust bundle. The xDS
+// server trusts the roots of every mesh for the handshake; this is what
+// keeps a certificate of one mesh from serving for a workload of another.
+func (a WorkloadAuthorizer) checkMesh(ctx context.Context, ns string, peer Peer) error {
+	namespace := &corev1.Namespace{}
+	if err := a.Reader.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		return lookupError("namespace", client.ObjectKey{Name: ns}, err)
+	}
+	name := namespace.Labels[meshv1alpha1.MonitorLabel]
+	if name == "" {
+		return fmt.Errorf("%w: namespace %s is not in a mesh", ErrDenied, ns)
+	}
+	mi := &meshv1alpha1.MeshInstance{}
+	if err := a.Reader.Get(ctx, client.ObjectKey{Name: name}, mi); err != nil {
+		return lookupError("MeshInstance", client.ObjectKey{Name: name}, err)
+	}
+	if td := cmp.Or(mi.Spec.TrustDomain, "cluster.local"); peer.TrustDomain != td {
+		return fmt.Errorf("%w: the certificate is of trust domain %q, and mesh %s of namespace %s is %q", ErrDenied, peer.TrustDomain, name, ns, td)
+	}
+	if len(mi.Status.TrustBundle) == 0 {
+		return fmt.Errorf("mesh %s has no trust bundle yet", name)
+	}
+	for _, anchor := range mi.Status.TrustBundle {
+		if slices.Contains(peer.Anchors, anchor.SHA256Fingerprint) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the certificate does not chain to a root of mesh %s", ErrDenied, name)
 }
 
 func lookupError(kind string, key client.ObjectKey, err error) error {

@@ -24,7 +24,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
 )
 
@@ -45,6 +50,10 @@ type Options struct {
 	Nodes      *cache.Nodes
 	// Observer, when set, hears of each proxy's first stream and last close.
 	Observer ConnectionObserver
+	// Workloads, when set, are the informers of the pods and MeshVMs the
+	// Authorizer reads: a change of a connected proxy's workload authorizes
+	// its streams again, and ends those it no longer admits.
+	Workloads ctrlcache.Informers
 	// MaxConnections bounds concurrent connections; 0 means 100,000.
 	MaxConnections int
 	Log            logr.Logger
@@ -97,7 +106,7 @@ func (s *Server) Start(ctx context.Context) error {
 	lis = netutil.LimitListener(lis, s.opts.MaxConnections)
 
 	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(s.tlsConfig())),
+		grpc.Creds(closableTLS{credentials.NewTLS(s.tlsConfig())}),
 		grpc.MaxConcurrentStreams(64),
 		// A proxy's connection is idle but for small requests and ACKs,
 		// and there are thousands: grpc-go's 32 KiB read buffer per
@@ -116,6 +125,12 @@ func (s *Server) Start(ctx context.Context) error {
 	listenerservice.RegisterListenerDiscoveryServiceServer(gs, xds)
 	routeservice.RegisterRouteDiscoveryServiceServer(gs, xds)
 	secretservice.RegisterSecretDiscoveryServiceServer(gs, xds)
+
+	if s.opts.Workloads != nil {
+		if err := s.watchWorkloads(ctx); err != nil {
+			return err
+		}
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
@@ -136,6 +151,67 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("xDS server: %w", err)
 	}
 	return nil
+}
+
+// watchWorkloads rechecks the streams of a node when its pod or MeshVM is
+// added, changed or deleted: a pod recreated under its name with another
+// service account, or a MeshVM given another one, does not keep the streams
+// of its former identity.
+func (s *Server) watchWorkloads(ctx context.Context) error {
+	for _, w := range []struct {
+		obj  client.Object
+		kind string
+	}{{&corev1.Pod{}, NodeKindSidecar}, {&meshv1alpha1.MeshVM{}, NodeKindVM}} {
+		inf, err := s.opts.Workloads.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
+		if err != nil {
+			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
+		}
+		recheck := func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if o, ok := obj.(client.Object); ok {
+				s.cb.recheck(ctx, w.kind+"~"+o.GetNamespace()+"~"+o.GetName())
+			}
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { recheck(obj) },
+			UpdateFunc: func(_, obj any) { recheck(obj) },
+			DeleteFunc: recheck,
+		}); err != nil {
+			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
+		}
+	}
+	return nil
+}
+
+// closableTLS is TLS whose server side keeps the connection in the peer's
+// auth info, so that a stream whose workload changed can be ended: gRPC has
+// no other way to end a stream from outside its handler.
+type closableTLS struct {
+	credentials.TransportCredentials
+}
+
+// connInfo is TLS auth info with the connection it came on.
+type connInfo struct {
+	credentials.TLSInfo
+	conn net.Conn
+}
+
+func (c closableTLS) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	tlsInfo, ok := info.(credentials.TLSInfo)
+	if !ok {
+		return conn, info, nil
+	}
+	return conn, connInfo{TLSInfo: tlsInfo, conn: conn}, nil
+}
+
+func (c closableTLS) Clone() credentials.TransportCredentials {
+	return closableTLS{c.TransportCredentials.Clone()}
 }
 
 // tlsConfig requires a client certificate chaining to the current trust

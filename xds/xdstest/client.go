@@ -59,6 +59,18 @@ func (s *Stream) ACK(r *discoveryv3.DiscoveryResponse) error {
 	})
 }
 
+// ACKAs accepts a response in a request that names node, as a proxy that
+// tries to switch its stream to another node would.
+func (s *Stream) ACKAs(r *discoveryv3.DiscoveryResponse, node *corev3.Node) error {
+	return s.send(&discoveryv3.DiscoveryRequest{
+		Node: node, TypeUrl: r.GetTypeUrl(), ResourceNames: s.names[r.GetTypeUrl()], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce(),
+	})
+}
+
+// Send sends a request as it is, but for the node of the stream's first
+// request, which it adds when the request has none.
+func (s *Stream) Send(r *discoveryv3.DiscoveryRequest) error { return s.send(r) }
+
 // NACK rejects a response with an error message, keeping previousVersion.
 func (s *Stream) NACK(r *discoveryv3.DiscoveryResponse, previousVersion, message string) error {
 	return s.send(&discoveryv3.DiscoveryRequest{
@@ -68,7 +80,7 @@ func (s *Stream) NACK(r *discoveryv3.DiscoveryResponse, previousVersion, message
 }
 
 func (s *Stream) send(r *discoveryv3.DiscoveryRequest) error {
-	if !s.sent {
+	if !s.sent && r.Node == nil {
 		r.Node = s.node
 		s.sent = true
 	}
@@ -107,8 +119,17 @@ func (s *DeltaStream) ACK(r *discoveryv3.DeltaDiscoveryResponse) error {
 	return s.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()})
 }
 
+// ACKAs accepts a response in a request that names node.
+func (s *DeltaStream) ACKAs(r *discoveryv3.DeltaDiscoveryResponse, node *corev3.Node) error {
+	return s.send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()})
+}
+
+// Send sends a request as it is, but for the node of the stream's first
+// request, which it adds when the request has none.
+func (s *DeltaStream) Send(r *discoveryv3.DeltaDiscoveryRequest) error { return s.send(r) }
+
 func (s *DeltaStream) send(r *discoveryv3.DeltaDiscoveryRequest) error {
-	if !s.sent {
+	if !s.sent && r.Node == nil {
 		r.Node = s.node
 		s.sent = true
 	}
