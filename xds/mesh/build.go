@@ -41,6 +41,9 @@ type builder struct {
 	vms       map[string]*meshv1alpha1.MeshVM
 	// vmNamespaces are the namespaces holding the mesh's VMs.
 	vmNamespaces map[string]bool
+	// podIPs are the IPs of every pod of the cluster, made when the first
+	// VM endpoint is checked (see podAddresses).
+	podIPs PodIPs
 }
 
 func (b *builder) problem(kind string, obj metav1.Object, format string, args ...any) {
@@ -264,6 +267,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 			ref = es.Namespace + "/" + ep.TargetRef.Name
 		}
 		var id Identity
+		var vm *meshv1alpha1.MeshVM
 		switch ep.TargetRef.Kind {
 		case "Pod":
 			p := b.pods[ref]
@@ -272,7 +276,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 			}
 			id = podIdentity(p)
 		case "MeshVM":
-			vm := b.vms[ref]
+			vm = b.vms[ref]
 			if vm == nil {
 				continue
 			}
@@ -289,12 +293,32 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 				b.problem("EndpointSlice", es, "address %q is not an IP address; it is left out", addr)
 				continue
 			}
+			// Whoever wrote the slice, a VM endpoint never takes an
+			// address the VM may not have: a pod's, or one of no host.
+			if vm != nil {
+				if err := CheckVMAddress(addr, b.podAddresses()); err != nil {
+					b.problem("MeshVM", vm, "endpoint of EndpointSlice %s/%s: %w; it is left out", es.Namespace, es.Name, err)
+					continue
+				}
+			}
 			svc.Endpoints = append(svc.Endpoints, Endpoint{
 				Address: addr, Ports: ports, Ready: ready, Serving: serving, Terminating: terminating,
 				Identity: id, Workload: ep.TargetRef.Kind + "/" + ref, Zone: ptr.Deref(ep.Zone, ""),
 			})
 		}
 	}
+}
+
+// podAddresses are the IPs of the cluster's pods, whatever their mesh: a
+// VM's endpoint may take none of them.
+func (b *builder) podAddresses() PodIPs {
+	if b.podIPs == nil {
+		b.podIPs = PodIPs{}
+		for _, p := range b.in.Pods {
+			b.podIPs.Add(p)
+		}
+	}
+	return b.podIPs
 }
 
 // clampWeight turns an SMI weight (a Go int) into an Envoy weight.

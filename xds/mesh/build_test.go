@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -310,5 +311,68 @@ spec: {mesh: vault}
 	in.Mesh.Name = "vault"
 	if m, _ := mesh.Build(in); len(m.Groups) != 1 {
 		t.Errorf("mesh vault has groups %v, want shop's web", m.Groups)
+	}
+}
+
+// TestAVMEndpointNeverTakesAPodsAddress: whoever wrote the EndpointSlice, a
+// MeshVM's endpoint at the IP of a pod (any pod of the cluster, meshed or
+// not) or at an address no VM may have (here the cloud metadata address) is
+// left out of the model and reported; the VM's other address stays, and so
+// does an address an ended pod once had.
+func TestAVMEndpointNeverTakesAPodsAddress(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base + `---
+apiVersion: v1
+kind: Pod
+metadata: {name: coredns-1, namespace: kube-system}
+spec: {containers: [{name: dns, image: dns}]}
+status: {phase: Running, podIP: 10.1.0.5, podIPs: [{ip: 10.1.0.5}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: job-1, namespace: kube-system}
+spec: {containers: [{name: job, image: job}]}
+status: {phase: Succeeded, podIP: 10.1.0.6, podIPs: [{ip: 10.1.0.6}]}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshVM
+metadata: {name: warehouse, namespace: shop}
+spec: {mesh: osm, serviceAccountName: warehouse, addresses: [10.1.0.5, 10.1.0.6, 192.0.2.9], ports: [{name: http, port: 8080, protocol: HTTP}], services: [web]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-warehouse, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- {addresses: [10.1.0.5], targetRef: {kind: MeshVM, name: warehouse, namespace: shop}}
+- {addresses: [169.254.169.254], targetRef: {kind: MeshVM, name: warehouse, namespace: shop}}
+- {addresses: [10.1.0.6], targetRef: {kind: MeshVM, name: warehouse, namespace: shop}}
+- {addresses: [192.0.2.9], targetRef: {kind: MeshVM, name: warehouse, namespace: shop}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, problems := mesh.Build(in)
+	var got []string
+	for _, e := range m.Service(mesh.ServiceKey{Namespace: "shop", Name: "web"}).Endpoints {
+		got = append(got, e.Address)
+	}
+	if want := []string{"10.1.0.6", "192.0.2.9"}; !slices.Equal(got, want) {
+		t.Errorf("the VM's endpoints are %v, want %v", got, want)
+	}
+	var said []string
+	for _, p := range problems {
+		said = append(said, p.Error())
+	}
+	for _, want := range []string{
+		"MeshVM shop/warehouse: endpoint of EndpointSlice shop/web-warehouse: 10.1.0.5 is the IP of pod kube-system/coredns-1",
+		"MeshVM shop/warehouse: endpoint of EndpointSlice shop/web-warehouse: 169.254.169.254 is a cloud metadata service's address",
+	} {
+		if !strings.Contains(strings.Join(said, "\n"), want) {
+			t.Errorf("problems %q do not say %q", said, want)
+		}
+	}
+	if len(said) != 2 {
+		t.Errorf("problems %q, want the two endpoints left out", said)
 	}
 }
