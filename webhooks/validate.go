@@ -119,8 +119,12 @@ func (v MeshMemberValidator) Validate(ctx context.Context, mm *meshv1alpha1.Mesh
 
 // +kubebuilder:webhook:path=/validate-mesh-openservicemesh-io-v1alpha1-meshvm,mutating=false,failurePolicy=ignore,sideEffects=None,groups=mesh.openservicemesh.io,resources=meshvms,verbs=create;update,versions=v1alpha1,name=meshvm.mesh.openservicemesh.io,admissionReviewVersions=v1
 
-// MeshVMValidator denies an address another MeshVM of the mesh has, and
-// warns of a mesh or a Service that does not exist.
+// MeshVMValidator denies an address no VM may have (mesh.CheckVMAddress:
+// loopback, unspecified, link-local with the cloud metadata address,
+// multicast, broadcast) or that another MeshVM of the mesh has, and warns of
+// a mesh or a Service that does not exist. An address that is a pod's is not
+// checked here: a pod may take it after admission, so the MeshVM controller
+// and the mesh model check it where they publish the address.
 type MeshVMValidator struct{ Reader client.Reader }
 
 func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) (admission.Warnings, error) {
@@ -130,10 +134,10 @@ func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 		return nil, fmt.Errorf("listing MeshVMs: %w", err)
 	}
 	for i, a := range vm.Spec.Addresses {
-		addr, err := netip.ParseAddr(a)
-		if err != nil {
-			continue // the schema refuses it
+		if err := mesh.CheckVMAddress(a, nil); err != nil {
+			return nil, fmt.Errorf("%s: spec.addresses[%d]: %w", what, i, err)
 		}
+		addr, _ := netip.ParseAddr(a) // CheckVMAddress parsed it
 		for _, o := range vms.Items {
 			if o.Spec.Mesh != vm.Spec.Mesh || (o.Namespace == vm.Namespace && o.Name == vm.Name) || !o.DeletionTimestamp.IsZero() {
 				continue

@@ -30,6 +30,11 @@ const (
 	ConditionBootstrapReady = "BootstrapReady"
 	// ConditionProxyConnected is True on a MeshVM whose proxy holds an xDS stream.
 	ConditionProxyConnected = "ProxyConnected"
+	// ConditionAddressesAccepted is True on a MeshVM whose addresses are all
+	// published. When False, its message names each address left out of the
+	// VM's EndpointSlices and why: the IP of a pod (ReasonAddressConflict),
+	// or an address no VM may have (ReasonUnsafeAddress).
+	ConditionAddressesAccepted = "AddressesAccepted"
 	// ConditionProxyConfigReady is True on a MeshMember, or a MeshInstance,
 	// when the xDS replicas published the config of every proxy group of the
 	// namespace (of the mesh's member namespaces). When False, its message
@@ -49,4 +54,11 @@ const (
 	ReasonDeleting           = "Deleting"
 	ReasonInvalidObjects     = "InvalidObjects"
 	ReasonTranslationFailed  = "TranslationFailed"
+)
+
+// Reasons of a MeshVM's ConditionAddressesAccepted, and of its Ready
+// condition while an address is left out.
+const (
+	ReasonAddressConflict = "AddressConflict"
+	ReasonUnsafeAddress   = "UnsafeAddress"
 )

@@ -47,12 +47,17 @@ type MeshVMSpec struct {
 	ServiceAccountName string `json:"serviceAccountName"`
 
 	// addresses are the IPv4 or IPv6 addresses at which the VM's proxy
-	// receives mesh traffic.
+	// receives mesh traffic. Each must name one host: not loopback,
+	// unspecified, link-local (169.254.0.0/16 holds the cloud metadata
+	// address), multicast or broadcast, since callers' proxies connect to it.
+	// An address that is a pod's IP is not published; the AddressesAccepted
+	// condition names the pod.
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=45
 	// +kubebuilder:validation:items:XValidation:rule="isIP(self)",message="each address must be an IPv4 or IPv6 address"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || ip(self).isGlobalUnicast()",message="each address must name one host: loopback, unspecified, link-local (169.254.0.0/16 and its cloud metadata address, fe80::/10), multicast and broadcast addresses would send the VM's callers to themselves, their link or a group"
 	Addresses []string `json:"addresses"`
 
 	// ports the VM serves, unique by name and by number.
@@ -106,7 +111,7 @@ type MeshVMStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready, Reconciling, Stalled, CertificateReady,
-	// BootstrapReady and ProxyConnected.
+	// BootstrapReady, AddressesAccepted and ProxyConnected.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -90,6 +90,15 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 		{"VM address is not an IP", func(ns string) client.Object {
 			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{"192.0.2.1", "warehouse.example"} })
 		}, "spec.addresses[1]", "IPv4 or IPv6 address"},
+		{"VM address is loopback", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{"192.0.2.1", "127.0.0.1"} })
+		}, "spec.addresses[1]", "each address must name one host"},
+		{"VM address is the cloud metadata address", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{"169.254.169.254"} })
+		}, "spec.addresses[0]", "each address must name one host"},
+		{"VM address is multicast", func(ns string) client.Object {
+			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{"ff02::1"} })
+		}, "spec.addresses[0]", "each address must name one host"},
 		{"VM without addresses", func(ns string) client.Object {
 			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{} })
 		}, "spec.addresses", "should have at least 1 items"},
