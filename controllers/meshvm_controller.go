@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -27,6 +28,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=list;watch;create
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshvms/finalizers;meshinstances/finalizers,verbs=update
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch;create;patch;delete
@@ -81,6 +83,10 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 }
 
 func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
+	addrs, addressed, err := r.acceptAddresses(ctx, vm)
+	if err != nil {
+		return outcome{}, err
+	}
 	mi, o, err := getMesh(ctx, r.Client, vm.Spec.Mesh)
 	if mi == nil {
 		return o, err
@@ -95,8 +101,15 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if o, err := r.ensureBootstrap(ctx, mi, vm, secret); err != nil || !o.ready() {
 		return o, err
 	}
-	if o, err := r.ensureEndpointSlices(ctx, vm); err != nil || !o.ready() {
-		return o, err
+	served, err := r.ensureEndpointSlices(ctx, vm, addrs)
+	if err != nil {
+		return outcome{}, err
+	}
+	if !addressed.ready() {
+		return addressed, nil
+	}
+	if !served.ready() {
+		return served, nil
 	}
 	c, err := readCensus(ctx, r.Client, r.Namespace)
 	if err != nil {
@@ -236,12 +249,62 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 	return outcome{}, nil
 }
 
-// ensureEndpointSlices publishes the VM's addresses as endpoints of each
-// Service it backs, one slice per Service and address family. A VM endpoint
-// is ready while its proxy is connected; before any proxy has connected, it
-// is ready once its identity and bootstrap are (so that a VM whose proxy is
-// starting is not kept out), and it stops being ready when the proxy leaves.
-func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
+// acceptAddresses returns the VM's addresses that may be published, and sets
+// AddressesAccepted. mesh.CheckVMAddress refuses the addresses no VM may have
+// (the CRD and the webhook refuse them too, but the webhook's failure policy
+// lets objects by while the operator is down, and an older CRD has no rule)
+// and those that are the IP of a pod of the cluster, which admission cannot
+// check race-free: a pod may take the address after. An address of an unsafe
+// class stalls until the spec changes. A pod's address waits: the VM is
+// looked at again every waitRequeue, and its address is published once the
+// pod is gone. The controller does not watch pods, so a pod taking the
+// address of a published VM is found at the VM's next reconcile; the mesh
+// model (mesh.Build) leaves that endpoint out at once.
+func (r *MeshVMReconciler) acceptAddresses(ctx context.Context, vm *meshv1alpha1.MeshVM) ([]string, outcome, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, outcome{}, fmt.Errorf("listing pods: %w", err)
+	}
+	ips := mesh.PodIPs{}
+	for i := range pods.Items {
+		ips.Add(&pods.Items[i])
+	}
+	var accepted, conflicts, unsafe []string
+	for _, a := range vm.Spec.Addresses {
+		var refused *mesh.VMAddressError
+		switch err := mesh.CheckVMAddress(a, ips); {
+		case err == nil:
+			accepted = append(accepted, a)
+		case errors.As(err, &refused) && refused.Pod != "":
+			conflicts = append(conflicts, err.Error())
+		default:
+			unsafe = append(unsafe, err.Error())
+		}
+	}
+	var o outcome
+	switch {
+	case len(unsafe) > 0:
+		o = outcome{reason: meshv1alpha1.ReasonUnsafeAddress, stalled: true}
+	case len(conflicts) > 0:
+		o = outcome{reason: meshv1alpha1.ReasonAddressConflict}
+	}
+	if o.ready() {
+		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionAddressesAccepted, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
+			"every address is accepted")
+		return accepted, o, nil
+	}
+	o.message = "addresses left out of the VM's EndpointSlices: " + strings.Join(append(unsafe, conflicts...), "; ")
+	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionAddressesAccepted, metav1.ConditionFalse, o.reason, o.message)
+	return accepted, o, nil
+}
+
+// ensureEndpointSlices publishes addrs, the VM's accepted addresses, as
+// endpoints of each Service it backs, one slice per Service and address
+// family. A VM endpoint is ready while its proxy is connected; before any
+// proxy has connected, it is ready once its identity and bootstrap are (so
+// that a VM whose proxy is starting is not kept out), and it stops being
+// ready when the proxy leaves.
+func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1alpha1.MeshVM, addrs []string) (outcome, error) {
 	var missing []string
 	want := map[string]bool{}
 	for _, name := range vm.Spec.Services {
@@ -254,7 +317,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 		}
 		ports := vmSlicePorts(svc, vm)
 		ready := vm.Status.Proxy == nil || vm.Status.Proxy.Connected
-		for family, addrs := range vmAddresses(vm) {
+		for family, addrs := range byFamily(addrs) {
 			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family)), Namespace: vm.Namespace}}
 			want[es.Name] = true
 			if _, err := controllerutil.CreateOrPatch(ctx, r.Client, es, func() error {
@@ -295,10 +358,10 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 	return outcome{}, nil
 }
 
-// vmAddresses splits the VM's addresses by EndpointSlice address type.
-func vmAddresses(vm *meshv1alpha1.MeshVM) map[string][]string {
+// byFamily splits addresses by EndpointSlice address type.
+func byFamily(addrs []string) map[string][]string {
 	out := map[string][]string{}
-	for _, a := range vm.Spec.Addresses {
+	for _, a := range addrs {
 		ip, err := netip.ParseAddr(a)
 		if err != nil {
 			continue // the API server validates addresses; nothing else is expected

@@ -207,3 +207,85 @@ func TestVMAndMemberShareAnIdentity(t *testing.T) {
 	}
 	identityGone(t, ns, name)
 }
+
+// TestAVMCannotTakeAPodsAddress: a MeshVM claiming the IP of a running pod
+// (of any namespace: admission cannot check it race-free) has that address
+// left out of its EndpointSlices, and says so in AddressesAccepted, naming
+// the pod; its other address is published. Once the pod is gone, the address
+// is published too.
+func TestAVMCannotTakeAPodsAddress(t *testing.T) {
+	ctx := context.Background()
+	if err := k8s.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "taken"}}); err != nil {
+		t.Fatal(err)
+	}
+	ns, elsewhere := newNamespace(t, nil), newNamespace(t, nil)
+	web := pod(elsewhere, "web-1", "web")
+	if err := k8s.Create(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	web.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "192.0.2.70", PodIPs: []corev1.PodIP{{IP: "192.0.2.70"}}}
+	if err := k8s.Status().Update(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
+	}
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "impostor", Namespace: ns},
+		Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: "taken", ServiceAccountName: "warehouse", Addresses: []string{"192.0.2.70", "192.0.2.71"},
+			Ports:    []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}},
+			Services: []string{"warehouse"},
+		},
+	}
+	for _, o := range []client.Object{svc, vm} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published := func(want ...string) error {
+		var l discoveryv1.EndpointSliceList
+		if err := k8s.List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: "warehouse"}); err != nil {
+			return err
+		}
+		var got []string
+		for _, es := range l.Items {
+			for _, e := range es.Endpoints {
+				got = append(got, e.Addresses...)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("the VM's EndpointSlices hold %v, want %v", got, want)
+		}
+		return nil
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		want := fmt.Sprintf("192.0.2.70 is the IP of pod %s/web-1", elsewhere)
+		c := meta.FindStatusCondition(vm.Status.Conditions, meshv1alpha1.ConditionAddressesAccepted)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != meshv1alpha1.ReasonAddressConflict || !strings.Contains(c.Message, want) {
+			return fmt.Errorf("AddressesAccepted = %+v, want AddressConflict saying %q", c, want)
+		}
+		if r := meta.FindStatusCondition(vm.Status.Conditions, meshv1alpha1.ConditionReady); r == nil || r.Reason != meshv1alpha1.ReasonAddressConflict {
+			return fmt.Errorf("Ready = %+v, want AddressConflict", r)
+		}
+		return published("192.0.2.71")
+	})
+
+	if err := k8s.Delete(ctx, web, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(vm.Status.Conditions, meshv1alpha1.ConditionAddressesAccepted); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("AddressesAccepted = %+v", c)
+		}
+		return published("192.0.2.70", "192.0.2.71")
+	})
+}
