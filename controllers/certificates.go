@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -114,7 +115,7 @@ type identities struct {
 	// are not.
 	accounts, ready int
 	waiting         []string
-	// injected counts the pods with a sidecar.
+	// injected counts the pods with a sidecar, by their spec.
 	injected int
 	// invalid explains a mesh spec that cannot make Certificates.
 	invalid string
@@ -136,7 +137,7 @@ func ensureIdentities(ctx context.Context, c client.Client, mi *meshv1alpha1.Mes
 			sa = "default"
 		}
 		accounts = append(accounts, sa)
-		if p.Annotations[meshv1alpha1.InjectedAnnotation] != "" {
+		if inject.Injected(&p) {
 			out.injected++
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 )
 
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=list;watch;patch
@@ -21,9 +22,10 @@ import (
 const RestartedForAnnotation = "mesh.openservicemesh.io/restarted-for"
 
 // restartWorkloads rolls the Deployments, StatefulSets and DaemonSets of a
-// member namespace whose pods run without a sidecar, by annotating their pod
-// templates, so that their pods are recreated and injected. Each workload is
-// rolled once per mesh. It returns how many it rolled.
+// member namespace whose pods run without a sidecar (by their spec, whatever
+// their annotations say), by annotating their pod templates, so that their
+// pods are recreated and injected. Each workload is rolled once per mesh. It
+// returns how many it rolled.
 func (r *MeshMemberReconciler) restartWorkloads(ctx context.Context, mm *meshv1alpha1.MeshMember, sel labels.Selector, pods []corev1.Pod) (int, error) {
 	var rss appsv1.ReplicaSetList
 	if err := r.List(ctx, &rss, client.InNamespace(mm.Namespace)); err != nil {
@@ -39,7 +41,7 @@ func (r *MeshMemberReconciler) restartWorkloads(ctx context.Context, mm *meshv1a
 	uninjected := map[string]bool{}
 	for _, p := range pods {
 		ref := metav1.GetControllerOf(&p)
-		if ref == nil || p.Annotations[meshv1alpha1.InjectedAnnotation] != "" ||
+		if ref == nil || inject.Injected(&p) ||
 			p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled {
 			continue
 		}

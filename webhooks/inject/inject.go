@@ -114,14 +114,27 @@ func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace, initImage strin
 	}
 }
 
-// Injected says whether the pod has the sidecar already.
+// Injected says whether the pod's spec has what injection gives it: the
+// proxy container, or, in a proxyless gRPC pod, the xDS bootstrap in a
+// container's environment. It is the one test of a pod having a proxy: the
+// injector's, so that a pod it injected is left alone when it is called
+// again, and the controllers'. It never reads InjectedAnnotation, which the
+// injector writes as information only: a pod's author can write it too, and
+// a pod that only says it has a proxy has none.
 func Injected(pod *corev1.Pod) bool {
-	if _, ok := pod.Annotations[meshv1alpha1.InjectedAnnotation]; ok {
-		return true
-	}
 	for _, c := range pod.Spec.InitContainers {
 		if c.Name == ProxyContainer {
 			return true
+		}
+	}
+	if pod.Annotations[mesh.ProxyKindAnnotation] != string(mesh.ProxyGRPC) {
+		return false
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == GRPCBootstrapEnv {
+				return true
+			}
 		}
 	}
 	return false
