@@ -18,11 +18,13 @@ import (
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -242,13 +244,36 @@ func startClusterWith(t *testing.T, opts testenv.Options) operator {
 	t.Cleanup(func() { _ = env.Stop() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	k := env.Client
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := withServiceAccounts(wc)
 	if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "osm-system"}}); err != nil {
 		t.Fatal(err)
 	}
 	cm := &certManager{env: env, ctx: ctx}
 	cm.Start(t)
 	return operator{ctx: ctx, k: k, cm: cm, env: env}
+}
+
+// withServiceAccounts is c creating a pod's service account with the pod
+// when it is missing. A cluster refuses a pod whose service account does not
+// exist (the ServiceAccount admission plugin, which the test API server
+// leaves out), and the operator approves identities only for service
+// accounts that exist; the tests' pods name their accounts and no more.
+func withServiceAccounts(c client.WithWatch) client.WithWatch {
+	return interceptor.NewClient(c, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if p, ok := obj.(*corev1.Pod); ok && p.Spec.ServiceAccountName != "" {
+				sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Spec.ServiceAccountName}}
+				if err := c.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+					return err
+				}
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	})
 }
 
 func testPod(ns, name, sa string) *corev1.Pod {

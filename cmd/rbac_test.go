@@ -213,6 +213,11 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 		Mesh: "demo", ServiceAccountName: "warehouse", Addresses: []string{"192.0.2.10"},
 		Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}}, Services: []string{"warehouse"}}}
 	mustCreate(vm)
+	// A VM whose service account nothing else has: the operator creates it.
+	archive := &meshv1alpha1.MeshVM{ObjectMeta: metav1.ObjectMeta{Name: "archive", Namespace: ns}, Spec: meshv1alpha1.MeshVMSpec{
+		Mesh: "demo", ServiceAccountName: "archive", Addresses: []string{"192.0.2.11"},
+		Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}}}}
+	mustCreate(archive)
 	// A replica that died without deleting its Lease.
 	mustCreate(&coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: census.LeasePrefix + "dead", Namespace: "osm-system", Labels: map[string]string{census.ComponentLabel: census.Component}},
@@ -375,6 +380,7 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 			return fmt.Errorf("%s is still there (%v)", obj.GetName(), err)
 		})
 	}
+	gone(archive)
 	gone(vm) // its EndpointSlice is its own: garbage collection takes it (envtest runs none)
 	gone(mm)
 	gone(&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}})
@@ -439,4 +445,8 @@ var unreachable = map[permission]string{
 	{"mesh.openservicemesh.io", "meshinstances/finalizers", "update"}: "checked by admission, not requested",
 	{"mesh.openservicemesh.io", "meshmembers/finalizers", "update"}:   "checked by admission, not requested",
 	{"mesh.openservicemesh.io", "meshvms/finalizers", "update"}:       "checked by admission, not requested",
+	// cert-manager's webhook checks it (a SubjectAccessReview) when the
+	// operator sets Approved or Denied on a CertificateRequest; the test
+	// runs cert-manager's controllers, not its webhook.
+	{"cert-manager.io", "signers", "approve"}: "checked by cert-manager's webhook, not requested",
 }

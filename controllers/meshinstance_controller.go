@@ -68,12 +68,52 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.checkPolicies(ctx, mi); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.checkIssuance(ctx, mi); err != nil {
+		return ctrl.Result{}, err
+	}
 	caStatus, caReason, caMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The mesh certificate authority is ready"
 	if !o.ready() {
 		caStatus, caReason, caMsg = metav1.ConditionFalse, o.reason, o.message
 	}
 	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionCertificateAuthorityReady, caStatus, caReason, caMsg)
 	return reportStatus(ctx, r.Client, r.Recorder, mi, before, o)
+}
+
+// foreignApprovalWindow is how long a request that another approver
+// approved for the mesh's issuers keeps IdentityIssuanceRestricted False.
+const foreignApprovalWindow = 24 * time.Hour
+
+// checkIssuance sets IdentityIssuanceRestricted: False while a recent
+// CertificateRequest for the mesh's issuers was approved by another approver
+// than the operator, which then decides nothing.
+func (r *MeshInstanceReconciler) checkIssuance(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
+	var crs cmapi.CertificateRequestList
+	if err := r.List(ctx, &crs); err != nil {
+		return fmt.Errorf("listing CertificateRequests: %w", err)
+	}
+	status, reason := metav1.ConditionTrue, meshv1alpha1.ReasonOnlyTheOperatorApproves
+	msg := "The operator alone approves the CertificateRequests for the mesh's issuers"
+	var newest *cmapi.CertificateRequest
+	for i := range crs.Items {
+		cr := &crs.Items[i]
+		if _, other := approvedByAnother(cr); !other || roleOf(mi, cr.Spec.IssuerRef) == notTheMesh ||
+			time.Since(cr.CreationTimestamp.Time) > foreignApprovalWindow {
+			continue
+		}
+		if newest == nil || cr.CreationTimestamp.After(newest.CreationTimestamp.Time) {
+			newest = cr
+		}
+	}
+	if newest != nil {
+		by, _ := approvedByAnother(newest)
+		status, reason = metav1.ConditionFalse, meshv1alpha1.ReasonApprovedByAnother
+		msg = fmt.Sprintf("CertificateRequest %s/%s for the mesh's issuer %s was approved by %q, not by the operator: "+
+			"anyone who may create a Certificate can obtain any identity of the mesh. Run cert-manager without its default approver "+
+			"(controller flag --controllers=*,-certificaterequests-approver; Helm value disableAutoApproval=true)",
+			newest.Namespace, newest.Name, newest.Spec.IssuerRef.Name, by)
+	}
+	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionIdentityIssuanceRestricted, status, reason, msg)
+	return nil
 }
 
 // reconcileCA makes sure the mesh's issuer exists and is ready, and fills

@@ -88,6 +88,23 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes).
 		Watches(&meshv1alpha1.MeshMember{}, allMeshes).
 		Watches(&meshv1alpha1.MeshVM{}, allMeshes).
+		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			cr := obj.(*cmapi.CertificateRequest)
+			if _, other := approvedByAnother(cr); !other {
+				return nil
+			}
+			var list meshv1alpha1.MeshInstanceList
+			if err := mgr.GetClient().List(ctx, &list); err != nil {
+				return nil
+			}
+			var out []reconcile.Request
+			for i := range list.Items {
+				if roleOf(&list.Items[i], cr.Spec.IssuerRef) != notTheMesh {
+					out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: list.Items[i].Name}})
+				}
+			}
+			return out
+		})).
 		Watches(&coordinationv1.Lease{}, censusHandler(true, func(ctx context.Context, namespaces []string) []reconcile.Request {
 			var out []reconcile.Request
 			for _, name := range namespaces {
@@ -192,6 +209,15 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		Named("namespace").
 		Complete(&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}); err != nil {
 		return fmt.Errorf("setting up the Namespace controller: %w", err)
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&cmapi.CertificateRequest{}).
+		Named("certificaterequest-approver").
+		Complete(&ApproverReconciler{
+			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: rec,
+			Namespace: o.Namespace, ClusterResourceNamespace: o.ClusterResourceNamespace,
+		}); err != nil {
+		return fmt.Errorf("setting up the CertificateRequest approver: %w", err)
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
 		For(&coordinationv1.Lease{}).

@@ -41,18 +41,32 @@ import (
 const ClusterResourceNamespace = "cert-manager"
 
 // controllers are the ones a CA or SelfSigned issuer needs, by the names
-// their packages register.
+// their packages register. cert-manager's default approver, which approves
+// every CertificateRequest, is not among them: the mesh's issuers sign
+// only what the operator approves, and the test control plane runs
+// cert-manager as the README tells users to (without it), so that the
+// restriction is what is tested.
 var controllers = []string{
 	issuers.ControllerName, clusterissuers.ControllerName,
 	trigger.ControllerName, issuing.ControllerName, keymanager.ControllerName,
 	requestmanager.ControllerName, readiness.ControllerName, revisionmanager.ControllerName,
-	approver.ControllerName, crselfsigned.CRControllerName, crca.CRControllerName,
+	crselfsigned.CRControllerName, crca.CRControllerName,
 }
 
 // Start runs the controllers against env until ctx ends. Stopping ctx stops
 // them; it returns once their informers are synced.
 func Start(ctx context.Context, env *envtest.Environment) error {
-	user, err := env.AddUser(envtest.User{Name: "cert-manager", Groups: []string{"system:masters"}}, nil)
+	return run(ctx, env, "cert-manager", controllers)
+}
+
+// StartDefaultApprover runs cert-manager's default approver alone, as a
+// cluster whose cert-manager was installed with it would, until ctx ends.
+func StartDefaultApprover(ctx context.Context, env *envtest.Environment) error {
+	return run(ctx, env, "cert-manager-approver", []string{approver.ControllerName})
+}
+
+func run(ctx context.Context, env *envtest.Environment, userName string, names []string) error {
+	user, err := env.AddUser(envtest.User{Name: userName, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return fmt.Errorf("adding a cert-manager user to the test API server: %w", err)
 	}
@@ -81,7 +95,7 @@ func Start(ctx context.Context, env *envtest.Environment) error {
 	if err != nil {
 		return fmt.Errorf("building cert-manager's controller context: %w", err)
 	}
-	for _, name := range controllers {
+	for _, name := range names {
 		construct, ok := controllerpkg.Known()[name]
 		if !ok {
 			return fmt.Errorf("cert-manager has no controller %q", name)

@@ -1,0 +1,428 @@
+package controllers
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+)
+
+// The operator approves the CertificateRequests for its meshes' issuers
+// itself, and only its own: cert-manager's default approver approves every
+// request, so anyone who may create a Certificate in any namespace could
+// have the mesh sign any mesh identity.
+//
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests,verbs=list;watch
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificaterequests/status,verbs=update
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;namespaces,verbs=get
+// +kubebuilder:rbac:groups=cert-manager.io,resources=signers,verbs=approve,resourceNames="clusterissuers.cert-manager.io/*";"issuers.cert-manager.io/*"
+
+// ApproverReason is the reason of the Approved and Denied conditions the
+// operator sets on CertificateRequests; cert-manager's convention is the
+// approver's name.
+const ApproverReason = "mesh.openservicemesh.io"
+
+// ApproverReconciler approves or denies the CertificateRequests for the
+// issuers of the meshes.
+type ApproverReconciler struct {
+	client.Client
+	// Reader reads what a decision rests on (service accounts, namespaces,
+	// MeshVMs) from the API server, not the informer cache: a request for a
+	// service account created a moment ago must not be denied because the
+	// cache has not seen it yet.
+	Reader   client.Reader
+	Recorder events.EventRecorder
+	// Namespace is the operator's, where the xDS serving certificates are
+	// requested; ClusterResourceNamespace cert-manager's, where the
+	// bootstrapped root CA is.
+	Namespace, ClusterResourceNamespace string
+}
+
+// Reconcile decides one CertificateRequest.
+func (r *ApproverReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cr := &cmapi.CertificateRequest{}
+	if err := r.Get(ctx, req.NamespacedName, cr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if decided(cr) {
+		return ctrl.Result{}, nil
+	}
+	var meshes meshv1alpha1.MeshInstanceList
+	if err := r.List(ctx, &meshes); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing MeshInstances: %w", err)
+	}
+	v, err := r.review(ctx, cr, meshes.Items)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if v.decision == ignore {
+		return ctrl.Result{}, nil
+	}
+	cond, status, event := cmapi.CertificateRequestConditionApproved, cmmeta.ConditionTrue, corev1.EventTypeNormal
+	if v.decision == deny {
+		cond, status, event = cmapi.CertificateRequestConditionDenied, cmmeta.ConditionTrue, corev1.EventTypeWarning
+	}
+	cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{
+		Type: cond, Status: status, Reason: ApproverReason, Message: v.message, LastTransitionTime: ptrNow(),
+	})
+	if err := r.Status().Update(ctx, cr); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("%s CertificateRequest %s: %w", cond, req.NamespacedName, err)
+	}
+	log.FromContext(ctx).Info("Decided CertificateRequest for a mesh issuer", "request", req.NamespacedName.String(), "decision", string(cond), "mesh", v.mesh, "reason", v.message)
+	if r.Recorder != nil {
+		r.Recorder.Eventf(cr, nil, event, string(cond), "Decide", "%s", v.message)
+	}
+	return ctrl.Result{}, nil
+}
+
+func ptrNow() *metav1.Time { t := metav1.Now(); return &t }
+
+// decided tells whether a request needs no decision: approved, denied, or
+// already done, as cert-manager's own approver tells it.
+func decided(cr *cmapi.CertificateRequest) bool {
+	for _, c := range cr.Status.Conditions {
+		switch {
+		case c.Type == cmapi.CertificateRequestConditionApproved, c.Type == cmapi.CertificateRequestConditionDenied:
+			return true
+		case c.Type == cmapi.CertificateRequestConditionReady &&
+			(c.Reason == cmapi.CertificateRequestReasonIssued || c.Reason == cmapi.CertificateRequestReasonFailed):
+			return true
+		}
+	}
+	return false
+}
+
+type decision int
+
+const (
+	ignore decision = iota
+	approve
+	deny
+)
+
+// verdict is the operator's decision on a request, and why.
+type verdict struct {
+	decision decision
+	mesh     string
+	message  string
+}
+
+// issuerRole is what an issuer is to a mesh.
+type issuerRole int
+
+const (
+	notTheMesh issuerRole = iota
+	// ownCA is the CA ClusterIssuer the operator bootstrapped: it signs for
+	// the mesh alone.
+	ownCA
+	// ownRoot is the self-signed ClusterIssuer of the bootstrapped root.
+	ownRoot
+	// sharedIssuer is an issuer the user named (spec.certificates.issuerRef),
+	// which may sign for others too: requests that are not the mesh's are
+	// left to the cluster's other approvers.
+	sharedIssuer
+)
+
+func roleOf(mi *meshv1alpha1.MeshInstance, ref cmmeta.IssuerReference) issuerRole {
+	same := func(a, b cmmeta.IssuerReference) bool {
+		group := func(g string) string {
+			if g == "" {
+				return "cert-manager.io"
+			}
+			return g
+		}
+		kind := func(k string) string {
+			if k == "" {
+				return cmapi.IssuerKind
+			}
+			return k
+		}
+		return a.Name == b.Name && kind(a.Kind) == kind(b.Kind) && group(a.Group) == group(b.Group)
+	}
+	switch {
+	case same(ref, meshIssuer(mi)) && mi.Spec.Certificates.IssuerRef == nil:
+		return ownCA
+	case same(ref, meshIssuer(mi)):
+		return sharedIssuer
+	case mi.Spec.Certificates.IssuerRef == nil && same(ref, cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind}):
+		return ownRoot
+	}
+	return notTheMesh
+}
+
+// review decides a request against every mesh whose issuer it names: it is
+// approved when it is one of a mesh's own certificates, denied when it asks
+// a mesh's own issuer for anything else or asks any mesh issuer for a mesh
+// identity or the xDS server's name it may not have, and otherwise left
+// alone.
+func (r *ApproverReconciler) review(ctx context.Context, cr *cmapi.CertificateRequest, meshes []meshv1alpha1.MeshInstance) (verdict, error) {
+	out := verdict{}
+	for i := range meshes {
+		mi := &meshes[i]
+		role := roleOf(mi, cr.Spec.IssuerRef)
+		if role == notTheMesh {
+			continue
+		}
+		v, err := r.reviewFor(ctx, cr, mi, role)
+		if err != nil {
+			return verdict{}, err
+		}
+		v.mesh = mi.Name
+		switch {
+		case v.decision == approve:
+			return v, nil
+		case v.decision == deny && out.decision != deny:
+			out = v
+		}
+	}
+	return out, nil
+}
+
+func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.CertificateRequest, mi *meshv1alpha1.MeshInstance, role issuerRole) (verdict, error) {
+	denied := func(format string, args ...any) (verdict, error) {
+		return verdict{decision: deny, message: fmt.Sprintf("Denied by mesh %s: ", mi.Name) + fmt.Sprintf(format, args...)}, nil
+	}
+	if role == ownRoot {
+		if cr.Namespace == r.ClusterResourceNamespace && cr.Spec.IsCA && cr.Annotations[cmapi.CertificateNameKey] == rootCAName(mi) {
+			return verdict{decision: approve, message: fmt.Sprintf("Approved by mesh %s: its root CA", mi.Name)}, nil
+		}
+		return denied("issuer %s signs only the mesh's root CA (%s/%s)", selfSignedName(mi), r.ClusterResourceNamespace, rootCAName(mi))
+	}
+	csr, err := parseCSR(cr.Spec.Request)
+	if err != nil {
+		return denied("%v", err)
+	}
+	td := trustDomain(mi)
+	servingNames := []string{
+		bootstrap.XDSServerName(mi.Name, r.Namespace),
+		fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
+		fmt.Sprintf("%s.%s.svc.cluster.local", bootstrap.XDSServiceName, r.Namespace),
+	}
+	claimsIdentity := slices.ContainsFunc(csr.uris, func(u string) bool { return strings.HasPrefix(u, "spiffe://"+td+"/") })
+	claimsServer := slices.ContainsFunc(csr.dnsNames, func(n string) bool { return slices.Contains(servingNames, n) })
+	switch {
+	case role == sharedIssuer && !claimsIdentity && !claimsServer:
+		// Not the mesh's: the cluster's other approvers decide.
+		return verdict{}, nil
+	case claimsIdentity || len(csr.uris) > 0:
+		return r.reviewIdentity(ctx, cr, csr, mi, denied)
+	case len(csr.dnsNames) > 0 && cr.Namespace == r.Namespace:
+		if why := csr.plainLeaf(cr, serverUsages); why != "" {
+			return denied("%s", why)
+		}
+		if len(csr.ips)+len(csr.emails)+len(csr.uris) > 0 {
+			return denied("the xDS serving certificate names DNS names only")
+		}
+		for _, n := range csr.dnsNames {
+			if !slices.Contains(servingNames, n) {
+				return denied("DNS name %q is not one of the xDS server's %v", n, servingNames)
+			}
+		}
+		return verdict{decision: approve, message: fmt.Sprintf("Approved by mesh %s: the xDS server's certificate", mi.Name)}, nil
+	case claimsServer:
+		return denied("the xDS server's names are requested only in the operator's namespace %s", r.Namespace)
+	}
+	return denied("the mesh's issuer signs only workload identities (one SPIFFE URI of trust domain %s) and the xDS server's certificate", td)
+}
+
+// serverUsages and identityUsages are the key usages the mesh's
+// certificates ask for: what identityCertificate and the xDS serving
+// Certificate request, and what cert-manager adds by default.
+var (
+	serverUsages   = []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth}
+	identityUsages = []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth, cmapi.UsageClientAuth}
+)
+
+// reviewIdentity approves a workload identity requested in the namespace it
+// names, for a service account that exists there, of a namespace the mesh
+// holds (a member, or a MeshVM of the mesh running as it).
+func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.CertificateRequest, csr request, mi *meshv1alpha1.MeshInstance, denied func(string, ...any) (verdict, error)) (verdict, error) {
+	td := trustDomain(mi)
+	if len(csr.uris) != 1 {
+		return denied("a workload identity has exactly one URI SAN, not %d", len(csr.uris))
+	}
+	if len(csr.dnsNames)+len(csr.ips)+len(csr.emails) > 0 {
+		return denied("a workload identity has no DNS, IP or email SANs")
+	}
+	if why := csr.plainLeaf(cr, identityUsages); why != "" {
+		return denied("%s", why)
+	}
+	ns, sa, ok := parseSPIFFE(csr.uris[0], td)
+	if !ok {
+		return denied("URI SAN %q is not spiffe://%s/ns/<namespace>/sa/<service account>", csr.uris[0], td)
+	}
+	if ns != cr.Namespace {
+		return denied("identity %s is of namespace %s and is requested only there, not in %s", csr.uris[0], ns, cr.Namespace)
+	}
+	if err := r.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: sa}, &corev1.ServiceAccount{}); apierrors.IsNotFound(err) {
+		return denied("service account %s/%s does not exist", ns, sa)
+	} else if err != nil {
+		return verdict{}, fmt.Errorf("reading service account %s/%s: %w", ns, sa, err)
+	}
+	namespace := &corev1.Namespace{}
+	if err := r.Reader.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		return verdict{}, fmt.Errorf("reading namespace %s: %w", ns, err)
+	}
+	if namespace.Labels[meshv1alpha1.MonitorLabel] != mi.Name {
+		var vms meshv1alpha1.MeshVMList
+		if err := r.Reader.List(ctx, &vms, client.InNamespace(ns)); err != nil {
+			return verdict{}, fmt.Errorf("listing MeshVMs of %s: %w", ns, err)
+		}
+		if !slices.ContainsFunc(vms.Items, func(vm meshv1alpha1.MeshVM) bool {
+			return vm.Spec.Mesh == mi.Name && vm.Spec.ServiceAccountName == sa
+		}) {
+			return denied("namespace %s is not in the mesh, and no MeshVM of the mesh runs as %s there", ns, sa)
+		}
+	}
+	return verdict{decision: approve, message: fmt.Sprintf("Approved by mesh %s: workload identity %s", mi.Name, csr.uris[0])}, nil
+}
+
+func trustDomain(mi *meshv1alpha1.MeshInstance) string {
+	if mi.Spec.TrustDomain == "" {
+		return "cluster.local"
+	}
+	return mi.Spec.TrustDomain
+}
+
+// parseSPIFFE splits spiffe://<td>/ns/<ns>/sa/<sa>.
+func parseSPIFFE(uri, td string) (ns, sa string, ok bool) {
+	rest, found := strings.CutPrefix(uri, "spiffe://"+td+"/ns/")
+	if !found {
+		return "", "", false
+	}
+	ns, sa, found = strings.Cut(rest, "/sa/")
+	if !found || ns == "" || sa == "" || strings.ContainsAny(ns+sa, "/?#%") {
+		return "", "", false
+	}
+	return ns, sa, true
+}
+
+// request is what a CSR asks for.
+type request struct {
+	uris, dnsNames, ips, emails []string
+	commonName                  string
+	// ca is a basic constraints extension that asks for a CA; extensions
+	// are the other extensions' OIDs.
+	ca         bool
+	extensions []string
+}
+
+// Extensions a leaf request may carry.
+var (
+	oidSAN              = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidServerAuth       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	oidClientAuth       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
+)
+
+func parseCSR(data []byte) (request, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return request{}, errors.New("spec.request is not a PEM certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return request{}, fmt.Errorf("spec.request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return request{}, fmt.Errorf("spec.request: %w", err)
+	}
+	out := request{dnsNames: csr.DNSNames, emails: csr.EmailAddresses, commonName: csr.Subject.CommonName}
+	for _, u := range csr.URIs {
+		out.uris = append(out.uris, u.String())
+	}
+	for _, ip := range csr.IPAddresses {
+		out.ips = append(out.ips, ip.String())
+	}
+	for _, ext := range csr.Extensions {
+		switch {
+		case ext.Id.Equal(oidBasicConstraints):
+			var bc struct {
+				IsCA       bool `asn1:"optional"`
+				MaxPathLen int  `asn1:"optional,default:-1"`
+			}
+			if rest, err := asn1.Unmarshal(ext.Value, &bc); err != nil || len(rest) > 0 || bc.IsCA {
+				out.ca = true
+			}
+		case ext.Id.Equal(oidKeyUsage):
+			// digitalSignature (bit 0) and keyEncipherment (bit 2) only.
+			var bits asn1.BitString
+			if rest, err := asn1.Unmarshal(ext.Value, &bits); err != nil || len(rest) > 0 {
+				out.extensions = append(out.extensions, ext.Id.String())
+				continue
+			}
+			for i := range bits.BitLength {
+				if bits.At(i) == 1 && i != 0 && i != 2 {
+					out.extensions = append(out.extensions, fmt.Sprintf("%s (key usage bit %d)", ext.Id, i))
+				}
+			}
+		case ext.Id.Equal(oidExtKeyUsage):
+			var oids []asn1.ObjectIdentifier
+			if rest, err := asn1.Unmarshal(ext.Value, &oids); err != nil || len(rest) > 0 {
+				out.extensions = append(out.extensions, ext.Id.String())
+				continue
+			}
+			for _, o := range oids {
+				if !o.Equal(oidServerAuth) && !o.Equal(oidClientAuth) {
+					out.extensions = append(out.extensions, fmt.Sprintf("%s (extended key usage %s)", ext.Id, o))
+				}
+			}
+		case ext.Id.Equal(oidSAN):
+		default:
+			out.extensions = append(out.extensions, ext.Id.String())
+		}
+	}
+	return out, nil
+}
+
+// plainLeaf says what makes a request more than a leaf with the given
+// usages, or "".
+func (c request) plainLeaf(cr *cmapi.CertificateRequest, usages []cmapi.KeyUsage) string {
+	switch {
+	case cr.Spec.IsCA || c.ca:
+		return "the mesh's issuer signs no CA certificates"
+	case c.commonName != "":
+		return fmt.Sprintf("the certificate has no subject common name (asked for %q)", c.commonName)
+	case len(c.extensions) > 0:
+		return fmt.Sprintf("the request carries extensions %v", c.extensions)
+	}
+	for _, u := range cr.Spec.Usages {
+		if !slices.Contains(usages, u) {
+			return fmt.Sprintf("usage %q is not one of %v", u, usages)
+		}
+	}
+	return ""
+}
+
+// approvedByAnother tells whether a request was approved by another
+// approver than the operator.
+func approvedByAnother(cr *cmapi.CertificateRequest) (string, bool) {
+	for _, c := range cr.Status.Conditions {
+		if c.Type == cmapi.CertificateRequestConditionApproved && c.Status == cmmeta.ConditionTrue && c.Reason != ApproverReason {
+			return c.Reason, true
+		}
+	}
+	return "", false
+}

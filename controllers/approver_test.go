@@ -1,0 +1,209 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+)
+
+// readyMesh creates a mesh with a bootstrapped CA and waits until its CA
+// is ready.
+func readyMesh(t *testing.T, name string) *meshv1alpha1.MeshInstance {
+	t.Helper()
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if len(mi.Status.TrustBundle) == 0 {
+			return fmt.Errorf("mesh %s has no trust bundle yet", name)
+		}
+		return nil
+	})
+	return mi
+}
+
+// decision waits for the CertificateRequest of Certificate ns/name to be
+// approved or denied, and returns the condition.
+func decision(t *testing.T, ns, name string) cmapi.CertificateRequestCondition {
+	t.Helper()
+	var out cmapi.CertificateRequestCondition
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var list cmapi.CertificateRequestList
+		if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, cr := range list.Items {
+			if cr.Annotations[cmapi.CertificateNameKey] != name {
+				continue
+			}
+			for _, c := range cr.Status.Conditions {
+				if c.Type == cmapi.CertificateRequestConditionApproved || c.Type == cmapi.CertificateRequestConditionDenied {
+					out = c
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no decided CertificateRequest for Certificate %s/%s", ns, name)
+	})
+	return out
+}
+
+// neverIssued checks that the Secret of Certificate ns/name holds no
+// certificate, a while after its request was decided.
+func neverIssued(t *testing.T, ns, secret string) {
+	t.Helper()
+	time.Sleep(2 * time.Second) // the CA controller would have signed by now
+	s := &corev1.Secret{}
+	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: secret}, s)
+	if err == nil && len(s.Data[corev1.TLSCertKey]) > 0 {
+		t.Errorf("Secret %s/%s holds a certificate the mesh's issuer signed", ns, secret)
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		t.Error(err)
+	}
+}
+
+// Only the mesh's own identities are issued by the mesh's CA: the operator
+// approves the CertificateRequests for its issuers itself, and denies every
+// other, with a reason naming what is wrong. Before, cert-manager's default
+// approver approved them all, so any namespace could obtain any identity.
+func TestOnlyTheMeshsOwnIdentitiesAreIssued(t *testing.T) {
+	ctx := context.Background()
+	mi := readyMesh(t, "guarded")
+	td := "cluster.local"
+	victim := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: mi.Name})
+	attacker := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: mi.Name})
+	outsider := newNamespace(t, nil)
+	for _, sa := range []struct{ ns, name string }{{attacker, "app"}, {outsider, "app"}} {
+		if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: sa.ns, Name: sa.name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The operator's own identity for a pod of the victim namespace.
+	if err := k8s.Create(ctx, pod(victim, "db-1", "db")); err != nil {
+		t.Fatal(err)
+	}
+	own := decision(t, victim, meshv1alpha1.IdentitySecretName("db"))
+	if own.Type != cmapi.CertificateRequestConditionApproved || own.Reason != controllers.ApproverReason {
+		t.Fatalf("the mesh's own identity: %s by %q: %s", own.Type, own.Reason, own.Message)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: victim, Name: meshv1alpha1.IdentitySecretName("db")}, s); err != nil {
+			return err
+		}
+		if len(s.Data[corev1.TLSCertKey]) == 0 {
+			return fmt.Errorf("the identity Secret has no certificate yet")
+		}
+		return nil
+	})
+
+	caIssuer := cmmeta.IssuerReference{Name: "osm-" + mi.Name + "-ca", Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
+	spiffe := func(ns, sa string) string { return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa) }
+	for _, tc := range []struct {
+		name, ns string
+		spec     cmapi.CertificateSpec
+		// why is a part of the denial's message.
+		why string
+	}{
+		{"another namespace's identity", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(victim, "db")}}, "is requested only there"},
+		{"a service account that does not exist", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "ghost")}}, "does not exist"},
+		{"a DNS SAN besides the identity", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, DNSNames: []string{"db." + victim + ".svc"}}, "no DNS, IP or email"},
+		{"an IP SAN besides the identity", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, IPAddresses: []string{"10.0.0.1"}}, "no DNS, IP or email"},
+		{"two identities", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app"), spiffe(victim, "db")}}, "exactly one URI"},
+		{"a CA", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, IsCA: true}, "no CA"},
+		{"a common name", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, CommonName: "db"}, "common name"},
+		{"another trust domain", attacker, cmapi.CertificateSpec{URIs: []string{"spiffe://evil.example/ns/" + attacker + "/sa/app"}}, "is not spiffe://"},
+		{"code signing", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, Usages: []cmapi.KeyUsage{cmapi.UsageCodeSigning}}, "usage"},
+		{"an identity of a namespace outside the mesh", outsider, cmapi.CertificateSpec{URIs: []string{spiffe(outsider, "app")}}, "not in the mesh"},
+		{"the xDS server's name", attacker, cmapi.CertificateSpec{DNSNames: []string{"osm-operator-xds." + operatorNamespace + ".svc"}}, "operator's namespace"},
+		{"any DNS name", attacker, cmapi.CertificateSpec{DNSNames: []string{"shop.example"}}, "signs only workload identities"},
+		{"the self-signed root issuer", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, IsCA: true,
+			IssuerRef: cmmeta.IssuerReference{Name: "osm-" + mi.Name + "-selfsigned", Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}}, "only the mesh's root CA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("forged-%d", seq.Add(1))
+			spec := tc.spec
+			spec.SecretName = name
+			if spec.IssuerRef.Name == "" {
+				spec.IssuerRef = caIssuer
+			}
+			if err := k8s.Create(ctx, &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: tc.ns, Name: name}, Spec: spec}); err != nil {
+				t.Fatal(err)
+			}
+			got := decision(t, tc.ns, name)
+			if got.Type != cmapi.CertificateRequestConditionDenied || got.Reason != controllers.ApproverReason || !strings.Contains(got.Message, tc.why) {
+				t.Fatalf("%s by %q: %s; want Denied, saying %q", got.Type, got.Reason, got.Message, tc.why)
+			}
+			neverIssued(t, tc.ns, name)
+		})
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		c := conditionOf(mi.Status.Conditions, meshv1alpha1.ConditionIdentityIssuanceRestricted)
+		if c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("IdentityIssuanceRestricted %+v, want True", c)
+		}
+		return nil
+	})
+}
+
+func conditionOf(conds []metav1.Condition, typ string) *metav1.Condition {
+	for i := range conds {
+		if conds[i].Type == typ {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// With cert-manager's default approver running too, requests for the
+// mesh's issuers are approved by it, whatever the operator would decide:
+// the mesh says so, and how to turn that approver off.
+func TestTheDefaultApproverIsReported(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := certmanager.StartDefaultApprover(ctx, env.Environment); err != nil {
+		t.Fatal(err)
+	}
+	mi := readyMesh(t, "loose")
+	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: mi.Name})
+	for i := range 3 {
+		sa := fmt.Sprintf("app-%d", i)
+		if err := k8s.Create(ctx, pod(ns, sa+"-1", sa)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		c := conditionOf(mi.Status.Conditions, meshv1alpha1.ConditionIdentityIssuanceRestricted)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != meshv1alpha1.ReasonApprovedByAnother ||
+			!strings.Contains(c.Message, "certificaterequests-approver") {
+			return fmt.Errorf("IdentityIssuanceRestricted %+v, want False naming the flag", c)
+		}
+		return nil
+	})
+}
