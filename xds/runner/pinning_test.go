@@ -441,3 +441,46 @@ func TestACertificateOfOneMeshIsRefusedForAPodOfAnother(t *testing.T) {
 		})
 	}
 }
+
+// A MeshVM's certificate cannot claim a pod's node, nor a pod's certificate
+// a MeshVM's: the node ID's kind names where the server looks the workload
+// up, and the workload must run as the certificate's identity.
+func TestVMAndPodCannotClaimEachOthersNodes(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	warehouse := workload(t, ns, "warehouse-1", "warehouse", nil)
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "warehouse-vm", Namespace: ns},
+		Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: meshName, ServiceAccountName: "warehouse", Addresses: []string{"192.0.2.32"},
+			Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}},
+		},
+	}
+	mustCreate(t, vm)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return informers.Get(ctx, client.ObjectKeyFromObject(vm), &meshv1alpha1.MeshVM{})
+	})
+	for _, tc := range []struct {
+		name string
+		kp   *testpki.KeyPair
+		node string
+	}{
+		{"the VM's certificate for a pod's node", &warehouse, nodeID(ns, "buyer-1")},
+		{"a pod's certificate for the VM's node", &buyer, "vm~" + ns + "~warehouse-vm"},
+		{"a pod's certificate for a VM node named like the pod", &buyer, "vm~" + ns + "~buyer-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := xdstest.OpenStream(ctx, connect(t, tc.kp), tc.node)
+			if err == nil {
+				err = s.Subscribe(resourcev3.SecretType, nil)
+			}
+			if err == nil {
+				_, err = s.Recv()
+			}
+			if status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("got %v, want PermissionDenied", err)
+			}
+		})
+	}
+}

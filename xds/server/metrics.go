@@ -21,7 +21,7 @@ var (
 	}, []string{"type"})
 	denied = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "osm_xds_streams_denied_total",
-		Help: "xDS streams ended because the proxy's identity did not match its node ID.",
+		Help: "xDS streams refused or ended: the certificate did not prove the node's workload, a request named another node, or the workload changed.",
 	})
 	ackLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "osm_xds_push_ack_seconds",
