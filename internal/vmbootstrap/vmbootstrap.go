@@ -6,7 +6,9 @@ package vmbootstrap
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,12 +71,42 @@ func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, e
 	return out, nil
 }
 
-// Write writes files into dir, private keys readable by their owner only.
+// Marker is the file that says a folder was written by Write: Write
+// creates its folder, and writes again only into a folder that carries it.
+const Marker = ".osm-vm-bootstrap"
+
+// Write writes files into dir, which it creates (readable by its owner
+// only: it holds the VM's private key), or which an earlier Write created.
+// It refuses any other existing path, so that a mistyped --out cannot
+// overwrite someone's folder, and it replaces each file by renaming a new
+// one over it, so that a symbolic link planted in the folder is replaced,
+// not followed, and a file's mode is the one given here whatever the old
+// file's was: private keys 0600.
 func Write(dir string, files map[string][]byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
-	for name, data := range files {
+	switch err := os.Mkdir(dir, 0o700); {
+	case err == nil:
+		if err := writeFile(dir, Marker, []byte("Written by osm-operator vm bootstrap.\n"), 0o600); err != nil {
+			return err
+		}
+	case errors.Is(err, fs.ErrExist):
+		if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("%s exists and is not a folder; choose another --out", dir)
+		}
+		if st, err := os.Lstat(filepath.Join(dir, Marker)); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("folder %s exists and was not written by osm-operator vm bootstrap; choose another --out or remove it", dir)
+		}
+	default:
+		return err
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		mode := os.FileMode(0o644)
 		switch name {
 		case controllers.KeyKey:
@@ -82,9 +114,37 @@ func Write(dir string, files map[string][]byte) error {
 		case IptablesScript:
 			mode = 0o755
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, mode); err != nil {
-			return fmt.Errorf("writing %s: %w", name, err)
+		if err := writeFile(dir, name, files[name], mode); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// writeFile writes dir/name with mode through a new file renamed over it.
+func writeFile(dir, name string, data []byte, mode os.FileMode) error {
+	if name == "" || name != filepath.Base(name) || name == "." || name == ".." {
+		return fmt.Errorf("file name %q is not a plain name", name)
+	}
+	f, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename, there is nothing to remove
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func TestFolderForAVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "warehouse-vm")
 	if err := Write(dir, files); err != nil {
 		t.Fatal(err)
 	}
@@ -46,5 +46,67 @@ func TestFolderForAVM(t *testing.T) {
 	delete(secret.Data, "tls.key")
 	if _, err := Files(vm, secret); err == nil || !strings.Contains(err.Error(), "is the MeshVM Ready") {
 		t.Errorf("a Secret without a key gave %v", err)
+	}
+}
+
+// The folder holds the VM's private key: Write creates it for its owner
+// alone, writes the key 0600 even over a key file left 0644, replaces a
+// symbolic link planted in its place instead of writing through it, and
+// refuses a folder it did not create.
+func TestWriteKeepsTheKeyPrivate(t *testing.T) {
+	files := map[string][]byte{"tls.key": []byte("key"), "tls.crt": []byte("crt")}
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	if err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("folder mode %v, %v; want 0700", st.Mode(), err)
+	}
+
+	// A key left readable by all, and a link planted for the certificate.
+	if err := os.Chmod(filepath.Join(dir, "tls.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(root, "outside")
+	if err := os.WriteFile(outside, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "tls.crt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "tls.crt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, files); err != nil {
+		t.Fatalf("writing again into its own folder: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "tls.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("tls.key mode %v, %v; want 0600", st.Mode(), err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "precious" {
+		t.Errorf("the file a planted link pointed to now holds %q", b)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "tls.crt")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("tls.crt is %v, %v; want a regular file", st.Mode(), err)
+	}
+
+	// Folders it did not create: an existing one, and a link to one.
+	foreign := filepath.Join(root, "home")
+	if err := os.Mkdir(foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(foreign, files); err == nil || !strings.Contains(err.Error(), "was not written by") {
+		t.Errorf("writing into a folder it did not create: %v", err)
+	}
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(link, files); err == nil {
+		t.Error("wrote through a link to a folder")
+	}
+	if entries, _ := os.ReadDir(foreign); len(entries) != 0 {
+		t.Errorf("the foreign folder now holds %d files", len(entries))
 	}
 }
