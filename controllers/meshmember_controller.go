@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 )
 
 // +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=meshmembers/finalizers,verbs=update
@@ -96,6 +98,9 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: ids.invalid, stalled: true}, nil
 	}
 	accounts, ready, waiting, injected := ids.accounts, ids.ready, ids.waiting, ids.injected
+	if err := r.podsWithoutProxy(ctx, mm, pods.Items); err != nil {
+		return outcome{}, err
+	}
 	c, err := readCensus(ctx, r.Client, r.Namespace)
 	if err != nil {
 		return outcome{}, err
@@ -112,6 +117,42 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 		return outcome{reason: idReason, message: idMsg}, nil
 	}
 	return config, nil
+}
+
+// maxPodNames bounds the pod names a MeshMember's status lists.
+const maxPodNames = 20
+
+// podsWithoutProxy counts and names the member pods the injector would give
+// a sidecar (inject.Decide, the injector's own rule) but that run without
+// one, and records a warning Event when there are more than before.
+func (r *MeshMemberReconciler) podsWithoutProxy(ctx context.Context, mm *meshv1alpha1.MeshMember, pods []corev1.Pod) error {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, client.ObjectKey{Name: mm.Namespace}, ns); err != nil {
+		return fmt.Errorf("reading namespace %s: %w", mm.Namespace, err)
+	}
+	var members meshv1alpha1.MeshMemberList
+	if err := r.List(ctx, &members, client.InNamespace(mm.Namespace)); err != nil {
+		return fmt.Errorf("listing the MeshMembers of %s: %w", mm.Namespace, err)
+	}
+	var names []string
+	for i := range pods {
+		p := &pods[i]
+		if !p.DeletionTimestamp.IsZero() || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if d, err := inject.Decide(p, ns, members.Items); err == nil && d.Inject {
+			names = append(names, p.Name)
+		}
+	}
+	slices.Sort(names)
+	before := mm.Status.PodsWithoutProxy
+	mm.Status.PodsWithoutProxy = int32(len(names))
+	mm.Status.PodsWithoutProxyNames = names[:min(len(names), maxPodNames)]
+	if n := mm.Status.PodsWithoutProxy; n > before && r.Recorder != nil {
+		r.Recorder.Eventf(mm, nil, corev1.EventTypeWarning, "PodsWithoutProxy", "Inject",
+			"%d member pods run without a sidecar (first: %v): they were created while the injector was unreachable or before the namespace joined; roll them", n, mm.Status.PodsWithoutProxyNames)
+	}
+	return nil
 }
 
 // leave takes back the namespace label the operator set, and only that: a

@@ -70,6 +70,19 @@ type MeshMemberStatus struct {
 	// proxiesConnected is the number of member proxies holding an xDS stream.
 	// +optional
 	ProxiesConnected int32 `json:"proxiesConnected,omitempty"`
+
+	// podsWithoutProxy is the number of member pods that the injector
+	// would give a sidecar but that run without one: created while the
+	// injector was unreachable (its failure policy is Ignore under OLM) or
+	// before the namespace joined. They are not mesh endpoints; roll them.
+	// +optional
+	PodsWithoutProxy int32 `json:"podsWithoutProxy,omitempty"`
+
+	// podsWithoutProxyNames names the first of them, sorted.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	PodsWithoutProxyNames []string `json:"podsWithoutProxyNames,omitempty"`
 }
 
 // MeshMember makes its namespace, or the pods of it matching a selector, a

@@ -67,7 +67,7 @@ func waitForMesh(ctx context.Context, k client.Client, out io.Writer) error {
 					return false, nil
 				}
 				for _, p := range pods.Items {
-					if p.Status.Phase != corev1.PodRunning || p.Annotations[meshv1alpha1.InjectedAnnotation] != mesh {
+					if p.Status.Phase != corev1.PodRunning || !inject.Injected(&p) || p.Annotations[meshv1alpha1.InjectedAnnotation] != mesh {
 						return false, nil
 					}
 				}

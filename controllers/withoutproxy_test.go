@@ -1,0 +1,49 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+)
+
+// Pods that the injector would give a sidecar but that run without one (the
+// OLM bundle's injector fails open; pods created before the namespace
+// joined) are counted and named on their MeshMember. A pod that opted out
+// is not, and a pod that only carries the injected annotation is: a pod
+// has a proxy because its spec has one.
+func TestPodsWithoutProxyAreReported(t *testing.T) {
+	ctx := context.Background()
+	readyMesh(t, "visible")
+	ns := newNamespace(t, nil)
+	mm := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "visible"}}
+	if err := k8s.Create(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	plain := pod(ns, "plain-1", "app")
+	forged := pod(ns, "forged-1", "app")
+	forged.Annotations = map[string]string{meshv1alpha1.InjectedAnnotation: "visible"}
+	optedOut := pod(ns, "out-1", "app")
+	optedOut.Annotations = map[string]string{meshv1alpha1.SidecarInjectionAnnotation: meshv1alpha1.SidecarInjectionDisabled}
+	for _, p := range []client.Object{plain, forged, optedOut} {
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mm), mm); err != nil {
+			return err
+		}
+		if want := []string{"forged-1", "plain-1"}; mm.Status.PodsWithoutProxy != 2 || !slices.Equal(mm.Status.PodsWithoutProxyNames, want) {
+			return fmt.Errorf("pods without proxy %d %v, want 2 %v", mm.Status.PodsWithoutProxy, mm.Status.PodsWithoutProxyNames, want)
+		}
+		return nil
+	})
+}
