@@ -246,6 +246,15 @@ func isIPv6(a string) bool {
 
 // addEndpoints adds the meshed endpoints of an EndpointSlice: those of member
 // pods and of MeshVMs. Endpoints of other workloads cannot speak mutual TLS.
+//
+// Whoever may write EndpointSlices in a namespace may write any address and
+// target there, but the endpoint's target decides the identity callers
+// accept at its address. So an endpoint is believed only as far as its
+// target confirms it: a target in another namespace than the slice's is
+// left out (it would lend that namespace's identity to this one's Service,
+// CVE-2021-25740 in mesh form); a pod's address must be one of the pod's own
+// IPs, once the pod has any, and a MeshVM's one of its spec.addresses; and
+// neither takes an address of no single host (CheckVMAddress's classes).
 func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 	ports := map[string]int32{}
 	for _, p := range es.Ports {
@@ -262,50 +271,99 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 		if ep.TargetRef == nil {
 			continue
 		}
-		ref := ep.TargetRef.Namespace + "/" + ep.TargetRef.Name
-		if ep.TargetRef.Namespace == "" {
-			ref = es.Namespace + "/" + ep.TargetRef.Name
+		kind := ep.TargetRef.Kind
+		if kind != "Pod" && kind != "MeshVM" {
+			continue
 		}
+		if ns := ep.TargetRef.Namespace; ns != "" && ns != es.Namespace {
+			b.problem("EndpointSlice", es, "endpoint %v targets %s %s/%s, in another namespace than the slice's; it is left out",
+				ep.Addresses, kind, ns, ep.TargetRef.Name)
+			continue
+		}
+		ref := es.Namespace + "/" + ep.TargetRef.Name
 		var id Identity
+		var pod *corev1.Pod
 		var vm *meshv1alpha1.MeshVM
-		switch ep.TargetRef.Kind {
+		switch kind {
 		case "Pod":
-			p := b.pods[ref]
-			if p == nil {
+			pod = b.pods[ref]
+			if pod == nil {
 				continue
 			}
-			id = podIdentity(p)
+			id = podIdentity(pod)
 		case "MeshVM":
 			vm = b.vms[ref]
 			if vm == nil {
 				continue
 			}
 			id = Identity{vm.Namespace, vm.Spec.ServiceAccountName}
-		default:
-			continue
 		}
 		c := ep.Conditions
 		ready := c.Ready == nil || *c.Ready
 		serving := c.Serving == nil && ready || c.Serving != nil && *c.Serving
 		terminating := c.Terminating != nil && *c.Terminating
 		for _, addr := range ep.Addresses {
-			if _, err := netip.ParseAddr(addr); err != nil {
+			ip, err := netip.ParseAddr(addr)
+			if err != nil {
 				b.problem("EndpointSlice", es, "address %q is not an IP address; it is left out", addr)
 				continue
 			}
+			if pod != nil && !b.podEndpointOK(es, pod, addr, ip) {
+				continue
+			}
 			// Whoever wrote the slice, a VM endpoint never takes an
-			// address the VM may not have: a pod's, or one of no host.
+			// address the VM may not have: a pod's, one of no host, or
+			// one the VM does not declare.
 			if vm != nil {
 				if err := CheckVMAddress(addr, b.podAddresses()); err != nil {
 					b.problem("MeshVM", vm, "endpoint of EndpointSlice %s/%s: %w; it is left out", es.Namespace, es.Name, err)
 					continue
 				}
+				if !slices.ContainsFunc(vm.Spec.Addresses, sameAddr(ip)) {
+					b.problem("MeshVM", vm, "endpoint of EndpointSlice %s/%s: %s is not one of the VM's spec.addresses; it is left out", es.Namespace, es.Name, addr)
+					continue
+				}
 			}
 			svc.Endpoints = append(svc.Endpoints, Endpoint{
 				Address: addr, Ports: ports, Ready: ready, Serving: serving, Terminating: terminating,
-				Identity: id, Workload: ep.TargetRef.Kind + "/" + ref, Zone: ptr.Deref(ep.Zone, ""),
+				Identity: id, Workload: kind + "/" + ref, Zone: ptr.Deref(ep.Zone, ""),
 			})
 		}
+	}
+}
+
+// podEndpointOK says whether addr, an address of an endpoint of es targeting
+// pod, may be published as the pod's, and reports it when not: it must be of
+// a class a host may have (CheckVMAddress's without the pods: the pod's own
+// IP is what it must be), and one of the pod's IPs. A pod whose status has
+// no IP yet (as the slice may be seen before the pod's update) confirms no
+// address and refuses none; its identity stays its own either way.
+func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, addr string, ip netip.Addr) bool {
+	if err := CheckVMAddress(addr, nil); err != nil {
+		b.problem("EndpointSlice", es, "endpoint of pod %s/%s: %w; it is left out", pod.Namespace, pod.Name, err)
+		return false
+	}
+	var ips []string
+	for _, p := range pod.Status.PodIPs {
+		ips = append(ips, p.IP)
+	}
+	if p := pod.Status.PodIP; p != "" && !slices.Contains(ips, p) {
+		ips = append(ips, p)
+	}
+	if len(ips) > 0 && !slices.ContainsFunc(ips, sameAddr(ip)) {
+		b.problem("EndpointSlice", es, "endpoint of pod %s/%s: %s is not an IP of the pod (status.podIPs %v); it is left out",
+			pod.Namespace, pod.Name, addr, ips)
+		return false
+	}
+	return true
+}
+
+// sameAddr matches an address written as ip is, IPv4-mapped or not.
+func sameAddr(ip netip.Addr) func(string) bool {
+	ip = ip.Unmap()
+	return func(s string) bool {
+		o, err := netip.ParseAddr(s)
+		return err == nil && o.Unmap() == ip
 	}
 }
 

@@ -376,3 +376,200 @@ endpoints:
 		t.Errorf("problems %q, want the two endpoints left out", said)
 	}
 }
+
+// endpointsAndProblems builds the mesh of base and yaml and returns the
+// addresses of shop/web's endpoints, its accepted identities and the
+// problems reported.
+func endpointsAndProblems(t *testing.T, yaml string) (addrs, ids, problems []string) {
+	t.Helper()
+	in, err := meshtest.Decode([]byte(base + "---" + yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ps := mesh.Build(in)
+	web := m.Service(mesh.ServiceKey{Namespace: "shop", Name: "web"})
+	for _, e := range web.Endpoints {
+		addrs = append(addrs, e.Address)
+	}
+	for _, id := range web.Identities {
+		ids = append(ids, id.Namespace+"/"+id.ServiceAccount)
+	}
+	for _, p := range ps {
+		problems = append(problems, p.Error())
+	}
+	return addrs, ids, problems
+}
+
+// TestAnEndpointSliceCannotNameAnotherNamespacesWorkload: an EndpointSlice
+// of shop's Service web whose endpoints target a pod and a MeshVM of bank (a
+// namespace of the same mesh), at their own addresses, lends web neither
+// the address nor bank's identities: the endpoints are left out and
+// reported (CVE-2021-25740 in mesh form: whoever writes shop's slices would
+// have web's callers sent to bank's pod, trusting bank's identity). A target
+// without a namespace is in the slice's.
+func TestAnEndpointSliceCannotNameAnotherNamespacesWorkload(t *testing.T) {
+	addrs, ids, problems := endpointsAndProblems(t, `
+apiVersion: v1
+kind: Namespace
+metadata: {name: bank, labels: {openservicemesh.io/monitor: osm}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vault-1, namespace: bank}
+spec: {serviceAccountName: vault, containers: [{name: app, image: app}]}
+status: {phase: Running, podIP: 10.2.0.9, podIPs: [{ip: 10.2.0.9}]}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshVM
+metadata: {name: teller, namespace: bank}
+spec: {mesh: osm, serviceAccountName: teller, addresses: [192.0.2.9], ports: [{name: http, port: 8080, protocol: HTTP}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop}
+spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+status: {phase: Running, podIP: 10.1.0.5, podIPs: [{ip: 10.1.0.5}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- {addresses: [10.2.0.9], targetRef: {kind: Pod, name: vault-1, namespace: bank}}
+- {addresses: [192.0.2.9], targetRef: {kind: MeshVM, name: teller, namespace: bank}}
+- {addresses: [10.1.0.5], targetRef: {kind: Pod, name: web-1}}
+`)
+	if want := []string{"10.1.0.5"}; !slices.Equal(addrs, want) {
+		t.Errorf("web's endpoints are %v, want %v", addrs, want)
+	}
+	if want := []string{"shop/web"}; !slices.Equal(ids, want) {
+		t.Errorf("web's identities are %v, want %v", ids, want)
+	}
+	for _, want := range []string{
+		"EndpointSlice shop/web-1: endpoint [10.2.0.9] targets Pod bank/vault-1, in another namespace than the slice's; it is left out",
+		"EndpointSlice shop/web-1: endpoint [192.0.2.9] targets MeshVM bank/teller, in another namespace than the slice's; it is left out",
+	} {
+		if !slices.Contains(problems, want) {
+			t.Errorf("problems %q do not say %q", problems, want)
+		}
+	}
+	if len(problems) != 2 {
+		t.Errorf("problems %q, want the two endpoints left out", problems)
+	}
+}
+
+// TestAPodEndpointMustBeThePodsAddress: an endpoint targeting a pod is
+// published at an address of the pod's status (podIPs or podIP, any
+// spelling of it), and left out and reported at any other, such as the IP of
+// a pod of another namespace; an address of no host (loopback, the metadata
+// service) is left out even when the pod's status claims it. A pod whose
+// status has no IP yet refuses no address of a host.
+func TestAPodEndpointMustBeThePodsAddress(t *testing.T) {
+	addrs, ids, problems := endpointsAndProblems(t, `
+apiVersion: v1
+kind: Pod
+metadata: {name: vault-1, namespace: bank}
+spec: {serviceAccountName: vault, containers: [{name: app, image: app}]}
+status: {phase: Running, podIP: 10.2.0.9, podIPs: [{ip: 10.2.0.9}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop}
+spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+status: {phase: Running, podIP: 10.1.0.5, podIPs: [{ip: 10.1.0.5}, {ip: "fd00:10::5"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: shop}
+spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+status: {phase: Running, podIP: 169.254.169.254, podIPs: [{ip: 169.254.169.254}, {ip: 127.0.0.1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-3, namespace: shop}
+spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+status: {phase: Pending}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- {addresses: [10.1.0.5, 10.2.0.9], targetRef: {kind: Pod, name: web-1, namespace: shop}}
+- {addresses: [169.254.169.254, 127.0.0.1], targetRef: {kind: Pod, name: web-2, namespace: shop}}
+- {addresses: [10.1.0.7, 169.254.169.254], targetRef: {kind: Pod, name: web-3, namespace: shop}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-2, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv6
+ports: [{name: http, port: 8080}]
+endpoints:
+- {addresses: ["fd00:10:0::5", "fd00:10::6"], targetRef: {kind: Pod, name: web-1, namespace: shop}}
+`)
+	if want := []string{"10.1.0.5", "10.1.0.7", "fd00:10:0::5"}; !slices.Equal(addrs, want) {
+		t.Errorf("web's endpoints are %v, want %v", addrs, want)
+	}
+	if want := []string{"shop/web"}; !slices.Equal(ids, want) {
+		t.Errorf("web's identities are %v, want %v", ids, want)
+	}
+	for _, want := range []string{
+		"EndpointSlice shop/web-1: endpoint of pod shop/web-1: 10.2.0.9 is not an IP of the pod (status.podIPs [10.1.0.5 fd00:10::5]); it is left out",
+		"EndpointSlice shop/web-2: endpoint of pod shop/web-1: fd00:10::6 is not an IP of the pod (status.podIPs [10.1.0.5 fd00:10::5]); it is left out",
+		"EndpointSlice shop/web-1: endpoint of pod shop/web-2: 169.254.169.254 is a cloud metadata service's address",
+		"EndpointSlice shop/web-1: endpoint of pod shop/web-2: 127.0.0.1 is a loopback address",
+		"EndpointSlice shop/web-1: endpoint of pod shop/web-3: 169.254.169.254 is a cloud metadata service's address",
+	} {
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.HasPrefix(p, want) }) {
+			t.Errorf("problems %q do not say %q", problems, want)
+		}
+	}
+	if len(problems) != 5 {
+		t.Errorf("problems %q, want the five addresses left out", problems)
+	}
+}
+
+// TestAVMEndpointMustBeADeclaredAddress: an endpoint targeting a MeshVM is
+// published only at an address of the VM's spec.addresses (in any spelling
+// of it); any other, written into the slice by whoever may, is left out and
+// reported.
+func TestAVMEndpointMustBeADeclaredAddress(t *testing.T) {
+	addrs, _, problems := endpointsAndProblems(t, `
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshVM
+metadata: {name: warehouse, namespace: shop}
+spec: {mesh: osm, serviceAccountName: warehouse, addresses: [192.0.2.9, "2001:db8::9"], ports: [{name: http, port: 8080, protocol: HTTP}], services: [web]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-warehouse, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- {addresses: [192.0.2.9, 192.0.2.10], targetRef: {kind: MeshVM, name: warehouse, namespace: shop}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-warehouse-ipv6, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv6
+ports: [{name: http, port: 8080}]
+endpoints:
+- {addresses: ["2001:db8:0::9", "2001:db8::10"], targetRef: {kind: MeshVM, name: warehouse, namespace: shop}}
+`)
+	if want := []string{"192.0.2.9", "2001:db8:0::9"}; !slices.Equal(addrs, want) {
+		t.Errorf("the VM's endpoints are %v, want %v", addrs, want)
+	}
+	for _, want := range []string{
+		"MeshVM shop/warehouse: endpoint of EndpointSlice shop/web-warehouse: 192.0.2.10 is not one of the VM's spec.addresses; it is left out",
+		"MeshVM shop/warehouse: endpoint of EndpointSlice shop/web-warehouse-ipv6: 2001:db8::10 is not one of the VM's spec.addresses; it is left out",
+	} {
+		if !slices.Contains(problems, want) {
+			t.Errorf("problems %q do not say %q", problems, want)
+		}
+	}
+	if len(problems) != 2 {
+		t.Errorf("problems %q, want the two addresses left out", problems)
+	}
+}
