@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -143,6 +144,19 @@ func TestHostileObjects(t *testing.T) {
 		{name: "unicode in a path regex", obj: routes("bücher-pfad", specsv1alpha4.HTTPMatch{Name: "bücher", PathRegex: "/bücher/.*"}),
 			refused: `metadata.name: Invalid value: "bücher-pfad"`},
 		{name: "unicode in a match", obj: routes("books", specsv1alpha4.HTTPMatch{Name: "bücher", PathRegex: "/bücher/.*", Headers: map[string]string{"x-sprache": "deutsch|日本語"}})},
+
+		// Probes the proxy would forward to a port of its own, in plain
+		// text to anyone who reaches the pod: the injector refuses the pod.
+		{name: "HTTP probe of the proxy's admin interface", obj: func() client.Object {
+			p := pod(ns, "config-dump", nil)
+			p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/config_dump", Port: intstr.FromInt32(15000)}}}
+			return p
+		}(), refused: `pod ` + ns + `/config-dump: container "web": liveness probe: httpGet port 15000 is the proxy's (ports 15000-15999 are the sidecar's own`},
+		{name: "gRPC probe of a proxy port", obj: func() client.Object {
+			p := pod(ns, "grpc-proxy-port", nil)
+			p.Spec.Containers[0].StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 15010}}}
+			return p
+		}(), refused: `pod ` + ns + `/grpc-proxy-port: container "web": startup probe: grpc port 15010 is the proxy's`},
 
 		// Conflicting policies.
 		{name: "second split of a Service", obj: split("canary-2", "web", splitv1alpha4.TrafficSplitBackend{Service: "web-v3", Weight: 1}),

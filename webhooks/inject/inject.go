@@ -142,8 +142,9 @@ func Injected(pod *corev1.Pod) bool {
 
 // Pod adds the sidecar to pod in place, or, to a proxyless gRPC pod
 // (annotated openservicemesh.io/proxy: grpc), the xDS bootstrap of its gRPC
-// library. Bad annotations are reported, naming the annotation, and leave the
-// pod untouched.
+// library. Bad annotations are reported, naming the annotation, and so is a
+// probe of a port of the proxy's own, naming the container, the probe and the
+// port; either leaves the pod untouched.
 func Pod(pod *corev1.Pod, cfg Config) error {
 	if pod.Annotations[mesh.ProxyKindAnnotation] == string(mesh.ProxyGRPC) {
 		return proxyless(pod, cfg)
@@ -152,7 +153,10 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	probes := rewriteProbes(pod)
+	probes, err := rewriteProbes(pod)
+	if err != nil {
+		return err
+	}
 	boot, err := proxyBootstrap(pod, cfg, probes)
 	if err != nil {
 		return err

@@ -69,17 +69,19 @@ func (p probeConfig) key() string { return fmt.Sprint(p.routes, p.clusters, p.gr
 //
 // Those ports bypass the inbound listener, its mutual TLS and its policies,
 // and anyone who reaches the pod reaches them: so they forward the probes
-// and nothing else (see resources).
-func rewriteProbes(pod *corev1.Pod) probeConfig {
+// and nothing else (see resources), and never to a port of the proxy's own
+// (checkProbePorts). An error names what is refused and leaves pod
+// untouched.
+func rewriteProbes(pod *corev1.Pod) (probeConfig, error) {
 	var out probeConfig
+	if err := checkProbePorts(pod); err != nil {
+		return out, err
+	}
 	clusters := map[string]bool{}
 	grpcPorts := map[int32]int{} // app port → index in out.grpc
 	for ci := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[ci]
-		for _, kp := range []struct {
-			kind  string
-			probe *corev1.Probe
-		}{{"liveness", c.LivenessProbe}, {"readiness", c.ReadinessProbe}, {"startup", c.StartupProbe}} {
+		for _, kp := range containerProbes(c) {
 			p := kp.probe
 			switch {
 			case p == nil:
@@ -116,7 +118,63 @@ func rewriteProbes(pod *corev1.Pod) probeConfig {
 		}
 	}
 	slices.SortFunc(out.clusters, func(a, b probeCluster) int { return strings.Compare(a.name, b.name) })
-	return out
+	return out, nil
+}
+
+// kindProbe is a container's probe of one kind (liveness, readiness,
+// startup); probe is nil when the container has none.
+type kindProbe struct {
+	kind  string
+	probe *corev1.Probe
+}
+
+func containerProbes(c *corev1.Container) []kindProbe {
+	return []kindProbe{{"liveness", c.LivenessProbe}, {"readiness", c.ReadinessProbe}, {"startup", c.StartupProbe}}
+}
+
+// Ports of the proxy's own: its admin interface (bootstrap.AdminPort), its
+// listeners, and those that serve the probes.
+const firstProxyPort = 15000
+
+// checkProbePorts refuses a probe the proxy would forward (HTTP without a
+// host, gRPC) to a port of the proxy's own, 15000–15999: the probe
+// listeners serve in plain text, past the mesh's mutual TLS, to anyone who
+// reaches the pod, so a probe of the admin interface's /config_dump (or of
+// the proxy's listeners) would hand it to them. The error names the
+// container, the probe and the port.
+func checkProbePorts(pod *corev1.Pod) error {
+	for ci := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[ci]
+		for _, kp := range containerProbes(c) {
+			p := kp.probe
+			var port int32
+			var spelled string
+			switch {
+			case p == nil:
+				continue
+			case p.HTTPGet != nil && p.HTTPGet.Host == "":
+				n, ok := resolvePort(c, p.HTTPGet.Port)
+				if !ok {
+					continue
+				}
+				port, spelled = n, fmt.Sprint(n)
+				if p.HTTPGet.Port.Type == intstr.String {
+					spelled = fmt.Sprintf("%q (%d)", p.HTTPGet.Port.StrVal, n)
+				}
+				spelled = "httpGet port " + spelled
+			case p.GRPC != nil:
+				port, spelled = p.GRPC.Port, fmt.Sprintf("grpc port %d", p.GRPC.Port)
+			default:
+				continue
+			}
+			if port >= firstProxyPort && port <= lastProxyPort {
+				return fmt.Errorf("container %q: %s probe: %s is the proxy's (ports %d-%d are the sidecar's own, %d its admin interface): "+
+					"the proxy serves probes in plain text to anyone who reaches the pod, so it forwards none to itself; probe a port of the app",
+					c.Name, kp.kind, spelled, firstProxyPort, lastProxyPort, bootstrap.AdminPort)
+			}
+		}
+	}
+	return nil
 }
 
 // probeTimeout is how long the kubelet waits for the probe, in seconds: its

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -661,4 +662,70 @@ func (m *envoyModel) upstream(name string) (port uint32, tls, http2 bool) {
 		http2 = opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
 	}
 	return sa.GetPortValue(), c.GetTransportSocket() != nil, http2
+}
+
+// TestAProbeOfTheProxysOwnPortIsRefused: the probe listeners serve in plain
+// text to anyone who reaches the pod, so a probe the proxy would forward
+// (HTTP without a host, gRPC) to a port of the proxy's own, 15000–15999 (the
+// admin interface's /config_dump on 15000, its listeners, the probe ports
+// themselves), is refused, naming the container, the probe and the port
+// (and the name of a named port), and the pod is left untouched. Ports next
+// to the range, and an HTTP probe of another host (which the kubelet sends
+// itself), are injected.
+func TestAProbeOfTheProxysOwnPortIsRefused(t *testing.T) {
+	httpGet := func(path string, port intstr.IntOrString) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: port}}}
+	}
+	grpc := func(port int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: port}}}
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(c *corev1.Container)
+		want string // in the error; empty when the pod is injected
+	}{
+		{"HTTP liveness of the admin interface", func(c *corev1.Container) { c.LivenessProbe = httpGet("/config_dump", intstr.FromInt32(15000)) },
+			`container "api": liveness probe: httpGet port 15000 is the proxy's (ports 15000-15999 are the sidecar's own, 15000 its admin interface)`},
+		{"HTTP readiness of a named port", func(c *corev1.Container) {
+			c.Ports = append(c.Ports, corev1.ContainerPort{Name: "envoy", ContainerPort: 15000})
+			c.ReadinessProbe = httpGet("/stats", intstr.FromString("envoy"))
+		}, `container "api": readiness probe: httpGet port "envoy" (15000) is the proxy's`},
+		{"HTTP startup of the probe port", func(c *corev1.Container) {
+			c.StartupProbe = httpGet("/osm-probe/web/liveness", intstr.FromInt32(ProbePort))
+		},
+			`container "api": startup probe: httpGet port 15901 is the proxy's`},
+		{"HTTPS of the last proxy port", func(c *corev1.Container) {
+			c.LivenessProbe = httpGet("/", intstr.FromInt32(15999))
+			c.LivenessProbe.HTTPGet.Scheme = corev1.URISchemeHTTPS
+		}, `container "api": liveness probe: httpGet port 15999 is the proxy's`},
+		{"gRPC of the admin interface", func(c *corev1.Container) { c.LivenessProbe = grpc(15000) },
+			`container "api": liveness probe: grpc port 15000 is the proxy's`},
+		{"gRPC of the inbound listener", func(c *corev1.Container) { c.StartupProbe = grpc(InboundPort) },
+			`container "api": startup probe: grpc port 15003 is the proxy's`},
+		{"HTTP below the range", func(c *corev1.Container) { c.LivenessProbe = httpGet("/", intstr.FromInt32(14999)) }, ""},
+		{"gRPC above the range", func(c *corev1.Container) { c.LivenessProbe = grpc(16000) }, ""},
+		{"HTTP of another host", func(c *corev1.Container) {
+			c.LivenessProbe = httpGet("/", intstr.FromInt32(15000))
+			c.LivenessProbe.HTTPGet.Host = "192.0.2.1"
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := probePod()
+			tc.set(&pod.Spec.Containers[1])
+			before := pod.DeepCopy()
+			err := Pod(pod, testConfig())
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v; want %q", err, tc.want)
+			}
+			if !equality.Semantic.DeepEqual(pod, before) {
+				t.Error("the refused pod was changed")
+			}
+		})
+	}
 }
