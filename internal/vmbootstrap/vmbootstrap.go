@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"text/template"
 
 	corev1 "k8s.io/api/core/v1"
@@ -76,9 +77,11 @@ func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, e
 const Marker = ".osm-vm-bootstrap"
 
 // Write writes files into dir, which it creates (readable by its owner
-// only: it holds the VM's private key), or which an earlier Write created.
-// It refuses any other existing path, so that a mistyped --out cannot
-// overwrite someone's folder, and it replaces each file by renaming a new
+// only: it holds the VM's private key), or which an earlier Write of the
+// same user created and no one else may change (checkOwnFolder). It
+// refuses any other existing path, so that a mistyped --out cannot
+// overwrite someone's folder nor Write fill a folder someone else
+// prepared, and it replaces each file by renaming a new
 // one over it, so that a symbolic link planted in the folder is replaced,
 // not followed, and a file's mode is the one given here whatever the old
 // file's was: private keys 0600.
@@ -92,11 +95,8 @@ func Write(dir string, files map[string][]byte) error {
 			return err
 		}
 	case errors.Is(err, fs.ErrExist):
-		if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
-			return fmt.Errorf("%s exists and is not a folder; choose another --out", dir)
-		}
-		if st, err := os.Lstat(filepath.Join(dir, Marker)); err != nil || !st.Mode().IsRegular() {
-			return fmt.Errorf("folder %s exists and was not written by osm-operator vm bootstrap; choose another --out or remove it", dir)
+		if err := checkOwnFolder(dir); err != nil {
+			return err
 		}
 	default:
 		return err
@@ -119,6 +119,51 @@ func Write(dir string, files map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+// checkOwnFolder says why Write may not write again into dir, an existing
+// path, or nil when it may: dir must be a folder (not a link to one) with
+// the Marker, a regular file, both owned by the user running Write, and the
+// folder open to no one else (no group or other permission bits). The
+// marker alone proves nothing: anyone may create a folder, say /tmp/vm1
+// mode 0777, and put a marker in it, then swap iptables.sh, which systemd
+// runs as root on the VM, between Write and the admin's copy.
+func checkOwnFolder(dir string) error {
+	st, err := os.Lstat(dir)
+	if err != nil || !st.IsDir() {
+		return fmt.Errorf("%s exists and is not a folder; choose another --out", dir)
+	}
+	marker, err := os.Lstat(filepath.Join(dir, Marker))
+	if err != nil || !marker.Mode().IsRegular() {
+		return fmt.Errorf("folder %s exists and was not written by osm-operator vm bootstrap; choose another --out or remove it", dir)
+	}
+	me := os.Geteuid()
+	for _, f := range []struct {
+		what string
+		st   fs.FileInfo
+	}{{"folder " + dir, st}, {"its marker " + Marker, marker}} {
+		if uid, ok := owner(f.st); !ok || uid != me {
+			who := "an unknown user"
+			if ok {
+				who = fmt.Sprintf("uid %d", uid)
+			}
+			return fmt.Errorf("%s is owned by %s, not by you (uid %d): someone else prepared it and could change its files (iptables.sh runs as root on the VM) before they reach the VM; choose another --out or remove %s", f.what, who, me, dir)
+		}
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("folder %s has mode %04o: others than its owner may read or change its files (the VM's private key; iptables.sh, which runs as root on the VM); choose another --out or remove it", dir, perm)
+	}
+	return nil
+}
+
+// owner is the uid owning the file st describes; ok is false where the
+// system does not say.
+func owner(st fs.FileInfo) (uid int, ok bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(sys.Uid), true
 }
 
 // writeFile writes dir/name with mode through a new file renamed over it.

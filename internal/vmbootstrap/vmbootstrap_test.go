@@ -110,3 +110,76 @@ func TestWriteKeepsTheKeyPrivate(t *testing.T) {
 		t.Errorf("the foreign folder now holds %d files", len(entries))
 	}
 }
+
+// A folder with the marker is not enough: someone else may have prepared it
+// (say /tmp/vm1, mode 0777, with a marker) to swap iptables.sh, which runs as
+// root on the VM, before the admin copies the folder. Write writes again
+// only into a folder owned by the user running it, open to no one else,
+// whose marker is a regular file of that user; the folder Write created is
+// accepted again.
+func TestWriteRefusesAFolderSomeoneElsePrepared(t *testing.T) {
+	files := map[string][]byte{"tls.key": []byte("key"), IptablesScript: []byte("#!/bin/sh\n")}
+	root := t.TempDir()
+	prepare := func(name string, mode os.FileMode) string {
+		t.Helper()
+		dir := filepath.Join(root, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, Marker), []byte("Written by osm-operator vm bootstrap.\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return dir
+	}
+	refused := func(dir, want string) {
+		t.Helper()
+		err := Write(dir, files)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Write(%s): %v; want a refusal saying %q", dir, err, want)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, IptablesScript)); err == nil {
+			t.Errorf("Write(%s) wrote %s", dir, IptablesScript)
+		}
+	}
+
+	refused(prepare("open", 0o777), "has mode 0777: others than its owner may read or change its files")
+	refused(prepare("group", 0o770), "has mode 0770")
+	refused(prepare("readable", 0o705), "has mode 0705")
+
+	// The folder Write created, written into again.
+	own := filepath.Join(root, "own")
+	if err := Write(own, files); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(own, files); err != nil {
+		t.Errorf("writing again into its own folder: %v", err)
+	}
+	// A marker that is not a regular file.
+	linked := prepare("linked-marker", 0o700)
+	if err := os.Remove(filepath.Join(linked, Marker)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(own, Marker), filepath.Join(linked, Marker)); err != nil {
+		t.Fatal(err)
+	}
+	refused(linked, "was not written by osm-operator vm bootstrap")
+
+	// Folders and markers of another user: only root can make them.
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot give a folder to another user")
+	}
+	const nobody = 65534
+	theirs := prepare("theirs", 0o700)
+	if err := os.Lchown(theirs, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	refused(theirs, "folder "+theirs+" is owned by uid 65534, not by you (uid 0)")
+	theirMarker := prepare("their-marker", 0o700)
+	if err := os.Lchown(filepath.Join(theirMarker, Marker), nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	refused(theirMarker, "its marker "+Marker+" is owned by uid 65534, not by you (uid 0)")
+}
