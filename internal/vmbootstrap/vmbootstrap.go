@@ -11,8 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
-	"syscall"
 	"text/template"
 
 	corev1 "k8s.io/api/core/v1"
@@ -156,14 +156,23 @@ func checkOwnFolder(dir string) error {
 	return nil
 }
 
-// owner is the uid owning the file st describes; ok is false where the
-// system does not say.
+// owner is the uid owning the file st describes: the Uid of its
+// syscall.Stat_t. ok is false where the system keeps no uid: on Windows,
+// whose syscall has no Stat_t (read by reflection so that the command
+// still builds there), Write refuses every existing folder.
 func owner(st fs.FileInfo) (uid int, ok bool) {
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
+	v := reflect.ValueOf(st.Sys())
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
 		return 0, false
 	}
-	return int(sys.Uid), true
+	f := v.FieldByName("Uid")
+	if !f.IsValid() || !f.CanUint() {
+		return 0, false
+	}
+	return int(f.Uint()), true
 }
 
 // writeFile writes dir/name with mode through a new file renamed over it.
