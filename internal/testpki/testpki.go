@@ -74,6 +74,15 @@ func (ca *CA) Workload(spiffeID string) (KeyPair, error) {
 	return ca.issue(&x509.Certificate{URIs: []*url.URL{u}})
 }
 
+// WorkloadUntil is Workload with a certificate that expires at notAfter.
+func (ca *CA) WorkloadUntil(spiffeID string, notAfter time.Time) (KeyPair, error) {
+	u, err := url.Parse(spiffeID)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("parsing SPIFFE ID: %w", err)
+	}
+	return ca.issue(&x509.Certificate{URIs: []*url.URL{u}, NotAfter: notAfter})
+}
+
 // Server issues a server certificate for host names and IP addresses.
 func (ca *CA) Server(dnsNames []string, ips []net.IP) (KeyPair, error) {
 	return ca.issue(&x509.Certificate{DNSNames: dnsNames, IPAddresses: ips})
@@ -86,7 +95,9 @@ func (ca *CA) issue(tmpl *x509.Certificate) (KeyPair, error) {
 	}
 	tmpl.SerialNumber = serial()
 	tmpl.NotBefore = time.Now().Add(-time.Minute)
-	tmpl.NotAfter = time.Now().Add(time.Hour)
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(time.Hour)
+	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)

@@ -24,6 +24,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/server"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -483,4 +484,87 @@ func TestVMAndPodCannotClaimEachOthersNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openSecrets opens a stream as node with kp and waits for its secrets.
+func openSecrets(t *testing.T, ctx context.Context, kp *testpki.KeyPair, node string) *xdstest.Stream {
+	t.Helper()
+	s, err := xdstest.OpenStream(ctx, connect(t, kp), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(resourcev3.SecretType, nil); err != nil {
+		t.Fatal(err)
+	}
+	awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool { return len(r.GetResources()) > 0 })
+	return s
+}
+
+// A stream proves nothing past its certificate's expiry: its connection
+// ends then, and the proxy must connect again with a current certificate.
+func TestAStreamEndsWhenItsCertificateExpires(t *testing.T) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	workload(t, ns, "buyer-1", "buyer", nil)
+	kp, err := ca.WorkloadUntil(mesh.Identity{Namespace: ns, ServiceAccount: "buyer"}.SPIFFE("cluster.local"), time.Now().Add(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openSecrets(t, ctx, &kp, nodeID(ns, "buyer-1"))
+	start := time.Now()
+	err = awaitEnd(t, s, mesh.Identity{Namespace: ns, ServiceAccount: "buyer"}.SPIFFE("cluster.local"))
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("the stream ended with %v, want Unavailable as its connection closed", err)
+	}
+	t.Logf("the stream ended %s after it was served", time.Since(start).Round(100*time.Millisecond))
+}
+
+// A namespace that leaves its mesh ends the streams of its proxies, and a
+// mesh whose roots change ends the streams whose certificates chain to a
+// root it no longer trusts.
+func TestStreamsEndWhenTheirMeshNoLongerHoldsThem(t *testing.T) {
+	ctx := testContext(t)
+	t.Run("the namespace leaves the mesh", func(t *testing.T) {
+		ns := memberNamespace(t)
+		kp := workload(t, ns, "buyer-1", "buyer", nil)
+		s := openSecrets(t, ctx, &kp, nodeID(ns, "buyer-1"))
+		n := &corev1.Namespace{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+			t.Fatal(err)
+		}
+		delete(n.Labels, meshv1alpha1.MonitorLabel)
+		if err := k8s.Update(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := awaitEnd(t, s, mesh.Identity{Namespace: ns, ServiceAccount: "buyer"}.SPIFFE("cluster.local")); status.Code(err) != codes.Unavailable {
+			t.Fatalf("the stream ended with %v", err)
+		}
+	})
+	t.Run("the mesh's roots change", func(t *testing.T) {
+		name := fmt.Sprintf("rotating-%d", seq.Add(1))
+		if err := createMesh(ctx, name, "", ca); err != nil {
+			t.Fatal(err)
+		}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: fmt.Sprintf("xds-%d", seq.Add(1)), Labels: map[string]string{meshv1alpha1.MonitorLabel: name},
+		}}
+		mustCreate(t, ns)
+		kp := workload(t, ns.Name, "buyer-1", "buyer", nil)
+		s := openSecrets(t, ctx, &kp, nodeID(ns.Name, "buyer-1"))
+		other, err := testpki.NewCA("another root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mi := &meshv1alpha1.MeshInstance{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, mi); err != nil {
+			t.Fatal(err)
+		}
+		mi.Status.TrustBundle[0].SHA256Fingerprint = server.Fingerprint(other.Cert)
+		if err := k8s.Status().Update(ctx, mi); err != nil {
+			t.Fatal(err)
+		}
+		if err := awaitEnd(t, s, mesh.Identity{Namespace: ns.Name, ServiceAccount: "buyer"}.SPIFFE("cluster.local")); status.Code(err) != codes.Unavailable {
+			t.Fatalf("the stream ended with %v", err)
+		}
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // ProxyStatus is what the server knows of a connected proxy.
@@ -52,6 +53,9 @@ type stream struct {
 	group           string
 	// revoked is set when the workload no longer admits the stream.
 	revoked bool
+	// expiry ends the stream's connection when its certificate chain
+	// expires: the stream proved nothing past that.
+	expiry *time.Timer
 	// sent is when each type's last response went out, for ACK latency.
 	sent map[string]time.Time
 	// nacks counts consecutive rejections, for backoff.
@@ -85,6 +89,9 @@ type callbacks struct {
 	mu      sync.Mutex
 	streams map[streamID]*stream
 	proxies map[string]*proxy
+	// rechecks counts the rechecks begun: a stream authorized while one
+	// ran is authorized again, since the recheck could not see it.
+	rechecks uint64
 }
 
 // proxy is a connected node and its authorized streams.
@@ -123,9 +130,22 @@ func (c *callbacks) open(ctx context.Context, id streamID) error {
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
+	s := &stream{ctx: ctx, peer: who, conn: conn, sent: map[string]time.Time{}}
+	if conn != nil {
+		end := state.VerifiedChains[0][0].NotAfter
+		for _, cert := range state.VerifiedChains[0] {
+			if cert.NotAfter.Before(end) {
+				end = cert.NotAfter
+			}
+		}
+		s.expiry = time.AfterFunc(time.Until(end), func() {
+			c.log.Info("Ended xDS stream: its certificate expired", "identity", who.String(), "notAfter", end)
+			_ = conn.Close()
+		})
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.streams[id] = &stream{ctx: ctx, peer: who, conn: conn, sent: map[string]time.Time{}}
+	c.streams[id] = s
 	return nil
 }
 
@@ -142,7 +162,7 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 		if node.GetId() == "" {
 			return nil, status.Error(codes.InvalidArgument, "the first request must carry a node ID")
 		}
-		g, err := c.auth.Authorize(s.ctx, node.GetId(), s.peer)
+		g, err := c.authorize(s, node.GetId())
 		if err != nil {
 			denied.Inc()
 			c.log.Info("Refused xDS stream", "node", node.GetId(), "identity", s.peer.String(), "reason", err.Error())
@@ -188,6 +208,25 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 	return s.pinned, nil
 }
 
+// authorize authorizes a stream's node until no recheck began meanwhile (a
+// workload changing as its proxy connects), at most a few times: once the
+// stream is connected, every later change rechecks it.
+func (c *callbacks) authorize(s *stream, nodeID string) (mesh.Group, error) {
+	for range 3 {
+		c.mu.Lock()
+		before := c.rechecks
+		c.mu.Unlock()
+		g, err := c.auth.Authorize(s.ctx, nodeID, s.peer)
+		c.mu.Lock()
+		settled := c.rechecks == before
+		c.mu.Unlock()
+		if err != nil || settled {
+			return g, err
+		}
+	}
+	return c.auth.Authorize(s.ctx, nodeID, s.peer)
+}
+
 // sameNode tells whether a later request names the node a stream was
 // authorized as: its ID, and the cluster and metadata a group could be
 // told by. Envoy sends the same node on every request; grpc-go only on the
@@ -230,6 +269,9 @@ func (c *callbacks) closed(id streamID) {
 	defer c.mu.Unlock()
 	s := c.streams[id]
 	delete(c.streams, id)
+	if s != nil && s.expiry != nil {
+		s.expiry.Stop()
+	}
 	if s == nil || s.pinned == nil {
 		return
 	}
@@ -254,6 +296,7 @@ func (c *callbacks) closed(id streamID) {
 // a transient error.
 func (c *callbacks) recheck(ctx context.Context, nodeID string) {
 	c.mu.Lock()
+	c.rechecks++
 	p := c.proxies[nodeID]
 	var streams []*stream
 	if p != nil {
@@ -284,6 +327,22 @@ func (c *callbacks) recheck(ctx context.Context, nodeID string) {
 		if s.conn != nil {
 			_ = s.conn.Close()
 		}
+	}
+}
+
+// recheckWhere rechecks the connected nodes that match, as a change of
+// their namespace or mesh requires.
+func (c *callbacks) recheckWhere(ctx context.Context, match func(nodeID string) bool) {
+	c.mu.Lock()
+	var ids []string
+	for id := range c.proxies {
+		if match(id) {
+			ids = append(ids, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range ids {
+		c.recheck(ctx, id)
 	}
 }
 

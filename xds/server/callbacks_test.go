@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"maps"
 	"testing"
@@ -11,9 +12,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/go-logr/logr"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
+	"github.com/open-service-mesh/osm-operator/internal/san"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -148,6 +152,44 @@ func TestANodeAProxySendsIsInNoGroup(t *testing.T) {
 		}
 		if err == nil && nodes.ID(r.Node) != "envoy/shop/buyer" {
 			t.Errorf("a later request with node %v goes on in group %q", tc.node, nodes.ID(r.Node))
+		}
+	}
+}
+
+// A SPIFFE ID is read only in its one canonical form: a URI parser reads
+// past userinfo, ports, queries and fragments, and a certificate that
+// says spiffe://x@cluster.local/ns/victim/sa/db must not prove victim/db.
+func TestPeerIdentityReadsOnlyTheCanonicalForm(t *testing.T) {
+	for _, tc := range []struct {
+		uris []string
+		ok   bool
+	}{
+		{[]string{"spiffe://cluster.local/ns/shop/sa/buyer"}, true},
+		{[]string{"spiffe://x@cluster.local/ns/victim/sa/db"}, false},
+		{[]string{"spiffe://cluster.local:443/ns/victim/sa/db"}, false},
+		{[]string{"spiffe://cluster.local/ns/victim/sa/db?x=1"}, false},
+		{[]string{"spiffe://cluster.local/ns/victim/sa/db#f"}, false},
+		{[]string{"spiffe://cluster.local/ns/victim/sa/db?"}, false},
+		{[]string{"spiffe://cluster.local/ns/vic%74im/sa/db"}, false},
+		{[]string{"spiffe://cluster.local/ns/victim/sa/db/"}, false},
+		{[]string{"SPIFFE://cluster.local/ns/victim/sa/db"}, false},
+		{[]string{"spiffe://cluster.local/ns/shop/sa/buyer", "spiffe://cluster.local/ns/victim/sa/db"}, false},
+		{nil, false},
+	} {
+		var names cryptobyte.Builder
+		names.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			for _, s := range tc.uris {
+				b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(s)) })
+			}
+		})
+		ext := pkix.Extension{Id: san.OID, Value: names.BytesOrPanic()}
+		cert := &x509.Certificate{Extensions: []pkix.Extension{ext}}
+		if tc.uris == nil {
+			cert.Extensions = nil
+		}
+		td, id, err := PeerIdentity(cert)
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: read as %s %s, %v", tc.uris, td, id, err)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/san"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -77,18 +78,23 @@ func Fingerprint(c *x509.Certificate) string {
 func (p Peer) String() string { return p.Identity.SPIFFE(p.TrustDomain) }
 
 // PeerIdentity is the workload identity in a verified client certificate: its
-// SPIFFE URI SAN spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
+// one subject alternative name, a URI spiffe://<trust domain>/ns/<namespace>/sa/<service account>
+// spelled exactly so (mesh.ParseSPIFFE), read from the extension as the
+// certificate holds it. A certificate with any other name besides is not
+// one the mesh issued.
 func PeerIdentity(cert *x509.Certificate) (trustDomain string, id mesh.Identity, err error) {
-	for _, u := range cert.URIs {
-		if u.Scheme != "spiffe" {
-			continue
-		}
-		parts := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
-		if len(parts) == 4 && parts[0] == "ns" && parts[2] == "sa" && parts[1] != "" && parts[3] != "" {
-			return u.Host, mesh.Identity{Namespace: parts[1], ServiceAccount: parts[3]}, nil
-		}
+	names, err := san.Parse(cert.Extensions)
+	if err != nil {
+		return "", mesh.Identity{}, fmt.Errorf("the client certificate: %w", err)
 	}
-	return "", mesh.Identity{}, errors.New("the client certificate has no SPIFFE workload ID")
+	if len(names.URI) != 1 || names.Count() != 1 {
+		return "", mesh.Identity{}, fmt.Errorf("the client certificate has %d subject alternative names, %d of them URIs, not one SPIFFE workload ID", names.Count(), len(names.URI))
+	}
+	td, id, ok := mesh.ParseSPIFFE(names.URI[0])
+	if !ok {
+		return "", mesh.Identity{}, fmt.Errorf("the client certificate's URI SAN %q is not spiffe://<trust domain>/ns/<namespace>/sa/<service account>", names.URI[0])
+	}
+	return td, id, nil
 }
 
 // Authorizer decides which proxy group a node belongs to, given what its

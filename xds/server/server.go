@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -156,7 +157,8 @@ func (s *Server) Start(ctx context.Context) error {
 // watchWorkloads rechecks the streams of a node when its pod or MeshVM is
 // added, changed or deleted: a pod recreated under its name with another
 // service account, or a MeshVM given another one, does not keep the streams
-// of its former identity.
+// of its former identity. Changes of namespaces' meshes and of meshes'
+// trust recheck the streams they hold.
 func (s *Server) watchWorkloads(ctx context.Context) error {
 	for _, w := range []struct {
 		obj  client.Object
@@ -178,6 +180,52 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 			AddFunc:    func(obj any) { recheck(obj) },
 			UpdateFunc: func(_, obj any) { recheck(obj) },
 			DeleteFunc: recheck,
+		}); err != nil {
+			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
+		}
+	}
+	// A namespace that leaves its mesh or joins another, and a mesh whose
+	// trust domain or roots change, recheck the streams they hold.
+	inNamespace := func(ns string) func(string) bool {
+		return func(nodeID string) bool {
+			_, n, _, err := ParseNodeID(nodeID)
+			return err == nil && n == ns
+		}
+	}
+	all := func(string) bool { return true }
+	for _, w := range []struct {
+		obj     client.Object
+		changed func(old, obj client.Object) bool
+		match   func(obj client.Object) func(string) bool
+	}{
+		{&corev1.Namespace{}, func(old, obj client.Object) bool {
+			return old.GetLabels()[meshv1alpha1.MonitorLabel] != obj.GetLabels()[meshv1alpha1.MonitorLabel]
+		}, func(obj client.Object) func(string) bool { return inNamespace(obj.GetName()) }},
+		{&meshv1alpha1.MeshInstance{}, func(old, obj client.Object) bool {
+			o, n := old.(*meshv1alpha1.MeshInstance), obj.(*meshv1alpha1.MeshInstance)
+			return o.Spec.TrustDomain != n.Spec.TrustDomain || !equality.Semantic.DeepEqual(o.Status.TrustBundle, n.Status.TrustBundle)
+		}, func(client.Object) func(string) bool { return all }},
+	} {
+		inf, err := s.opts.Workloads.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
+		if err != nil {
+			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(old, obj any) {
+				o, ok1 := old.(client.Object)
+				n, ok2 := obj.(client.Object)
+				if ok1 && ok2 && w.changed(o, n) {
+					s.cb.recheckWhere(ctx, w.match(n))
+				}
+			},
+			DeleteFunc: func(obj any) {
+				if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+					obj = d.Obj
+				}
+				if o, ok := obj.(client.Object); ok {
+					s.cb.recheckWhere(ctx, w.match(o))
+				}
+			},
 		}); err != nil {
 			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
 		}
