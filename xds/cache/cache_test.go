@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/open-service-mesh/osm-operator/xds/cache"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -92,9 +93,17 @@ func TestAnEndpointChangeChangesOnlyEndpoints(t *testing.T) {
 		}
 	}
 	_, after := translated(t, func(in *mesh.Inputs) {
+		// The endpoint moves as a pod's does: its pod has the new address
+		// (the model believes an endpoint only at its pod's IP).
 		for _, es := range in.EndpointSlices {
-			if es.Name == "bookstore-v2-abc" {
-				es.Endpoints[0].Addresses = []string{"10.244.1.99"}
+			if es.Name != "bookstore-v2-abc" {
+				continue
+			}
+			es.Endpoints[0].Addresses = []string{"10.244.1.99"}
+			for _, p := range in.Pods {
+				if ref := es.Endpoints[0].TargetRef; ref != nil && p.Name == ref.Name && p.Namespace == es.Namespace {
+					p.Status.PodIP, p.Status.PodIPs = "10.244.1.99", []corev1.PodIP{{IP: "10.244.1.99"}}
+				}
 			}
 		}
 	})
