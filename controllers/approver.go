@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/asn1"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -21,7 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/san"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // The operator approves the CertificateRequests for its meshes' issuers
@@ -187,6 +191,9 @@ func (r *ApproverReconciler) review(ctx context.Context, cr *cmapi.CertificateRe
 		if err != nil {
 			return verdict{}, err
 		}
+		if why := lifetime(cr, mi); v.decision == approve && role != ownRoot && why != "" {
+			v = verdict{decision: deny, message: fmt.Sprintf("Denied by mesh %s: %s", mi.Name, why)}
+		}
 		v.mesh = mi.Name
 		switch {
 		case v.decision == approve:
@@ -218,8 +225,13 @@ func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.Certificat
 		fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
 		fmt.Sprintf("%s.%s.svc.cluster.local", bootstrap.XDSServiceName, r.Namespace),
 	}
-	claimsIdentity := slices.ContainsFunc(csr.uris, func(u string) bool { return strings.HasPrefix(u, "spiffe://"+td+"/") })
-	claimsServer := slices.ContainsFunc(csr.dnsNames, func(n string) bool { return slices.Contains(servingNames, n) })
+	// Any SPIFFE URI, however spelled, claims an identity, and any DNS name
+	// a TLS client could match to the xDS server's (case, wildcards) claims
+	// the server.
+	claimsIdentity := slices.ContainsFunc(csr.uris, func(u string) bool { return strings.HasPrefix(strings.ToLower(u), "spiffe:") })
+	claimsServer := slices.ContainsFunc(csr.dnsNames, func(n string) bool {
+		return slices.ContainsFunc(servingNames, func(s string) bool { return dnsMatches(n, s) })
+	})
 	switch {
 	case role == sharedIssuer && !claimsIdentity && !claimsServer:
 		// Not the mesh's: the cluster's other approvers decide.
@@ -245,6 +257,21 @@ func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.Certificat
 	return denied("the mesh's issuer signs only workload identities (one SPIFFE URI of trust domain %s) and the xDS server's certificate", td)
 }
 
+// dnsMatches tells whether a certificate's DNS name pattern would match
+// host for a TLS client: equal but for case, or a wildcard label standing
+// for host's first label.
+func dnsMatches(pattern, host string) bool {
+	pattern, host = strings.ToLower(strings.TrimSuffix(pattern, ".")), strings.ToLower(host)
+	if pattern == host {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
+		_, hostRest, found := strings.Cut(host, ".")
+		return found && rest == hostRest
+	}
+	return strings.Contains(pattern, "*")
+}
+
 // serverUsages and identityUsages are the key usages the mesh's
 // certificates ask for: what identityCertificate and the xDS serving
 // Certificate request, and what cert-manager adds by default.
@@ -267,8 +294,9 @@ func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.Certi
 	if why := csr.plainLeaf(cr, identityUsages); why != "" {
 		return denied("%s", why)
 	}
-	ns, sa, ok := parseSPIFFE(csr.uris[0], td)
-	if !ok {
+	uriTD, id, ok := mesh.ParseSPIFFE(csr.uris[0])
+	ns, sa := id.Namespace, id.ServiceAccount
+	if !ok || uriTD != td {
 		return denied("URI SAN %q is not spiffe://%s/ns/<namespace>/sa/<service account>", csr.uris[0], td)
 	}
 	if ns != cr.Namespace {
@@ -297,6 +325,24 @@ func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.Certi
 	return verdict{decision: approve, message: fmt.Sprintf("Approved by mesh %s: workload identity %s", mi.Name, csr.uris[0])}, nil
 }
 
+// lifetime says what is wrong with the duration a request asks for, or "":
+// a mesh certificate lives at most the mesh's spec.certificates.duration
+// (cert-manager's CA signer honours any duration, past its own CA's expiry,
+// and one not given is cert-manager's default of 90 days).
+func lifetime(cr *cmapi.CertificateRequest, mi *meshv1alpha1.MeshInstance) string {
+	limit, err := time.ParseDuration(mi.Spec.Certificates.Duration)
+	if err != nil {
+		return fmt.Sprintf("the mesh's spec.certificates.duration: %v", err)
+	}
+	switch {
+	case cr.Spec.Duration == nil:
+		return fmt.Sprintf("the request names no duration; the mesh's certificates live at most %s", limit)
+	case cr.Spec.Duration.Duration > limit:
+		return fmt.Sprintf("duration %s is longer than the mesh's %s", cr.Spec.Duration.Duration, limit)
+	}
+	return ""
+}
+
 func trustDomain(mi *meshv1alpha1.MeshInstance) string {
 	if mi.Spec.TrustDomain == "" {
 		return "cluster.local"
@@ -304,23 +350,14 @@ func trustDomain(mi *meshv1alpha1.MeshInstance) string {
 	return mi.Spec.TrustDomain
 }
 
-// parseSPIFFE splits spiffe://<td>/ns/<ns>/sa/<sa>.
-func parseSPIFFE(uri, td string) (ns, sa string, ok bool) {
-	rest, found := strings.CutPrefix(uri, "spiffe://"+td+"/ns/")
-	if !found {
-		return "", "", false
-	}
-	ns, sa, found = strings.Cut(rest, "/sa/")
-	if !found || ns == "" || sa == "" || strings.ContainsAny(ns+sa, "/?#%") {
-		return "", "", false
-	}
-	return ns, sa, true
-}
-
-// request is what a CSR asks for.
+// request is what a CSR asks for, read from its DER (package san): the
+// names as the signer will copy them.
 type request struct {
 	uris, dnsNames, ips, emails []string
-	commonName                  string
+	// otherNames are the GeneralName tags of names of other kinds.
+	otherNames []int
+	// subject is set when the request names a subject.
+	subject bool
 	// ca is a basic constraints extension that asks for a CA; extensions
 	// are the other extensions' OIDs.
 	ca         bool
@@ -349,12 +386,16 @@ func parseCSR(data []byte) (request, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return request{}, fmt.Errorf("spec.request: %w", err)
 	}
-	out := request{dnsNames: csr.DNSNames, emails: csr.EmailAddresses, commonName: csr.Subject.CommonName}
-	for _, u := range csr.URIs {
-		out.uris = append(out.uris, u.String())
+	names, err := san.Parse(csr.Extensions)
+	if err != nil {
+		return request{}, fmt.Errorf("spec.request: %w", err)
 	}
-	for _, ip := range csr.IPAddresses {
-		out.ips = append(out.ips, ip.String())
+	// The signer copies the subject as the request holds it; an empty one
+	// is the empty sequence.
+	out := request{dnsNames: names.DNS, uris: names.URI, emails: names.Email, otherNames: names.Other,
+		subject: !bytes.Equal(csr.RawSubject, []byte{0x30, 0x00})}
+	for _, ip := range names.IP {
+		out.ips = append(out.ips, fmt.Sprintf("%x", ip))
 	}
 	for _, ext := range csr.Extensions {
 		switch {
@@ -403,8 +444,10 @@ func (c request) plainLeaf(cr *cmapi.CertificateRequest, usages []cmapi.KeyUsage
 	switch {
 	case cr.Spec.IsCA || c.ca:
 		return "the mesh's issuer signs no CA certificates"
-	case c.commonName != "":
-		return fmt.Sprintf("the certificate has no subject common name (asked for %q)", c.commonName)
+	case c.subject:
+		return "the certificate has an empty subject"
+	case len(c.otherNames) > 0:
+		return fmt.Sprintf("the certificate names no subject alternative names of kinds %v (GeneralName tags)", c.otherNames)
 	case len(c.extensions) > 0:
 		return fmt.Sprintf("the request carries extensions %v", c.extensions)
 	}

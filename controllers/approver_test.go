@@ -18,6 +18,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+	"github.com/open-service-mesh/osm-operator/internal/testpki"
 )
 
 // readyMesh creates a mesh with a bootstrapped CA and waits until its CA
@@ -131,7 +132,10 @@ func TestOnlyTheMeshsOwnIdentitiesAreIssued(t *testing.T) {
 		{"an IP SAN besides the identity", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, IPAddresses: []string{"10.0.0.1"}}, "no DNS, IP or email"},
 		{"two identities", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app"), spiffe(victim, "db")}}, "exactly one URI"},
 		{"a CA", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, IsCA: true}, "no CA"},
-		{"a common name", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, CommonName: "db"}, "common name"},
+		{"a common name", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, CommonName: "db"}, "empty subject"},
+		{"a subject organization", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, Subject: &cmapi.X509Subject{Organizations: []string{"system:masters"}}}, "empty subject"},
+		{"a longer life than the mesh's", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, Duration: &metav1.Duration{Duration: 1000 * time.Hour}}, "longer than the mesh's"},
+		{"userinfo before the trust domain", attacker, cmapi.CertificateSpec{URIs: []string{"spiffe://x@" + td + "/ns/" + attacker + "/sa/app"}}, "is not spiffe://"},
 		{"another trust domain", attacker, cmapi.CertificateSpec{URIs: []string{"spiffe://evil.example/ns/" + attacker + "/sa/app"}}, "is not spiffe://"},
 		{"code signing", attacker, cmapi.CertificateSpec{URIs: []string{spiffe(attacker, "app")}, Usages: []cmapi.KeyUsage{cmapi.UsageCodeSigning}}, "usage"},
 		{"an identity of a namespace outside the mesh", outsider, cmapi.CertificateSpec{URIs: []string{spiffe(outsider, "app")}}, "not in the mesh"},
@@ -144,6 +148,9 @@ func TestOnlyTheMeshsOwnIdentitiesAreIssued(t *testing.T) {
 			name := fmt.Sprintf("forged-%d", seq.Add(1))
 			spec := tc.spec
 			spec.SecretName = name
+			if spec.Duration == nil {
+				spec.Duration = &metav1.Duration{Duration: time.Hour}
+			}
 			if spec.IssuerRef.Name == "" {
 				spec.IssuerRef = caIssuer
 			}
@@ -205,5 +212,86 @@ func TestTheDefaultApproverIsReported(t *testing.T) {
 			return fmt.Errorf("IdentityIssuanceRestricted %+v, want False naming the flag", c)
 		}
 		return nil
+	})
+}
+
+// An issuer the user names may sign for others too: the operator decides
+// only the requests that claim a mesh identity or the xDS server's names,
+// however they spell them, and leaves the rest to the cluster's approvers.
+func TestASharedIssuerSignsOnlyTheMeshsOwnForTheMesh(t *testing.T) {
+	ctx := context.Background()
+	root, err := testpki.NewCA("shared root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []client.Object{
+		&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "shared-ca", Namespace: certmanager.ClusterResourceNamespace},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{"tls.crt": root.PEM, "tls.key": root.KeyPEM()},
+		},
+		&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "shared-ca"}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: "shared-ca"}}}},
+		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "sharing"}, Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+			IssuerRef: &meshv1alpha1.IssuerReference{Name: "shared-ca", Kind: "ClusterIssuer"},
+		}}},
+	} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: "sharing"})
+	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}}); err != nil {
+		t.Fatal(err)
+	}
+	issuer := cmmeta.IssuerReference{Name: "shared-ca", Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
+	create := func(spec cmapi.CertificateSpec) string {
+		t.Helper()
+		name := fmt.Sprintf("shared-%d", seq.Add(1))
+		spec.SecretName, spec.IssuerRef, spec.Duration = name, issuer, &metav1.Duration{Duration: time.Hour}
+		if err := k8s.Create(ctx, &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	for _, tc := range []struct {
+		name string
+		spec cmapi.CertificateSpec
+		want cmapi.CertificateRequestConditionType
+	}{
+		{"the mesh's own identity", cmapi.CertificateSpec{URIs: []string{"spiffe://cluster.local/ns/" + ns + "/sa/app"}}, cmapi.CertificateRequestConditionApproved},
+		{"an identity behind userinfo", cmapi.CertificateSpec{URIs: []string{"spiffe://x@cluster.local/ns/" + ns + "/sa/db"}}, cmapi.CertificateRequestConditionDenied},
+		{"an identity of another trust domain", cmapi.CertificateSpec{URIs: []string{"spiffe://elsewhere.example/ns/" + ns + "/sa/app"}}, cmapi.CertificateRequestConditionDenied},
+		{"the xDS server's name by a wildcard", cmapi.CertificateSpec{DNSNames: []string{"*.osm-operator-xds." + operatorNamespace + ".svc"}}, cmapi.CertificateRequestConditionDenied},
+		{"the xDS server's name in capitals", cmapi.CertificateSpec{DNSNames: []string{"OSM-OPERATOR-XDS." + operatorNamespace + ".svc"}}, cmapi.CertificateRequestConditionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := create(tc.spec)
+			if got := decision(t, ns, name); got.Type != tc.want || got.Reason != controllers.ApproverReason {
+				t.Fatalf("%s by %q: %s; want %s", got.Type, got.Reason, got.Message, tc.want)
+			}
+		})
+	}
+	t.Run("a name that is not the mesh's", func(t *testing.T) {
+		name := create(cmapi.CertificateSpec{DNSNames: []string{"shop.example"}})
+		time.Sleep(3 * time.Second)
+		var list cmapi.CertificateRequestList
+		if err := k8s.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, cr := range list.Items {
+			if cr.Annotations[cmapi.CertificateNameKey] != name {
+				continue
+			}
+			found = true
+			for _, c := range cr.Status.Conditions {
+				if c.Type == cmapi.CertificateRequestConditionApproved || c.Type == cmapi.CertificateRequestConditionDenied {
+					t.Errorf("the operator decided a request that is not the mesh's: %s %s", c.Type, c.Message)
+				}
+			}
+		}
+		if !found {
+			t.Error("no CertificateRequest was made")
+		}
 	})
 }

@@ -47,6 +47,9 @@ func caIssuerName(mi *meshv1alpha1.MeshInstance) string   { return "osm-" + mi.N
 func selfSignedName(mi *meshv1alpha1.MeshInstance) string { return "osm-" + mi.Name + "-selfsigned" }
 func rootCAName(mi *meshv1alpha1.MeshInstance) string     { return "osm-" + mi.Name + "-root-ca" }
 
+// servingSecretName is the Secret of the mesh's xDS serving certificate.
+func servingSecretName(mi *meshv1alpha1.MeshInstance) string { return "osm-" + mi.Name + "-xds-tls" }
+
 // identityCertificate is the cert-manager Certificate of a workload identity:
 // its SPIFFE ID as the only SAN, issued into the Secret the xDS server reads.
 func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmapi.Certificate, error) {
@@ -54,13 +57,9 @@ func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmap
 	if err != nil {
 		return nil, fmt.Errorf("identity %s: %w", id, err)
 	}
-	duration, err := time.ParseDuration(mi.Spec.Certificates.Duration)
+	duration, renew, err := lifetimeOf(mi)
 	if err != nil {
-		return nil, fmt.Errorf("spec.certificates.duration: %w", err)
-	}
-	renew, err := time.ParseDuration(mi.Spec.Certificates.RenewBefore)
-	if err != nil {
-		return nil, fmt.Errorf("spec.certificates.renewBefore: %w", err)
+		return nil, err
 	}
 	name := meshv1alpha1.IdentitySecretName(id.ServiceAccount)
 	return &cmapi.Certificate{
@@ -71,8 +70,8 @@ func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmap
 		Spec: cmapi.CertificateSpec{
 			SecretName:  name,
 			URIs:        []string{spiffe.String()},
-			Duration:    &metav1.Duration{Duration: duration},
-			RenewBefore: &metav1.Duration{Duration: renew},
+			Duration:    duration,
+			RenewBefore: renew,
 			PrivateKey:  privateKey(mi),
 			Usages:      []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
 			IssuerRef:   meshIssuer(mi),
@@ -81,6 +80,20 @@ func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmap
 			},
 		},
 	}, nil
+}
+
+// lifetimeOf is how long the mesh's leaf certificates live, and how long
+// before their end cert-manager renews them: the approver refuses longer.
+func lifetimeOf(mi *meshv1alpha1.MeshInstance) (duration, renewBefore *metav1.Duration, err error) {
+	d, err := time.ParseDuration(mi.Spec.Certificates.Duration)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spec.certificates.duration: %w", err)
+	}
+	r, err := time.ParseDuration(mi.Spec.Certificates.RenewBefore)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spec.certificates.renewBefore: %w", err)
+	}
+	return &metav1.Duration{Duration: d}, &metav1.Duration{Duration: r}, nil
 }
 
 func privateKey(mi *meshv1alpha1.MeshInstance) *cmapi.CertificatePrivateKey {

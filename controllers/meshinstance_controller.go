@@ -203,7 +203,7 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 }
 
 // trustBundle reads the CA certificates proxies must trust: the bootstrapped
-// root, or the ca.crt that the mesh's issuer put into identity Secrets.
+// root, or the ca.crt that the mesh's issuer put into the xDS serving Secret.
 func (r *MeshInstanceReconciler) trustBundle(ctx context.Context, mi *meshv1alpha1.MeshInstance) ([]meshv1alpha1.TrustAnchor, error) {
 	var pemData []byte
 	if mi.Spec.Certificates.IssuerRef == nil {
@@ -216,13 +216,18 @@ func (r *MeshInstanceReconciler) trustBundle(ctx context.Context, mi *meshv1alph
 		}
 		pemData = s.Data["tls.crt"]
 	} else {
-		var secrets corev1.SecretList
-		if err := r.List(ctx, &secrets, client.MatchingLabels{meshLabel: mi.Name}, client.Limit(1)); err != nil {
-			return nil, fmt.Errorf("listing identity Secrets: %w", err)
+		// The ca.crt the issuer put into the xDS serving Secret, in the
+		// operator's namespace: not an identity Secret's, which anyone who
+		// may write a Secret in some namespace could forge with the mesh's
+		// labels, and so choose the roots the xDS server admits.
+		s := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: servingSecretName(mi)}, s)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("reading the xDS serving Secret: %w", err)
 		}
-		if len(secrets.Items) > 0 {
-			pemData = secrets.Items[0].Data["ca.crt"]
-		}
+		pemData = s.Data["ca.crt"]
 	}
 	return anchors(pemData), nil
 }
@@ -308,18 +313,24 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
 	name := "osm-" + mi.Name + "-xds"
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace}}
-	_, err := controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
+	duration, renew, err := lifetimeOf(mi)
+	if err != nil {
+		return err
+	}
+	_, err = controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
 		cert.Labels = MeshObjectLabels(mi.Name)
 		cert.Spec = cmapi.CertificateSpec{
-			SecretName: name + "-tls",
+			SecretName: servingSecretName(mi),
 			DNSNames: []string{
 				bootstrap.XDSServerName(mi.Name, r.Namespace),
 				fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
 				fmt.Sprintf("%s.%s.svc.cluster.local", bootstrap.XDSServiceName, r.Namespace),
 			},
-			Usages:     []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth},
-			PrivateKey: privateKey(mi),
-			IssuerRef:  meshIssuer(mi),
+			Usages:      []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth},
+			Duration:    duration,
+			RenewBefore: renew,
+			PrivateKey:  privateKey(mi),
+			IssuerRef:   meshIssuer(mi),
 			SecretTemplate: &cmapi.CertificateSecretTemplate{
 				Labels: map[string]string{managedByLabel: managedBy, meshv1alpha1.XDSServingSecretLabel: mi.Name},
 			},
@@ -377,7 +388,7 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
 		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds-tls"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: servingSecretName(mi)}},
 	} {
 		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
 			return ctrl.Result{}, fmt.Errorf("deleting %T %s: %w", obj, obj.GetName(), err)
