@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"text/template"
 
@@ -154,25 +153,6 @@ func checkOwnFolder(dir string) error {
 		return fmt.Errorf("folder %s has mode %04o: others than its owner may read or change its files (the VM's private key; iptables.sh, which runs as root on the VM); choose another --out or remove it", dir, perm)
 	}
 	return nil
-}
-
-// owner is the uid owning the file st describes: the Uid of its
-// syscall.Stat_t. ok is false where the system keeps no uid: on Windows,
-// whose syscall has no Stat_t (read by reflection so that the command
-// still builds there), Write refuses every existing folder.
-func owner(st fs.FileInfo) (uid int, ok bool) {
-	v := reflect.ValueOf(st.Sys())
-	if v.Kind() == reflect.Pointer && !v.IsNil() {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return 0, false
-	}
-	f := v.FieldByName("Uid")
-	if !f.IsValid() || !f.CanUint() {
-		return 0, false
-	}
-	return int(f.Uint()), true
 }
 
 // writeFile writes dir/name with mode through a new file renamed over it.
