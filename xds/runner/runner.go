@@ -194,10 +194,7 @@ func (r *Runner) Start(ctx context.Context) error {
 				classify(obj, &r.dirty)
 			}
 			r.mu.Unlock()
-			select {
-			case r.kick <- struct{}{}:
-			default:
-			}
+			r.poke()
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    note,
@@ -210,10 +207,8 @@ func (r *Runner) Start(ctx context.Context) error {
 	if !r.opts.Cache.WaitForCacheSync(ctx) {
 		return fmt.Errorf("the informer cache did not sync")
 	}
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.poke()
+	failedSyncs := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -229,11 +224,37 @@ func (r *Runner) Start(ctx context.Context) error {
 			continue
 		}
 		if err := r.sync(ctx, c); err != nil {
-			r.opts.Log.Error(err, "Failed to sync xDS snapshots")
+			failedSyncs++
+			wait := retryBackoff(failedSyncs)
+			syncErrors.Inc()
+			syncFailing.Set(1)
+			r.opts.Log.Error(err, "Failed to sync xDS snapshots; retrying", "attempt", failedSyncs, "in", wait.String())
 			r.mu.Lock()
-			r.dirty.full = true // retry everything on the next change or tick
+			r.dirty.full = true // everything, on the retry or the next change
 			r.mu.Unlock()
+			time.AfterFunc(wait, r.poke)
+			continue
 		}
+		if failedSyncs > 0 {
+			r.opts.Log.Info("Synced xDS snapshots again", "failedAttempts", failedSyncs)
+		}
+		failedSyncs = 0
+		syncFailing.Set(0)
+	}
+}
+
+// retryBackoff is how long the runner waits to retry after its n-th failed
+// sync in a row: 100 ms doubling to 30 s. A change that arrives meanwhile
+// is synced at once, as always.
+func retryBackoff(n int) time.Duration {
+	return min(100*time.Millisecond<<min(n-1, 9), 30*time.Second)
+}
+
+// poke wakes the runner's loop, unless it is awake already.
+func (r *Runner) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -42,6 +42,14 @@ var (
 		Name: "osm_xds_envoy_rule_violations_total",
 		Help: "Proxy group translations that broke one of Envoy's load rules (counted as translation errors too); the group kept its last good snapshot.",
 	})
+	syncErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "osm_xds_sync_errors_total",
+		Help: "Syncs that failed as a whole (the model could not be read); each is retried with backoff.",
+	})
+	syncFailing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "osm_xds_sync_failing",
+		Help: "1 while the runner's last sync failed and a retry is pending, else 0.",
+	})
 	groupsFailing = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "osm_xds_groups_failing",
 		Help: "Proxy groups whose last translation failed: they keep their last good snapshot.",
@@ -49,7 +57,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems, groupsFailing, ruleViolations)
+	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems, groupsFailing, ruleViolations, syncErrors, syncFailing)
 }
 
 // sync rebuilds the model and republishes the groups that c touches.
