@@ -59,3 +59,18 @@ func TestAPIServerDefaultsMemberAndVM(t *testing.T) {
 		t.Errorf("MeshVM spec.proxy = %q, want Envoy", vm.Spec.Proxy)
 	}
 }
+
+// An issuerRef that names only a name names a ClusterIssuer, the one kind
+// that works: `issuerRef: {name: corp-ca}` defaulted to Issuer and stalled.
+func TestAPIServerDefaultsTheIssuerKind(t *testing.T) {
+	m := meshInstance("named-issuer")
+	m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "corp-ca"}
+	create(t, m)
+	got := &meshv1alpha1.MeshInstance{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
+		t.Fatal(err)
+	}
+	if ref := got.Spec.Certificates.IssuerRef; ref == nil || ref.Kind != "ClusterIssuer" || ref.Group != "cert-manager.io" {
+		t.Errorf("spec.certificates.issuerRef = %+v, want kind ClusterIssuer of cert-manager.io", ref)
+	}
+}

@@ -133,9 +133,12 @@ type IssuerReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
-	// kind of the issuer: Issuer (in the operator's namespace) or ClusterIssuer.
+	// kind of the issuer: ClusterIssuer, the one kind that signs in every
+	// workload namespace (the default), or Issuer, which is refused (it
+	// signs only in its own namespace) and kept in the enum so that the
+	// refusal can say why.
 	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
-	// +kubebuilder:default=Issuer
+	// +kubebuilder:default=ClusterIssuer
 	// +optional
 	Kind string `json:"kind,omitempty"`
 
