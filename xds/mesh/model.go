@@ -185,6 +185,17 @@ type Backend struct {
 	Weight  uint32
 }
 
+// Callers are the identities a policy lets call id (its sources), whether
+// or not id backs a service yet: the groups a destination's first
+// endpoints must reach.
+func (m *Mesh) Callers(id Identity) []Identity {
+	var out []Identity
+	for _, p := range m.policiesTo[id] {
+		out = append(out, p.Sources...)
+	}
+	return out
+}
+
 // Service returns the service with the key, or nil.
 func (m *Mesh) Service(k ServiceKey) *Service {
 	i, ok := slices.BinarySearchFunc(m.Services, k, func(s *Service, k ServiceKey) int {

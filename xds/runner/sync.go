@@ -81,12 +81,17 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 		}
 		// A changed service touches the groups that back it now as well as
 		// those that depended on it: a new endpoint changes its group's
-		// inbound config.
+		// inbound config. It also touches the groups a policy lets call
+		// its identities (the reverse of the policies): a service's first
+		// endpoints are in no caller's dependencies yet.
 		backers := map[mesh.Identity]bool{}
 		for k := range c.services {
 			if s := m.Service(k); s != nil {
 				for _, id := range s.Identities {
 					backers[id] = true
+					for _, caller := range m.Callers(id) {
+						backers[caller] = true
+					}
 				}
 			}
 		}
