@@ -115,8 +115,7 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if err != nil {
 		return outcome{}, err
 	}
-	group := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}}
-	config := groupConfig(&vm.Status.Conditions, vm.Generation, c.Failing, group)
+	config := groupConfig(&vm.Status.Conditions, vm.Generation, c.Failing, mesh.VMGroup(vm))
 	connected := proxyConnected(vm)
 	if !config.ready() {
 		return config, nil

@@ -214,3 +214,46 @@ func TestFailingProxyGroupsAreReportedInStatus(t *testing.T) {
 	expect(storeVM, sconds, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "")
 	expect(storeVM, sconds, meshv1alpha1.ConditionReady, metav1.ConditionFalse, "AwaitingProxy", "no proxy has connected yet")
 }
+
+// A proxyless gRPC MeshVM's group is of the grpc kind, as the model and
+// the xDS server make it: its failing translation shows on the VM. Before,
+// the controller looked for the VM's group with the Envoy kind always, and
+// a proxyless VM's failure never matched.
+func TestAProxylessVMSeesItsFailingGroup(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "proxyless-failing"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, nil)
+	if err := k8s.Create(ctx, &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: mi.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	vm := &meshv1alpha1.MeshVM{ObjectMeta: metav1.ObjectMeta{Name: "catalog-vm", Namespace: ns}, Spec: meshv1alpha1.MeshVMSpec{
+		Mesh: mi.Name, ServiceAccountName: "catalog", Addresses: []string{"192.0.2.21"}, Proxy: meshv1alpha1.ProxyProxylessGRPC,
+		Ports: []meshv1alpha1.VMPort{{Name: "grpc", Port: 9090, Protocol: meshv1alpha1.ProtocolGRPC}}}}
+	if err := k8s.Create(ctx, vm); err != nil {
+		t.Fatal(err)
+	}
+	group := mesh.Group{Kind: mesh.ProxyGRPC, Identity: mesh.Identity{Namespace: ns, ServiceAccount: "catalog"}}.String()
+	failing := census.Failing{}
+	failing.Fail(ns, group, errors.New("bad listener"))
+	p := census.NewPublisher(census.Options{
+		Client: k8s, Namespace: operatorNamespace, Replica: "xds-proxyless-failing", FieldManager: "test",
+		Count:   func() census.Counts { return census.Counts{} },
+		Failing: func() census.Failing { return failing },
+		Settle:  10 * time.Millisecond, Log: logr.Discard(),
+	})
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = p.Start(pctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	p.Changed()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		c := condition(t, vm, func() []metav1.Condition { return vm.Status.Conditions }, meshv1alpha1.ConditionProxyConfigReady)
+		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, group) {
+			return fmt.Errorf("ProxyConfigReady of the proxyless VM: %+v, want False naming %s", c, group)
+		}
+		return nil
+	})
+}

@@ -134,7 +134,7 @@ func (b *builder) collectWorkloads() {
 		}
 		b.pods[p.Namespace+"/"+p.Name] = p
 		if p.DeletionTimestamp == nil {
-			groups[Group{Kind: podProxyKind(p), Identity: podIdentity(p)}] = true
+			groups[PodGroup(p)] = true
 		}
 	}
 	b.vms = map[string]*meshv1alpha1.MeshVM{}
@@ -151,11 +151,7 @@ func (b *builder) collectWorkloads() {
 		}
 		b.vms[vm.Namespace+"/"+vm.Name] = vm
 		b.vmNamespaces[vm.Namespace] = true
-		kind := ProxyEnvoy
-		if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
-			kind = ProxyGRPC
-		}
-		groups[Group{Kind: kind, Identity: Identity{vm.Namespace, vm.Spec.ServiceAccountName}}] = true
+		groups[VMGroup(vm)] = true
 	}
 	for g := range groups {
 		b.m.Groups = append(b.m.Groups, g)
@@ -167,11 +163,24 @@ func podIdentity(p *corev1.Pod) Identity {
 	return Identity{Namespace: p.Namespace, ServiceAccount: cmp.Or(p.Spec.ServiceAccountName, "default")}
 }
 
-func podProxyKind(p *corev1.Pod) ProxyKind {
+// PodGroup is the proxy group of a pod: its identity and its proxy kind.
+// It is the one rule, for the model, the xDS server and the controllers.
+func PodGroup(p *corev1.Pod) Group {
+	g := Group{Kind: ProxyEnvoy, Identity: podIdentity(p)}
 	if p.Annotations[ProxyKindAnnotation] == string(ProxyGRPC) {
-		return ProxyGRPC
+		g.Kind = ProxyGRPC
 	}
-	return ProxyEnvoy
+	return g
+}
+
+// VMGroup is the proxy group of a MeshVM: its service account and the
+// proxy it runs.
+func VMGroup(vm *meshv1alpha1.MeshVM) Group {
+	g := Group{Kind: ProxyEnvoy, Identity: Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}}
+	if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
+		g.Kind = ProxyGRPC
+	}
+	return g
 }
 
 // collectServices finds the services of member namespaces and their endpoints.

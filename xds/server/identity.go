@@ -127,23 +127,13 @@ func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer P
 		if err := a.Reader.Get(ctx, key, pod); err != nil {
 			return g, lookupError("pod", key, err)
 		}
-		sa := pod.Spec.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		g = mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: ns, ServiceAccount: sa}}
-		if pod.Annotations[mesh.ProxyKindAnnotation] == string(mesh.ProxyGRPC) {
-			g.Kind = mesh.ProxyGRPC
-		}
+		g = mesh.PodGroup(pod)
 	case NodeKindVM:
 		vm := &meshv1alpha1.MeshVM{}
 		if err := a.Reader.Get(ctx, key, vm); err != nil {
 			return g, lookupError("MeshVM", key, err)
 		}
-		g = mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: ns, ServiceAccount: vm.Spec.ServiceAccountName}}
-		if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
-			g.Kind = mesh.ProxyGRPC
-		}
+		g = mesh.VMGroup(vm)
 	}
 	if g.Identity != peer.Identity {
 		return mesh.Group{}, fmt.Errorf("%w: node %s runs as %s but its certificate is for %s", ErrDenied, nodeID, g.Identity, peer.Identity)
