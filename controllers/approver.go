@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -219,7 +218,7 @@ func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.Certificat
 	if err != nil {
 		return denied("%v", err)
 	}
-	td := trustDomain(mi)
+	td := mi.EffectiveTrustDomain()
 	servingNames := []string{
 		bootstrap.XDSServerName(mi.Name, r.Namespace),
 		fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
@@ -284,7 +283,7 @@ var (
 // names, for a service account that exists there, of a namespace the mesh
 // holds (a member, or a MeshVM of the mesh running as it).
 func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.CertificateRequest, csr request, mi *meshv1alpha1.MeshInstance, denied func(string, ...any) (verdict, error)) (verdict, error) {
-	td := trustDomain(mi)
+	td := mi.EffectiveTrustDomain()
 	if len(csr.uris) != 1 {
 		return denied("a workload identity has exactly one URI SAN, not %d", len(csr.uris))
 	}
@@ -330,24 +329,17 @@ func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.Certi
 // (cert-manager's CA signer honours any duration, past its own CA's expiry,
 // and one not given is cert-manager's default of 90 days).
 func lifetime(cr *cmapi.CertificateRequest, mi *meshv1alpha1.MeshInstance) string {
-	limit, err := time.ParseDuration(mi.Spec.Certificates.Duration)
+	limit, _, err := lifetimeOf(mi)
 	if err != nil {
-		return fmt.Sprintf("the mesh's spec.certificates.duration: %v", err)
+		return err.Error()
 	}
 	switch {
 	case cr.Spec.Duration == nil:
-		return fmt.Sprintf("the request names no duration; the mesh's certificates live at most %s", limit)
-	case cr.Spec.Duration.Duration > limit:
-		return fmt.Sprintf("duration %s is longer than the mesh's %s", cr.Spec.Duration.Duration, limit)
+		return fmt.Sprintf("the request names no duration; the mesh's certificates live at most %s", limit.Duration)
+	case cr.Spec.Duration.Duration > limit.Duration:
+		return fmt.Sprintf("duration %s is longer than the mesh's %s", cr.Spec.Duration.Duration, limit.Duration)
 	}
 	return ""
-}
-
-func trustDomain(mi *meshv1alpha1.MeshInstance) string {
-	if mi.Spec.TrustDomain == "" {
-		return "cluster.local"
-	}
-	return mi.Spec.TrustDomain
 }
 
 // request is what a CSR asks for, read from its DER (package san): the

@@ -53,7 +53,7 @@ func servingSecretName(mi *meshv1alpha1.MeshInstance) string { return "osm-" + m
 // identityCertificate is the cert-manager Certificate of a workload identity:
 // its SPIFFE ID as the only SAN, issued into the Secret the xDS server reads.
 func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmapi.Certificate, error) {
-	spiffe, err := url.Parse(id.SPIFFE(mi.Spec.TrustDomain))
+	spiffe, err := url.Parse(id.SPIFFE(mi.EffectiveTrustDomain()))
 	if err != nil {
 		return nil, fmt.Errorf("identity %s: %w", id, err)
 	}

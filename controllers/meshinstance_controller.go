@@ -2,9 +2,7 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"strings"
@@ -88,7 +86,8 @@ const foreignApprovalWindow = 24 * time.Hour
 // than the operator, which then decides nothing.
 func (r *MeshInstanceReconciler) checkIssuance(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
 	var crs cmapi.CertificateRequestList
-	if err := r.List(ctx, &crs); err != nil {
+	// Read only, and the mesh reconciles often: the cache's objects as they are.
+	if err := r.List(ctx, &crs, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing CertificateRequests: %w", err)
 	}
 	status, reason := metav1.ConditionTrue, meshv1alpha1.ReasonOnlyTheOperatorApproves
@@ -245,10 +244,7 @@ func anchors(data []byte) []meshv1alpha1.TrustAnchor {
 		if err != nil || !cert.IsCA {
 			continue
 		}
-		sum := sha256.Sum256(cert.Raw)
-		out = append(out, meshv1alpha1.TrustAnchor{
-			Subject: cert.Subject.String(), SHA256Fingerprint: hex.EncodeToString(sum[:]), NotAfter: metav1.NewTime(cert.NotAfter),
-		})
+		out = append(out, meshv1alpha1.TrustAnchorOf(cert))
 	}
 }
 

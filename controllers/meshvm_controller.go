@@ -212,7 +212,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 	if err := r.Get(ctx, client.ObjectKey{Namespace: vm.Namespace, Name: cert.Spec.SecretName}, secret); err != nil {
 		return nil, outcome{}, fmt.Errorf("reading identity Secret %s: %w", cert.Spec.SecretName, err)
 	}
-	vm.Status.Certificate = &meshv1alpha1.CertificateStatus{SecretName: secret.Name, Identity: id.SPIFFE(mi.Spec.TrustDomain)}
+	vm.Status.Certificate = &meshv1alpha1.CertificateStatus{SecretName: secret.Name, Identity: id.SPIFFE(mi.EffectiveTrustDomain())}
 	if block, _ := pem.Decode(secret.Data[CertKey]); block != nil {
 		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
 			vm.Status.Certificate.NotAfter = ptr.To(metav1.NewTime(c.NotAfter))

@@ -20,7 +20,6 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
-	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
 // harness holds the API server with the synthetic mesh in it, and what the
@@ -95,9 +94,7 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 	}
 	// As the mesh's reconciler would once its CA is ready: the xDS server
 	// admits only certificates that chain to a root of the proxy's mesh.
-	in.Mesh.Status.TrustBundle = []meshv1alpha1.TrustAnchor{{
-		Subject: h.ca.Cert.Subject.String(), SHA256Fingerprint: server.Fingerprint(h.ca.Cert), NotAfter: metav1.NewTime(h.ca.Cert.NotAfter),
-	}}
+	in.Mesh.Status.TrustBundle = []meshv1alpha1.TrustAnchor{meshv1alpha1.TrustAnchorOf(h.ca.Cert)}
 	if err := h.k8s.Status().Update(ctx, in.Mesh); err != nil {
 		return h, fmt.Errorf("writing the mesh's trust bundle: %w", err)
 	}

@@ -58,7 +58,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	mi := b.in.Mesh
 	b.m = &Mesh{
 		Name:          mi.Name,
-		TrustDomain:   cmp.Or(mi.Spec.TrustDomain, "cluster.local"),
+		TrustDomain:   mi.EffectiveTrustDomain(),
 		Mode:          ModeSMI,
 		EgressAllowed: mi.Spec.Egress.Mode == meshv1alpha1.EgressAllow,
 		Splits:        map[ServiceKey]*Split{},

@@ -24,7 +24,6 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
-	"github.com/open-service-mesh/osm-operator/xds/server"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -559,7 +558,7 @@ func TestStreamsEndWhenTheirMeshNoLongerHoldsThem(t *testing.T) {
 		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, mi); err != nil {
 			t.Fatal(err)
 		}
-		mi.Status.TrustBundle[0].SHA256Fingerprint = server.Fingerprint(other.Cert)
+		mi.Status.TrustBundle[0].SHA256Fingerprint = meshv1alpha1.Fingerprint(other.Cert)
 		if err := k8s.Status().Update(ctx, mi); err != nil {
 			t.Fatal(err)
 		}

@@ -110,9 +110,7 @@ func createMesh(ctx context.Context, name, trustDomain string, root *testpki.CA)
 	if err := k8s.Create(ctx, mi); err != nil {
 		return err
 	}
-	mi.Status.TrustBundle = []meshv1alpha1.TrustAnchor{{
-		Subject: root.Cert.Subject.String(), SHA256Fingerprint: server.Fingerprint(root.Cert), NotAfter: metav1.NewTime(root.Cert.NotAfter),
-	}}
+	mi.Status.TrustBundle = []meshv1alpha1.TrustAnchor{meshv1alpha1.TrustAnchorOf(root.Cert)}
 	return k8s.Status().Update(ctx, mi)
 }
 

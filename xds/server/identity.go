@@ -1,11 +1,8 @@
 package server
 
 import (
-	"cmp"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,16 +59,9 @@ func PeerOf(chains [][]*x509.Certificate) (Peer, error) {
 	}
 	p := Peer{TrustDomain: td, Identity: id}
 	for _, c := range chains {
-		p.Anchors = append(p.Anchors, Fingerprint(c[len(c)-1]))
+		p.Anchors = append(p.Anchors, meshv1alpha1.Fingerprint(c[len(c)-1]))
 	}
 	return p, nil
-}
-
-// Fingerprint is a certificate's SHA-256 fingerprint as the MeshInstance
-// status writes it.
-func Fingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(sum[:])
 }
 
 // String names the peer as its SPIFFE ID.
@@ -161,7 +151,7 @@ func (a WorkloadAuthorizer) checkMesh(ctx context.Context, ns string, peer Peer)
 	if err := a.Reader.Get(ctx, client.ObjectKey{Name: name}, mi); err != nil {
 		return lookupError("MeshInstance", client.ObjectKey{Name: name}, err)
 	}
-	if td := cmp.Or(mi.Spec.TrustDomain, "cluster.local"); peer.TrustDomain != td {
+	if td := mi.EffectiveTrustDomain(); peer.TrustDomain != td {
 		return fmt.Errorf("%w: the certificate is of trust domain %q, and mesh %s of namespace %s is %q", ErrDenied, peer.TrustDomain, name, ns, td)
 	}
 	if len(mi.Status.TrustBundle) == 0 {

@@ -32,6 +32,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // TLSSource returns the server's certificate for a handshake (chosen by the
@@ -160,10 +161,16 @@ func (s *Server) Start(ctx context.Context) error {
 // of its former identity. Changes of namespaces' meshes and of meshes'
 // trust recheck the streams they hold.
 func (s *Server) watchWorkloads(ctx context.Context) error {
+	// An update rechecks only when it changes what Authorize reads: the
+	// object (its UID) or the group it makes. Pod status updates, the most
+	// frequent events of a cluster, cost nothing here.
+	podGroup := func(o client.Object) mesh.Group { return mesh.PodGroup(o.(*corev1.Pod)) }
+	vmGroup := func(o client.Object) mesh.Group { return mesh.VMGroup(o.(*meshv1alpha1.MeshVM)) }
 	for _, w := range []struct {
-		obj  client.Object
-		kind string
-	}{{&corev1.Pod{}, NodeKindSidecar}, {&meshv1alpha1.MeshVM{}, NodeKindVM}} {
+		obj   client.Object
+		kind  string
+		group func(client.Object) mesh.Group
+	}{{&corev1.Pod{}, NodeKindSidecar, podGroup}, {&meshv1alpha1.MeshVM{}, NodeKindVM, vmGroup}} {
 		inf, err := s.opts.Workloads.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
@@ -177,8 +184,14 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 			}
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { recheck(obj) },
-			UpdateFunc: func(_, obj any) { recheck(obj) },
+			AddFunc: func(obj any) { recheck(obj) },
+			UpdateFunc: func(old, obj any) {
+				o, ok1 := old.(client.Object)
+				n, ok2 := obj.(client.Object)
+				if !ok1 || !ok2 || o.GetUID() != n.GetUID() || w.group(o) != w.group(n) {
+					recheck(obj)
+				}
+			},
 			DeleteFunc: recheck,
 		}); err != nil {
 			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
