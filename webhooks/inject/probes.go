@@ -14,7 +14,6 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -268,11 +267,7 @@ func (p probeConfig) resources() ([]*listenerv3.Listener, []*clusterv3.Cluster) 
 		// Envoy speaks HTTP/1.1 to a cluster unless its HTTP protocol
 		// options say otherwise; gRPC is HTTP/2 (no TLS: h2c, prior
 		// knowledge).
-		cluster.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
-			}},
-		})}
+		cluster.TypedExtensionProtocolOptions = bootstrap.HTTP2Upstream()
 		clusters = append(clusters, cluster)
 		listeners = append(listeners, httpListener(name, uint32(g.proxyPort), hcmv3.HttpConnectionManager_HTTP2, []*routev3.Route{
 			onlyRoute(grpcHealthCheck, "POST", name, "", seconds(g.timeout)),
