@@ -324,13 +324,27 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		}
 	}
 	var warnings admission.Warnings
+	var rootTarget *mesh.SplitTarget
 	for i, name := range names {
-		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, &corev1.Service{})
+		svc := &corev1.Service{}
+		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, svc)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, name))
+			continue
+		}
+		// The Services may change or be created later: warnings.
+		t := mesh.SplitTargetOf(svc)
+		if i == 0 {
+			rootTarget = &t
+			err = mesh.CheckSplitRoot(t)
+		} else if rootTarget != nil {
+			err = mesh.CheckSplitBackend(*rootTarget, t)
+		}
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s: %s: %v; the split is ignored", what, fields[i], err))
 		}
 	}
 	return warnings, nil

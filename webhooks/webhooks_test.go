@@ -259,14 +259,30 @@ func TestValidation(t *testing.T) {
 		}
 		return ts
 	}
-	for _, o := range []client.Object{svc, group, member, vm("warehouse", "192.0.2.1")} {
+	// Services a split cannot send the root's traffic to: another port, no virtual IP.
+	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore-8080", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}}}
+	shelf := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shelf", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+	headless := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore-pods", Namespace: ns}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}
+	for _, o := range []client.Object{svc, other, shelf, headless, group, member, vm("warehouse", "192.0.2.1")} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	testenv.Eventually(t, 10*time.Second, func() error {
-		return cache.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{})
+		for _, o := range []client.Object{svc, other, shelf, headless} {
+			if err := cache.Get(ctx, client.ObjectKeyFromObject(o), &corev1.Service{}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	backends := func(ts *splitv1alpha4.TrafficSplit, names ...string) *splitv1alpha4.TrafficSplit {
+		ts.Spec.Backends = nil
+		for _, n := range names {
+			ts.Spec.Backends = append(ts.Spec.Backends, splitv1alpha4.TrafficSplitBackend{Service: n, Weight: 50})
+		}
+		return ts
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -297,6 +313,18 @@ func TestValidation(t *testing.T) {
 			return ts
 		}(),
 			warned: fmt.Sprintf("TrafficSplit %s/s2: spec.backends[0].service: Service %s/bookstore-v1 does not exist", ns, ns)},
+		{name: "split backend without the root's port", obj: func() client.Object {
+			ts := backends(split("s4"), "shelf", "bookstore-8080")
+			ts.Spec.Service = "shelf"
+			return ts
+		}(),
+			warned: fmt.Sprintf("TrafficSplit %s/s4: spec.backends[1].service: Service %s/bookstore-8080 does not serve port 80 of the root Service %s/shelf; the split is ignored", ns, ns, ns)},
+		{name: "split to a headless backend", obj: func() client.Object {
+			ts := backends(split("s5"), "bookstore-pods")
+			ts.Spec.Service = "bookstore-8080"
+			return ts
+		}(),
+			warned: fmt.Sprintf("TrafficSplit %s/s5: spec.backends[0].service: Service %s/bookstore-pods is headless: traffic for the root's virtual IP cannot be sent to it; the split is ignored", ns, ns)},
 		{name: "split naming services with their namespace", obj: func() client.Object {
 			ts := split("s3")
 			ts.Spec.Service = "bookstore." + ns

@@ -244,8 +244,13 @@ func (b *builder) collectSplits() {
 			continue
 		}
 		root := ServiceKey{ts.Namespace, name}
-		if b.m.Service(root) == nil {
+		rootSvc := b.m.Service(root)
+		if rootSvc == nil {
 			b.problem("TrafficSplit", ts, "root service %q not found in the mesh; the split is ignored", ts.Spec.Service)
+			continue
+		}
+		if err := CheckSplitRoot(rootSvc.splitTarget()); err != nil {
+			b.problem("TrafficSplit", ts, "spec.service: %w; the split is ignored", err)
 			continue
 		}
 		if prev := b.m.Splits[root]; prev != nil {
@@ -255,10 +260,11 @@ func (b *builder) collectSplits() {
 		sp := &Split{Namespace: ts.Namespace, Name: ts.Name, Root: root}
 		var total uint64
 		ok := true
-		for _, be := range ts.Spec.Backends {
+		for i, be := range ts.Spec.Backends {
 			w, valid := clampWeight(be.Weight)
 			name, err := SplitService(be.Service, ts.Namespace)
 			key := ServiceKey{ts.Namespace, name}
+			svc := b.m.Service(key)
 			switch {
 			case err != nil:
 				b.problem("TrafficSplit", ts, "backend: %w", err)
@@ -266,9 +272,14 @@ func (b *builder) collectSplits() {
 			case !valid:
 				b.problem("TrafficSplit", ts, "backend %q: weight %d is out of range 0..%d", be.Service, be.Weight, uint32(1<<32-1))
 				ok = false
-			case b.m.Service(key) == nil:
+			case svc == nil:
 				b.problem("TrafficSplit", ts, "backend service %q not found in the mesh", be.Service)
 				ok = false
+			default:
+				if err := CheckSplitBackend(rootSvc.splitTarget(), svc.splitTarget()); err != nil {
+					b.problem("TrafficSplit", ts, "spec.backends[%d].service: %w; the split is ignored", i, err)
+					ok = false
+				}
 			}
 			total += uint64(w)
 			sp.Backends = append(sp.Backends, Backend{Service: key, Weight: w})
