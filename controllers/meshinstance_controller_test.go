@@ -208,7 +208,7 @@ func TestObjectsLeftOutAreReported(t *testing.T) {
 	conds := func() []metav1.Condition { return mi.Status.Conditions }
 	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionPoliciesValid)
-		want := fmt.Sprintf(`TrafficTarget %s/buyer-to-store: HTTPRouteGroup "store-routes" not found`, ns)
+		want := fmt.Sprintf(`TrafficTarget %s/buyer-to-store: spec.rules[0]: HTTPRouteGroup %s/store-routes does not exist`, ns, ns)
 		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, want) {
 			return fmt.Errorf("PoliciesValid = %+v", c)
 		}

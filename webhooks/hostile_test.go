@@ -175,7 +175,7 @@ func TestHostileObjects(t *testing.T) {
 			refused: fmt.Sprintf(`spec.backends[0].service: service "web.%s" is not in the split's namespace %s`, bank, ns)},
 		{name: "source in another mesh", obj: target("from-the-bank", accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "teller", Namespace: bank}),
 			warned:  fmt.Sprintf(`spec.sources[0].namespace: namespace %s is a member of mesh "vault", not of mesh "hostile"`, bank),
-			problem: fmt.Sprintf(`source %s/teller: namespace %s is a member of mesh "vault", not of mesh "hostile"; it is left out`, bank, bank)},
+			problem: fmt.Sprintf(`spec.sources[0].namespace: namespace %s is a member of mesh "vault", not of mesh "hostile"; the source is left out`, bank)},
 		{name: "VM joining a mesh from another mesh's namespace", obj: vm("teller", bank, "hostile", 8080),
 			refused: fmt.Sprintf(`spec.mesh "hostile": namespace %s is a member of mesh "vault"`, bank)},
 		{name: "destination in another namespace", obj: func() client.Object {

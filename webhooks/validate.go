@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 
@@ -171,32 +170,25 @@ func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 
 // +kubebuilder:webhook:path=/validate-access-smi-spec-io-v1alpha3-traffictarget,mutating=false,failurePolicy=ignore,sideEffects=None,groups=access.smi-spec.io,resources=traffictargets,verbs=create;update,versions=v1alpha3,name=traffictarget.mesh.openservicemesh.io,admissionReviewVersions=v1
 
-// TrafficTargetValidator denies what the mesh cannot enforce (subjects that
-// are not service accounts, a destination in another namespace, rules of
-// unknown kinds) and warns of rules that allow nothing: a route group that
-// does not exist, or matches it does not have.
+// TrafficTargetValidator denies what the mesh cannot enforce
+// (mesh.CheckTrafficTarget: subjects that are not service accounts, a
+// destination in another namespace, rules of unknown kinds) and warns of
+// what allows nothing (mesh.CheckHTTPRule, mesh.CheckTCPRule: a route that
+// does not exist, or matches it does not have) and of sources outside the
+// mesh (mesh.SourceOutsideMesh). The mesh model runs the same checks.
 type TrafficTargetValidator struct{ Reader client.Reader }
 
 func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3.TrafficTarget) (admission.Warnings, error) {
 	what := fmt.Sprintf("TrafficTarget %s/%s", tt.Namespace, tt.Name)
-	if k := tt.Spec.Destination.Kind; k != "ServiceAccount" {
-		return nil, fmt.Errorf("%s: spec.destination.kind %q: only ServiceAccount is supported", what, k)
-	}
-	if ns := tt.Spec.Destination.Namespace; ns != "" && ns != tt.Namespace {
-		return nil, fmt.Errorf("%s: spec.destination.namespace %q: the destination must be in the TrafficTarget's namespace %s", what, ns, tt.Namespace)
-	}
-	if len(tt.Spec.Sources) == 0 {
-		return nil, fmt.Errorf("%s: spec.sources: at least one source is required", what)
-	}
-	for i, s := range tt.Spec.Sources {
-		if s.Kind != "ServiceAccount" {
-			return nil, fmt.Errorf("%s: spec.sources[%d].kind %q: only ServiceAccount is supported", what, i, s.Kind)
-		}
-	}
-	if len(tt.Spec.Rules) == 0 {
-		return nil, fmt.Errorf("%s: spec.rules: at least one rule is required", what)
+	if errs := mesh.CheckTrafficTarget(tt); len(errs) > 0 {
+		return nil, refusal(what, errs)
 	}
 	var warnings admission.Warnings
+	warn := func(errs []mesh.FieldError) {
+		for _, e := range errs {
+			warnings = append(warnings, fmt.Sprintf("%s: %v", what, e))
+		}
+	}
 	// A source of another mesh, or of none, is left out of the policy. It
 	// may join the mesh later (GitOps applies in any order): a warning.
 	here, err := meshOf(ctx, v.Reader, tt.Namespace)
@@ -211,105 +203,92 @@ func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3
 		if err != nil {
 			return nil, err
 		}
-		if there != here {
-			where := "is not in a mesh"
-			if there != "" {
-				where = fmt.Sprintf("is a member of mesh %q", there)
-			}
-			warnings = append(warnings, fmt.Sprintf("%s: spec.sources[%d].namespace: namespace %s %s, not of mesh %q; the source is left out", what, i, s.Namespace, where, here))
+		if there == here {
+			continue
 		}
+		if there == "" {
+			// A namespace holding a MeshVM of the mesh holds its workloads.
+			vm, err := holdsVM(ctx, v.Reader, s.Namespace, here)
+			if err != nil {
+				return nil, err
+			}
+			if vm {
+				continue
+			}
+		}
+		warn([]mesh.FieldError{mesh.SourceOutsideMesh(i, s.Namespace, here, there)})
 	}
 	for i, r := range tt.Spec.Rules {
-		field := fmt.Sprintf("spec.rules[%d]", i)
-		var have []string
-		var obj client.Object
+		key := client.ObjectKey{Namespace: tt.Namespace, Name: r.Name}
 		switch r.Kind {
 		case "HTTPRouteGroup":
-			g := &specsv1alpha4.HTTPRouteGroup{}
-			obj = g
-			ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: tt.Namespace, Name: r.Name}, g)
+			g, err := get(ctx, v.Reader, key, &specsv1alpha4.HTTPRouteGroup{})
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
-				warnings = append(warnings, fmt.Sprintf("%s: %s: HTTPRouteGroup %s/%s does not exist; the rule allows nothing until it does", what, field, tt.Namespace, r.Name))
-				continue
-			}
-			for _, m := range g.Spec.Matches {
-				have = append(have, m.Name)
-			}
-			if len(have) == 0 {
-				warnings = append(warnings, fmt.Sprintf("%s: %s: HTTPRouteGroup %s/%s has no matches; the rule allows nothing", what, field, tt.Namespace, r.Name))
-				continue
-			}
+			warn(mesh.CheckHTTPRule(tt, i, g))
 		case "TCPRoute":
-			rt := &specsv1alpha4.TCPRoute{}
-			obj = rt
-			ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: tt.Namespace, Name: r.Name}, rt)
+			rt, err := get(ctx, v.Reader, key, &specsv1alpha4.TCPRoute{})
 			if err != nil {
 				return nil, err
 			}
-			if !ok {
-				warnings = append(warnings, fmt.Sprintf("%s: %s: TCPRoute %s/%s does not exist; the rule allows nothing until it does", what, field, tt.Namespace, r.Name))
-				continue
-			}
-			have = []string{rt.Spec.Matches.Name}
-		default:
-			return nil, fmt.Errorf("%s: %s.kind %q: only HTTPRouteGroup and TCPRoute are supported", what, field, r.Kind)
-		}
-		for j, m := range r.Matches {
-			if !slices.Contains(have, m) {
-				warnings = append(warnings, fmt.Sprintf("%s: %s.matches[%d]: %s %s/%s has no match %q", what, field, j, r.Kind, tt.Namespace, obj.GetName(), m))
-			}
+			warn(mesh.CheckTCPRule(tt, i, rt))
 		}
 	}
 	return warnings, nil
 }
 
+// get reads key into obj: obj when it exists, nil when it does not.
+func get[T client.Object](ctx context.Context, r client.Reader, key client.ObjectKey, obj T) (T, error) {
+	var none T
+	ok, err := exists(ctx, r, key, obj)
+	if err != nil || !ok {
+		return none, err
+	}
+	return obj, nil
+}
+
+// holdsVM says whether namespace holds a MeshVM of mesh.
+func holdsVM(ctx context.Context, r client.Reader, namespace, meshName string) (bool, error) {
+	var vms meshv1alpha1.MeshVMList
+	if err := r.List(ctx, &vms, client.InNamespace(namespace)); err != nil {
+		return false, fmt.Errorf("listing the MeshVMs of %s: %w", namespace, err)
+	}
+	return slices.ContainsFunc(vms.Items, func(vm meshv1alpha1.MeshVM) bool {
+		return vm.Spec.Mesh == meshName && vm.DeletionTimestamp.IsZero()
+	}), nil
+}
+
+// refusal is the denial of what, for errs.
+func refusal(what string, errs []mesh.FieldError) error {
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return fmt.Errorf("%s: %w", what, errors.Join(all...))
+}
+
 // +kubebuilder:webhook:path=/validate-split-smi-spec-io-v1alpha4-trafficsplit,mutating=false,failurePolicy=ignore,sideEffects=None,groups=split.smi-spec.io,resources=trafficsplits,verbs=create;update,versions=v1alpha4,name=trafficsplit.mesh.openservicemesh.io,admissionReviewVersions=v1
 
-// TrafficSplitValidator denies a split that cannot route (no backends,
-// weights out of range or all zero, a backend named twice, a Service of
-// another namespace), a second split of one Service, and warns of Services
-// that do not exist.
+// TrafficSplitValidator denies a split that cannot route
+// (mesh.CheckTrafficSplit: no backends, weights out of range or all zero, a
+// backend named twice, a Service of another namespace) and a second split
+// of one Service (mesh.SplitConflict), and warns of Services that do not
+// exist, or that a split cannot send the root's traffic to
+// (mesh.CheckSplitRoot, mesh.CheckSplitBackend): they may be created or
+// changed later. The mesh model runs the same checks.
 type TrafficSplitValidator struct{ Reader client.Reader }
 
 func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
 	what := fmt.Sprintf("TrafficSplit %s/%s", ts.Namespace, ts.Name)
-	if ts.Spec.Service == "" {
-		return nil, fmt.Errorf("%s: spec.service: the root Service is required", what)
+	if errs := mesh.CheckTrafficSplit(ts); len(errs) > 0 {
+		return nil, refusal(what, errs)
 	}
-	if len(ts.Spec.Backends) == 0 {
-		return nil, fmt.Errorf("%s: spec.backends: at least one backend is required", what)
-	}
-	root, err := mesh.SplitService(ts.Spec.Service, ts.Namespace)
-	if err != nil {
-		return nil, fmt.Errorf("%s: spec.service: %w", what, err)
-	}
-	// The Services the split names, resolved once: its root, then each backend.
+	root, _ := mesh.SplitService(ts.Spec.Service, ts.Namespace) // CheckTrafficSplit checked them
 	names, fields := []string{root}, []string{"spec.service"}
-	var total uint64
-	seen := map[string]int{}
 	for i, b := range ts.Spec.Backends {
-		if b.Weight < 0 || uint64(b.Weight) > math.MaxUint32 {
-			return nil, fmt.Errorf("%s: spec.backends[%d].weight: %d is out of range 0..%d", what, i, b.Weight, uint32(math.MaxUint32))
-		}
-		name, err := mesh.SplitService(b.Service, ts.Namespace)
-		if err != nil {
-			return nil, fmt.Errorf("%s: spec.backends[%d].service: %w", what, i, err)
-		}
-		if j, dup := seen[name]; dup {
-			return nil, fmt.Errorf("%s: spec.backends[%d].service: %q is also spec.backends[%d]", what, i, b.Service, j)
-		}
-		seen[name] = i
+		name, _ := mesh.SplitService(b.Service, ts.Namespace)
 		names, fields = append(names, name), append(fields, fmt.Sprintf("spec.backends[%d].service", i))
-		total += uint64(b.Weight)
-	}
-	if total == 0 {
-		return nil, fmt.Errorf("%s: spec.backends: every weight is 0, so no traffic could be routed", what)
-	}
-	if total > math.MaxUint32 {
-		return nil, fmt.Errorf("%s: spec.backends: the weights add up to %d, more than %d", what, total, uint32(math.MaxUint32))
 	}
 	var splits splitv1alpha4.TrafficSplitList
 	if err := v.Reader.List(ctx, &splits, client.InNamespace(ts.Namespace)); err != nil {
@@ -320,22 +299,20 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 			continue
 		}
 		if r, err := mesh.SplitService(o.Spec.Service, o.Namespace); err == nil && r == root {
-			return nil, fmt.Errorf("%s: spec.service: Service %s/%s is already split by TrafficSplit %s; a Service has one split", what, ts.Namespace, root, o.Name)
+			return nil, refusal(what, []mesh.FieldError{mesh.SplitConflict(mesh.ServiceKey{Namespace: ts.Namespace, Name: root}, o.Name)})
 		}
 	}
 	var warnings admission.Warnings
 	var rootTarget *mesh.SplitTarget
 	for i, name := range names {
-		svc := &corev1.Service{}
-		ok, err := exists(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, svc)
+		svc, err := get(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, &corev1.Service{})
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		if svc == nil {
 			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, name))
 			continue
 		}
-		// The Services may change or be created later: warnings.
 		t := mesh.SplitTargetOf(svc)
 		if i == 0 {
 			rootTarget = &t
@@ -352,27 +329,14 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 
 // +kubebuilder:webhook:path=/validate-specs-smi-spec-io-v1alpha4-httproutegroup,mutating=false,failurePolicy=ignore,sideEffects=None,groups=specs.smi-spec.io,resources=httproutegroups,verbs=create;update,versions=v1alpha4,name=httproutegroup.mesh.openservicemesh.io,admissionReviewVersions=v1
 
-// HTTPRouteGroupValidator denies matches a proxy could not enforce (what
-// mesh.CheckHTTPMatch finds) and match names used twice, which a
-// TrafficTarget could not tell apart.
+// HTTPRouteGroupValidator denies matches a proxy could not enforce and
+// match names used twice, which a TrafficTarget could not tell apart
+// (mesh.CheckHTTPRouteGroup, which the mesh model runs too).
 type HTTPRouteGroupValidator struct{}
 
 func (HTTPRouteGroupValidator) Validate(_ context.Context, g *specsv1alpha4.HTTPRouteGroup) (admission.Warnings, error) {
-	what := fmt.Sprintf("HTTPRouteGroup %s/%s", g.Namespace, g.Name)
-	var errs []error
-	seen := map[string]int{}
-	for i, m := range g.Spec.Matches {
-		field := fmt.Sprintf("spec.matches[%d]", i)
-		if j, dup := seen[m.Name]; dup {
-			errs = append(errs, fmt.Errorf("%s.name: %q is also spec.matches[%d]", field, m.Name, j))
-		}
-		seen[m.Name] = i
-		for _, err := range mesh.CheckHTTPMatch(m) {
-			errs = append(errs, fmt.Errorf("%s (%q): %w", field, m.Name, err))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s: %w", what, errors.Join(errs...))
+	if errs := mesh.CheckHTTPRouteGroup(g); len(errs) > 0 {
+		return nil, refusal(fmt.Sprintf("HTTPRouteGroup %s/%s", g.Namespace, g.Name), errs)
 	}
 	return nil, nil
 }

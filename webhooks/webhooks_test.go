@@ -263,7 +263,11 @@ func TestValidation(t *testing.T) {
 	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore-8080", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}}}
 	shelf := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shelf", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
 	headless := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore-pods", Namespace: ns}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}
-	for _, o := range []client.Object{svc, other, shelf, headless, group, member, vm("warehouse", "192.0.2.1")} {
+	// A namespace that is no member but holds a MeshVM of the mesh.
+	vmNamespace := namespace(t, nil, nil)
+	gate := vm("gate", "192.0.2.2")
+	gate.Namespace, gate.Spec.Services = vmNamespace, nil
+	for _, o := range []client.Object{svc, other, shelf, headless, gate, group, member, vm("warehouse", "192.0.2.1")} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +278,7 @@ func TestValidation(t *testing.T) {
 				return err
 			}
 		}
-		return nil
+		return cache.Get(ctx, client.ObjectKeyFromObject(gate), &meshv1alpha1.MeshVM{})
 	})
 	backends := func(ts *splitv1alpha4.TrafficSplit, names ...string) *splitv1alpha4.TrafficSplit {
 		ts.Spec.Backends = nil
@@ -300,11 +304,16 @@ func TestValidation(t *testing.T) {
 			warned: fmt.Sprintf(`TrafficTarget %s/t1: spec.rules[0]: HTTPRouteGroup %s/nope does not exist`, ns, ns)},
 		{name: "match missing", obj: target("t2", accessv1alpha3.TrafficTargetRule{Kind: "HTTPRouteGroup", Name: "routes", Matches: []string{"buy", "steal"}}),
 			warned: fmt.Sprintf(`TrafficTarget %s/t2: spec.rules[0].matches[1]: HTTPRouteGroup %s/routes has no match "steal"`, ns, ns)},
+		{name: "source in a namespace holding a VM of the mesh", obj: func() client.Object {
+			tt := target("t4", accessv1alpha3.TrafficTargetRule{Kind: "HTTPRouteGroup", Name: "routes"})
+			tt.Spec.Sources[0].Name, tt.Spec.Sources[0].Namespace = "gate", vmNamespace
+			return tt
+		}()},
 		{name: "destination in another namespace", obj: func() client.Object {
 			tt := target("t3", accessv1alpha3.TrafficTargetRule{Kind: "HTTPRouteGroup", Name: "routes"})
 			tt.Spec.Destination.Namespace = "elsewhere"
 			return tt
-		}(), denied: fmt.Sprintf(`TrafficTarget %s/t3: spec.destination.namespace "elsewhere": the destination must be in the TrafficTarget's namespace %s`, ns, ns)},
+		}(), denied: fmt.Sprintf(`TrafficTarget %s/t3: spec.destination.namespace: "elsewhere": the destination must be in the TrafficTarget's namespace %s`, ns, ns)},
 		{name: "split weights all zero", obj: split("s1", 0, 0),
 			denied: fmt.Sprintf("TrafficSplit %s/s1: spec.backends: every weight is 0", ns)},
 		{name: "split backends missing", obj: func() client.Object {

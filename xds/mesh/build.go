@@ -203,7 +203,7 @@ func (b *builder) collectServices() {
 		}
 		seen := map[int32]bool{}
 		for _, p := range s.Spec.Ports {
-			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+			if !proxied(p) {
 				continue // the proxies carry TCP only; UDP and SCTP pass by
 			}
 			if p.Port < 1 || p.Port > 65535 || seen[p.Port] {

@@ -69,19 +69,19 @@ apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: bad, pathRegex: "(unclosed"}]}
-` + clientMayCallWeb, `HTTPRouteGroup shop/routes: match "bad": pathRegex: error parsing regexp`},
+` + clientMayCallWeb, `HTTPRouteGroup shop/routes: spec.matches[0] ("bad"): pathRegex: error parsing regexp`},
 		{"path regex past the proxies' RE2 program size", `
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: big, pathRegex: "/[a-z]{600}/[0-9]{600}"}]}
-` + clientMayCallWeb, `HTTPRouteGroup shop/routes: match "big": pathRegex: "/[a-z]{600}/[0-9]{600}" compiles to an RE2 program of`},
+` + clientMayCallWeb, `HTTPRouteGroup shop/routes: spec.matches[0] ("big"): pathRegex: "/[a-z]{600}/[0-9]{600}" compiles to an RE2 program of`},
 		{"header name with a space", `
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: bad, headers: [{"user agent": ".*"}]}]}
-` + clientMayCallWeb, `match "bad": "user agent" is not an HTTP header name`},
+` + clientMayCallWeb, `spec.matches[0] ("bad"): "user agent" is not an HTTP header name; the match allows nothing`},
 		{"missing route group", `
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
@@ -90,7 +90,7 @@ spec:
   destination: {kind: ServiceAccount, name: web}
   sources: [{kind: ServiceAccount, name: client}]
   rules: [{kind: HTTPRouteGroup, name: nowhere}]
-`, `TrafficTarget shop/tt: HTTPRouteGroup "nowhere" not found`},
+`, `TrafficTarget shop/tt: spec.rules[0]: HTTPRouteGroup shop/nowhere does not exist; the rule allows nothing until it does`},
 		{"destination in another namespace", `
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
@@ -98,25 +98,25 @@ metadata: {name: tt, namespace: shop}
 spec:
   destination: {kind: ServiceAccount, name: web, namespace: elsewhere}
   sources: [{kind: ServiceAccount, name: client}]
-`, `TrafficTarget shop/tt: destination namespace "elsewhere" differs`},
+`, `TrafficTarget shop/tt: spec.destination.namespace: "elsewhere": the destination must be in the TrafficTarget's namespace shop; the target allows nothing`},
 		{"split weights add up to zero", `
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
 metadata: {name: split, namespace: shop}
 spec: {service: web, backends: [{service: web-v2, weight: 0}]}
-`, `TrafficSplit shop/split: backend weights add up to 0`},
+`, `TrafficSplit shop/split: spec.backends: every weight is 0, so no traffic could be routed; the split is ignored`},
 		{"negative split weight", `
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
 metadata: {name: split, namespace: shop}
 spec: {service: web, backends: [{service: web-v2, weight: -5}]}
-`, `weight -5 is out of range`},
+`, `spec.backends[0].weight: -5 is out of range 0..4294967295; the split is ignored`},
 		{"split of an unknown service", `
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
 metadata: {name: split, namespace: shop}
 spec: {service: ghost.shop, backends: [{service: web-v2, weight: 1}]}
-`, `root service "ghost.shop" not found`},
+`, `TrafficSplit shop/split: spec.service: Service shop/ghost does not exist; the split is ignored`},
 		{"endpoint that is not an IP", `
 apiVersion: v1
 kind: Pod
@@ -135,19 +135,19 @@ apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
 metadata: {name: split, namespace: shop}
 spec: {service: web, backends: [{service: web, weight: 2147483647}, {service: web-v2, weight: 2147483647}, {service: web-v2.shop, weight: 2147483647}]}
-`, `backend weights add up to 6442450941; they must add up to 1..4294967295`},
+`, `spec.backends: the weights add up to 6442450941, more than 4294967295; the split is ignored`},
 		{"split backend in another namespace", `
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
 metadata: {name: split, namespace: shop}
 spec: {service: web, backends: [{service: web-v2.elsewhere, weight: 1}]}
-`, `TrafficSplit shop/split: backend: service "web-v2.elsewhere" is not in the split's namespace shop`},
+`, `TrafficSplit shop/split: spec.backends[0].service: service "web-v2.elsewhere" is not in the split's namespace shop; the split is ignored`},
 		{"split root in another namespace", `
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
 metadata: {name: split, namespace: shop}
 spec: {service: web.elsewhere.svc.cluster.local, backends: [{service: web-v2, weight: 1}]}
-`, `root service: service "web.elsewhere.svc.cluster.local" is not in the split's namespace shop`},
+`, `TrafficSplit shop/split: spec.service: service "web.elsewhere.svc.cluster.local" is not in the split's namespace shop; the split is ignored`},
 		{"second split of a service", `
 apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
@@ -158,13 +158,13 @@ apiVersion: split.smi-spec.io/v1alpha4
 kind: TrafficSplit
 metadata: {name: b, namespace: shop}
 spec: {service: web, backends: [{service: web, weight: 1}]}
-`, `TrafficSplit shop/b: service "web" is already split by a; the split is ignored`},
+`, `TrafficSplit shop/b: spec.service: Service shop/web is already split by TrafficSplit a; a Service has one split; the split is ignored`},
 		{"source in another mesh", `
 apiVersion: v1
 kind: Namespace
 metadata: {name: bank, labels: {openservicemesh.io/monitor: vault}}
----` + allRoutes + webCalledBy("{kind: ServiceAccount, name: teller, namespace: bank}"), `TrafficTarget shop/tt: source bank/teller: namespace bank is a member of mesh "vault", not of mesh "osm"; it is left out`},
-		{"source outside any mesh", allRoutes + webCalledBy("{kind: ServiceAccount, name: x, namespace: nowhere}"), `source nowhere/x: namespace nowhere is not in a mesh`},
+---` + allRoutes + webCalledBy("{kind: ServiceAccount, name: teller, namespace: bank}"), `TrafficTarget shop/tt: spec.sources[0].namespace: namespace bank is a member of mesh "vault", not of mesh "osm"; the source is left out`},
+		{"source outside any mesh", allRoutes + webCalledBy("{kind: ServiceAccount, name: x, namespace: nowhere}"), `TrafficTarget shop/tt: spec.sources[0].namespace: namespace nowhere is not in a mesh, not of mesh "osm"; the source is left out`},
 		{"VM in another mesh's namespace", `
 apiVersion: mesh.openservicemesh.io/v1alpha1
 kind: MeshMember
@@ -181,7 +181,7 @@ apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: routes, namespace: shop}
 spec: {matches: [{name: bad, methods: [FETCH]}]}
-` + clientMayCallWeb, `HTTPRouteGroup shop/routes: match "bad": unknown method "FETCH"; the match allows nothing`},
+` + clientMayCallWeb, `HTTPRouteGroup shop/routes: spec.matches[0] ("bad"): unknown method "FETCH"; the match allows nothing`},
 		{"repeated service port", `
 apiVersion: v1
 kind: Service

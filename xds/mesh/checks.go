@@ -2,10 +2,14 @@ package mesh
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -110,4 +114,224 @@ func CheckSplitBackend(root, backend SplitTarget) error {
 		noun = "ports"
 	}
 	return fmt.Errorf("Service %s does not serve %s %s of the root Service %s", backend.Key, noun, strings.Join(missing, ", "), root.Key)
+}
+
+// requireSome says that a list field must not be empty.
+func requireSome(field string, n int, what string) []FieldError {
+	if n > 0 {
+		return nil
+	}
+	return []FieldError{fieldError(field, "at least one %s is required", what)}
+}
+
+// CheckTrafficTarget says what is wrong with a TrafficTarget on its own:
+// what the mesh cannot enforce. The model leaves out what it names and
+// reports it; the webhook refuses it.
+func CheckTrafficTarget(tt *accessv1alpha3.TrafficTarget) []FieldError {
+	var errs []FieldError
+	errs = append(errs, CheckTargetDestination(tt)...)
+	errs = append(errs, requireSome("spec.sources", len(tt.Spec.Sources), "source")...)
+	for i := range tt.Spec.Sources {
+		errs = append(errs, CheckTargetSource(tt, i)...)
+	}
+	errs = append(errs, requireSome("spec.rules", len(tt.Spec.Rules), "rule")...)
+	for i := range tt.Spec.Rules {
+		errs = append(errs, CheckTargetRule(tt, i)...)
+	}
+	return errs
+}
+
+// CheckTargetDestination says what is wrong with a TrafficTarget's
+// destination: it must be a service account of the target's namespace
+// (whoever may write a TrafficTarget in a namespace governs calls to it,
+// not to another).
+func CheckTargetDestination(tt *accessv1alpha3.TrafficTarget) []FieldError {
+	var errs []FieldError
+	d := tt.Spec.Destination
+	if d.Kind != "ServiceAccount" {
+		errs = append(errs, fieldError("spec.destination.kind", "%q: only ServiceAccount is supported", d.Kind))
+	}
+	if d.Namespace != "" && d.Namespace != tt.Namespace {
+		errs = append(errs, fieldError("spec.destination.namespace", "%q: the destination must be in the TrafficTarget's namespace %s", d.Namespace, tt.Namespace))
+	}
+	return errs
+}
+
+// CheckTargetSource says what is wrong with source i of a TrafficTarget:
+// SMI sources are service accounts, the mesh's identities.
+func CheckTargetSource(tt *accessv1alpha3.TrafficTarget, i int) []FieldError {
+	if k := tt.Spec.Sources[i].Kind; k != "ServiceAccount" {
+		return []FieldError{fieldError(fmt.Sprintf("spec.sources[%d].kind", i), "%q: only ServiceAccount is supported", k)}
+	}
+	return nil
+}
+
+// CheckTargetRule says what is wrong with rule i of a TrafficTarget on its own.
+func CheckTargetRule(tt *accessv1alpha3.TrafficTarget, i int) []FieldError {
+	if k := tt.Spec.Rules[i].Kind; k != "HTTPRouteGroup" && k != "TCPRoute" {
+		return []FieldError{fieldError(fmt.Sprintf("spec.rules[%d].kind", i), "%q: only HTTPRouteGroup and TCPRoute are supported", k)}
+	}
+	return nil
+}
+
+// CheckHTTPRule says what of rule i of a TrafficTarget, an HTTPRouteGroup
+// rule, allows nothing given g, the route group it names (nil when it does
+// not exist): a rule allows the matches it names, all of them when it
+// names none.
+func CheckHTTPRule(tt *accessv1alpha3.TrafficTarget, i int, g *specsv1alpha4.HTTPRouteGroup) []FieldError {
+	r := tt.Spec.Rules[i]
+	field := fmt.Sprintf("spec.rules[%d]", i)
+	if g == nil {
+		return []FieldError{fieldError(field, "HTTPRouteGroup %s/%s does not exist; the rule allows nothing until it does", tt.Namespace, r.Name)}
+	}
+	if len(g.Spec.Matches) == 0 {
+		return []FieldError{fieldError(field, "HTTPRouteGroup %s/%s has no matches; the rule allows nothing", g.Namespace, g.Name)}
+	}
+	var have []string
+	for _, m := range g.Spec.Matches {
+		have = append(have, m.Name)
+	}
+	return missingMatches(field, "HTTPRouteGroup", g.Namespace+"/"+g.Name, r.Matches, have)
+}
+
+// CheckTCPRule is CheckHTTPRule for a TCPRoute rule: rt is the route it
+// names, nil when it does not exist. A TCPRoute has one match; a rule that
+// names matches must name it.
+func CheckTCPRule(tt *accessv1alpha3.TrafficTarget, i int, rt *specsv1alpha4.TCPRoute) []FieldError {
+	r := tt.Spec.Rules[i]
+	field := fmt.Sprintf("spec.rules[%d]", i)
+	if rt == nil {
+		return []FieldError{fieldError(field, "TCPRoute %s/%s does not exist; the rule allows nothing until it does", tt.Namespace, r.Name)}
+	}
+	return missingMatches(field, "TCPRoute", rt.Namespace+"/"+rt.Name, r.Matches, []string{rt.Spec.Matches.Name})
+}
+
+// TCPRuleMatches says whether a TCPRoute rule allows the route's match.
+func TCPRuleMatches(r accessv1alpha3.TrafficTargetRule, rt *specsv1alpha4.TCPRoute) bool {
+	return len(r.Matches) == 0 || slices.Contains(r.Matches, rt.Spec.Matches.Name)
+}
+
+func missingMatches(field, kind, name string, want, have []string) []FieldError {
+	var errs []FieldError
+	for j, m := range want {
+		if !slices.Contains(have, m) {
+			errs = append(errs, fieldError(fmt.Sprintf("%s.matches[%d]", field, j), "%s %s has no match %q", kind, name, m))
+		}
+	}
+	return errs
+}
+
+// CheckHTTPRouteGroup says what is wrong with the matches of an
+// HTTPRouteGroup (CheckRouteGroupMatch, for each).
+func CheckHTTPRouteGroup(g *specsv1alpha4.HTTPRouteGroup) []FieldError {
+	var errs []FieldError
+	for i := range g.Spec.Matches {
+		errs = append(errs, CheckRouteGroupMatch(g, i)...)
+	}
+	return errs
+}
+
+// CheckRouteGroupMatch says what is wrong with match i of an
+// HTTPRouteGroup: what a proxy could not enforce (CheckHTTPMatch), or a
+// name an earlier match has, which a TrafficTarget could not tell apart.
+func CheckRouteGroupMatch(g *specsv1alpha4.HTTPRouteGroup, i int) []FieldError {
+	m := g.Spec.Matches[i]
+	field := fmt.Sprintf("spec.matches[%d] (%q)", i, m.Name)
+	var errs []FieldError
+	if j := slices.IndexFunc(g.Spec.Matches[:i], func(o specsv1alpha4.HTTPMatch) bool { return o.Name == m.Name }); j >= 0 {
+		errs = append(errs, fieldError(fmt.Sprintf("spec.matches[%d].name", i), "%q is also spec.matches[%d]", m.Name, j))
+	}
+	for _, err := range CheckHTTPMatch(m) {
+		errs = append(errs, FieldError{Field: field, Err: err})
+	}
+	return errs
+}
+
+// CheckTCPRoute says what is wrong with a TCPRoute: ports out of range
+// (the CRD's schema refuses them; an object stored before it may have them).
+func CheckTCPRoute(rt *specsv1alpha4.TCPRoute) []FieldError {
+	var errs []FieldError
+	for i, p := range rt.Spec.Matches.Ports {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fieldError(fmt.Sprintf("spec.matches.ports[%d]", i), "port %d is out of range 1..65535", p))
+		}
+	}
+	return errs
+}
+
+// CheckTrafficSplit says what is wrong with a TrafficSplit on its own: a
+// split that cannot route (no root, no backends, weights out of range or
+// all zero, a backend named twice, a Service of another namespace). The
+// model ignores such a split and reports it; the webhook refuses it.
+func CheckTrafficSplit(ts *splitv1alpha4.TrafficSplit) []FieldError {
+	var errs []FieldError
+	if ts.Spec.Service == "" {
+		errs = append(errs, fieldError("spec.service", "the root Service is required"))
+	} else if _, err := SplitService(ts.Spec.Service, ts.Namespace); err != nil {
+		errs = append(errs, FieldError{Field: "spec.service", Err: err})
+	}
+	errs = append(errs, requireSome("spec.backends", len(ts.Spec.Backends), "backend")...)
+	var total uint64
+	weighed := true // every weight is in range, so the total means something
+	seen := map[string]int{}
+	for i, b := range ts.Spec.Backends {
+		if b.Weight < 0 || uint64(b.Weight) > math.MaxUint32 {
+			errs = append(errs, fieldError(fmt.Sprintf("spec.backends[%d].weight", i), "%d is out of range 0..%d", b.Weight, uint32(math.MaxUint32)))
+			weighed = false
+		} else {
+			total += uint64(b.Weight)
+		}
+		field := fmt.Sprintf("spec.backends[%d].service", i)
+		name, err := SplitService(b.Service, ts.Namespace)
+		if err != nil {
+			errs = append(errs, FieldError{Field: field, Err: err})
+			continue
+		}
+		if j, dup := seen[name]; dup {
+			errs = append(errs, fieldError(field, "%q is also spec.backends[%d]", b.Service, j))
+			continue
+		}
+		seen[name] = i
+	}
+	switch {
+	case len(ts.Spec.Backends) == 0 || !weighed:
+	case total == 0:
+		errs = append(errs, fieldError("spec.backends", "every weight is 0, so no traffic could be routed"))
+	case total > math.MaxUint32:
+		errs = append(errs, fieldError("spec.backends", "the weights add up to %d, more than %d", total, uint32(math.MaxUint32)))
+	}
+	return errs
+}
+
+// fieldErrors is err, if any, as the error of field.
+func fieldErrors(field string, err error) []FieldError {
+	if err == nil {
+		return nil
+	}
+	return []FieldError{{Field: field, Err: err}}
+}
+
+// missingService is the error of a field naming a Service that does not exist.
+func missingService(field string, k ServiceKey) FieldError {
+	return fieldError(field, "Service %s does not exist", k)
+}
+
+// SplitConflict is the error of a split of a Service another split, named
+// other, already splits: a Service has one split, so that its traffic's
+// shares are the ones its split says.
+func SplitConflict(root ServiceKey, other string) FieldError {
+	return fieldError("spec.service", "Service %s is already split by TrafficSplit %s; a Service has one split", root, other)
+}
+
+// SourceOutsideMesh is the error of source i of a TrafficTarget of mesh,
+// in a namespace holding no workload of it: a member of mesh other, or of
+// none when other is empty. Its workloads hold no certificate of this
+// mesh, unless another mesh shares the issuer: allowing them would let
+// traffic cross meshes, so the source is left out.
+func SourceOutsideMesh(i int, namespace, mesh, other string) FieldError {
+	where := "is not in a mesh"
+	if other != "" {
+		where = fmt.Sprintf("is a member of mesh %q", other)
+	}
+	return fieldError(fmt.Sprintf("spec.sources[%d].namespace", i), "namespace %s %s, not of mesh %q; the source is left out", namespace, where, mesh)
 }
