@@ -38,6 +38,8 @@ type MeshInstanceReconciler struct {
 	ClusterResourceNamespace string
 	// Namespace is the operator's own: the xDS serving certificate lives there.
 	Namespace string
+
+	policyEvents policyEvents // see meshinstance_policies.go
 }
 
 // Reconcile implements reconcile.Reconciler.

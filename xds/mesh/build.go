@@ -51,7 +51,7 @@ func (b *builder) problem(kind string, obj metav1.Object, format string, args ..
 	if ns := obj.GetNamespace(); ns != "" {
 		name = ns + "/" + name
 	}
-	b.problems = append(b.problems, Problem{Object: kind + " " + name, Err: fmt.Errorf(format, args...)})
+	b.problems = append(b.problems, Problem{Object: kind + " " + name, Err: fmt.Errorf(format, args...), Source: obj})
 }
 
 func (b *builder) build() (*Mesh, []Problem) {

@@ -6,6 +6,7 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
@@ -33,6 +34,8 @@ type Problem struct {
 	// Object is "Kind namespace/name".
 	Object string
 	Err    error
+	// Source is the object, as the inputs hold it: read it, never change it.
+	Source metav1.Object
 }
 
 func (p Problem) Error() string { return p.Object + ": " + p.Err.Error() }
