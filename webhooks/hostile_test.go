@@ -41,6 +41,7 @@ func TestHostileObjects(t *testing.T) {
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-v2", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web-v3", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "admin", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9999}}}},
 		&splitv1alpha4.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Name: "canary", Namespace: ns}, Spec: splitv1alpha4.TrafficSplitSpec{
 			Service: "web", Backends: []splitv1alpha4.TrafficSplitBackend{{Service: "web", Weight: 90}, {Service: "web-v2", Weight: 10}}}},
 		&specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns}, Spec: specsv1alpha4.HTTPRouteGroupSpec{
@@ -170,6 +171,10 @@ func TestHostileObjects(t *testing.T) {
 		{name: "split backend named twice", obj: split("dup", "web-v3", splitv1alpha4.TrafficSplitBackend{Service: "web", Weight: 1}, splitv1alpha4.TrafficSplitBackend{Service: "web." + ns, Weight: 1}),
 			refused: "spec.backends[1].service"},
 
+		{name: "split backend on another port", obj: split("ports", "web-v2", splitv1alpha4.TrafficSplitBackend{Service: "web-v2", Weight: 1}, splitv1alpha4.TrafficSplitBackend{Service: "admin", Weight: 1}),
+			warned:  fmt.Sprintf("spec.backends[1].service: Service %s/admin does not serve port 80 of the root Service %s/web-v2; the split is ignored", ns, ns),
+			problem: fmt.Sprintf("TrafficSplit %s/ports: spec.backends[1].service: Service %s/admin does not serve port 80 of the root Service %s/web-v2; the split is ignored", ns, ns, ns)},
+
 		// References across namespaces and meshes.
 		{name: "split backend in another namespace", obj: split("elsewhere", "web-v3", splitv1alpha4.TrafficSplitBackend{Service: "web." + bank, Weight: 1}),
 			refused: fmt.Sprintf(`spec.backends[0].service: service "web.%s" is not in the split's namespace %s`, bank, ns)},
@@ -232,10 +237,10 @@ func TestHostileObjects(t *testing.T) {
 			}
 		}
 	}
-	// Only the problem the table expects: the cross-mesh source.
-	// Everything else was refused or is used as written.
-	if got := meshProblems(t, ctx, "hostile"); len(got) != 1 {
-		t.Errorf("problems %q; want only the cross-mesh source", got)
+	// Only the problems the table expects: the cross-mesh source and the
+	// split to another port. Everything else was refused or is used as written.
+	if got := meshProblems(t, ctx, "hostile"); len(got) != 2 {
+		t.Errorf("problems %q; want only the cross-mesh source and the split to another port", got)
 	}
 }
 

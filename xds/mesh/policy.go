@@ -264,7 +264,8 @@ func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 		key := ServiceKey{ts.Namespace, name}
 		svc := b.m.Service(key)
 		if svc == nil {
-			ok = !b.report(kind, ts, []FieldError{missingService(field, key)}, splitIgnored) && ok
+			b.report(kind, ts, []FieldError{missingService(field, key)}, splitIgnored)
+			ok = false
 			continue
 		}
 		if b.report(kind, ts, fieldErrors(field, CheckSplitBackend(root.splitTarget(), svc.splitTarget())), splitIgnored) {
