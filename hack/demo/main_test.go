@@ -57,7 +57,7 @@ func TestFirstRunPrintsOneLinePerStep(t *testing.T) {
 			args:      func(out string) []string { return []string{"demo", "DEMOFLAGS=-out '" + out + "'"} },
 			line:      demoLine,
 			log:       "build.log",
-			wantLines: []string{"building the test control plane", "already in", "compiling the demo", "FAILED"},
+			wantLines: []string{"compiling the demo's launcher", "building the test control plane", "already in", "compiling the demo", "FAILED"},
 		},
 		{
 			name:      "make demo on a fresh machine",
