@@ -3,7 +3,8 @@
 // then runs the demo, which brings up a working mesh on this machine with no
 // cluster. Each step prints one progress line with the time since the start;
 // the tools' output (the go command's downloads and builds) goes to the log
-// the first line names, whose last lines a failure shows.
+// the first line names, whose last lines a failure shows. The binaries, the
+// log and the logs of the processes the demo starts stay in bin/demo.
 //
 // It imports only the standard library, so that it compiles in seconds on a
 // machine with none of the project's Go modules: downloading and compiling
@@ -99,7 +100,7 @@ func build(p *progress.Printer, out string) ([]string, error) {
 			return nil, err
 		}
 	}
-	return []string{demoBin, "-assets", assets, "-operator", operatorBin, "-started", strconv.FormatInt(p.Start().Unix(), 10)}, nil
+	return []string{demoBin, "-assets", assets, "-operator", operatorBin, "-logs", shownPath(root, out), "-started", strconv.FormatInt(p.Start().Unix(), 10)}, nil
 }
 
 // controlPlane runs hack/build-envtest.sh, relaying its progress lines, and

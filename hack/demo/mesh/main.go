@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +48,9 @@ type options struct {
 	operator string
 	// started is when the demo started: the progress lines count from it.
 	started time.Time
+	// logs is the directory of the operator's and kube-controller-manager's
+	// logs; empty, the demo's temporary directory (removed when it ends).
+	logs string
 }
 
 func main() {
@@ -56,6 +60,7 @@ func main() {
 	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "The directory of kube-apiserver, etcd and kube-controller-manager (hack/build-envtest.sh kube-controller-manager prints it).")
 	flag.StringVar(&o.operator, "operator", "", "The operator's binary (go build ./cmd).")
 	flag.Int64Var(&startedSec, "started", 0, "When the demo started, in Unix seconds: the progress lines count from it (default now).")
+	flag.StringVar(&o.logs, "logs", "", "The directory of the operator's and kube-controller-manager's logs, kept after the demo ends (default a temporary directory, removed).")
 	flag.Parse()
 	o.started = time.Now()
 	if startedSec > 0 {
@@ -63,11 +68,22 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, o); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
+	p := progress.New(os.Stdout, o.started)
+	if err := run(ctx, p, os.Stdout, o); err != nil {
+		if o.logs == "" {
+			p.Step("FAILED: %v", err)
+		} else {
+			p.Failed("", err, filepath.Join(o.logs, operatorLog))
+		}
 		os.Exit(1)
 	}
 }
+
+// The logs of the processes the demo starts.
+const (
+	operatorLog = "osm-operator.log"
+	kcmLog      = "kube-controller-manager.log"
+)
 
 // checkOptions says what is missing to run the demo.
 func checkOptions(o options) error {
@@ -88,11 +104,10 @@ func checkOptions(o options) error {
 	return nil
 }
 
-func run(ctx context.Context, out io.Writer, o options) error {
+func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) error {
 	if err := checkOptions(o); err != nil {
 		return err
 	}
-	p := progress.New(out, o.started)
 	ctrllog.SetLogger(logr.Discard())
 	klog.SetLogger(logr.Discard())
 	root, err := testenv.RepoRoot()
@@ -104,6 +119,20 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	logs := o.logs
+	if logs == "" {
+		logs = dir
+	}
+	kcmOut, err := logFile(logs, kcmLog)
+	if err != nil {
+		return err
+	}
+	defer kcmOut.Close()
+	opOut, err := logFile(logs, operatorLog)
+	if err != nil {
+		return err
+	}
+	defer opOut.Close()
 
 	assets, operatorBin := o.assets, o.operator
 	if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
@@ -146,7 +175,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	}
 
 	p.Step("starting kube-controller-manager (Deployments, ReplicaSets, EndpointSlices), a simulated node and cert-manager")
-	kcm := command(ctx, dir, logFile(dir, "kube-controller-manager"), filepath.Join(assets, "kube-controller-manager"),
+	kcm := command(ctx, dir, kcmOut, filepath.Join(assets, "kube-controller-manager"),
 		"--kubeconfig="+kubeconfig, "--controllers=deployment,replicaset,endpointslice,garbagecollector",
 		"--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false")
 	if err := kcm.Start(); err != nil {
@@ -161,8 +190,8 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	}
 
 	xdsAddr, debugAddr := freeAddr(), freeAddr()
-	p.Step("starting the operator: xDS on %s, webhooks on port %d, logs in %s", xdsAddr, env.WebhookInstallOptions.LocalServingPort, filepath.Join(dir, "osm-operator.log"))
-	op := command(ctx, dir, logFile(dir, "osm-operator"), operatorBin,
+	p.Step("starting the operator: xDS on %s, webhooks on port %d, logs in %s", xdsAddr, env.WebhookInstallOptions.LocalServingPort, opOut.Name())
+	op := command(ctx, dir, opOut, operatorBin,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--xds-address="+xdsAddr, "--xds-debug-address="+debugAddr,
 		fmt.Sprintf("--webhook-port=%d", env.WebhookInstallOptions.LocalServingPort),
@@ -219,12 +248,13 @@ func command(ctx context.Context, dir string, logs io.Writer, name string, args 
 	return cmd
 }
 
-func logFile(dir, name string) io.Writer {
-	f, err := os.Create(filepath.Join(dir, name+".log"))
+// logFile creates (or empties) a process's log.
+func logFile(dir, name string) (*os.File, error) {
+	f, err := os.Create(filepath.Join(dir, name))
 	if err != nil {
-		return io.Discard
+		return nil, fmt.Errorf("creating the log of %s: %w", strings.TrimSuffix(name, ".log"), err)
 	}
-	return f
+	return f, nil
 }
 
 func freeAddr() string {

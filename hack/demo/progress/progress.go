@@ -70,9 +70,13 @@ func relayed(line, prefix string) (string, bool) {
 	return msg, true
 }
 
-// Failed prints that a step failed and the last lines of its log, indented.
+// Failed prints that a step (what, if not empty) failed and the last lines
+// of its log, indented.
 func (p *Printer) Failed(what string, err error, log string) {
-	p.Step("FAILED %s: %v; the last lines of %s:", what, err, log)
+	if what != "" {
+		what = " " + what
+	}
+	p.Step("FAILED%s: %v; the last lines of %s:", what, err, log)
 	for _, l := range Tail(log, TailLines) {
 		fmt.Fprintln(p.out, "    "+l)
 	}

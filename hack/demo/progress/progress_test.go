@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,5 +85,23 @@ func TestTail(t *testing.T) {
 	}
 	if got := Tail(filepath.Join(t.TempDir(), "missing.log"), 20); len(got) != 0 {
 		t.Errorf("Tail of a missing log = %q, want nothing", got)
+	}
+}
+
+func TestFailed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osm-operator.log")
+	if err := os.WriteFile(path, []byte("started\nthe API server refused the webhook\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	p := New(&out, time.Now().Add(-time.Minute))
+	p.Failed("compiling the demo", errors.New("exit status 1"), path)
+	p.Failed("", errors.New("still waiting"), path)
+	want := "[  1:00] FAILED compiling the demo: exit status 1; the last lines of " + path + ":\n" +
+		"    started\n    the API server refused the webhook\n" +
+		"[  1:00] FAILED: still waiting; the last lines of " + path + ":\n" +
+		"    started\n    the API server refused the webhook\n"
+	if out.String() != want {
+		t.Errorf("Failed printed\n%s\nwant\n%s", out.String(), want)
 	}
 }
