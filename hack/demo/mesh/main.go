@@ -69,6 +69,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := progress.New(os.Stdout, o.started)
+	if err := checkOptions(o); err != nil {
+		p.Step("FAILED: %v", err)
+		os.Exit(2)
+	}
+	// The operator's log is new each run: a failure shows this run's lines.
 	if err := run(ctx, p, os.Stdout, o); err != nil {
 		if o.logs == "" {
 			p.Step("FAILED: %v", err)
@@ -105,9 +110,6 @@ func checkOptions(o options) error {
 }
 
 func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) error {
-	if err := checkOptions(o); err != nil {
-		return err
-	}
 	ctrllog.SetLogger(logr.Discard())
 	klog.SetLogger(logr.Discard())
 	root, err := testenv.RepoRoot()

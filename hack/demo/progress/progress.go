@@ -76,8 +76,13 @@ func (p *Printer) Failed(what string, err error, log string) {
 	if what != "" {
 		what = " " + what
 	}
+	tail := Tail(log, TailLines)
+	if len(tail) == 0 {
+		p.Step("FAILED%s: %v; nothing in %s", what, err, log)
+		return
+	}
 	p.Step("FAILED%s: %v; the last lines of %s:", what, err, log)
-	for _, l := range Tail(log, TailLines) {
+	for _, l := range tail {
 		fmt.Fprintln(p.out, "    "+l)
 	}
 }

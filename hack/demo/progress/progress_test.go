@@ -104,4 +104,15 @@ func TestFailed(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("Failed printed\n%s\nwant\n%s", out.String(), want)
 	}
+
+	// An empty log (the step failed before its tool wrote anything) says so.
+	empty := filepath.Join(t.TempDir(), "empty.log")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	p.Failed("starting", errors.New("no port"), empty)
+	if want := "[  1:00] FAILED starting: no port; nothing in " + empty + "\n"; out.String() != want {
+		t.Errorf("Failed printed %q, want %q", out.String(), want)
+	}
 }
