@@ -84,7 +84,7 @@ func build(p *progress.Printer, out string) ([]string, error) {
 	defer log.Close()
 
 	p.Step("building the test control plane (etcd, kube-apiserver, kube-controller-manager; the first time about 20 minutes) — log: %s", shown)
-	assets, err := controlPlane(p, root, logPath)
+	assets, err := controlPlane(p, root, shown)
 	if err != nil {
 		// The script printed its failure and its log's last lines.
 		return nil, err
@@ -104,7 +104,8 @@ func build(p *progress.Printer, out string) ([]string, error) {
 }
 
 // controlPlane runs hack/build-envtest.sh, relaying its progress lines, and
-// returns the directory of the binaries (the script's last line).
+// returns the directory of the binaries (the script's last line). logPath
+// is relative to root or absolute: the script runs in root.
 func controlPlane(p *progress.Printer, root, logPath string) (string, error) {
 	var stdout bytes.Buffer
 	cmd := exec.Command("bash", filepath.Join(root, "hack", "build-envtest.sh"), "kube-controller-manager")
