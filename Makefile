@@ -60,8 +60,8 @@ verify-generated: ## Fail if generated code or manifests are stale, or Go files 
 	if [ -n "$$unformatted" ]; then echo "Not gofmt-ed (run 'make fmt'):"; echo "$$unformatted"; exit 1; fi
 
 .PHONY: envtest
-envtest: ## Build kube-apiserver and etcd for the tests (once per machine, ~15 min).
-	hack/build-envtest.sh
+envtest: ## Build kube-apiserver and etcd for the tests (once per machine, ~15 min); the go command's output goes to bin/build-envtest.log.
+	@hack/build-envtest.sh >/dev/null
 
 .PHONY: test
 # make test runs every test verbosely into bin/test-output.log and prints
@@ -100,9 +100,18 @@ build: manifests generate fmt vet ## Build bin/osm-operator.
 run: manifests generate fmt vet ## Run the operator against the cluster of the current kubeconfig (webhooks off: the cluster cannot call this machine).
 	go run ./cmd --metrics-secure=false --webhooks=false
 
+# Demo flags; e.g. make demo DEMOFLAGS=-once.
+DEMOFLAGS ?=
+
 .PHONY: demo
+# hack/demo prints one line per step; the tools' output goes to bin/demo/build.log.
+# It is built, not run with go run, which adds a line of its own when it fails;
+# its build, from the standard library alone, is the one step before its clock
+# starts printing (on a fresh machine, compiling the standard library).
 demo: ## Bring up a mesh on this machine with no cluster: control plane, cert-manager, the operator and the bookstore; Ctrl-C ends it.
-	go run ./hack/demo
+	@started=$$(date +%s); mkdir -p bin/demo; \
+	echo "[  0:00] compiling the demo's launcher (hack/demo; the first time about 30 seconds)"; \
+	go build -o bin/demo/launcher ./hack/demo; bin/demo/launcher -started $$started $(DEMOFLAGS)
 
 .PHONY: docker-build
 docker-build: ## Build the operator's image.

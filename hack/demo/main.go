@@ -1,258 +1,168 @@
-// Command demo brings up a working mesh on this machine with no cluster
-// (`make demo`): the test control plane (kube-apiserver, etcd and
-// kube-controller-manager built by hack/build-envtest.sh), cert-manager's
-// controllers, a simulated node, and the operator binary itself; then it
-// applies the bookstore sample, connects proxies with the certificates the
-// mesh issued, and shows the mesh's state and one proxy's config. It keeps
-// running until Ctrl-C, then cleans up.
+// Command demo is `make demo`: it builds the test control plane
+// (hack/build-envtest.sh) and the demo (hack/demo/mesh) and the operator,
+// then runs the demo, which brings up a working mesh on this machine with no
+// cluster. Each step prints one progress line with the time since the start;
+// the tools' output (the go command's downloads and builds) goes to the log
+// the first line names, whose last lines a failure shows. The binaries, the
+// log and the logs of the processes the demo starts stay in bin/demo.
+//
+// It imports only the standard library, so that it compiles in seconds on a
+// machine with none of the project's Go modules: downloading and compiling
+// them is one of its steps, not a silent wait before its first line.
 package main
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/klog/v2"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-
-	"github.com/open-service-mesh/osm-operator/internal/simnode"
-	"github.com/open-service-mesh/osm-operator/internal/testenv"
-	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+	"github.com/open-service-mesh/osm-operator/hack/demo/progress"
 )
 
 func main() {
 	once := flag.Bool("once", false, "Exit after showing the mesh instead of running until Ctrl-C.")
+	out := flag.String("out", "", "The directory of the build log and the demo's binaries (default bin/demo in the repository).")
+	startedSec := flag.Int64("started", 0, "When the demo started, in Unix seconds (make demo passes it): the progress lines count from it (default now).")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Stdout, *once); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
+	started := time.Now()
+	if *startedSec > 0 {
+		started = time.Unix(*startedSec, 0)
+	}
+	p := progress.New(os.Stdout, started)
+	argv, err := build(p, *out)
+	if err != nil {
+		// The step that failed has printed why, and its log's last lines.
 		os.Exit(1)
 	}
+	if *once {
+		argv = append(argv, "-once")
+	}
+	// The demo takes this process's place: Ctrl-C reaches it, and it
+	// cleans up before the shell prompt returns.
+	err = syscall.Exec(argv[0], argv, os.Environ())
+	fmt.Fprintf(os.Stderr, "demo: starting %s: %v\n", argv[0], err)
+	os.Exit(1)
 }
 
-// step prints a progress line.
-func step(out io.Writer, format string, args ...any) {
-	fmt.Fprintf(out, "[demo %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
+// build builds the control plane, the demo and the operator, printing a
+// line per step, and returns the demo's command line.
+func build(p *progress.Printer, out string) ([]string, error) {
+	fail := func(what string, err error) ([]string, error) {
+		p.Step("FAILED %s: %v", what, err)
+		return nil, err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return fail("finding the repository", err)
+	}
+	if out == "" {
+		out = filepath.Join(root, "bin", "demo")
+	}
+	if out, err = filepath.Abs(out); err != nil {
+		return fail("finding the output directory", err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fail("creating the output directory", err)
+	}
+	logPath := filepath.Join(out, "build.log")
+	shown := shownPath(root, logPath)
+	// Each run rewrites the log; every writer appends, so the script's lines
+	// and the go command's land in order.
+	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	if err != nil {
+		return fail("creating the build log", err)
+	}
+	defer log.Close()
 
-func run(ctx context.Context, out io.Writer, once bool) error {
-	ctrllog.SetLogger(logr.Discard())
-	klog.SetLogger(logr.Discard())
-	root, err := testenv.RepoRoot()
+	p.Step("building the test control plane (etcd, kube-apiserver, kube-controller-manager; the first time about 20 minutes) — log: %s", shown)
+	assets, err := controlPlane(p, root, shown)
 	if err != nil {
-		return err
+		// The script printed its failure and its log's last lines.
+		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "osm-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-
-	step(out, "building the control plane and the operator (the first time takes about 20 minutes)")
-	assets, err := buildControlPlane(ctx, root, out)
-	if err != nil {
-		return err
-	}
-	operatorBin := filepath.Join(dir, "osm-operator")
-	if err := command(ctx, root, io.Discard, "go", "build", "-o", operatorBin, "./cmd").Run(); err != nil {
-		return fmt.Errorf("building the operator: %w", err)
-	}
-	if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
-		return err
-	}
-
-	step(out, "starting kube-apiserver and etcd with the mesh, SMI and cert-manager CRDs and the operator's webhooks")
-	env, err := testenv.StartWithWebhooks()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = env.Stop() }()
-	user, err := env.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return err
-	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	raw, err := user.KubeConfig()
-	if err == nil {
-		err = os.WriteFile(kubeconfig, raw, 0o600)
-	}
-	if err != nil {
-		return fmt.Errorf("writing the kubeconfig: %w", err)
-	}
-	// The processes stop before the API server does (defers run last first).
-	ctx, cancel := context.WithCancel(ctx)
-	var procs []*exec.Cmd
-	defer func() {
-		cancel()
-		for _, p := range procs {
-			_ = p.Wait()
-		}
-	}()
-	k := env.Client
-	for _, ns := range []string{"osm-system", certmanager.ClusterResourceNamespace} {
-		if err := k.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
+	demoBin, operatorBin := filepath.Join(out, "mesh"), filepath.Join(out, "osm-operator")
+	for _, b := range []struct{ what, bin, pkg string }{
+		{"compiling the demo (the first time it downloads and compiles its Go modules: about 6 minutes)", demoBin, "./hack/demo/mesh"},
+		{"compiling the operator", operatorBin, "./cmd"},
+	} {
+		p.Step("%s — log: %s", b.what, shown)
+		if err := goBuild(root, log, b.bin, b.pkg); err != nil {
+			p.Failed(strings.SplitN(b.what, " (", 2)[0], err, shown)
+			return nil, err
 		}
 	}
-
-	step(out, "starting kube-controller-manager (Deployments, ReplicaSets, EndpointSlices), a simulated node and cert-manager")
-	kcm := command(ctx, dir, logFile(dir, "kube-controller-manager"), filepath.Join(assets, "kube-controller-manager"),
-		"--kubeconfig="+kubeconfig, "--controllers=deployment,replicaset,endpointslice,garbagecollector",
-		"--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false")
-	if err := kcm.Start(); err != nil {
-		return fmt.Errorf("starting kube-controller-manager: %w", err)
-	}
-	procs = append(procs, kcm)
-	if err := simnode.Start(ctx, env.Config, env.Scheme, "10.244.0.0/16", logr.Discard()); err != nil {
-		return err
-	}
-	if err := certmanager.Start(ctx, env.Environment); err != nil {
-		return err
-	}
-
-	xdsAddr, debugAddr := freeAddr(), freeAddr()
-	step(out, "starting the operator: xDS on %s, webhooks on port %d, logs in %s", xdsAddr, env.WebhookInstallOptions.LocalServingPort, filepath.Join(dir, "osm-operator.log"))
-	op := command(ctx, dir, logFile(dir, "osm-operator"), operatorBin,
-		"--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--xds-address="+xdsAddr, "--xds-debug-address="+debugAddr,
-		fmt.Sprintf("--webhook-port=%d", env.WebhookInstallOptions.LocalServingPort),
-		"--webhook-cert-dir="+env.WebhookInstallOptions.LocalServingCertDir,
-		"--cert-manager-namespace="+certmanager.ClusterResourceNamespace)
-	op.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "POD_NAMESPACE=osm-system", "POD_NAME=osm-operator-demo")
-	if err := op.Start(); err != nil {
-		return fmt.Errorf("starting the operator: %w", err)
-	}
-	procs = append(procs, op)
-
-	step(out, "applying the bookstore sample (config/samples/bookstore)")
-	if err := applySample(ctx, k, filepath.Join(root, "config", "samples", "bookstore")); err != nil {
-		return err
-	}
-	if err := waitForMesh(ctx, k, out); err != nil {
-		return err
-	}
-	step(out, "connecting the bookbuyer and bookstore sidecars and the VM's proxy with the certificates cert-manager issued")
-	proxies, err := connectProxies(ctx, k, xdsAddr)
-	if err != nil {
-		return err
-	}
-	defer proxies.close()
-	if err := waitForProxies(ctx, k); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(out)
-	if err := showStatus(ctx, k, out); err != nil {
-		return err
-	}
-	fmt.Fprintln(out)
-	proxies.show(out)
-	fmt.Fprintln(out)
-	if err := proxies.checkRules(out); err != nil {
-		return fmt.Errorf("a proxy's config breaks Envoy's load rules: %w", err)
-	}
-	fmt.Fprintf(out, "\nThe mesh is running. Use it with:\n  export KUBECONFIG=%s\n  kubectl get meshinstances,meshmembers,meshvms -A\n  curl -s http://%s/debug/xds/proxies\n", kubeconfig, debugAddr)
-	if once {
-		return nil
-	}
-	fmt.Fprintln(out, "Ctrl-C stops it and removes everything.")
-	<-ctx.Done()
-	step(out, "stopping")
-	return nil
+	return []string{demoBin, "-assets", assets, "-operator", operatorBin, "-logs", shownPath(root, out), "-started", strconv.FormatInt(p.Start().Unix(), 10)}, nil
 }
 
-// buildControlPlane builds (once) the binaries and returns their directory.
-func buildControlPlane(ctx context.Context, root string, out io.Writer) (string, error) {
-	var stdout strings.Builder
-	cmd := command(ctx, root, out, "bash", "hack/build-envtest.sh", "kube-controller-manager")
-	cmd.Stdout = &stdout
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building the control plane: %w", err)
+// controlPlane runs hack/build-envtest.sh, relaying its progress lines, and
+// returns the directory of the binaries (the script's last line). logPath
+// is relative to root or absolute: the script runs in root.
+func controlPlane(p *progress.Printer, root, logPath string) (string, error) {
+	var stdout bytes.Buffer
+	cmd := exec.Command("bash", filepath.Join(root, "hack", "build-envtest.sh"), "kube-controller-manager")
+	cmd.Dir, cmd.Stdout = root, &stdout
+	cmd.Env = append(os.Environ(), "BUILD_ENVTEST_LOG="+logPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", fmt.Errorf("running hack/build-envtest.sh: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("running hack/build-envtest.sh: %w", err)
+	}
+	relayErr := p.Relay(stderr, "[build-envtest ")
+	if err := errors.Join(cmd.Wait(), relayErr); err != nil {
+		return "", fmt.Errorf("hack/build-envtest.sh: %w", err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	return lines[len(lines)-1], nil
 }
 
-func command(ctx context.Context, dir string, logs io.Writer, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logs, logs
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	return cmd
+// goBuild builds pkg into bin, its output into log after the command line.
+func goBuild(root string, log io.Writer, bin, pkg string) error {
+	args := []string{"build", "-o", bin, pkg}
+	fmt.Fprintf(log, "$ go %s\n", strings.Join(args, " "))
+	cmd := exec.Command("go", args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, log, log
+	return cmd.Run()
 }
 
-func logFile(dir, name string) io.Writer {
-	f, err := os.Create(filepath.Join(dir, name+".log"))
+// repoRoot is the repository the working directory is in.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
 	if err != nil {
-		return io.Discard
+		return "", err
 	}
-	return f
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// applySample applies the sample as a user would, namespaces first.
-func applySample(ctx context.Context, k client.Client, dir string) error {
-	objs, err := testenv.Kustomize(dir)
-	if err != nil {
-		return err
-	}
-	apply := func(u *unstructured.Unstructured) error {
-		return retry(ctx, 30*time.Second, func() error {
-			return k.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("demo"), client.ForceOwnership)
-		})
-	}
-	for _, namespaces := range []bool{true, false} {
-		for _, u := range objs {
-			if (u.GetKind() == "Namespace") != namespaces {
-				continue
-			}
-			if err := apply(u); err != nil {
-				return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
-			}
-		}
-	}
-	return nil
-}
-
-// retry calls f until it succeeds or timeout passes (the webhooks may not
-// be serving yet).
-func retry(ctx context.Context, timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
 	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
+		if _, err := os.Stat(filepath.Join(dir, "hack", "build-envtest.sh")); err == nil {
+			return dir, nil
 		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run it in the osm-operator repository: no hack/build-envtest.sh in the working directory or above")
 		}
+		dir = parent
 	}
+}
+
+// shownPath is how a line names path: relative to the repository when it
+// is the working directory and path is inside it.
+func shownPath(root, path string) string {
+	wd, err := os.Getwd()
+	if err != nil || wd != root {
+		return path
+	}
+	rel, err := filepath.Rel(root, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return path
+	}
+	return rel
 }

@@ -35,6 +35,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/hack/demo/progress"
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
@@ -45,7 +46,7 @@ import (
 const mesh = "osm"
 
 // waitForMesh reports each milestone of the mesh coming up.
-func waitForMesh(ctx context.Context, k client.Client, out io.Writer) error {
+func waitForMesh(ctx context.Context, k client.Client, p *progress.Printer) error {
 	milestones := []struct {
 		what string
 		done func() (bool, error)
@@ -100,7 +101,6 @@ func waitForMesh(ctx context.Context, k client.Client, out io.Writer) error {
 			return managers[controllers.EndpointSliceManager] && len(managers) == 2, nil
 		}},
 	}
-	start := time.Now()
 	for _, m := range milestones {
 		err := retry(ctx, 5*time.Minute, func() error {
 			ok, err := m.done()
@@ -112,7 +112,7 @@ func waitForMesh(ctx context.Context, k client.Client, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		step(out, "%s (%.1fs)", m.what, time.Since(start).Seconds())
+		p.Step("%s", m.what)
 	}
 	return nil
 }
