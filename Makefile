@@ -70,7 +70,8 @@ envtest: ## Build kube-apiserver and etcd for the tests (once per machine, ~15 m
 test: verify-generated vet ## Run every check and test against a real API server.
 	@mkdir -p bin
 	go build -o bin/testlog ./hack/testlog
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh | tail -n 1)" go test ./... -count=1 -timeout 25m -v $(GOTESTFLAGS) 2>&1 \
+	assets="$$(hack/build-envtest.sh)" || exit 1; \
+	KUBEBUILDER_ASSETS="$$(echo "$$assets" | tail -n 1)" go test ./... -count=1 -timeout 25m -v $(GOTESTFLAGS) 2>&1 \
 		| tee bin/test-output.log | bin/testlog $(if $(findstring -v,$(GOTESTFLAGS)),-all)
 
 # Benchmark flags; e.g. make bench BENCHFLAGS='-bench EndpointChange -count 5'.
