@@ -512,7 +512,9 @@ func TestRules(t *testing.T) {
 				h2Options(cluster(r, local), &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})
 			},
 			good: func(r *envoyrules.Resources) {
-				h2Options(cluster(r, warehouse), &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})
+				c := cluster(r, warehouse)
+				c.TransportSocketMatches = nil // bookwarehouse has a pod without a proxy
+				h2Options(c, &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})
 			},
 			want: "which has a non-ALPN transport socket"},
 		{rule: "a transport socket match has a socket",
