@@ -211,6 +211,9 @@ func (m *Mesh) Callers(id Identity) []Identity {
 	return out
 }
 
+// ServicesOf are the services whose endpoints run as id, sorted.
+func (m *Mesh) ServicesOf(id Identity) []*Service { return m.byIdentity[id] }
+
 // Service returns the service with the key, or nil.
 func (m *Mesh) Service(k ServiceKey) *Service {
 	i, ok := slices.BinarySearchFunc(m.Services, k, func(s *Service, k ServiceKey) int {
