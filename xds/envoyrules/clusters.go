@@ -167,4 +167,6 @@ func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, s sockets, f *
 }
 
 // onlyH2 says whether an ALPN list offers h2 and not HTTP/1.1.
-func onlyH2(alpn []string) bool { return slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1") }
+func onlyH2(alpn []string) bool {
+	return slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1")
+}

@@ -541,7 +541,9 @@ func TestRules(t *testing.T) {
 				c := cluster(r, warehouse)
 				c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "old", TransportSocket: proto.Clone(c.GetTransportSocket()).(*corev3.TransportSocket)}}
 				m := &clusterv3.Cluster{TransportSocket: c.TransportSocketMatches[0].TransportSocket}
-				upstreamTLS(m, func(u *tlsv3.UpstreamTlsContext) { u.CommonTlsContext.TlsParams.TlsMaximumProtocolVersion = tlsv3.TlsParameters_TLS_AUTO })
+				upstreamTLS(m, func(u *tlsv3.UpstreamTlsContext) {
+					u.CommonTlsContext.TlsParams.TlsMaximumProtocolVersion = tlsv3.TlsParameters_TLS_AUTO
+				})
 			},
 			good: func(r *envoyrules.Resources) {},
 			want: `the socket of its transport socket match "old": the TLS minimum version (TLSv1_3) is at most the maximum`},

@@ -41,7 +41,7 @@ type builder struct {
 	// says which of them are the mesh's workloads (meshedPod).
 	pods   map[string]*corev1.Pod
 	meshed map[string]bool
-	vms       map[string]*meshv1alpha1.MeshVM
+	vms    map[string]*meshv1alpha1.MeshVM
 	// vmNamespaces are the namespaces holding the mesh's VMs.
 	vmNamespaces map[string]bool
 	// podIPs are the IPs of every pod of the cluster, made when the first

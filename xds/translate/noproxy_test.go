@@ -158,8 +158,12 @@ func endpointsNamed(t *testing.T, r *translate.Resources, name string) map[strin
 // was reached with mutual TLS, and the pod with no proxy refused it.
 func TestAPodWithoutAProxyIsReachedInPlaintext(t *testing.T) {
 	m := halfRolledMesh(t)
-	if slices.ContainsFunc(m.Groups, func(g mesh.Group) bool { return g.Identity.ServiceAccount != "client" && g.Identity.ServiceAccount != "grpc" && g.Identity.ServiceAccount != "web" && g.Identity.ServiceAccount != "db" }) {
-		t.Errorf("groups %v", m.Groups)
+	var groups []string
+	for _, g := range m.Groups {
+		groups = append(groups, g.String())
+	}
+	if want := []string{"envoy/shop/client", "envoy/shop/db", "envoy/shop/web", "grpc/shop/grpc"}; !slices.Equal(groups, want) {
+		t.Errorf("groups %v, want %v (web-2, shop/default, has no proxy)", groups, want)
 	}
 	g := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: "shop", ServiceAccount: "client"}}
 	r, err := translate.Translate(m.View(g), fakeCerts(g))
