@@ -72,9 +72,7 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	const port = 14001
 	ns := "bookstore"
 	grpcPod := func(name, sa string) *corev1.Pod {
-		p := testPod(ns, name, sa)
-		p.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
-		return p
+		return testPod(ns, name, sa, mesh.ProxyKindAnnotation, string(mesh.ProxyGRPC))
 	}
 	objs := []client.Object{
 		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}},

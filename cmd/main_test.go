@@ -31,6 +31,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -276,7 +277,23 @@ func withServiceAccounts(c client.WithWatch) client.WithWatch {
 	})
 }
 
-func testPod(ns, name, sa string) *corev1.Pod {
+// testPod is a pod as the injector admits it, with its sidecar (or, when
+// annotated as proxyless gRPC, its bootstrap): a pod is meshed by its spec
+// (mesh.HasProxy). No webhook runs in the test API server.
+func testPod(ns, name, sa string, annotations ...string) *corev1.Pod {
+	p := plainPod(ns, name, sa)
+	for i := 0; i+1 < len(annotations); i += 2 {
+		metav1.SetMetaDataAnnotation(&p.ObjectMeta, annotations[i], annotations[i+1])
+	}
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}
+	if err := inject.Pod(p, inject.ConfigFor(mi, "osm-system", inject.DefaultInitImage)); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// plainPod is a pod the injector left alone: it has no proxy.
+func plainPod(ns, name, sa string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},

@@ -27,7 +27,7 @@ import (
 
 // Names and ports of what injection adds.
 const (
-	ProxyContainer = "osm-envoy"
+	ProxyContainer = mesh.SidecarContainer
 	InitContainer  = "osm-init"
 	IdentityVolume = "osm-identity"
 	// IdentityDir is where the proxy reads its certificate and key.
@@ -114,31 +114,10 @@ func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace, initImage strin
 	}
 }
 
-// Injected says whether the pod's spec has what injection gives it: the
-// proxy container, or, in a proxyless gRPC pod, the xDS bootstrap in a
-// container's environment. It is the one test of a pod having a proxy: the
-// injector's, so that a pod it injected is left alone when it is called
-// again, and the controllers'. It never reads InjectedAnnotation, which the
-// injector writes as information only: a pod's author can write it too, and
-// a pod that only says it has a proxy has none.
-func Injected(pod *corev1.Pod) bool {
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name == ProxyContainer {
-			return true
-		}
-	}
-	if pod.Annotations[mesh.ProxyKindAnnotation] != string(mesh.ProxyGRPC) {
-		return false
-	}
-	for _, c := range pod.Spec.Containers {
-		for _, e := range c.Env {
-			if e.Name == GRPCBootstrapEnv {
-				return true
-			}
-		}
-	}
-	return false
-}
+// Injected says whether the pod's spec has what injection gives it
+// (mesh.HasProxy, the one rule, which the model uses too): the injector
+// leaves a pod it injected alone when it is called again.
+func Injected(pod *corev1.Pod) bool { return mesh.HasProxy(pod) }
 
 // Pod adds the sidecar to pod in place, or, to a proxyless gRPC pod
 // (annotated openservicemesh.io/proxy: grpc), the xDS bootstrap of its gRPC
@@ -214,9 +193,8 @@ func addSDS(pod *corev1.Pod) {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: SDSVolume, VolumeSource: corev1.VolumeSource{DownwardAPI: v}})
 }
 
-// GRPCBootstrapEnv holds a proxyless gRPC application's xDS bootstrap;
-// grpc-go, grpc-java and gRPC C++ read it.
-const GRPCBootstrapEnv = "GRPC_XDS_BOOTSTRAP_CONFIG"
+// GRPCBootstrapEnv holds a proxyless gRPC application's xDS bootstrap.
+const GRPCBootstrapEnv = mesh.GRPCBootstrapEnv
 
 // proxyless gives every container of a proxyless gRPC pod its xDS
 // bootstrap, in the environment, and its identity files: the gRPC library

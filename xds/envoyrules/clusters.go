@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
@@ -63,40 +65,77 @@ func (c *Checker) cluster(cl *clusterv3.Cluster) *facts {
 				f.fail("cluster", name, "a load assignment names its cluster", "proto validation: cluster_name must be at least 1 byte")
 			}
 		}
-		alpn := c.upstreamTLS(name, cl, f)
-		c.httpOptions(name, cl, alpn, f)
+		sockets := c.upstreamSockets(name, cl, f)
+		c.httpOptions(name, cl, sockets, f)
 	})
 }
 
-// upstreamTLS checks a cluster's transport socket and returns the ALPN it
-// offers, nil when it is not TLS.
-func (c *Checker) upstreamTLS(name string, cl *clusterv3.Cluster, f *facts) []string {
-	ts := cl.GetTransportSocket()
+// sockets are what a cluster's transport sockets offer, for its HTTP
+// options: the ALPN of each TLS one, and whether any is not TLS.
+type sockets struct {
+	alpn  [][]string
+	plain bool
+}
+
+// upstreamSockets checks a cluster's transport sockets: its default one and
+// those of its transport socket matches, which Envoy loads alike
+// (source/common/upstream/transport_socket_match_impl.cc: each match's socket
+// is a registered upstream transport socket, its config decoded and built
+// when the cluster loads). A cluster without a socket, or a match's raw
+// buffer, is plaintext.
+func (c *Checker) upstreamSockets(name string, cl *clusterv3.Cluster, f *facts) sockets {
+	var s sockets
+	add := func(where string, ts *corev3.TransportSocket) {
+		alpn, tls := c.upstreamSocket(name, where, ts, f)
+		if tls {
+			s.alpn = append(s.alpn, alpn)
+		} else {
+			s.plain = true
+		}
+	}
+	add("its transport socket", cl.GetTransportSocket())
+	for _, m := range cl.GetTransportSocketMatches() {
+		where := fmt.Sprintf("the socket of its transport socket match %q", m.GetName())
+		if m.GetTransportSocket() == nil {
+			f.fail("cluster", name, where+" is set", "\"Didn't find a registered implementation for name: ''\" (source/common/config/utility.h): a match has no default socket")
+			continue
+		}
+		add(where, m.GetTransportSocket())
+	}
+	return s
+}
+
+// upstreamSocket checks one transport socket of a cluster and returns the
+// ALPN it offers ([] when none) and whether it is TLS; nil is plaintext.
+func (c *Checker) upstreamSocket(name, where string, ts *corev3.TransportSocket, f *facts) ([]string, bool) {
 	if ts == nil {
-		return nil
+		return nil, false
 	}
 	msg, err := c.unpack(ts.GetTypedConfig())
 	if err != nil {
-		f.fail("cluster", name, "its transport socket decodes: "+err.Error(), "the cluster is refused")
-		return nil
+		f.fail("cluster", name, where+" decodes: "+err.Error(), "the cluster is refused")
+		return nil, false
 	}
-	u, ok := msg.(*tlsv3.UpstreamTlsContext)
-	if !ok {
-		f.fail("cluster", name, "a cluster's transport socket is an UpstreamTlsContext", "any other is not a TLS client")
-		return nil
+	switch u := msg.(type) {
+	case *rawbufferv3.RawBuffer:
+		return nil, false
+	case *tlsv3.UpstreamTlsContext:
+		common := u.GetCommonTlsContext()
+		c.tlsVersions("cluster", name, where, common.GetTlsParams(), clientDefaults, f)
+		c.commonTLS("cluster", name, where, common, f)
+		if len(common.GetAlpnProtocols()) == 0 {
+			return []string{}, true
+		}
+		return common.GetAlpnProtocols(), true
+	default:
+		f.fail("cluster", name, where+" is an UpstreamTlsContext or a RawBuffer", "no other upstream transport socket is part of the mesh")
+		return nil, false
 	}
-	common := u.GetCommonTlsContext()
-	c.tlsVersions("cluster", name, "its TLS", common.GetTlsParams(), clientDefaults, f)
-	c.commonTLS("cluster", name, "its TLS", common, f)
-	if len(common.GetAlpnProtocols()) == 0 {
-		return []string{}
-	}
-	return common.GetAlpnProtocols()
 }
 
 // httpOptions checks a cluster's HTTP protocol options against the ALPN its
-// TLS offers (alpn nil: no TLS).
-func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, alpn []string, f *facts) {
+// TLS sockets offer.
+func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, s sockets, f *facts) {
 	for k := range cl.GetTypedExtensionProtocolOptions() {
 		if k != httpOptionsKey {
 			f.fail("cluster", name, "protocol options are HTTP ones: "+k+" is not", "\"Didn't find a registered network or http filter or protocol options implementation for name: '"+k+"'\"")
@@ -104,7 +143,7 @@ func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, alpn []string,
 	}
 	a, ok := cl.GetTypedExtensionProtocolOptions()[httpOptionsKey]
 	if !ok {
-		if slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1") {
+		if slices.ContainsFunc(s.alpn, onlyH2) {
 			f.fail("cluster", name, "a cluster that offers only h2 in ALPN speaks HTTP/2", "its codec is HTTP/1.1 unless HTTP/2 options say otherwise: the server answers h2 frames to an HTTP/1.1 client")
 		}
 		return
@@ -116,12 +155,18 @@ func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, alpn []string,
 		return
 	}
 	switch {
-	case o.GetAutoConfig() != nil && alpn == nil:
-		f.fail("cluster", name, "a cluster that picks its HTTP version by ALPN has TLS",
+	case o.GetAutoConfig() != nil && s.plain:
+		// Every socket, the matches' too (allMatchesSupportAlpn).
+		f.fail("cluster", name, "a cluster that picks its HTTP version by ALPN has TLS on all its transport sockets",
 			fmt.Sprintf("\"ALPN configured for cluster %s which has a non-ALPN transport socket\" (source/common/upstream/upstream_impl.cc)", name))
-	case o.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil && alpn != nil && len(alpn) > 0 && !slices.Contains(alpn, "h2"):
+	case o.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil && slices.ContainsFunc(s.alpn, func(a []string) bool { return len(a) > 0 && !slices.Contains(a, "h2") }):
 		f.fail("cluster", name, "a cluster that speaks HTTP/2 over TLS offers h2 in ALPN", "the server picks HTTP/1.1 and every request fails")
-	case o.GetExplicitHttpConfig().GetHttpProtocolOptions() != nil && slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1"):
+	case o.GetExplicitHttpConfig().GetHttpProtocolOptions() != nil && slices.ContainsFunc(s.alpn, onlyH2):
 		f.fail("cluster", name, "a cluster that speaks HTTP/1.1 over TLS offers http/1.1 in ALPN", "the server picks h2 and every request fails")
 	}
+}
+
+// onlyH2 says whether an ALPN list offers h2 and not HTTP/1.1.
+func onlyH2(alpn []string) bool {
+	return slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1")
 }

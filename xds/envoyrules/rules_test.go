@@ -15,6 +15,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -152,6 +153,10 @@ func downstreamTLS(r *envoyrules.Resources, edit func(*tlsv3.DownstreamTlsContex
 	d := unpack(fc.GetTransportSocket().GetTypedConfig(), &tlsv3.DownstreamTlsContext{})
 	edit(d)
 	fc.TransportSocket.ConfigType = &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(d)}
+}
+
+func rawBuffer() *corev3.TransportSocket {
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&rawbufferv3.RawBuffer{})}}
 }
 
 func h2Options(c *clusterv3.Cluster, o *httpv3.HttpProtocolOptions) {
@@ -507,7 +512,52 @@ func TestRules(t *testing.T) {
 				h2Options(cluster(r, local), &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})
 			},
 			good: func(r *envoyrules.Resources) {
-				h2Options(cluster(r, warehouse), &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})
+				c := cluster(r, warehouse)
+				c.TransportSocketMatches = nil // bookwarehouse has a pod without a proxy
+				h2Options(c, &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})
+			},
+			want: "which has a non-ALPN transport socket"},
+		{rule: "a transport socket match has a socket",
+			bad: func(r *envoyrules.Resources) {
+				cluster(r, warehouse).TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "no-proxy"}}
+			},
+			good: func(r *envoyrules.Resources) {
+				cluster(r, warehouse).TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "no-proxy", TransportSocket: rawBuffer()}}
+			},
+			want: `the socket of its transport socket match "no-proxy" is set`},
+		{rule: "a transport socket match's socket is an upstream one",
+			bad: func(r *envoyrules.Resources) {
+				cluster(r, warehouse).TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "no-proxy", TransportSocket: &corev3.TransportSocket{
+					Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.DownstreamTlsContext{})},
+				}}}
+			},
+			good: func(r *envoyrules.Resources) {
+				c := cluster(r, warehouse)
+				c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "again", TransportSocket: c.GetTransportSocket()}}
+			},
+			want: `the socket of its transport socket match "no-proxy" is an UpstreamTlsContext or a RawBuffer`},
+		{rule: "a transport socket match's TLS holds the TLS rules",
+			bad: func(r *envoyrules.Resources) {
+				c := cluster(r, warehouse)
+				c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "old", TransportSocket: proto.Clone(c.GetTransportSocket()).(*corev3.TransportSocket)}}
+				m := &clusterv3.Cluster{TransportSocket: c.TransportSocketMatches[0].TransportSocket}
+				upstreamTLS(m, func(u *tlsv3.UpstreamTlsContext) {
+					u.CommonTlsContext.TlsParams.TlsMaximumProtocolVersion = tlsv3.TlsParameters_TLS_AUTO
+				})
+			},
+			good: func(r *envoyrules.Resources) {},
+			want: `the socket of its transport socket match "old": the TLS minimum version (TLSv1_3) is at most the maximum`},
+		{rule: "ALPN selection needs TLS on every socket, the matches' too",
+			bad: func(r *envoyrules.Resources) {
+				c := cluster(r, warehouse)
+				h2Options(c, &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}})
+				c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "no-proxy", TransportSocket: rawBuffer()}}
+			},
+			good: func(r *envoyrules.Resources) {
+				c := cluster(r, warehouse)
+				h2Options(c, explicitH2)
+				upstreamTLS(c, func(u *tlsv3.UpstreamTlsContext) { u.CommonTlsContext.AlpnProtocols = []string{"h2"} })
+				c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "no-proxy", TransportSocket: rawBuffer()}}
 			},
 			want: "which has a non-ALPN transport socket"},
 		{rule: "cluster names are unique",

@@ -37,8 +37,11 @@ type builder struct {
 	members map[string]labels.Selector
 	// elsewhere maps a namespace that another mesh holds to that mesh.
 	elsewhere map[string]string
-	pods      map[string]*corev1.Pod // by namespace/name, member pods only
-	vms       map[string]*meshv1alpha1.MeshVM
+	// pods are the pods of member namespaces, by namespace/name; meshed
+	// says which of them are the mesh's workloads (meshedPod).
+	pods   map[string]*corev1.Pod
+	meshed map[string]bool
+	vms    map[string]*meshv1alpha1.MeshVM
 	// vmNamespaces are the namespaces holding the mesh's VMs.
 	vmNamespaces map[string]bool
 	// podIPs are the IPs of every pod of the cluster, made when the first
@@ -122,17 +125,23 @@ func (b *builder) collectMembers() {
 	}
 }
 
-// collectWorkloads finds the member pods and VMs, and from them the proxy groups.
+// collectWorkloads finds the pods of member namespaces and the VMs, and
+// from the meshed ones the proxy groups.
 func (b *builder) collectWorkloads() {
 	groups := map[Group]bool{}
 	b.pods = map[string]*corev1.Pod{}
+	b.meshed = map[string]bool{}
 	for _, p := range b.in.Pods {
 		sel, ok := b.members[p.Namespace]
-		if !ok || !sel.Matches(labels.Set(p.Labels)) || p.Spec.HostNetwork ||
-			p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled {
+		if !ok {
 			continue
 		}
-		b.pods[p.Namespace+"/"+p.Name] = p
+		key := p.Namespace + "/" + p.Name
+		b.pods[key] = p
+		if !meshedPod(p, sel) {
+			continue
+		}
+		b.meshed[key] = true
 		if p.DeletionTimestamp == nil {
 			groups[PodGroup(p)] = true
 		}
@@ -157,6 +166,17 @@ func (b *builder) collectWorkloads() {
 		b.m.Groups = append(b.m.Groups, g)
 	}
 	slices.SortFunc(b.m.Groups, func(a, c Group) int { return cmp.Compare(a.String(), c.String()) })
+}
+
+// meshedPod says whether p, a pod of a member namespace whose member pods
+// sel selects, is a workload of the mesh: a member pod, not on the host's
+// network, that has a proxy (HasProxy: its spec, not its annotations,
+// decides). The injector leaves pods without one (a namespace or a
+// MeshMember with injection disabled, a pod that opted out, a pod created
+// before its namespace joined); they are no proxy group, and their
+// endpoints are reached in plaintext (Endpoint.NoProxy).
+func meshedPod(p *corev1.Pod, sel labels.Selector) bool {
+	return sel.Matches(labels.Set(p.Labels)) && !p.Spec.HostNetwork && HasProxy(p)
 }
 
 func podIdentity(p *corev1.Pod) Identity {
@@ -228,18 +248,31 @@ func (b *builder) collectServices() {
 		slices.SortStableFunc(svc.Endpoints, func(a, c Endpoint) int { return cmp.Compare(a.Address, c.Address) })
 		// An address in two slices (as during a slice split) is one endpoint.
 		svc.Endpoints = slices.CompactFunc(svc.Endpoints, func(a, c Endpoint) bool { return a.Address == c.Address })
-		ids := map[Identity]bool{}
-		for _, e := range svc.Endpoints {
-			ids[e.Identity] = true
+		svc.Identities = identities(svc.Endpoints, func(Endpoint) bool { return true })
+		svc.PeerIdentities = identities(svc.Endpoints, func(e Endpoint) bool { return !e.NoProxy })
+		if len(svc.PeerIdentities) == 0 {
+			svc.PeerIdentities = svc.Identities
 		}
-		for id := range ids {
-			svc.Identities = append(svc.Identities, id)
-		}
-		slices.SortFunc(svc.Identities, compareIdentity)
 		b.m.Services = append(b.m.Services, svc)
 	}
 	slices.SortFunc(b.m.Services, func(a, c *Service) int { return compareServiceKey(a.Key, c.Key) })
 	b.m.IPv6 = slices.ContainsFunc(b.m.Services, (*Service).hasIPv6)
+}
+
+// identities are the identities of the endpoints that keep selects, sorted.
+func identities(eps []Endpoint, keep func(Endpoint) bool) []Identity {
+	ids := map[Identity]bool{}
+	for _, e := range eps {
+		if keep(e) {
+			ids[e.Identity] = true
+		}
+	}
+	var out []Identity
+	for id := range ids {
+		out = append(out, id)
+	}
+	slices.SortFunc(out, compareIdentity)
+	return out
 }
 
 func (s *Service) hasIPv6() bool {
@@ -253,8 +286,9 @@ func isIPv6(a string) bool {
 	return err == nil && ip.Is6() && !ip.Is4In6()
 }
 
-// addEndpoints adds the meshed endpoints of an EndpointSlice: those of member
-// pods and of MeshVMs. Endpoints of other workloads cannot speak mutual TLS.
+// addEndpoints adds the endpoints of an EndpointSlice that target pods of
+// the namespace or MeshVMs. Those of pods without a proxy are marked
+// NoProxy: they cannot speak mutual TLS.
 //
 // Whoever may write EndpointSlices in a namespace may write any address and
 // target there, but the endpoint's target decides the identity callers
@@ -262,7 +296,8 @@ func isIPv6(a string) bool {
 // target confirms it: a target in another namespace than the slice's is
 // left out (it would lend that namespace's identity to this one's Service,
 // CVE-2021-25740 in mesh form); a pod's address must be one of the pod's own
-// IPs, once the pod has any, and a MeshVM's one of its spec.addresses; and
+// IPs, once the pod has any (always, for a pod without a proxy), and a
+// MeshVM's one of its spec.addresses; and
 // neither takes an address of no single host (CheckVMAddress's classes).
 func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 	ports := map[string]int32{}
@@ -293,6 +328,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 		var id Identity
 		var pod *corev1.Pod
 		var vm *meshv1alpha1.MeshVM
+		noProxy := false // a MeshVM runs its proxy
 		switch kind {
 		case "Pod":
 			pod = b.pods[ref]
@@ -300,6 +336,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 				continue
 			}
 			id = podIdentity(pod)
+			noProxy = !b.meshed[ref]
 		case "MeshVM":
 			vm = b.vms[ref]
 			if vm == nil {
@@ -317,7 +354,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 				b.problem("EndpointSlice", es, "address %q is not an IP address; it is left out", addr)
 				continue
 			}
-			if pod != nil && !b.podEndpointOK(es, pod, addr, ip) {
+			if pod != nil && !b.podEndpointOK(es, pod, !noProxy, addr, ip) {
 				continue
 			}
 			// Whoever wrote the slice, a VM endpoint never takes an
@@ -335,7 +372,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 			}
 			svc.Endpoints = append(svc.Endpoints, Endpoint{
 				Address: addr, Ports: ports, Ready: ready, Serving: serving, Terminating: terminating,
-				Identity: id, Workload: kind + "/" + ref, Zone: ptr.Deref(ep.Zone, ""),
+				Identity: id, Workload: kind + "/" + ref, Zone: ptr.Deref(ep.Zone, ""), NoProxy: noProxy,
 			})
 		}
 	}
@@ -346,8 +383,11 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 // a class a host may have (CheckVMAddress's without the pods: the pod's own
 // IP is what it must be), and one of the pod's IPs. A pod whose status has
 // no IP yet (as the slice may be seen before the pod's update) confirms no
-// address and refuses none; its identity stays its own either way.
-func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, addr string, ip netip.Addr) bool {
+// address. A meshed pod then refuses none: its identity stays its own
+// either way, and mutual TLS checks it at whatever address answers. A pod
+// without a proxy takes none, unreported (the pod's update comes): nothing
+// would check who answers the plaintext sent there.
+func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, meshed bool, addr string, ip netip.Addr) bool {
 	if err := CheckVMAddress(addr, nil); err != nil {
 		b.problem("EndpointSlice", es, "endpoint of pod %s/%s: %w; it is left out", pod.Namespace, pod.Name, err)
 		return false
@@ -358,6 +398,9 @@ func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, 
 	}
 	if p := pod.Status.PodIP; p != "" && !slices.Contains(ips, p) {
 		ips = append(ips, p)
+	}
+	if len(ips) == 0 && !meshed {
+		return false
 	}
 	if len(ips) > 0 && !slices.ContainsFunc(ips, sameAddr(ip)) {
 		b.problem("EndpointSlice", es, "endpoint of pod %s/%s: %s is not an IP of the pod (status.podIPs %v); it is left out",

@@ -121,7 +121,7 @@ spec: {service: ghost.shop, backends: [{service: web-v2, weight: 1}]}
 apiVersion: v1
 kind: Pod
 metadata: {name: web-1, namespace: shop}
-spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: web, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -294,7 +294,7 @@ func TestAMeshMemberMovesALabelledNamespace(t *testing.T) {
 apiVersion: v1
 kind: Pod
 metadata: {name: web-1, namespace: shop}
-spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: web, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 ---
 apiVersion: mesh.openservicemesh.io/v1alpha1
 kind: MeshMember
@@ -416,7 +416,7 @@ metadata: {name: bank, labels: {openservicemesh.io/monitor: osm}}
 apiVersion: v1
 kind: Pod
 metadata: {name: vault-1, namespace: bank}
-spec: {serviceAccountName: vault, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: vault, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 status: {phase: Running, podIP: 10.2.0.9, podIPs: [{ip: 10.2.0.9}]}
 ---
 apiVersion: mesh.openservicemesh.io/v1alpha1
@@ -427,7 +427,7 @@ spec: {mesh: osm, serviceAccountName: teller, addresses: [192.0.2.9], ports: [{n
 apiVersion: v1
 kind: Pod
 metadata: {name: web-1, namespace: shop}
-spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: web, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 status: {phase: Running, podIP: 10.1.0.5, podIPs: [{ip: 10.1.0.5}]}
 ---
 apiVersion: discovery.k8s.io/v1
@@ -470,25 +470,25 @@ func TestAPodEndpointMustBeThePodsAddress(t *testing.T) {
 apiVersion: v1
 kind: Pod
 metadata: {name: vault-1, namespace: bank}
-spec: {serviceAccountName: vault, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: vault, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 status: {phase: Running, podIP: 10.2.0.9, podIPs: [{ip: 10.2.0.9}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: web-1, namespace: shop}
-spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: web, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 status: {phase: Running, podIP: 10.1.0.5, podIPs: [{ip: 10.1.0.5}, {ip: "fd00:10::5"}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: web-2, namespace: shop}
-spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: web, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 status: {phase: Running, podIP: 169.254.169.254, podIPs: [{ip: 169.254.169.254}, {ip: 127.0.0.1}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: web-3, namespace: shop}
-spec: {serviceAccountName: web, containers: [{name: app, image: app}]}
+spec: {serviceAccountName: web, initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], containers: [{name: app, image: app}]}
 status: {phase: Pending}
 ---
 apiVersion: discovery.k8s.io/v1

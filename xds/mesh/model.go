@@ -115,6 +115,14 @@ type Service struct {
 	Endpoints []Endpoint
 	// Identities run the service's endpoints, sorted.
 	Identities []Identity
+	// PeerIdentities are those a caller accepts, in mutual TLS, from the
+	// service's endpoints, sorted: the identities of its endpoints with a
+	// proxy. An endpoint without one presents no certificate, so its
+	// identity (often a namespace's default service account) widens
+	// nobody's trust. A service with no endpoint with a proxy has all its
+	// Identities here: the mutual TLS no endpoint then gets still names
+	// whom it would accept.
+	PeerIdentities []Identity
 }
 
 // Headless says whether clients reach endpoints directly, without a virtual IP.
@@ -146,6 +154,13 @@ type Endpoint struct {
 	Zone string
 	// Workload names the pod or MeshVM behind the endpoint, as "Pod/ns/name".
 	Workload string
+	// NoProxy says that no proxy runs beside the endpoint (a pod HasProxy
+	// says has none: created before its namespace joined, or opted out), so
+	// it cannot speak mutual TLS: callers reach it in plaintext, and no
+	// mesh proxy authorizes what reaches it, whatever the SMI policy says.
+	// The zero value is a meshed endpoint: what the model does not mark is
+	// reached with mutual TLS.
+	NoProxy bool
 }
 
 // Policy is an SMI TrafficTarget: sources may reach the destination over rules.
@@ -195,6 +210,9 @@ func (m *Mesh) Callers(id Identity) []Identity {
 	}
 	return out
 }
+
+// ServicesOf are the services whose endpoints run as id, sorted.
+func (m *Mesh) ServicesOf(id Identity) []*Service { return m.byIdentity[id] }
 
 // Service returns the service with the key, or nil.
 func (m *Mesh) Service(k ServiceKey) *Service {

@@ -17,8 +17,12 @@ import (
 // TestDebugEndpointShowsAProxysConfigWithoutKeys: the debug endpoint returns
 // the configuration a connected proxy receives, and never a private key.
 func TestDebugEndpointShowsAProxysConfigWithoutKeys(t *testing.T) {
+	forEachOrder(t, testDebugEndpointShowsAProxysConfigWithoutKeys)
+}
+
+func testDebugEndpointShowsAProxysConfigWithoutKeys(t *testing.T, o order) {
 	ctx := testContext(t)
-	ns, buyer, _ := shop(t)
+	ns, buyer, _ := shopIn(t, o)
 	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
 	if err != nil {
 		t.Fatal(err)

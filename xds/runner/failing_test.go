@@ -34,8 +34,12 @@ import (
 // Lease carries into status). Once the Secret is right again, the group
 // gets the changes it missed.
 func TestAFailingGroupKeepsItsLastGoodSnapshot(t *testing.T) {
+	forEachOrder(t, testAFailingGroupKeepsItsLastGoodSnapshot)
+}
+
+func testAFailingGroupKeepsItsLastGoodSnapshot(t *testing.T, o order) {
 	ctx := testContext(t)
-	ns, _, es := shop(t)
+	ns, _, es := shopIn(t, o)
 	storeKey := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: ns, ServiceAccount: "store"}}.String()
 	buyerKey := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: ns, ServiceAccount: "buyer"}}.String()
 	published := func() (store, buyer [types.UnknownType]string) {

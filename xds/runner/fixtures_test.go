@@ -22,6 +22,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
@@ -55,6 +56,7 @@ func workload(t testing.TB, ns, pod, sa string, annotations map[string]string) t
 			Containers:         []corev1.Container{{Name: "app", Image: "app"}},
 		},
 	}
+	injected(t, p)
 	mustCreate(t, p)
 	// Proxies connect once their pod is in the server's cache, and the
 	// services they call may come after: the order that caught a group not
@@ -63,6 +65,46 @@ func workload(t testing.TB, ns, pod, sa string, annotations map[string]string) t
 		return informers.Get(context.Background(), client.ObjectKeyFromObject(p), &corev1.Pod{})
 	})
 	return kp
+}
+
+// injected gives p what the injector gives it (a sidecar, or a proxyless
+// gRPC pod's bootstrap): a pod is meshed by its spec (mesh.HasProxy).
+func injected(t testing.TB, p *corev1.Pod) {
+	t.Helper()
+	cfg := inject.Config{Mesh: meshName, XDSHost: "osm-xds.osm-system.svc", XDSPort: 15128, XDSServerName: "osm-xds.osm-system.svc", InitImage: inject.DefaultInitImage}
+	if err := inject.Pod(p, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// uninjected creates a pod of the service account that the injector left
+// alone (created before its namespace joined the mesh): it has no proxy.
+// Its status has the IP ip, as the kubelet would write it: the endpoint
+// of a pod without a proxy must be its own address.
+func uninjected(t testing.TB, ns, pod, sa, ip string) {
+	t.Helper()
+	if err := k8s.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: map[string]string{"app": sa}},
+		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+	}
+	mustCreate(t, p)
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if err := k8s.Status().Update(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		got := &corev1.Pod{}
+		if err := informers.Get(context.Background(), client.ObjectKeyFromObject(p), got); err != nil {
+			return err
+		}
+		if got.Status.PodIP != ip {
+			return fmt.Errorf("pod %s has no IP yet in the cache", p.Name)
+		}
+		return nil
+	})
 }
 
 // service creates a Service with one port and returns it with its cluster IP.
@@ -170,11 +212,56 @@ func nodeID(ns, pod string) string { return fmt.Sprintf("sidecar~%s~%s", ns, pod
 // store's EndpointSlice.
 func shop(t testing.TB) (string, testpki.KeyPair, *discoveryv1.EndpointSlice) {
 	t.Helper()
+	return shopIn(t, workloadsFirst)
+}
+
+// order is an order in which a GitOps tool may apply a mesh's objects.
+type order struct {
+	name string
+	// policyFirst applies the policy, then the Service, then its
+	// endpoints, then the pods, each synced on its own; otherwise the
+	// pods come first and the policy last, as a person would type them.
+	policyFirst bool
+}
+
+var (
+	workloadsFirst = order{name: "workloads first"}
+	policyFirst    = order{name: "policy first", policyFirst: true}
+	// orders are both: a fixture test runs in each.
+	orders = []order{workloadsFirst, policyFirst}
+)
+
+// forEachOrder runs test in each order, as a subtest named after it.
+func forEachOrder(t *testing.T, test func(t *testing.T, o order)) {
+	for _, o := range orders {
+		t.Run(o.name, func(t *testing.T) { test(t, o) })
+	}
+}
+
+// shopIn is shop applied in order o.
+func shopIn(t testing.TB, o order) (string, testpki.KeyPair, *discoveryv1.EndpointSlice) {
+	t.Helper()
 	ns := memberNamespace(t)
-	buyer := workload(t, ns, "buyer-1", "buyer", nil)
-	workload(t, ns, "store-1", "store", nil)
-	service(t, ns, "store", "http", 80, "http")
-	es := endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
+	if !o.policyFirst {
+		buyer := workload(t, ns, "buyer-1", "buyer", nil)
+		workload(t, ns, "store-1", "store", nil)
+		service(t, ns, "store", "http", 80, "http")
+		es := endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
+		allow(t, ns, "buyer", "store")
+		return ns, buyer, es
+	}
+	// The runner coalesces changes for up to half a second: each step
+	// waits out a sync of its own, as when they are applied apart.
+	settle := func() { time.Sleep(time.Second) }
 	allow(t, ns, "buyer", "store")
+	settle()
+	service(t, ns, "store", "http", 80, "http")
+	settle()
+	es := endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
+	settle()
+	buyer := workload(t, ns, "buyer-1", "buyer", nil)
+	settle()
+	workload(t, ns, "store-1", "store", nil)
+	settle()
 	return ns, buyer, es
 }

@@ -16,8 +16,12 @@ import (
 // server's registry) and backed off, and its backoff holds only its own
 // stream: a proxy of the same group gets an endpoint change at once.
 func TestANACKingProxyDoesNotStallOthers(t *testing.T) {
+	forEachOrder(t, testANACKingProxyDoesNotStallOthers)
+}
+
+func testANACKingProxyDoesNotStallOthers(t *testing.T, o order) {
 	ctx := testContext(t)
-	ns, buyer, es := shop(t)
+	ns, buyer, es := shopIn(t, o)
 	workload(t, ns, "buyer-2", "buyer", nil)
 	storeCluster := "out|" + ns + "/store|80"
 	endpoints := func(r *discoveryv3.DiscoveryResponse) []string {

@@ -412,6 +412,7 @@ func TestACertificateOfOneMeshIsRefusedForAPodOfAnother(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: ns.Name},
 		Spec:       corev1.PodSpec{ServiceAccountName: "app", Containers: []corev1.Container{{Name: "app", Image: "app"}}},
 	}
+	injected(t, pod)
 	mustCreate(t, pod)
 	testenv.Eventually(t, 10*time.Second, func() error {
 		return informers.Get(ctx, client.ObjectKeyFromObject(pod), &corev1.Pod{})

@@ -23,7 +23,11 @@ import (
 // restarted, gets exactly the config it has: the same version of every type,
 // nothing to apply. A replica's restart pushes nothing to proxies of others.
 func TestReplicasAndRestartsServeTheSameVersions(t *testing.T) {
-	ns, buyer, _ := shop(t)
+	forEachOrder(t, testReplicasAndRestartsServeTheSameVersions)
+}
+
+func testReplicasAndRestartsServeTheSameVersions(t *testing.T, o order) {
+	ns, buyer, _ := shopIn(t, o)
 	storeCluster := "out|" + ns + "/store|80"
 
 	// held opens a stream to the replica's server, once the replica knows

@@ -50,8 +50,12 @@ func TestServerSpeaksTLS13Only(t *testing.T) {
 // wildcard) and for another identity's secret by the name that other proxy
 // would use: a group's snapshot holds only its identity's secrets.
 func TestProxyNeverReceivesAnotherIdentitysSecrets(t *testing.T) {
+	forEachOrder(t, testProxyNeverReceivesAnotherIdentitysSecrets)
+}
+
+func testProxyNeverReceivesAnotherIdentitysSecrets(t *testing.T, o order) {
 	ctx := testContext(t)
-	ns, buyer, _ := shop(t)
+	ns, buyer, _ := shopIn(t, o)
 
 	d, err := xdstest.OpenDeltaStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
 	if err != nil {

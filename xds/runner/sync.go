@@ -84,6 +84,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 		// inbound config. It also touches the groups a policy lets call
 		// its identities (the reverse of the policies): a service's first
 		// endpoints are in no caller's dependencies yet.
+		c := withServicesOf(m, c)
 		backers := map[mesh.Identity]bool{}
 		for k := range c.services {
 			if s := m.Service(k); s != nil {
@@ -142,6 +143,28 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 	}
 	r.setFailures(failed)
 	return nil
+}
+
+// withServicesOf is c with the services that the changed identities back
+// in m counted as changed: a pod that arrives after the EndpointSlice
+// naming it (a GitOps tool applying the endpoints before the workloads)
+// makes the slice's endpoint resolve only then, which changes the service
+// for its callers, not only for the pod's own group.
+func withServicesOf(m *mesh.Mesh, c changes) changes {
+	if len(c.identities) == 0 {
+		return c
+	}
+	services := maps.Clone(c.services)
+	if services == nil {
+		services = map[mesh.ServiceKey]bool{}
+	}
+	for id := range c.identities {
+		for _, s := range m.ServicesOf(id) {
+			services[s.Key] = true
+		}
+	}
+	c.services = services
+	return c
 }
 
 // failures copies the failing groups, for a sync to update.

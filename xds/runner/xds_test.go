@@ -15,6 +15,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -41,17 +42,17 @@ func clusterNames(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
 }
 
 // TestProxyReceivesItsGroupsConfig applies a namespace, pods, a Service, its
-// EndpointSlice and an SMI policy through the API server, and checks what an
-// ADS client holding the caller's certificate receives; then deletes the
-// Service and checks that its cluster goes.
+// EndpointSlice and an SMI policy through the API server, in each order,
+// and checks what an ADS client holding the caller's certificate receives;
+// then deletes the Service and checks that its cluster goes.
 func TestProxyReceivesItsGroupsConfig(t *testing.T) {
+	forEachOrder(t, testProxyReceivesItsGroupsConfig)
+}
+
+func testProxyReceivesItsGroupsConfig(t *testing.T, o order) {
 	ctx := testContext(t)
-	ns := memberNamespace(t)
-	buyer := workload(t, ns, "buyer-1", "buyer", nil)
-	workload(t, ns, "store-1", "store", nil)
-	svc := service(t, ns, "store", "http", 80, "http")
-	endpointSlice(t, ns, "store", "http", 8080, map[string]string{"store-1": "10.1.0.5"})
-	allow(t, ns, "buyer", "store")
+	ns, buyer, _ := shopIn(t, o)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "store"}}
 
 	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns, "buyer-1"))
 	if err != nil {

@@ -50,7 +50,7 @@ func (t *translator) grpcClient() {
 				ApiListener: &listenerv3.ApiListener{ApiListener: f.GetTypedConfig()},
 			})
 			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "grpc-cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.grpcCluster(s, p) }))
-			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
+			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "grpc-endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return grpcEndpoints(s, p) }))
 		}
 	}
 }
@@ -58,7 +58,7 @@ func (t *translator) grpcClient() {
 func (t *translator) grpcCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cluster {
 	name := OutboundClusterName(s.Key, p.Port)
 	var sans []*matcherv3.StringMatcher
-	for _, id := range s.Identities {
+	for _, id := range s.PeerIdentities {
 		sans = append(sans, exact(id.SPIFFE(t.view.Mesh.TrustDomain)))
 	}
 	provider := &tlsv3.CertificateProviderPluginInstance{InstanceName: CertificateProviderInstance}

@@ -66,16 +66,39 @@ func (t *translator) outbound() {
 // the others) at the endpoint's own port, the target port: a chain per
 // target port matches the endpoints' addresses there, and its cluster keeps
 // each connection on the address that was dialled (ORIGINAL_DST), with the
-// same mutual TLS as any mesh cluster.
+// same mutual TLS as any mesh cluster. The endpoints without a proxy get a
+// chain per target port of their own, a TCP proxy to a plaintext
+// ORIGINAL_DST cluster (headlessPlainCluster): with no proxy at the other
+// end, there is no mesh HTTP to speak.
 func (t *translator) headless(l *listenerv3.Listener, s *mesh.Service, p mesh.Port, matched map[string]bool) {
 	name := OutboundClusterName(s.Key, p.Port)
-	byTarget := map[int32][]string{}
+	byTarget, plainByTarget := map[int32][]string{}, map[int32][]string{}
 	for _, e := range s.Endpoints {
-		if tp, ok := e.Ports[p.Name]; ok {
+		tp, ok := e.Ports[p.Name]
+		switch {
+		case !ok:
+		case e.NoProxy:
+			plainByTarget[tp] = append(plainByTarget[tp], e.Address)
+		default:
 			byTarget[tp] = append(byTarget[tp], e.Address)
 		}
 	}
 	t.out.Clusters = append(t.out.Clusters, sharedResource(t, "headless-cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.headlessCluster(s, p) }))
+	if len(plainByTarget) > 0 {
+		plain := headlessPlainClusterName(s, p)
+		t.out.Clusters = append(t.out.Clusters, sharedResource(t, "headless-plain-cluster", s, p, func(*translator) *clusterv3.Cluster { return headlessPlainCluster(s, p) }))
+		for _, tp := range slices.Sorted(maps.Keys(plainByTarget)) {
+			ranges := t.uniqueRanges(plainByTarget[tp], tp, matched)
+			if len(ranges) == 0 {
+				continue
+			}
+			l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
+				Name:             plain + "|" + strconv.Itoa(int(tp)),
+				FilterChainMatch: &listenerv3.FilterChainMatch{PrefixRanges: ranges, DestinationPort: wrapperspb.UInt32(uint32(tp))},
+				Filters:          []*listenerv3.Filter{t.tcpProxy(plain, []weighted{{plain, 1}})},
+			})
+		}
+	}
 	routed := false
 	for _, tp := range slices.Sorted(maps.Keys(byTarget)) {
 		ranges := t.uniqueRanges(byTarget[tp], tp, matched)

@@ -80,7 +80,9 @@ func Synthetic(sz Size) mesh.Inputs {
 				ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns(i)},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: sa(i, p%sz.IdentitiesPerService),
-					Containers:         []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
+					// Injected: the sidecar is what makes a pod meshed.
+					InitContainers: []corev1.Container{{Name: mesh.SidecarContainer, Image: "envoy", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
+					Containers:     []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
 				},
 			})
 			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
