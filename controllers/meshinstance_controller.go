@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -343,35 +344,21 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 // delete the Secrets garbage collection would leave.
 const meshFinalizer = "mesh.openservicemesh.io/mesh"
 
-// delete waits for the mesh's MeshMembers and MeshVMs to go, saying so in
-// status, then deletes its root CA and xDS serving certificates with their
-// Secrets (cert-manager keeps a Secret when its Certificate goes) and lets the
-// mesh go.
+// delete waits for the mesh's MeshMembers, MeshVMs and the namespaces
+// labelled for it by hand to go, saying so in status, then deletes its root
+// CA and xDS serving certificates with their Secrets (cert-manager keeps a
+// Secret when its Certificate goes) and lets the mesh go.
 func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.MeshInstance) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(mi, meshFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	var members meshv1alpha1.MeshMemberList
-	if err := r.List(ctx, &members, client.MatchingFields{meshIndex: mi.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing the mesh's MeshMembers: %w", err)
+	w, err := r.remaining(ctx, mi)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	var vms meshv1alpha1.MeshVMList
-	if err := r.List(ctx, &vms); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing MeshVMs: %w", err)
-	}
-	var waiting []string
-	for _, m := range members.Items {
-		waiting = append(waiting, "MeshMember "+m.Namespace+"/"+m.Name)
-	}
-	for _, v := range vms.Items {
-		if v.Spec.Mesh == mi.Name {
-			waiting = append(waiting, "MeshVM "+v.Namespace+"/"+v.Name)
-		}
-	}
-	if len(waiting) > 0 {
+	if !w.empty() {
 		before := mi.DeepCopy()
-		setConditions(&mi.Status.Conditions, mi.Generation, outcome{reason: meshv1alpha1.ReasonDeleting,
-			message: fmt.Sprintf("deletion waits for %d members to leave the mesh: %v", len(waiting), waiting)})
+		setConditions(&mi.Status.Conditions, mi.Generation, outcome{reason: meshv1alpha1.ReasonDeleting, message: w.message()})
 		announce(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
 		if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
@@ -392,6 +379,74 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 	}
 	controllerutil.RemoveFinalizer(mi, meshFinalizer)
 	return ctrl.Result{}, r.Update(ctx, mi)
+}
+
+// remaining lists what still holds a mesh being deleted: its MeshMembers,
+// its MeshVMs, and the namespaces that carry its monitor label with no
+// MeshMember of the mesh (labelled by hand: their workloads keep their
+// identities while the label stays).
+func (r *MeshInstanceReconciler) remaining(ctx context.Context, mi *meshv1alpha1.MeshInstance) (holders, error) {
+	var members meshv1alpha1.MeshMemberList
+	if err := r.List(ctx, &members, client.MatchingFields{meshIndex: mi.Name}); err != nil {
+		return holders{}, fmt.Errorf("listing the mesh's MeshMembers: %w", err)
+	}
+	var vms meshv1alpha1.MeshVMList
+	if err := r.List(ctx, &vms); err != nil {
+		return holders{}, fmt.Errorf("listing MeshVMs: %w", err)
+	}
+	var nss corev1.NamespaceList
+	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
+		return holders{}, fmt.Errorf("listing the namespaces labelled for the mesh: %w", err)
+	}
+	var h holders
+	withMember := map[string]bool{}
+	for _, m := range members.Items {
+		h.members = append(h.members, m.Namespace+"/"+m.Name)
+		withMember[m.Namespace] = true
+	}
+	for _, v := range vms.Items {
+		if v.Spec.Mesh == mi.Name {
+			h.vms = append(h.vms, v.Namespace+"/"+v.Name)
+		}
+	}
+	for _, ns := range nss.Items {
+		if !withMember[ns.Name] {
+			h.namespaces = append(h.namespaces, ns.Name)
+		}
+	}
+	return h, nil
+}
+
+// holders are what a mesh's deletion waits for, by kind.
+type holders struct {
+	members, vms, namespaces []string
+}
+
+func (h holders) empty() bool { return len(h.members)+len(h.vms)+len(h.namespaces) == 0 }
+
+// maxHoldersShown bounds the names a Deleting message lists per kind.
+const maxHoldersShown = 5
+
+// message is the Deleting condition's: the counts of each kind, and the
+// first names of each.
+func (h holders) message() string {
+	list := func(names []string) string {
+		if len(names) == 0 {
+			return ""
+		}
+		names = slices.Sorted(slices.Values(names))
+		shown := strings.Join(names[:min(len(names), maxHoldersShown)], ", ")
+		if len(names) > maxHoldersShown {
+			shown += ", …"
+		}
+		return " (" + shown + ")"
+	}
+	msg := fmt.Sprintf("deletion waits for %d MeshMembers%s, %d MeshVMs%s and %d labelled namespaces%s to leave the mesh",
+		len(h.members), list(h.members), len(h.vms), list(h.vms), len(h.namespaces), list(h.namespaces))
+	if len(h.namespaces) > 0 {
+		msg += fmt.Sprintf("; a labelled namespace leaves when its %s label is removed", meshv1alpha1.MonitorLabel)
+	}
+	return msg
 }
 
 // maxProblemsShown bounds the problems a PoliciesValid message lists.
