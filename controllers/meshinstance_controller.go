@@ -119,27 +119,22 @@ func (r *MeshInstanceReconciler) checkIssuance(ctx context.Context, mi *meshv1al
 // reconcileCA makes sure the mesh's issuer exists and is ready, and fills
 // the trust bundle in status.
 func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance) (outcome, error) {
-	if ref := mi.Spec.Certificates.IssuerRef; ref != nil && ref.Kind != cmapi.ClusterIssuerKind {
-		return outcome{reason: "IssuerKindUnsupported", stalled: true,
-			message: fmt.Sprintf("issuerRef %s/%s: an Issuer signs only in its own namespace, and workload identities live in theirs; use a ClusterIssuer", ref.Kind, ref.Name)}, nil
-	}
 	if mi.Spec.Certificates.IssuerRef == nil {
 		if err := r.bootstrapCA(ctx, mi); err != nil {
 			return outcome{}, err
 		}
 	}
+	// A kind that cannot sign for the mesh gets no serving Certificate;
+	// an issuer not ready yet does, to sign once it is.
+	issuer, err := r.checkIssuer(ctx, mi)
+	if err != nil || issuer.stalled {
+		return issuer, err
+	}
 	if err := r.ensureServingCertificate(ctx, mi); err != nil {
 		return outcome{}, err
 	}
-	ref := meshIssuer(mi)
-	ci := &cmapi.ClusterIssuer{}
-	if err := r.Get(ctx, client.ObjectKey{Name: ref.Name}, ci); apierrors.IsNotFound(err) {
-		return outcome{reason: meshv1alpha1.ReasonIssuerNotReady, message: fmt.Sprintf("ClusterIssuer %s not found", ref.Name)}, nil
-	} else if err != nil {
-		return outcome{}, fmt.Errorf("reading ClusterIssuer %s: %w", ref.Name, err)
-	}
-	if ok, msg := issuerReady(ci); !ok {
-		return outcome{reason: meshv1alpha1.ReasonIssuerNotReady, message: fmt.Sprintf("ClusterIssuer %s is not ready: %s", ref.Name, msg)}, nil
+	if !issuer.ready() {
+		return issuer, nil
 	}
 	serving := &cmapi.Certificate{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds"}, serving); err != nil {
@@ -247,15 +242,6 @@ func anchors(data []byte) []meshv1alpha1.TrustAnchor {
 		}
 		out = append(out, meshv1alpha1.TrustAnchorOf(cert))
 	}
-}
-
-func issuerReady(ci *cmapi.ClusterIssuer) (bool, string) {
-	for _, c := range ci.Status.Conditions {
-		if c.Type == cmapi.IssuerConditionReady {
-			return c.Status == cmmeta.ConditionTrue, c.Message
-		}
-	}
-	return false, "no Ready condition yet"
 }
 
 // countMembers fills the mesh's member, identity, VM and proxy counts: the
