@@ -13,8 +13,10 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -272,4 +274,136 @@ func TestANamespacedExternalIssuerIsStalled(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// trustBundleSecret reads the mesh's trust bundle Secret, as the xDS
+// servers read it.
+func trustBundleSecret(ctx context.Context, mesh string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: meshv1alpha1.TrustBundleSecretName(mesh)}, s)
+	return s, err
+}
+
+// TestAnIssuerThatPublishesNoCAIsReported: an issuer that signs with no
+// ca.crt (ACME, some Venafi setups) leaves the mesh without a trust
+// bundle; the mesh says so and why, writes no bundle for proxies, and takes
+// the one its spec gives.
+func TestAnIssuerThatPublishesNoCAIsReported(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	installExampleIssuerCRD(t, exampleKind, apiextensionsv1.ClusterScoped)
+	if err := k8s.Create(ctx, exampleIssuer("acme", metav1.ConditionTrue, "registered")); err != nil {
+		t.Fatal(err)
+	}
+	root, err := testpki.NewCA("unpublished root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signExternally(ctx, t, "acme", root, false)
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "noca"},
+		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+			IssuerRef: &meshv1alpha1.IssuerReference{Name: "acme", Kind: exampleKind, Group: exampleGroup},
+		}},
+	}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	conds := func() []metav1.Condition { return mi.Status.Conditions }
+	testenv.Eventually(t, 60*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionTrustBundleKnown)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != meshv1alpha1.ReasonIssuerPublishesNoCA ||
+			!strings.Contains(c.Message, "ca.crt") || !strings.Contains(c.Message, "spec.certificates.trustBundle") {
+			return fmt.Errorf("TrustBundleKnown = %+v", c)
+		}
+		if r := meta.FindStatusCondition(mi.Status.Conditions, meshv1alpha1.ConditionReady); r == nil || r.Reason != meshv1alpha1.ReasonTrustBundleUnknown {
+			return fmt.Errorf("Ready = %+v", r)
+		}
+		return nil
+	})
+	if _, err := trustBundleSecret(ctx, "noca"); !apierrors.IsNotFound(err) {
+		t.Fatalf("a trust bundle Secret for proxies while none is known: %v", err)
+	}
+
+	// The spec gives the roots: the mesh is Ready with them, and writes
+	// them for the xDS servers.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+		t.Fatal(err)
+	}
+	mi.Spec.Certificates.TrustBundle = &meshv1alpha1.TrustBundleSource{PEM: string(root.PEM)}
+	if err := k8s.Update(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionTrustBundleKnown)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != meshv1alpha1.ReasonFromSpec {
+			return fmt.Errorf("TrustBundleKnown = %+v", c)
+		}
+		if len(mi.Status.TrustBundle) != 1 || mi.Status.TrustBundle[0].Subject != "CN=unpublished root" {
+			return fmt.Errorf("trust bundle %+v", mi.Status.TrustBundle)
+		}
+		s, err := trustBundleSecret(ctx, "noca")
+		if err != nil {
+			return err
+		}
+		if got := string(s.Data[meshv1alpha1.TrustBundleKey]); got != string(root.PEM) {
+			return fmt.Errorf("the trust bundle Secret holds %q", got)
+		}
+		return ready(mi.Status.Conditions)
+	})
+}
+
+// TestATrustBundleOfOtherThanCACertificatesIsRefused: what the spec gives
+// proxies to trust is CA certificates only: a private key, a leaf
+// certificate or text that is not PEM is refused, stalled, and never reaches
+// the bundle proxies get.
+func TestATrustBundleOfOtherThanCACertificatesIsRefused(t *testing.T) {
+	ctx := context.Background()
+	root, err := testpki.NewCA("spec root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := root.Server([]string{"leaf.example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		name, pem, want string
+	}{
+		{"a private key", string(root.PEM) + string(root.KeyPEM()), "EC PRIVATE KEY"},
+		{"a leaf certificate", string(root.PEM) + string(leaf.CertPEM), "not a CA certificate"},
+		{"text around the certificates", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", "not PEM"},
+		{"a certificate that does not parse", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "certificate 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("badbundle-%d", i)
+			mi := &meshv1alpha1.MeshInstance{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+					TrustBundle: &meshv1alpha1.TrustBundleSource{PEM: tc.pem},
+				}},
+			}
+			if err := k8s.Create(ctx, mi); err != nil {
+				t.Fatal(err)
+			}
+			conds := func() []metav1.Condition { return mi.Status.Conditions }
+			testenv.Eventually(t, 30*time.Second, func() error {
+				c := condition(t, mi, conds, meshv1alpha1.ConditionStalled)
+				if c == nil || c.Status != metav1.ConditionTrue || c.Reason != meshv1alpha1.ReasonInvalidSpec ||
+					!strings.Contains(c.Message, "spec.certificates.trustBundle") || !strings.Contains(c.Message, tc.want) {
+					return fmt.Errorf("Stalled = %+v", c)
+				}
+				if k := meta.FindStatusCondition(mi.Status.Conditions, meshv1alpha1.ConditionTrustBundleKnown); k == nil || k.Status != metav1.ConditionFalse {
+					return fmt.Errorf("TrustBundleKnown = %+v", k)
+				}
+				return nil
+			})
+			if strings.Contains(fmt.Sprint(mi.Status.Conditions), "PRIVATE KEY-----") {
+				t.Error("the status repeats the key")
+			}
+			if _, err := trustBundleSecret(ctx, name); !apierrors.IsNotFound(err) {
+				t.Errorf("a trust bundle Secret from an invalid spec: %v", err)
+			}
+		})
+	}
 }

@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -116,9 +113,14 @@ func (r *MeshInstanceReconciler) checkIssuance(ctx context.Context, mi *meshv1al
 	return nil
 }
 
-// reconcileCA makes sure the mesh's issuer exists and is ready, and fills
-// the trust bundle in status.
+// reconcileCA makes sure the mesh's issuer exists and is ready, and writes
+// the mesh's trust bundle for the xDS servers and, summarized, in status.
 func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance) (outcome, error) {
+	fromSpec, err := specBundle(mi)
+	if err != nil {
+		setTrustBundleKnown(mi, metav1.ConditionFalse, meshv1alpha1.ReasonInvalidSpec, err.Error())
+		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, stalled: true, message: err.Error()}, nil
+	}
 	if mi.Spec.Certificates.IssuerRef == nil {
 		if err := r.bootstrapCA(ctx, mi); err != nil {
 			return outcome{}, err
@@ -143,15 +145,29 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 	if ok, msg := certificateReady(serving); !ok {
 		return outcome{reason: meshv1alpha1.ReasonCertificatePending, message: "the xDS serving certificate: " + msg}, nil
 	}
-	bundle, err := r.trustBundle(ctx, mi)
+	b, err := r.readBundle(ctx, mi, fromSpec)
 	if err != nil {
 		return outcome{}, err
 	}
-	if len(bundle) == 0 {
-		return outcome{reason: meshv1alpha1.ReasonCertificatePending, message: "the trust bundle is not known yet"}, nil
+	if !b.known() {
+		// What proxies have (the last bundle written) stays: no bundle is
+		// made up, and none is taken away while the issuer is read again.
+		setTrustBundleKnown(mi, metav1.ConditionFalse, b.reason, b.message)
+		if b.reason == meshv1alpha1.ReasonCertificatePending {
+			return outcome{reason: b.reason, message: b.message}, nil
+		}
+		return outcome{reason: meshv1alpha1.ReasonTrustBundleUnknown, message: "the trust bundle is not known: " + b.message}, nil
 	}
-	mi.Status.TrustBundle = bundle
+	if err := r.writeBundle(ctx, mi, b.certs); err != nil {
+		return outcome{}, err
+	}
+	setTrustBundleKnown(mi, metav1.ConditionTrue, b.reason, b.message)
+	mi.Status.TrustBundle = anchors(b.certs)
 	return outcome{}, nil
+}
+
+func setTrustBundleKnown(mi *meshv1alpha1.MeshInstance, s metav1.ConditionStatus, reason, msg string) {
+	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionTrustBundleKnown, s, reason, msg)
 }
 
 // bootstrapCA creates a SelfSigned ClusterIssuer, a root CA Certificate
@@ -195,53 +211,6 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 		}
 	}
 	return nil
-}
-
-// trustBundle reads the CA certificates proxies must trust: the bootstrapped
-// root, or the ca.crt that the mesh's issuer put into the xDS serving Secret.
-func (r *MeshInstanceReconciler) trustBundle(ctx context.Context, mi *meshv1alpha1.MeshInstance) ([]meshv1alpha1.TrustAnchor, error) {
-	var pemData []byte
-	if mi.Spec.Certificates.IssuerRef == nil {
-		s := &corev1.Secret{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}, s)
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("reading the root CA Secret: %w", err)
-		}
-		pemData = s.Data["tls.crt"]
-	} else {
-		// The ca.crt the issuer put into the xDS serving Secret, in the
-		// operator's namespace: not an identity Secret's, which anyone who
-		// may write a Secret in some namespace could forge with the mesh's
-		// labels, and so choose the roots the xDS server admits.
-		s := &corev1.Secret{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: servingSecretName(mi)}, s)
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("reading the xDS serving Secret: %w", err)
-		}
-		pemData = s.Data["ca.crt"]
-	}
-	return anchors(pemData), nil
-}
-
-// anchors summarizes the certificates of a PEM bundle.
-func anchors(data []byte) []meshv1alpha1.TrustAnchor {
-	var out []meshv1alpha1.TrustAnchor
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return out
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil || !cert.IsCA {
-			continue
-		}
-		out = append(out, meshv1alpha1.TrustAnchorOf(cert))
-	}
 }
 
 // countMembers fills the mesh's member, identity, VM and proxy counts: the

@@ -107,6 +107,12 @@ type Certificates struct {
 	// +optional
 	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
 
+	// trustBundle gives the CA certificates proxies trust, for issuers that
+	// publish none (ACME, some Venafi setups leave ca.crt empty). When set,
+	// it is the mesh's trust bundle, in place of the issuer's ca.crt.
+	// +optional
+	TrustBundle *TrustBundleSource `json:"trustBundle,omitempty"`
+
 	// duration is the lifetime of workload certificates, a Go duration ("24h").
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
@@ -155,6 +161,16 @@ type IssuerReference struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +optional
 	Group string `json:"group,omitempty"`
+}
+
+// TrustBundleSource is a trust bundle given in the spec.
+type TrustBundleSource struct {
+	// pem holds one or more PEM-encoded CA certificates (BEGIN CERTIFICATE
+	// blocks) and nothing else: the roots every proxy of the mesh trusts.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="self.contains('-----BEGIN CERTIFICATE-----')",message="pem must hold PEM-encoded CA certificates (-----BEGIN CERTIFICATE----- blocks)"
+	PEM string `json:"pem"`
 }
 
 // PrivateKey is the algorithm and size of a private key.

@@ -52,6 +52,16 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "pca", Kind: "AWSPCAClusterIssuer", Group: "AWSPCA..cert-manager.io/v1"}
 			})
 		}, "spec.certificates.issuerRef.group", "should match"},
+		{"trust bundle that is not PEM certificates", func(string) client.Object {
+			return meshInstance("bad-trust-bundle", func(m *mi) {
+				m.Spec.Certificates.TrustBundle = &meshv1alpha1.TrustBundleSource{PEM: "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}
+			})
+		}, "spec.certificates.trustBundle.pem", "PEM-encoded CA certificates"},
+		{"trust bundle too large", func(string) client.Object {
+			return meshInstance("huge-trust-bundle", func(m *mi) {
+				m.Spec.Certificates.TrustBundle = &meshv1alpha1.TrustBundleSource{PEM: "-----BEGIN CERTIFICATE-----" + strings.Repeat("A", 70000)}
+			})
+		}, "spec.certificates.trustBundle.pem", "Too long"},
 		{"issuer without a name", func(string) client.Object {
 			return meshInstance("bad-issuer-name", func(m *mi) {
 				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Kind: "ClusterIssuer"}
