@@ -1,6 +1,11 @@
 package runner_test
 
 import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +18,9 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/server"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
@@ -146,4 +153,61 @@ func TestProxiesTrustTheMeshsBundle(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 	}
+}
+
+// TestTheXDSServerTrustsTheMeshsBundle: the xDS server accepts client
+// certificates under the roots of the meshes' trust bundles, not only under
+// the ca.crt its serving Secrets hold, which an issuer may leave empty.
+func TestTheXDSServerTrustsTheMeshsBundle(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "operator-1"}}
+	mustCreate(t, ns)
+	serving, err := ca.Server([]string{"localhost"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := controllers.MeshObjectLabels("unpublished")
+	labels[meshv1alpha1.XDSServingSecretLabel] = "unpublished"
+	mustCreate(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "osm-unpublished-xds-tls", Labels: labels},
+		Data:       map[string][]byte{corev1.TLSCertKey: serving.CertPEM, corev1.TLSPrivateKeyKey: serving.KeyPEM},
+	})
+	root, err := testpki.NewCA("unpublished root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := root.Workload("spiffe://cluster.local/ns/app/sa/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(proxy.CertPEM)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifies := func() error {
+		_, pool, err := server.SecretTLS(informers, ns.Name)(nil)
+		if err != nil {
+			return err
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		return err
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := verifies(); err == nil || strings.Contains(err.Error(), "no xDS serving certificate") {
+			return fmt.Errorf("before the mesh has a bundle: %v", err)
+		}
+		return nil
+	})
+	// A mesh's bundle in another namespace is not the operator's.
+	other := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere-1"}}
+	elsewhere := trustBundleSecret(other.Name, "unpublished", root.PEM)
+	mustCreate(t, other, elsewhere)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return informers.Get(context.Background(), client.ObjectKeyFromObject(elsewhere), &corev1.Secret{})
+	})
+	if err := verifies(); err == nil {
+		t.Fatal("the xDS server trusts a bundle Secret outside the operator's namespace")
+	}
+	mustCreate(t, trustBundleSecret(ns.Name, "unpublished", root.PEM))
+	testenv.Eventually(t, 10*time.Second, verifies)
 }
