@@ -351,6 +351,31 @@ func TestAnIssuerThatPublishesNoCAIsReported(t *testing.T) {
 		}
 		return ready(mi.Status.Conditions)
 	})
+
+	// What proxies are served is the mesh's: a bundle changed or deleted by
+	// hand is written again.
+	s, err := trustBundleSecret(ctx, "noca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := testpki.NewCA("forger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Data[meshv1alpha1.TrustBundleKey] = forger.PEM
+	if err := k8s.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() error {
+		s, err := trustBundleSecret(ctx, "noca")
+		if err != nil {
+			return err
+		}
+		if got := string(s.Data[meshv1alpha1.TrustBundleKey]); got != string(root.PEM) {
+			return fmt.Errorf("the trust bundle Secret holds %q", got)
+		}
+		return nil
+	})
 }
 
 // TestATrustBundleOfOtherThanCACertificatesIsRefused: what the spec gives

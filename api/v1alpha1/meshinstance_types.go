@@ -258,14 +258,18 @@ type MeshInstanceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled and CertificateAuthorityReady.
+	// conditions: Ready, Reconciling, Stalled, CertificateAuthorityReady,
+	// TrustBundleKnown, PoliciesValid, ProxyConfigReady and
+	// IdentityIssuanceRestricted.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// trustBundle summarizes the CA certificates proxies trust; during a root
-	// change it holds the old and the new root.
+	// trustBundle summarizes the CA certificates proxies trust (the mesh's
+	// trust bundle, served from Secret osm-<mesh>-trust-bundle of the
+	// operator's namespace); during a root change it holds the old and the
+	// new root.
 	// +optional
 	TrustBundle []TrustAnchor `json:"trustBundle,omitempty"`
 
