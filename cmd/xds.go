@@ -29,6 +29,7 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 		Address:         o.address,
 		TLS:             tlsSource,
 		Replica:         replicaName(),
+		TrustNamespace:  o.namespace,
 		CensusNamespace: o.namespace,
 		DebugAddress:    o.debugAddress,
 		Log:             ctrl.Log.WithName("xds"),

@@ -2,15 +2,14 @@ package controllers
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -115,30 +114,30 @@ func (r *MeshInstanceReconciler) checkIssuance(ctx context.Context, mi *meshv1al
 	return nil
 }
 
-// reconcileCA makes sure the mesh's issuer exists and is ready, and fills
-// the trust bundle in status.
+// reconcileCA makes sure the mesh's issuer exists and is ready, and writes
+// the mesh's trust bundle for the xDS servers and, summarized, in status.
 func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance) (outcome, error) {
-	if ref := mi.Spec.Certificates.IssuerRef; ref != nil && ref.Kind != cmapi.ClusterIssuerKind {
-		return outcome{reason: "IssuerKindUnsupported", stalled: true,
-			message: fmt.Sprintf("issuerRef %s/%s: an Issuer signs only in its own namespace, and workload identities live in theirs; use a ClusterIssuer", ref.Kind, ref.Name)}, nil
+	fromSpec, err := specBundle(mi)
+	if err != nil {
+		setTrustBundleKnown(mi, metav1.ConditionFalse, meshv1alpha1.ReasonInvalidSpec, err.Error())
+		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, stalled: true, message: err.Error()}, nil
 	}
 	if mi.Spec.Certificates.IssuerRef == nil {
 		if err := r.bootstrapCA(ctx, mi); err != nil {
 			return outcome{}, err
 		}
 	}
+	// A kind that cannot sign for the mesh gets no serving Certificate;
+	// an issuer not ready yet does, to sign once it is.
+	issuer, err := r.checkIssuer(ctx, mi)
+	if err != nil || issuer.stalled {
+		return issuer, err
+	}
 	if err := r.ensureServingCertificate(ctx, mi); err != nil {
 		return outcome{}, err
 	}
-	ref := meshIssuer(mi)
-	ci := &cmapi.ClusterIssuer{}
-	if err := r.Get(ctx, client.ObjectKey{Name: ref.Name}, ci); apierrors.IsNotFound(err) {
-		return outcome{reason: meshv1alpha1.ReasonIssuerNotReady, message: fmt.Sprintf("ClusterIssuer %s not found", ref.Name)}, nil
-	} else if err != nil {
-		return outcome{}, fmt.Errorf("reading ClusterIssuer %s: %w", ref.Name, err)
-	}
-	if ok, msg := issuerReady(ci); !ok {
-		return outcome{reason: meshv1alpha1.ReasonIssuerNotReady, message: fmt.Sprintf("ClusterIssuer %s is not ready: %s", ref.Name, msg)}, nil
+	if !issuer.ready() {
+		return issuer, nil
 	}
 	serving := &cmapi.Certificate{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds"}, serving); err != nil {
@@ -147,15 +146,29 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 	if ok, msg := certificateReady(serving); !ok {
 		return outcome{reason: meshv1alpha1.ReasonCertificatePending, message: "the xDS serving certificate: " + msg}, nil
 	}
-	bundle, err := r.trustBundle(ctx, mi)
+	b, err := r.readBundle(ctx, mi, fromSpec)
 	if err != nil {
 		return outcome{}, err
 	}
-	if len(bundle) == 0 {
-		return outcome{reason: meshv1alpha1.ReasonCertificatePending, message: "the trust bundle is not known yet"}, nil
+	if !b.known() {
+		// What proxies have (the last bundle written) stays: no bundle is
+		// made up, and none is taken away while the issuer is read again.
+		setTrustBundleKnown(mi, metav1.ConditionFalse, b.reason, b.message)
+		if b.reason == meshv1alpha1.ReasonCertificatePending {
+			return outcome{reason: b.reason, message: b.message}, nil
+		}
+		return outcome{reason: meshv1alpha1.ReasonTrustBundleUnknown, message: "the trust bundle is not known: " + b.message}, nil
 	}
-	mi.Status.TrustBundle = bundle
+	if err := r.writeBundle(ctx, mi, b.certs); err != nil {
+		return outcome{}, err
+	}
+	setTrustBundleKnown(mi, metav1.ConditionTrue, b.reason, b.message)
+	mi.Status.TrustBundle = anchors(b.certs)
 	return outcome{}, nil
+}
+
+func setTrustBundleKnown(mi *meshv1alpha1.MeshInstance, s metav1.ConditionStatus, reason, msg string) {
+	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionTrustBundleKnown, s, reason, msg)
 }
 
 // bootstrapCA creates a SelfSigned ClusterIssuer, a root CA Certificate
@@ -199,62 +212,6 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 		}
 	}
 	return nil
-}
-
-// trustBundle reads the CA certificates proxies must trust: the bootstrapped
-// root, or the ca.crt that the mesh's issuer put into the xDS serving Secret.
-func (r *MeshInstanceReconciler) trustBundle(ctx context.Context, mi *meshv1alpha1.MeshInstance) ([]meshv1alpha1.TrustAnchor, error) {
-	var pemData []byte
-	if mi.Spec.Certificates.IssuerRef == nil {
-		s := &corev1.Secret{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}, s)
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("reading the root CA Secret: %w", err)
-		}
-		pemData = s.Data["tls.crt"]
-	} else {
-		// The ca.crt the issuer put into the xDS serving Secret, in the
-		// operator's namespace: not an identity Secret's, which anyone who
-		// may write a Secret in some namespace could forge with the mesh's
-		// labels, and so choose the roots the xDS server admits.
-		s := &corev1.Secret{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: servingSecretName(mi)}, s)
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("reading the xDS serving Secret: %w", err)
-		}
-		pemData = s.Data["ca.crt"]
-	}
-	return anchors(pemData), nil
-}
-
-// anchors summarizes the certificates of a PEM bundle.
-func anchors(data []byte) []meshv1alpha1.TrustAnchor {
-	var out []meshv1alpha1.TrustAnchor
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return out
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil || !cert.IsCA {
-			continue
-		}
-		out = append(out, meshv1alpha1.TrustAnchorOf(cert))
-	}
-}
-
-func issuerReady(ci *cmapi.ClusterIssuer) (bool, string) {
-	for _, c := range ci.Status.Conditions {
-		if c.Type == cmapi.IssuerConditionReady {
-			return c.Status == cmmeta.ConditionTrue, c.Message
-		}
-	}
-	return false, "no Ready condition yet"
 }
 
 // countMembers fills the mesh's member, identity, VM and proxy counts: the
@@ -343,35 +300,21 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 // delete the Secrets garbage collection would leave.
 const meshFinalizer = "mesh.openservicemesh.io/mesh"
 
-// delete waits for the mesh's MeshMembers and MeshVMs to go, saying so in
-// status, then deletes its root CA and xDS serving certificates with their
-// Secrets (cert-manager keeps a Secret when its Certificate goes) and lets the
-// mesh go.
+// delete waits for the mesh's MeshMembers, MeshVMs and the namespaces
+// labelled for it by hand to go, saying so in status, then deletes its root
+// CA and xDS serving certificates with their Secrets (cert-manager keeps a
+// Secret when its Certificate goes) and lets the mesh go.
 func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.MeshInstance) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(mi, meshFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	var members meshv1alpha1.MeshMemberList
-	if err := r.List(ctx, &members, client.MatchingFields{meshIndex: mi.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing the mesh's MeshMembers: %w", err)
+	w, err := r.remaining(ctx, mi)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	var vms meshv1alpha1.MeshVMList
-	if err := r.List(ctx, &vms); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing MeshVMs: %w", err)
-	}
-	var waiting []string
-	for _, m := range members.Items {
-		waiting = append(waiting, "MeshMember "+m.Namespace+"/"+m.Name)
-	}
-	for _, v := range vms.Items {
-		if v.Spec.Mesh == mi.Name {
-			waiting = append(waiting, "MeshVM "+v.Namespace+"/"+v.Name)
-		}
-	}
-	if len(waiting) > 0 {
+	if !w.empty() {
 		before := mi.DeepCopy()
-		setConditions(&mi.Status.Conditions, mi.Generation, outcome{reason: meshv1alpha1.ReasonDeleting,
-			message: fmt.Sprintf("deletion waits for %d members to leave the mesh: %v", len(waiting), waiting)})
+		setConditions(&mi.Status.Conditions, mi.Generation, outcome{reason: meshv1alpha1.ReasonDeleting, message: w.message()})
 		announce(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
 		if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
@@ -392,4 +335,72 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 	}
 	controllerutil.RemoveFinalizer(mi, meshFinalizer)
 	return ctrl.Result{}, r.Update(ctx, mi)
+}
+
+// remaining lists what still holds a mesh being deleted: its MeshMembers,
+// its MeshVMs, and the namespaces that carry its monitor label with no
+// MeshMember of the mesh (labelled by hand: their workloads keep their
+// identities while the label stays).
+func (r *MeshInstanceReconciler) remaining(ctx context.Context, mi *meshv1alpha1.MeshInstance) (holders, error) {
+	var members meshv1alpha1.MeshMemberList
+	if err := r.List(ctx, &members, client.MatchingFields{meshIndex: mi.Name}); err != nil {
+		return holders{}, fmt.Errorf("listing the mesh's MeshMembers: %w", err)
+	}
+	var vms meshv1alpha1.MeshVMList
+	if err := r.List(ctx, &vms); err != nil {
+		return holders{}, fmt.Errorf("listing MeshVMs: %w", err)
+	}
+	var nss corev1.NamespaceList
+	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
+		return holders{}, fmt.Errorf("listing the namespaces labelled for the mesh: %w", err)
+	}
+	var h holders
+	withMember := map[string]bool{}
+	for _, m := range members.Items {
+		h.members = append(h.members, m.Namespace+"/"+m.Name)
+		withMember[m.Namespace] = true
+	}
+	for _, v := range vms.Items {
+		if v.Spec.Mesh == mi.Name {
+			h.vms = append(h.vms, v.Namespace+"/"+v.Name)
+		}
+	}
+	for _, ns := range nss.Items {
+		if !withMember[ns.Name] {
+			h.namespaces = append(h.namespaces, ns.Name)
+		}
+	}
+	return h, nil
+}
+
+// holders are what a mesh's deletion waits for, by kind.
+type holders struct {
+	members, vms, namespaces []string
+}
+
+func (h holders) empty() bool { return len(h.members)+len(h.vms)+len(h.namespaces) == 0 }
+
+// maxHoldersShown bounds the names a Deleting message lists per kind.
+const maxHoldersShown = 5
+
+// message is the Deleting condition's: the counts of each kind, and the
+// first names of each.
+func (h holders) message() string {
+	list := func(names []string) string {
+		if len(names) == 0 {
+			return ""
+		}
+		names = slices.Sorted(slices.Values(names))
+		shown := strings.Join(names[:min(len(names), maxHoldersShown)], ", ")
+		if len(names) > maxHoldersShown {
+			shown += ", …"
+		}
+		return " (" + shown + ")"
+	}
+	msg := fmt.Sprintf("deletion waits for %d MeshMembers%s, %d MeshVMs%s and %d labelled namespaces%s to leave the mesh",
+		len(h.members), list(h.members), len(h.vms), list(h.vms), len(h.namespaces), list(h.namespaces))
+	if len(h.namespaces) > 0 {
+		msg += fmt.Sprintf("; a labelled namespace leaves when its %s label is removed", meshv1alpha1.MonitorLabel)
+	}
+	return msg
 }

@@ -165,7 +165,7 @@ func TestDeletingAMeshWaitsForItsMembers(t *testing.T) {
 	conds := func() []metav1.Condition { return mi.Status.Conditions }
 	testenv.Eventually(t, 30*time.Second, func() error {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionReady)
-		if c == nil || c.Reason != meshv1alpha1.ReasonDeleting || !strings.Contains(c.Message, "MeshMember "+ns+"/m") {
+		if c == nil || c.Reason != meshv1alpha1.ReasonDeleting || !strings.Contains(c.Message, "1 MeshMembers ("+ns+"/m)") {
 			return fmt.Errorf("Ready = %+v", c)
 		}
 		return nil
@@ -225,6 +225,64 @@ func TestObjectsLeftOutAreReported(t *testing.T) {
 		c := condition(t, mi, conds, meshv1alpha1.ConditionPoliciesValid)
 		if c == nil || c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("PoliciesValid = %+v", c)
+		}
+		return nil
+	})
+}
+
+// TestDeletingAMeshWaitsForLabelledNamespaces: a namespace labelled by hand
+// keeps its identities while it keeps the label, and the mesh's deletion
+// waits for it, saying so; once the label goes, the identities go and so
+// does the mesh.
+func TestDeletingAMeshWaitsForLabelledNamespaces(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "handleft"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: "handleft"})
+	if err := k8s.Create(ctx, pod(ns, "web-1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	name := meshv1alpha1.IdentitySecretName("web")
+	testenv.Eventually(t, 60*time.Second, func() error {
+		cert := &cmapi.Certificate{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cert); err != nil {
+			return err
+		}
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{})
+	})
+	if err := k8s.Delete(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	conds := func() []metav1.Condition { return mi.Status.Conditions }
+	testenv.Eventually(t, 30*time.Second, func() error {
+		c := condition(t, mi, conds, meshv1alpha1.ConditionReady)
+		if c == nil || c.Reason != meshv1alpha1.ReasonDeleting || !strings.Contains(c.Message, "1 labelled namespaces") || !strings.Contains(c.Message, ns) {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
+	// The label stands: the workloads keep their identities, however long
+	// the mesh waits.
+	time.Sleep(3 * time.Second)
+	for _, o := range []client.Object{&cmapi.Certificate{}, &corev1.Secret{}} {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o); err != nil {
+			t.Fatalf("%T %s of a namespace still labelled for the mesh: %v", o, name, err)
+		}
+	}
+	n := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+		t.Fatal(err)
+	}
+	delete(n.Labels, meshv1alpha1.MonitorLabel)
+	if err := k8s.Update(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	identityGone(t, ns, name)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), &meshv1alpha1.MeshInstance{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the MeshInstance is still there: %v", err)
 		}
 		return nil
 	})

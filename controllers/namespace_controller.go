@@ -19,8 +19,10 @@ import (
 // NamespaceReconciler serves the namespaces that joined a mesh the seed's
 // way, by the monitor label alone: it issues the identity Certificates of
 // their pods' service accounts, owned by the Namespace, and releases them
-// when the namespace leaves the mesh, its mesh goes, or a MeshMember takes
-// the namespace over (the MeshMember then issues them).
+// when the namespace leaves the mesh, its mesh is gone, or a MeshMember
+// takes the namespace over (the MeshMember then issues them). A mesh being
+// deleted waits for its labelled namespaces, which keep their identities
+// meanwhile.
 //
 // It also deletes identity Secrets whose Certificate is gone, whoever
 // released it: cert-manager may still write a Secret just after its
@@ -66,7 +68,9 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{}, fmt.Errorf("reading MeshInstance %s: %w", name, err)
 	}
 	if !mi.DeletionTimestamp.IsZero() {
-		return release()
+		// The mesh's deletion waits for the label to go: until then the
+		// workloads keep the identities they have, and get no new ones.
+		return reconcile.Result{RequeueAfter: requeue}, nil
 	}
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(ns.Name)); err != nil {

@@ -76,6 +76,7 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		For(&meshv1alpha1.MeshInstance{}).
 		Owns(&cmapi.ClusterIssuer{}).
 		Owns(&cmapi.Certificate{}).
+		Owns(&corev1.Secret{}). // the trust bundle: what proxies trust is the mesh's
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 			if m := obj.GetLabels()[meshv1alpha1.MonitorLabel]; m != "" {
 				return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: m}}}

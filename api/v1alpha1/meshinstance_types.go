@@ -97,8 +97,8 @@ type Egress struct {
 }
 
 // Certificates says who issues the mesh's certificates and how. Issuance is
-// delegated to cert-manager: any Issuer or ClusterIssuer works (CA, Vault,
-// Venafi, external issuers).
+// delegated to cert-manager: any ClusterIssuer (CA, Vault, Venafi) or the
+// cluster-scoped kind of an external issuer.
 // +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || !has(self.duration) || duration(self.renewBefore) < duration(self.duration)",message="renewBefore must be shorter than duration",fieldPath=".renewBefore"
 type Certificates struct {
 	// issuerRef names the cert-manager issuer that signs the mesh's
@@ -106,6 +106,12 @@ type Certificates struct {
 	// through cert-manager and a CA Issuer for the mesh.
 	// +optional
 	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
+	// trustBundle gives the CA certificates proxies trust, for issuers that
+	// publish none (ACME, some Venafi setups leave ca.crt empty). When set,
+	// it is the mesh's trust bundle, in place of the issuer's ca.crt.
+	// +optional
+	TrustBundle *TrustBundleSource `json:"trustBundle,omitempty"`
 
 	// duration is the lifetime of workload certificates, a Go duration ("24h").
 	// +kubebuilder:default="24h"
@@ -126,27 +132,45 @@ type Certificates struct {
 	PrivateKey PrivateKey `json:"privateKey,omitzero"`
 }
 
-// IssuerReference names a cert-manager issuer.
+// IssuerReference names a cert-manager issuer: cert-manager's ClusterIssuer,
+// or the cluster-scoped issuer kind of an external issuer (AWS Private CA,
+// Google CAS, step-issuer…), of its own API group.
+// +kubebuilder:validation:XValidation:rule="!has(self.group) || self.group != 'cert-manager.io' || !has(self.kind) || self.kind in ['Issuer', 'ClusterIssuer']",message="cert-manager.io's issuer kinds are ClusterIssuer and Issuer; an external issuer's kind goes with its own group",fieldPath=".kind"
 type IssuerReference struct {
 	// name of the issuer.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
-	// kind of the issuer: ClusterIssuer, the one kind that signs in every
-	// workload namespace (the default), or Issuer, which is refused (it
-	// signs only in its own namespace) and kept in the enum so that the
-	// refusal can say why.
-	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// kind of the issuer: ClusterIssuer (the default) for cert-manager.io,
+	// or an external issuer's cluster-scoped kind. A namespaced kind (such
+	// as cert-manager's Issuer) is refused: it signs only in its own
+	// namespace, and workload identities live in theirs.
 	// +kubebuilder:default=ClusterIssuer
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
 	// +optional
 	Kind string `json:"kind,omitempty"`
 
-	// group of the issuer: cert-manager.io, or the group of an external issuer.
+	// group of the issuer: cert-manager.io (the default), or the API group
+	// of an external issuer, a lowercase DNS name.
 	// +kubebuilder:default="cert-manager.io"
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +optional
 	Group string `json:"group,omitempty"`
+}
+
+// TrustBundleSource is a trust bundle given in the spec.
+type TrustBundleSource struct {
+	// pem holds one or more PEM-encoded CA certificates (BEGIN CERTIFICATE
+	// blocks) and nothing else: the roots every proxy of the mesh trusts.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="self.contains('-----BEGIN CERTIFICATE-----')",message="pem must hold PEM-encoded CA certificates (-----BEGIN CERTIFICATE----- blocks)"
+	PEM string `json:"pem"`
 }
 
 // PrivateKey is the algorithm and size of a private key.
@@ -234,14 +258,18 @@ type MeshInstanceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled and CertificateAuthorityReady.
+	// conditions: Ready, Reconciling, Stalled, CertificateAuthorityReady,
+	// TrustBundleKnown, PoliciesValid, ProxyConfigReady and
+	// IdentityIssuanceRestricted.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// trustBundle summarizes the CA certificates proxies trust; during a root
-	// change it holds the old and the new root.
+	// trustBundle summarizes the CA certificates proxies trust (the mesh's
+	// trust bundle, served from Secret osm-<mesh>-trust-bundle of the
+	// operator's namespace); during a root change it holds the old and the
+	// new root.
 	// +optional
 	TrustBundle []TrustAnchor `json:"trustBundle,omitempty"`
 

@@ -37,11 +37,31 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 		{"unknown egress mode", func(string) client.Object {
 			return meshInstance("bad-egress", func(m *mi) { m.Spec.Egress.Mode = "Sometimes" })
 		}, "spec.egress.mode", "Unsupported value"},
-		{"issuer kind is neither Issuer nor ClusterIssuer", func(string) client.Object {
+		{"cert-manager.io has no issuer kind VaultIssuer", func(string) client.Object {
 			return meshInstance("bad-issuer-kind", func(m *mi) {
-				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "vault", Kind: "VaultIssuer"}
+				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "vault", Kind: "VaultIssuer", Group: "cert-manager.io"}
 			})
-		}, "spec.certificates.issuerRef.kind", "Unsupported value"},
+		}, "spec.certificates.issuerRef.kind", "cert-manager.io's issuer kinds are ClusterIssuer and Issuer"},
+		{"issuer kind is not a Kind name", func(string) client.Object {
+			return meshInstance("garbage-issuer-kind", func(m *mi) {
+				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "pca", Kind: "clusterissuers/../secrets", Group: "awspca.cert-manager.io"}
+			})
+		}, "spec.certificates.issuerRef.kind", "should match"},
+		{"issuer group is not a DNS name", func(string) client.Object {
+			return meshInstance("garbage-issuer-group", func(m *mi) {
+				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "pca", Kind: "AWSPCAClusterIssuer", Group: "AWSPCA..cert-manager.io/v1"}
+			})
+		}, "spec.certificates.issuerRef.group", "should match"},
+		{"trust bundle that is not PEM certificates", func(string) client.Object {
+			return meshInstance("bad-trust-bundle", func(m *mi) {
+				m.Spec.Certificates.TrustBundle = &meshv1alpha1.TrustBundleSource{PEM: "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}
+			})
+		}, "spec.certificates.trustBundle.pem", "PEM-encoded CA certificates"},
+		{"trust bundle too large", func(string) client.Object {
+			return meshInstance("huge-trust-bundle", func(m *mi) {
+				m.Spec.Certificates.TrustBundle = &meshv1alpha1.TrustBundleSource{PEM: "-----BEGIN CERTIFICATE-----" + strings.Repeat("A", 70000)}
+			})
+		}, "spec.certificates.trustBundle.pem", "Too long"},
 		{"issuer without a name", func(string) client.Object {
 			return meshInstance("bad-issuer-name", func(m *mi) {
 				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Kind: "ClusterIssuer"}

@@ -54,6 +54,10 @@ func serverTLS(dir string, ca *testpki.CA) error {
 
 const serverName = "bench.osm-operator-xds.osm-system.svc"
 
+// trustNamespace stands for the operator's namespace, where the mesh's
+// trust bundle Secret is.
+const trustNamespace = "osm-system"
+
 func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDir string, log logr.Logger) (*controlPlane, error) {
 	opts := controllers.CacheOptions()
 	opts.Scheme = scheme
@@ -67,7 +71,7 @@ func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDi
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	xds := controlplane.New(controlplane.Options{
-		Cache: informers, Client: k8s, Address: address, TLS: server.FileTLS(certDir), Replica: "bench", Log: log,
+		Cache: informers, Client: k8s, Address: address, TLS: server.FileTLS(certDir), Replica: "bench", TrustNamespace: trustNamespace, Log: log,
 	})
 	cp := &controlPlane{snapshots: xds.Snapshots, server: xds.Server, stop: cancel, done: make(chan struct{}), synced: make(chan struct{})}
 	errs := make(chan error, 2)

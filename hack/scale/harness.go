@@ -98,6 +98,19 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 	if err := h.k8s.Status().Update(ctx, in.Mesh); err != nil {
 		return h, fmt.Errorf("writing the mesh's trust bundle: %w", err)
 	}
+	// And the bundle Secret proxies are served, in the operator's namespace.
+	bundle := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: trustNamespace, Name: meshv1alpha1.TrustBundleSecretName(in.Mesh.Name),
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "osm-operator", meshv1alpha1.TrustBundleSecretLabel: in.Mesh.Name},
+		},
+		Data: map[string][]byte{meshv1alpha1.TrustBundleKey: h.ca.PEM},
+	}
+	for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: trustNamespace}}, bundle} {
+		if err := h.k8s.Create(ctx, o); err != nil {
+			return h, fmt.Errorf("writing the mesh's trust bundle Secret: %w", err)
+		}
+	}
 	h.slices = in.EndpointSlices
 	for _, tt := range in.TrafficTargets {
 		h.targets[tt.Namespace+"/"+tt.Name] = tt

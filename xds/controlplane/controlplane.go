@@ -35,6 +35,9 @@ type Options struct {
 	TLS     server.TLSSource
 	// Replica names this replica in MeshVM status and in its census Lease.
 	Replica string
+	// TrustNamespace is where the mesh trust bundle Secrets are (the
+	// operator's namespace): what proxies trust.
+	TrustNamespace string
 	// CensusNamespace is where the replica publishes its census Lease (the
 	// operator's namespace); empty publishes none.
 	CensusNamespace string
@@ -83,7 +86,9 @@ func New(o Options) *ControlPlane {
 		Observer:   observers,
 		Log:        o.Log.WithName("server"),
 	})
-	cp.Runner = runner.New(runner.Options{Cache: o.Cache, Snapshots: cp.Snapshots, OnFailing: onFailing, Log: o.Log.WithName("runner")})
+	cp.Runner = runner.New(runner.Options{
+		Cache: o.Cache, Snapshots: cp.Snapshots, TrustNamespace: o.TrustNamespace, OnFailing: onFailing, Log: o.Log.WithName("runner"),
+	})
 	cp.runnables = []manager.Runnable{cp.Runner, cp.Server}
 	if publisher != nil {
 		cp.runnables = append(cp.runnables, publisher)

@@ -37,6 +37,9 @@ type Options struct {
 	// Quiet is how long the runner waits for more changes after one arrives;
 	// MaxDelay bounds the wait while changes keep coming.
 	Quiet, MaxDelay time.Duration
+	// TrustNamespace is the operator's namespace, where the MeshInstance
+	// reconciler writes each mesh's trust bundle Secret: what proxies trust.
+	TrustNamespace string
 	// OnFailing is called, from the runner's goroutine, when the set of
 	// failing groups or their errors changed; Failing tells them. Nil
 	// calls nothing.
@@ -83,9 +86,13 @@ type changes struct {
 	full       bool
 	services   map[mesh.ServiceKey]bool
 	identities map[mesh.Identity]bool
+	// meshes whose trust bundle changed: all their groups.
+	meshes map[string]bool
 }
 
-func (c *changes) empty() bool { return !c.full && len(c.services) == 0 && len(c.identities) == 0 }
+func (c *changes) empty() bool {
+	return !c.full && len(c.services) == 0 && len(c.identities) == 0 && len(c.meshes) == 0
+}
 
 // New returns a runner.
 func New(opts Options) *Runner {
@@ -158,7 +165,13 @@ var watched = []struct {
 		}
 	}},
 	{&corev1.Secret{}, func(obj any, c *changes) {
-		if s, ok := obj.(*corev1.Secret); ok && strings.HasPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix) {
+		s, ok := obj.(*corev1.Secret)
+		switch {
+		case !ok:
+		case s.Labels[meshv1alpha1.TrustBundleSecretLabel] != "":
+			// Wherever it is: only the operator's namespace's is read.
+			c.meshes[s.Labels[meshv1alpha1.TrustBundleSecretLabel]] = true
+		case strings.HasPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix):
 			c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: strings.TrimPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix)}] = true
 		}
 	}},
@@ -264,6 +277,9 @@ func (r *Runner) ensureMaps() {
 	}
 	if r.dirty.identities == nil {
 		r.dirty.identities = map[mesh.Identity]bool{}
+	}
+	if r.dirty.meshes == nil {
+		r.dirty.meshes = map[string]bool{}
 	}
 }
 

@@ -91,6 +91,9 @@ func startControlPlane(ctx context.Context) error {
 		return err
 	}
 	servingCert = &servingTLS
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: trustNamespace}}); err != nil {
+		return err
+	}
 	log := stdr.New(nil)
 	rep := startReplica(ctx, "replica-test", servingCert, log)
 	xds, xdsRunner, snapshots, nodes, informers = rep.server, rep.runner, rep.snapshots, rep.nodes, rep.informers
@@ -102,10 +105,23 @@ func startControlPlane(ctx context.Context) error {
 	return createMesh(ctx, meshName, "", ca)
 }
 
-// createMesh creates a MeshInstance whose status trusts root, as its
-// reconciler writes it once the mesh's CA is ready: the xDS server admits
-// only certificates that chain to a root of the workload's mesh.
+// trustNamespace stands for the operator's namespace: the mesh trust
+// bundle Secrets are there.
+const trustNamespace = "osm-system"
+
+// createMesh creates a MeshInstance whose status trusts root, and its trust
+// bundle Secret, as its reconciler writes them once the mesh's CA is ready:
+// the xDS server admits only certificates that chain to a root of the
+// workload's mesh, and proxies trust the mesh's bundle.
 func createMesh(ctx context.Context, name, trustDomain string, root *testpki.CA) error {
+	if err := createMeshWithoutBundle(ctx, name, trustDomain, root); err != nil {
+		return err
+	}
+	return k8s.Create(ctx, trustBundleSecret(trustNamespace, name, root.PEM))
+}
+
+// createMeshWithoutBundle is createMesh with no trust bundle Secret.
+func createMeshWithoutBundle(ctx context.Context, name, trustDomain string, root *testpki.CA) error {
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: meshv1alpha1.MeshInstanceSpec{TrustDomain: trustDomain}}
 	if err := k8s.Create(ctx, mi); err != nil {
 		return err
@@ -142,8 +158,9 @@ func startReplica(ctx context.Context, name string, serving *tls.Certificate, lo
 		TLS: func(*tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPool, error) {
 			return serving, ca.Pool(), nil
 		},
-		Replica: name,
-		Log:     log,
+		Replica:        name,
+		TrustNamespace: trustNamespace,
+		Log:            log,
 	})
 	go func() {
 		if err := cp.Start(ctx); err != nil {

@@ -103,11 +103,11 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 			// proxyless gRPC client) is touched by any service change,
 			// a service new to it included.
 			seesAll := len(c.services) > 0 && (m.Mode == mesh.ModePermissive || g.Kind == mesh.ProxyGRPC)
-			if !c.full && !seesAll && !backers[g.Identity] && !r.touches(key, g, c) {
+			if !c.full && !c.meshes[mi.Name] && !seesAll && !backers[g.Identity] && !r.touches(key, g, c) {
 				continue
 			}
 			v := m.View(g)
-			if err := r.publish(ctx, shared, v); err != nil {
+			if err := r.publish(ctx, shared, mi.Name, v); err != nil {
 				translationErrors.Inc()
 				if envoyrules.IsViolation(err) {
 					ruleViolations.Inc()
@@ -202,8 +202,8 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	return false
 }
 
-func (r *Runner) publish(ctx context.Context, shared *translate.Shared, v *mesh.View) error {
-	certs, err := r.certificates(ctx, v.Group)
+func (r *Runner) publish(ctx context.Context, shared *translate.Shared, meshName string, v *mesh.View) error {
+	certs, err := r.certificates(ctx, meshName, v.Group)
 	if err != nil {
 		return err
 	}
@@ -218,31 +218,49 @@ func (r *Runner) publish(ctx context.Context, shared *translate.Shared, v *mesh.
 	return nil
 }
 
-// certificates reads the Secret of a group's identity; nil while it is not
-// issued yet. Certificates a proxy would reject (the key not matching the
-// certificate, a trust bundle without certificates) are an error: the
+// certificates reads the Secret of a group's identity and the trust bundle
+// of its mesh, from the Secret the MeshInstance reconciler writes in the
+// operator's namespace: not the ca.crt of the identity Secret, which an
+// issuer may leave empty and anyone who may write Secrets in the namespace
+// may fill. Either is nil while it is not written yet, and translation
+// then gives the group no secrets: its proxies wait rather than trust a
+// made-up bundle. Certificates a proxy would reject (the key not matching
+// the certificate, a trust bundle without certificates) are an error: the
 // group keeps its last good config rather than having every proxy NACK.
-func (r *Runner) certificates(ctx context.Context, g mesh.Group) (*translate.Certificates, error) {
-	s := &corev1.Secret{}
-	key := client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}
-	if err := r.opts.Cache.Get(ctx, key, s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("reading identity Secret %s: %w", key, err)
+func (r *Runner) certificates(ctx context.Context, meshName string, g mesh.Group) (*translate.Certificates, error) {
+	s, err := r.secret(ctx, client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)})
+	if s == nil || err != nil {
+		return nil, err
 	}
-	c := &translate.Certificates{CertChain: s.Data["tls.crt"], PrivateKey: s.Data["tls.key"], TrustBundle: s.Data["ca.crt"]}
-	if len(c.CertChain) == 0 || len(c.PrivateKey) == 0 || len(c.TrustBundle) == 0 || r.checked[g.String()] == s.ResourceVersion {
-		// Translation leaves out secrets it lacks a part of, and a
-		// version that parsed once parses again.
+	bundleKey := client.ObjectKey{Namespace: r.opts.TrustNamespace, Name: meshv1alpha1.TrustBundleSecretName(meshName)}
+	b, err := r.secret(ctx, bundleKey)
+	if b == nil || err != nil {
+		return nil, err
+	}
+	c := &translate.Certificates{CertChain: s.Data[corev1.TLSCertKey], PrivateKey: s.Data[corev1.TLSPrivateKeyKey], TrustBundle: b.Data[meshv1alpha1.TrustBundleKey]}
+	version := s.ResourceVersion + "," + b.ResourceVersion
+	if len(c.CertChain) == 0 || len(c.PrivateKey) == 0 || len(c.TrustBundle) == 0 || r.checked[g.String()] == version {
+		// Translation leaves out secrets it lacks a part of, and versions
+		// that parsed once parse again.
 		return c, nil
 	}
 	if _, err := tls.X509KeyPair(c.CertChain, c.PrivateKey); err != nil {
-		return nil, fmt.Errorf("identity Secret %s: tls.crt and tls.key: %w", key, err)
+		return nil, fmt.Errorf("identity Secret %s/%s: tls.crt and tls.key: %w", s.Namespace, s.Name, err)
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(c.TrustBundle) {
-		return nil, fmt.Errorf("identity Secret %s: ca.crt holds no PEM certificate", key)
+		return nil, fmt.Errorf("trust bundle Secret %s: %s holds no PEM certificate", bundleKey, meshv1alpha1.TrustBundleKey)
 	}
-	r.checked[g.String()] = s.ResourceVersion
+	r.checked[g.String()] = version
 	return c, nil
+}
+
+// secret reads a Secret from the informer cache; nil when there is none.
+func (r *Runner) secret(ctx context.Context, key client.ObjectKey) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	if err := r.opts.Cache.Get(ctx, key, s); apierrors.IsNotFound(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+	}
+	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,8 +19,10 @@ import (
 
 // SecretTLS is a TLSSource over the serving Secrets in namespace, read from
 // the informer cache: it answers each proxy with the certificate of the name
-// it asked for (its mesh's), and trusts the roots of every mesh. Renewed
-// Secrets are used from the next handshake on.
+// it asked for (its mesh's), and trusts the roots of every mesh: the ca.crt
+// of the serving Secrets and the meshes' trust bundle Secrets of namespace
+// (an issuer may publish no CA; the mesh's spec then gives its roots).
+// Renewed Secrets are used from the next handshake on.
 func SecretTLS(r client.Reader, namespace string) TLSSource {
 	s := &secretTLS{reader: r, namespace: namespace}
 	return s.get
@@ -44,9 +47,14 @@ func (s *secretTLS) get(hello *tls.ClientHelloInfo) (*tls.Certificate, *x509.Cer
 	if err := s.reader.List(ctx, &list, client.InNamespace(s.namespace), client.HasLabels{meshv1alpha1.XDSServingSecretLabel}); err != nil {
 		return nil, nil, fmt.Errorf("listing xDS serving Secrets: %w", err)
 	}
+	var bundles corev1.SecretList
+	if err := s.reader.List(ctx, &bundles, client.InNamespace(s.namespace), client.HasLabels{meshv1alpha1.TrustBundleSecretLabel}); err != nil {
+		return nil, nil, fmt.Errorf("listing trust bundle Secrets: %w", err)
+	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	sort.Slice(bundles.Items, func(i, j int) bool { return bundles.Items[i].Name < bundles.Items[j].Name })
 	var versions []string
-	for _, sec := range list.Items {
+	for _, sec := range append(slices.Clone(list.Items), bundles.Items...) {
 		versions = append(versions, sec.Name+"@"+sec.ResourceVersion)
 	}
 	version := strings.Join(versions, ",")
@@ -67,6 +75,9 @@ func (s *secretTLS) get(hello *tls.ClientHelloInfo) (*tls.Certificate, *x509.Cer
 			}
 			s.certs = append(s.certs, &cert)
 			s.pool.AppendCertsFromPEM(sec.Data["ca.crt"])
+		}
+		for _, sec := range bundles.Items {
+			s.pool.AppendCertsFromPEM(sec.Data[meshv1alpha1.TrustBundleKey])
 		}
 		s.version = version
 		if len(s.certs) == 0 {

@@ -1,0 +1,38 @@
+package v1alpha1
+
+// The mesh's trust bundle: the CA certificates every proxy of a mesh
+// trusts, written by the operator into a Secret of its own namespace, from
+// the mesh's bootstrapped root, spec.certificates.trustBundle, or the ca.crt
+// the mesh's issuer put into the xDS serving Secret. The xDS servers serve
+// proxies this bundle, not the ca.crt of each identity Secret.
+const (
+	// TrustBundleSecretLabel marks a mesh's trust bundle Secret; its value
+	// is the mesh.
+	TrustBundleSecretLabel = "mesh.openservicemesh.io/trust-bundle"
+	// TrustBundleKey is the Secret's key holding the PEM CA certificates.
+	TrustBundleKey = "ca.crt"
+)
+
+// TrustBundleSecretName names the trust bundle Secret of a mesh, in the
+// operator's namespace.
+func TrustBundleSecretName(mesh string) string { return "osm-" + mesh + "-trust-bundle" }
+
+// ConditionTrustBundleKnown is True on a MeshInstance whose trust bundle is
+// known and written for the xDS servers; False says why proxies have none.
+const ConditionTrustBundleKnown = "TrustBundleKnown"
+
+// Reasons of ConditionTrustBundleKnown.
+const (
+	// ReasonBootstrapped: the bundle is the mesh's bootstrapped root.
+	ReasonBootstrapped = "Bootstrapped"
+	// ReasonFromSpec: the bundle is spec.certificates.trustBundle.
+	ReasonFromSpec = "FromSpec"
+	// ReasonFromIssuer: the bundle is the ca.crt the issuer published.
+	ReasonFromIssuer = "FromIssuer"
+	// ReasonIssuerPublishesNoCA: the issuer signed the xDS serving
+	// certificate with no CA certificate in ca.crt, and the spec gives none.
+	ReasonIssuerPublishesNoCA = "IssuerPublishesNoCA"
+	// ReasonTrustBundleUnknown: the mesh is not Ready while its bundle is
+	// not known.
+	ReasonTrustBundleUnknown = "TrustBundleUnknown"
+)
