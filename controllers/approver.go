@@ -461,3 +461,14 @@ func approvedByAnother(cr *cmapi.CertificateRequest) (string, bool) {
 	}
 	return "", false
 }
+
+// SetupWithManager registers the approver of the mesh's CertificateRequests.
+func (r *ApproverReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&cmapi.CertificateRequest{}).
+		Named("certificaterequest-approver").
+		Complete(r); err != nil {
+		return fmt.Errorf("setting up the CertificateRequest approver: %w", err)
+	}
+	return nil
+}

@@ -165,3 +165,14 @@ func censusHandler(counts bool, toRequests func(ctx context.Context, namespaces 
 		},
 	}
 }
+
+// SetupWithManager registers the reconciler of the xDS replicas' Leases.
+func (r *ReplicaLeaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&coordinationv1.Lease{}).
+		Named("xds-replica-lease").
+		Complete(r); err != nil {
+		return fmt.Errorf("setting up the xDS replica Lease controller: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// SetupWithManager registers the MeshInstance reconciler: its mesh, what it
+// owns (issuers, certificates, the trust bundle), the policy objects and
+// members it reports on, and the census of connected proxies.
+func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&meshv1alpha1.MeshInstance{}).
+		Owns(&cmapi.ClusterIssuer{}).
+		Owns(&cmapi.Certificate{}).
+		Owns(&corev1.Secret{}). // the trust bundle: what proxies trust is the mesh's
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+			if m := obj.GetLabels()[meshv1alpha1.MonitorLabel]; m != "" {
+				return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: m}}}
+			}
+			return nil
+		})).
+		Watches(&accessv1alpha3.TrafficTarget{}, allMeshes(r.Client)).
+		Watches(&specsv1alpha4.HTTPRouteGroup{}, allMeshes(r.Client)).
+		Watches(&specsv1alpha4.TCPRoute{}, allMeshes(r.Client)).
+		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes(r.Client)).
+		Watches(&meshv1alpha1.MeshMember{}, allMeshes(r.Client)).
+		Watches(&meshv1alpha1.MeshVM{}, allMeshes(r.Client)).
+		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			cr := obj.(*cmapi.CertificateRequest)
+			if _, other := approvedByAnother(cr); !other {
+				return nil
+			}
+			var list meshv1alpha1.MeshInstanceList
+			if err := r.Client.List(ctx, &list); err != nil {
+				return nil
+			}
+			var out []reconcile.Request
+			for i := range list.Items {
+				if roleOf(&list.Items[i], cr.Spec.IssuerRef) != notTheMesh {
+					out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: list.Items[i].Name}})
+				}
+			}
+			return out
+		})).
+		Watches(&coordinationv1.Lease{}, censusHandler(true, func(ctx context.Context, namespaces []string) []reconcile.Request {
+			var out []reconcile.Request
+			for _, name := range namespaces {
+				ns := &corev1.Namespace{}
+				if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, ns); err == nil && ns.Labels[meshv1alpha1.MonitorLabel] != "" {
+					out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: ns.Labels[meshv1alpha1.MonitorLabel]}})
+				}
+			}
+			return out
+		})).
+		Named("meshinstance").
+		Complete(r); err != nil {
+		return fmt.Errorf("setting up the MeshInstance controller: %w", err)
+	}
+	return nil
+}
