@@ -207,7 +207,7 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		Watches(&corev1.Secret{}, namespaceOf).
 		Watches(&meshv1alpha1.MeshInstance{}, labelledFor).
 		Named("namespace").
-		Complete(&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}); err != nil {
+		Complete(&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec}); err != nil {
 		return fmt.Errorf("setting up the Namespace controller: %w", err)
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).

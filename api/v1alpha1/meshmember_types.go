@@ -13,6 +13,11 @@ const (
 	InjectionDisabled InjectionMode = "Disabled"
 )
 
+// ReasonIdentityFailed is the reason of a MeshMember's IdentitiesReady and
+// Ready, and of the Event on a MeshMember or a hand-labelled Namespace, when
+// the identity Certificate of a service account cannot be written.
+const ReasonIdentityFailed = "IdentityFailed"
+
 // MeshMemberSpec says that this namespace, or the pods of it that match a
 // selector, belong to a mesh.
 type MeshMemberSpec struct {
@@ -62,6 +67,20 @@ type MeshMemberStatus struct {
 	// identitiesReady is the number of those whose certificate is issued.
 	// +optional
 	IdentitiesReady int32 `json:"identitiesReady,omitempty"`
+
+	// identitiesFailed is the number of those whose Certificate the
+	// operator could not create or update; the others are issued all the
+	// same. An Event names each, with the API server's reason.
+	// +optional
+	IdentitiesFailed int32 `json:"identitiesFailed,omitempty"`
+
+	// identitiesFailedNames names the service accounts of the first of them,
+	// sorted.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=253
+	IdentitiesFailedNames []string `json:"identitiesFailedNames,omitempty"`
 
 	// podsInjected is the number of member pods that run a sidecar.
 	// +optional

@@ -282,6 +282,11 @@ func (in *MeshMemberStatus) DeepCopyInto(out *MeshMemberStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.IdentitiesFailedNames != nil {
+		in, out := &in.IdentitiesFailedNames, &out.IdentitiesFailedNames
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.PodsWithoutProxyNames != nil {
 		in, out := &in.PodsWithoutProxyNames, &out.PodsWithoutProxyNames
 		*out = make([]string, len(*in))

@@ -158,8 +158,18 @@ var watched = []struct {
 		}
 	}},
 	{&corev1.Secret{}, func(obj any, c *changes) {
-		if s, ok := obj.(*corev1.Secret); ok && strings.HasPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix) {
-			c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: strings.TrimPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix)}] = true
+		s, ok := obj.(*corev1.Secret)
+		if !ok || !meshv1alpha1.IsIdentitySecretName(s.Name) {
+			return
+		}
+		// A hashed name does not spell its service account out; the
+		// annotation does, when the name is the one it gives.
+		if sa := s.Annotations[meshv1alpha1.ServiceAccountAnnotation]; sa != "" && meshv1alpha1.IdentitySecretName(sa) == s.Name {
+			c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: sa}] = true
+		} else if sa, ok := strings.CutPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix); ok {
+			c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: sa}] = true
+		} else {
+			c.full = true
 		}
 	}},
 }
