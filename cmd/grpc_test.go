@@ -72,8 +72,11 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	const port = 14001
 	ns := "bookstore"
 	grpcPod := func(name, sa string) *corev1.Pod {
-		p := testPod(ns, name, sa)
+		p := plainPod(ns, name, sa)
 		p.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+		if err := inject.Pod(p, inject.ConfigFor(&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}, "osm-system", "")); err != nil {
+			t.Fatal(err)
+		}
 		return p
 	}
 	objs := []client.Object{

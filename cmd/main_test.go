@@ -31,6 +31,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
+	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -276,7 +277,20 @@ func withServiceAccounts(c client.WithWatch) client.WithWatch {
 	})
 }
 
+// testPod is a pod running as sa, given its sidecar by the injector as the
+// webhook would: only the service accounts of pods with a proxy get an
+// identity.
 func testPod(ns, name, sa string) *corev1.Pod {
+	p := plainPod(ns, name, sa)
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}
+	if err := inject.Pod(p, inject.ConfigFor(mi, "osm-system", "")); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// plainPod is a pod running as sa, without a proxy.
+func plainPod(ns, name, sa string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},

@@ -190,7 +190,7 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 	agent := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns}, Spec: appsv1.DaemonSetSpec{Selector: sel("agent"), Template: tmpl("agent")}}
 	mustCreate(web, db, agent)
 	owned := func(name string, owner client.Object, kind string) *corev1.Pod {
-		p := testPod(ns, name, owner.GetName())
+		p := plainPod(ns, name, owner.GetName())
 		p.Labels = map[string]string{"app": owner.GetName()}
 		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: owner.GetName(), UID: owner.GetUID(), Controller: ptr.To(true)}}
 		return p

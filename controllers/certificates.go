@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -155,28 +156,25 @@ func (ids identities) failedAccounts() []string {
 	return out
 }
 
-// meshedAccounts are the service accounts, sorted and once each, that pods
-// run as, and how many pods have a proxy.
+// meshedAccounts are the service accounts, sorted and once each, of the
+// pods that have a proxy by their spec (inject.Injected, the one test of
+// it): only their proxies present an identity. It returns how many such
+// pods there are.
 func meshedAccounts(pods []corev1.Pod) (accounts []string, injected int) {
-	for _, p := range pods {
-		if p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled || p.Spec.HostNetwork {
+	for i := range pods {
+		p := &pods[i]
+		if !inject.Injected(p) {
 			continue
 		}
-		sa := p.Spec.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		accounts = append(accounts, sa)
-		if inject.Injected(&p) {
-			injected++
-		}
+		injected++
+		accounts = append(accounts, cmp.Or(p.Spec.ServiceAccountName, "default"))
 	}
 	slices.Sort(accounts)
 	return slices.Compact(accounts), injected
 }
 
-// ensureIdentities makes sure each service account that pods of namespace
-// run as has its identity Certificate, owned by owner: as its controller
+// ensureIdentities makes sure each service account that meshed pods of
+// namespace run as has its identity Certificate, owned by owner: as its controller
 // when asked and no one else controls it, otherwise as one more owner. Each
 // identity is written on its own: one the API server refuses is reported in
 // failed and keeps no other from being issued.

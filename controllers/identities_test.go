@@ -19,6 +19,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // meshedPod is pod, given its sidecar by the injector as the webhook would
@@ -227,4 +228,51 @@ func TestAHandLabelledNamespaceShowsAFailingIdentity(t *testing.T) {
 	identityIssued(t, ns, "web")
 	identityIssued(t, ns, longAccount)
 	eventAbout(t, "Namespace", ns, meshv1alpha1.ReasonIdentityFailed, "blocked")
+}
+
+// Only the service accounts of pods with a proxy, a sidecar or the
+// bootstrap of proxyless gRPC, get an identity: a pod the injector left
+// alone (it opted out, or ran before the namespace joined) needs none, and
+// had one made for it before.
+func TestOnlyMeshedPodsGetIdentities(t *testing.T) {
+	ctx := context.Background()
+	readyMesh(t, "meshed-only")
+	ns := newNamespace(t, nil)
+	grpc := pod(ns, "grpc-1", "grpc")
+	grpc.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "meshed-only"}}
+	if err := inject.Pod(grpc, inject.ConfigFor(mi, operatorNamespace, "")); err != nil {
+		t.Fatal(err)
+	}
+	optedOut := pod(ns, "out-1", "opted-out")
+	optedOut.Annotations = map[string]string{meshv1alpha1.SidecarInjectionAnnotation: meshv1alpha1.SidecarInjectionDisabled}
+	for _, p := range []*corev1.Pod{meshedPod("meshed-only", ns, "web-1", "web"), grpc, pod(ns, "plain-1", "plain"), optedOut} {
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mm := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "meshed-only"}}
+	if err := k8s.Create(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	identityIssued(t, ns, "web")
+	identityIssued(t, ns, "grpc")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mm), mm); err != nil {
+			return err
+		}
+		if mm.Status.Identities != 2 || mm.Status.IdentitiesReady != 2 || mm.Status.PodsInjected != 2 {
+			return fmt.Errorf("identities %d, ready %d, pods injected %d; want 2, 2, 2", mm.Status.Identities, mm.Status.IdentitiesReady, mm.Status.PodsInjected)
+		}
+		return ready(mm.Status.Conditions)
+	})
+	var certs cmapi.CertificateList
+	if err := k8s.List(ctx, &certs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs.Items {
+		if c.Name != meshv1alpha1.IdentitySecretName("web") && c.Name != meshv1alpha1.IdentitySecretName("grpc") {
+			t.Errorf("Certificate %s was made for a pod without a proxy", c.Name)
+		}
+	}
 }
