@@ -74,7 +74,7 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	grpcPod := func(name, sa string) *corev1.Pod {
 		p := plainPod(ns, name, sa)
 		p.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
-		if err := inject.Pod(p, inject.ConfigFor(&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}, "osm-system", "")); err != nil {
+		if err := inject.Pod(p, inject.ConfigFor(&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}, "osm-system", inject.Images{})); err != nil {
 			t.Fatal(err)
 		}
 		return p
@@ -110,7 +110,7 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	// test's name for the xDS Service, and the files of its identity Secret,
 	// as the kubelet mounts them.
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}
-	cfg := inject.ConfigFor(mi, "osm-system", "")
+	cfg := inject.ConfigFor(mi, "osm-system", inject.Images{})
 	workload := func(pod *corev1.Pod) (bootstrapJSON []byte, dir string) {
 		dir = t.TempDir()
 		writeIdentity(t, ctx, k, ns, pod.Spec.ServiceAccountName, dir)

@@ -283,7 +283,7 @@ func withServiceAccounts(c client.WithWatch) client.WithWatch {
 func testPod(ns, name, sa string) *corev1.Pod {
 	p := plainPod(ns, name, sa)
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}
-	if err := inject.Pod(p, inject.ConfigFor(mi, "osm-system", "")); err != nil {
+	if err := inject.Pod(p, inject.ConfigFor(mi, "osm-system", inject.Images{})); err != nil {
 		panic(err)
 	}
 	return p

@@ -27,7 +27,7 @@ import (
 func meshedPod(mesh, ns, name, sa string) *corev1.Pod {
 	p := pod(ns, name, sa)
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: mesh}}
-	if err := inject.Pod(p, inject.ConfigFor(mi, operatorNamespace, "")); err != nil {
+	if err := inject.Pod(p, inject.ConfigFor(mi, operatorNamespace, inject.Images{})); err != nil {
 		panic(err)
 	}
 	return p
@@ -241,7 +241,7 @@ func TestOnlyMeshedPodsGetIdentities(t *testing.T) {
 	grpc := pod(ns, "grpc-1", "grpc")
 	grpc.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "meshed-only"}}
-	if err := inject.Pod(grpc, inject.ConfigFor(mi, operatorNamespace, "")); err != nil {
+	if err := inject.Pod(grpc, inject.ConfigFor(mi, operatorNamespace, inject.Images{})); err != nil {
 		t.Fatal(err)
 	}
 	optedOut := pod(ns, "out-1", "opted-out")

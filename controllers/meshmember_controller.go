@@ -37,6 +37,9 @@ type MeshMemberReconciler struct {
 	// Namespace is the operator's own, where the xDS replicas count their
 	// connected proxies.
 	Namespace string
+	// SidecarImage is the operator's Envoy for meshes that name none;
+	// empty means the build's.
+	SidecarImage string
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -98,6 +101,7 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 	if err := r.podsWithoutProxy(ctx, mm, pods.Items); err != nil {
 		return outcome{}, err
 	}
+	podsWithOldProxy(mm, pods.Items, inject.SidecarImage(mi.Spec.Sidecar, r.SidecarImage))
 	c, err := readCensus(ctx, r.Client, r.Namespace)
 	if err != nil {
 		return outcome{}, err
@@ -159,7 +163,7 @@ func (r *MeshMemberReconciler) podsWithoutProxy(ctx context.Context, mm *meshv1a
 	var names []string
 	for i := range pods {
 		p := &pods[i]
-		if !p.DeletionTimestamp.IsZero() || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if !live(p) {
 			continue
 		}
 		if d, err := inject.Decide(p, ns, members.Items); err == nil && d.Inject {
@@ -175,6 +179,34 @@ func (r *MeshMemberReconciler) podsWithoutProxy(ctx context.Context, mm *meshv1a
 			"%d member pods run without a sidecar (first: %v): they were created while the injector was unreachable or before the namespace joined; roll them", n, mm.Status.PodsWithoutProxyNames)
 	}
 	return nil
+}
+
+// live says whether a pod runs or will: not being deleted, not ended.
+func live(p *corev1.Pod) bool {
+	return p.DeletionTimestamp.IsZero() && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+}
+
+// podsWithOldProxy counts and names the member pods whose Envoy sidecar
+// runs another image than image, the mesh's, and sets ProxiesUpToDate. It
+// leaves Ready alone: those proxies still work.
+func podsWithOldProxy(mm *meshv1alpha1.MeshMember, pods []corev1.Pod, image string) {
+	var names []string
+	for i := range pods {
+		p := &pods[i]
+		if got, ok := inject.ProxyImage(p); ok && live(p) && got != image {
+			names = append(names, p.Name)
+		}
+	}
+	slices.Sort(names)
+	mm.Status.PodsWithOldProxy = int32(len(names))
+	mm.Status.PodsWithOldProxyNames = firstNames(names)
+	if len(names) == 0 {
+		setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
+			fmt.Sprintf("Every member sidecar runs the mesh's Envoy, %s", image))
+		return
+	}
+	setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated,
+		fmt.Sprintf("%d member pods run another Envoy than the mesh's %s (first: %v): roll them to move them to it", len(names), image, mm.Status.PodsWithOldProxyNames))
 }
 
 // leave takes back the namespace label the operator set, and only that: a

@@ -32,6 +32,9 @@ type Options struct {
 	// ClusterResourceNamespace is cert-manager's namespace for the Secrets of
 	// ClusterIssuers.
 	ClusterResourceNamespace string
+	// SidecarImage is the Envoy of the sidecars of meshes that name none (the
+	// operator's --sidecar-image); empty means the build's.
+	SidecarImage string
 }
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -120,7 +123,7 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("setting up the MeshInstance controller: %w", err)
 	}
 
-	mm := &MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace}
+	mm := &MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace, SidecarImage: o.SidecarImage}
 	membersOfMesh := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list meshv1alpha1.MeshMemberList
 		if err := mgr.GetClient().List(ctx, &list, client.MatchingFields{meshIndex: obj.GetName()}); err != nil {
