@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -227,9 +228,22 @@ func recordFailedIdentities(rec events.EventRecorder, obj runtime.Object, failed
 		return
 	}
 	for _, f := range failed {
-		rec.Eventf(obj, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonIdentityFailed, "IssueIdentity",
-			"The identity Certificate of service account %s could not be written: %v", f.serviceAccount, f.err)
+		note := fmt.Sprintf("The identity Certificate of service account %s could not be written: %v", f.serviceAccount, f.err)
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonIdentityFailed, "IssueIdentity", "%s", boundedNote(note))
 	}
+}
+
+// maxNote is the longest note the API server takes in an Event: it drops a
+// longer one, and the user would see nothing.
+const maxNote = 1024
+
+// boundedNote cuts note to maxNote bytes, keeping it valid UTF-8.
+func boundedNote(note string) string {
+	if len(note) <= maxNote {
+		return note
+	}
+	const more = "..."
+	return strings.ToValidUTF8(note[:maxNote-len(more)], "") + more
 }
 
 // releaseCertificates lets go of the Certificates owner owns in namespace. An identity Certificate can serve a MeshMember's pods and a

@@ -201,15 +201,17 @@ func TestEachIdentityIsIssuedOnItsOwn(t *testing.T) {
 
 // A namespace labelled by hand has no MeshMember to show a failing
 // identity: the Namespace gets the Event, and the other identities are
-// issued.
+// issued. The refused identity is of the longest service account, whose
+// Event would pass the API server's 1 kB limit on an Event's note.
 func TestAHandLabelledNamespaceShowsAFailingIdentity(t *testing.T) {
 	ctx := context.Background()
 	readyMesh(t, "apart-by-hand")
 	ns := newNamespace(t, nil)
-	lift := refuseIdentity(t, ns, "blocked")
+	longest := strings.Repeat("x", 252) + "z"
+	lift := refuseIdentity(t, ns, longest)
 	defer lift()
 	for _, p := range []*corev1.Pod{
-		meshedPod("apart-by-hand", ns, "blocked-1", "blocked"),
+		meshedPod("apart-by-hand", ns, "longest-1", longest),
 		meshedPod("apart-by-hand", ns, "long-1", longAccount),
 		meshedPod("apart-by-hand", ns, "web-1", "web"),
 	} {
@@ -227,7 +229,7 @@ func TestAHandLabelledNamespaceShowsAFailingIdentity(t *testing.T) {
 	}
 	identityIssued(t, ns, "web")
 	identityIssued(t, ns, longAccount)
-	eventAbout(t, "Namespace", ns, meshv1alpha1.ReasonIdentityFailed, "blocked")
+	eventAbout(t, "Namespace", ns, meshv1alpha1.ReasonIdentityFailed, longest)
 }
 
 // Only the service accounts of pods with a proxy, a sidecar or the
