@@ -21,10 +21,20 @@ import (
 // name has a hashed name; its renewal still reaches the proxies of its
 // group. Before, the runner read the service account back out of the
 // Secret's name, and a hashed name was no identity's.
+//
+// The annotation naming the service account is anyone's to write who may
+// write the Secret: one naming another service account is not believed.
 func TestARenewedCertificateOfALongServiceAccountIsPublished(t *testing.T) {
+	sa := strings.Repeat("long-name.", 24) + "abcde"
+	t.Run("annotated", func(t *testing.T) { renewLong(t, sa, sa) })
+	t.Run("forged annotation", func(t *testing.T) { renewLong(t, sa, "web") })
+}
+
+// renewLong renews the certificate of service account sa, whose identity
+// Secret is annotated as of annotated.
+func renewLong(t *testing.T, sa, annotated string) {
 	ctx := testContext(t)
 	ns := memberNamespace(t)
-	sa := strings.Repeat("long-name.", 24) + "abcde"
 	id := mesh.Identity{Namespace: ns, ServiceAccount: sa}
 	kp, err := ca.Workload(id.SPIFFE("cluster.local"))
 	if err != nil {
@@ -36,7 +46,7 @@ func TestARenewedCertificateOfALongServiceAccountIsPublished(t *testing.T) {
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: meshv1alpha1.IdentitySecretName(sa), Namespace: ns, Labels: controllers.MeshObjectLabels(meshName),
-				Annotations: map[string]string{meshv1alpha1.ServiceAccountAnnotation: sa},
+				Annotations: map[string]string{meshv1alpha1.ServiceAccountAnnotation: annotated},
 			},
 			Data: map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM, "ca.crt": ca.PEM},
 		},
