@@ -105,7 +105,7 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	// test's name for the xDS Service, and the files of its identity Secret,
 	// as the kubelet mounts them.
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}
-	cfg := inject.ConfigFor(mi, "osm-system", "")
+	cfg := inject.ConfigFor(mi, "osm-system", inject.Images{})
 	workload := func(pod *corev1.Pod) (bootstrapJSON []byte, dir string) {
 		dir = t.TempDir()
 		writeIdentity(t, ctx, k, ns, pod.Spec.ServiceAccountName, dir)

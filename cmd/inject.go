@@ -66,7 +66,7 @@ func runInject(args []string, in io.Reader, out, errOut io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	injected, notes, err := inject.Manifests(raw, inject.ConfigFor(mi, *operatorNS, *initImage))
+	injected, notes, err := inject.Manifests(raw, inject.ConfigFor(mi, *operatorNS, inject.Images{Init: *initImage}))
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", *file, err))
 	}

@@ -50,6 +50,7 @@ func main() {
 	flag.BoolVar(&o.webhooks, "webhooks", true, "Serve the admission webhooks (sidecar injection, validation); they need a serving certificate in --webhook-cert-dir.")
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory holding the webhook server's tls.crt and tls.key; empty means controller-runtime's default, /tmp/k8s-webhook-server/serving-certs.")
+	flag.StringVar(&o.sidecarImage, "sidecar-image", inject.DefaultSidecarImage, "Envoy image of the sidecars of meshes that name none in spec.sidecar.image; by default the Envoy this operator is built for, so that upgrading the operator moves those meshes to it.")
 	flag.StringVar(&o.initImage, "init-image", inject.DefaultInitImage, "Image of the init container that redirects a pod's traffic to its sidecar (needs sh and iptables-restore), for meshes that name none.")
 	flag.StringVar(&xdsOpts.certManagerNamespace, "cert-manager-namespace", "cert-manager", "cert-manager's cluster resource namespace, where the Secrets of ClusterIssuers (the mesh root CA) live.")
 	flag.StringVar(&xdsOpts.address, "xds-address", ":15128", "Address of the xDS (ADS) server proxies connect to.")
@@ -75,6 +76,7 @@ type options struct {
 	webhooks                   bool
 	webhookPort                int
 	webhookCertDir, initImage  string
+	sidecarImage               string
 	xds                        xdsOptions
 	// testing runs several operators in one process (controller names are
 	// otherwise unique per process, for their metrics).
@@ -106,7 +108,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	if err != nil {
 		return err
 	}
-	ctlOpts := controllers.Options{Namespace: xdsOpts.namespace, ClusterResourceNamespace: xdsOpts.certManagerNamespace}
+	ctlOpts := controllers.Options{Namespace: xdsOpts.namespace, ClusterResourceNamespace: xdsOpts.certManagerNamespace, SidecarImage: o.sidecarImage}
 	if o.leaderElect {
 		// Only the leader reconciles; every replica serves xDS and webhooks.
 		// The Lease lives beside the operator, in or out of a cluster.
@@ -127,7 +129,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		return err
 	}
 	if o.webhooks {
-		if err := webhooks.SetupWithManager(mgr, webhooks.Options{Namespace: xdsOpts.namespace, InitImage: o.initImage}); err != nil {
+		if err := webhooks.SetupWithManager(mgr, webhooks.Options{Namespace: xdsOpts.namespace, InitImage: o.initImage, SidecarImage: o.sidecarImage}); err != nil {
 			return err
 		}
 	}

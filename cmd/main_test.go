@@ -286,7 +286,7 @@ func testPod(ns, name, sa string, annotations ...string) *corev1.Pod {
 		metav1.SetMetaDataAnnotation(&p.ObjectMeta, annotations[i], annotations[i+1])
 	}
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}
-	if err := inject.Pod(p, inject.ConfigFor(mi, "osm-system", inject.DefaultInitImage)); err != nil {
+	if err := inject.Pod(p, inject.ConfigFor(mi, "osm-system", inject.Images{})); err != nil {
 		panic(err)
 	}
 	return p

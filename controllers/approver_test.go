@@ -100,7 +100,7 @@ func TestOnlyTheMeshsOwnIdentitiesAreIssued(t *testing.T) {
 	}
 
 	// The operator's own identity for a pod of the victim namespace.
-	if err := k8s.Create(ctx, pod(victim, "db-1", "db")); err != nil {
+	if err := k8s.Create(ctx, meshedPod("guarded", victim, "db-1", "db")); err != nil {
 		t.Fatal(err)
 	}
 	own := decision(t, victim, meshv1alpha1.IdentitySecretName("db"))
@@ -198,7 +198,7 @@ func TestTheDefaultApproverIsReported(t *testing.T) {
 	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: mi.Name})
 	for i := range 3 {
 		sa := fmt.Sprintf("app-%d", i)
-		if err := k8s.Create(ctx, pod(ns, sa+"-1", sa)); err != nil {
+		if err := k8s.Create(ctx, meshedPod(mi.Name, ns, sa+"-1", sa)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,18 +1,23 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
@@ -76,7 +81,8 @@ func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmap
 			Usages:      []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
 			IssuerRef:   meshIssuer(mi),
 			SecretTemplate: &cmapi.CertificateSecretTemplate{
-				Labels: MeshObjectLabels(mi.Name),
+				Labels:      MeshObjectLabels(mi.Name),
+				Annotations: map[string]string{meshv1alpha1.ServiceAccountAnnotation: id.ServiceAccount},
 			},
 		},
 	}, nil
@@ -123,56 +129,71 @@ func certificateReady(c *cmapi.Certificate) (bool, string) {
 
 // identities is what ensureIdentities found and did.
 type identities struct {
-	// accounts is the number of service accounts of mesh pods; ready how
+	// accounts is the number of service accounts of meshed pods; ready how
 	// many of their Certificates are issued; waiting says why the others
-	// are not.
+	// are not, and failed which could not be written and why.
 	accounts, ready int
 	waiting         []string
+	failed          []identityFailure
 	// injected counts the pods with a sidecar, by their spec.
 	injected int
 	// invalid explains a mesh spec that cannot make Certificates.
 	invalid string
 }
 
-// ensureIdentities makes sure each service account that pods of namespace
-// run as (opted-out and host-network pods aside) has its identity
-// Certificate, owned by owner: as its controller when asked and no one else
-// controls it, otherwise as one more owner.
-func ensureIdentities(ctx context.Context, c client.Client, mi *meshv1alpha1.MeshInstance, namespace string, pods []corev1.Pod, owner client.Object, controller bool) (identities, error) {
-	var out identities
-	var accounts []string
-	for _, p := range pods {
-		if p.Annotations[meshv1alpha1.SidecarInjectionAnnotation] == meshv1alpha1.SidecarInjectionDisabled || p.Spec.HostNetwork {
+// identityFailure is a service account whose Certificate could not be
+// created or updated.
+type identityFailure struct {
+	serviceAccount string
+	err            error
+}
+
+// failedAccounts are the service accounts whose identity failed, sorted.
+func (ids identities) failedAccounts() []string {
+	out := make([]string, 0, len(ids.failed))
+	for _, f := range ids.failed {
+		out = append(out, f.serviceAccount)
+	}
+	return out
+}
+
+// meshedAccounts are the service accounts, sorted and once each, of the
+// pods that have a proxy by their spec (inject.Injected, the one test of
+// it): only their proxies present an identity. It returns how many such
+// pods there are.
+func meshedAccounts(pods []corev1.Pod) (accounts []string, injected int) {
+	for i := range pods {
+		p := &pods[i]
+		if !inject.Injected(p) {
 			continue
 		}
-		sa := p.Spec.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		accounts = append(accounts, sa)
-		if inject.Injected(&p) {
-			out.injected++
-		}
+		injected++
+		accounts = append(accounts, cmp.Or(p.Spec.ServiceAccountName, "default"))
 	}
 	slices.Sort(accounts)
-	accounts = slices.Compact(accounts)
-	out.accounts = len(accounts)
+	return slices.Compact(accounts), injected
+}
+
+// ensureIdentities makes sure each service account that meshed pods of
+// namespace run as has its identity Certificate, owned by owner: as its controller
+// when asked and no one else controls it, otherwise as one more owner. Each
+// identity is written on its own: one the API server refuses is reported in
+// failed and keeps no other from being issued.
+func ensureIdentities(ctx context.Context, c client.Client, mi *meshv1alpha1.MeshInstance, namespace string, pods []corev1.Pod, owner client.Object, controller bool) identities {
+	var out identities
+	accounts, injected := meshedAccounts(pods)
+	out.accounts, out.injected = len(accounts), injected
 	for _, sa := range accounts {
 		want, err := identityCertificate(mi, mesh.Identity{Namespace: namespace, ServiceAccount: sa})
 		if err != nil {
 			out.invalid = err.Error()
-			return out, nil
+			return out
 		}
-		cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
-		if _, err := controllerutil.CreateOrPatch(ctx, c, cert, func() error {
-			cert.Labels, cert.Spec = want.Labels, want.Spec
-			// Another MeshMember of the namespace may control it already.
-			if ref := metav1.GetControllerOf(cert); controller && (ref == nil || ref.UID == owner.GetUID()) {
-				return controllerutil.SetControllerReference(owner, cert, c.Scheme())
-			}
-			return controllerutil.SetOwnerReference(owner, cert, c.Scheme())
-		}); err != nil {
-			return out, fmt.Errorf("ensuring Certificate %s: %w", want.Name, err)
+		cert, err := writeIdentity(ctx, c, want, owner, controller)
+		if err != nil {
+			logf.FromContext(ctx).Error(err, "Failed to write an identity Certificate", "namespace", namespace, "serviceAccount", sa)
+			out.failed = append(out.failed, identityFailure{serviceAccount: sa, err: err})
+			continue
 		}
 		if ok, msg := certificateReady(cert); ok {
 			out.ready++
@@ -180,7 +201,49 @@ func ensureIdentities(ctx context.Context, c client.Client, mi *meshv1alpha1.Mes
 			out.waiting = append(out.waiting, sa+": "+msg)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// writeIdentity creates or updates the identity Certificate want, owned
+// by owner, and returns it as the API server has it.
+func writeIdentity(ctx context.Context, c client.Client, want *cmapi.Certificate, owner client.Object, controller bool) (*cmapi.Certificate, error) {
+	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, c, cert, func() error {
+		cert.Labels, cert.Spec = want.Labels, want.Spec
+		// Another MeshMember of the namespace may control it already.
+		if ref := metav1.GetControllerOf(cert); controller && (ref == nil || ref.UID == owner.GetUID()) {
+			return controllerutil.SetControllerReference(owner, cert, c.Scheme())
+		}
+		return controllerutil.SetOwnerReference(owner, cert, c.Scheme())
+	}); err != nil {
+		return nil, fmt.Errorf("writing Certificate %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return cert, nil
+}
+
+// recordFailedIdentities records a warning Event on obj, the MeshMember or
+// Namespace the identities are for, for each one that failed.
+func recordFailedIdentities(rec events.EventRecorder, obj runtime.Object, failed []identityFailure) {
+	if rec == nil {
+		return
+	}
+	for _, f := range failed {
+		note := fmt.Sprintf("The identity Certificate of service account %s could not be written: %v", f.serviceAccount, f.err)
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonIdentityFailed, "IssueIdentity", "%s", boundedNote(note))
+	}
+}
+
+// maxNote is the longest note the API server takes in an Event: it drops a
+// longer one, and the user would see nothing.
+const maxNote = 1024
+
+// boundedNote cuts note to maxNote bytes, keeping it valid UTF-8.
+func boundedNote(note string) string {
+	if len(note) <= maxNote {
+		return note
+	}
+	const more = "..."
+	return strings.ToValidUTF8(note[:maxNote-len(more)], "") + more
 }
 
 // releaseCertificates lets go of the Certificates owner owns in namespace. An identity Certificate can serve a MeshMember's pods and a

@@ -71,7 +71,7 @@ func TestMissingIssuerIsReportedAndRecovers(t *testing.T) {
 	}
 	issuer := &cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "corp-ca"}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: "corp-ca"}}}}
 	ns := newNamespace(t, nil)
-	for _, o := range []client.Object{secret, issuer, pod(ns, "app-1", "app"),
+	for _, o := range []client.Object{secret, issuer, meshedPod("vaulted", ns, "app-1", "app"),
 		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "vaulted"}}} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)

@@ -37,6 +37,9 @@ type MeshMemberReconciler struct {
 	// Namespace is the operator's own, where the xDS replicas count their
 	// connected proxies.
 	Namespace string
+	// SidecarImage is the operator's Envoy for meshes that name none;
+	// empty means the build's.
+	SidecarImage string
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -90,37 +93,60 @@ func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMe
 			logf.FromContext(ctx).Info("Rolled workloads so that their pods get a sidecar", "count", n)
 		}
 	}
-	ids, err := ensureIdentities(ctx, r.Client, mi, mm.Namespace, pods.Items, mm, true)
-	if err != nil {
-		return outcome{}, err
-	}
+	ids := ensureIdentities(ctx, r.Client, mi, mm.Namespace, pods.Items, mm, true)
 	if ids.invalid != "" {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: ids.invalid, stalled: true}, nil
 	}
-	accounts, ready, waiting, injected := ids.accounts, ids.ready, ids.waiting, ids.injected
+	recordFailedIdentities(r.Recorder, mm, ids.failed)
 	if err := r.podsWithoutProxy(ctx, mm, pods.Items); err != nil {
 		return outcome{}, err
 	}
+	podsWithOldProxy(mm, pods.Items, inject.SidecarImage(mi.Spec.Sidecar, r.SidecarImage))
 	c, err := readCensus(ctx, r.Client, r.Namespace)
 	if err != nil {
 		return outcome{}, err
 	}
-	mm.Status.Identities, mm.Status.IdentitiesReady, mm.Status.PodsInjected = int32(accounts), int32(ready), int32(injected)
+	setIdentityStatus(&mm.Status, ids)
 	mm.Status.ProxiesConnected = c.Counts[mm.Namespace]
 	config := proxyConfig(&mm.Status.Conditions, mm.Generation, c.Failing, map[string]bool{mm.Namespace: true})
-	idStatus, idReason, idMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, fmt.Sprintf("%d identities issued", ready)
-	if len(waiting) > 0 {
-		idStatus, idReason, idMsg = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", len(waiting), accounts, waiting)
-	}
+	idStatus, idReason, idMsg := identitiesCondition(ids)
 	setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionIdentitiesReady, idStatus, idReason, idMsg)
-	if len(waiting) > 0 {
+	if idStatus != metav1.ConditionTrue {
 		return outcome{reason: idReason, message: idMsg}, nil
 	}
 	return config, nil
 }
 
-// maxPodNames bounds the pod names a MeshMember's status lists.
-const maxPodNames = 20
+// setIdentityStatus writes the identity counts of a MeshMember's status.
+func setIdentityStatus(st *meshv1alpha1.MeshMemberStatus, ids identities) {
+	st.Identities, st.IdentitiesReady, st.PodsInjected = int32(ids.accounts), int32(ids.ready), int32(ids.injected)
+	failed := ids.failedAccounts()
+	st.IdentitiesFailed = int32(len(failed))
+	st.IdentitiesFailedNames = firstNames(failed)
+}
+
+// identitiesCondition is a MeshMember's IdentitiesReady: False while an
+// identity failed, or waits for cert-manager.
+func identitiesCondition(ids identities) (metav1.ConditionStatus, string, string) {
+	if failed := ids.failedAccounts(); len(failed) > 0 {
+		return metav1.ConditionFalse, meshv1alpha1.ReasonIdentityFailed, fmt.Sprintf(
+			"the identity Certificates of %d of %d service accounts could not be written (the others are issued on their own); their Events say why: %v",
+			len(failed), ids.accounts, firstNames(failed))
+	}
+	if n := len(ids.waiting); n > 0 {
+		return metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", n, ids.accounts, firstNames(ids.waiting))
+	}
+	return metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, fmt.Sprintf("%d identities issued", ids.ready)
+}
+
+// maxStatusNames bounds the names a MeshMember's status lists, in its
+// fields and its conditions' messages.
+const maxStatusNames = 20
+
+// firstNames are the first maxStatusNames of names, which are sorted.
+func firstNames(names []string) []string {
+	return names[:min(len(names), maxStatusNames)]
+}
 
 // podsWithoutProxy counts and names the member pods the injector would give
 // a sidecar (inject.Decide, the injector's own rule) but that run without
@@ -137,7 +163,7 @@ func (r *MeshMemberReconciler) podsWithoutProxy(ctx context.Context, mm *meshv1a
 	var names []string
 	for i := range pods {
 		p := &pods[i]
-		if !p.DeletionTimestamp.IsZero() || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if !live(p) {
 			continue
 		}
 		if d, err := inject.Decide(p, ns, members.Items); err == nil && d.Inject {
@@ -147,12 +173,40 @@ func (r *MeshMemberReconciler) podsWithoutProxy(ctx context.Context, mm *meshv1a
 	slices.Sort(names)
 	before := mm.Status.PodsWithoutProxy
 	mm.Status.PodsWithoutProxy = int32(len(names))
-	mm.Status.PodsWithoutProxyNames = names[:min(len(names), maxPodNames)]
+	mm.Status.PodsWithoutProxyNames = firstNames(names)
 	if n := mm.Status.PodsWithoutProxy; n > before && r.Recorder != nil {
-		r.Recorder.Eventf(mm, nil, corev1.EventTypeWarning, "PodsWithoutProxy", "Inject",
-			"%d member pods run without a sidecar (first: %v): they were created while the injector was unreachable or before the namespace joined; roll them", n, mm.Status.PodsWithoutProxyNames)
+		r.Recorder.Eventf(mm, nil, corev1.EventTypeWarning, "PodsWithoutProxy", "Inject", "%s", boundedNote(fmt.Sprintf(
+			"%d member pods run without a sidecar, created while the injector was unreachable or before the namespace joined; roll them (first: %v)", n, mm.Status.PodsWithoutProxyNames)))
 	}
 	return nil
+}
+
+// live says whether a pod runs or will: not being deleted, not ended.
+func live(p *corev1.Pod) bool {
+	return p.DeletionTimestamp.IsZero() && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+}
+
+// podsWithOldProxy counts and names the member pods whose Envoy sidecar
+// runs another image than image, the mesh's, and sets ProxiesUpToDate. It
+// leaves Ready alone: those proxies still work.
+func podsWithOldProxy(mm *meshv1alpha1.MeshMember, pods []corev1.Pod, image string) {
+	var names []string
+	for i := range pods {
+		p := &pods[i]
+		if got, ok := inject.ProxyImage(p); ok && live(p) && got != image {
+			names = append(names, p.Name)
+		}
+	}
+	slices.Sort(names)
+	mm.Status.PodsWithOldProxy = int32(len(names))
+	mm.Status.PodsWithOldProxyNames = firstNames(names)
+	if len(names) == 0 {
+		setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
+			fmt.Sprintf("Every member sidecar runs the mesh's Envoy, %s", image))
+		return
+	}
+	setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated,
+		fmt.Sprintf("%d member pods run another Envoy than the mesh's %s (first: %v): roll them to move them to it", len(names), image, mm.Status.PodsWithOldProxyNames))
 }
 
 // leave takes back the namespace label the operator set, and only that: a

@@ -101,7 +101,7 @@ func TestMemberJoinsTheMeshWithRealCertificates(t *testing.T) {
 	}
 
 	ns := newNamespace(t, nil)
-	for _, p := range []*corev1.Pod{pod(ns, "buyer-1", "buyer"), pod(ns, "buyer-2", "buyer"), pod(ns, "store-1", "store")} {
+	for _, p := range []*corev1.Pod{meshedPod("books", ns, "buyer-1", "buyer"), meshedPod("books", ns, "buyer-2", "buyer"), meshedPod("books", ns, "store-1", "store")} {
 		if err := k8s.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}

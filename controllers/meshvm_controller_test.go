@@ -166,7 +166,7 @@ func TestVMAndMemberShareAnIdentity(t *testing.T) {
 		Spec: meshv1alpha1.MeshVMSpec{Mesh: "shared", ServiceAccountName: "api", Addresses: []string{"192.0.2.20"},
 			Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}}},
 	}
-	for _, o := range []client.Object{mm, pod(ns, "api-1", "api"), vm} {
+	for _, o := range []client.Object{mm, meshedPod("shared", ns, "api-1", "api"), vm} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}

@@ -1,14 +1,15 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -31,6 +32,9 @@ type NamespaceReconciler struct {
 	client.Client
 	// APIReader confirms, past the cache, that a Certificate is gone.
 	APIReader client.Reader
+	// Recorder records an Event on the Namespace for each identity that
+	// cannot be written; nil records none.
+	Recorder events.EventRecorder
 }
 
 // orphanGrace spares the Secrets of Certificates created a moment ago and
@@ -76,12 +80,14 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.List(ctx, &pods, client.InNamespace(ns.Name)); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing the pods of %s: %w", ns.Name, err)
 	}
-	ids, err := ensureIdentities(ctx, r.Client, mi, ns.Name, pods.Items, ns, false)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
+	ids := ensureIdentities(ctx, r.Client, mi, ns.Name, pods.Items, ns, false)
 	if ids.invalid != "" {
 		logf.FromContext(ctx).Info("Cannot issue identities: the mesh's spec is invalid", "mesh", name, "reason", ids.invalid)
+	}
+	// No MeshMember shows them: the Namespace's Events do.
+	recordFailedIdentities(r.Recorder, ns, ids.failed)
+	if len(ids.failed) > 0 {
+		requeue = min(cmp.Or(requeue, waitRequeue), waitRequeue)
 	}
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
@@ -97,7 +103,7 @@ func (r *NamespaceReconciler) deleteOrphanSecrets(ctx context.Context, namespace
 	var requeue time.Duration
 	for i := range secrets.Items {
 		s := &secrets.Items[i]
-		if !strings.HasPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix) || !s.DeletionTimestamp.IsZero() {
+		if !meshv1alpha1.IsIdentitySecretName(s.Name) || !s.DeletionTimestamp.IsZero() {
 			continue
 		}
 		key := client.ObjectKey{Namespace: namespace, Name: s.Name}

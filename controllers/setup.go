@@ -27,6 +27,9 @@ type Options struct {
 	// ClusterResourceNamespace is cert-manager's namespace for the Secrets of
 	// ClusterIssuers.
 	ClusterResourceNamespace string
+	// SidecarImage is the Envoy of the sidecars of meshes that name none (the
+	// operator's --sidecar-image); empty means the build's.
+	SidecarImage string
 }
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -56,9 +59,9 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 	rec := mgr.GetEventRecorder("osm-operator")
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&MeshInstanceReconciler{Client: mgr.GetClient(), Recorder: rec, ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace},
-		&MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace},
+		&MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace, SidecarImage: o.SidecarImage},
 		&MeshVMReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace},
-		&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()},
+		&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec},
 		&ApproverReconciler{
 			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: rec,
 			Namespace: o.Namespace, ClusterResourceNamespace: o.ClusterResourceNamespace,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,4 +47,24 @@ func TestPodsWithoutProxyAreReported(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The warning Event about pods without a proxy names the first of them:
+// with long pod names it would pass the API server's 1 kB limit on an
+// Event's note, and be dropped.
+func TestPodsWithoutProxyOfLongNamesAreAnnounced(t *testing.T) {
+	ctx := context.Background()
+	readyMesh(t, "visible-long")
+	ns := newNamespace(t, nil)
+	for i := range 5 {
+		p := pod(ns, fmt.Sprintf("%s-%d", strings.Repeat("p", 240), i), "app")
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mm := &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "visible-long"}}
+	if err := k8s.Create(ctx, mm); err != nil {
+		t.Fatal(err)
+	}
+	eventAbout(t, "MeshMember", mm.Name, "PodsWithoutProxy", strings.Repeat("p", 240)+"-0")
 }

@@ -32,6 +32,8 @@ type PodInjector struct {
 	Namespace string
 	// InitImage runs the redirection init container when the mesh names none.
 	InitImage string
+	// SidecarImage is the Envoy of the sidecars when the mesh names none.
+	SidecarImage string
 }
 
 // Handle implements admission.Handler.
@@ -68,7 +70,7 @@ func (h *PodInjector) Handle(ctx context.Context, req admission.Request) admissi
 	} else if err != nil {
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading MeshInstance %s: %w", d.Mesh, err))
 	}
-	ops, err := inject.Patch(pod, inject.ConfigFor(mi, h.Namespace, h.InitImage))
+	ops, err := inject.Patch(pod, inject.ConfigFor(mi, h.Namespace, inject.Images{Sidecar: h.SidecarImage, Init: h.InitImage}))
 	if err != nil {
 		return admission.Denied(fmt.Sprintf("pod %s/%s: %v", req.Namespace, who, err))
 	}

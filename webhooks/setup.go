@@ -18,6 +18,8 @@ type Options struct {
 	Namespace string
 	// InitImage runs the redirection init container when a mesh names none.
 	InitImage string
+	// SidecarImage is the Envoy of the sidecars when a mesh names none.
+	SidecarImage string
 }
 
 // SetupWithManager registers the pod injector and the validating webhooks on
@@ -25,7 +27,7 @@ type Options struct {
 // manager's informer cache.
 func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	r := mgr.GetCache()
-	mgr.GetWebhookServer().Register(InjectPath, &webhook.Admission{Handler: &PodInjector{Reader: r, Namespace: o.Namespace, InitImage: o.InitImage}})
+	mgr.GetWebhookServer().Register(InjectPath, &webhook.Admission{Handler: &PodInjector{Reader: r, Namespace: o.Namespace, InitImage: o.InitImage, SidecarImage: o.SidecarImage}})
 	if err := ctrl.NewWebhookManagedBy(mgr, &meshv1alpha1.MeshMember{}).WithValidator(check[*meshv1alpha1.MeshMember](MeshMemberValidator{Reader: r}.Validate)).Complete(); err != nil {
 		return fmt.Errorf("registering the MeshMember webhook: %w", err)
 	}

@@ -89,7 +89,7 @@ func run(m *testing.M) int {
 		WebhookServer: webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir}),
 	})
 	if err == nil {
-		err = webhooks.SetupWithManager(mgr, webhooks.Options{Namespace: "osm-system", InitImage: "init:test"})
+		err = webhooks.SetupWithManager(mgr, webhooks.Options{Namespace: "osm-system", InitImage: "init:test", SidecarImage: "envoy:test"})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -144,6 +144,30 @@ func pod(ns, name string, annotations map[string]string) *corev1.Pod {
 	}
 }
 
+// A mesh that names its sidecar's image keeps it, whatever the operator's
+// default; one that names none follows the operator's, and so moves to the
+// operator's Envoy when the operator is upgraded.
+func TestTheMeshsSidecarImageWinsOverTheOperators(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "pinned"}}
+	mi.Spec.Sidecar.Image = "envoy:pinned"
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t, map[string]string{meshv1alpha1.MonitorLabel: "pinned"}, nil)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return cache.Get(ctx, client.ObjectKeyFromObject(mi), &meshv1alpha1.MeshInstance{})
+	})
+	p := pod(ns, "web-1", nil)
+	testenv.Eventually(t, 20*time.Second, func() error { return k8s.Create(ctx, p) })
+	if !injected(p) {
+		t.Fatalf("the member pod was not injected: init containers %v", p.Spec.InitContainers)
+	}
+	if got := p.Spec.InitContainers[1].Image; got != "envoy:pinned" {
+		t.Errorf("proxy image %q, want the mesh's envoy:pinned", got)
+	}
+}
+
 func injected(p *corev1.Pod) bool {
 	return len(p.Spec.InitContainers) >= 2 && p.Spec.InitContainers[0].Name == inject.InitContainer &&
 		p.Spec.InitContainers[1].Name == inject.ProxyContainer && p.Annotations[meshv1alpha1.InjectedAnnotation] != ""
@@ -163,8 +187,11 @@ func TestPodInjection(t *testing.T) {
 		t.Fatalf("the member pod was not injected: init containers %v, annotations %v", p.Spec.InitContainers, p.Annotations)
 	}
 	proxy := p.Spec.InitContainers[1]
-	if proxy.RestartPolicy == nil || *proxy.RestartPolicy != corev1.ContainerRestartPolicyAlways || proxy.Image != inject.DefaultSidecarImage {
+	if proxy.RestartPolicy == nil || *proxy.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 		t.Errorf("the proxy container: %+v", proxy)
+	}
+	if proxy.Image != "envoy:test" {
+		t.Errorf("proxy image %q, want the operator's --sidecar-image: the mesh names none", proxy.Image)
 	}
 	if p.Spec.InitContainers[0].Image != "init:test" {
 		t.Errorf("init image %q, want the operator's --init-image", p.Spec.InitContainers[0].Image)

@@ -1,5 +1,11 @@
 package v1alpha1
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
 // Labels and annotations that users and the operator put on Kubernetes objects.
 // The first two come from the Open Service Mesh README and keep their meaning.
 const (
@@ -23,12 +29,46 @@ const (
 
 // Identity Secrets hold the certificate of a workload identity, issued by
 // cert-manager in the workload's namespace, with the keys tls.crt, tls.key and
-// ca.crt. IdentitySecretPrefix + the service account names the Secret.
-const IdentitySecretPrefix = "osm-identity-"
+// ca.crt. IdentitySecretPrefix + the service account names the Secret and its
+// Certificate when that fits in an object name; a longer service account's
+// are named IdentitySecretHashedPrefix + the start of its name + a hash of
+// all of it. The two prefixes differ in their last character, so no
+// readable name is ever the hashed name of another service account.
+const (
+	IdentitySecretPrefix       = "osm-identity-"
+	IdentitySecretHashedPrefix = "osm-identity."
+)
 
-// IdentitySecretName names the identity Secret of a service account.
+// ServiceAccountAnnotation on an identity Secret names its service account,
+// which a hashed name does not spell out.
+const ServiceAccountAnnotation = "mesh.openservicemesh.io/service-account"
+
+// maxObjectName is the longest name of a Secret or a Certificate: a DNS
+// subdomain.
+const maxObjectName = 253
+
+// identityHashLen is the hex digits of SHA-256 a hashed name keeps: 128 bits,
+// so that no one can choose a service account whose hash is another's.
+const identityHashLen = 32
+
+// IdentitySecretName names the identity Secret, and the Certificate, of a
+// service account: any valid service account name (a DNS subdomain of up to
+// 253 characters) gives a valid name, distinct service accounts distinct
+// names, and a name that fitted before keeps it.
 func IdentitySecretName(serviceAccount string) string {
-	return IdentitySecretPrefix + serviceAccount
+	if len(IdentitySecretPrefix)+len(serviceAccount) <= maxObjectName {
+		return IdentitySecretPrefix + serviceAccount
+	}
+	sum := sha256.Sum256([]byte(serviceAccount))
+	keep := maxObjectName - len(IdentitySecretHashedPrefix) - 1 - identityHashLen
+	// A DNS subdomain's labels end in a letter or digit, before the "-".
+	start := strings.TrimRight(serviceAccount[:keep], ".-")
+	return IdentitySecretHashedPrefix + start + "-" + hex.EncodeToString(sum[:])[:identityHashLen]
+}
+
+// IsIdentitySecretName says whether name is one IdentitySecretName gives.
+func IsIdentitySecretName(name string) bool {
+	return strings.HasPrefix(name, IdentitySecretPrefix) || strings.HasPrefix(name, IdentitySecretHashedPrefix)
 }
 
 // InjectedAnnotation is set by the injector on every pod it gives a sidecar.

@@ -190,8 +190,9 @@ type PrivateKey struct {
 
 // Sidecar configures the Envoy sidecars injected into member pods.
 type Sidecar struct {
-	// image of the Envoy proxy.
-	// +kubebuilder:default="envoyproxy/envoy-distroless:v1.36.2"
+	// image of the Envoy proxy. Empty means the operator's --sidecar-image
+	// (the Envoy the operator was built and tested with by default), so that
+	// upgrading the operator moves the mesh to its Envoy; set it to pin one.
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Image string `json:"image,omitempty"`

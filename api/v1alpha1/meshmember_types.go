@@ -13,6 +13,20 @@ const (
 	InjectionDisabled InjectionMode = "Disabled"
 )
 
+// ReasonIdentityFailed is the reason of a MeshMember's IdentitiesReady and
+// Ready, and of the Event on a MeshMember or a hand-labelled Namespace, when
+// the identity Certificate of a service account cannot be written.
+const ReasonIdentityFailed = "IdentityFailed"
+
+// ConditionProxiesUpToDate is True on a MeshMember whose member pods'
+// sidecars all run the mesh's Envoy image; False, with reason
+// ReasonProxyImageOutdated, names how many do not. It does not make the
+// MeshMember not Ready: an older proxy still works.
+const (
+	ConditionProxiesUpToDate = "ProxiesUpToDate"
+	ReasonProxyImageOutdated = "ProxyImageOutdated"
+)
+
 // MeshMemberSpec says that this namespace, or the pods of it that match a
 // selector, belong to a mesh.
 type MeshMemberSpec struct {
@@ -49,7 +63,8 @@ type MeshMemberStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled and IdentitiesReady.
+	// conditions: Ready, Reconciling, Stalled, IdentitiesReady,
+	// ProxyConfigReady and ProxiesUpToDate.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -62,6 +77,20 @@ type MeshMemberStatus struct {
 	// identitiesReady is the number of those whose certificate is issued.
 	// +optional
 	IdentitiesReady int32 `json:"identitiesReady,omitempty"`
+
+	// identitiesFailed is the number of those whose Certificate the
+	// operator could not create or update; the others are issued all the
+	// same. An Event names each, with the API server's reason.
+	// +optional
+	IdentitiesFailed int32 `json:"identitiesFailed,omitempty"`
+
+	// identitiesFailedNames names the service accounts of the first of them,
+	// sorted.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=253
+	IdentitiesFailedNames []string `json:"identitiesFailedNames,omitempty"`
 
 	// podsInjected is the number of member pods that run a sidecar.
 	// +optional
@@ -83,6 +112,20 @@ type MeshMemberStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=20
 	PodsWithoutProxyNames []string `json:"podsWithoutProxyNames,omitempty"`
+
+	// podsWithOldProxy is the number of member pods whose Envoy sidecar runs
+	// another image than the mesh's (its spec.sidecar.image, or else the
+	// operator's default): injected before the image changed, by an
+	// operator upgrade among others. They keep working; roll them to move
+	// them to the mesh's Envoy.
+	// +optional
+	PodsWithOldProxy int32 `json:"podsWithOldProxy,omitempty"`
+
+	// podsWithOldProxyNames names the first of them, sorted.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	PodsWithOldProxyNames []string `json:"podsWithOldProxyNames,omitempty"`
 }
 
 // MeshMember makes its namespace, or the pods of it matching a selector, a

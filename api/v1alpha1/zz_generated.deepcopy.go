@@ -287,8 +287,18 @@ func (in *MeshMemberStatus) DeepCopyInto(out *MeshMemberStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.IdentitiesFailedNames != nil {
+		in, out := &in.IdentitiesFailedNames, &out.IdentitiesFailedNames
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.PodsWithoutProxyNames != nil {
 		in, out := &in.PodsWithoutProxyNames, &out.PodsWithoutProxyNames
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
+	if in.PodsWithOldProxyNames != nil {
+		in, out := &in.PodsWithOldProxyNames, &out.PodsWithOldProxyNames
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}

@@ -6,6 +6,7 @@
 package inject
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -76,7 +77,9 @@ const (
 	PrometheusPathAnnotation   = "prometheus.io/path"
 )
 
-// DefaultSidecarImage and DefaultInitImage are used when the mesh names none.
+// DefaultSidecarImage and DefaultInitImage are used when neither the mesh
+// nor the operator's flags name one. DefaultSidecarImage is the Envoy this
+// build of the operator is made and tested for.
 const (
 	DefaultSidecarImage = "envoyproxy/envoy-distroless:v1.36.2"
 	// DefaultInitImage needs sh and iptables-restore.
@@ -95,11 +98,37 @@ type Config struct {
 	XDSServerName string
 	// InitImage is used when Sidecar.InitImage is empty.
 	InitImage string
+	// SidecarImage is used when Sidecar.Image is empty.
+	SidecarImage string
+}
+
+// Images are the operator's images (its --sidecar-image and --init-image),
+// for the meshes that name none; empty means the build's.
+type Images struct {
+	Sidecar, Init string
+}
+
+// SidecarImage is the Envoy image of a mesh's sidecars, sidecar being its
+// spec.sidecar: the image the mesh names, or else operatorDefault (the
+// operator's --sidecar-image), or else the build's. Injection and the
+// MeshMember's count of pods with an old proxy both read it here.
+func SidecarImage(sidecar meshv1alpha1.Sidecar, operatorDefault string) string {
+	return cmp.Or(sidecar.Image, operatorDefault, DefaultSidecarImage)
+}
+
+// ProxyImage is the image of the pod's Envoy sidecar, if it has one.
+func ProxyImage(pod *corev1.Pod) (string, bool) {
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == ProxyContainer {
+			return c.Image, true
+		}
+	}
+	return "", false
 }
 
 // ConfigFor is the injection config of mesh mi, served by an operator in
-// operatorNamespace.
-func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace, initImage string) Config {
+// operatorNamespace whose default images are images.
+func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace string, images Images) Config {
 	port := mi.Spec.XDS.Port
 	if port == 0 {
 		port = 15128
@@ -110,7 +139,8 @@ func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace, initImage strin
 		XDSHost:       bootstrap.XDSAddress(mi.Spec.XDS.Address, operatorNamespace),
 		XDSPort:       port,
 		XDSServerName: bootstrap.XDSServerName(mi.Name, operatorNamespace),
-		InitImage:     initImage,
+		InitImage:     images.Init,
+		SidecarImage:  images.Sidecar,
 	}
 }
 
@@ -240,10 +270,7 @@ func serviceAccount(pod *corev1.Pod) string {
 // running, started before the app's containers and stopped after them, so
 // that the app starts with its proxy ready and Jobs complete.
 func proxyContainer(cfg Config, boot string) corev1.Container {
-	image := cfg.Sidecar.Image
-	if image == "" {
-		image = DefaultSidecarImage
-	}
+	image := SidecarImage(cfg.Sidecar, cfg.SidecarImage)
 	level := string(cfg.Sidecar.LogLevel)
 	if level == "" {
 		level = "error"

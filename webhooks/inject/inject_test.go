@@ -33,7 +33,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 func testConfig() Config {
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "bookstore"}}
 	mi.Spec.Sidecar = meshv1alpha1.Sidecar{Image: DefaultSidecarImage, LogLevel: "warning", ExcludeOutboundPorts: []int32{5432}}
-	return ConfigFor(mi, "osm-system", "")
+	return ConfigFor(mi, "osm-system", Images{})
 }
 
 func memberNamespace(name string) *corev1.Namespace {

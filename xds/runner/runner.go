@@ -171,8 +171,17 @@ var watched = []struct {
 		case s.Labels[meshv1alpha1.TrustBundleSecretLabel] != "":
 			// Wherever it is: only the operator's namespace's is read.
 			c.meshes[s.Labels[meshv1alpha1.TrustBundleSecretLabel]] = true
-		case strings.HasPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix):
-			c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: strings.TrimPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix)}] = true
+		case !meshv1alpha1.IsIdentitySecretName(s.Name):
+		default:
+			// A hashed name does not spell its service account out; the
+			// annotation does, when the name is the one it gives.
+			if sa := s.Annotations[meshv1alpha1.ServiceAccountAnnotation]; sa != "" && meshv1alpha1.IdentitySecretName(sa) == s.Name {
+				c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: sa}] = true
+			} else if sa, ok := strings.CutPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix); ok {
+				c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: sa}] = true
+			} else {
+				c.full = true
+			}
 		}
 	}},
 }

@@ -1,0 +1,88 @@
+package runner_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+// The identity Secret of a service account too long for a readable Secret
+// name has a hashed name; its renewal still reaches the proxies of its
+// group. Before, the runner read the service account back out of the
+// Secret's name, and a hashed name was no identity's.
+//
+// The annotation naming the service account is anyone's to write who may
+// write the Secret: one naming another service account is not believed.
+func TestARenewedCertificateOfALongServiceAccountIsPublished(t *testing.T) {
+	sa := strings.Repeat("long-name.", 24) + "abcde"
+	t.Run("annotated", func(t *testing.T) { renewLong(t, sa, sa) })
+	t.Run("forged annotation", func(t *testing.T) { renewLong(t, sa, "web") })
+}
+
+// renewLong renews the certificate of service account sa, whose identity
+// Secret is annotated as of annotated.
+func renewLong(t *testing.T, sa, annotated string) {
+	ctx := testContext(t)
+	ns := memberNamespace(t)
+	id := mesh.Identity{Namespace: ns, ServiceAccount: sa}
+	kp, err := ca.Workload(id.SPIFFE("cluster.local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "long-1", Namespace: ns},
+		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+	}
+	injected(t, pod)
+	mustCreate(t,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}},
+		// Labelled and annotated as cert-manager does, from the Certificate's template.
+		&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: meshv1alpha1.IdentitySecretName(sa), Namespace: ns, Labels: controllers.MeshObjectLabels(meshName),
+				Annotations: map[string]string{meshv1alpha1.ServiceAccountAnnotation: annotated},
+			},
+			Data: map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM, "ca.crt": ca.PEM},
+		},
+		pod,
+	)
+	key := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: ns, ServiceAccount: sa}}.String()
+	published := func() string { return snapshots.Versions()[key][types.Secret] }
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if published() == "" {
+			return fmt.Errorf("the group of %s has no secrets yet", sa)
+		}
+		return nil
+	})
+	first := published()
+
+	renewed, err := ca.Workload(id.SPIFFE("cluster.local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName(sa)}, sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data["tls.crt"], sec.Data["tls.key"] = renewed.CertPEM, renewed.KeyPEM
+	if err := k8s.Update(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if published() == first {
+			return fmt.Errorf("the renewed certificate of %s is not published: secrets still at %s", sa, first)
+		}
+		return nil
+	})
+}
