@@ -140,7 +140,11 @@ func proxyConnected(vm *meshv1alpha1.MeshVM) outcome {
 		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "Disconnected", msg)
 		return outcome{reason: "ProxyDisconnected", message: msg}
 	default:
-		msg := fmt.Sprintf("no proxy has connected yet: run `osm-operator vm bootstrap %s -n %s` and start Envoy on the VM", vm.Name, vm.Namespace)
+		start := "start Envoy on the VM"
+		if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
+			start = fmt.Sprintf("start the application on the VM with GRPC_XDS_BOOTSTRAP=%s/%s", VMConfigDir, GRPCBootstrapKey)
+		}
+		msg := fmt.Sprintf("no proxy has connected yet: run `osm-operator vm bootstrap %s -n %s` and %s", vm.Name, vm.Namespace, start)
 		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "NotConnected", msg)
 		return outcome{reason: "AwaitingProxy", message: msg}
 	}
@@ -221,10 +225,10 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 	return secret, outcome{}, nil
 }
 
-// ensureBootstrap writes the Secret a VM admin copies to the VM: the Envoy
-// bootstrap and the identity's TLS files. It follows certificate renewals.
+// ensureBootstrap writes the Secret a VM admin copies to the VM: the proxy's
+// bootstrap (vmBootstrapFiles) and the identity's TLS files. It follows certificate renewals.
 func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (outcome, error) {
-	boot, err := vmBootstrap(mi, vm, r.Namespace)
+	boot, err := vmBootstrapFiles(mi, vm, r.Namespace)
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
 	}
@@ -232,12 +236,11 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
 		s.Labels = MeshObjectLabels(mi.Name)
 		s.Data = map[string][]byte{
-			BootstrapKey: boot,
-			CertKey:      identity.Data[CertKey],
-			KeyKey:       identity.Data[KeyKey],
-			CAKey:        identity.Data[CAKey],
+			CertKey: identity.Data[CertKey],
+			KeyKey:  identity.Data[KeyKey],
+			CAKey:   identity.Data[CAKey],
 		}
-		maps.Copy(s.Data, vmSDSFiles)
+		maps.Copy(s.Data, boot)
 		return controllerutil.SetControllerReference(vm, s, r.Scheme())
 	}); err != nil {
 		return outcome{}, fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err)

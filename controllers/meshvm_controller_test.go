@@ -137,7 +137,7 @@ func TestVMJoinsTheMesh(t *testing.T) {
 		t.Errorf("kstatus %s, want Current", s)
 	}
 	// The folder a VM admin copies: what `osm-operator vm bootstrap` writes.
-	files, err := vmbootstrap.Fetch(ctx, k8s, ns, vm.Name)
+	_, files, err := vmbootstrap.Fetch(ctx, k8s, ns, vm.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

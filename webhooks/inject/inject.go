@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -229,7 +228,7 @@ func proxyless(pod *corev1.Pod, cfg Config) error {
 		Cluster:     serviceAccount(pod),
 		ServerURI:   net.JoinHostPort(cfg.XDSHost, strconv.Itoa(int(cfg.XDSPort))),
 		IdentityDir: IdentityDir,
-		Refresh:     time.Minute,
+		Refresh:     bootstrap.GRPCRefresh,
 	})
 	if err != nil {
 		return fmt.Errorf("encoding the gRPC bootstrap: %w", err)
