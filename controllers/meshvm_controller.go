@@ -76,10 +76,17 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	before := vm.DeepCopy()
 	o, err := r.reconcileVM(ctx, vm)
-	if err != nil {
-		return ctrl.Result{}, err
+	if err == nil {
+		return reportStatus(ctx, r.Client, r.Recorder, vm, before, o)
 	}
-	return reportStatus(ctx, r.Client, r.Recorder, vm, before, o)
+	// A write made for the VM that failed shows on the VM, with the API
+	// server's message, and is retried with backoff.
+	if o, failed := writeOutcome(err); failed {
+		if _, serr := reportStatus(ctx, r.Client, r.Recorder, vm, before, o); serr != nil {
+			return ctrl.Result{}, errors.Join(err, serr)
+		}
+	}
+	return ctrl.Result{}, err
 }
 
 func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
@@ -165,7 +172,7 @@ func (r *MeshVMReconciler) ensureServiceAccount(ctx context.Context, vm *meshv1a
 		return err
 	}
 	if err := r.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating ServiceAccount %s: %w", sa.Name, err)
+		return failedWrite(fmt.Errorf("creating ServiceAccount %s: %w", sa.Name, err))
 	}
 	return nil
 }
@@ -187,7 +194,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 			return nil, outcome{}, err
 		}
 		if err := r.Create(ctx, cert); err != nil {
-			return nil, outcome{}, fmt.Errorf("creating Certificate %s: %w", cert.Name, err)
+			return nil, outcome{}, failedWrite(fmt.Errorf("creating Certificate %s: %w", cert.Name, err))
 		}
 	} else if err != nil {
 		return nil, outcome{}, fmt.Errorf("reading Certificate %s: %w", want.Name, err)
@@ -199,7 +206,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 			return nil, outcome{}, err
 		}
 		if err := r.Patch(ctx, cert, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return nil, outcome{}, fmt.Errorf("co-owning Certificate %s: %w", cert.Name, err)
+			return nil, outcome{}, failedWrite(fmt.Errorf("co-owning Certificate %s: %w", cert.Name, err))
 		}
 	}
 	ok, msg := certificateReady(cert)
@@ -232,7 +239,7 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: vm.Name + "-bootstrap", Namespace: vm.Namespace}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fitName(vm.Name + "-bootstrap"), Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
 		s.Labels = MeshObjectLabels(mi.Name)
 		s.Data = map[string][]byte{
@@ -243,7 +250,11 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 		maps.Copy(s.Data, boot)
 		return controllerutil.SetControllerReference(vm, s, r.Scheme())
 	}); err != nil {
-		return outcome{}, fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err)
+		err = failedWrite(fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err))
+		if o, failed := writeOutcome(err); failed {
+			setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionFalse, o.reason, o.message)
+		}
+		return outcome{}, err
 	}
 	vm.Status.BootstrapSecretName = s.Name
 	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
@@ -320,7 +331,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 		ports := vmSlicePorts(svc, vm)
 		ready := vm.Status.Proxy == nil || vm.Status.Proxy.Connected
 		for family, addrs := range byFamily(addrs) {
-			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family)), Namespace: vm.Namespace}}
+			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fitName(fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family))), Namespace: vm.Namespace}}
 			want[es.Name] = true
 			if _, err := controllerutil.CreateOrPatch(ctx, r.Client, es, func() error {
 				es.Labels = map[string]string{
@@ -337,7 +348,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 				}}
 				return controllerutil.SetControllerReference(vm, es, r.Scheme())
 			}); err != nil {
-				return outcome{}, fmt.Errorf("writing EndpointSlice %s: %w", es.Name, err)
+				return outcome{}, failedWrite(fmt.Errorf("writing EndpointSlice %s for Service %s: %w", es.Name, name, err))
 			}
 		}
 	}
@@ -350,7 +361,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 		es := &owned.Items[i]
 		if metav1.IsControlledBy(es, vm) && !want[es.Name] {
 			if err := r.Delete(ctx, es); client.IgnoreNotFound(err) != nil {
-				return outcome{}, fmt.Errorf("deleting EndpointSlice %s: %w", es.Name, err)
+				return outcome{}, failedWrite(fmt.Errorf("deleting EndpointSlice %s: %w", es.Name, err))
 			}
 		}
 	}
