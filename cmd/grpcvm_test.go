@@ -36,6 +36,35 @@ import (
 // policy lets it call.
 func TestProxylessGRPCVM(t *testing.T) {
 	ctx, k, xdsAddr := startOperator(t)
+	ledgerCalls(t, ctx, k, xdsAddr)
+}
+
+// TestProxylessGRPCInItsOwnMesh: with two meshes, the proxyless pod and VM of
+// the second are answered with their own mesh's serving certificate: they
+// dial and verify a name of their mesh's own, and the xDS server picks the
+// certificate by it. They dialled the one xDS Service name every mesh's
+// certificate listed, and were answered with the first mesh's.
+func TestProxylessGRPCInItsOwnMesh(t *testing.T) {
+	ctx, k, xdsAddr := startOperator(t)
+	if err := k.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "alpha"}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 90*time.Second, func() error {
+		var l corev1.SecretList
+		if err := k.List(ctx, &l, client.InNamespace("osm-system"), client.MatchingLabels{meshv1alpha1.XDSServingSecretLabel: "alpha"}); err != nil {
+			return err
+		}
+		if len(l.Items) == 0 {
+			return fmt.Errorf("mesh alpha has no serving certificate yet")
+		}
+		return nil
+	})
+	ledgerCalls(t, ctx, k, xdsAddr)
+}
+
+// ledgerCalls runs a proxyless pod serving the ledger and a proxyless VM
+// calling it, in mesh ledgers, and waits for a call to succeed.
+func ledgerCalls(t *testing.T, ctx context.Context, k client.Client, xdsAddr string) {
 	r := manual.NewBuilderWithScheme(xdsScheme)
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: xdsAddr}}})
 	resolver.Register(r)

@@ -3,8 +3,6 @@ package controllers
 import (
 	"fmt"
 	"maps"
-	"net"
-	"strconv"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
@@ -37,7 +35,7 @@ func vmBootstrapFiles(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, op
 		boot, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 			NodeID:      vmNodeID(vm),
 			Cluster:     vm.Spec.ServiceAccountName,
-			ServerURI:   net.JoinHostPort(bootstrap.XDSAddress(mi.Spec.XDS.Address, operatorNamespace), strconv.Itoa(int(xdsPort(mi)))),
+			ServerURI:   bootstrap.GRPCServerURI(mi.Spec.XDS.Address, mi.Name, operatorNamespace, xdsPort(mi)),
 			IdentityDir: VMConfigDir,
 			Refresh:     bootstrap.GRPCRefresh,
 		})

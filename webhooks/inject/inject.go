@@ -8,7 +8,6 @@ package inject
 import (
 	"fmt"
 	"maps"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,6 +91,9 @@ type Config struct {
 	XDSHost       string
 	XDSPort       int32
 	XDSServerName string
+	// GRPCServerURI is where a proxyless gRPC application dials the xDS
+	// server: a name its certificate is verified by.
+	GRPCServerURI string
 	// InitImage is used when Sidecar.InitImage is empty.
 	InitImage string
 }
@@ -109,6 +111,7 @@ func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace, initImage strin
 		XDSHost:       bootstrap.XDSAddress(mi.Spec.XDS.Address, operatorNamespace),
 		XDSPort:       port,
 		XDSServerName: bootstrap.XDSServerName(mi.Name, operatorNamespace),
+		GRPCServerURI: bootstrap.GRPCServerURI(mi.Spec.XDS.Address, mi.Name, operatorNamespace, port),
 		InitImage:     initImage,
 	}
 }
@@ -226,7 +229,7 @@ func proxyless(pod *corev1.Pod, cfg Config) error {
 	boot, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 		NodeID:      "sidecar~$(OSM_POD_NAMESPACE)~$(OSM_POD_NAME)",
 		Cluster:     serviceAccount(pod),
-		ServerURI:   net.JoinHostPort(cfg.XDSHost, strconv.Itoa(int(cfg.XDSPort))),
+		ServerURI:   cfg.GRPCServerURI,
 		IdentityDir: IdentityDir,
 		Refresh:     bootstrap.GRPCRefresh,
 	})
