@@ -146,4 +146,15 @@ func ledgerCalls(t *testing.T, ctx context.Context, k client.Client, xdsAddr str
 		}
 		return nil
 	})
+	// The replica's census reports the VM's xDS stream, and the MeshVM
+	// controller writes it into the VM's status.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		if p := vm.Status.Proxy; p == nil || !p.Connected || p.Replica == "" {
+			return fmt.Errorf("status.proxy = %+v", p)
+		}
+		return nil
+	})
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/census"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -108,6 +109,11 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if o, err := r.ensureBootstrap(ctx, mi, vm, secret); err != nil || !o.ready() {
 		return o, err
 	}
+	c, err := readCensus(ctx, r.Client, r.Namespace)
+	if err != nil {
+		return outcome{}, err
+	}
+	recordProxy(vm, c.VMs, metav1.Now())
 	served, err := r.ensureEndpointSlices(ctx, vm, addrs)
 	if err != nil {
 		return outcome{}, err
@@ -118,10 +124,6 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if !served.ready() {
 		return served, nil
 	}
-	c, err := readCensus(ctx, r.Client, r.Namespace)
-	if err != nil {
-		return outcome{}, err
-	}
 	config := groupConfig(&vm.Status.Conditions, vm.Generation, c.Failing, mesh.VMGroup(vm))
 	connected := proxyConnected(vm)
 	if !config.ready() {
@@ -130,8 +132,23 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	return connected, nil
 }
 
-// proxyConnected sets ProxyConnected from status.proxy, which the replica
-// holding the VM's xDS stream records; the VM is Ready only while connected.
+// recordProxy sets status.proxy from the census: connected while a replica
+// reports the VM's proxy (since its stream opened), disconnected since now
+// once none does, which includes the replica holding it dying (its Lease
+// expires). A VM no proxy has connected to has none. The xDS server only
+// reports connections; this is the one place that writes them.
+func recordProxy(vm *meshv1alpha1.MeshVM, vms census.VMs, now metav1.Time) {
+	if c, ok := vms[census.VMKey(vm.Namespace, vm.Name)]; ok {
+		vm.Status.Proxy = &meshv1alpha1.ProxyStatus{Connected: true, LastSeen: ptr.To(c.Since), Version: c.Version, Replica: c.Replica}
+		return
+	}
+	if p := vm.Status.Proxy; p != nil && p.Connected {
+		vm.Status.Proxy = &meshv1alpha1.ProxyStatus{LastSeen: &now, Version: p.Version, Replica: p.Replica}
+	}
+}
+
+// proxyConnected sets ProxyConnected from status.proxy (recordProxy); the
+// VM is Ready only while connected.
 func proxyConnected(vm *meshv1alpha1.MeshVM) outcome {
 	p := vm.Status.Proxy
 	switch {
