@@ -29,8 +29,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
-	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/census"
 )
 

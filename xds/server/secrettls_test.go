@@ -9,7 +9,9 @@ import (
 // The serving certificate is the one that names the server name exactly: a
 // wildcard or a name of another mesh's never answers.
 func TestCertificateForPicksByExactName(t *testing.T) {
-	cert := func(names ...string) *tls.Certificate { return &tls.Certificate{Leaf: &x509.Certificate{DNSNames: names}} }
+	cert := func(names ...string) *tls.Certificate {
+		return &tls.Certificate{Leaf: &x509.Certificate{DNSNames: names}}
+	}
 	wild, alpha, beta := cert("*.osm-system.svc"), cert("osm-xds-alpha.osm-system.svc", "alpha.osm-operator-xds.osm-system.svc"), cert("osm-xds-beta.osm-system.svc")
 	certs := []*tls.Certificate{wild, alpha, beta}
 	for name, want := range map[string]*tls.Certificate{
