@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -72,7 +71,13 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	const port = 14001
 	ns := "bookstore"
 	grpcPod := func(name, sa string) *corev1.Pod {
-		return testPod(ns, name, sa, mesh.ProxyKindAnnotation, string(mesh.ProxyGRPC))
+		// Injected for its own mesh: a proxyless pod dials its mesh's xDS name.
+		p := plainPod(ns, name, sa)
+		p.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC)}
+		if err := inject.Pod(p, inject.ConfigFor(&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}, "osm-system", inject.Images{})); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 	objs := []client.Object{
 		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}},
@@ -113,30 +118,13 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		if err := inject.Pod(p, cfg); err != nil {
 			t.Fatal(err)
 		}
-		var boot map[string]any
 		for _, e := range p.Spec.Containers[0].Env {
 			if e.Name == inject.GRPCBootstrapEnv {
-				if err := json.Unmarshal([]byte(e.Value), &boot); err != nil {
-					t.Fatal(err)
-				}
+				return localGRPCBootstrap(t, []byte(e.Value), dir, "sidecar~"+ns+"~"+pod.Name), dir
 			}
 		}
-		boot["node"].(map[string]any)["id"] = "sidecar~" + ns + "~" + pod.Name
-		server := boot["xds_servers"].([]any)[0].(map[string]any)
-		server["server_uri"] = xdsScheme + ":///" + bootstrap.XDSAddress("", "osm-system") + ":" + strconv.Itoa(int(cfg.XDSPort))
-		for _, creds := range []map[string]any{server["channel_creds"].([]any)[0].(map[string]any)["config"].(map[string]any), boot["certificate_providers"].(map[string]any)["mesh"].(map[string]any)["config"].(map[string]any)} {
-			for key, file := range creds {
-				if f, ok := file.(string); ok && filepath.IsAbs(f) {
-					creds[key] = filepath.Join(dir, filepath.Base(f))
-				}
-			}
-		}
-		boot["certificate_providers"].(map[string]any)["mesh"].(map[string]any)["config"].(map[string]any)["refresh_interval"] = "1s"
-		out, err := json.Marshal(boot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out, dir
+		t.Fatalf("the injected pod %s has no %s", pod.Name, inject.GRPCBootstrapEnv)
+		return nil, ""
 	}
 
 	storeDirs := map[string]string{}
@@ -249,6 +237,35 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 
 	// Identities issued and renewed, proxies served: no key anywhere.
 	assertNoKeysLeak(t, ctx, k)
+}
+
+// localGRPCBootstrap is a proxyless workload's gRPC bootstrap as the test
+// runs it: its node ID expanded to nodeID, the xDS server's host resolved
+// by xdsScheme (the port and the name TLS verifies stay the bootstrap's),
+// its identity files in dir, re-read every second.
+func localGRPCBootstrap(t *testing.T, raw []byte, dir, nodeID string) []byte {
+	t.Helper()
+	var boot map[string]any
+	if err := json.Unmarshal(raw, &boot); err != nil {
+		t.Fatalf("the gRPC bootstrap does not parse: %v", err)
+	}
+	boot["node"].(map[string]any)["id"] = nodeID
+	server := boot["xds_servers"].([]any)[0].(map[string]any)
+	server["server_uri"] = xdsScheme + ":///" + server["server_uri"].(string)
+	provider := boot["certificate_providers"].(map[string]any)["mesh"].(map[string]any)["config"].(map[string]any)
+	for _, creds := range []map[string]any{server["channel_creds"].([]any)[0].(map[string]any)["config"].(map[string]any), provider} {
+		for key, file := range creds {
+			if f, ok := file.(string); ok && filepath.IsAbs(f) {
+				creds[key] = filepath.Join(dir, filepath.Base(f))
+			}
+		}
+	}
+	provider["refresh_interval"] = "1s"
+	out, err := json.Marshal(boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // writeIdentity writes the identity Secret of sa into dir, each file

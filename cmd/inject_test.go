@@ -21,7 +21,7 @@ func TestInjectCommand(t *testing.T) {
 	if code := runInject([]string{"-f", "-", "--mesh-file", mesh}, strings.NewReader(in), &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"image: envoy:test", "--log-level\n        - debug", `"address":"xds.example.internal","portValue":443`, "books.osm-operator-xds.osm-system.svc", "kind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n"} {
+	for _, want := range []string{"image: envoy:test", "--log-level\n        - debug", `"address":"xds.example.internal","portValue":443`, "osm-xds-books.osm-system.svc", "kind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -30,6 +30,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/census"
 )
 
@@ -201,8 +202,12 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 	mustCreate(rs)
 	mustCreate(owned("web-1-a", rs, "ReplicaSet"), owned("db-0", db, "StatefulSet"), owned("agent-a", agent, "DaemonSet"))
 
-	// The mesh, the member, a Service and a VM backing it.
+	// The shared xDS Service, which the mesh's own mirrors; the mesh, the
+	// member, a Service and a VM backing it.
 	mustCreate(
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: bootstrap.XDSServiceName, Namespace: "osm-system"}, Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"control-plane": "controller-manager"}, Ports: []corev1.ServicePort{{Name: "grpc-xds", Port: 15128}},
+		}},
 		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
 		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "demo", RestartExistingWorkloads: true}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
@@ -449,4 +454,7 @@ var unreachable = map[permission]string{
 	// operator sets Approved or Denied on a CertificateRequest; the test
 	// runs cert-manager's controllers, not its webhook.
 	{"cert-manager.io", "signers", "approve"}: "checked by cert-manager's webhook, not requested",
+	// A mesh's xDS Service is patched only when the shared one it mirrors
+	// changes.
+	{"", "services", "patch"}: "a mesh's xDS Service is patched when the shared one changes",
 }

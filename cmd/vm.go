@@ -15,9 +15,12 @@ import (
 
 const vmUsage = `usage: osm-operator vm bootstrap <meshvm> [-n namespace] [--out dir] [--kubeconfig file]
 
-Writes everything the virtual machine needs into dir: the Envoy bootstrap, its
-certificate, key and trust bundle, iptables.sh and osm-envoy.service. Copy the
-folder to /etc/osm on the VM, install the unit and start it.`
+Writes everything the virtual machine needs into dir: its certificate, key
+and trust bundle, and, for an Envoy VM, the Envoy bootstrap, iptables.sh and
+osm-envoy.service (copy the folder to /etc/osm on the VM, install the unit and
+start it), or, for a proxyless gRPC VM (spec.proxy: ProxylessGRPC), the gRPC
+xDS bootstrap grpc-xds-bootstrap.json (copy the folder to /etc/osm on the VM
+and start the application with GRPC_XDS_BOOTSTRAP=/etc/osm/grpc-xds-bootstrap.json).`
 
 // runVM runs the vm subcommand and returns the exit code.
 func runVM(args []string) int {
@@ -52,13 +55,13 @@ func vmBootstrap(ctx context.Context, namespace, name, dir string) error {
 	if err != nil {
 		return err
 	}
-	files, err := vmbootstrap.Fetch(ctx, c, namespace, name)
+	vm, files, err := vmbootstrap.Fetch(ctx, c, namespace, name)
 	if err != nil {
 		return err
 	}
 	if err := vmbootstrap.Write(dir, files); err != nil {
 		return err
 	}
-	fmt.Printf("Wrote %d files for MeshVM %s/%s to %s\n", len(files), namespace, name, dir)
+	fmt.Printf("Wrote %d files for MeshVM %s/%s to %s\n%s\n", len(files), namespace, name, dir, vmbootstrap.NextSteps(vm))
 	return nil
 }

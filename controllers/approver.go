@@ -219,17 +219,19 @@ func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.Certificat
 		return denied("%v", err)
 	}
 	td := mi.EffectiveTrustDomain()
-	servingNames := []string{
-		bootstrap.XDSServerName(mi.Name, r.Namespace),
+	servingNames := bootstrap.XDSServingNames(mi.Name, r.Namespace)
+	// The shared xDS Service's names are no mesh's any more, and still the
+	// server's: proxies injected before dial them.
+	serverNames := append(slices.Clone(servingNames),
 		fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
 		fmt.Sprintf("%s.%s.svc.cluster.local", bootstrap.XDSServiceName, r.Namespace),
-	}
+	)
 	// Any SPIFFE URI, however spelled, claims an identity, and any DNS name
 	// a TLS client could match to the xDS server's (case, wildcards) claims
 	// the server.
 	claimsIdentity := slices.ContainsFunc(csr.uris, func(u string) bool { return strings.HasPrefix(strings.ToLower(u), "spiffe:") })
 	claimsServer := slices.ContainsFunc(csr.dnsNames, func(n string) bool {
-		return slices.ContainsFunc(servingNames, func(s string) bool { return dnsMatches(n, s) })
+		return slices.ContainsFunc(serverNames, func(s string) bool { return dnsMatches(n, s) })
 	})
 	switch {
 	case role == sharedIssuer && !claimsIdentity && !claimsServer:

@@ -274,11 +274,9 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 		cert.Labels = MeshObjectLabels(mi.Name)
 		cert.Spec = cmapi.CertificateSpec{
 			SecretName: servingSecretName(mi),
-			DNSNames: []string{
-				bootstrap.XDSServerName(mi.Name, r.Namespace),
-				fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
-				fmt.Sprintf("%s.%s.svc.cluster.local", bootstrap.XDSServiceName, r.Namespace),
-			},
+			// The mesh's names only: the server picks a mesh's certificate
+			// by the name its proxies ask for.
+			DNSNames:    bootstrap.XDSServingNames(mi.Name, r.Namespace),
 			Usages:      []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth},
 			Duration:    duration,
 			RenewBefore: renew,
@@ -293,7 +291,8 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 	if err != nil {
 		return fmt.Errorf("ensuring the xDS serving Certificate %s/%s: %w", r.Namespace, name, err)
 	}
-	return nil
+	// The certificate's first name resolves through the mesh's own Service.
+	return ensureXDSMeshService(ctx, r.Client, mi, r.Namespace)
 }
 
 // meshFinalizer holds a mesh while members remain, and lets the operator

@@ -241,7 +241,7 @@ func TestDeletingAMeshWaitsForLabelledNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: "handleft"})
-	if err := k8s.Create(ctx, pod(ns, "web-1", "web")); err != nil {
+	if err := k8s.Create(ctx, meshedPod("handleft", ns, "web-1", "web")); err != nil {
 		t.Fatal(err)
 	}
 	name := meshv1alpha1.IdentitySecretName("web")

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/census"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -76,10 +77,17 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	before := vm.DeepCopy()
 	o, err := r.reconcileVM(ctx, vm)
-	if err != nil {
-		return ctrl.Result{}, err
+	if err == nil {
+		return reportStatus(ctx, r.Client, r.Recorder, vm, before, o)
 	}
-	return reportStatus(ctx, r.Client, r.Recorder, vm, before, o)
+	// A write made for the VM that failed shows on the VM, with the API
+	// server's message, and is retried with backoff.
+	if o, failed := writeOutcome(err); failed {
+		if _, serr := reportStatus(ctx, r.Client, r.Recorder, vm, before, o); serr != nil {
+			return ctrl.Result{}, errors.Join(err, serr)
+		}
+	}
+	return ctrl.Result{}, err
 }
 
 func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
@@ -101,6 +109,11 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if o, err := r.ensureBootstrap(ctx, mi, vm, secret); err != nil || !o.ready() {
 		return o, err
 	}
+	c, err := readCensus(ctx, r.Client, r.Namespace)
+	if err != nil {
+		return outcome{}, err
+	}
+	recordProxy(vm, c.VMs, metav1.Now())
 	served, err := r.ensureEndpointSlices(ctx, vm, addrs)
 	if err != nil {
 		return outcome{}, err
@@ -111,10 +124,6 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	if !served.ready() {
 		return served, nil
 	}
-	c, err := readCensus(ctx, r.Client, r.Namespace)
-	if err != nil {
-		return outcome{}, err
-	}
 	config := groupConfig(&vm.Status.Conditions, vm.Generation, c.Failing, mesh.VMGroup(vm))
 	connected := proxyConnected(vm)
 	if !config.ready() {
@@ -123,8 +132,23 @@ func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.Mes
 	return connected, nil
 }
 
-// proxyConnected sets ProxyConnected from status.proxy, which the replica
-// holding the VM's xDS stream records; the VM is Ready only while connected.
+// recordProxy sets status.proxy from the census: connected while a replica
+// reports the VM's proxy (since its stream opened), disconnected since now
+// once none does, which includes the replica holding it dying (its Lease
+// expires). A VM no proxy has connected to has none. The xDS server only
+// reports connections; this is the one place that writes them.
+func recordProxy(vm *meshv1alpha1.MeshVM, vms census.VMs, now metav1.Time) {
+	if c, ok := vms[census.VMKey(vm.Namespace, vm.Name)]; ok {
+		vm.Status.Proxy = &meshv1alpha1.ProxyStatus{Connected: true, LastSeen: ptr.To(c.Since), Version: c.Version, Replica: c.Replica}
+		return
+	}
+	if p := vm.Status.Proxy; p != nil && p.Connected {
+		vm.Status.Proxy = &meshv1alpha1.ProxyStatus{LastSeen: &now, Version: p.Version, Replica: p.Replica}
+	}
+}
+
+// proxyConnected sets ProxyConnected from status.proxy (recordProxy); the
+// VM is Ready only while connected.
 func proxyConnected(vm *meshv1alpha1.MeshVM) outcome {
 	p := vm.Status.Proxy
 	switch {
@@ -140,7 +164,11 @@ func proxyConnected(vm *meshv1alpha1.MeshVM) outcome {
 		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "Disconnected", msg)
 		return outcome{reason: "ProxyDisconnected", message: msg}
 	default:
-		msg := fmt.Sprintf("no proxy has connected yet: run `osm-operator vm bootstrap %s -n %s` and start Envoy on the VM", vm.Name, vm.Namespace)
+		start := "start Envoy on the VM"
+		if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
+			start = fmt.Sprintf("start the application on the VM with GRPC_XDS_BOOTSTRAP=%s/%s", VMConfigDir, GRPCBootstrapKey)
+		}
+		msg := fmt.Sprintf("no proxy has connected yet: run `osm-operator vm bootstrap %s -n %s` and %s", vm.Name, vm.Namespace, start)
 		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "NotConnected", msg)
 		return outcome{reason: "AwaitingProxy", message: msg}
 	}
@@ -161,7 +189,7 @@ func (r *MeshVMReconciler) ensureServiceAccount(ctx context.Context, vm *meshv1a
 		return err
 	}
 	if err := r.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating ServiceAccount %s: %w", sa.Name, err)
+		return failedWrite(fmt.Errorf("creating ServiceAccount %s: %w", sa.Name, err))
 	}
 	return nil
 }
@@ -183,7 +211,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 			return nil, outcome{}, err
 		}
 		if err := r.Create(ctx, cert); err != nil {
-			return nil, outcome{}, fmt.Errorf("creating Certificate %s: %w", cert.Name, err)
+			return nil, outcome{}, failedWrite(fmt.Errorf("creating Certificate %s: %w", cert.Name, err))
 		}
 	} else if err != nil {
 		return nil, outcome{}, fmt.Errorf("reading Certificate %s: %w", want.Name, err)
@@ -195,7 +223,7 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 			return nil, outcome{}, err
 		}
 		if err := r.Patch(ctx, cert, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return nil, outcome{}, fmt.Errorf("co-owning Certificate %s: %w", cert.Name, err)
+			return nil, outcome{}, failedWrite(fmt.Errorf("co-owning Certificate %s: %w", cert.Name, err))
 		}
 	}
 	ok, msg := certificateReady(cert)
@@ -221,26 +249,29 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 	return secret, outcome{}, nil
 }
 
-// ensureBootstrap writes the Secret a VM admin copies to the VM: the Envoy
-// bootstrap and the identity's TLS files. It follows certificate renewals.
+// ensureBootstrap writes the Secret a VM admin copies to the VM: the proxy's
+// bootstrap (vmBootstrapFiles) and the identity's TLS files. It follows certificate renewals.
 func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (outcome, error) {
-	boot, err := vmBootstrap(mi, vm, r.Namespace)
+	boot, err := vmBootstrapFiles(mi, vm, r.Namespace)
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: vm.Name + "-bootstrap", Namespace: vm.Namespace}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fitName(vm.Name + "-bootstrap"), Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
 		s.Labels = MeshObjectLabels(mi.Name)
 		s.Data = map[string][]byte{
-			BootstrapKey: boot,
-			CertKey:      identity.Data[CertKey],
-			KeyKey:       identity.Data[KeyKey],
-			CAKey:        identity.Data[CAKey],
+			CertKey: identity.Data[CertKey],
+			KeyKey:  identity.Data[KeyKey],
+			CAKey:   identity.Data[CAKey],
 		}
-		maps.Copy(s.Data, vmSDSFiles)
+		maps.Copy(s.Data, boot)
 		return controllerutil.SetControllerReference(vm, s, r.Scheme())
 	}); err != nil {
-		return outcome{}, fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err)
+		err = failedWrite(fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err))
+		if o, failed := writeOutcome(err); failed {
+			setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionFalse, o.reason, o.message)
+		}
+		return outcome{}, err
 	}
 	vm.Status.BootstrapSecretName = s.Name
 	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
@@ -317,7 +348,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 		ports := vmSlicePorts(svc, vm)
 		ready := vm.Status.Proxy == nil || vm.Status.Proxy.Connected
 		for family, addrs := range byFamily(addrs) {
-			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family)), Namespace: vm.Namespace}}
+			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fitName(fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family))), Namespace: vm.Namespace}}
 			want[es.Name] = true
 			if _, err := controllerutil.CreateOrPatch(ctx, r.Client, es, func() error {
 				es.Labels = map[string]string{
@@ -334,7 +365,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 				}}
 				return controllerutil.SetControllerReference(vm, es, r.Scheme())
 			}); err != nil {
-				return outcome{}, fmt.Errorf("writing EndpointSlice %s: %w", es.Name, err)
+				return outcome{}, failedWrite(fmt.Errorf("writing EndpointSlice %s for Service %s: %w", es.Name, name, err))
 			}
 		}
 	}
@@ -347,7 +378,7 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 		es := &owned.Items[i]
 		if metav1.IsControlledBy(es, vm) && !want[es.Name] {
 			if err := r.Delete(ctx, es); client.IgnoreNotFound(err) != nil {
-				return outcome{}, fmt.Errorf("deleting EndpointSlice %s: %w", es.Name, err)
+				return outcome{}, failedWrite(fmt.Errorf("deleting EndpointSlice %s: %w", es.Name, err))
 			}
 		}
 	}

@@ -25,7 +25,6 @@ import (
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/vmbootstrap"
-	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
 // TestVMJoinsTheMesh: a MeshVM gets its service account, a certificate issued
@@ -121,9 +120,9 @@ func TestVMJoinsTheMesh(t *testing.T) {
 		}
 		return nil
 	})
-	// The xDS server of the replica holding the VM's stream records it (see
-	// xds/server.VMStatus, tested with real streams in xds/runner).
-	(&server.VMStatus{Client: k8s, Replica: "replica-a"}).Connected(&corev3.Node{Id: "vm~" + ns + "~warehouse-vm", UserAgentName: "envoy"})
+	// The census of the replica holding the VM's stream reports it (its
+	// xDS server tells the publisher, as in xds/controlplane).
+	publishConnected(t, "replica-a", &corev3.Node{Id: "vm~" + ns + "~warehouse-vm", UserAgentName: "envoy"})
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
 			return err
@@ -137,7 +136,7 @@ func TestVMJoinsTheMesh(t *testing.T) {
 		t.Errorf("kstatus %s, want Current", s)
 	}
 	// The folder a VM admin copies: what `osm-operator vm bootstrap` writes.
-	files, err := vmbootstrap.Fetch(ctx, k8s, ns, vm.Name)
+	_, files, err := vmbootstrap.Fetch(ctx, k8s, ns, vm.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,6 +146,12 @@ func censusHandler(counts bool, toRequests func(ctx context.Context, namespaces 
 				changed = append(changed, ns)
 			}
 		}
+		// A MeshVM's connection shows in its status, whatever counts says.
+		for _, ns := range vmConnectionsChanged(before.VMs, after.VMs) {
+			if !slices.Contains(changed, ns) {
+				changed = append(changed, ns)
+			}
+		}
 		if len(changed) == 0 {
 			return
 		}
@@ -175,4 +181,21 @@ func (r *ReplicaLeaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("setting up the xDS replica Lease controller: %w", err)
 	}
 	return nil
+}
+
+// vmConnectionsChanged are the namespaces of the MeshVMs whose connection
+// differs between two reports of a replica.
+func vmConnectionsChanged(before, after census.VMs) []string {
+	var out []string
+	for _, vms := range []census.VMs{before, after} {
+		for key := range vms {
+			if before[key] != after[key] {
+				ns, _, _ := strings.Cut(key, "/")
+				if !slices.Contains(out, ns) {
+					out = append(out, ns)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -1,6 +1,8 @@
 // Package vmbootstrap turns a MeshVM's bootstrap Secret into the folder a VM
-// admin copies to the VM: the Envoy bootstrap and TLS files, an iptables
-// script that sends the VM's traffic through Envoy, and a systemd unit.
+// admin copies to the VM: for an Envoy VM, the Envoy bootstrap and TLS
+// files, an iptables script that sends the VM's traffic through Envoy, and a
+// systemd unit; for a proxyless gRPC VM, the gRPC xDS bootstrap and the TLS
+// files.
 package vmbootstrap
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 )
 
 // Names of the files besides the Secret's own keys.
@@ -30,30 +33,41 @@ const (
 // envoyUID is the user Envoy runs as; its own traffic bypasses the redirect.
 const envoyUser = "envoy"
 
-// Fetch reads a MeshVM and its bootstrap Secret and returns its folder's files.
-func Fetch(ctx context.Context, c client.Reader, namespace, name string) (map[string][]byte, error) {
+// Fetch reads a MeshVM and its bootstrap Secret and returns the VM and its
+// folder's files.
+func Fetch(ctx context.Context, c client.Reader, namespace, name string) (*meshv1alpha1.MeshVM, map[string][]byte, error) {
 	vm := &meshv1alpha1.MeshVM{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, vm); err != nil {
-		return nil, fmt.Errorf("reading MeshVM %s/%s: %w", namespace, name, err)
+		return nil, nil, fmt.Errorf("reading MeshVM %s/%s: %w", namespace, name, err)
 	}
 	if vm.Status.BootstrapSecretName == "" {
-		return nil, fmt.Errorf("MeshVM %s/%s has no bootstrap Secret yet; see kubectl describe meshvm %s -n %s", namespace, name, name, namespace)
+		return nil, nil, fmt.Errorf("MeshVM %s/%s has no bootstrap Secret yet; see kubectl describe meshvm %s -n %s", namespace, name, name, namespace)
 	}
 	secret := &corev1.Secret{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: vm.Status.BootstrapSecretName}, secret); err != nil {
-		return nil, fmt.Errorf("reading the bootstrap Secret: %w", err)
+		return nil, nil, fmt.Errorf("reading the bootstrap Secret: %w", err)
 	}
-	return Files(vm, secret)
+	files, err := Files(vm, secret)
+	return vm, files, err
 }
 
-// Files returns the files of the VM's folder, by name.
+// Files returns the files of the VM's folder, by name. A proxyless gRPC VM
+// gets its xDS bootstrap and identity files only: its application talks to
+// the mesh itself, with no Envoy to run and no traffic to redirect.
 func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, error) {
+	keys := []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey, controllers.ClientCertSDSKey, controllers.TrustSDSKey}
+	if proxyless(vm) {
+		keys = []string{controllers.GRPCBootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey}
+	}
 	out := map[string][]byte{}
-	for _, k := range []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey, controllers.ClientCertSDSKey, controllers.TrustSDSKey} {
+	for _, k := range keys {
 		if len(secret.Data[k]) == 0 {
 			return nil, fmt.Errorf("bootstrap Secret %s/%s has no %s yet: is the MeshVM Ready?", secret.Namespace, secret.Name, k)
 		}
 		out[k] = secret.Data[k]
+	}
+	if proxyless(vm) {
+		return out, nil
 	}
 	var ports []int32
 	for _, p := range vm.Spec.Ports {
@@ -69,6 +83,20 @@ func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, e
 		out[name] = b.Bytes()
 	}
 	return out, nil
+}
+
+func proxyless(vm *meshv1alpha1.MeshVM) bool {
+	return vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC
+}
+
+// NextSteps tells the VM admin what to do with the folder Files made for
+// vm once it is at its place on the VM.
+func NextSteps(vm *meshv1alpha1.MeshVM) string {
+	if proxyless(vm) {
+		return fmt.Sprintf("Copy the folder to %s on the VM and start the gRPC application with\n  GRPC_XDS_BOOTSTRAP=%s/%s\nin its environment; it reads the identity files there again every %s.",
+			controllers.VMConfigDir, controllers.VMConfigDir, controllers.GRPCBootstrapKey, bootstrap.GRPCRefresh)
+	}
+	return fmt.Sprintf("Copy the folder to %s on the VM, install %s as a systemd unit and start it.", controllers.VMConfigDir, SystemdUnit)
 }
 
 // Marker is the file that says a folder was written by Write: Write

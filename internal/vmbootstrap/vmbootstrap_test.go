@@ -3,6 +3,7 @@ package vmbootstrap
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -182,4 +183,38 @@ func TestWriteRefusesAFolderSomeoneElsePrepared(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused(theirMarker, "its marker "+Marker+" is owned by uid 65534, not by you (uid 0)")
+}
+
+// A proxyless gRPC VM's folder is its gRPC bootstrap and identity files:
+// no Envoy bootstrap, no script run as root, no unit; the next steps name
+// the bootstrap's place.
+func TestFolderForAProxylessVM(t *testing.T) {
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "ledger-vm", Namespace: "books"},
+		Spec:       meshv1alpha1.MeshVMSpec{Proxy: meshv1alpha1.ProxyProxylessGRPC, Ports: []meshv1alpha1.VMPort{{Name: "grpc", Port: 9090}}},
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ledger-vm-bootstrap", Namespace: "books"}, Data: map[string][]byte{
+		"grpc-xds-bootstrap.json": []byte("{}"), "tls.crt": []byte("crt"), "tls.key": []byte("key"), "ca.crt": []byte("ca"),
+		// Left from when the VM ran Envoy: not copied.
+		"envoy.yaml": []byte("{}"),
+	}}
+	files, err := Files(vm, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if want := []string{"ca.crt", "grpc-xds-bootstrap.json", "tls.crt", "tls.key"}; !slices.Equal(names, want) {
+		t.Errorf("files %v, want %v", names, want)
+	}
+	if next := NextSteps(vm); !strings.Contains(next, "GRPC_XDS_BOOTSTRAP=/etc/osm/grpc-xds-bootstrap.json") {
+		t.Errorf("next steps: %s", next)
+	}
+	delete(secret.Data, "grpc-xds-bootstrap.json")
+	if _, err := Files(vm, secret); err == nil || !strings.Contains(err.Error(), "grpc-xds-bootstrap.json") {
+		t.Errorf("a Secret without the gRPC bootstrap gave %v", err)
+	}
 }

@@ -9,12 +9,10 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -96,6 +94,9 @@ type Config struct {
 	XDSHost       string
 	XDSPort       int32
 	XDSServerName string
+	// GRPCServerURI is where a proxyless gRPC application dials the xDS
+	// server: a name its certificate is verified by.
+	GRPCServerURI string
 	// InitImage is used when Sidecar.InitImage is empty.
 	InitImage string
 	// SidecarImage is used when Sidecar.Image is empty.
@@ -139,6 +140,7 @@ func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace string, images I
 		XDSHost:       bootstrap.XDSAddress(mi.Spec.XDS.Address, operatorNamespace),
 		XDSPort:       port,
 		XDSServerName: bootstrap.XDSServerName(mi.Name, operatorNamespace),
+		GRPCServerURI: bootstrap.GRPCServerURI(mi.Spec.XDS.Address, mi.Name, operatorNamespace, port),
 		InitImage:     images.Init,
 		SidecarImage:  images.Sidecar,
 	}
@@ -235,9 +237,9 @@ func proxyless(pod *corev1.Pod, cfg Config) error {
 	boot, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 		NodeID:      "sidecar~$(OSM_POD_NAMESPACE)~$(OSM_POD_NAME)",
 		Cluster:     serviceAccount(pod),
-		ServerURI:   net.JoinHostPort(cfg.XDSHost, strconv.Itoa(int(cfg.XDSPort))),
+		ServerURI:   cfg.GRPCServerURI,
 		IdentityDir: IdentityDir,
-		Refresh:     time.Minute,
+		Refresh:     bootstrap.GRPCRefresh,
 	})
 	if err != nil {
 		return fmt.Errorf("encoding the gRPC bootstrap: %w", err)

@@ -9,9 +9,14 @@ package bootstrap
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"path"
+	"strconv"
+	"strings"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -27,18 +32,65 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 )
 
-// XDSServiceName is the operator's Service for xDS.
+// XDSServiceName is the operator's Service for xDS, shared by every mesh.
 const XDSServiceName = "osm-operator-xds"
 
+// xdsMeshServicePrefix starts the name of each mesh's own xDS Service.
+const xdsMeshServicePrefix = "osm-xds-"
+
+// XDSMeshService is the name of mesh's own Service for xDS, in the
+// operator's namespace, beside XDSServiceName and to the same pods: a DNS
+// label (a Service's name), "osm-xds-<mesh>" when that is one, else cut
+// with a hash of the mesh's name (a mesh's name may hold dots and be 253
+// characters long).
+func XDSMeshService(mesh string) string {
+	name := xdsMeshServicePrefix + mesh
+	if len(validation.IsDNS1035Label(name)) == 0 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(mesh))
+	suffix := "-" + hex.EncodeToString(sum[:])[:10]
+	name = strings.ReplaceAll(name, ".", "-")
+	name = strings.TrimRight(name[:min(len(name), validation.DNS1035LabelMaxLength-len(suffix))], "-")
+	return name + suffix
+}
+
 // XDSServerName is the TLS server name the proxies of mesh ask for and
-// verify: the operator answers each mesh with a certificate from its own
-// issuer.
+// verify, and the name of the xDS server a proxyless application dials:
+// gRPC verifies the server against the host it dials and cannot be told
+// another name, so the name is the DNS name of the mesh's own Service
+// (XDSMeshService). The operator answers each mesh with a certificate of
+// its own issuer, chosen by this name.
 func XDSServerName(mesh, operatorNamespace string) string {
-	return fmt.Sprintf("%s.%s.%s.svc", mesh, XDSServiceName, operatorNamespace)
+	return fmt.Sprintf("%s.%s.svc", XDSMeshService(mesh), operatorNamespace)
+}
+
+// XDSServingNames are the DNS names of mesh's xDS serving certificate:
+// XDSServerName, and the name Envoy sidecars injected before it asked for
+// (they keep their bootstrap until their pod is replaced). No two meshes'
+// certificates share a name, so the server finds each mesh's by the name
+// a proxy asks for; none lists the shared Service's name.
+func XDSServingNames(mesh, operatorNamespace string) []string {
+	return []string{
+		XDSServerName(mesh, operatorNamespace),
+		fmt.Sprintf("%s.%s.%s.svc", mesh, XDSServiceName, operatorNamespace),
+	}
+}
+
+// GRPCServerURI is the xDS server of a proxyless application of mesh,
+// host:port: address when set (a MeshInstance's spec.xds.address, which its
+// serving certificate must then name), else the mesh's XDSServerName.
+func GRPCServerURI(address, mesh, operatorNamespace string, port int32) string {
+	host := address
+	if host == "" {
+		host = XDSServerName(mesh, operatorNamespace)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
 // XDSAddress is the host proxies dial: address when set (a MeshInstance's

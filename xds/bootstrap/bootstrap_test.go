@@ -2,12 +2,14 @@ package bootstrap
 
 import (
 	"path"
+	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // The xDS connection's certificate and trusted CA come through file-based
@@ -100,5 +102,34 @@ func TestTheXDSConnectionReadsItsIdentityThroughSDS(t *testing.T) {
 	}
 	if _, err := Envoy(Options{NodeID: "x", IdentityDir: identityDir}); err == nil {
 		t.Error("a bootstrap without an SDS directory was built")
+	}
+}
+
+// A mesh's own xDS Service name is a valid Service name for any mesh name
+// (dots, 253 characters), distinct between meshes, and "osm-xds-<mesh>"
+// where that is valid; the server name and the gRPC target follow it.
+func TestXDSMeshService(t *testing.T) {
+	if got := XDSMeshService("books"); got != "osm-xds-books" {
+		t.Errorf("XDSMeshService(books) = %q", got)
+	}
+	seen := map[string]string{}
+	for _, mesh := range []string{"books", "a.b", "a-b", strings.Repeat("m", 253), strings.Repeat("m", 252) + "n", strings.Repeat("x.", 100) + "y"} {
+		got := XDSMeshService(mesh)
+		if errs := validation.IsDNS1035Label(got); len(errs) > 0 {
+			t.Errorf("XDSMeshService(%.20s…) = %q: %v", mesh, got, errs)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("meshes %.20s… and %.20s… share the Service %q", mesh, other, got)
+		}
+		seen[got] = mesh
+	}
+	if got := XDSServerName("books", "osm-system"); got != "osm-xds-books.osm-system.svc" {
+		t.Errorf("XDSServerName = %q", got)
+	}
+	if got := GRPCServerURI("", "books", "osm-system", 15128); got != "osm-xds-books.osm-system.svc:15128" {
+		t.Errorf("GRPCServerURI = %q", got)
+	}
+	if got := GRPCServerURI("xds.example.com", "books", "osm-system", 443); got != "xds.example.com:443" {
+		t.Errorf("GRPCServerURI with an address = %q", got)
 	}
 }

@@ -20,6 +20,11 @@ type GRPCOptions struct {
 	Refresh     time.Duration
 }
 
+// GRPCRefresh is how often a proxyless application re-reads its identity
+// files: a renewed certificate is in use within a minute, well inside the
+// renewal window cert-manager leaves.
+const GRPCRefresh = time.Minute
+
 // GRPC returns the bootstrap JSON gRPC's xDS support reads
 // (GRPC_XDS_BOOTSTRAP_CONFIG): the xDS server over TLS with the identity
 // files, the certificate provider the translated clusters and listeners name,

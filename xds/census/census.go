@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -34,6 +36,9 @@ const (
 	// FailingAnnotation holds a Lease's failing proxy groups: JSON
 	// {"<namespace>": {"groups": n, "errors": {"<group>": "<error>"}}}.
 	FailingAnnotation = "mesh.openservicemesh.io/failing-groups"
+	// VMsAnnotation holds a Lease's connected MeshVM proxies: JSON
+	// {"<namespace>/<meshvm>": {"version": "envoy/1.36.2", "since": "<RFC 3339>"}}.
+	VMsAnnotation = "mesh.openservicemesh.io/connected-vms"
 	// LeasePrefix starts the name of each replica's Lease.
 	LeasePrefix = "osm-xds-"
 )
@@ -142,13 +147,41 @@ func truncate(s string, n int) string {
 type Report struct {
 	Counts  Counts
 	Failing Failing
+	VMs     VMs
+}
+
+// VMConnection is a MeshVM's proxy holding an xDS stream.
+type VMConnection struct {
+	// Version is the proxy's user agent and its version.
+	Version string `json:"version,omitempty"`
+	// Since is when its first stream opened.
+	Since metav1.Time `json:"since"`
+	// Replica holds the stream: the Lease's holder (not in the annotation).
+	Replica string `json:"-"`
+}
+
+// VMs are the MeshVM proxies connected, by "<namespace>/<meshvm>".
+type VMs map[string]VMConnection
+
+// VMKey is a MeshVM's key in VMs.
+func VMKey(namespace, name string) string { return namespace + "/" + name }
+
+// merge adds o, of replica, into v: a proxy on two replicas (it moved, and
+// the old stream has not closed yet) is the one that connected last.
+func (v VMs) merge(o VMs, replica string) {
+	for k, c := range o {
+		c.Replica = replica
+		if had, ok := v[k]; !ok || had.Since.Before(&c.Since) {
+			v[k] = c
+		}
+	}
 }
 
 // Decode reads a Lease's report. A Lease without an annotation counts no
 // sidecars or no failures.
 func Decode(l *coordinationv1.Lease) (Report, error) {
-	r := Report{Counts: Counts{}, Failing: Failing{}}
-	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing} {
+	r := Report{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}}
+	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing, VMsAnnotation: &r.VMs} {
 		raw, ok := l.Annotations[key]
 		if !ok {
 			continue
@@ -174,6 +207,8 @@ type Census struct {
 	Counts Counts
 	// Failing are the proxy groups some replica failed to translate.
 	Failing Failing
+	// VMs are the MeshVM proxies connected to some replica.
+	VMs VMs
 	// Replicas is the number of live Leases.
 	Replicas int
 	// Expired are the Leases that no longer count.
@@ -188,7 +223,7 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 	if err := r.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{ComponentLabel: Component}); err != nil {
 		return Census{}, fmt.Errorf("listing xDS replica Leases: %w", err)
 	}
-	out := Census{Counts: Counts{}, Failing: Failing{}}
+	out := Census{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}}
 	for _, l := range leases.Items {
 		if !Expiry(&l).After(now) {
 			out.Expired = append(out.Expired, l)
@@ -202,6 +237,7 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 		out.Replicas++
 		out.Counts.Add(r.Counts)
 		out.Failing.Merge(r.Failing)
+		out.VMs.merge(r.VMs, ptr.Deref(l.Spec.HolderIdentity, l.Name))
 	}
 	return out, nil
 }

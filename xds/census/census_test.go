@@ -119,3 +119,37 @@ func TestTotal(t *testing.T) {
 		t.Errorf("Total = %d, want 15", got)
 	}
 }
+
+// A Lease's connected VMs decode with the Lease's holder as their replica;
+// a proxy two replicas report (it moved, its old stream not closed yet) is
+// the one that connected last.
+func TestConnectedVMs(t *testing.T) {
+	early, late := metav1.NewTime(time.Unix(1000, 0).UTC()), metav1.NewTime(time.Unix(2000, 0).UTC())
+	lease := func(replica string, vms VMs) *coordinationv1.Lease {
+		raw, err := json.Marshal(vms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: LeasePrefix + replica, Annotations: map[string]string{VMsAnnotation: string(raw)}},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(replica)},
+		}
+	}
+	out := VMs{}
+	for _, l := range []*coordinationv1.Lease{
+		lease("a", VMs{VMKey("shop", "vm-1"): {Version: "envoy/1", Since: late}, VMKey("shop", "vm-2"): {Since: early}}),
+		lease("b", VMs{VMKey("shop", "vm-1"): {Version: "envoy/0", Since: early}}),
+	} {
+		r, err := Decode(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.merge(r.VMs, *l.Spec.HolderIdentity)
+	}
+	if got := out[VMKey("shop", "vm-1")]; got.Replica != "a" || got.Version != "envoy/1" || !got.Since.Equal(&late) {
+		t.Errorf("vm-1: %+v, want replica a's later connection", got)
+	}
+	if got := out[VMKey("shop", "vm-2")]; got.Replica != "a" || len(out) != 2 {
+		t.Errorf("VMs %+v", out)
+	}
+}

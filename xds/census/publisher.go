@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -13,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/open-service-mesh/osm-operator/xds/server"
 )
 
 // Options configure a Publisher.
@@ -43,6 +46,9 @@ type Options struct {
 type Publisher struct {
 	Options
 	changed chan struct{}
+
+	mu  sync.Mutex
+	vms VMs // the MeshVM proxies connected to this replica
 }
 
 // NewPublisher returns a publisher; Start runs it.
@@ -53,18 +59,49 @@ func NewPublisher(o Options) *Publisher {
 	if o.Settle == 0 {
 		o.Settle = time.Second
 	}
-	return &Publisher{Options: o, changed: make(chan struct{}, 1)}
+	return &Publisher{Options: o, changed: make(chan struct{}, 1), vms: VMs{}}
 }
 
 // NeedLeaderElection is false: every replica publishes its own counts.
 func (p *Publisher) NeedLeaderElection() bool { return false }
 
 // Connected and Disconnected make the publisher an xDS server's connection
-// observer.
-func (p *Publisher) Connected(*corev3.Node) { p.Changed() }
+// observer: it publishes the MeshVM proxies connected, which the MeshVM
+// controller writes into their status (the xDS server writes nothing).
+func (p *Publisher) Connected(node *corev3.Node) {
+	if ns, name, ok := vmOf(node.GetId()); ok {
+		version := node.GetUserAgentName()
+		if v := node.GetUserAgentVersion(); v != "" {
+			version += "/" + v
+		}
+		p.mu.Lock()
+		p.vms[VMKey(ns, name)] = VMConnection{Version: version, Since: metav1.Now()}
+		p.mu.Unlock()
+	}
+	p.Changed()
+}
 
 // Disconnected: see Connected.
-func (p *Publisher) Disconnected(string) { p.Changed() }
+func (p *Publisher) Disconnected(nodeID string) {
+	if ns, name, ok := vmOf(nodeID); ok {
+		p.mu.Lock()
+		delete(p.vms, VMKey(ns, name))
+		p.mu.Unlock()
+	}
+	p.Changed()
+}
+
+// vmOf is the MeshVM a node ID names, if it names one.
+func vmOf(nodeID string) (namespace, name string, ok bool) {
+	kind, namespace, name, err := server.ParseNodeID(nodeID)
+	return namespace, name, err == nil && kind == server.NodeKindVM
+}
+
+func (p *Publisher) connectedVMs() VMs {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.vms)
+}
 
 // Changed tells the publisher that its counts may have changed. It never
 // blocks.
@@ -82,7 +119,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 	defer renew.Stop()
 	var last Counts
 	publish := func() {
-		r := Report{Counts: p.Count()}
+		r := Report{Counts: p.Count(), VMs: p.connectedVMs()}
 		if p.Failing != nil {
 			r.Failing = p.Failing().bounded()
 		}
@@ -119,6 +156,13 @@ func (p *Publisher) apply(ctx context.Context, r Report) error {
 		return fmt.Errorf("encoding counts: %w", err)
 	}
 	annotations := map[string]string{CountsAnnotation: string(raw)}
+	if len(r.VMs) > 0 {
+		raw, err := json.Marshal(r.VMs)
+		if err != nil {
+			return fmt.Errorf("encoding connected VMs: %w", err)
+		}
+		annotations[VMsAnnotation] = string(raw)
+	}
 	if len(r.Failing) > 0 {
 		raw, err := json.Marshal(r.Failing)
 		if err != nil {

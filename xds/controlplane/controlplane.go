@@ -27,7 +27,7 @@ type Options struct {
 	// Cache is the informer cache the runner and the authorizer read; the
 	// operator's has controllers.CacheOptions.
 	Cache ctrlcache.Cache
-	// Client writes the status of MeshVMs and the census Lease.
+	// Client writes the census Lease; the xDS server writes nothing else.
 	Client client.Client
 	// Address is where the ADS server listens; TLS gives its certificate
 	// and the roots it trusts for clients.
@@ -60,7 +60,7 @@ type ControlPlane struct {
 func New(o Options) *ControlPlane {
 	cp := &ControlPlane{Nodes: &cache.Nodes{}}
 	cp.Snapshots = cache.New(cp.Nodes, nil)
-	observers := server.Observers{&server.VMStatus{Client: o.Client, Replica: o.Replica, Log: o.Log.WithName("vm-status")}}
+	var observers server.Observers
 	var onFailing func()
 	var publisher *census.Publisher
 	if o.CensusNamespace != "" {

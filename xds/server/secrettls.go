@@ -85,10 +85,30 @@ func (s *secretTLS) get(hello *tls.ClientHelloInfo) (*tls.Certificate, *x509.Cer
 			return nil, nil, errors.Join(append(errs, fmt.Errorf("no xDS serving certificate in namespace %s yet", s.namespace))...)
 		}
 	}
-	for _, c := range s.certs {
-		if hello != nil && hello.ServerName != "" && c.Leaf != nil && c.Leaf.VerifyHostname(hello.ServerName) == nil {
-			return c, s.pool, nil
+	if hello == nil || hello.ServerName == "" {
+		return s.certs[0], s.pool, nil
+	}
+	if c := certificateFor(s.certs, hello.ServerName); c != nil {
+		return c, s.pool, nil
+	}
+	return nil, nil, fmt.Errorf("no xDS serving certificate names %q: a proxy asks for its mesh's name (see bootstrap.XDSServerName)", hello.ServerName)
+}
+
+// certificateFor is the certificate among certs that names serverName
+// exactly (DNS names are case-blind), or nil. Each mesh's certificate names
+// the mesh's own names only, so the name a proxy asks for finds its mesh's;
+// a match by wildcard or by a name every mesh's certificate lists would
+// answer one mesh's proxies with another's certificate, which they refuse.
+func certificateFor(certs []*tls.Certificate, serverName string) *tls.Certificate {
+	for _, c := range certs {
+		if c.Leaf == nil {
+			continue
+		}
+		for _, n := range c.Leaf.DNSNames {
+			if strings.EqualFold(n, serverName) {
+				return c
+			}
 		}
 	}
-	return s.certs[0], s.pool, nil
+	return nil
 }

@@ -1,0 +1,60 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// reasonWriteFailed is the reason of a VM whose object the operator could
+// not write: the API server refused it (an admission policy or webhook, a
+// quota, RBAC) or could not be reached. The operator retries with backoff:
+// what fixes it (a policy, a quota) is no object it watches, so the VM is
+// never Stalled for it.
+const reasonWriteFailed = "WriteFailed"
+
+// writeError is a write the operator made on a VM's behalf that failed: the
+// VM's status says so, with the API server's message.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// failedWrite marks err, the wrapped error of a write for the VM, as one to
+// report on the VM. A conflict is not: it is the next reconcile's to redo.
+func failedWrite(err error) error {
+	if err == nil || apierrors.IsConflict(err) {
+		return err
+	}
+	return &writeError{err: err}
+}
+
+// writeOutcome is the outcome of a reconcile that failed with err, and
+// whether err is a failed write to report on the VM.
+func writeOutcome(err error) (outcome, bool) {
+	var w *writeError
+	if !errors.As(err, &w) {
+		return outcome{}, false
+	}
+	return outcome{reason: reasonWriteFailed, message: err.Error()}, true
+}
+
+// nameHashLength is the length of the hash fitName appends.
+const nameHashLength = 10
+
+// fitName is base when it is short enough for an object's name (a DNS
+// subdomain), else base cut short with a hash of the whole of it appended,
+// so that two bases too long still get distinct names. Names derived from a
+// VM's and a Service's (each valid) then always fit.
+func fitName(base string) string {
+	if len(base) <= validation.DNS1123SubdomainMaxLength {
+		return base
+	}
+	sum := sha256.Sum256([]byte(base))
+	prefix := strings.TrimRight(base[:validation.DNS1123SubdomainMaxLength-nameHashLength-1], ".-")
+	return prefix + "-" + hex.EncodeToString(sum[:])[:nameHashLength]
+}
