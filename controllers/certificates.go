@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -168,7 +167,7 @@ func meshedAccounts(pods []corev1.Pod) (accounts []string, injected int) {
 			continue
 		}
 		injected++
-		accounts = append(accounts, cmp.Or(p.Spec.ServiceAccountName, "default"))
+		accounts = append(accounts, mesh.ServiceAccountOf(p.Spec.ServiceAccountName))
 	}
 	slices.Sort(accounts)
 	return slices.Compact(accounts), injected

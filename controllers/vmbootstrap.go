@@ -6,6 +6,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // VMConfigDir is where a VM keeps the files of its bootstrap Secret.
@@ -53,9 +54,9 @@ func vmBootstrapFiles(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, op
 	return files, nil
 }
 
-// vmNodeID is the node ID a VM's proxy presents (see xds/server.ParseNodeID).
+// vmNodeID is the node ID a VM's proxy presents (see xds/mesh.ParseNodeID).
 func vmNodeID(vm *meshv1alpha1.MeshVM) string {
-	return fmt.Sprintf("vm~%s~%s", vm.Namespace, vm.Name)
+	return mesh.VMNodeID(vm.Namespace, vm.Name)
 }
 
 // vmBootstrap is the Envoy bootstrap of a MeshVM's proxy, with the identity

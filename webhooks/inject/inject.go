@@ -197,7 +197,7 @@ func addIdentity(pod *corev1.Pod, cfg Config) {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
 		Name: IdentityVolume,
 		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: meshv1alpha1.IdentitySecretName(serviceAccount(pod)),
+			SecretName: meshv1alpha1.IdentitySecretName(mesh.ServiceAccountOf(pod.Spec.ServiceAccountName)),
 		}},
 	})
 	if pod.Annotations == nil {
@@ -235,8 +235,8 @@ const GRPCBootstrapEnv = mesh.GRPCBootstrapEnv
 // included). No sidecar, no traffic redirection.
 func proxyless(pod *corev1.Pod, cfg Config) error {
 	boot, err := bootstrap.GRPC(bootstrap.GRPCOptions{
-		NodeID:      "sidecar~$(OSM_POD_NAMESPACE)~$(OSM_POD_NAME)",
-		Cluster:     serviceAccount(pod),
+		NodeID:      mesh.PodNodeID("$(OSM_POD_NAMESPACE)", "$(OSM_POD_NAME)"),
+		Cluster:     mesh.ServiceAccountOf(pod.Spec.ServiceAccountName),
 		ServerURI:   cfg.GRPCServerURI,
 		IdentityDir: IdentityDir,
 		Refresh:     bootstrap.GRPCRefresh,
@@ -259,13 +259,6 @@ func proxyless(pod *corev1.Pod, cfg Config) error {
 	}
 	addIdentity(pod, cfg)
 	return nil
-}
-
-func serviceAccount(pod *corev1.Pod) string {
-	if pod.Spec.ServiceAccountName != "" {
-		return pod.Spec.ServiceAccountName
-	}
-	return "default"
 }
 
 // proxyContainer is Envoy as a native sidecar: an init container that keeps
@@ -390,7 +383,7 @@ var bootstraps, scripts, overlays = &memo{max: 4096}, &memo{max: 1024}, &memo{ma
 // proxyBootstrap is the sidecar's bootstrap, with the node ID expanded from
 // the container's environment by Kubernetes, as compact JSON.
 func proxyBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
-	key := fmt.Sprintf("%s|%s|%d|%s|%s", cfg.XDSHost, cfg.XDSServerName, cfg.XDSPort, serviceAccount(pod), p.key())
+	key := fmt.Sprintf("%s|%s|%d|%s|%s", cfg.XDSHost, cfg.XDSServerName, cfg.XDSPort, mesh.ServiceAccountOf(pod.Spec.ServiceAccountName), p.key())
 	return bootstraps.get(key, func() (string, error) { return renderBootstrap(pod, cfg, p) })
 }
 
@@ -416,8 +409,8 @@ func overlayScript(overlay string) string {
 func renderBootstrap(pod *corev1.Pod, cfg Config, p probeConfig) (string, error) {
 	listeners, clusters := p.resources()
 	b, err := bootstrap.Envoy(bootstrap.Options{
-		NodeID:      "sidecar~$(POD_NAMESPACE)~$(POD_NAME)",
-		Cluster:     serviceAccount(pod),
+		NodeID:      mesh.PodNodeID("$(POD_NAMESPACE)", "$(POD_NAME)"),
+		Cluster:     mesh.ServiceAccountOf(pod.Spec.ServiceAccountName),
 		XDSHost:     cfg.XDSHost,
 		XDSPort:     uint32(cfg.XDSPort),
 		ServerName:  cfg.XDSServerName,

@@ -117,7 +117,7 @@ const XDSCluster = "osm-xds"
 
 // Options describe a proxy's bootstrap.
 type Options struct {
-	// NodeID names the proxy's workload (see xds/server.ParseNodeID). It may
+	// NodeID names the proxy's workload (see xds/mesh.ParseNodeID). It may
 	// hold $(VAR) references that Kubernetes expands from the container's
 	// environment.
 	NodeID string

@@ -15,7 +15,7 @@ import (
 	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/open-service-mesh/osm-operator/xds/server"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // Options configure a Publisher.
@@ -93,8 +93,8 @@ func (p *Publisher) Disconnected(nodeID string) {
 
 // vmOf is the MeshVM a node ID names, if it names one.
 func vmOf(nodeID string) (namespace, name string, ok bool) {
-	kind, namespace, name, err := server.ParseNodeID(nodeID)
-	return namespace, name, err == nil && kind == server.NodeKindVM
+	kind, namespace, name, err := mesh.ParseNodeID(nodeID)
+	return namespace, name, err == nil && kind == mesh.NodeKindVM
 }
 
 func (p *Publisher) connectedVMs() VMs {

@@ -18,6 +18,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
 	"github.com/open-service-mesh/osm-operator/xds/census"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/runner"
 	"github.com/open-service-mesh/osm-operator/xds/server"
 )
@@ -138,7 +139,7 @@ func (cp *ControlPlane) Start(ctx context.Context) error {
 func sidecarCounts(proxies []server.ProxyStatus) census.Counts {
 	c := census.Counts{}
 	for _, p := range proxies {
-		if kind, ns, _, err := server.ParseNodeID(p.NodeID); err == nil && kind == server.NodeKindSidecar {
+		if kind, ns, _, err := mesh.ParseNodeID(p.NodeID); err == nil && kind == mesh.NodeKindSidecar {
 			c[ns]++
 		}
 	}

@@ -180,7 +180,7 @@ func meshedPod(p *corev1.Pod, sel labels.Selector) bool {
 }
 
 func podIdentity(p *corev1.Pod) Identity {
-	return Identity{Namespace: p.Namespace, ServiceAccount: cmp.Or(p.Spec.ServiceAccountName, "default")}
+	return Identity{Namespace: p.Namespace, ServiceAccount: ServiceAccountOf(p.Spec.ServiceAccountName)}
 }
 
 // PodGroup is the proxy group of a pod: its identity and its proxy kind.

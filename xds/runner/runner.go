@@ -161,7 +161,7 @@ var watched = []struct {
 	}},
 	{&corev1.Pod{}, func(obj any, c *changes) {
 		if p, ok := obj.(*corev1.Pod); ok {
-			c.identities[mesh.Identity{Namespace: p.Namespace, ServiceAccount: serviceAccount(p)}] = true
+			c.identities[mesh.Identity{Namespace: p.Namespace, ServiceAccount: mesh.ServiceAccountOf(p.Spec.ServiceAccountName)}] = true
 		}
 	}},
 	{&corev1.Secret{}, func(obj any, c *changes) {
@@ -184,13 +184,6 @@ var watched = []struct {
 			}
 		}
 	}},
-}
-
-func serviceAccount(p *corev1.Pod) string {
-	if p.Spec.ServiceAccountName == "" {
-		return "default"
-	}
-	return p.Spec.ServiceAccountName
 }
 
 // Start watches the informers and syncs until ctx ends.

@@ -97,7 +97,7 @@ var (
 // adsVictimNode is the node ID of the connected pod of adsVictims[i].
 func adsVictimNode(i int) string {
 	id := adsVictims[i]
-	return NodeKindSidecar + "~" + id.Namespace + "~" + id.ServiceAccount + "-victim"
+	return mesh.NodeKindSidecar + "~" + id.Namespace + "~" + id.ServiceAccount + "-victim"
 }
 
 func envoyGroup(id mesh.Identity) string {
@@ -110,13 +110,13 @@ func envoyGroup(id mesh.Identity) string {
 type podAuthorizer struct{}
 
 func (podAuthorizer) Authorize(_ context.Context, nodeID string, peer Peer) (mesh.Group, error) {
-	kind, ns, pod, err := ParseNodeID(nodeID)
+	kind, ns, pod, err := mesh.ParseNodeID(nodeID)
 	if err != nil {
 		return mesh.Group{}, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	sa, _, ok := strings.Cut(pod, "-")
 	id := mesh.Identity{Namespace: ns, ServiceAccount: sa}
-	if kind != NodeKindSidecar || !ok || id != peer.Identity {
+	if kind != mesh.NodeKindSidecar || !ok || id != peer.Identity {
 		return mesh.Group{}, fmt.Errorf("%w: no pod %s runs as %s", ErrDenied, nodeID, peer)
 	}
 	return mesh.Group{Kind: mesh.ProxyEnvoy, Identity: id}, nil
@@ -820,7 +820,7 @@ func (fx *adsFixture) run(t *testing.T, in adsInput) {
 			index: i, delta: spec.delta, done: make(chan struct{}),
 			// A pod of its own: no two streams, of this input or another,
 			// are authorized as the same node.
-			ownID:  fmt.Sprintf("%s~%s~%s-%d-%d", NodeKindSidecar, adsPeer.Namespace, adsPeer.ServiceAccount, k, i),
+			ownID:  fmt.Sprintf("%s~%s~%s-%d-%d", mesh.NodeKindSidecar, adsPeer.Namespace, adsPeer.ServiceAccount, k, i),
 			mayEnd: []codes.Code{},
 			nonces: map[string]string{}, versions: map[string]string{}, resVersions: map[string]map[string]string{},
 		}
@@ -936,9 +936,9 @@ func (s *clientStream) node(c nodeChoice) *corev3.Node {
 	case nodeEmptyID:
 		return &corev3.Node{Cluster: adsPeer.Namespace}
 	case nodeMalformed:
-		return &corev3.Node{Id: NodeKindSidecar + "~" + adsPeer.Namespace}
+		return &corev3.Node{Id: mesh.NodeKindSidecar + "~" + adsPeer.Namespace}
 	case nodeNoPod:
-		return &corev3.Node{Id: NodeKindSidecar + "~" + adsPeer.Namespace + "~gone"}
+		return &corev3.Node{Id: mesh.NodeKindSidecar + "~" + adsPeer.Namespace + "~gone"}
 	}
 	return &corev3.Node{Id: s.ownID}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,27 +15,6 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/san"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
-
-// Node IDs name the workload a proxy runs for:
-//
-//	sidecar~<namespace>~<pod>   an Envoy sidecar, or a proxyless gRPC pod
-//	vm~<namespace>~<meshvm>     the proxy of a MeshVM
-//
-// The server believes a node ID only when the workload exists and runs as the
-// identity of the proxy's client certificate.
-const (
-	NodeKindSidecar = "sidecar"
-	NodeKindVM      = "vm"
-)
-
-// ParseNodeID splits a node ID into its kind, namespace and name.
-func ParseNodeID(id string) (kind, namespace, name string, err error) {
-	parts := strings.Split(id, "~")
-	if len(parts) != 3 || parts[1] == "" || parts[2] == "" || (parts[0] != NodeKindSidecar && parts[0] != NodeKindVM) {
-		return "", "", "", fmt.Errorf("node ID %q is not sidecar~<namespace>~<pod> or vm~<namespace>~<meshvm>", id)
-	}
-	return parts[0], parts[1], parts[2], nil
-}
 
 // Peer is what a proxy's verified client certificate proves: a workload
 // identity of a trust domain, signed under some roots.
@@ -105,20 +83,20 @@ var ErrDenied = errors.New("permission denied")
 
 // Authorize implements Authorizer.
 func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer Peer) (mesh.Group, error) {
-	kind, ns, name, err := ParseNodeID(nodeID)
+	kind, ns, name, err := mesh.ParseNodeID(nodeID)
 	if err != nil {
 		return mesh.Group{}, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	key := client.ObjectKey{Namespace: ns, Name: name}
 	var g mesh.Group
 	switch kind {
-	case NodeKindSidecar:
+	case mesh.NodeKindSidecar:
 		pod := &corev1.Pod{}
 		if err := a.Reader.Get(ctx, key, pod); err != nil {
 			return g, lookupError("pod", key, err)
 		}
 		g = mesh.PodGroup(pod)
-	case NodeKindVM:
+	case mesh.NodeKindVM:
 		vm := &meshv1alpha1.MeshVM{}
 		if err := a.Reader.Get(ctx, key, vm); err != nil {
 			return g, lookupError("MeshVM", key, err)

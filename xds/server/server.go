@@ -170,7 +170,7 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 		obj   client.Object
 		kind  string
 		group func(client.Object) mesh.Group
-	}{{&corev1.Pod{}, NodeKindSidecar, podGroup}, {&meshv1alpha1.MeshVM{}, NodeKindVM, vmGroup}} {
+	}{{&corev1.Pod{}, mesh.NodeKindSidecar, podGroup}, {&meshv1alpha1.MeshVM{}, mesh.NodeKindVM, vmGroup}} {
 		inf, err := s.opts.Workloads.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
@@ -201,7 +201,7 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 	// trust domain or roots change, recheck the streams they hold.
 	inNamespace := func(ns string) func(string) bool {
 		return func(nodeID string) bool {
-			_, n, _, err := ParseNodeID(nodeID)
+			_, n, _, err := mesh.ParseNodeID(nodeID)
 			return err == nil && n == ns
 		}
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
+	meshmodel "github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
@@ -178,7 +179,7 @@ func connectProxies(ctx context.Context, k client.Client, xdsAddr string) (proxi
 				if err != nil {
 					return err
 				}
-				return connect(ctx, k, xdsAddr, &out, "sidecar~"+ns+"~"+p.Name, ns, meshv1alpha1.IdentitySecretName(p.Spec.ServiceAccountName), b)
+				return connect(ctx, k, xdsAddr, &out, meshmodel.PodNodeID(ns, p.Name), ns, meshv1alpha1.IdentitySecretName(p.Spec.ServiceAccountName), b)
 			}
 		}
 		return fmt.Errorf("no running %s pod in %s", app, ns)
@@ -197,7 +198,7 @@ func connectProxies(ctx context.Context, k client.Client, xdsAddr string) (proxi
 	if err != nil {
 		return nil, fmt.Errorf("the VM's bootstrap: %w", err)
 	}
-	if err := connect(ctx, k, xdsAddr, &out, "vm~bookwarehouse~bookwarehouse-vm", "bookwarehouse", "bookwarehouse-vm-bootstrap", b); err != nil {
+	if err := connect(ctx, k, xdsAddr, &out, meshmodel.VMNodeID("bookwarehouse", "bookwarehouse-vm"), "bookwarehouse", "bookwarehouse-vm-bootstrap", b); err != nil {
 		return nil, err
 	}
 	return out, nil
