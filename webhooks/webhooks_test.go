@@ -29,6 +29,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/webhooks"
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // The suite runs a real API server with the webhook configurations of
@@ -196,7 +197,7 @@ func TestPodInjection(t *testing.T) {
 	if p.Spec.InitContainers[0].Image != "init:test" {
 		t.Errorf("init image %q, want the operator's --init-image", p.Spec.InitContainers[0].Image)
 	}
-	if got := p.Spec.Containers[0].ReadinessProbe.HTTPGet; got.Port.IntVal != inject.ProbePort || got.Path != "/osm-probe/web/readiness" {
+	if got := p.Spec.Containers[0].ReadinessProbe.HTTPGet; got.Port.IntVal != mesh.ProbePort || got.Path != "/osm-probe/web/readiness" {
 		t.Errorf("the readiness probe was not rewritten: %+v", got)
 	}
 	if !strings.Contains(strings.Join(proxy.Args, " "), `"sidecar~$(POD_NAMESPACE)~$(POD_NAME)"`) {

@@ -22,6 +22,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // Names of the files besides the Secret's own keys.
@@ -74,7 +75,10 @@ func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, e
 		ports = append(ports, p.Port)
 	}
 	slices.Sort(ports)
-	data := map[string]any{"Ports": ports, "User": envoyUser, "Dir": controllers.VMConfigDir, "VM": vm.Namespace + "/" + vm.Name}
+	data := map[string]any{
+		"Ports": ports, "User": envoyUser, "Dir": controllers.VMConfigDir, "VM": vm.Namespace + "/" + vm.Name,
+		"Inbound": mesh.InboundListenerPort, "Outbound": mesh.OutboundListenerPort,
+	}
 	for name, tmpl := range map[string]*template.Template{IptablesScript: iptables, SystemdUnit: unit} {
 		var b bytes.Buffer
 		if err := tmpl.Execute(&b, data); err != nil {
@@ -213,18 +217,18 @@ func writeFile(dir, name string, data []byte, mode os.FileMode) error {
 
 var iptables = template.Must(template.New(IptablesScript).Parse(`#!/bin/sh
 # Sends the traffic of MeshVM {{.VM}} through its Envoy: inbound connections
-# to its ports go to 15003 (mutual TLS and SMI policy), outbound TCP to 15001.
+# to its ports go to {{.Inbound}} (mutual TLS and SMI policy), outbound TCP to {{.Outbound}}.
 # Envoy's own traffic (user {{.User}}) and loopback are left alone.
 set -eu
 iptables -t nat -N OSM_INBOUND 2>/dev/null || iptables -t nat -F OSM_INBOUND
 {{- range .Ports}}
-iptables -t nat -A OSM_INBOUND -p tcp --dport {{.}} -j REDIRECT --to-ports 15003
+iptables -t nat -A OSM_INBOUND -p tcp --dport {{.}} -j REDIRECT --to-ports {{$.Inbound}}
 {{- end}}
 iptables -t nat -C PREROUTING -p tcp -j OSM_INBOUND 2>/dev/null || iptables -t nat -A PREROUTING -p tcp -j OSM_INBOUND
 iptables -t nat -N OSM_OUTBOUND 2>/dev/null || iptables -t nat -F OSM_OUTBOUND
 iptables -t nat -A OSM_OUTBOUND -m owner --uid-owner {{.User}} -j RETURN
 iptables -t nat -A OSM_OUTBOUND -d 127.0.0.0/8 -j RETURN
-iptables -t nat -A OSM_OUTBOUND -p tcp -j REDIRECT --to-ports 15001
+iptables -t nat -A OSM_OUTBOUND -p tcp -j REDIRECT --to-ports {{.Outbound}}
 iptables -t nat -C OUTPUT -p tcp -j OSM_OUTBOUND 2>/dev/null || iptables -t nat -A OUTPUT -p tcp -j OSM_OUTBOUND
 `))
 

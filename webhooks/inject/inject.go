@@ -47,18 +47,6 @@ const (
 
 	// ProxyUID runs Envoy; the redirection rules let its own traffic out.
 	ProxyUID = 1500
-
-	OutboundPort   = 15001
-	InboundPort    = 15003
-	PrometheusPort = 15010
-	// HealthPort serves the sidecar's own readiness, /healthz/ready.
-	HealthPort = 15021
-	// ProbePort serves the pod's HTTP probes rewritten through the proxy;
-	// gRPC probes get GRPCProbePort and up, one per port probed.
-	ProbePort     = 15901
-	GRPCProbePort = 15904
-	// lastProxyPort bounds the ports of the proxy's own listeners.
-	lastProxyPort = 15999
 )
 
 // Pod annotations that tune injection.
@@ -186,7 +174,7 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 	addSDS(pod)
 	if _, ok := pod.Annotations[PrometheusScrapeAnnotation]; !ok {
 		pod.Annotations[PrometheusScrapeAnnotation] = "true"
-		pod.Annotations[PrometheusPortAnnotation] = strconv.Itoa(PrometheusPort)
+		pod.Annotations[PrometheusPortAnnotation] = strconv.Itoa(mesh.PrometheusPort)
 		pod.Annotations[PrometheusPathAnnotation] = "/stats/prometheus"
 	}
 	return nil
@@ -271,7 +259,7 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 		level = "error"
 	}
 	ready := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-		Path: "/healthz/ready", Port: intstr.FromInt32(HealthPort),
+		Path: "/healthz/ready", Port: intstr.FromInt32(mesh.HealthPort),
 	}}}
 	startup := ready.DeepCopy()
 	startup.PeriodSeconds, startup.FailureThreshold = 1, 120
@@ -294,8 +282,8 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 			{Name: "POD_NAMESPACE", ValueFrom: field("metadata.namespace")},
 		},
 		Ports: []corev1.ContainerPort{
-			{Name: "osm-prometheus", ContainerPort: PrometheusPort, Protocol: corev1.ProtocolTCP},
-			{Name: "osm-health", ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP},
+			{Name: "osm-prometheus", ContainerPort: mesh.PrometheusPort, Protocol: corev1.ProtocolTCP},
+			{Name: "osm-health", ContainerPort: mesh.HealthPort, Protocol: corev1.ProtocolTCP},
 		},
 		Resources:      resources,
 		StartupProbe:   startup,

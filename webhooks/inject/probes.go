@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // probeConfig is what the proxy needs to serve the pod's rewritten probes.
@@ -32,7 +33,7 @@ type probeConfig struct {
 	grpc     []grpcProbe
 }
 
-// probeRoute forwards path, on ProbePort, to target on the app's cluster;
+// probeRoute forwards path, on mesh.ProbePort, to target on the app's cluster;
 // timeout is the probe's, in seconds.
 type probeRoute struct {
 	path, cluster, target string
@@ -61,7 +62,7 @@ func (p probeConfig) key() string { return fmt.Sprint(p.routes, p.clusters, p.gr
 // rewriteProbes points the app containers' HTTP and gRPC probes at the
 // proxy, which forwards them in plain text to the app on localhost: the
 // kubelet has no mesh certificate, and inbound traffic to app ports requires
-// one. HTTP probes go to ProbePort with a path naming the container and the
+// one. HTTP probes go to mesh.ProbePort with a path naming the container and the
 // probe; gRPC probes to a port of their own. TCP and exec probes are left
 // alone (a TCP probe reaches the proxy's inbound listener and so tests that
 // the proxy accepts connections).
@@ -101,13 +102,13 @@ func rewriteProbes(pod *corev1.Pod) (probeConfig, error) {
 				}
 				path := fmt.Sprintf("/osm-probe/%s/%s", c.Name, kp.kind)
 				out.routes = append(out.routes, probeRoute{path, name, kubeletRequestURI(p.HTTPGet.Path), probeTimeout(p)})
-				p.HTTPGet.Port, p.HTTPGet.Path, p.HTTPGet.Scheme = intstr.FromInt32(ProbePort), path, corev1.URISchemeHTTP
+				p.HTTPGet.Port, p.HTTPGet.Path, p.HTTPGet.Scheme = intstr.FromInt32(mesh.ProbePort), path, corev1.URISchemeHTTP
 			case p.GRPC != nil:
 				i, ok := grpcPorts[p.GRPC.Port]
-				if !ok && GRPCProbePort+int32(len(out.grpc)) <= lastProxyPort {
+				if !ok && mesh.GRPCProbePort+int32(len(out.grpc)) <= mesh.LastProxyPort {
 					i, ok = len(out.grpc), true
 					grpcPorts[p.GRPC.Port] = i
-					out.grpc = append(out.grpc, grpcProbe{proxyPort: GRPCProbePort + int32(i), appPort: p.GRPC.Port})
+					out.grpc = append(out.grpc, grpcProbe{proxyPort: mesh.GRPCProbePort + int32(i), appPort: p.GRPC.Port})
 				}
 				if ok {
 					out.grpc[i].timeout = max(out.grpc[i].timeout, probeTimeout(p))
@@ -130,10 +131,6 @@ type kindProbe struct {
 func containerProbes(c *corev1.Container) []kindProbe {
 	return []kindProbe{{"liveness", c.LivenessProbe}, {"readiness", c.ReadinessProbe}, {"startup", c.StartupProbe}}
 }
-
-// Ports of the proxy's own: its admin interface (bootstrap.AdminPort), its
-// listeners, and those that serve the probes.
-const firstProxyPort = 15000
 
 // checkProbePorts refuses a probe the proxy would forward (HTTP without a
 // host, gRPC) to a port of the proxy's own, 15000–15999: the probe
@@ -166,10 +163,10 @@ func checkProbePorts(pod *corev1.Pod) error {
 			default:
 				continue
 			}
-			if port >= firstProxyPort && port <= lastProxyPort {
+			if port >= mesh.FirstProxyPort && port <= mesh.LastProxyPort {
 				return fmt.Errorf("container %q: %s probe: %s is the proxy's (ports %d-%d are the sidecar's own, %d its admin interface): "+
 					"the proxy serves probes in plain text to anyone who reaches the pod, so it forwards none to itself; probe a port of the app",
-					c.Name, kp.kind, spelled, firstProxyPort, lastProxyPort, bootstrap.AdminPort)
+					c.Name, kp.kind, spelled, mesh.FirstProxyPort, mesh.LastProxyPort, mesh.AdminPort)
 			}
 		}
 	}
@@ -225,7 +222,7 @@ const (
 // onlyRoute), never a TCP proxy: one would hand the app's whole service,
 // in plain text, to anyone who reaches the pod.
 //
-//   - ProbePort (osm-probes) forwards GET of each /osm-probe/<container>/<kind>
+//   - mesh.ProbePort (osm-probes) forwards GET of each /osm-probe/<container>/<kind>
 //     to that probe's port and path on localhost, as the kubelet would have
 //     sent it: the route replaces the whole path (prefix_rewrite of an
 //     exact path match, the :path header exactly that path, so there is no
@@ -249,14 +246,14 @@ const (
 // what a gRPC server answers for a method it does not serve.
 func (p probeConfig) resources() ([]*listenerv3.Listener, []*clusterv3.Cluster) {
 	listeners := []*listenerv3.Listener{healthListener()}
-	clusters := []*clusterv3.Cluster{localCluster("osm-admin", bootstrap.AdminPort, false)}
+	clusters := []*clusterv3.Cluster{localCluster("osm-admin", mesh.AdminPort, false)}
 	if len(p.routes) > 0 {
 		routes := make([]*routev3.Route, 0, len(p.routes))
 		for _, r := range p.routes {
 			routes = append(routes, onlyRoute(r.path, "GET", r.cluster, r.target, seconds(r.timeout)))
 		}
 		// The kubelet's HTTP probe is HTTP/1.1; AUTO also takes h2c.
-		listeners = append(listeners, httpListener("osm-probes", ProbePort, hcmv3.HttpConnectionManager_AUTO, routes))
+		listeners = append(listeners, httpListener("osm-probes", mesh.ProbePort, hcmv3.HttpConnectionManager_AUTO, routes))
 	}
 	for _, c := range p.clusters {
 		clusters = append(clusters, localCluster(c.name, c.port, c.tls))
@@ -317,11 +314,11 @@ func resolvePort(c *corev1.Container, port intstr.IntOrString) (int32, bool) {
 	return 0, false
 }
 
-// healthListener serves the sidecar's own readiness on HealthPort: Envoy's
+// healthListener serves the sidecar's own readiness on mesh.HealthPort: Envoy's
 // /ready, true once the first config from the operator is in. It forwards
 // that one GET to the admin interface, like the probe listeners theirs.
 func healthListener() *listenerv3.Listener {
-	return httpListener("osm-health", HealthPort, hcmv3.HttpConnectionManager_AUTO, []*routev3.Route{
+	return httpListener("osm-health", mesh.HealthPort, hcmv3.HttpConnectionManager_AUTO, []*routev3.Route{
 		onlyRoute("/healthz/ready", "GET", "osm-admin", "/ready", nil),
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 
 	// Types the typed configs of a sidecar's bootstrap are packed from.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -107,12 +108,12 @@ func TestProbeListenersForwardOnlyProbes(t *testing.T) {
 		port  int32
 		path  string
 	}{
-		{web.LivenessProbe, ProbePort, "/osm-probe/web/liveness"},
-		{web.ReadinessProbe, ProbePort, "/osm-probe/web/readiness"},
-		{api.ReadinessProbe, ProbePort, "/osm-probe/api/readiness"},
-		{api.LivenessProbe, GRPCProbePort, ""},
-		{api.StartupProbe, GRPCProbePort, ""},
-		{cache.LivenessProbe, GRPCProbePort + 1, ""},
+		{web.LivenessProbe, mesh.ProbePort, "/osm-probe/web/liveness"},
+		{web.ReadinessProbe, mesh.ProbePort, "/osm-probe/web/readiness"},
+		{api.ReadinessProbe, mesh.ProbePort, "/osm-probe/api/readiness"},
+		{api.LivenessProbe, mesh.GRPCProbePort, ""},
+		{api.StartupProbe, mesh.GRPCProbePort, ""},
+		{cache.LivenessProbe, mesh.GRPCProbePort + 1, ""},
 	} {
 		if h := c.probe.HTTPGet; h != nil && (h.Port.IntVal != c.port || h.Path != c.path || h.Scheme != corev1.URISchemeHTTP) {
 			t.Errorf("HTTP probe rewritten to %+v, want %s on %d", h, c.path, c.port)
@@ -123,7 +124,7 @@ func TestProbeListenersForwardOnlyProbes(t *testing.T) {
 	}
 	// They bind all IPv4 addresses, as they did (checkIPv6Overlay checks
 	// their twins on [::]).
-	for port, name := range map[uint32]string{ProbePort: "osm-probes", GRPCProbePort: "probe|9090|grpc", GRPCProbePort + 1: "probe|6000|grpc"} {
+	for port, name := range map[uint32]string{mesh.ProbePort: "osm-probes", mesh.GRPCProbePort: "probe|9090|grpc", mesh.GRPCProbePort + 1: "probe|6000|grpc"} {
 		l := envoy.listeners[port]
 		if l.GetName() != name || l.GetAddress().GetSocketAddress().GetAddress() != "0.0.0.0" {
 			t.Errorf("port %d: listener %q on %s, want %q on 0.0.0.0", port, l.GetName(), l.GetAddress().GetSocketAddress().GetAddress(), name)
@@ -132,11 +133,11 @@ func TestProbeListenersForwardOnlyProbes(t *testing.T) {
 
 	kubeletGRPC := request{method: "POST", path: "/grpc.health.v1.Health/Check", h2: true, grpc: true}
 	forwards := []forward{
-		{port: ProbePort, req: request{method: "GET", path: "/osm-probe/web/liveness"}, cluster: "probe|8080|http", path: "/healthz", timeout: 3 * time.Second, appPort: 8080},
-		{port: ProbePort, req: request{method: "GET", path: "/osm-probe/web/readiness"}, cluster: "probe|8080|http", path: "/ready?full=1", timeout: time.Second, appPort: 8080},
-		{port: ProbePort, req: request{method: "GET", path: "/osm-probe/api/readiness"}, cluster: "probe|9443|https", path: "/status", timeout: time.Second, appPort: 9443, tls: true},
-		{port: GRPCProbePort, req: kubeletGRPC, cluster: "probe|9090|grpc", path: kubeletGRPC.path, timeout: 5 * time.Second, appPort: 9090, http2: true},
-		{port: GRPCProbePort + 1, req: kubeletGRPC, cluster: "probe|6000|grpc", path: kubeletGRPC.path, timeout: time.Second, appPort: 6000, http2: true},
+		{port: mesh.ProbePort, req: request{method: "GET", path: "/osm-probe/web/liveness"}, cluster: "probe|8080|http", path: "/healthz", timeout: 3 * time.Second, appPort: 8080},
+		{port: mesh.ProbePort, req: request{method: "GET", path: "/osm-probe/web/readiness"}, cluster: "probe|8080|http", path: "/ready?full=1", timeout: time.Second, appPort: 8080},
+		{port: mesh.ProbePort, req: request{method: "GET", path: "/osm-probe/api/readiness"}, cluster: "probe|9443|https", path: "/status", timeout: time.Second, appPort: 9443, tls: true},
+		{port: mesh.GRPCProbePort, req: kubeletGRPC, cluster: "probe|9090|grpc", path: kubeletGRPC.path, timeout: 5 * time.Second, appPort: 9090, http2: true},
+		{port: mesh.GRPCProbePort + 1, req: kubeletGRPC, cluster: "probe|6000|grpc", path: kubeletGRPC.path, timeout: time.Second, appPort: 6000, http2: true},
 	}
 	for _, f := range forwards {
 		got := envoy.serve(f.port, f.req)
@@ -152,14 +153,14 @@ func TestProbeListenersForwardOnlyProbes(t *testing.T) {
 			t.Errorf("cluster %s: 127.0.0.1:%d, TLS %v, HTTP/2 %v; want port %d, TLS %v, HTTP/2 %v", f.cluster, port, tls, http2, f.appPort, f.tls, f.http2)
 		}
 	}
-	for _, port := range []uint32{GRPCProbePort, GRPCProbePort + 1} {
+	for _, port := range []uint32{mesh.GRPCProbePort, mesh.GRPCProbePort + 1} {
 		if codec := envoy.hcm(port).GetCodecType(); codec != hcmv3.HttpConnectionManager_HTTP2 {
 			t.Errorf("port %d: codec %v, want HTTP2 (the kubelet's gRPC probe is h2c)", port, codec)
 		}
 	}
 
 	// Refused: any other path, method or service.
-	refused := map[uint32][]request{ProbePort: {}, GRPCProbePort: {}, GRPCProbePort + 1: {}}
+	refused := map[uint32][]request{mesh.ProbePort: {}, mesh.GRPCProbePort: {}, mesh.GRPCProbePort + 1: {}}
 	for _, path := range []string{
 		"/admin", "/", "/healthz", "/ready?full=1", "/status", "/healthz/../admin", "/healthz%2F..%2Fadmin",
 		"/osm-probe/web/liveness/../../../admin", "/osm-probe/web/liveness/..%2F..%2Fadmin", "/osm-probe/web/liveness%2F..%2F..%2Fadmin",
@@ -167,12 +168,12 @@ func TestProbeListenersForwardOnlyProbes(t *testing.T) {
 		"/osm-probe/web/liveness/", "//osm-probe/web/liveness", "/osm-probe/web/LIVENESS", "/osm-probe/web/liveness/admin",
 		"/osm-probe/web", "/osm-probe/", "/osm-probe/cache/liveness", "/grpc.health.v1.Health/Check",
 	} {
-		refused[ProbePort] = append(refused[ProbePort], request{method: "GET", path: path}, request{method: "GET", path: path, h2: true})
+		refused[mesh.ProbePort] = append(refused[mesh.ProbePort], request{method: "GET", path: path}, request{method: "GET", path: path, h2: true})
 	}
 	for _, method := range []string{"POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"} {
-		refused[ProbePort] = append(refused[ProbePort], request{method: method, path: "/osm-probe/web/liveness"})
+		refused[mesh.ProbePort] = append(refused[mesh.ProbePort], request{method: method, path: "/osm-probe/web/liveness"})
 	}
-	for _, port := range []uint32{GRPCProbePort, GRPCProbePort + 1} {
+	for _, port := range []uint32{mesh.GRPCProbePort, mesh.GRPCProbePort + 1} {
 		for _, path := range []string{
 			"/grpc.health.v1.Health/Watch", "/shop.Orders/Delete", "/", "/grpc.health.v1.Health/Check/../../shop.Orders/Delete",
 			"/grpc.health.v1.Health/Check%2F..%2F..%2Fshop.Orders%2FDelete", "/grpc.health.v1.Health%2FCheck", "/grpc.health.v1.Health/Check?x=1",
@@ -691,7 +692,7 @@ func TestAProbeOfTheProxysOwnPortIsRefused(t *testing.T) {
 			c.ReadinessProbe = httpGet("/stats", intstr.FromString("envoy"))
 		}, `container "api": readiness probe: httpGet port "envoy" (15000) is the proxy's`},
 		{"HTTP startup of the probe port", func(c *corev1.Container) {
-			c.StartupProbe = httpGet("/osm-probe/web/liveness", intstr.FromInt32(ProbePort))
+			c.StartupProbe = httpGet("/osm-probe/web/liveness", intstr.FromInt32(mesh.ProbePort))
 		},
 			`container "api": startup probe: httpGet port 15901 is the proxy's`},
 		{"HTTPS of the last proxy port", func(c *corev1.Container) {
@@ -700,7 +701,7 @@ func TestAProbeOfTheProxysOwnPortIsRefused(t *testing.T) {
 		}, `container "api": liveness probe: httpGet port 15999 is the proxy's`},
 		{"gRPC of the admin interface", func(c *corev1.Container) { c.LivenessProbe = grpc(15000) },
 			`container "api": liveness probe: grpc port 15000 is the proxy's`},
-		{"gRPC of the inbound listener", func(c *corev1.Container) { c.StartupProbe = grpc(InboundPort) },
+		{"gRPC of the inbound listener", func(c *corev1.Container) { c.StartupProbe = grpc(mesh.InboundListenerPort) },
 			`container "api": startup probe: grpc port 15003 is the proxy's`},
 		{"HTTP below the range", func(c *corev1.Container) { c.LivenessProbe = httpGet("/", intstr.FromInt32(14999)) }, ""},
 		{"gRPC above the range", func(c *corev1.Container) { c.LivenessProbe = grpc(16000) }, ""},

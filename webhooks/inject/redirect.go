@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // portRange is a port or a range of ports, inclusive.
@@ -131,17 +132,17 @@ func (r redirect) rules(v6 bool) string {
 	for _, c := range []string{"OSM_PROXY_INBOUND", "OSM_PROXY_IN_REDIRECT", "OSM_PROXY_OUTBOUND", "OSM_PROXY_OUT_REDIRECT"} {
 		line(":%s - [0:0]", c)
 	}
-	line("-A OSM_PROXY_IN_REDIRECT -p tcp -j REDIRECT --to-ports %d", InboundPort)
+	line("-A OSM_PROXY_IN_REDIRECT -p tcp -j REDIRECT --to-ports %d", mesh.InboundListenerPort)
 	line("-A PREROUTING -p tcp -j OSM_PROXY_INBOUND")
-	line("-A OSM_PROXY_INBOUND -p tcp --dport %d -j RETURN", PrometheusPort)
-	line("-A OSM_PROXY_INBOUND -p tcp --dport %d -j RETURN", HealthPort)
-	line("-A OSM_PROXY_INBOUND -p tcp --dport %d:%d -j RETURN", ProbePort, lastProxyPort)
+	line("-A OSM_PROXY_INBOUND -p tcp --dport %d -j RETURN", mesh.PrometheusPort)
+	line("-A OSM_PROXY_INBOUND -p tcp --dport %d -j RETURN", mesh.HealthPort)
+	line("-A OSM_PROXY_INBOUND -p tcp --dport %d:%d -j RETURN", mesh.ProbePort, mesh.LastProxyPort)
 	for _, ports := range multiport(r.inboundPorts) {
 		line("-A OSM_PROXY_INBOUND -p tcp -m multiport --dports %s -j RETURN", ports)
 	}
 	line("-A OSM_PROXY_INBOUND -p tcp -j OSM_PROXY_IN_REDIRECT")
 
-	line("-A OSM_PROXY_OUT_REDIRECT -p tcp -j REDIRECT --to-ports %d", OutboundPort)
+	line("-A OSM_PROXY_OUT_REDIRECT -p tcp -j REDIRECT --to-ports %d", mesh.OutboundListenerPort)
 	line("-A OUTPUT -p tcp -j OSM_PROXY_OUTBOUND")
 	// The proxy calling its own pod's address is inbound traffic.
 	line("-A OSM_PROXY_OUTBOUND -o lo ! -d %s -m owner --uid-owner %d -j OSM_PROXY_IN_REDIRECT", loopback, ProxyUID)

@@ -35,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // XDSServiceName is the operator's Service for xDS, shared by every mesh.
@@ -108,9 +109,6 @@ const (
 	KeyFile  = "tls.key"
 	CAFile   = "ca.crt"
 )
-
-// AdminPort is Envoy's admin interface, on 127.0.0.1 only.
-const AdminPort = 15000
 
 // XDSCluster is the static cluster of the xDS server.
 const XDSCluster = "osm-xds"
@@ -236,7 +234,7 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 	}
 	b := &bootstrapv3.Bootstrap{
 		Node:  &corev3.Node{Id: o.NodeID, Cluster: o.Cluster},
-		Admin: &bootstrapv3.Admin{Address: SocketAddress("127.0.0.1", AdminPort)},
+		Admin: &bootstrapv3.Admin{Address: SocketAddress("127.0.0.1", mesh.AdminPort)},
 		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
 			AdsConfig: &corev3.ApiConfigSource{
 				ApiType:             corev3.ApiConfigSource_GRPC,

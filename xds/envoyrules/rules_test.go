@@ -688,7 +688,7 @@ func TestBootstrapRules(t *testing.T) {
 		{"admin on every address", func() { b.Admin.Address.GetSocketAddress().Address = "0.0.0.0" }, "loopback only"},
 		{"a listener on the admin port", func() {
 			r := base(t)
-			listener(r, "prometheus").Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: bootstrap.AdminPort}
+			listener(r, "prometheus").Address.GetSocketAddress().PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: mesh.AdminPort}
 			b.StaticResources.Listeners = []*listenerv3.Listener{listener(r, "prometheus")}
 			b.StaticResources.Clusters = append(b.StaticResources.Clusters, r.Clusters...)
 		}, "no listener binds the admin interface's port"},

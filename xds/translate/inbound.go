@@ -24,7 +24,7 @@ import (
 // it would hold every plaintext connection of a server-first protocol until
 // its timeout.
 func (t *translator) inbound() {
-	l := t.listener(InboundListener, InboundPort, corev3.TrafficDirection_INBOUND)
+	l := t.listener(InboundListener, mesh.InboundListenerPort, corev3.TrafficDirection_INBOUND)
 	l.ListenerFilters = []*listenerv3.ListenerFilter{t.originalDst()}
 	for _, ip := range t.servedPorts() {
 		name := InboundClusterName(ip.TargetPort)

@@ -21,7 +21,7 @@ const BlackholeCluster = "blackhole"
 // forward to: the proxy's connection to them is not redirected, so it lands
 // on the proxy's own listener (or admin interface) and, through the same
 // passthrough chain, dials itself again until it runs out of descriptors.
-var loopPorts = []int32{AdminPort, OutboundPort, InboundPort, PrometheusPort}
+var loopPorts = []int32{mesh.AdminPort, mesh.OutboundListenerPort, mesh.InboundListenerPort, mesh.PrometheusPort}
 
 // listener is a listener of the proxy on port, on each address family its
 // group has (mesh.View's IPv6): 0.0.0.0 and [::] too (Envoy sets IPV6_V6ONLY on it,

@@ -26,7 +26,7 @@ import (
 // endpoints and routes behind them. Traffic to anything else passes through
 // when the mesh allows egress, and is refused when it does not.
 func (t *translator) outbound() {
-	l := t.listener(OutboundListener, OutboundPort, corev3.TrafficDirection_OUTBOUND)
+	l := t.listener(OutboundListener, mesh.OutboundListenerPort, corev3.TrafficDirection_OUTBOUND)
 	l.ListenerFilters = []*listenerv3.ListenerFilter{t.originalDst()}
 	matched := map[string]bool{} // filter chain matches already used
 	for _, s := range t.view.Outbound {

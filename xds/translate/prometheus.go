@@ -11,7 +11,7 @@ import (
 )
 
 // prometheus exposes Envoy's Prometheus stats, and nothing else of the admin
-// interface, on PrometheusPort for scraping. Listener and cluster are the
+// interface, on mesh.PrometheusPort for scraping. Listener and cluster are the
 // same in every group: they are built once.
 func (t *translator) prometheus() {
 	kind := "prometheus-listener"
@@ -22,7 +22,7 @@ func (t *translator) prometheus() {
 		route := singleRoute(PrometheusListener,
 			&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/stats/prometheus"}},
 			toCluster(AdminCluster))
-		l := t.listener(PrometheusListener, PrometheusPort, corev3.TrafficDirection_INBOUND)
+		l := t.listener(PrometheusListener, mesh.PrometheusPort, corev3.TrafficDirection_INBOUND)
 		l.FilterChains = []*listenerv3.FilterChain{{Name: PrometheusListener, Filters: []*listenerv3.Filter{
 			t.httpConnectionManager(PrometheusListener, &hcmv3.HttpConnectionManager{
 				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
@@ -31,6 +31,6 @@ func (t *translator) prometheus() {
 		return l
 	}))
 	t.out.Clusters = append(t.out.Clusters, sharedResource(t, "admin-cluster", nil, mesh.Port{}, func(t *translator) *clusterv3.Cluster {
-		return t.localCluster(AdminCluster, AdminPort, mesh.ProtocolHTTP)
+		return t.localCluster(AdminCluster, mesh.AdminPort, mesh.ProtocolHTTP)
 	}))
 }

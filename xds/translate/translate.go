@@ -22,14 +22,6 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
-// Ports of the Envoy sidecar, as the injector's iptables rules expect them.
-const (
-	OutboundPort   = 15001
-	InboundPort    = 15003
-	PrometheusPort = 15010
-	AdminPort      = 15000
-)
-
 // Names of resources every group shares.
 const (
 	OutboundListener   = "outbound"
