@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strconv"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
@@ -53,7 +54,7 @@ func main() {
 	flag.StringVar(&o.sidecarImage, "sidecar-image", inject.DefaultSidecarImage, "Envoy image of the sidecars of meshes that name none in spec.sidecar.image; by default the Envoy this operator is built for, so that upgrading the operator moves those meshes to it.")
 	flag.StringVar(&o.initImage, "init-image", inject.DefaultInitImage, "Image of the init container that redirects a pod's traffic to its sidecar (needs sh and iptables-restore), for meshes that name none.")
 	flag.StringVar(&xdsOpts.certManagerNamespace, "cert-manager-namespace", "cert-manager", "cert-manager's cluster resource namespace, where the Secrets of ClusterIssuers (the mesh root CA) live.")
-	flag.StringVar(&xdsOpts.address, "xds-address", ":15128", "Address of the xDS (ADS) server proxies connect to.")
+	flag.StringVar(&xdsOpts.address, "xds-address", ":"+strconv.Itoa(meshv1alpha1.DefaultXDSPort), "Address of the xDS (ADS) server proxies connect to.")
 	flag.StringVar(&xdsOpts.certDir, "xds-cert-dir", "", "Directory holding the xDS server's tls.crt, tls.key and the trust bundle ca.crt. Empty (the default) serves the certificates the operator has each mesh's issuer sign, from Secrets in its namespace.")
 	flag.StringVar(&xdsOpts.debugAddress, "xds-debug-address", "127.0.0.1:15129", "Loopback address of the debug endpoint that shows proxies' config; empty turns it off.")
 	opts := zap.Options{Development: false}

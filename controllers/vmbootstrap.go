@@ -36,7 +36,7 @@ func vmBootstrapFiles(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, op
 		boot, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 			NodeID:      vmNodeID(vm),
 			Cluster:     vm.Spec.ServiceAccountName,
-			ServerURI:   bootstrap.GRPCServerURI(mi.Spec.XDS.Address, mi.Name, operatorNamespace, xdsPort(mi)),
+			ServerURI:   bootstrap.GRPCServerURI(mi.Spec.XDS.Address, mi.Name, operatorNamespace, mi.Spec.XDS.EffectivePort()),
 			IdentityDir: VMConfigDir,
 			Refresh:     bootstrap.GRPCRefresh,
 		})
@@ -67,7 +67,7 @@ func vmBootstrap(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, operato
 		NodeID:      vmNodeID(vm),
 		Cluster:     vm.Spec.ServiceAccountName,
 		XDSHost:     bootstrap.XDSAddress(mi.Spec.XDS.Address, operatorNamespace),
-		XDSPort:     uint32(xdsPort(mi)),
+		XDSPort:     uint32(mi.Spec.XDS.EffectivePort()),
 		ServerName:  bootstrap.XDSServerName(mi.Name, operatorNamespace),
 		IdentityDir: VMConfigDir,
 		SDSDir:      VMConfigDir,
@@ -80,10 +80,3 @@ func vmBootstrap(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, operato
 
 // vmSDSFiles are the SDS files of every VM's folder.
 var vmSDSFiles = bootstrap.MustSDSFiles(VMConfigDir)
-
-func xdsPort(mi *meshv1alpha1.MeshInstance) int32 {
-	if mi.Spec.XDS.Port == 0 {
-		return 15128
-	}
-	return mi.Spec.XDS.Port
-}

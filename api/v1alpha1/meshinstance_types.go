@@ -253,6 +253,19 @@ type XDS struct {
 	Port int32 `json:"port,omitempty"`
 }
 
+// DefaultXDSPort is the xDS server's port, where the operator listens
+// (its --xds-address) and proxies dial when a mesh names none. The CRD's
+// default of XDS.Port repeats it: a marker cannot name a constant.
+const DefaultXDSPort = 15128
+
+// EffectivePort is the port proxies dial: port, or DefaultXDSPort.
+func (x XDS) EffectivePort() int32 {
+	if x.Port == 0 {
+		return DefaultXDSPort
+	}
+	return x.Port
+}
+
 // MeshInstanceStatus is the observed state of a mesh.
 type MeshInstanceStatus struct {
 	// observedGeneration is the generation of the spec last reconciled.

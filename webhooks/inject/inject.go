@@ -118,10 +118,7 @@ func ProxyImage(pod *corev1.Pod) (string, bool) {
 // ConfigFor is the injection config of mesh mi, served by an operator in
 // operatorNamespace whose default images are images.
 func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace string, images Images) Config {
-	port := mi.Spec.XDS.Port
-	if port == 0 {
-		port = 15128
-	}
+	port := mi.Spec.XDS.EffectivePort()
 	return Config{
 		Mesh:          mi.Name,
 		Sidecar:       mi.Spec.Sidecar,

@@ -43,7 +43,7 @@ type TLSSource func(hello *tls.ClientHelloInfo) (*tls.Certificate, *x509.CertPoo
 
 // Options configure a Server.
 type Options struct {
-	// Address to listen on, e.g. ":15128".
+	// Address to listen on, e.g. ":15128" (meshv1alpha1.DefaultXDSPort).
 	Address string
 	TLS     TLSSource
 	// Authorizer maps a proxy's node ID and certificate to its group.
