@@ -56,6 +56,7 @@ func main() {
 	flag.StringVar(&xdsOpts.certManagerNamespace, "cert-manager-namespace", "cert-manager", "cert-manager's cluster resource namespace, where the Secrets of ClusterIssuers (the mesh root CA) live.")
 	flag.StringVar(&xdsOpts.address, "xds-address", ":"+strconv.Itoa(meshv1alpha1.DefaultXDSPort), "Address of the xDS (ADS) server proxies connect to.")
 	flag.StringVar(&xdsOpts.certDir, "xds-cert-dir", "", "Directory holding the xDS server's tls.crt, tls.key and the trust bundle ca.crt. Empty (the default) serves the certificates the operator has each mesh's issuer sign, from Secrets in its namespace.")
+	flag.StringVar(&xdsOpts.clusterDomain, "cluster-domain", mesh.DefaultClusterDomain, "The cluster's DNS domain (the kubelet's --cluster-domain): Services are <name>.<namespace>.svc.<domain>.")
 	flag.StringVar(&xdsOpts.debugAddress, "xds-debug-address", "127.0.0.1:15129", "Loopback address of the debug endpoint that shows proxies' config; empty turns it off.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -109,7 +110,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	if err != nil {
 		return err
 	}
-	ctlOpts := controllers.Options{Namespace: xdsOpts.namespace, ClusterResourceNamespace: xdsOpts.certManagerNamespace, SidecarImage: o.sidecarImage}
+	ctlOpts := controllers.Options{Namespace: xdsOpts.namespace, ClusterResourceNamespace: xdsOpts.certManagerNamespace, SidecarImage: o.sidecarImage, ClusterDomain: xdsOpts.clusterDomain}
 	if o.leaderElect {
 		// Only the leader reconciles; every replica serves xDS and webhooks.
 		// The Lease lives beside the operator, in or out of a cluster.

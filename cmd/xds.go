@@ -13,6 +13,7 @@ type xdsOptions struct {
 	address, certDir, debugAddress string
 	certManagerNamespace           string
 	namespace                      string // the operator's own
+	clusterDomain                  string
 }
 
 // addXDS adds the xDS control plane to the manager: the runner that keeps the
@@ -30,6 +31,7 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 		TLS:             tlsSource,
 		Replica:         replicaName(),
 		TrustNamespace:  o.namespace,
+		ClusterDomain:   o.clusterDomain,
 		CensusNamespace: o.namespace,
 		DebugAddress:    o.debugAddress,
 		Log:             ctrl.Log.WithName("xds"),

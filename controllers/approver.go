@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/asn1"
@@ -56,6 +57,10 @@ type ApproverReconciler struct {
 	// requested; ClusterResourceNamespace cert-manager's, where the
 	// bootstrapped root CA is.
 	Namespace, ClusterResourceNamespace string
+	// ClusterDomain is the cluster's DNS domain, of the server names the
+	// operator's xDS Service answers to; empty means
+	// mesh.DefaultClusterDomain.
+	ClusterDomain string
 }
 
 // Reconcile decides one CertificateRequest.
@@ -224,7 +229,7 @@ func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.Certificat
 	// server's: proxies injected before dial them.
 	serverNames := append(slices.Clone(servingNames),
 		fmt.Sprintf("%s.%s.svc", bootstrap.XDSServiceName, r.Namespace),
-		fmt.Sprintf("%s.%s.svc.cluster.local", bootstrap.XDSServiceName, r.Namespace),
+		fmt.Sprintf("%s.%s.svc.%s", bootstrap.XDSServiceName, r.Namespace, cmp.Or(r.ClusterDomain, mesh.DefaultClusterDomain)),
 	)
 	// Any SPIFFE URI, however spelled, claims an identity, and any DNS name
 	// a TLS client could match to the xDS server's (case, wildcards) claims

@@ -30,6 +30,9 @@ type Options struct {
 	// SidecarImage is the Envoy of the sidecars of meshes that name none (the
 	// operator's --sidecar-image); empty means the build's.
 	SidecarImage string
+	// ClusterDomain is the cluster's DNS domain; empty means
+	// mesh.DefaultClusterDomain.
+	ClusterDomain string
 }
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -64,7 +67,7 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec},
 		&ApproverReconciler{
 			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: rec,
-			Namespace: o.Namespace, ClusterResourceNamespace: o.ClusterResourceNamespace,
+			Namespace: o.Namespace, ClusterResourceNamespace: o.ClusterResourceNamespace, ClusterDomain: o.ClusterDomain,
 		},
 		&ReplicaLeaseReconciler{Client: mgr.GetClient()},
 	} {

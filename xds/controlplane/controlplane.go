@@ -39,6 +39,8 @@ type Options struct {
 	// TrustNamespace is where the mesh trust bundle Secrets are (the
 	// operator's namespace): what proxies trust.
 	TrustNamespace string
+	// ClusterDomain is the cluster's DNS domain (runner.Options).
+	ClusterDomain string
 	// CensusNamespace is where the replica publishes its census Lease (the
 	// operator's namespace); empty publishes none.
 	CensusNamespace string
@@ -88,7 +90,7 @@ func New(o Options) *ControlPlane {
 		Log:        o.Log.WithName("server"),
 	})
 	cp.Runner = runner.New(runner.Options{
-		Cache: o.Cache, Snapshots: cp.Snapshots, TrustNamespace: o.TrustNamespace, OnFailing: onFailing, Log: o.Log.WithName("runner"),
+		Cache: o.Cache, Snapshots: cp.Snapshots, TrustNamespace: o.TrustNamespace, ClusterDomain: o.ClusterDomain, OnFailing: onFailing, Log: o.Log.WithName("runner"),
 	})
 	cp.runnables = []manager.Runnable{cp.Runner, cp.Server}
 	if publisher != nil {

@@ -210,7 +210,7 @@ func (b *builder) collectServices() {
 		if _, ok := b.members[s.Namespace]; !ok || s.DeletionTimestamp != nil || s.Spec.Type == corev1.ServiceTypeExternalName {
 			continue
 		}
-		svc := &Service{Key: ServiceKey{s.Namespace, s.Name}}
+		svc := &Service{Key: ServiceKey{s.Namespace, s.Name}, ClusterDomain: b.in.ClusterDomain}
 		for _, ip := range s.Spec.ClusterIPs {
 			if _, err := netip.ParseAddr(ip); err == nil {
 				svc.ClusterIPs = append(svc.ClusterIPs, ip)

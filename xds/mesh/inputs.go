@@ -25,7 +25,13 @@ type Inputs struct {
 	HTTPRouteGroups []*specsv1alpha4.HTTPRouteGroup
 	TCPRoutes       []*specsv1alpha4.TCPRoute
 	TrafficSplits   []*splitv1alpha4.TrafficSplit
+	// ClusterDomain is the cluster's DNS domain (the kubelet's
+	// --cluster-domain); empty means DefaultClusterDomain.
+	ClusterDomain string
 }
+
+// DefaultClusterDomain is the DNS domain of most clusters.
+const DefaultClusterDomain = "cluster.local"
 
 // Problem is an object that could not be used as written, and why. Problems
 // never stop the build: the object's part of the mesh is left out (denying

@@ -5,6 +5,7 @@
 package mesh
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -108,6 +109,8 @@ type Mesh struct {
 // Service is a Kubernetes Service of a member namespace.
 type Service struct {
 	Key ServiceKey
+	// ClusterDomain is the cluster's DNS domain (Inputs.ClusterDomain).
+	ClusterDomain string
 	// ClusterIPs are the service's virtual IPs; empty for a headless service.
 	ClusterIPs []string
 	Ports      []Port
@@ -130,7 +133,7 @@ func (s *Service) Headless() bool { return len(s.ClusterIPs) == 0 }
 
 // FQDN is the service's cluster DNS name.
 func (s *Service) FQDN() string {
-	return s.Key.Name + "." + s.Key.Namespace + ".svc.cluster.local"
+	return s.Key.Name + "." + s.Key.Namespace + ".svc." + cmp.Or(s.ClusterDomain, DefaultClusterDomain)
 }
 
 // Port is a port of a service.

@@ -40,6 +40,9 @@ type Options struct {
 	// TrustNamespace is the operator's namespace, where the MeshInstance
 	// reconciler writes each mesh's trust bundle Secret: what proxies trust.
 	TrustNamespace string
+	// ClusterDomain is the cluster's DNS domain; empty means
+	// mesh.DefaultClusterDomain.
+	ClusterDomain string
 	// OnFailing is called, from the runner's goroutine, when the set of
 	// failing groups or their errors changed; Failing tells them. Nil
 	// calls nothing.

@@ -73,6 +73,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 	var problems int
 	for _, mi := range meshes {
 		in.Mesh = mi
+		in.ClusterDomain = r.opts.ClusterDomain
 		m, ps := mesh.Build(in)
 		shared := translate.NewShared()
 		problems += len(ps)

@@ -25,7 +25,7 @@ import (
 const CertificateProviderInstance = "mesh"
 
 // GRPCListenerName is the listener a gRPC client asks for when it dials
-// xds:///<service>.<namespace>.svc.cluster.local:<port>.
+// xds:///<service>.<namespace>.svc.<cluster domain>:<port>.
 func GRPCListenerName(s *mesh.Service, port int32) string {
 	return s.FQDN() + ":" + strconv.Itoa(int(port))
 }
