@@ -354,7 +354,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 				b.problem("EndpointSlice", es, "address %q is not an IP address; it is left out", addr)
 				continue
 			}
-			if pod != nil && !b.podEndpointOK(es, pod, !noProxy, addr, ip) {
+			if pod != nil && !b.podEndpointOK(es, pod, noProxy || svc.Headless(), addr, ip) {
 				continue
 			}
 			// Whoever wrote the slice, a VM endpoint never takes an
@@ -381,15 +381,23 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 // podEndpointOK says whether addr, an address of an endpoint of es targeting
 // pod, may be published as the pod's, and reports it when not: it must be of
 // a class a host may have (CheckVMAddress's without the pods: the pod's own
-// IP is what it must be), and one of the pod's IPs. A pod whose status has
-// no IP yet (as the slice may be seen before the pod's update) confirms no
-// address. A meshed pod then refuses none: its identity stays its own
-// either way, and mutual TLS checks it at whatever address answers. A pod
-// without a proxy takes none, unreported (the pod's update comes): nothing
-// would check who answers the plaintext sent there.
-func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, meshed bool, addr string, ip netip.Addr) bool {
+// IP is what it must be), and one of the pod's IPs, of a pod that has not
+// finished. A finished pod's status keeps its IP, which the node may give
+// another pod, of another namespace. A pod whose status has no IP yet (as
+// the slice may be seen before the pod's update) confirms no address. Then
+// a meshed pod of a service with a virtual IP refuses none: its identity
+// stays its own either way, and mutual TLS checks it at whatever address
+// answers. Any other takes none, unreported (the pod's update comes): a
+// pod without a proxy would get plaintext sent to any address, and a
+// headless service's chains match the addresses themselves, so a slice
+// written by hand would take another pod's address from every caller.
+func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, needsIP bool, addr string, ip netip.Addr) bool {
 	if err := CheckVMAddress(addr, nil); err != nil {
 		b.problem("EndpointSlice", es, "endpoint of pod %s/%s: %w; it is left out", pod.Namespace, pod.Name, err)
+		return false
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		b.problem("EndpointSlice", es, "endpoint of pod %s/%s: the pod has finished (%s); it is left out", pod.Namespace, pod.Name, pod.Status.Phase)
 		return false
 	}
 	var ips []string
@@ -399,7 +407,7 @@ func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, 
 	if p := pod.Status.PodIP; p != "" && !slices.Contains(ips, p) {
 		ips = append(ips, p)
 	}
-	if len(ips) == 0 && !meshed {
+	if len(ips) == 0 && needsIP {
 		return false
 	}
 	if len(ips) > 0 && !slices.ContainsFunc(ips, sameAddr(ip)) {
