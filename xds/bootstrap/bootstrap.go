@@ -41,22 +41,27 @@ import (
 // XDSServiceName is the operator's Service for xDS, shared by every mesh.
 const XDSServiceName = "osm-operator-xds"
 
-// xdsMeshServicePrefix starts the name of each mesh's own xDS Service.
-const xdsMeshServicePrefix = "osm-xds-"
+// xdsMeshServicePrefix starts the name of each mesh's own xDS Service;
+// xdsHashedServicePrefix the name of a mesh whose name does not fit, so no
+// mesh's plain name can spell another's hashed one.
+const (
+	xdsMeshServicePrefix   = "osm-xds-"
+	xdsHashedServicePrefix = "osm-xdh-"
+)
 
 // XDSMeshService is the name of mesh's own Service for xDS, in the
 // operator's namespace, beside XDSServiceName and to the same pods: a DNS
-// label (a Service's name), "osm-xds-<mesh>" when that is one, else cut
-// with a hash of the mesh's name (a mesh's name may hold dots and be 253
-// characters long).
+// label (a Service's name), "osm-xds-<mesh>" when that is one, else
+// "osm-xdh-<mesh, cut>-<hash of the mesh's name>" (a mesh's name may hold
+// dots and be 253 characters long): a prefix no plain name has, and 80 bits
+// of hash, so no two meshes share one.
 func XDSMeshService(mesh string) string {
-	name := xdsMeshServicePrefix + mesh
-	if len(validation.IsDNS1035Label(name)) == 0 {
+	if name := xdsMeshServicePrefix + mesh; len(validation.IsDNS1035Label(name)) == 0 {
 		return name
 	}
 	sum := sha256.Sum256([]byte(mesh))
-	suffix := "-" + hex.EncodeToString(sum[:])[:10]
-	name = strings.ReplaceAll(name, ".", "-")
+	suffix := "-" + hex.EncodeToString(sum[:])[:20]
+	name := strings.ReplaceAll(xdsHashedServicePrefix+mesh, ".", "-")
 	name = strings.TrimRight(name[:min(len(name), validation.DNS1035LabelMaxLength-len(suffix))], "-")
 	return name + suffix
 }

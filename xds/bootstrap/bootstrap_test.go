@@ -113,7 +113,10 @@ func TestXDSMeshService(t *testing.T) {
 		t.Errorf("XDSMeshService(books) = %q", got)
 	}
 	seen := map[string]string{}
-	for _, mesh := range []string{"books", "a.b", "a-b", strings.Repeat("m", 253), strings.Repeat("m", 252) + "n", strings.Repeat("x.", 100) + "y"} {
+	long := "payments-" + strings.Repeat("a", 50)
+	// A mesh named as another's hashed Service, less the prefix.
+	spelled := strings.TrimPrefix(XDSMeshService(long), xdsHashedServicePrefix)
+	for _, mesh := range []string{"books", "a.b", "a-b", strings.Repeat("m", 253), strings.Repeat("m", 252) + "n", strings.Repeat("x.", 100) + "y", long, spelled} {
 		got := XDSMeshService(mesh)
 		if errs := validation.IsDNS1035Label(got); len(errs) > 0 {
 			t.Errorf("XDSMeshService(%.20s…) = %q: %v", mesh, got, errs)

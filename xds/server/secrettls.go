@@ -99,16 +99,19 @@ func (s *secretTLS) get(hello *tls.ClientHelloInfo) (*tls.Certificate, *x509.Cer
 // the mesh's own names only, so the name a proxy asks for finds its mesh's;
 // a match by wildcard or by a name every mesh's certificate lists would
 // answer one mesh's proxies with another's certificate, which they refuse.
+// A name that two certificates list is no mesh's: neither answers it.
 func certificateFor(certs []*tls.Certificate, serverName string) *tls.Certificate {
+	var found *tls.Certificate
 	for _, c := range certs {
 		if c.Leaf == nil {
 			continue
 		}
-		for _, n := range c.Leaf.DNSNames {
-			if strings.EqualFold(n, serverName) {
-				return c
+		if slices.ContainsFunc(c.Leaf.DNSNames, func(n string) bool { return strings.EqualFold(n, serverName) }) {
+			if found != nil {
+				return nil
 			}
+			found = c
 		}
 	}
-	return nil
+	return found
 }
