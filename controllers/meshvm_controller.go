@@ -250,11 +250,24 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 }
 
 // ensureBootstrap writes the Secret a VM admin copies to the VM: the proxy's
-// bootstrap (vmBootstrapFiles) and the identity's TLS files. It follows certificate renewals.
+// bootstrap (vmBootstrapFiles), the identity's certificate and key, and the
+// mesh's trust bundle (the roots the VM trusts: the mesh's, not the ca.crt
+// of the identity Secret, which a namespace's user may write and an issuer
+// may leave empty). It follows certificate renewals and bundle changes.
 func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (outcome, error) {
 	boot, err := vmBootstrapFiles(mi, vm, r.Namespace)
 	if err != nil {
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
+	}
+	bundle := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: r.Namespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}
+	if err := r.Get(ctx, key, bundle); client.IgnoreNotFound(err) != nil {
+		return outcome{}, fmt.Errorf("reading the mesh's trust bundle %s: %w", key, err)
+	}
+	if len(bundle.Data[meshv1alpha1.TrustBundleKey]) == 0 {
+		msg := fmt.Sprintf("waiting for mesh %s's trust bundle (Secret %s; see the MeshInstance's %s condition)", mi.Name, key, meshv1alpha1.ConditionTrustBundleKnown)
+		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionFalse, meshv1alpha1.ReasonTrustBundleUnknown, msg)
+		return outcome{reason: meshv1alpha1.ReasonTrustBundleUnknown, message: msg}, nil
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fitName(vm.Name + "-bootstrap"), Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
@@ -262,7 +275,7 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 		s.Data = map[string][]byte{
 			CertKey: identity.Data[CertKey],
 			KeyKey:  identity.Data[KeyKey],
-			CAKey:   identity.Data[CAKey],
+			CAKey:   bundle.Data[meshv1alpha1.TrustBundleKey],
 		}
 		maps.Copy(s.Data, boot)
 		return controllerutil.SetControllerReference(vm, s, r.Scheme())

@@ -42,6 +42,24 @@ func (r *MeshVMReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Secret{}).
 		Watches(&cmapi.Certificate{}, vmsInNamespace).
 		Watches(&corev1.Service{}, vmsInNamespace).
+		// The mesh's trust bundle, what a VM's files say it trusts.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			m := obj.GetLabels()[meshv1alpha1.TrustBundleSecretLabel]
+			if m == "" || obj.GetNamespace() != r.Namespace {
+				return nil
+			}
+			var list meshv1alpha1.MeshVMList
+			if err := r.Client.List(ctx, &list); err != nil {
+				return nil
+			}
+			var out []reconcile.Request
+			for _, v := range list.Items {
+				if v.Spec.Mesh == m {
+					out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
+				}
+			}
+			return out
+		})).
 		// A VM's status shows its own connection, not the census's counts.
 		Watches(&coordinationv1.Lease{}, censusHandler(false, vmsIn)).
 		Named("meshvm").
