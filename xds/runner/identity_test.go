@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -26,13 +27,18 @@ import (
 // write the Secret: one naming another service account is not believed.
 func TestARenewedCertificateOfALongServiceAccountIsPublished(t *testing.T) {
 	sa := strings.Repeat("long-name.", 24) + "abcde"
-	t.Run("annotated", func(t *testing.T) { renewLong(t, sa, sa) })
-	t.Run("forged annotation", func(t *testing.T) { renewLong(t, sa, "web") })
+	t.Run("annotated", func(t *testing.T) { renewLong(t, sa, sa, nil) })
+	t.Run("forged annotation", func(t *testing.T) { renewLong(t, sa, "web", nil) })
+	// The trust-bundle label counts only on the operator's namespace's
+	// Secrets: on an identity Secret it hid the renewal.
+	t.Run("labelled as a trust bundle", func(t *testing.T) {
+		renewLong(t, "web", "web", map[string]string{meshv1alpha1.TrustBundleSecretLabel: "elsewhere"})
+	})
 }
 
 // renewLong renews the certificate of service account sa, whose identity
-// Secret is annotated as of annotated.
-func renewLong(t *testing.T, sa, annotated string) {
+// Secret is annotated as of annotated and has the extra labels.
+func renewLong(t *testing.T, sa, annotated string, extra map[string]string) {
 	ctx := testContext(t)
 	ns := memberNamespace(t)
 	id := mesh.Identity{Namespace: ns, ServiceAccount: sa}
@@ -50,7 +56,7 @@ func renewLong(t *testing.T, sa, annotated string) {
 		// Labelled and annotated as cert-manager does, from the Certificate's template.
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
-				Name: meshv1alpha1.IdentitySecretName(sa), Namespace: ns, Labels: controllers.MeshObjectLabels(meshName),
+				Name: meshv1alpha1.IdentitySecretName(sa), Namespace: ns, Labels: withLabels(controllers.MeshObjectLabels(meshName), extra),
 				Annotations: map[string]string{meshv1alpha1.ServiceAccountAnnotation: annotated},
 			},
 			Data: map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM, "ca.crt": ca.PEM},
@@ -85,4 +91,9 @@ func renewLong(t *testing.T, sa, annotated string) {
 		}
 		return nil
 	})
+}
+
+func withLabels(labels, extra map[string]string) map[string]string {
+	maps.Copy(labels, extra)
+	return labels
 }

@@ -131,7 +131,9 @@ func (r *Runner) NeedLeaderElection() bool { return false }
 // classified.
 var watched = []struct {
 	obj      client.Object
-	classify func(obj any, c *changes)
+	// classify notes what a change of obj touches; trustNamespace is the
+	// operator's (Options.TrustNamespace).
+	classify func(obj any, c *changes, trustNamespace string)
 }{
 	// A change of these can change any group: nil means a full sync.
 	{&meshv1alpha1.MeshInstance{}, nil},
@@ -140,7 +142,7 @@ var watched = []struct {
 	{&corev1.Namespace{}, nil},
 	// A TrafficTarget changes the inbound policy of its destination and
 	// what its sources may call: the groups of those identities.
-	{&accessv1alpha3.TrafficTarget{}, func(obj any, c *changes) {
+	{&accessv1alpha3.TrafficTarget{}, func(obj any, c *changes, _ string) {
 		if tt, ok := obj.(*accessv1alpha3.TrafficTarget); ok {
 			d := tt.Spec.Destination
 			c.identities[mesh.Identity{Namespace: cmp.Or(d.Namespace, tt.Namespace), ServiceAccount: d.Name}] = true
@@ -152,27 +154,28 @@ var watched = []struct {
 	{&specsv1alpha4.HTTPRouteGroup{}, nil},
 	{&specsv1alpha4.TCPRoute{}, nil},
 	{&splitv1alpha4.TrafficSplit{}, nil},
-	{&corev1.Service{}, func(obj any, c *changes) {
+	{&corev1.Service{}, func(obj any, c *changes, _ string) {
 		if s, ok := obj.(*corev1.Service); ok {
 			c.services[mesh.ServiceKey{Namespace: s.Namespace, Name: s.Name}] = true
 		}
 	}},
-	{&discoveryv1.EndpointSlice{}, func(obj any, c *changes) {
+	{&discoveryv1.EndpointSlice{}, func(obj any, c *changes, _ string) {
 		if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
 			c.services[mesh.ServiceKey{Namespace: es.Namespace, Name: es.Labels[discoveryv1.LabelServiceName]}] = true
 		}
 	}},
-	{&corev1.Pod{}, func(obj any, c *changes) {
+	{&corev1.Pod{}, func(obj any, c *changes, _ string) {
 		if p, ok := obj.(*corev1.Pod); ok {
 			c.identities[mesh.Identity{Namespace: p.Namespace, ServiceAccount: mesh.ServiceAccountOf(p.Spec.ServiceAccountName)}] = true
 		}
 	}},
-	{&corev1.Secret{}, func(obj any, c *changes) {
+	{&corev1.Secret{}, func(obj any, c *changes, trustNamespace string) {
 		s, ok := obj.(*corev1.Secret)
 		switch {
 		case !ok:
-		case s.Labels[meshv1alpha1.TrustBundleSecretLabel] != "":
-			// Wherever it is: only the operator's namespace's is read.
+		case s.Labels[meshv1alpha1.TrustBundleSecretLabel] != "" && s.Namespace == trustNamespace:
+			// Only the operator's namespace's is read: the label on a
+			// Secret elsewhere, anyone's to write, changes nothing.
 			c.meshes[s.Labels[meshv1alpha1.TrustBundleSecretLabel]] = true
 		case !meshv1alpha1.IsIdentitySecretName(s.Name):
 		default:
@@ -209,7 +212,7 @@ func (r *Runner) Start(ctx context.Context) error {
 				r.dirty.full = true
 			} else {
 				r.ensureMaps()
-				classify(obj, &r.dirty)
+				classify(obj, &r.dirty, r.opts.TrustNamespace)
 			}
 			r.mu.Unlock()
 			r.poke()
