@@ -130,7 +130,7 @@ func (r *Runner) NeedLeaderElection() bool { return false }
 // watched are the types the model is built from, and how a change of each is
 // classified.
 var watched = []struct {
-	obj      client.Object
+	obj client.Object
 	// classify notes what a change of obj touches; trustNamespace is the
 	// operator's (Options.TrustNamespace).
 	classify func(obj any, c *changes, trustNamespace string)
