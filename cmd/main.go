@@ -104,7 +104,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 		Metrics:                metricsOpts,
 		WebhookServer:          webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir, TLSOpts: tlsOpts}),
 		HealthProbeBindAddress: o.probeAddr,
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  controllers.CacheOptions(xdsOpts.namespace),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(o.testing)},
 	})
 	if err != nil {

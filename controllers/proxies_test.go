@@ -91,6 +91,14 @@ func TestConnectedProxiesAreCountedAcrossReplicas(t *testing.T) {
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("dead"), LeaseDurationSeconds: ptr.To[int32](30),
 			RenewTime: ptr.To(metav1.NewMicroTime(time.Now().Add(-time.Minute)))},
 	}
+	// A namespace's user labels a Lease of their own as a replica's: it is
+	// no census (only the operator's namespace's are), and the operator
+	// neither counts nor deletes it.
+	forged := dead.DeepCopy()
+	forged.Namespace = outside
+	if err := k8s.Create(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
 	if err := k8s.Create(ctx, dead); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +110,9 @@ func TestConnectedProxiesAreCountedAcrossReplicas(t *testing.T) {
 		return fmt.Errorf("the expired Lease is still there (%v)", err)
 	})
 	expect(3, 0, 3)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(forged), &coordinationv1.Lease{}); err != nil {
+		t.Errorf("the operator deleted a Lease of namespace %s: %v", outside, err)
+	}
 }
 
 // TestFailingProxyGroupsAreReportedInStatus: a replica whose translation of

@@ -105,11 +105,17 @@ func requests(members []meshv1alpha1.MeshMember) []reconcile.Request {
 // CacheOptions keep the informer cache to the Secrets the operator made or
 // had cert-manager make (labelled managed-by osm-operator): identity, root CA,
 // xDS serving and VM bootstrap Secrets. A cluster's other Secrets stay out of
-// the operator's memory.
-func CacheOptions() cache.Options {
+// the operator's memory. Leases are the xDS replicas' census, of the
+// operator's namespace (empty: every namespace's); a namespace's user may
+// label a Lease of their own as one, and it must wake nothing.
+func CacheOptions(namespace string) cache.Options {
+	leases := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{census.ComponentLabel: census.Component})}
+	if namespace != "" {
+		leases.Namespaces = map[string]cache.Config{namespace: {}}
+	}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{managedByLabel: managedBy})},
 		// Only the xDS replicas' Leases, not leader election's or the nodes'.
-		&coordinationv1.Lease{}: {Label: labels.SelectorFromSet(labels.Set{census.ComponentLabel: census.Component})},
+		&coordinationv1.Lease{}: leases,
 	}}
 }

@@ -59,7 +59,7 @@ func start(ctx context.Context) error {
 	if err := certmanager.Start(ctx, env.Environment); err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions()})
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions(operatorNamespace)})
 	if err != nil {
 		return err
 	}

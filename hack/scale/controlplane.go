@@ -59,7 +59,7 @@ const serverName = "bench.osm-operator-xds.osm-system.svc"
 const trustNamespace = "osm-system"
 
 func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDir string, log logr.Logger) (*controlPlane, error) {
-	opts := controllers.CacheOptions()
+	opts := controllers.CacheOptions("")
 	opts.Scheme = scheme
 	informers, err := ctrlcache.New(cfg, opts)
 	if err != nil {

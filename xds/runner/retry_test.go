@@ -39,7 +39,7 @@ func (f *failingReads) GetInformer(ctx context.Context, obj client.Object, opts 
 func TestAFailedSyncIsRetried(t *testing.T) {
 	ctx := testContext(t)
 	ns, _, _ := shop(t)
-	opts := controllers.CacheOptions()
+	opts := controllers.CacheOptions("")
 	opts.Scheme = mesh.NewScheme()
 	inf, err := ctrlcache.New(env.Config, opts)
 	if err != nil {

@@ -144,7 +144,7 @@ type replica struct {
 // one (xds/controlplane) over an informer cache with the manager's options;
 // it publishes no census Lease.
 func startReplica(ctx context.Context, name string, serving *tls.Certificate, log logr.Logger) replica {
-	opts := controllers.CacheOptions()
+	opts := controllers.CacheOptions("")
 	opts.Scheme = mesh.NewScheme()
 	inf, err := ctrlcache.New(env.Config, opts)
 	if err != nil {
