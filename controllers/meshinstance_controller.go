@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -57,6 +58,14 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := mi.DeepCopy()
 	o, err := r.reconcileCA(ctx, mi)
 	if err != nil {
+		// A write made for the mesh that failed (its issuers, its serving
+		// certificate, its xDS Service, its trust bundle) shows on it, with
+		// the API server's message, and is retried with backoff.
+		if o, failed := writeOutcome(err); failed {
+			if _, serr := reportStatus(ctx, r.Client, r.Recorder, mi, before, o); serr != nil {
+				return ctrl.Result{}, errors.Join(err, serr)
+			}
+		}
 		return ctrl.Result{}, err
 	}
 	if err := r.countMembers(ctx, mi); err != nil {
@@ -124,7 +133,7 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 	}
 	if mi.Spec.Certificates.IssuerRef == nil {
 		if err := r.bootstrapCA(ctx, mi); err != nil {
-			return outcome{}, err
+			return outcome{}, failedWrite(err)
 		}
 	}
 	// A kind that cannot sign for the mesh gets no serving Certificate;
@@ -134,7 +143,7 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 		return issuer, err
 	}
 	if err := r.ensureServingCertificate(ctx, mi); err != nil {
-		return outcome{}, err
+		return outcome{}, failedWrite(err)
 	}
 	if !issuer.ready() {
 		return issuer, nil
@@ -160,7 +169,7 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 		return outcome{reason: meshv1alpha1.ReasonTrustBundleUnknown, message: "the trust bundle is not known: " + b.message}, nil
 	}
 	if err := r.writeBundle(ctx, mi, b.certs); err != nil {
-		return outcome{}, err
+		return outcome{}, failedWrite(err)
 	}
 	setTrustBundleKnown(mi, metav1.ConditionTrue, b.reason, b.message)
 	mi.Status.TrustBundle = anchors(b.certs)

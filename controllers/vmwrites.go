@@ -10,15 +10,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// reasonWriteFailed is the reason of a VM whose object the operator could
-// not write: the API server refused it (an admission policy or webhook, a
+// reasonWriteFailed is the reason of a MeshVM or MeshInstance whose object
+// the operator could not write: the API server refused it (an admission policy or webhook, a
 // quota, RBAC) or could not be reached. The operator retries with backoff:
-// what fixes it (a policy, a quota) is no object it watches, so the VM is
-// never Stalled for it.
+// what fixes it (a policy, a quota, a Service in the way) is no object it
+// watches, so the resource is never Stalled for it.
 const reasonWriteFailed = "WriteFailed"
 
-// writeError is a write the operator made on a VM's behalf that failed: the
-// VM's status says so, with the API server's message.
+// writeError is a write the operator made on a resource's behalf that
+// failed: the resource's status says so, with the API server's message.
 type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -80,4 +82,16 @@ func TestEachMeshHasItsOwnXDSName(t *testing.T) {
 	if !maps.Equal(got.Spec.Selector, squat.Spec.Selector) || len(got.OwnerReferences) != 0 || got.Spec.Ports[0].Port != 80 {
 		t.Errorf("a mesh took over Service %s: %+v %+v", squat.Name, got.Spec, got.OwnerReferences)
 	}
+	// And the mesh says why it is not ready, not only the operator's log.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		mi := &meshv1alpha1.MeshInstance{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: "squatted"}, mi); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(mi.Status.Conditions, meshv1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != "WriteFailed" || !strings.Contains(c.Message, squat.Name) {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
 }
