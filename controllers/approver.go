@@ -352,7 +352,8 @@ func lifetime(cr *cmapi.CertificateRequest, mi *meshv1alpha1.MeshInstance) strin
 // request is what a CSR asks for, read from its DER (package san): the
 // names as the signer will copy them.
 type request struct {
-	uris, dnsNames, ips, emails []string
+	uris, dnsNames, emails []string
+	ips                    [][]byte
 	// otherNames are the GeneralName tags of names of other kinds.
 	otherNames []int
 	// subject is set when the request names a subject.
@@ -391,11 +392,8 @@ func parseCSR(data []byte) (request, error) {
 	}
 	// The signer copies the subject as the request holds it; an empty one
 	// is the empty sequence.
-	out := request{dnsNames: names.DNS, uris: names.URI, emails: names.Email, otherNames: names.Other,
+	out := request{dnsNames: names.DNS, ips: names.IP, uris: names.URI, emails: names.Email, otherNames: names.Other,
 		subject: !bytes.Equal(csr.RawSubject, []byte{0x30, 0x00})}
-	for _, ip := range names.IP {
-		out.ips = append(out.ips, fmt.Sprintf("%x", ip))
-	}
 	for _, ext := range csr.Extensions {
 		switch {
 		case ext.Id.Equal(oidBasicConstraints):

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -51,7 +50,10 @@ func caIssuerName(mi *meshv1alpha1.MeshInstance) string   { return "osm-" + mi.N
 func selfSignedName(mi *meshv1alpha1.MeshInstance) string { return "osm-" + mi.Name + "-selfsigned" }
 func rootCAName(mi *meshv1alpha1.MeshInstance) string     { return "osm-" + mi.Name + "-root-ca" }
 
-// servingSecretName is the Secret of the mesh's xDS serving certificate.
+// servingCertificateName is the mesh's xDS serving Certificate, in the
+// operator's namespace; servingSecretName its Secret.
+func servingCertificateName(mi *meshv1alpha1.MeshInstance) string { return "osm-" + mi.Name + "-xds" }
+
 func servingSecretName(mi *meshv1alpha1.MeshInstance) string { return "osm-" + mi.Name + "-xds-tls" }
 
 // identityCertificate is the cert-manager Certificate of a workload identity:
@@ -228,21 +230,8 @@ func recordFailedIdentities(rec events.EventRecorder, obj runtime.Object, failed
 	}
 	for _, f := range failed {
 		note := fmt.Sprintf("The identity Certificate of service account %s could not be written: %v", f.serviceAccount, f.err)
-		rec.Eventf(obj, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonIdentityFailed, "IssueIdentity", "%s", boundedNote(note))
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonIdentityFailed, "IssueIdentity", "%s", truncate(note, maxEventNote))
 	}
-}
-
-// maxNote is the longest note the API server takes in an Event: it drops a
-// longer one, and the user would see nothing.
-const maxNote = 1024
-
-// boundedNote cuts note to maxNote bytes, keeping it valid UTF-8.
-func boundedNote(note string) string {
-	if len(note) <= maxNote {
-		return note
-	}
-	const more = "..."
-	return strings.ToValidUTF8(note[:maxNote-len(more)], "") + more
 }
 
 // releaseCertificates lets go of the Certificates owner owns in namespace. An identity Certificate can serve a MeshMember's pods and a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -116,4 +117,21 @@ func getMesh(ctx context.Context, c client.Client, name string) (*meshv1alpha1.M
 		return nil, outcome{}, fmt.Errorf("reading MeshInstance %s: %w", name, err)
 	}
 	return mi, outcome{}, nil
+}
+
+// maxEventNote is the Events API's limit on a note, in bytes: the API
+// server drops a longer Event, and the user would see nothing.
+const maxEventNote = 1024
+
+// truncate cuts s to at most n bytes, at a character boundary, marking the cut.
+func truncate(s string, n int) string {
+	const mark = "…"
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }

@@ -108,7 +108,7 @@ func unstructuredReady(u *unstructured.Unstructured) (ok bool, message string, f
 		if message == "" {
 			message, _ = m["reason"].(string)
 		}
-		return status == string(cmmeta.ConditionTrue), bounded(message), true
+		return status == string(cmmeta.ConditionTrue), truncate(message, maxIssuerMessage), true
 	}
 	return false, "", false
 }
@@ -116,10 +116,3 @@ func unstructuredReady(u *unstructured.Unstructured) (ok bool, message string, f
 // maxIssuerMessage bounds what of an external issuer's message the mesh's
 // condition repeats: the issuer's controller, not the operator, wrote it.
 const maxIssuerMessage = 512
-
-func bounded(s string) string {
-	if r := []rune(s); len(r) > maxIssuerMessage {
-		return string(r[:maxIssuerMessage]) + "…"
-	}
-	return s
-}

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -58,15 +57,8 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := mi.DeepCopy()
 	o, err := r.reconcileCA(ctx, mi)
 	if err != nil {
-		// A write made for the mesh that failed (its issuers, its serving
-		// certificate, its xDS Service, its trust bundle) shows on it, with
-		// the API server's message, and is retried with backoff.
-		if o, failed := writeOutcome(err); failed {
-			if _, serr := reportStatus(ctx, r.Client, r.Recorder, mi, before, o); serr != nil {
-				return ctrl.Result{}, errors.Join(err, serr)
-			}
-		}
-		return ctrl.Result{}, err
+		// Its issuers, its serving certificate, its xDS Service, its trust bundle.
+		return ctrl.Result{}, reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
 	}
 	if err := r.countMembers(ctx, mi); err != nil {
 		return ctrl.Result{}, err
@@ -149,7 +141,7 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 		return issuer, nil
 	}
 	serving := &cmapi.Certificate{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds"}, serving); err != nil {
+	if err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: servingCertificateName(mi)}, serving); err != nil {
 		return outcome{}, fmt.Errorf("reading the xDS serving Certificate: %w", err)
 	}
 	if ok, msg := certificateReady(serving); !ok {
@@ -273,7 +265,7 @@ func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alp
 // ensureServingCertificate has the mesh's issuer sign a certificate for the
 // xDS server, into a Secret of the operator's namespace that the server reads.
 func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
-	name := "osm-" + mi.Name + "-xds"
+	name := servingCertificateName(mi)
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace}}
 	duration, renew, err := lifetimeOf(mi)
 	if err != nil {
@@ -333,7 +325,7 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 	// before their Secrets, or cert-manager issues them again.
 	for _, obj := range []client.Object{
 		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
-		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: "osm-" + mi.Name + "-xds"}},
+		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: servingCertificateName(mi)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: servingSecretName(mi)}},
 	} {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,8 +28,6 @@ const (
 	// the API server refuses a condition message past 32 kB, which would
 	// leave the whole status unwritten.
 	maxProblemShown = 300
-	// maxEventNote is the Events API's limit on a note, in bytes.
-	maxEventNote = 1024
 	// reasonLeftOut is the reason of the Event on an object the mesh left out.
 	reasonLeftOut = "LeftOutOfMesh"
 )
@@ -110,19 +107,6 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// truncate cuts s to at most n bytes, at a character boundary, marking the cut.
-func truncate(s string, n int) string {
-	const mark = "…"
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
 }
 
 // policyEvents records a Warning Event on each object a mesh leaves out

@@ -175,8 +175,8 @@ func (r *MeshMemberReconciler) podsWithoutProxy(ctx context.Context, mm *meshv1a
 	mm.Status.PodsWithoutProxy = int32(len(names))
 	mm.Status.PodsWithoutProxyNames = firstNames(names)
 	if n := mm.Status.PodsWithoutProxy; n > before && r.Recorder != nil {
-		r.Recorder.Eventf(mm, nil, corev1.EventTypeWarning, "PodsWithoutProxy", "Inject", "%s", boundedNote(fmt.Sprintf(
-			"%d member pods run without a sidecar, created while the injector was unreachable or before the namespace joined; roll them (first: %v)", n, mm.Status.PodsWithoutProxyNames)))
+		r.Recorder.Eventf(mm, nil, corev1.EventTypeWarning, "PodsWithoutProxy", "Inject", "%s", truncate(fmt.Sprintf(
+			"%d member pods run without a sidecar, created while the injector was unreachable or before the namespace joined; roll them (first: %v)", n, mm.Status.PodsWithoutProxyNames), maxEventNote))
 	}
 	return nil
 }

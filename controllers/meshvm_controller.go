@@ -80,14 +80,7 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err == nil {
 		return reportStatus(ctx, r.Client, r.Recorder, vm, before, o)
 	}
-	// A write made for the VM that failed shows on the VM, with the API
-	// server's message, and is retried with backoff.
-	if o, failed := writeOutcome(err); failed {
-		if _, serr := reportStatus(ctx, r.Client, r.Recorder, vm, before, o); serr != nil {
-			return ctrl.Result{}, errors.Join(err, serr)
-		}
-	}
-	return ctrl.Result{}, err
+	return ctrl.Result{}, reportFailedWrite(ctx, r.Client, r.Recorder, vm, before, err)
 }
 
 func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,6 +9,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // reasonWriteFailed is the reason of a MeshVM or MeshInstance whose object
@@ -57,4 +60,16 @@ func fitName(base string) string {
 	sum := sha256.Sum256([]byte(base))
 	prefix := strings.TrimRight(base[:validation.DNS1123SubdomainMaxLength-nameHashLength-1], ".-")
 	return prefix + "-" + hex.EncodeToString(sum[:])[:nameHashLength]
+}
+
+// reportFailedWrite ends a reconcile of obj that failed with err: a write
+// made for obj that failed shows on it, with the API server's message, and
+// err is returned for a retry with backoff.
+func reportFailedWrite(ctx context.Context, c client.Client, rec events.EventRecorder, obj, before statusObject, err error) error {
+	if o, failed := writeOutcome(err); failed {
+		if _, serr := reportStatus(ctx, c, rec, obj, before, o); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	return err
 }
