@@ -85,29 +85,32 @@ type sockets struct {
 // buffer, is plaintext.
 func (c *Checker) upstreamSockets(name string, cl *clusterv3.Cluster, f *facts) sockets {
 	var s sockets
-	add := func(where string, ts *corev3.TransportSocket) {
-		alpn, tls := c.upstreamSocket(name, where, ts, f)
+	add := func(where string, ts *corev3.TransportSocket, matched bool) {
+		alpn, tls := c.upstreamSocket(name, where, ts, matched, f)
 		if tls {
 			s.alpn = append(s.alpn, alpn)
 		} else {
 			s.plain = true
 		}
 	}
-	add("its transport socket", cl.GetTransportSocket())
+	add("its transport socket", cl.GetTransportSocket(), false)
 	for _, m := range cl.GetTransportSocketMatches() {
 		where := fmt.Sprintf("the socket of its transport socket match %q", m.GetName())
 		if m.GetTransportSocket() == nil {
-			f.fail("cluster", name, where+" is set", "\"Didn't find a registered implementation for name: ''\" (source/common/config/utility.h): a match has no default socket")
+			f.fail("cluster", name, where+" is set", "\"Provided name for static registration lookup was empty.\" (source/common/config/utility.h): a match has no default socket")
 			continue
 		}
-		add(where, m.GetTransportSocket())
+		add(where, m.GetTransportSocket(), true)
 	}
 	return s
 }
 
 // upstreamSocket checks one transport socket of a cluster and returns the
 // ALPN it offers ([] when none) and whether it is TLS; nil is plaintext.
-func (c *Checker) upstreamSocket(name, where string, ts *corev3.TransportSocket, f *facts) ([]string, bool) {
+// Only a match's socket may be a RawBuffer: a cluster's default socket is
+// TLS or none (a plaintext cluster), so that an endpoint no match selects
+// gets the mesh's mutual TLS, never plaintext by a default set by mistake.
+func (c *Checker) upstreamSocket(name, where string, ts *corev3.TransportSocket, matched bool, f *facts) ([]string, bool) {
 	if ts == nil {
 		return nil, false
 	}
@@ -118,6 +121,9 @@ func (c *Checker) upstreamSocket(name, where string, ts *corev3.TransportSocket,
 	}
 	switch u := msg.(type) {
 	case *rawbufferv3.RawBuffer:
+		if !matched {
+			f.fail("cluster", name, where+" is an UpstreamTlsContext (a plaintext cluster has none)", "a cluster's default socket decides the endpoints no match selects: the mesh's are mutual TLS")
+		}
 		return nil, false
 	case *tlsv3.UpstreamTlsContext:
 		common := u.GetCommonTlsContext()

@@ -545,8 +545,19 @@ func TestRules(t *testing.T) {
 					u.CommonTlsContext.TlsParams.TlsMaximumProtocolVersion = tlsv3.TlsParameters_TLS_AUTO
 				})
 			},
-			good: func(r *envoyrules.Resources) {},
+			good: func(r *envoyrules.Resources) {
+				c := cluster(r, warehouse)
+				c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "old", TransportSocket: proto.Clone(c.GetTransportSocket()).(*corev3.TransportSocket)}}
+			},
 			want: `the socket of its transport socket match "old": the TLS minimum version (TLSv1_3) is at most the maximum`},
+		{rule: "a cluster's default socket is TLS, a plaintext one a match's only",
+			bad: func(r *envoyrules.Resources) {
+				cluster(r, warehouse).TransportSocket = rawBuffer()
+			},
+			good: func(r *envoyrules.Resources) {
+				cluster(r, warehouse).TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{Name: "no-proxy", TransportSocket: rawBuffer()}}
+			},
+			want: `its transport socket is an UpstreamTlsContext (a plaintext cluster has none)`},
 		{rule: "ALPN selection needs TLS on every socket, the matches' too",
 			bad: func(r *envoyrules.Resources) {
 				c := cluster(r, warehouse)
