@@ -167,10 +167,10 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 	podGroup := func(o client.Object) mesh.Group { return mesh.PodGroup(o.(*corev1.Pod)) }
 	vmGroup := func(o client.Object) mesh.Group { return mesh.VMGroup(o.(*meshv1alpha1.MeshVM)) }
 	for _, w := range []struct {
-		obj   client.Object
-		kind  string
-		group func(client.Object) mesh.Group
-	}{{&corev1.Pod{}, mesh.NodeKindSidecar, podGroup}, {&meshv1alpha1.MeshVM{}, mesh.NodeKindVM, vmGroup}} {
+		obj    client.Object
+		nodeID func(namespace, name string) string
+		group  func(client.Object) mesh.Group
+	}{{&corev1.Pod{}, mesh.PodNodeID, podGroup}, {&meshv1alpha1.MeshVM{}, mesh.VMNodeID, vmGroup}} {
 		inf, err := s.opts.Workloads.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("watching %T for the xDS server: %w", w.obj, err)
@@ -180,7 +180,7 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 				obj = d.Obj
 			}
 			if o, ok := obj.(client.Object); ok {
-				s.cb.recheck(ctx, w.kind+"~"+o.GetNamespace()+"~"+o.GetName())
+				s.cb.recheck(ctx, w.nodeID(o.GetNamespace(), o.GetName()))
 			}
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
