@@ -8,6 +8,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +91,10 @@ type changes struct {
 	full       bool
 	services   map[mesh.ServiceKey]bool
 	identities map[mesh.Identity]bool
+	// workloads are the identities of pods whose endpoints may have moved
+	// (added, deleted, new addresses, phase, labels): the services they
+	// back change for their callers too. A subset of identities.
+	workloads map[mesh.Identity]bool
 	// meshes whose trust bundle changed: all their groups.
 	meshes map[string]bool
 }
@@ -131,9 +137,10 @@ func (r *Runner) NeedLeaderElection() bool { return false }
 // classified.
 var watched = []struct {
 	obj client.Object
-	// classify notes what a change of obj touches; trustNamespace is the
-	// operator's (Options.TrustNamespace).
-	classify func(obj any, c *changes, trustNamespace string)
+	// classify notes what a change of obj touches; other is its other
+	// version on an update, nil on an add or a delete; trustNamespace is
+	// the operator's (Options.TrustNamespace).
+	classify func(other, obj any, c *changes, trustNamespace string)
 }{
 	// A change of these can change any group: nil means a full sync.
 	{&meshv1alpha1.MeshInstance{}, nil},
@@ -142,7 +149,7 @@ var watched = []struct {
 	{&corev1.Namespace{}, nil},
 	// A TrafficTarget changes the inbound policy of its destination and
 	// what its sources may call: the groups of those identities.
-	{&accessv1alpha3.TrafficTarget{}, func(obj any, c *changes, _ string) {
+	{&accessv1alpha3.TrafficTarget{}, func(_, obj any, c *changes, _ string) {
 		if tt, ok := obj.(*accessv1alpha3.TrafficTarget); ok {
 			d := tt.Spec.Destination
 			c.identities[mesh.Identity{Namespace: cmp.Or(d.Namespace, tt.Namespace), ServiceAccount: d.Name}] = true
@@ -154,22 +161,26 @@ var watched = []struct {
 	{&specsv1alpha4.HTTPRouteGroup{}, nil},
 	{&specsv1alpha4.TCPRoute{}, nil},
 	{&splitv1alpha4.TrafficSplit{}, nil},
-	{&corev1.Service{}, func(obj any, c *changes, _ string) {
+	{&corev1.Service{}, func(_, obj any, c *changes, _ string) {
 		if s, ok := obj.(*corev1.Service); ok {
 			c.services[mesh.ServiceKey{Namespace: s.Namespace, Name: s.Name}] = true
 		}
 	}},
-	{&discoveryv1.EndpointSlice{}, func(obj any, c *changes, _ string) {
+	{&discoveryv1.EndpointSlice{}, func(_, obj any, c *changes, _ string) {
 		if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
 			c.services[mesh.ServiceKey{Namespace: es.Namespace, Name: es.Labels[discoveryv1.LabelServiceName]}] = true
 		}
 	}},
-	{&corev1.Pod{}, func(obj any, c *changes, _ string) {
+	{&corev1.Pod{}, func(other, obj any, c *changes, _ string) {
 		if p, ok := obj.(*corev1.Pod); ok {
-			c.identities[mesh.Identity{Namespace: p.Namespace, ServiceAccount: mesh.ServiceAccountOf(p.Spec.ServiceAccountName)}] = true
+			id := mesh.Identity{Namespace: p.Namespace, ServiceAccount: mesh.ServiceAccountOf(p.Spec.ServiceAccountName)}
+			c.identities[id] = true
+			if o, ok := other.(*corev1.Pod); !ok || endpointsMayMove(o, p) {
+				c.workloads[id] = true
+			}
 		}
 	}},
-	{&corev1.Secret{}, func(obj any, c *changes, trustNamespace string) {
+	{&corev1.Secret{}, func(_, obj any, c *changes, trustNamespace string) {
 		s, ok := obj.(*corev1.Secret)
 		switch {
 		case !ok:
@@ -203,7 +214,7 @@ func (r *Runner) Start(ctx context.Context) error {
 			return fmt.Errorf("watching %T: %w", w.obj, err)
 		}
 		classify := w.classify
-		note := func(obj any) {
+		note := func(other, obj any) {
 			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
@@ -212,15 +223,15 @@ func (r *Runner) Start(ctx context.Context) error {
 				r.dirty.full = true
 			} else {
 				r.ensureMaps()
-				classify(obj, &r.dirty, r.opts.TrustNamespace)
+				classify(other, obj, &r.dirty, r.opts.TrustNamespace)
 			}
 			r.mu.Unlock()
 			r.poke()
 		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    note,
-			UpdateFunc: func(old, obj any) { note(old); note(obj) },
-			DeleteFunc: note,
+			AddFunc:    func(obj any) { note(nil, obj) },
+			UpdateFunc: func(old, obj any) { note(obj, old); note(old, obj) },
+			DeleteFunc: func(obj any) { note(nil, obj) },
 		}); err != nil {
 			return fmt.Errorf("watching %T: %w", w.obj, err)
 		}
@@ -286,6 +297,9 @@ func (r *Runner) ensureMaps() {
 	if r.dirty.identities == nil {
 		r.dirty.identities = map[mesh.Identity]bool{}
 	}
+	if r.dirty.workloads == nil {
+		r.dirty.workloads = map[mesh.Identity]bool{}
+	}
 	if r.dirty.meshes == nil {
 		r.dirty.meshes = map[string]bool{}
 	}
@@ -309,4 +323,14 @@ func (r *Runner) coalesce(ctx context.Context) {
 			quiet.Reset(r.opts.Quiet)
 		}
 	}
+}
+
+// endpointsMayMove says whether a pod's update, from o to p, may change the
+// endpoints the model resolves to it: what makes it meshed (labels,
+// annotations), its addresses, its phase and its deletion. Its status's
+// other churn (conditions, container states) changes none.
+func endpointsMayMove(o, p *corev1.Pod) bool {
+	return !maps.Equal(o.Labels, p.Labels) || !maps.Equal(o.Annotations, p.Annotations) ||
+		o.Status.Phase != p.Status.Phase || o.Status.PodIP != p.Status.PodIP ||
+		!slices.Equal(o.Status.PodIPs, p.Status.PodIPs) || o.DeletionTimestamp.IsZero() != p.DeletionTimestamp.IsZero()
 }

@@ -146,20 +146,21 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 	return nil
 }
 
-// withServicesOf is c with the services that the changed identities back
-// in m counted as changed: a pod that arrives after the EndpointSlice
+// withServicesOf is c with the services that the identities of moved
+// workloads back in m counted as changed (a renewed certificate or a
+// policy changes no service): a pod that arrives after the EndpointSlice
 // naming it (a GitOps tool applying the endpoints before the workloads)
 // makes the slice's endpoint resolve only then, which changes the service
 // for its callers, not only for the pod's own group.
 func withServicesOf(m *mesh.Mesh, c changes) changes {
-	if len(c.identities) == 0 {
+	if len(c.workloads) == 0 {
 		return c
 	}
 	services := maps.Clone(c.services)
 	if services == nil {
 		services = map[mesh.ServiceKey]bool{}
 	}
-	for id := range c.identities {
+	for id := range c.workloads {
 		for _, s := range m.ServicesOf(id) {
 			services[s.Key] = true
 		}
