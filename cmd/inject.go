@@ -31,6 +31,7 @@ func runInject(args []string, in io.Reader, out, errOut io.Writer) int {
 	meshFile := fs.String("mesh-file", "", "A MeshInstance manifest whose spec.sidecar and spec.xds configure the sidecar.")
 	operatorNS := fs.String("operator-namespace", "osm-system", "Namespace of the operator, whose xDS Service the proxies dial.")
 	initImage := fs.String("init-image", inject.DefaultInitImage, "Init container image, when the mesh names none.")
+	sidecarImage := fs.String("sidecar-image", inject.DefaultSidecarImage, "Envoy image of the sidecar, when the mesh names none: the operator's --sidecar-image, so that the MeshMember counts these pods as up to date.")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,7 +67,7 @@ func runInject(args []string, in io.Reader, out, errOut io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	injected, notes, err := inject.Manifests(raw, inject.ConfigFor(mi, *operatorNS, inject.Images{Init: *initImage}))
+	injected, notes, err := inject.Manifests(raw, inject.ConfigFor(mi, *operatorNS, inject.Images{Init: *initImage, Sidecar: *sidecarImage}))
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", *file, err))
 	}

@@ -36,4 +36,14 @@ func TestInjectCommand(t *testing.T) {
 	if code := runInject([]string{"-f", bad}, nil, &out, &errOut); code != 1 || out.Len() != 0 || !strings.Contains(errOut.String(), "document 3 (Pod p): annotation openservicemesh.io/sidecar-injection") {
 		t.Errorf("bad input: exit %d, output %d bytes, stderr %q", code, out.Len(), errOut.String())
 	}
+
+	// A mesh that names no image gets the operator's, as the webhook gives it.
+	out.Reset()
+	errOut.Reset()
+	if code := runInject([]string{"-f", "-", "--sidecar-image", "envoy:operators"}, strings.NewReader(in), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "image: envoy:operators") {
+		t.Errorf("the sidecar is not of --sidecar-image:\n%s", out.String())
+	}
 }
