@@ -158,7 +158,7 @@ func proxyConnected(vm *meshv1alpha1.MeshVM) outcome {
 		return outcome{reason: "ProxyDisconnected", message: msg}
 	default:
 		start := "start Envoy on the VM"
-		if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
+		if vm.Proxyless() {
 			start = fmt.Sprintf("start the application on the VM with GRPC_XDS_BOOTSTRAP=%s/%s", VMConfigDir, GRPCBootstrapKey)
 		}
 		msg := fmt.Sprintf("no proxy has connected yet: run `osm-operator vm bootstrap %s -n %s` and %s", vm.Name, vm.Namespace, start)

@@ -32,7 +32,7 @@ const (
 // bootstrap gRPC reads for a proxyless one, built by the injector's function
 // for proxyless pods. Each reads the identity files from VMConfigDir.
 func vmBootstrapFiles(mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, operatorNamespace string) (map[string][]byte, error) {
-	if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
+	if vm.Proxyless() {
 		boot, err := bootstrap.GRPC(bootstrap.GRPCOptions{
 			NodeID:      vmNodeID(vm),
 			Cluster:     vm.Spec.ServiceAccountName,

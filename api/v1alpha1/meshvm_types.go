@@ -26,6 +26,10 @@ const (
 	ProxyProxylessGRPC ProxyKind = "ProxylessGRPC"
 )
 
+// Proxyless says whether the VM's application speaks xDS itself (proxyless
+// gRPC) instead of running an Envoy.
+func (m *MeshVM) Proxyless() bool { return m.Spec.Proxy == ProxyProxylessGRPC }
+
 // MeshVMSpec declares a virtual machine in a mesh.
 // +kubebuilder:validation:XValidation:rule="self.ports.all(p, self.ports.exists_one(q, q.port == p.port))",message="port numbers must be unique",fieldPath=".ports"
 type MeshVMSpec struct {

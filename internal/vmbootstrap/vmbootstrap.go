@@ -57,7 +57,7 @@ func Fetch(ctx context.Context, c client.Reader, namespace, name string) (*meshv
 // the mesh itself, with no Envoy to run and no traffic to redirect.
 func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, error) {
 	keys := []string{controllers.BootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey, controllers.ClientCertSDSKey, controllers.TrustSDSKey}
-	if proxyless(vm) {
+	if vm.Proxyless() {
 		keys = []string{controllers.GRPCBootstrapKey, controllers.CertKey, controllers.KeyKey, controllers.CAKey}
 	}
 	out := map[string][]byte{}
@@ -67,7 +67,7 @@ func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, e
 		}
 		out[k] = secret.Data[k]
 	}
-	if proxyless(vm) {
+	if vm.Proxyless() {
 		return out, nil
 	}
 	var ports []int32
@@ -89,14 +89,10 @@ func Files(vm *meshv1alpha1.MeshVM, secret *corev1.Secret) (map[string][]byte, e
 	return out, nil
 }
 
-func proxyless(vm *meshv1alpha1.MeshVM) bool {
-	return vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC
-}
-
 // NextSteps tells the VM admin what to do with the folder Files made for
 // vm once it is at its place on the VM.
 func NextSteps(vm *meshv1alpha1.MeshVM) string {
-	if proxyless(vm) {
+	if vm.Proxyless() {
 		return fmt.Sprintf("Copy the folder to %s on the VM and start the gRPC application with\n  GRPC_XDS_BOOTSTRAP=%s/%s\nin its environment; it reads the identity files there again every %s.",
 			controllers.VMConfigDir, controllers.VMConfigDir, controllers.GRPCBootstrapKey, bootstrap.GRPCRefresh)
 	}

@@ -197,7 +197,7 @@ func PodGroup(p *corev1.Pod) Group {
 // proxy it runs.
 func VMGroup(vm *meshv1alpha1.MeshVM) Group {
 	g := Group{Kind: ProxyEnvoy, Identity: Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}}
-	if vm.Spec.Proxy == meshv1alpha1.ProxyProxylessGRPC {
+	if vm.Proxyless() {
 		g.Kind = ProxyGRPC
 	}
 	return g
