@@ -58,8 +58,8 @@ func TestInstallManifests(t *testing.T) {
 			t.Errorf("%s: %v, want %v", kind, got, want)
 		}
 	}
-	if n := len(kinds["CustomResourceDefinition"]); n != 7 {
-		t.Errorf("%d CRDs, want 7 (3 of the mesh API, 4 of SMI)", n)
+	if n := len(kinds["CustomResourceDefinition"]); n != 9 {
+		t.Errorf("%d CRDs, want 9 (3 of the mesh API, 2 of the policy API, 4 of SMI)", n)
 	}
 
 	spec := deploy.Spec.Template.Spec

@@ -155,14 +155,14 @@ func TestOLMBundle(t *testing.T) {
 		}
 	}
 	csv := bundle.CSV
-	if len(csv.Spec.CustomResourceDefinitions.Owned) != 7 || len(bundle.V1CRDs) != 7 {
-		t.Errorf("%d owned CRDs described, %d in the bundle; want 7", len(csv.Spec.CustomResourceDefinitions.Owned), len(bundle.V1CRDs))
+	if len(csv.Spec.CustomResourceDefinitions.Owned) != 9 || len(bundle.V1CRDs) != 9 {
+		t.Errorf("%d owned CRDs described, %d in the bundle; want 9", len(csv.Spec.CustomResourceDefinitions.Owned), len(bundle.V1CRDs))
 	}
 	if len(csv.Spec.WebhookDefinitions) != 6 {
 		t.Errorf("%d webhooks, want the injector and 5 validators", len(csv.Spec.WebhookDefinitions))
 	}
 	var examples []map[string]any
-	if err := json.Unmarshal([]byte(csv.Annotations["alm-examples"]), &examples); err != nil || len(examples) != 7 {
+	if err := json.Unmarshal([]byte(csv.Annotations["alm-examples"]), &examples); err != nil || len(examples) != 9 {
 		t.Errorf("alm-examples: %d examples, %v", len(examples), err)
 	}
 	if n := len(csv.Spec.InstallStrategy.StrategySpec.ClusterPermissions); n != 2 {

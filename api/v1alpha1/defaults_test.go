@@ -27,6 +27,8 @@ func TestAPIServerDefaultsAnEmptyMeshInstance(t *testing.T) {
 		{"certificates.renewBefore", s.Certificates.RenewBefore, "8h"},
 		{"certificates.privateKey.algorithm", string(s.Certificates.PrivateKey.Algorithm), "ECDSA"},
 		{"sidecar.logLevel", string(s.Sidecar.LogLevel), "error"},
+		// An existing cluster adopts the mesh without cutting anyone off.
+		{"inbound.plaintextFromOutsideMesh", string(s.Inbound.PlaintextFromOutsideMesh), "Accept"},
 	} {
 		if c.got != c.want {
 			t.Errorf("spec.%s = %q, want %q", c.name, c.got, c.want)
@@ -52,6 +54,11 @@ func TestAPIServerDefaultsMemberAndVM(t *testing.T) {
 	create(t, mm)
 	if mm.Spec.Injection != meshv1alpha1.InjectionEnabled {
 		t.Errorf("MeshMember spec.injection = %q, want Enabled", mm.Spec.Injection)
+	}
+	// Unset inherits the mesh's setting, and follows it when it changes: a
+	// default here would freeze the mesh's default into every member.
+	if got := mm.Spec.Inbound; got.PlaintextFromOutsideMesh != "" || got.PortOverrides != nil {
+		t.Errorf("MeshMember spec.inbound = %+v, want it unset: the mesh's setting applies", got)
 	}
 	vm := meshVM(ns, func(v *meshv1alpha1.MeshVM) { v.Spec.Ports[0].Protocol = "" })
 	create(t, vm)

@@ -76,6 +76,36 @@ type MeshInstanceSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	XDS XDS `json:"xds,omitzero"`
+
+	// inbound says what the mesh's workloads accept from callers outside
+	// the mesh.
+	// +kubebuilder:default={}
+	// +optional
+	Inbound MeshInbound `json:"inbound,omitzero"`
+}
+
+// MeshInbound says what the workloads of a mesh (member pods and MeshVMs)
+// accept from callers outside the mesh. A MeshMember overrides it for its
+// pods, namespace-wide and port by port.
+type MeshInbound struct {
+	// plaintextFromOutsideMesh says whether the mesh's workloads also accept
+	// connections without mutual TLS from callers outside the mesh: pods
+	// without a sidecar, nodes, load balancers, anything holding no mesh
+	// certificate. Mesh peers use mutual TLS, and are authorized by the
+	// traffic policy, either way.
+	//
+	// Accept (the default) lets a cluster adopt the mesh without cutting
+	// anyone off: workloads join one by one while their callers keep
+	// reaching them. A plaintext caller has no identity for the traffic
+	// policy to check, so Accept lets every caller outside the mesh in, in
+	// SMI mode too.
+	//
+	// Refuse lets in only mesh peers, and the callers IngressBackends name
+	// on their backends' ports. Set it once every caller is in the mesh or
+	// named by an IngressBackend.
+	// +kubebuilder:default=Accept
+	// +optional
+	PlaintextFromOutsideMesh PlaintextPolicy `json:"plaintextFromOutsideMesh,omitempty"`
 }
 
 // TrafficPolicy says how traffic between members of the mesh is authorized.
@@ -302,6 +332,14 @@ type MeshInstanceStatus struct {
 	// connectedProxies is the number of proxies holding an xDS stream.
 	// +optional
 	ConnectedProxies int32 `json:"connectedProxies,omitempty"`
+
+	// namespacesAcceptingPlaintext is the number of member namespaces whose
+	// pods accept plaintext from outside the mesh on at least one port (by
+	// the mesh's setting, their MeshMember's or a port override of it):
+	// zero once the mesh is closed to callers without a mesh certificate.
+	// Each MeshMember's status lists its open ports.
+	// +optional
+	NamespacesAcceptingPlaintext int32 `json:"namespacesAcceptingPlaintext,omitempty"`
 }
 
 // TrustAnchor summarizes one CA certificate of the trust bundle.
@@ -326,6 +364,8 @@ type TrustAnchor struct {
 // +kubebuilder:printcolumn:name="Identities",type=integer,JSONPath=`.status.identities`
 // +kubebuilder:printcolumn:name="VMs",type=integer,JSONPath=`.status.vms`
 // +kubebuilder:printcolumn:name="Proxies",type=integer,JSONPath=`.status.connectedProxies`
+// +kubebuilder:printcolumn:name="Plaintext",type=string,JSONPath=`.spec.inbound.plaintextFromOutsideMesh`,priority=1
+// +kubebuilder:printcolumn:name="Plaintext NS",type=integer,JSONPath=`.status.namespacesAcceptingPlaintext`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name is the mesh ID, used as a label value: it must be a DNS label (at most 63 lowercase letters, digits and '-')"
 type MeshInstance struct {

@@ -55,6 +55,48 @@ type MeshMemberSpec struct {
 	// +kubebuilder:default=false
 	// +optional
 	RestartExistingWorkloads bool `json:"restartExistingWorkloads,omitempty"`
+
+	// inbound overrides, for the member pods, what the mesh's
+	// spec.inbound says they accept from callers outside the mesh. Unset
+	// fields inherit the mesh's.
+	// +optional
+	Inbound MemberInbound `json:"inbound,omitzero"`
+}
+
+// MemberInbound is what the pods of a MeshMember accept from callers
+// outside the mesh, over the mesh's MeshInbound.
+type MemberInbound struct {
+	// plaintextFromOutsideMesh is Accept or Refuse, as the MeshInstance's
+	// spec.inbound.plaintextFromOutsideMesh (which explains them), for every
+	// port of the member pods without a port override. Unset inherits the
+	// mesh's setting, and follows it when it changes.
+	// +optional
+	PlaintextFromOutsideMesh PlaintextPolicy `json:"plaintextFromOutsideMesh,omitempty"`
+
+	// portOverrides set plaintextFromOutsideMesh for single ports of the
+	// member pods, over this member's setting and the mesh's: a namespace
+	// that refuses plaintext can keep a health-check or metrics port open
+	// to callers outside the mesh, or one that accepts it can close its
+	// admin port. A port appears once.
+	// +listType=map
+	// +listMapKey=port
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	PortOverrides []InboundPortOverride `json:"portOverrides,omitempty"`
+}
+
+// InboundPortOverride is the plaintext setting of one port of the member pods.
+type InboundPortOverride struct {
+	// port the member pods listen on: a container port (a Service's
+	// targetPort), not a Service's port. Ports in the mesh's
+	// sidecar.excludeInboundPorts bypass the proxy, which then decides
+	// nothing about them.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// plaintextFromOutsideMesh on this port: Accept or Refuse.
+	PlaintextFromOutsideMesh PlaintextPolicy `json:"plaintextFromOutsideMesh"`
 }
 
 // MeshMemberStatus is the observed state of a member namespace.
@@ -126,6 +168,24 @@ type MeshMemberStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=20
 	PodsWithOldProxyNames []string `json:"podsWithOldProxyNames,omitempty"`
+
+	// plaintextFromOutsideMesh is the setting in effect for the ports of
+	// member pods without a port override: this member's
+	// spec.inbound.plaintextFromOutsideMesh, or else the mesh's.
+	// +optional
+	PlaintextFromOutsideMesh PlaintextPolicy `json:"plaintextFromOutsideMesh,omitempty"`
+
+	// portsAcceptingPlaintext are the ports, declared by member pods as
+	// container ports, on which their proxies accept plaintext from outside
+	// the mesh, sorted. When plaintextFromOutsideMesh is Accept, ports the
+	// pods listen on without declaring them accept it too. Ports excluded
+	// from the proxy bypass it and are not listed.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	PortsAcceptingPlaintext []int32 `json:"portsAcceptingPlaintext,omitempty"`
 }
 
 // MeshMember makes its namespace, or the pods of it matching a selector, a
@@ -140,6 +200,7 @@ type MeshMemberStatus struct {
 // +kubebuilder:printcolumn:name="Identities",type=integer,JSONPath=`.status.identitiesReady`
 // +kubebuilder:printcolumn:name="Injected",type=integer,JSONPath=`.status.podsInjected`
 // +kubebuilder:printcolumn:name="Proxies",type=integer,JSONPath=`.status.proxiesConnected`
+// +kubebuilder:printcolumn:name="Plaintext",type=string,JSONPath=`.status.plaintextFromOutsideMesh`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type MeshMember struct {
 	metav1.TypeMeta   `json:",inline"`
