@@ -100,9 +100,10 @@ type MeshInbound struct {
 	// policy to check, so Accept lets every caller outside the mesh in, in
 	// SMI mode too.
 	//
-	// Refuse lets in only mesh peers, and the callers IngressBackends name
-	// on their backends' ports. Set it once every caller is in the mesh or
-	// named by an IngressBackend.
+	// Refuse lets in only mesh peers. Set it once every caller is in the
+	// mesh or named by an IngressBackend: on the ports of its backends, an
+	// IngressBackend admits its sources, and no other caller outside the
+	// mesh, whichever the setting.
 	// +kubebuilder:default=Accept
 	// +optional
 	PlaintextFromOutsideMesh PlaintextPolicy `json:"plaintextFromOutsideMesh,omitempty"`

@@ -145,7 +145,6 @@ type EgressStatus struct {
 // +kubebuilder:resource:path=egresses,categories=osm;osm-policy
 // +kubebuilder:printcolumn:name="Hosts",type=string,JSONPath=`.spec.hosts`
 // +kubebuilder:printcolumn:name="IP Ranges",type=string,JSONPath=`.spec.ipAddresses`,priority=1
-// +kubebuilder:printcolumn:name="Ports",type=string,JSONPath=`.spec.ports[*].number`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Egress struct {

@@ -45,10 +45,12 @@ const (
 // IngressBackendSpec says which Services of the IngressBackend's namespace
 // accept traffic from which callers outside the mesh, on which port.
 //
-// A meshed backend accepts only mutual TLS from mesh peers unless its mesh
-// or MeshMember accepts plaintext from outside the mesh; an IngressBackend
-// lets the callers it names in either way, and only them, on the ports of its
-// backends.
+// Callers outside the mesh hold no mesh certificate. On a port that no
+// IngressBackend names, the plaintextFromOutsideMesh setting of the mesh
+// and of the MeshMember lets all of them in, or none. On a backend's port,
+// the IngressBackend decides instead, whatever that setting says: its
+// sources get in, other callers outside the mesh do not. Mesh peers reach
+// the port over mutual TLS either way.
 type IngressBackendSpec struct {
 	// backends are the Services, of this IngressBackend's namespace, that
 	// the sources may call, each on one port. A Service and port appear once.
@@ -116,7 +118,8 @@ type BackendTLS struct {
 	// any certificate or none, and AuthenticatedPrincipal sources are not
 	// checked. When false (the default) the caller must present a
 	// certificate issued by the mesh whose subject alternative name is one of
-	// the AuthenticatedPrincipal sources.
+	// the AuthenticatedPrincipal sources; with no such source, no caller is
+	// allowed.
 	// +optional
 	SkipClientCertValidation bool `json:"skipClientCertValidation"`
 
@@ -195,7 +198,6 @@ type IngressBackendStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ib,categories=osm;osm-policy
-// +kubebuilder:printcolumn:name="Backends",type=string,JSONPath=`.spec.backends[*].name`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.currentStatus`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
