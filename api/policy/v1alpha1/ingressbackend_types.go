@@ -137,6 +137,7 @@ type BackendTLS struct {
 // +kubebuilder:validation:XValidation:rule="self.kind != 'Service' || has(self.__namespace__)",message="a Service source needs the namespace of the Service",fieldPath=".namespace"
 // +kubebuilder:validation:XValidation:rule="self.kind != 'Service' || self.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && self.name.size() <= 63",message="a Service source's name must be a Service name (a DNS label)",fieldPath=".name"
 // +kubebuilder:validation:XValidation:rule="self.kind != 'IPRange' || isCIDR(self.name)",message="an IPRange source's name must be a CIDR such as 10.0.0.0/8 or fd00::/8",fieldPath=".name"
+// +kubebuilder:validation:XValidation:rule="self.kind != 'AuthenticatedPrincipal' || self.name.matches('^[!-~]+$')",message="an AuthenticatedPrincipal source's name must be a certificate's subject alternative name: printable ASCII, no spaces",fieldPath=".name"
 type IngressSource struct {
 	// kind of the source: Service, IPRange or AuthenticatedPrincipal.
 	Kind IngressSourceKind `json:"kind"`

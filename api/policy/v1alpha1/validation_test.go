@@ -88,6 +88,15 @@ func TestAPIServerRejectsInvalidPolicies(t *testing.T) {
 		{"IPRange source that is a host name", func(ns string) client.Object {
 			return ingressBackend(ns, func(b *ib) { b.Spec.Sources[1].Name = "lb.example.com/24" })
 		}, "spec.sources[1].name", "an IPRange source's name must be a CIDR"},
+		{"AuthenticatedPrincipal with a space", func(ns string) client.Object {
+			return ingressBackend(ns, func(b *ib) { b.Spec.Sources[2].Name = "ingress-nginx ingress-nginx" })
+		}, "spec.sources[2].name", "an AuthenticatedPrincipal source's name must be a certificate's subject alternative name"},
+		{"AuthenticatedPrincipal with a line break", func(ns string) client.Object {
+			return ingressBackend(ns, func(b *ib) { b.Spec.Sources[2].Name = "ingress-nginx.cluster.local\nspiffe://evil" })
+		}, "spec.sources[2].name", "an AuthenticatedPrincipal source's name must be a certificate's subject alternative name"},
+		{"AuthenticatedPrincipal longer than 512", func(ns string) client.Object {
+			return ingressBackend(ns, func(b *ib) { b.Spec.Sources[2].Name = "spiffe://cluster.local/" + strings.Repeat("a", 500) })
+		}, "spec.sources[2].name", "Too long"},
 		{"source of an unknown kind", func(ns string) client.Object {
 			return ingressBackend(ns, func(b *ib) { b.Spec.Sources[2].Kind = "Pod" })
 		}, "spec.sources[2].kind", "Unsupported value"},
