@@ -3,8 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -54,122 +52,95 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		controllerutil.AddFinalizer(mi, meshFinalizer)
 		return ctrl.Result{}, r.Update(ctx, mi)
 	}
+	f, err := r.gather(ctx, mi)
+	if !reportable(err) {
+		return ctrl.Result{}, err
+	}
+	// A failed write (its issuers, its serving certificate, its xDS
+	// Service, its trust bundle) shows in status, and is retried.
+	f.failedWrite = err
 	before := mi.DeepCopy()
-	o, err := r.reconcileCA(ctx, mi)
-	if err != nil {
-		// Its issuers, its serving certificate, its xDS Service, its trust bundle.
-		return ctrl.Result{}, reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
-	}
-	if err := r.countMembers(ctx, mi); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.checkPolicies(ctx, mi); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.checkIssuance(ctx, mi); err != nil {
-		return ctrl.Result{}, err
-	}
-	caStatus, caReason, caMsg := metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The mesh certificate authority is ready"
-	if !o.ready() {
-		caStatus, caReason, caMsg = metav1.ConditionFalse, o.reason, o.message
-	}
-	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionCertificateAuthorityReady, caStatus, caReason, caMsg)
-	return reportStatus(ctx, r.Client, r.Recorder, mi, before, o)
+	mi.Status = meshStatus(before, f)
+	return reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
 }
 
-// foreignApprovalWindow is how long a request that another approver
-// approved for the mesh's issuers keeps IdentityIssuanceRestricted False.
-const foreignApprovalWindow = 24 * time.Hour
-
-// checkIssuance sets IdentityIssuanceRestricted: False while a recent
-// CertificateRequest for the mesh's issuers was approved by another approver
-// than the operator, which then decides nothing.
-func (r *MeshInstanceReconciler) checkIssuance(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
+// gather makes the mesh's certificate authority and trust bundle
+// (reconcileCA), then reads its members, the objects its model leaves out
+// (recording an Event on each, see checkPolicies) and the cluster's
+// CertificateRequests, for meshStatus. A failed write of the first part
+// ends it.
+func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.MeshInstance) (meshFacts, error) {
+	f := meshFacts{now: time.Now()}
+	if err := r.reconcileCA(ctx, mi, &f.ca); err != nil {
+		return f, err
+	}
+	if err := r.readMembers(ctx, mi, &f); err != nil {
+		return f, err
+	}
+	var err error
+	if f.leftOut, err = r.checkPolicies(ctx, mi); err != nil {
+		return f, err
+	}
 	var crs cmapi.CertificateRequestList
 	// Read only, and the mesh reconciles often: the cache's objects as they are.
 	if err := r.List(ctx, &crs, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing CertificateRequests: %w", err)
+		return f, fmt.Errorf("listing CertificateRequests: %w", err)
 	}
-	status, reason := metav1.ConditionTrue, meshv1alpha1.ReasonOnlyTheOperatorApproves
-	msg := "The operator alone approves the CertificateRequests for the mesh's issuers"
-	var newest *cmapi.CertificateRequest
-	for i := range crs.Items {
-		cr := &crs.Items[i]
-		if _, other := approvedByAnother(cr); !other || roleOf(mi, cr.Spec.IssuerRef) == notTheMesh ||
-			time.Since(cr.CreationTimestamp.Time) > foreignApprovalWindow {
-			continue
-		}
-		if newest == nil || cr.CreationTimestamp.After(newest.CreationTimestamp.Time) {
-			newest = cr
-		}
-	}
-	if newest != nil {
-		by, _ := approvedByAnother(newest)
-		status, reason = metav1.ConditionFalse, meshv1alpha1.ReasonApprovedByAnother
-		msg = fmt.Sprintf("CertificateRequest %s/%s for the mesh's issuer %s was approved by %q, not by the operator: "+
-			"anyone who may create a Certificate can obtain any identity of the mesh. Run cert-manager without its default approver "+
-			"(controller flag --controllers=*,-certificaterequests-approver; Helm value disableAutoApproval=true)",
-			newest.Namespace, newest.Name, newest.Spec.IssuerRef.Name, by)
-	}
-	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionIdentityIssuanceRestricted, status, reason, msg)
-	return nil
+	f.requests = crs.Items
+	return f, nil
 }
 
-// reconcileCA makes sure the mesh's issuer exists and is ready, and writes
-// the mesh's trust bundle for the xDS servers and, summarized, in status.
-func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance) (outcome, error) {
+// reconcileCA makes sure the mesh's issuer exists, and, once it and the xDS
+// serving certificate are ready, writes the mesh's trust bundle for the xDS
+// servers; it records in f what it found, as far as it got.
+func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance, f *caFacts) error {
 	fromSpec, err := specBundle(mi)
 	if err != nil {
-		setTrustBundleKnown(mi, metav1.ConditionFalse, meshv1alpha1.ReasonInvalidSpec, err.Error())
-		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, stalled: true, message: err.Error()}, nil
+		f.specErr = err
+		return nil
 	}
 	if mi.Spec.Certificates.IssuerRef == nil {
 		if err := r.bootstrapCA(ctx, mi); err != nil {
-			return outcome{}, failedWrite(err)
+			return failedWrite(err)
 		}
 	}
+	issuer, err := r.readIssuer(ctx, mi)
+	if err != nil {
+		return err
+	}
+	f.issuer = &issuer
 	// A kind that cannot sign for the mesh gets no serving Certificate;
 	// an issuer not ready yet does, to sign once it is.
-	issuer, err := r.checkIssuer(ctx, mi)
-	if err != nil || issuer.stalled {
-		return issuer, err
+	verdict := issuer.verdict()
+	if verdict.stalled {
+		return nil
 	}
 	if err := r.ensureServingCertificate(ctx, mi); err != nil {
-		return outcome{}, failedWrite(err)
+		return failedWrite(err)
 	}
-	if !issuer.ready() {
-		return issuer, nil
+	if !verdict.ready() {
+		return nil
 	}
-	serving := &cmapi.Certificate{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: servingCertificateName(mi)}, serving); err != nil {
-		return outcome{}, fmt.Errorf("reading the xDS serving Certificate: %w", err)
+	f.serving = &cmapi.Certificate{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: servingCertificateName(mi)}, f.serving); err != nil {
+		return fmt.Errorf("reading the xDS serving Certificate: %w", err)
 	}
-	if ok, msg := certificateReady(serving); !ok {
-		return outcome{reason: meshv1alpha1.ReasonCertificatePending, message: "the xDS serving certificate: " + msg}, nil
+	if ok, _ := certificateReady(f.serving); !ok {
+		return nil
 	}
 	b, err := r.readBundle(ctx, mi, fromSpec)
 	if err != nil {
-		return outcome{}, err
+		return err
 	}
+	f.bundle = &b
 	if !b.known() {
-		// What proxies have (the last bundle written) stays: no bundle is
-		// made up, and none is taken away while the issuer is read again.
-		setTrustBundleKnown(mi, metav1.ConditionFalse, b.reason, b.message)
-		if b.reason == meshv1alpha1.ReasonCertificatePending {
-			return outcome{reason: b.reason, message: b.message}, nil
-		}
-		return outcome{reason: meshv1alpha1.ReasonTrustBundleUnknown, message: "the trust bundle is not known: " + b.message}, nil
+		return nil
 	}
 	if err := r.writeBundle(ctx, mi, b.certs); err != nil {
-		return outcome{}, failedWrite(err)
+		return failedWrite(err)
 	}
-	setTrustBundleKnown(mi, metav1.ConditionTrue, b.reason, b.message)
-	mi.Status.TrustBundle = anchors(b.certs)
-	return outcome{}, nil
-}
-
-func setTrustBundleKnown(mi *meshv1alpha1.MeshInstance, s metav1.ConditionStatus, reason, msg string) {
-	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionTrustBundleKnown, s, reason, msg)
+	f.written = true
+	return nil
 }
 
 // bootstrapCA creates a SelfSigned ClusterIssuer, a root CA Certificate
@@ -215,51 +186,29 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 	return nil
 }
 
-// countMembers fills the mesh's member, identity, VM and proxy counts: the
-// sidecars connected in member namespaces, and the VMs whose proxy is.
-func (r *MeshInstanceReconciler) countMembers(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
+// readMembers reads what the mesh's counts are made of: the namespaces
+// labelled for it, its Certificates, its MeshVMs and the census.
+func (r *MeshInstanceReconciler) readMembers(ctx context.Context, mi *meshv1alpha1.MeshInstance, f *meshFacts) error {
 	var nss corev1.NamespaceList
 	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
 		return fmt.Errorf("listing member namespaces: %w", err)
+	}
+	for _, ns := range nss.Items {
+		f.namespaces = append(f.namespaces, ns.Name)
 	}
 	var certs cmapi.CertificateList
 	if err := r.List(ctx, &certs, client.MatchingLabels{meshLabel: mi.Name}); err != nil {
 		return fmt.Errorf("listing identity Certificates: %w", err)
 	}
-	identities := 0
-	for _, c := range certs.Items {
-		if len(c.Spec.URIs) > 0 { // a SPIFFE ID: not the CA's nor the xDS server's
-			identities++
-		}
-	}
+	f.certificates = certs.Items
 	var vms meshv1alpha1.MeshVMList
-	if err := r.List(ctx, &vms); err != nil {
-		return fmt.Errorf("listing MeshVMs: %w", err)
+	if err := r.List(ctx, &vms, client.MatchingFields{meshIndex: mi.Name}); err != nil {
+		return fmt.Errorf("listing the mesh's MeshVMs: %w", err)
 	}
-	c, err := readCensus(ctx, r.Client, r.Namespace)
-	if err != nil {
-		return err
-	}
-	members := make(map[string]bool, len(nss.Items))
-	for _, ns := range nss.Items {
-		members[ns.Name] = true
-	}
-	proxies := c.Counts.Total(members)
-	// A failing group is the mesh's to report, not its Ready: the
-	// MeshMember of the namespace is not Ready.
-	proxyConfig(&mi.Status.Conditions, mi.Generation, c.Failing, members)
-	n := 0
-	for _, vm := range vms.Items {
-		if vm.Spec.Mesh == mi.Name {
-			n++
-			if vm.Status.Proxy != nil && vm.Status.Proxy.Connected {
-				proxies++
-			}
-		}
-	}
-	mi.Status.MemberNamespaces, mi.Status.Identities, mi.Status.VMs = int32(len(nss.Items)), int32(identities), int32(n)
-	mi.Status.ConnectedProxies = proxies
-	return nil
+	f.vms = vms.Items
+	var err error
+	f.census, err = readCensus(ctx, r.Client, r.Namespace)
+	return err
 }
 
 // ensureServingCertificate has the mesh's issuer sign a certificate for the
@@ -314,12 +263,8 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 	}
 	if !w.empty() {
 		before := mi.DeepCopy()
-		setConditions(&mi.Status.Conditions, mi.Generation, outcome{reason: meshv1alpha1.ReasonDeleting, message: w.message()})
-		announce(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
-		if err := r.Status().Patch(ctx, mi, client.MergeFrom(before)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("patching MeshInstance status: %w", err)
-		}
-		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+		mi.Status = deletingStatus(before, w)
+		return reportStatus(ctx, r.Client, r.Recorder, mi, before)
 	}
 	// What the mesh owns would be garbage-collected, but Certificates must go
 	// before their Secrets, or cert-manager issues them again.
@@ -347,8 +292,8 @@ func (r *MeshInstanceReconciler) remaining(ctx context.Context, mi *meshv1alpha1
 		return holders{}, fmt.Errorf("listing the mesh's MeshMembers: %w", err)
 	}
 	var vms meshv1alpha1.MeshVMList
-	if err := r.List(ctx, &vms); err != nil {
-		return holders{}, fmt.Errorf("listing MeshVMs: %w", err)
+	if err := r.List(ctx, &vms, client.MatchingFields{meshIndex: mi.Name}); err != nil {
+		return holders{}, fmt.Errorf("listing the mesh's MeshVMs: %w", err)
 	}
 	var nss corev1.NamespaceList
 	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
@@ -361,9 +306,7 @@ func (r *MeshInstanceReconciler) remaining(ctx context.Context, mi *meshv1alpha1
 		withMember[m.Namespace] = true
 	}
 	for _, v := range vms.Items {
-		if v.Spec.Mesh == mi.Name {
-			h.vms = append(h.vms, v.Namespace+"/"+v.Name)
-		}
+		h.vms = append(h.vms, v.Namespace+"/"+v.Name)
 	}
 	for _, ns := range nss.Items {
 		if !withMember[ns.Name] {
@@ -371,36 +314,4 @@ func (r *MeshInstanceReconciler) remaining(ctx context.Context, mi *meshv1alpha1
 		}
 	}
 	return h, nil
-}
-
-// holders are what a mesh's deletion waits for, by kind.
-type holders struct {
-	members, vms, namespaces []string
-}
-
-func (h holders) empty() bool { return len(h.members)+len(h.vms)+len(h.namespaces) == 0 }
-
-// maxHoldersShown bounds the names a Deleting message lists per kind.
-const maxHoldersShown = 5
-
-// message is the Deleting condition's: the counts of each kind, and the
-// first names of each.
-func (h holders) message() string {
-	list := func(names []string) string {
-		if len(names) == 0 {
-			return ""
-		}
-		names = slices.Sorted(slices.Values(names))
-		shown := strings.Join(names[:min(len(names), maxHoldersShown)], ", ")
-		if len(names) > maxHoldersShown {
-			shown += ", …"
-		}
-		return " (" + shown + ")"
-	}
-	msg := fmt.Sprintf("deletion waits for %d MeshMembers%s, %d MeshVMs%s and %d labelled namespaces%s to leave the mesh",
-		len(h.members), list(h.members), len(h.vms), list(h.vms), len(h.namespaces), list(h.namespaces))
-	if len(h.namespaces) > 0 {
-		msg += fmt.Sprintf("; a labelled namespace leaves when its %s label is removed", meshv1alpha1.MonitorLabel)
-	}
-	return msg
 }

@@ -40,24 +40,19 @@ type leftOut struct {
 	problems     []string
 }
 
-// checkPolicies builds the mesh model, as the xDS runner does, and reports
-// the objects it had to leave out: counted by kind and a few named in the
-// PoliciesValid condition, and each in a Warning Event of its own.
-func (r *MeshInstanceReconciler) checkPolicies(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
+// checkPolicies builds the mesh model, as the xDS runner does, and returns
+// the objects it had to leave out (policiesValid counts them by kind and
+// names a few), recording a Warning Event on each.
+func (r *MeshInstanceReconciler) checkPolicies(ctx context.Context, mi *meshv1alpha1.MeshInstance) ([]leftOut, error) {
 	in, _, err := mesh.List(ctx, r.Client)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	in.Mesh = mi
 	_, problems := mesh.Build(in)
 	objs := leftOutObjects(problems)
 	r.policyEvents.record(ctx, r.Recorder, mi, objs)
-	if len(objs) == 0 {
-		setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionPoliciesValid, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "Every object of the mesh is in use")
-		return nil
-	}
-	setCondition(&mi.Status.Conditions, mi.Generation, meshv1alpha1.ConditionPoliciesValid, metav1.ConditionFalse, meshv1alpha1.ReasonInvalidObjects, policiesMessage(objs))
-	return nil
+	return objs, nil
 }
 
 // leftOutObjects groups problems by object, in the order of the problems

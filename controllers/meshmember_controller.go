@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,158 +54,77 @@ func (r *MeshMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		controllerutil.AddFinalizer(mm, memberFinalizer)
 		return ctrl.Result{}, r.Update(ctx, mm) // the update triggers the next pass
 	}
-	before := mm.DeepCopy()
-	o, err := r.join(ctx, mm)
+	f, err := r.join(ctx, mm)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return reportStatus(ctx, r.Client, r.Recorder, mm, before, o)
+	before := mm.DeepCopy()
+	mm.Status = memberStatus(before, f)
+	r.warnPodsWithoutProxy(mm, before.Status.PodsWithoutProxy)
+	return reportStatus(ctx, r.Client, r.Recorder, mm, before)
 }
 
-// join labels the namespace and issues the identities of its member pods.
-func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMember) (outcome, error) {
-	mi, o, err := getMesh(ctx, r.Client, mm.Spec.Mesh)
+// join labels the namespace and issues the identities of its member pods,
+// and gathers what memberStatus needs.
+func (r *MeshMemberReconciler) join(ctx context.Context, mm *meshv1alpha1.MeshMember) (memberFacts, error) {
+	var f memberFacts
+	mi, err := getMesh(ctx, r.Client, mm.Spec.Mesh)
 	if mi == nil {
-		return o, err
+		return f, err
 	}
+	f.mesh = mi
 	if err := r.applyLabel(ctx, mm.Namespace, map[string]string{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
-		return outcome{}, err
+		return f, err
 	}
 	sel := labels.Everything()
 	if mm.Spec.Selector != nil {
 		s, err := metav1.LabelSelectorAsSelector(mm.Spec.Selector)
 		if err != nil {
-			return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: fmt.Sprintf("spec.selector: %v", err), stalled: true}, nil
+			f.selectorErr = err
+			return f, nil
 		}
 		sel = s
 	}
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(mm.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return outcome{}, fmt.Errorf("listing member pods: %w", err)
+		return f, fmt.Errorf("listing member pods: %w", err)
 	}
+	f.pods = pods.Items
 	if mm.Spec.RestartExistingWorkloads && mm.Spec.Injection != meshv1alpha1.InjectionDisabled {
 		n, err := r.restartWorkloads(ctx, mm, sel, pods.Items)
 		if err != nil {
-			return outcome{}, err
+			return f, err
 		}
 		if n > 0 {
 			logf.FromContext(ctx).Info("Rolled workloads so that their pods get a sidecar", "count", n)
 		}
 	}
-	ids := ensureIdentities(ctx, r.Client, mi, mm.Namespace, pods.Items, mm, true)
-	if ids.invalid != "" {
-		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: ids.invalid, stalled: true}, nil
+	f.identities = ensureIdentities(ctx, r.Client, mi, mm.Namespace, pods.Items, mm, true)
+	if f.identities.invalid != "" {
+		return f, nil
 	}
-	recordFailedIdentities(r.Recorder, mm, ids.failed)
-	if err := r.podsWithoutProxy(ctx, mm, pods.Items); err != nil {
-		return outcome{}, err
-	}
-	podsWithOldProxy(mm, pods.Items, inject.SidecarImage(mi.Spec.Sidecar, r.SidecarImage))
-	c, err := readCensus(ctx, r.Client, r.Namespace)
-	if err != nil {
-		return outcome{}, err
-	}
-	setIdentityStatus(&mm.Status, ids)
-	mm.Status.ProxiesConnected = c.Counts[mm.Namespace]
-	config := proxyConfig(&mm.Status.Conditions, mm.Generation, c.Failing, map[string]bool{mm.Namespace: true})
-	idStatus, idReason, idMsg := identitiesCondition(ids)
-	setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionIdentitiesReady, idStatus, idReason, idMsg)
-	if idStatus != metav1.ConditionTrue {
-		return outcome{reason: idReason, message: idMsg}, nil
-	}
-	return config, nil
-}
-
-// setIdentityStatus writes the identity counts of a MeshMember's status.
-func setIdentityStatus(st *meshv1alpha1.MeshMemberStatus, ids identities) {
-	st.Identities, st.IdentitiesReady, st.PodsInjected = int32(ids.accounts), int32(ids.ready), int32(ids.injected)
-	failed := ids.failedAccounts()
-	st.IdentitiesFailed = int32(len(failed))
-	st.IdentitiesFailedNames = firstNames(failed)
-}
-
-// identitiesCondition is a MeshMember's IdentitiesReady: False while an
-// identity failed, or waits for cert-manager.
-func identitiesCondition(ids identities) (metav1.ConditionStatus, string, string) {
-	if failed := ids.failedAccounts(); len(failed) > 0 {
-		return metav1.ConditionFalse, meshv1alpha1.ReasonIdentityFailed, fmt.Sprintf(
-			"the identity Certificates of %d of %d service accounts could not be written (the others are issued on their own); their Events say why: %v",
-			len(failed), ids.accounts, firstNames(failed))
-	}
-	if n := len(ids.waiting); n > 0 {
-		return metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, fmt.Sprintf("waiting for %d of %d identities: %v", n, ids.accounts, firstNames(ids.waiting))
-	}
-	return metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, fmt.Sprintf("%d identities issued", ids.ready)
-}
-
-// maxStatusNames bounds the names a MeshMember's status lists, in its
-// fields and its conditions' messages.
-const maxStatusNames = 20
-
-// firstNames are the first maxStatusNames of names, which are sorted.
-func firstNames(names []string) []string {
-	return names[:min(len(names), maxStatusNames)]
-}
-
-// podsWithoutProxy counts and names the member pods the injector would give
-// a sidecar (inject.Decide, the injector's own rule) but that run without
-// one, and records a warning Event when there are more than before.
-func (r *MeshMemberReconciler) podsWithoutProxy(ctx context.Context, mm *meshv1alpha1.MeshMember, pods []corev1.Pod) error {
-	ns := &corev1.Namespace{}
-	if err := r.Get(ctx, client.ObjectKey{Name: mm.Namespace}, ns); err != nil {
-		return fmt.Errorf("reading namespace %s: %w", mm.Namespace, err)
+	recordFailedIdentities(r.Recorder, mm, f.identities.failed)
+	f.namespace = &corev1.Namespace{}
+	if err := r.Get(ctx, client.ObjectKey{Name: mm.Namespace}, f.namespace); err != nil {
+		return f, fmt.Errorf("reading namespace %s: %w", mm.Namespace, err)
 	}
 	var members meshv1alpha1.MeshMemberList
 	if err := r.List(ctx, &members, client.InNamespace(mm.Namespace)); err != nil {
-		return fmt.Errorf("listing the MeshMembers of %s: %w", mm.Namespace, err)
+		return f, fmt.Errorf("listing the MeshMembers of %s: %w", mm.Namespace, err)
 	}
-	var names []string
-	for i := range pods {
-		p := &pods[i]
-		if !live(p) {
-			continue
-		}
-		if d, err := inject.Decide(p, ns, members.Items); err == nil && d.Inject {
-			names = append(names, p.Name)
-		}
-	}
-	slices.Sort(names)
-	before := mm.Status.PodsWithoutProxy
-	mm.Status.PodsWithoutProxy = int32(len(names))
-	mm.Status.PodsWithoutProxyNames = firstNames(names)
+	f.members = members.Items
+	f.image = inject.SidecarImage(mi.Spec.Sidecar, r.SidecarImage)
+	f.census, err = readCensus(ctx, r.Client, r.Namespace)
+	return f, err
+}
+
+// warnPodsWithoutProxy records a warning Event when more member pods run
+// without a sidecar than before, the count of the status as read.
+func (r *MeshMemberReconciler) warnPodsWithoutProxy(mm *meshv1alpha1.MeshMember, before int32) {
 	if n := mm.Status.PodsWithoutProxy; n > before && r.Recorder != nil {
 		r.Recorder.Eventf(mm, nil, corev1.EventTypeWarning, "PodsWithoutProxy", "Inject", "%s", truncate(fmt.Sprintf(
 			"%d member pods run without a sidecar, created while the injector was unreachable or before the namespace joined; roll them (first: %v)", n, mm.Status.PodsWithoutProxyNames), maxEventNote))
 	}
-	return nil
-}
-
-// live says whether a pod runs or will: not being deleted, not ended.
-func live(p *corev1.Pod) bool {
-	return p.DeletionTimestamp.IsZero() && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
-}
-
-// podsWithOldProxy counts and names the member pods whose Envoy sidecar
-// runs another image than image, the mesh's, and sets ProxiesUpToDate. It
-// leaves Ready alone: those proxies still work.
-func podsWithOldProxy(mm *meshv1alpha1.MeshMember, pods []corev1.Pod, image string) {
-	var names []string
-	for i := range pods {
-		p := &pods[i]
-		if got, ok := inject.ProxyImage(p); ok && live(p) && got != image {
-			names = append(names, p.Name)
-		}
-	}
-	slices.Sort(names)
-	mm.Status.PodsWithOldProxy = int32(len(names))
-	mm.Status.PodsWithOldProxyNames = firstNames(names)
-	if len(names) == 0 {
-		setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
-			fmt.Sprintf("Every member sidecar runs the mesh's Envoy, %s", image))
-		return
-	}
-	setCondition(&mm.Status.Conditions, mm.Generation, meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated,
-		fmt.Sprintf("%d member pods run another Envoy than the mesh's %s (first: %v): roll them to move them to it", len(names), image, mm.Status.PodsWithOldProxyNames))
 }
 
 // leave takes back the namespace label the operator set, and only that: a

@@ -2,14 +2,10 @@ package controllers
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"strings"
-	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -75,96 +71,48 @@ func (r *MeshVMReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		controllerutil.AddFinalizer(vm, vmFinalizer)
 		return ctrl.Result{}, r.Update(ctx, vm)
 	}
-	before := vm.DeepCopy()
-	o, err := r.reconcileVM(ctx, vm)
-	if err == nil {
-		return reportStatus(ctx, r.Client, r.Recorder, vm, before, o)
+	f, err := r.gather(ctx, vm)
+	if !reportable(err) {
+		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, reportFailedWrite(ctx, r.Client, r.Recorder, vm, before, err)
+	f.failedWrite = err
+	before := vm.DeepCopy()
+	vm.Status = vmStatus(before, f)
+	return reportFailedWrite(ctx, r.Client, r.Recorder, vm, before, err)
 }
 
-func (r *MeshVMReconciler) reconcileVM(ctx context.Context, vm *meshv1alpha1.MeshVM) (outcome, error) {
-	addrs, addressed, err := r.acceptAddresses(ctx, vm)
-	if err != nil {
-		return outcome{}, err
+// gather makes the VM's objects (service account, identity Certificate,
+// bootstrap Secret, EndpointSlices) and gathers what vmStatus needs. It
+// stops at a failed write, returning it with the facts gathered so far.
+func (r *MeshVMReconciler) gather(ctx context.Context, vm *meshv1alpha1.MeshVM) (vmFacts, error) {
+	var f vmFacts
+	var err error
+	if f.addresses, err = r.checkAddresses(ctx, vm); err != nil {
+		return f, err
 	}
-	mi, o, err := getMesh(ctx, r.Client, vm.Spec.Mesh)
-	if mi == nil {
-		return o, err
+	if f.mesh, err = getMesh(ctx, r.Client, vm.Spec.Mesh); f.mesh == nil {
+		return f, err
 	}
 	if err := r.ensureServiceAccount(ctx, vm); err != nil {
-		return outcome{}, err
+		return f, err
 	}
-	secret, o, err := r.ensureIdentity(ctx, mi, vm)
-	if err != nil || !o.ready() {
-		return o, err
+	if f.identity, err = r.ensureIdentity(ctx, f.mesh, vm); err != nil || f.identity.secret == nil {
+		return f, err
 	}
-	if o, err := r.ensureBootstrap(ctx, mi, vm, secret); err != nil || !o.ready() {
-		return o, err
+	if f.bootstrap, err = r.ensureBootstrap(ctx, f.mesh, vm, f.identity.secret); err != nil || f.bootstrap.secret == "" {
+		return f, err
 	}
 	c, err := readCensus(ctx, r.Client, r.Namespace)
 	if err != nil {
-		return outcome{}, err
+		return f, err
 	}
-	recordProxy(vm, c.VMs, metav1.Now())
-	served, err := r.ensureEndpointSlices(ctx, vm, addrs)
-	if err != nil {
-		return outcome{}, err
+	f.census = &c
+	f.proxy = vmProxy(vm.Status.Proxy, c.VMs, census.VMKey(vm.Namespace, vm.Name), metav1.Now())
+	if f.missingServices, err = r.ensureEndpointSlices(ctx, vm, f.addresses.accepted, f.proxy); err != nil {
+		return f, err
 	}
-	if !addressed.ready() {
-		return addressed, nil
-	}
-	if !served.ready() {
-		return served, nil
-	}
-	config := groupConfig(&vm.Status.Conditions, vm.Generation, c.Failing, mesh.VMGroup(vm))
-	connected := proxyConnected(vm)
-	if !config.ready() {
-		return config, nil
-	}
-	return connected, nil
-}
-
-// recordProxy sets status.proxy from the census: connected while a replica
-// reports the VM's proxy (since its stream opened), disconnected since now
-// once none does, which includes the replica holding it dying (its Lease
-// expires). A VM no proxy has connected to has none. The xDS server only
-// reports connections; this is the one place that writes them.
-func recordProxy(vm *meshv1alpha1.MeshVM, vms census.VMs, now metav1.Time) {
-	if c, ok := vms[census.VMKey(vm.Namespace, vm.Name)]; ok {
-		vm.Status.Proxy = &meshv1alpha1.ProxyStatus{Connected: true, LastSeen: ptr.To(c.Since), Version: c.Version, Replica: c.Replica}
-		return
-	}
-	if p := vm.Status.Proxy; p != nil && p.Connected {
-		vm.Status.Proxy = &meshv1alpha1.ProxyStatus{LastSeen: &now, Version: p.Version, Replica: p.Replica}
-	}
-}
-
-// proxyConnected sets ProxyConnected from status.proxy (recordProxy); the
-// VM is Ready only while connected.
-func proxyConnected(vm *meshv1alpha1.MeshVM) outcome {
-	p := vm.Status.Proxy
-	switch {
-	case p != nil && p.Connected:
-		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionTrue, "Connected",
-			fmt.Sprintf("proxy %s connected to %s", p.Version, p.Replica))
-		return outcome{}
-	case p != nil:
-		msg := "the VM's proxy disconnected"
-		if p.LastSeen != nil {
-			msg += " at " + p.LastSeen.UTC().Format(time.RFC3339)
-		}
-		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "Disconnected", msg)
-		return outcome{reason: "ProxyDisconnected", message: msg}
-	default:
-		start := "start Envoy on the VM"
-		if vm.Proxyless() {
-			start = fmt.Sprintf("start the application on the VM with GRPC_XDS_BOOTSTRAP=%s/%s", VMConfigDir, GRPCBootstrapKey)
-		}
-		msg := fmt.Sprintf("no proxy has connected yet: run `osm-operator vm bootstrap %s -n %s` and %s", vm.Name, vm.Namespace, start)
-		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionProxyConnected, metav1.ConditionFalse, "NotConnected", msg)
-		return outcome{reason: "AwaitingProxy", message: msg}
-	}
+	f.published = true
+	return f, nil
 }
 
 // ensureServiceAccount creates the VM's service account when it is missing;
@@ -189,57 +137,45 @@ func (r *MeshVMReconciler) ensureServiceAccount(ctx context.Context, vm *meshv1a
 
 // ensureIdentity makes sure the identity Certificate of the VM's service
 // account exists (a MeshMember of the namespace may own it already) and
-// returns its Secret once issued.
-func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM) (*corev1.Secret, outcome, error) {
+// reads its Secret once issued. On a failed write it returns no identity.
+func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM) (*vmIdentity, error) {
 	id := mesh.Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}
 	want, err := identityCertificate(mi, id)
 	if err != nil {
-		return nil, outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
+		return &vmIdentity{invalid: err.Error()}, nil
 	}
 	cert := &cmapi.Certificate{}
 	err = r.Get(ctx, client.ObjectKeyFromObject(want), cert)
 	if apierrors.IsNotFound(err) {
 		cert = want
 		if err := controllerutil.SetOwnerReference(vm, cert, r.Scheme()); err != nil {
-			return nil, outcome{}, err
+			return nil, err
 		}
 		if err := r.Create(ctx, cert); err != nil {
-			return nil, outcome{}, failedWrite(fmt.Errorf("creating Certificate %s: %w", cert.Name, err))
+			return nil, failedWrite(fmt.Errorf("creating Certificate %s: %w", cert.Name, err))
 		}
 	} else if err != nil {
-		return nil, outcome{}, fmt.Errorf("reading Certificate %s: %w", want.Name, err)
+		return nil, fmt.Errorf("reading Certificate %s: %w", want.Name, err)
 	} else if !isOwnedBy(cert, vm) {
 		// Shared with a MeshMember of the namespace: co-own it, so that the
 		// member leaving does not take the VM's identity with it.
 		before := cert.DeepCopy()
 		if err := controllerutil.SetOwnerReference(vm, cert, r.Scheme()); err != nil {
-			return nil, outcome{}, err
+			return nil, err
 		}
 		if err := r.Patch(ctx, cert, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return nil, outcome{}, failedWrite(fmt.Errorf("co-owning Certificate %s: %w", cert.Name, err))
+			return nil, failedWrite(fmt.Errorf("co-owning Certificate %s: %w", cert.Name, err))
 		}
 	}
-	ok, msg := certificateReady(cert)
-	status := metav1.ConditionTrue
-	reason, message := meshv1alpha1.ReasonSucceeded, "identity certificate issued"
-	if !ok {
-		status, reason, message = metav1.ConditionFalse, meshv1alpha1.ReasonCertificatePending, "identity certificate: "+msg
+	out := &vmIdentity{cert: cert, spiffe: id.SPIFFE(mi.EffectiveTrustDomain())}
+	if ok, _ := certificateReady(cert); !ok {
+		return out, nil
 	}
-	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionCertificateReady, status, reason, message)
-	if !ok {
-		return nil, outcome{reason: reason, message: message}, nil
+	out.secret = &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: vm.Namespace, Name: cert.Spec.SecretName}, out.secret); err != nil {
+		return nil, fmt.Errorf("reading identity Secret %s: %w", cert.Spec.SecretName, err)
 	}
-	secret := &corev1.Secret{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: vm.Namespace, Name: cert.Spec.SecretName}, secret); err != nil {
-		return nil, outcome{}, fmt.Errorf("reading identity Secret %s: %w", cert.Spec.SecretName, err)
-	}
-	vm.Status.Certificate = &meshv1alpha1.CertificateStatus{SecretName: secret.Name, Identity: id.SPIFFE(mi.EffectiveTrustDomain())}
-	if block, _ := pem.Decode(secret.Data[CertKey]); block != nil {
-		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
-			vm.Status.Certificate.NotAfter = ptr.To(metav1.NewTime(c.NotAfter))
-		}
-	}
-	return secret, outcome{}, nil
+	return out, nil
 }
 
 // ensureBootstrap writes the Secret a VM admin copies to the VM: the proxy's
@@ -247,20 +183,19 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 // mesh's trust bundle (the roots the VM trusts: the mesh's, not the ca.crt
 // of the identity Secret, which a namespace's user may write and an issuer
 // may leave empty). It follows certificate renewals and bundle changes.
-func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (outcome, error) {
+func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (*vmBootstrapFacts, error) {
 	boot, err := vmBootstrapFiles(mi, vm, r.Namespace)
 	if err != nil {
-		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: err.Error(), stalled: true}, nil
+		return &vmBootstrapFacts{invalid: err.Error()}, nil
 	}
+	out := &vmBootstrapFacts{bundle: client.ObjectKey{Namespace: r.Namespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}}
 	bundle := &corev1.Secret{}
-	key := client.ObjectKey{Namespace: r.Namespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}
-	if err := r.Get(ctx, key, bundle); client.IgnoreNotFound(err) != nil {
-		return outcome{}, fmt.Errorf("reading the mesh's trust bundle %s: %w", key, err)
+	if err := r.Get(ctx, out.bundle, bundle); client.IgnoreNotFound(err) != nil {
+		return nil, fmt.Errorf("reading the mesh's trust bundle %s: %w", out.bundle, err)
 	}
 	if len(bundle.Data[meshv1alpha1.TrustBundleKey]) == 0 {
-		msg := fmt.Sprintf("waiting for mesh %s's trust bundle (Secret %s; see the MeshInstance's %s condition)", mi.Name, key, meshv1alpha1.ConditionTrustBundleKnown)
-		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionFalse, meshv1alpha1.ReasonTrustBundleUnknown, msg)
-		return outcome{reason: meshv1alpha1.ReasonTrustBundleUnknown, message: msg}, nil
+		out.bundleMissing = true
+		return out, nil
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fitName(vm.Name + "-bootstrap"), Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
@@ -273,65 +208,33 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 		maps.Copy(s.Data, boot)
 		return controllerutil.SetControllerReference(vm, s, r.Scheme())
 	}); err != nil {
-		err = failedWrite(fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err))
-		if o, failed := writeOutcome(err); failed {
-			setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionFalse, o.reason, o.message)
-		}
-		return outcome{}, err
+		return out, failedWrite(fmt.Errorf("writing bootstrap Secret %s: %w", s.Name, err))
 	}
-	vm.Status.BootstrapSecretName = s.Name
-	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionBootstrapReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
-		fmt.Sprintf("copy it to %s on the VM: kubectl get secret %s -n %s", VMConfigDir, s.Name, vm.Namespace))
-	return outcome{}, nil
+	out.secret = s.Name
+	return out, nil
 }
 
-// acceptAddresses returns the VM's addresses that may be published, and sets
-// AddressesAccepted. mesh.CheckVMAddress refuses the addresses no VM may have
-// (the CRD and the webhook refuse them too, but the webhook's failure policy
-// lets objects by while the operator is down, and an older CRD has no rule)
-// and those that are the IP of a pod of the cluster, which admission cannot
-// check race-free: a pod may take the address after. An address of an unsafe
-// class stalls until the spec changes. A pod's address waits: the VM is
-// looked at again every waitRequeue, and its address is published once the
-// pod is gone. The controller does not watch pods, so a pod taking the
-// address of a published VM is found at the VM's next reconcile; the mesh
-// model (mesh.Build) leaves that endpoint out at once.
-func (r *MeshVMReconciler) acceptAddresses(ctx context.Context, vm *meshv1alpha1.MeshVM) ([]string, outcome, error) {
+// checkAddresses judges the VM's addresses (checkAddresses) against the
+// IPs of the cluster's pods. mesh.CheckVMAddress refuses the addresses no
+// VM may have (the CRD and the webhook refuse them too, but the webhook's
+// failure policy lets objects by while the operator is down, and an older
+// CRD has no rule) and those that are the IP of a pod of the cluster, which
+// admission cannot check race-free: a pod may take the address after. An
+// address of an unsafe class stalls until the spec changes. A pod's address
+// waits: the VM is looked at again every waitRequeue, and its address is
+// published once the pod is gone. The controller does not watch pods, so a
+// pod taking the address of a published VM is found at the VM's next
+// reconcile; the mesh model (mesh.Build) leaves that endpoint out at once.
+func (r *MeshVMReconciler) checkAddresses(ctx context.Context, vm *meshv1alpha1.MeshVM) (addressCheck, error) {
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, outcome{}, fmt.Errorf("listing pods: %w", err)
+		return addressCheck{}, fmt.Errorf("listing pods: %w", err)
 	}
 	ips := mesh.PodIPs{}
 	for i := range pods.Items {
 		ips.Add(&pods.Items[i])
 	}
-	var accepted, conflicts, unsafe []string
-	for _, a := range vm.Spec.Addresses {
-		var refused *mesh.VMAddressError
-		switch err := mesh.CheckVMAddress(a, ips); {
-		case err == nil:
-			accepted = append(accepted, a)
-		case errors.As(err, &refused) && refused.Pod != "":
-			conflicts = append(conflicts, err.Error())
-		default:
-			unsafe = append(unsafe, err.Error())
-		}
-	}
-	var o outcome
-	switch {
-	case len(unsafe) > 0:
-		o = outcome{reason: meshv1alpha1.ReasonUnsafeAddress, stalled: true}
-	case len(conflicts) > 0:
-		o = outcome{reason: meshv1alpha1.ReasonAddressConflict}
-	}
-	if o.ready() {
-		setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionAddressesAccepted, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
-			"every address is accepted")
-		return accepted, o, nil
-	}
-	o.message = "addresses left out of the VM's EndpointSlices: " + strings.Join(append(unsafe, conflicts...), "; ")
-	setCondition(&vm.Status.Conditions, vm.Generation, meshv1alpha1.ConditionAddressesAccepted, metav1.ConditionFalse, o.reason, o.message)
-	return accepted, o, nil
+	return checkAddresses(vm.Spec.Addresses, ips), nil
 }
 
 // ensureEndpointSlices publishes addrs, the VM's accepted addresses, as
@@ -339,8 +242,9 @@ func (r *MeshVMReconciler) acceptAddresses(ctx context.Context, vm *meshv1alpha1
 // family. A VM endpoint is ready while its proxy is connected; before any
 // proxy has connected, it is ready once its identity and bootstrap are (so
 // that a VM whose proxy is starting is not kept out), and it stops being
-// ready when the proxy leaves.
-func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1alpha1.MeshVM, addrs []string) (outcome, error) {
+// ready when the proxy leaves: proxy is the VM's (vmProxy). It returns the
+// Services the VM backs that do not exist.
+func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1alpha1.MeshVM, addrs []string, proxy *meshv1alpha1.ProxyStatus) ([]string, error) {
 	var missing []string
 	want := map[string]bool{}
 	for _, name := range vm.Spec.Services {
@@ -349,10 +253,10 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 			missing = append(missing, name)
 			continue
 		} else if err != nil {
-			return outcome{}, fmt.Errorf("reading Service %s: %w", name, err)
+			return nil, fmt.Errorf("reading Service %s: %w", name, err)
 		}
 		ports := vmSlicePorts(svc, vm)
-		ready := vm.Status.Proxy == nil || vm.Status.Proxy.Connected
+		ready := proxy == nil || proxy.Connected
 		for family, addrs := range byFamily(addrs) {
 			es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: fitName(fmt.Sprintf("%s-%s-%s", vm.Name, name, strings.ToLower(family))), Namespace: vm.Namespace}}
 			want[es.Name] = true
@@ -371,27 +275,24 @@ func (r *MeshVMReconciler) ensureEndpointSlices(ctx context.Context, vm *meshv1a
 				}}
 				return controllerutil.SetControllerReference(vm, es, r.Scheme())
 			}); err != nil {
-				return outcome{}, failedWrite(fmt.Errorf("writing EndpointSlice %s for Service %s: %w", es.Name, name, err))
+				return nil, failedWrite(fmt.Errorf("writing EndpointSlice %s for Service %s: %w", es.Name, name, err))
 			}
 		}
 	}
 	// Slices of Services the VM no longer backs go.
 	var owned discoveryv1.EndpointSliceList
 	if err := r.List(ctx, &owned, client.InNamespace(vm.Namespace), client.MatchingLabels{discoveryv1.LabelManagedBy: EndpointSliceManager}); err != nil {
-		return outcome{}, fmt.Errorf("listing EndpointSlices: %w", err)
+		return nil, fmt.Errorf("listing EndpointSlices: %w", err)
 	}
 	for i := range owned.Items {
 		es := &owned.Items[i]
 		if metav1.IsControlledBy(es, vm) && !want[es.Name] {
 			if err := r.Delete(ctx, es); client.IgnoreNotFound(err) != nil {
-				return outcome{}, failedWrite(fmt.Errorf("deleting EndpointSlice %s: %w", es.Name, err))
+				return nil, failedWrite(fmt.Errorf("deleting EndpointSlice %s: %w", es.Name, err))
 			}
 		}
 	}
-	if len(missing) > 0 {
-		return outcome{reason: "ServiceNotFound", message: fmt.Sprintf("the VM backs Services that do not exist: %v", missing)}, nil
-	}
-	return outcome{}, nil
+	return missing, nil
 }
 
 // byFamily splits addresses by EndpointSlice address type.

@@ -49,14 +49,12 @@ func (r *MeshVMReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return nil
 			}
 			var list meshv1alpha1.MeshVMList
-			if err := r.Client.List(ctx, &list); err != nil {
+			if err := r.Client.List(ctx, &list, client.MatchingFields{meshIndex: m}); err != nil {
 				return nil
 			}
-			var out []reconcile.Request
+			out := make([]reconcile.Request, 0, len(list.Items))
 			for _, v := range list.Items {
-				if v.Spec.Mesh == m {
-					out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
-				}
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
 			}
 			return out
 		})).

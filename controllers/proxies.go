@@ -39,9 +39,9 @@ func readCensus(ctx context.Context, r client.Reader, namespace string) (census.
 	return c, nil
 }
 
-// proxyConfig sets the ProxyConfigReady condition from the groups of
-// namespaces that the census says failed, and returns the outcome it means.
-func proxyConfig(conds *[]metav1.Condition, generation int64, failing census.Failing, namespaces map[string]bool) outcome {
+// proxyConfigReady is the ProxyConfigReady condition of the groups of
+// namespaces, from those the census says failed, and the outcome it means.
+func proxyConfigReady(failing census.Failing, namespaces map[string]bool) (metav1.Condition, outcome) {
 	groups := 0
 	var shown []string
 	for _, ns := range slices.Sorted(maps.Keys(failing)) {
@@ -57,37 +57,34 @@ func proxyConfig(conds *[]metav1.Condition, generation int64, failing census.Fai
 		}
 	}
 	if groups == 0 {
-		setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The config of every proxy group is published")
-		return outcome{}
+		return condition(meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The config of every proxy group is published"), outcome{}
 	}
 	msg := fmt.Sprintf("%d proxy groups keep their last good config, their translation failed: %s", groups, strings.Join(shown, "; "))
 	if groups > len(shown) {
 		msg += "; …"
 	}
-	setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, msg)
 	// Retrying the same inputs fails the same way: it takes a change.
-	return outcome{reason: meshv1alpha1.ReasonTranslationFailed, message: msg, stalled: true}
+	return condition(meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, msg),
+		outcome{reason: meshv1alpha1.ReasonTranslationFailed, message: msg, stalled: true}
 }
 
-// groupConfig sets the ProxyConfigReady condition of one proxy group, a
-// VM's, from the census, and returns the outcome it means. A Lease names at
-// most census.MaxErrors failing groups of a namespace: when more fail and
-// this one is not named, the condition says it cannot tell.
-func groupConfig(conds *[]metav1.Condition, generation int64, failing census.Failing, g mesh.Group) outcome {
+// groupConfigReady is the ProxyConfigReady condition of one proxy group, a
+// VM's, from the census, and the outcome it means. A Lease names at most
+// census.MaxErrors failing groups of a namespace: when more fail and this
+// one is not named, the condition says it cannot tell.
+func groupConfigReady(failing census.Failing, g mesh.Group) (metav1.Condition, outcome) {
 	f := failing[g.Identity.Namespace]
 	if e, ok := f.Errors[g.String()]; ok {
 		msg := fmt.Sprintf("the proxy keeps its last good config, the translation of its group %s failed: %s", g, e)
-		setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, msg)
-		return outcome{reason: meshv1alpha1.ReasonTranslationFailed, message: msg, stalled: true}
+		return condition(meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionFalse, meshv1alpha1.ReasonTranslationFailed, msg),
+			outcome{reason: meshv1alpha1.ReasonTranslationFailed, message: msg, stalled: true}
 	}
 	if f.Groups > len(f.Errors) {
 		msg := fmt.Sprintf("%d proxy groups of namespace %s failed their translation and the census names only %d; group %s may be one of the others",
 			f.Groups, g.Identity.Namespace, len(f.Errors), g)
-		setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionUnknown, meshv1alpha1.ReasonTranslationFailed, msg)
-		return outcome{}
+		return condition(meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionUnknown, meshv1alpha1.ReasonTranslationFailed, msg), outcome{}
 	}
-	setCondition(conds, generation, meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The proxy's config is published")
-	return outcome{}
+	return condition(meshv1alpha1.ConditionProxyConfigReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The proxy's config is published"), outcome{}
 }
 
 // ReplicaLeaseReconciler deletes the Lease of an xDS replica that stopped

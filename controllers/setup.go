@@ -17,7 +17,8 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/census"
 )
 
-// meshIndex indexes MeshMembers by the mesh they join.
+// meshIndex indexes MeshMembers and MeshVMs by the mesh they join, so that
+// a mesh lists its own and not every mesh's.
 const meshIndex = "spec.mesh"
 
 // Options configure the reconcilers.
@@ -52,6 +53,11 @@ func SetupIndexes(indexer client.FieldIndexer) error {
 		return []string{obj.(*meshv1alpha1.MeshMember).Spec.Mesh}
 	}); err != nil {
 		return fmt.Errorf("indexing MeshMembers by mesh: %w", err)
+	}
+	if err := indexer.IndexField(context.Background(), &meshv1alpha1.MeshVM{}, meshIndex, func(obj client.Object) []string {
+		return []string{obj.(*meshv1alpha1.MeshVM).Spec.Mesh}
+	}); err != nil {
+		return fmt.Errorf("indexing MeshVMs by mesh: %w", err)
 	}
 	return nil
 }

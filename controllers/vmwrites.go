@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -37,7 +38,7 @@ func failedWrite(err error) error {
 }
 
 // writeOutcome is the outcome of a reconcile that failed with err, and
-// whether err is a failed write to report on the VM.
+// whether err is a failed write to report on the resource.
 func writeOutcome(err error) (outcome, bool) {
 	var w *writeError
 	if !errors.As(err, &w) {
@@ -62,14 +63,22 @@ func fitName(base string) string {
 	return prefix + "-" + hex.EncodeToString(sum[:])[:nameHashLength]
 }
 
-// reportFailedWrite ends a reconcile of obj that failed with err: a write
-// made for obj that failed shows on it, with the API server's message, and
-// err is returned for a retry with backoff.
-func reportFailedWrite(ctx context.Context, c client.Client, rec events.EventRecorder, obj, before statusObject, err error) error {
-	if o, failed := writeOutcome(err); failed {
-		if _, serr := reportStatus(ctx, c, rec, obj, before, o); serr != nil {
-			return errors.Join(err, serr)
-		}
+// reportable says whether a reconcile whose gathering ended with err
+// writes a status: when it ended well, or with a failed write, which the
+// status shows. Any other error (a read, a conflict) leaves the status as
+// it is, for a retry with backoff.
+func reportable(err error) bool {
+	_, failed := writeOutcome(err)
+	return err == nil || failed
+}
+
+// reportFailedWrite ends a reconcile of obj, whose status function was
+// given err, the failed write that ended the gathering (nil when none
+// did), through reportStatus; err is returned for a retry with backoff.
+func reportFailedWrite(ctx context.Context, c client.Client, rec events.EventRecorder, obj, before statusObject, err error) (ctrl.Result, error) {
+	res, serr := reportStatus(ctx, c, rec, obj, before)
+	if err != nil {
+		return ctrl.Result{}, errors.Join(err, serr)
 	}
-	return err
+	return res, serr
 }
