@@ -249,7 +249,8 @@ func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 		b.report(kind, ts, []FieldError{missingService("spec.service", ServiceKey{ts.Namespace, name})}, splitIgnored)
 		return nil
 	}
-	if b.report(kind, ts, fieldErrors("spec.service", CheckSplitRoot(root.splitTarget())), splitIgnored) {
+	rootTarget := root.splitTarget()
+	if b.report(kind, ts, fieldErrors("spec.service", CheckSplitRoot(rootTarget)), splitIgnored) {
 		return nil
 	}
 	if prev := b.m.Splits[root.Key]; prev != nil {
@@ -268,12 +269,12 @@ func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 			ok = false
 			continue
 		}
-		if b.report(kind, ts, fieldErrors(field, CheckSplitBackend(root.splitTarget(), svc.splitTarget())), splitIgnored) {
+		if b.report(kind, ts, fieldErrors(field, CheckSplitBackend(rootTarget, svc.splitTarget())), splitIgnored) {
 			ok = false
 			continue
 		}
-		w, _ := clampWeight(be.Weight) // CheckTrafficSplit checked it
-		sp.Backends = append(sp.Backends, Backend{Service: key, Weight: w})
+		// CheckTrafficSplit checked that the weight is in 0..MaxUint32.
+		sp.Backends = append(sp.Backends, Backend{Service: key, Weight: uint32(be.Weight)})
 	}
 	if !ok {
 		return nil
