@@ -196,6 +196,15 @@ type Split struct {
 	Namespace, Name string
 	Root            ServiceKey
 	Backends        []Backend
+	// Ports are the root's ports the split routes, sorted: those every
+	// backend serves (SplitPorts). The root's other ports keep its traffic.
+	Ports []int32
+}
+
+// Routes says whether the split routes the root's port.
+func (sp *Split) Routes(port int32) bool {
+	_, ok := slices.BinarySearch(sp.Ports, port)
+	return ok
 }
 
 // Backend is a weighted backend service of a split.
