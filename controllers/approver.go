@@ -333,16 +333,18 @@ func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.Certi
 
 // lifetime says what is wrong with the duration a request asks for, or "":
 // a mesh certificate lives at most the mesh's spec.certificates.duration
-// (cert-manager's CA signer honours any duration, past its own CA's expiry,
-// and one not given is cert-manager's default of 90 days).
+// (cert-manager's CA signer honours any duration, past its own CA's expiry).
+// A request naming none, or one of 0 or less, leaves the lifetime to the
+// issuer: cert-manager's default of 90 days, and for Vault a TTL of "0s"
+// is the role's default, however long.
 func lifetime(cr *cmapi.CertificateRequest, mi *meshv1alpha1.MeshInstance) string {
 	limit, _, err := lifetimeOf(mi)
 	if err != nil {
 		return err.Error()
 	}
 	switch {
-	case cr.Spec.Duration == nil:
-		return fmt.Sprintf("the request names no duration; the mesh's certificates live at most %s", limit.Duration)
+	case cr.Spec.Duration == nil || cr.Spec.Duration.Duration <= 0:
+		return fmt.Sprintf("the request names no duration (none, or one of 0 or less), which leaves it to the issuer; the mesh's certificates live at most %s", limit.Duration)
 	case cr.Spec.Duration.Duration > limit.Duration:
 		return fmt.Sprintf("duration %s is longer than the mesh's %s", cr.Spec.Duration.Duration, limit.Duration)
 	}

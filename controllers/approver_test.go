@@ -2,7 +2,13 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -19,6 +26,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 )
 
 // readyMesh creates a mesh with a bootstrapped CA and waits until its CA
@@ -294,4 +302,152 @@ func TestASharedIssuerSignsOnlyTheMeshsOwnForTheMesh(t *testing.T) {
 			t.Error("no CertificateRequest was made")
 		}
 	})
+}
+
+// createRequest creates a CertificateRequest for issuer in ns, as a user
+// who may create them can, asking for the names given and the duration (nil:
+// none), and annotated as of Certificate name, so that decision finds it.
+func createRequest(t *testing.T, ns, name string, issuer cmmeta.IssuerReference, duration *metav1.Duration, uris, dnsNames []string) *cmapi.CertificateRequest {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.CertificateRequest{DNSNames: dnsNames}
+	for _, u := range uris {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, parsed)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{cmapi.CertificateNameKey: name}},
+		Spec: cmapi.CertificateRequestSpec{
+			IssuerRef: issuer, Duration: duration,
+			Request: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+		},
+	}
+	if err := k8s.Create(context.Background(), cr); err != nil {
+		t.Fatal(err)
+	}
+	return cr
+}
+
+// A request that names no lifetime is given the issuer's: cert-manager's
+// default of 90 days for its CA signer, and whatever a Vault role or an
+// external issuer defaults to for a duration of 0 ("0s" is Vault's "the
+// role's default TTL"). The mesh's certificates live at most its
+// spec.certificates.duration, so a request with no duration, a zero or a
+// negative one is denied, even for an identity the mesh would sign.
+func TestARequestMustNameItsLifetime(t *testing.T) {
+	ctx := context.Background()
+	mi := readyMesh(t, "lifetimes")
+	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: mi.Name})
+	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}}); err != nil {
+		t.Fatal(err)
+	}
+	caIssuer := cmmeta.IssuerReference{Name: "osm-" + mi.Name + "-ca", Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
+	identity := []string{"spiffe://cluster.local/ns/" + ns + "/sa/app"}
+	for _, tc := range []struct {
+		name     string
+		duration *metav1.Duration
+		want     cmapi.CertificateRequestConditionType
+	}{
+		{"an hour", &metav1.Duration{Duration: time.Hour}, cmapi.CertificateRequestConditionApproved},
+		{"no duration", nil, cmapi.CertificateRequestConditionDenied},
+		{"a duration of zero", &metav1.Duration{}, cmapi.CertificateRequestConditionDenied},
+		{"a negative duration", &metav1.Duration{Duration: -time.Hour}, cmapi.CertificateRequestConditionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("lifetime-%d", seq.Add(1))
+			createRequest(t, ns, name, caIssuer, tc.duration, identity, nil)
+			got := decision(t, ns, name)
+			if got.Type != tc.want || got.Reason != controllers.ApproverReason {
+				t.Fatalf("%s by %q: %s; want %s", got.Type, got.Reason, got.Message, tc.want)
+			}
+			if tc.want == cmapi.CertificateRequestConditionDenied && !strings.Contains(got.Message, "names no duration") {
+				t.Errorf("denied saying %q; want it to say the request names no duration", got.Message)
+			}
+		})
+	}
+}
+
+// The approver's xDS server names have the cluster's domain
+// (--cluster-domain): on an issuer the mesh shares, a request naming the
+// shared xDS Service's full name in the cluster's domain claims the server
+// and is denied outside the operator's namespace; the same name in
+// cluster.local, which is no name of this cluster's, is left to the
+// cluster's other approvers, as any name not the mesh's is. The xDS serving
+// certificate names no domain (bootstrap.XDSServingNames: the names proxies
+// verify), so it is approved whatever the domain, and a serving request for
+// the full name is not one: denied in the operator's namespace too. The
+// test runs an approver of its own, for an operator namespace of its own:
+// the suite's leaves these requests alone, as they are not its server's.
+func TestTheApproverHasTheClusterDomain(t *testing.T) {
+	ctx := context.Background()
+	root, err := testpki.NewCA("domain root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []client.Object{
+		&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "domain-ca", Namespace: certmanager.ClusterResourceNamespace},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{"tls.crt": root.PEM, "tls.key": root.KeyPEM()},
+		},
+		&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "domain-ca"}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: "domain-ca"}}}},
+		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "domains"}, Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+			IssuerRef: &meshv1alpha1.IssuerReference{Name: "domain-ca", Kind: "ClusterIssuer"},
+		}}},
+	} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opNS := newNamespace(t, nil)
+	other := newNamespace(t, nil)
+	issuer := cmmeta.IssuerReference{Name: "domain-ca", Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
+	shared := func(domain string) string { return fmt.Sprintf("osm-operator-xds.%s.svc.%s", opNS, domain) }
+	const none = cmapi.CertificateRequestConditionType("")
+	for _, tc := range []struct {
+		name, ns, domain string
+		dnsNames         []string
+		want             cmapi.CertificateRequestConditionType
+		why              string
+	}{
+		{"the xDS serving certificate", opNS, "corp.example", bootstrap.XDSServingNames("domains", opNS), cmapi.CertificateRequestConditionApproved, "the xDS server's certificate"},
+		{"the shared Service in the cluster's domain, elsewhere", other, "corp.example", []string{shared("corp.example")}, cmapi.CertificateRequestConditionDenied, "operator's namespace"},
+		{"the shared Service in the cluster's domain, as a serving name", opNS, "corp.example", []string{shared("corp.example")}, cmapi.CertificateRequestConditionDenied, "is not one of the xDS server's"},
+		{"the shared Service in cluster.local, not this cluster's", other, "corp.example", []string{shared("cluster.local")}, none, ""},
+		{"the shared Service in cluster.local, the default domain", other, "", []string{shared("cluster.local")}, cmapi.CertificateRequestConditionDenied, "operator's namespace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			approver := &controllers.ApproverReconciler{
+				Client: k8s, Reader: k8s,
+				Namespace: opNS, ClusterResourceNamespace: certmanager.ClusterResourceNamespace, ClusterDomain: tc.domain,
+			}
+			name := fmt.Sprintf("domain-%d", seq.Add(1))
+			cr := createRequest(t, tc.ns, name, issuer, &metav1.Duration{Duration: time.Hour}, nil, tc.dnsNames)
+			if _, err := approver.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cr)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(cr), cr); err != nil {
+				t.Fatal(err)
+			}
+			var got cmapi.CertificateRequestCondition
+			for _, c := range cr.Status.Conditions {
+				if c.Type == cmapi.CertificateRequestConditionApproved || c.Type == cmapi.CertificateRequestConditionDenied {
+					got = c
+				}
+			}
+			if got.Type != tc.want || !strings.Contains(got.Message, tc.why) {
+				t.Errorf("%q: %s %q; want %q, saying %q", tc.dnsNames, got.Type, got.Message, tc.want, tc.why)
+			}
+		})
+	}
 }

@@ -184,6 +184,13 @@ func (r *MeshVMReconciler) ensureIdentity(ctx context.Context, mi *meshv1alpha1.
 // of the identity Secret, which a namespace's user may write and an issuer
 // may leave empty). It follows certificate renewals and bundle changes.
 func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1.MeshInstance, vm *meshv1alpha1.MeshVM, identity *corev1.Secret) (*vmBootstrapFacts, error) {
+	name := fitName(vm.Name + "-bootstrap")
+	if meshv1alpha1.IsIdentitySecretName(name) {
+		// It would be (or become) the identity Secret of another service
+		// account: the VM's key in it, and the VM its owner.
+		return &vmBootstrapFacts{invalid: fmt.Sprintf("the bootstrap Secret %s would be the identity Secret of a service account; a MeshVM's name may not start with %q or %q: rename it",
+			name, meshv1alpha1.IdentitySecretPrefix, meshv1alpha1.IdentitySecretHashedPrefix)}, nil
+	}
 	boot, err := vmBootstrapFiles(mi, vm, r.Namespace)
 	if err != nil {
 		return &vmBootstrapFacts{invalid: err.Error()}, nil
@@ -197,7 +204,7 @@ func (r *MeshVMReconciler) ensureBootstrap(ctx context.Context, mi *meshv1alpha1
 		out.bundleMissing = true
 		return out, nil
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fitName(vm.Name + "-bootstrap"), Namespace: vm.Namespace}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: vm.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, r.Client, s, func() error {
 		s.Labels = MeshObjectLabels(mi.Name)
 		s.Data = map[string][]byte{

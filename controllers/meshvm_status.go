@@ -138,6 +138,7 @@ func vmOutcome(st *meshv1alpha1.MeshVMStatus, conds *conditionSet, vm *meshv1alp
 	case b == nil:
 		return outcome{}
 	case b.invalid != "":
+		conds.set(condition(meshv1alpha1.ConditionBootstrapReady, metav1.ConditionFalse, meshv1alpha1.ReasonInvalidSpec, b.invalid))
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: b.invalid, stalled: true}
 	case b.bundleMissing:
 		msg := fmt.Sprintf("waiting for mesh %s's trust bundle (Secret %s; see the MeshInstance's %s condition)", f.mesh.Name, b.bundle, meshv1alpha1.ConditionTrustBundleKnown)

@@ -2,16 +2,15 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/open-service-mesh/osm-operator/internal/objname"
 )
 
 // reasonWriteFailed is the reason of a MeshVM or MeshInstance whose object
@@ -58,9 +57,7 @@ func fitName(base string) string {
 	if len(base) <= validation.DNS1123SubdomainMaxLength {
 		return base
 	}
-	sum := sha256.Sum256([]byte(base))
-	prefix := strings.TrimRight(base[:validation.DNS1123SubdomainMaxLength-nameHashLength-1], ".-")
-	return prefix + "-" + hex.EncodeToString(sum[:])[:nameHashLength]
+	return objname.Cut(base, base, validation.DNS1123SubdomainMaxLength, nameHashLength)
 }
 
 // reportable says whether a reconcile whose gathering ended with err

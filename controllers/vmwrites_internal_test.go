@@ -66,3 +66,20 @@ func TestWriteOutcome(t *testing.T) {
 		}
 	}
 }
+
+// The names fitName gives are stored (a VM's bootstrap Secret, which its
+// admin copies by name, and its EndpointSlices): these are the ones it gave
+// when they were pinned, short and hashed.
+func TestFitNamesArePinned(t *testing.T) {
+	for _, c := range []struct{ base, want string }{
+		{"web-vm-bootstrap", "web-vm-bootstrap"},
+		{strings.Repeat("v", 253), strings.Repeat("v", 253)},
+		{strings.Repeat("v", 240) + "-warehouse-ipv4", strings.Repeat("v", 240) + "-w-82bcee9cc9"},
+		// The cut falls after a dot, which goes.
+		{strings.Repeat("a.", 130), strings.Repeat("a.", 120) + "a-fbf4a65980"},
+	} {
+		if got := fitName(c.base); got != c.want {
+			t.Errorf("fitName(%.20s… of %d) = %q, want %q", c.base, len(c.base), got, c.want)
+		}
+	}
+}

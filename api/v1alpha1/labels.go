@@ -1,9 +1,9 @@
 package v1alpha1
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
+
+	"github.com/open-service-mesh/osm-operator/internal/objname"
 )
 
 // Labels and annotations that users and the operator put on Kubernetes objects.
@@ -59,11 +59,7 @@ func IdentitySecretName(serviceAccount string) string {
 	if len(IdentitySecretPrefix)+len(serviceAccount) <= maxObjectName {
 		return IdentitySecretPrefix + serviceAccount
 	}
-	sum := sha256.Sum256([]byte(serviceAccount))
-	keep := maxObjectName - len(IdentitySecretHashedPrefix) - 1 - identityHashLen
-	// A DNS subdomain's labels end in a letter or digit, before the "-".
-	start := strings.TrimRight(serviceAccount[:keep], ".-")
-	return IdentitySecretHashedPrefix + start + "-" + hex.EncodeToString(sum[:])[:identityHashLen]
+	return IdentitySecretHashedPrefix + objname.Cut(serviceAccount, serviceAccount, maxObjectName-len(IdentitySecretHashedPrefix), identityHashLen)
 }
 
 // IsIdentitySecretName says whether name is one IdentitySecretName gives.

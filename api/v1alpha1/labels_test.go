@@ -60,3 +60,22 @@ func TestIdentitySecretNames(t *testing.T) {
 		t.Error("IsIdentitySecretName accepts names that are not of identities")
 	}
 }
+
+// The names of identity Secrets and Certificates are stored: a change of
+// IdentitySecretName re-issues every identity after an upgrade and leaves
+// the old Secrets behind. These are the names it gave when they were
+// pinned, short and hashed.
+func TestIdentitySecretNamesArePinned(t *testing.T) {
+	for _, c := range []struct{ sa, want string }{
+		{"web", "osm-identity-web"},
+		{strings.Repeat("a", 240), "osm-identity-" + strings.Repeat("a", 240)},
+		{strings.Repeat("a", 241), "osm-identity." + strings.Repeat("a", 207) + "-ec6e326ef29fe322b62111584194c54e"},
+		{strings.Repeat("ab.c-", 50) + "xyz", "osm-identity." + strings.Repeat("ab.c-", 41) + "ab-7b9b7c4b06a499d7e9983bf9e3f09dcd"},
+		// The cut falls after a dot, which goes.
+		{strings.Repeat("a", 206) + ".b" + strings.Repeat("c", 40), "osm-identity." + strings.Repeat("a", 206) + "-0e2d83e09dce2f0ad5d1b7c3666bb204"},
+	} {
+		if got := meshv1alpha1.IdentitySecretName(c.sa); got != c.want {
+			t.Errorf("IdentitySecretName(%.20s… of %d) = %q, want %q", c.sa, len(c.sa), got, c.want)
+		}
+	}
+}

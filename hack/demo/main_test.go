@@ -8,16 +8,18 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 )
 
 // What a newcomer's terminal may show: progress lines, the indented tail of
 // the build log when a step fails, and make's own error line.
 var (
-	demoLine     = regexp.MustCompile(`^\[ *\d+:\d\d\] \S`)
-	envtestLine  = regexp.MustCompile(`^\[build-envtest \d+:\d\d\] \S`)
-	tailLine     = regexp.MustCompile(`^    `)
-	makeError    = regexp.MustCompile(`^make(\[\d+\])?: \*\*\* .* Error \d+$`)
-	realStore    = filepath.Join(os.Getenv("HOME"), ".local", "share", "kubebuilder-envtest")
+	demoLine    = regexp.MustCompile(`^\[ *\d+:\d\d\] \S`)
+	envtestLine = regexp.MustCompile(`^\[build-envtest \d+:\d\d\] \S`)
+	tailLine    = regexp.MustCompile(`^    `)
+	makeError   = regexp.MustCompile(`^make(\[\d+\])?: \*\*\* .* Error \d+$`)
+	// envtestFiles are what the demo runs of the test control plane.
 	envtestFiles = []string{"etcd", "kube-apiserver", "kube-controller-manager"}
 )
 
@@ -31,8 +33,19 @@ func TestFirstRunPrintsOneLinePerStep(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("no make on this machine")
 	}
+	// The store and the version hack/build-envtest.sh would use here, as
+	// the other tests find them (ENVTEST_STORE, XDG_DATA_HOME, the pinned
+	// version, this machine's OS and architecture).
+	realStore, err := testenv.Store()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assets, err := testenv.StoreAssets(realStore)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range envtestFiles {
-		if _, err := os.Stat(filepath.Join(realStore, "k8s", "1.37.2-linux-amd64", f)); err != nil {
+		if _, err := os.Stat(filepath.Join(assets, f)); err != nil {
 			t.Skipf("the test control plane is not built (make envtest): %v", err)
 		}
 	}

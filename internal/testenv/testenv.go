@@ -188,23 +188,13 @@ func RepoRoot() (string, error) {
 func binaryAssets(root string) (string, error) {
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
 	if dir == "" {
-		version, err := pinnedVersion(filepath.Join(root, "hack", "envtest-versions.env"), "KUBE_VERSION")
+		store, err := Store()
 		if err != nil {
 			return "", err
 		}
-		store := os.Getenv("ENVTEST_STORE")
-		if store == "" {
-			data := os.Getenv("XDG_DATA_HOME")
-			if data == "" {
-				home, err := os.UserHomeDir()
-				if err != nil {
-					return "", fmt.Errorf("locating the envtest store: %w", err)
-				}
-				data = filepath.Join(home, ".local", "share")
-			}
-			store = filepath.Join(data, "kubebuilder-envtest")
+		if dir, err = storeAssets(root, store); err != nil {
+			return "", err
 		}
-		dir = filepath.Join(store, "k8s", fmt.Sprintf("%s-%s-%s", version, runtime.GOOS, runtime.GOARCH))
 	}
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
@@ -214,6 +204,44 @@ func binaryAssets(root string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// Store is the setup-envtest store hack/build-envtest.sh builds into, found
+// as the script finds it: ENVTEST_STORE, else
+// $XDG_DATA_HOME/kubebuilder-envtest, else
+// ~/.local/share/kubebuilder-envtest.
+func Store() (string, error) {
+	if store := os.Getenv("ENVTEST_STORE"); store != "" {
+		return store, nil
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("locating the envtest store: %w", err)
+		}
+		data = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(data, "kubebuilder-envtest"), nil
+}
+
+// StoreAssets is the directory of store that holds the control plane of the
+// version pinned in hack/envtest-versions.env, for this machine's OS and
+// architecture, where hack/build-envtest.sh puts it (built or not).
+func StoreAssets(store string) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return storeAssets(root, store)
+}
+
+func storeAssets(root, store string) (string, error) {
+	version, err := pinnedVersion(filepath.Join(root, "hack", "envtest-versions.env"), "KUBE_VERSION")
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(store, "k8s", fmt.Sprintf("%s-%s-%s", version, runtime.GOOS, runtime.GOARCH)), nil
 }
 
 func pinnedVersion(file, key string) (string, error) {

@@ -57,3 +57,30 @@ func TestAssetsFromTheStoreAtThePinnedVersion(t *testing.T) {
 		t.Errorf("assets = %s, want %s", got, dir)
 	}
 }
+
+// The store is found as hack/build-envtest.sh finds it, so that a test
+// looking for the binaries there (hack/demo's) looks where `make envtest`
+// put them.
+func TestStoreIsTheBuildScripts(t *testing.T) {
+	home := t.TempDir()
+	for _, c := range []struct {
+		name, store, xdg, want string
+	}{
+		{"ENVTEST_STORE", "/srv/envtest", "/data", "/srv/envtest"},
+		{"XDG_DATA_HOME", "", "/data", "/data/kubebuilder-envtest"},
+		{"the home directory", "", "", filepath.Join(home, ".local", "share", "kubebuilder-envtest")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("HOME", home)
+			t.Setenv("ENVTEST_STORE", c.store)
+			t.Setenv("XDG_DATA_HOME", c.xdg)
+			got, err := Store()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("store %s, want %s", got, c.want)
+			}
+		})
+	}
+}

@@ -9,8 +9,6 @@ package bootstrap
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -34,6 +32,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/open-service-mesh/osm-operator/internal/objname"
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -47,6 +46,8 @@ const XDSServiceName = "osm-operator-xds"
 const (
 	xdsMeshServicePrefix   = "osm-xds-"
 	xdsHashedServicePrefix = "osm-xdh-"
+	// xdsServiceHashLen is the hex digits of the hash a hashed name ends in.
+	xdsServiceHashLen = 20
 )
 
 // XDSMeshService is the name of mesh's own Service for xDS, in the
@@ -59,11 +60,7 @@ func XDSMeshService(mesh string) string {
 	if name := xdsMeshServicePrefix + mesh; len(validation.IsDNS1035Label(name)) == 0 {
 		return name
 	}
-	sum := sha256.Sum256([]byte(mesh))
-	suffix := "-" + hex.EncodeToString(sum[:])[:20]
-	name := strings.ReplaceAll(xdsHashedServicePrefix+mesh, ".", "-")
-	name = strings.TrimRight(name[:min(len(name), validation.DNS1035LabelMaxLength-len(suffix))], "-")
-	return name + suffix
+	return objname.Cut(strings.ReplaceAll(xdsHashedServicePrefix+mesh, ".", "-"), mesh, validation.DNS1035LabelMaxLength, xdsServiceHashLen)
 }
 
 // XDSServerName is the TLS server name the proxies of mesh ask for and

@@ -136,3 +136,24 @@ func TestXDSMeshService(t *testing.T) {
 		t.Errorf("GRPCServerURI with an address = %q", got)
 	}
 }
+
+// A mesh's xDS Service is stored, and its DNS name is the server name
+// proxies and proxyless gRPC verify: these are the names XDSMeshService gave
+// when they were pinned, plain and hashed.
+func TestXDSMeshServicesArePinned(t *testing.T) {
+	for _, c := range []struct{ mesh, want string }{
+		{"osm", "osm-xds-osm"},
+		{"Upper", "osm-xdh-Upper-ada6d7a662f03a9ad858"},
+		{"a.b", "osm-xdh-a-b-2e7336dc8eba87ef472d"},
+		{strings.Repeat("m", 55), "osm-xds-" + strings.Repeat("m", 55)},
+		{strings.Repeat("m", 56), "osm-xdh-" + strings.Repeat("m", 34) + "-433433c89b6417aafffa"},
+		// Dots become dashes.
+		{strings.Repeat("mesh.", 20) + "x", "osm-xdh-mesh-mesh-mesh-mesh-mesh-mesh-mesh-58c42af2fd1c661a6b54"},
+		// The cut falls after a dash (a dot before), which goes.
+		{strings.Repeat("m", 33) + ".x", "osm-xdh-" + strings.Repeat("m", 33) + "-668d51482bdf13d9ce92"},
+	} {
+		if got := XDSMeshService(c.mesh); got != c.want {
+			t.Errorf("XDSMeshService(%.20s… of %d) = %q, want %q", c.mesh, len(c.mesh), got, c.want)
+		}
+	}
+}

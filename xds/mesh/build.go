@@ -3,7 +3,6 @@ package mesh
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -62,6 +61,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.m = &Mesh{
 		Name:          mi.Name,
 		TrustDomain:   mi.EffectiveTrustDomain(),
+		ClusterDomain: cmp.Or(b.in.ClusterDomain, DefaultClusterDomain),
 		Mode:          ModeSMI,
 		EgressAllowed: mi.Spec.Egress.Mode == meshv1alpha1.EgressAllow,
 		Splits:        map[ServiceKey]*Split{},
@@ -193,10 +193,16 @@ func PodGroup(p *corev1.Pod) Group {
 	return g
 }
 
-// VMGroup is the proxy group of a MeshVM: its service account and the
-// proxy it runs.
+// VMIdentity is the identity a MeshVM runs as: its service account, in its
+// namespace. It is the one rule, for its proxy group and its endpoints.
+func VMIdentity(vm *meshv1alpha1.MeshVM) Identity {
+	return Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}
+}
+
+// VMGroup is the proxy group of a MeshVM: its identity and the proxy it
+// runs.
 func VMGroup(vm *meshv1alpha1.MeshVM) Group {
-	g := Group{Kind: ProxyEnvoy, Identity: Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}}
+	g := Group{Kind: ProxyEnvoy, Identity: VMIdentity(vm)}
 	if vm.Proxyless() {
 		g.Kind = ProxyGRPC
 	}
@@ -210,7 +216,7 @@ func (b *builder) collectServices() {
 		if _, ok := b.members[s.Namespace]; !ok || s.DeletionTimestamp != nil || s.Spec.Type == corev1.ServiceTypeExternalName {
 			continue
 		}
-		svc := &Service{Key: ServiceKey{s.Namespace, s.Name}, ClusterDomain: b.in.ClusterDomain}
+		svc := &Service{Key: ServiceKey{s.Namespace, s.Name}}
 		for _, ip := range s.Spec.ClusterIPs {
 			if _, err := netip.ParseAddr(ip); err == nil {
 				svc.ClusterIPs = append(svc.ClusterIPs, ip)
@@ -342,7 +348,7 @@ func (b *builder) addEndpoints(svc *Service, es *discoveryv1.EndpointSlice) {
 			if vm == nil {
 				continue
 			}
-			id = Identity{vm.Namespace, vm.Spec.ServiceAccountName}
+			id = VMIdentity(vm)
 		}
 		c := ep.Conditions
 		ready := c.Ready == nil || *c.Ready
@@ -437,14 +443,6 @@ func (b *builder) podAddresses() PodIPs {
 		}
 	}
 	return b.podIPs
-}
-
-// clampWeight turns an SMI weight (a Go int) into an Envoy weight.
-func clampWeight(w int) (uint32, bool) {
-	if w < 0 || w > math.MaxUint32 {
-		return 0, false
-	}
-	return uint32(w), true
 }
 
 // index builds the model's lookup tables.

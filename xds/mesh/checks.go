@@ -91,8 +91,10 @@ func CheckSplitRoot(root SplitTarget) error {
 // backend. A split routes each port of the root to the same port of each
 // backend (SMI matches ports, it does not map them), and a backend's
 // cluster exists only for the ports it serves through its virtual IP: a
-// backend without one of the root's ports, or without a virtual IP, would
-// get a share of the traffic for a cluster no proxy has.
+// backend without a virtual IP would get a share of the traffic for a
+// cluster no proxy has, and so would one without some of the root's ports
+// (a *SplitPortsError), for those ports. The split routes only the ports
+// every backend serves (SplitPorts).
 func CheckSplitBackend(root, backend SplitTarget) error {
 	if backend.Key == root.Key {
 		return nil
@@ -100,20 +102,55 @@ func CheckSplitBackend(root, backend SplitTarget) error {
 	if backend.Headless {
 		return fmt.Errorf("Service %s is headless: traffic for the root's virtual IP cannot be sent to it", backend.Key)
 	}
-	var missing []string
+	var missing []int32
 	for _, p := range root.Ports {
 		if _, ok := slices.BinarySearch(backend.Ports, p); !ok {
-			missing = append(missing, strconv.Itoa(int(p)))
+			missing = append(missing, p)
 		}
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	noun := "port"
-	if len(missing) > 1 {
-		noun = "ports"
+	return &SplitPortsError{Backend: backend.Key, Root: root.Key, Missing: missing}
+}
+
+// SplitPortsError is the error of a split backend that does not serve some
+// of the root's ports.
+type SplitPortsError struct {
+	Backend, Root ServiceKey
+	// Missing are the root's ports the backend does not serve, sorted.
+	Missing []int32
+}
+
+func (e *SplitPortsError) Error() string {
+	return fmt.Sprintf("Service %s does not serve %s of the root Service %s", e.Backend, portList(e.Missing), e.Root)
+}
+
+// portList is "port 80" or "ports 80, 443".
+func portList(ports []int32) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(int(p))
 	}
-	return fmt.Errorf("Service %s does not serve %s %s of the root Service %s", backend.Key, noun, strings.Join(missing, ", "), root.Key)
+	if len(s) == 1 {
+		return "port " + s[0]
+	}
+	return "ports " + strings.Join(s, ", ")
+}
+
+// SplitPorts are the ports of root, sorted, that a split routes when
+// unserved are CheckSplitBackend's errors of its backends without some of
+// the root's ports: those every backend serves. The others keep the root's
+// traffic, as with no split.
+func SplitPorts(root SplitTarget, unserved []*SplitPortsError) []int32 {
+	out := slices.Clone(root.Ports)
+	for _, e := range unserved {
+		out = slices.DeleteFunc(out, func(p int32) bool {
+			_, missing := slices.BinarySearch(e.Missing, p)
+			return missing
+		})
+	}
+	return out
 }
 
 // requireSome says that a list field must not be empty.

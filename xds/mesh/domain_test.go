@@ -25,7 +25,7 @@ func TestServiceNamesHaveTheClusterDomain(t *testing.T) {
 		if web == nil {
 			t.Fatal("no service shop/web in the fixture")
 		}
-		if got := web.FQDN(); got != want {
+		if got := m.FQDN(web.Key); got != want {
 			t.Errorf("domain %q: FQDN %q, want %q", domain, got, want)
 		}
 	}

@@ -84,7 +84,10 @@ func compareServiceKey(a, b ServiceKey) int { return strings.Compare(a.String(),
 type Mesh struct {
 	Name        string
 	TrustDomain string
-	Mode        Mode
+	// ClusterDomain is the cluster's DNS domain (Inputs.ClusterDomain, or
+	// DefaultClusterDomain), of its Services' names (FQDN).
+	ClusterDomain string
+	Mode          Mode
 	// EgressAllowed passes traffic to non-mesh destinations through.
 	EgressAllowed bool
 	// IPv6 says that the cluster has IPv6: some Service or pod of the mesh
@@ -109,8 +112,6 @@ type Mesh struct {
 // Service is a Kubernetes Service of a member namespace.
 type Service struct {
 	Key ServiceKey
-	// ClusterDomain is the cluster's DNS domain (Inputs.ClusterDomain).
-	ClusterDomain string
 	// ClusterIPs are the service's virtual IPs; empty for a headless service.
 	ClusterIPs []string
 	Ports      []Port
@@ -131,9 +132,9 @@ type Service struct {
 // Headless says whether clients reach endpoints directly, without a virtual IP.
 func (s *Service) Headless() bool { return len(s.ClusterIPs) == 0 }
 
-// FQDN is the service's cluster DNS name.
-func (s *Service) FQDN() string {
-	return s.Key.Name + "." + s.Key.Namespace + ".svc." + cmp.Or(s.ClusterDomain, DefaultClusterDomain)
+// FQDN is the cluster DNS name of the service k.
+func (m *Mesh) FQDN(k ServiceKey) string {
+	return k.Name + "." + k.Namespace + ".svc." + cmp.Or(m.ClusterDomain, DefaultClusterDomain)
 }
 
 // Port is a port of a service.
@@ -195,6 +196,15 @@ type Split struct {
 	Namespace, Name string
 	Root            ServiceKey
 	Backends        []Backend
+	// Ports are the root's ports the split routes, sorted: those every
+	// backend serves (SplitPorts). The root's other ports keep its traffic.
+	Ports []int32
+}
+
+// Routes says whether the split routes the root's port.
+func (sp *Split) Routes(port int32) bool {
+	_, ok := slices.BinarySearch(sp.Ports, port)
+	return ok
 }
 
 // Backend is a weighted backend service of a split.

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -222,6 +223,8 @@ func httpMatch(m specsv1alpha4.HTTPMatch) HTTPMatch {
 // collectSplits resolves the TrafficSplits of member namespaces. A split
 // the proxies cannot route as written is ignored whole: its root keeps its
 // traffic, as with no split, rather than some share of it going astray.
+// So does each port of the root that not every backend serves, while the
+// split routes the others.
 func (b *builder) collectSplits() {
 	splits := slices.Clone(b.in.TrafficSplits)
 	slices.SortFunc(splits, func(a, c *splitv1alpha4.TrafficSplit) int {
@@ -249,7 +252,8 @@ func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 		b.report(kind, ts, []FieldError{missingService("spec.service", ServiceKey{ts.Namespace, name})}, splitIgnored)
 		return nil
 	}
-	if b.report(kind, ts, fieldErrors("spec.service", CheckSplitRoot(root.splitTarget())), splitIgnored) {
+	rootTarget := root.splitTarget()
+	if b.report(kind, ts, fieldErrors("spec.service", CheckSplitRoot(rootTarget)), splitIgnored) {
 		return nil
 	}
 	if prev := b.m.Splits[root.Key]; prev != nil {
@@ -258,6 +262,11 @@ func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 	}
 	sp := &Split{Namespace: ts.Namespace, Name: ts.Name, Root: root.Key}
 	ok := true
+	// A backend without some of the root's ports leaves those to the root,
+	// and the split routes the others: reported once every backend is
+	// known, saying which.
+	var partial []FieldError
+	var unserved []*SplitPortsError
 	for i, be := range ts.Spec.Backends {
 		field := fmt.Sprintf("spec.backends[%d].service", i)
 		name, _ := SplitService(be.Service, ts.Namespace)
@@ -268,15 +277,26 @@ func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 			ok = false
 			continue
 		}
-		if b.report(kind, ts, fieldErrors(field, CheckSplitBackend(root.splitTarget(), svc.splitTarget())), splitIgnored) {
+		var ports *SplitPortsError
+		switch err := CheckSplitBackend(rootTarget, svc.splitTarget()); {
+		case errors.As(err, &ports):
+			partial = append(partial, FieldError{Field: field, Err: err})
+			unserved = append(unserved, ports)
+		case err != nil:
+			b.report(kind, ts, fieldErrors(field, err), splitIgnored)
 			ok = false
 			continue
 		}
-		w, _ := clampWeight(be.Weight) // CheckTrafficSplit checked it
-		sp.Backends = append(sp.Backends, Backend{Service: key, Weight: w})
+		// CheckTrafficSplit checked that the weight is in 0..MaxUint32.
+		sp.Backends = append(sp.Backends, Backend{Service: key, Weight: uint32(be.Weight)})
 	}
-	if !ok {
+	sp.Ports = SplitPorts(rootTarget, unserved)
+	if !ok || len(unserved) > 0 && len(sp.Ports) == 0 {
+		b.report(kind, ts, partial, splitIgnored)
 		return nil
+	}
+	for i, e := range partial {
+		b.report(kind, ts, []FieldError{e}, "the root keeps its traffic on "+portList(unserved[i].Missing))
 	}
 	return sp
 }

@@ -143,7 +143,7 @@ func (t *translator) upstreamTLS(s *mesh.Service, p mesh.Port) *corev3.Transport
 	}
 	return &corev3.TransportSocket{
 		Name:       "envoy.transport_sockets.tls",
-		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: s.FQDN()})},
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.view.Mesh.FQDN(s.Key)})},
 	}
 }
 

@@ -24,10 +24,10 @@ import (
 // identity Secret).
 const CertificateProviderInstance = "mesh"
 
-// GRPCListenerName is the listener a gRPC client asks for when it dials
-// xds:///<service>.<namespace>.svc.<cluster domain>:<port>.
-func GRPCListenerName(s *mesh.Service, port int32) string {
-	return s.FQDN() + ":" + strconv.Itoa(int(port))
+// GRPCListenerName is the listener a gRPC client of mesh m asks for when it
+// dials xds:///<service>.<namespace>.svc.<cluster domain>:<port>.
+func GRPCListenerName(m *mesh.Mesh, s mesh.ServiceKey, port int32) string {
+	return m.FQDN(s) + ":" + strconv.Itoa(int(port))
 }
 
 // grpcClient builds what a proxyless gRPC client needs: an API listener, a
@@ -36,7 +36,7 @@ func GRPCListenerName(s *mesh.Service, port int32) string {
 func (t *translator) grpcClient() {
 	for _, s := range t.view.Outbound {
 		for _, p := range s.Ports {
-			name := GRPCListenerName(s, p.Port)
+			name := GRPCListenerName(t.view.Mesh, s.Key, p.Port)
 			// The route is inline: go-control-plane's snapshot consistency
 			// check does not follow RDS names out of API listeners.
 			hcm := &hcmv3.HttpConnectionManager{

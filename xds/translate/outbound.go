@@ -163,15 +163,16 @@ type weighted struct {
 }
 
 // clusterTargets are the clusters traffic to a service port goes to: the
-// service's own, or the backends of its TrafficSplit. A backend that is the
-// root of a split itself is split in turn, so that each leaf gets its share
-// of the whole (90/10 with the 10 split 80/20 is 90/8/2).
+// service's own, or the backends of its TrafficSplit when the split routes
+// the port (every backend serves it). A backend that is the root of a split
+// of the port itself is split in turn, so that each leaf gets its share of
+// the whole (90/10 with the 10 split 80/20 is 90/8/2).
 func (t *translator) clusterTargets(s *mesh.Service, p mesh.Port) []weighted {
 	// A headless service's clients chose their endpoint: it is not split.
-	if t.view.Mesh.Splits[s.Key] == nil || s.Headless() {
+	if sp := t.view.Mesh.Splits[s.Key]; sp == nil || !sp.Routes(p.Port) || s.Headless() {
 		return []weighted{{OutboundClusterName(s.Key, p.Port), 1}}
 	}
-	shares := t.splitShares(s.Key, map[mesh.ServiceKey]bool{})
+	shares := t.splitShares(s.Key, p.Port, map[mesh.ServiceKey]bool{})
 	keys := slices.SortedFunc(maps.Keys(shares), func(a, b mesh.ServiceKey) int { return strings.Compare(a.String(), b.String()) })
 	// Integer weights in proportion to the shares: out of the root split's
 	// own total when that is exact (so a one-level split keeps the user's
@@ -202,14 +203,15 @@ func (t *translator) clusterTargets(s *mesh.Service, p mesh.Port) []weighted {
 // share is a fraction of a service's traffic.
 type share struct{ num, den uint64 }
 
-// splitShares are the leaf services that traffic to k reaches through
-// TrafficSplits, each with its share. A split that loops back (the model
-// refuses those; never recurse for ever), that nests deeper than a user
-// would write, or that would need weights past 32 bits stops at its root.
-func (t *translator) splitShares(k mesh.ServiceKey, visiting map[mesh.ServiceKey]bool) map[mesh.ServiceKey]share {
+// splitShares are the leaf services that traffic to port of k reaches
+// through TrafficSplits, each with its share. A split that does not route
+// the port, that loops back (the model refuses those; never recurse for
+// ever), that nests deeper than a user would write, or that would need
+// weights past 32 bits stops at its root.
+func (t *translator) splitShares(k mesh.ServiceKey, port int32, visiting map[mesh.ServiceKey]bool) map[mesh.ServiceKey]share {
 	sp := t.view.Mesh.Splits[k]
 	leaf := map[mesh.ServiceKey]share{k: {1, 1}}
-	if sp == nil || visiting[k] || len(visiting) >= 8 {
+	if sp == nil || !sp.Routes(port) || visiting[k] || len(visiting) >= 8 {
 		return leaf
 	}
 	visiting[k] = true
@@ -226,7 +228,7 @@ func (t *translator) splitShares(k mesh.ServiceKey, visiting map[mesh.ServiceKey
 		if be.Weight == 0 {
 			continue
 		}
-		for leafKey, r := range t.splitShares(be.Service, visiting) {
+		for leafKey, r := range t.splitShares(be.Service, port, visiting) {
 			add := reduce(share{uint64(be.Weight) * r.num, total * r.den})
 			if prev, ok := out[leafKey]; ok {
 				add = reduce(share{prev.num*add.den + add.num*prev.den, prev.den * add.den})
