@@ -84,6 +84,8 @@ type callbacks struct {
 	auth     Authorizer
 	nodes    *cache.Nodes
 	observer ConnectionObserver
+	// told orders what observer hears per node.
+	told observerQueue
 
 	mu      sync.Mutex
 	streams map[streamID]*stream
@@ -305,8 +307,8 @@ func (c *callbacks) connect(id streamID, s *stream, node, pinned *corev3.Node, g
 		c.proxies[nodeID] = p
 		connectedProxies.Inc()
 		c.log.V(1).Info("Proxy connected", "node", nodeID, "group", group)
-		if c.observer != nil {
-			go c.observer.Connected(node) // an API write must not hold the stream
+		if o := c.observer; o != nil {
+			c.told.post(nodeID, func() { o.Connected(node) })
 		}
 	}
 	p.status.Group = group
@@ -342,8 +344,8 @@ func (c *callbacks) closed(id streamID) {
 		delete(c.proxies, nodeID)
 		connectedProxies.Dec()
 		c.log.V(1).Info("Proxy disconnected", "node", nodeID)
-		if c.observer != nil {
-			go c.observer.Disconnected(nodeID)
+		if o := c.observer; o != nil {
+			c.told.post(nodeID, func() { o.Disconnected(nodeID) })
 		}
 	}
 }
