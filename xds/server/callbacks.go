@@ -395,18 +395,19 @@ func (c *callbacks) recheck(ctx context.Context, nodeID string) {
 }
 
 // recheckWhere rechecks the connected nodes that match, as a change of
-// their namespace or mesh requires.
+// their namespace or mesh requires. match may read the informer cache: it
+// runs without the lock that streams take.
 func (c *callbacks) recheckWhere(ctx context.Context, match func(nodeID string) bool) {
 	c.mu.Lock()
-	var ids []string
+	ids := make([]string, 0, len(c.proxies))
 	for id := range c.proxies {
-		if match(id) {
-			ids = append(ids, id)
-		}
+		ids = append(ids, id)
 	}
 	c.mu.Unlock()
 	for _, id := range ids {
-		c.recheck(ctx, id)
+		if match(id) {
+			c.recheck(ctx, id)
+		}
 	}
 }
 
