@@ -197,6 +197,9 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	if !published || c.identities[g.Identity] {
 		return true
 	}
+	if len(c.secrets) > 0 && c.secrets[client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}] {
+		return true
+	}
 	for s := range c.services {
 		if deps[s] {
 			return true
