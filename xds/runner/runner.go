@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -97,10 +96,14 @@ type changes struct {
 	workloads map[mesh.Identity]bool
 	// meshes whose trust bundle changed: all their groups.
 	meshes map[string]bool
+	// secrets are the identity Secrets that changed: each is the Secret of
+	// the groups whose service account's IdentitySecretName it has, and of
+	// no other.
+	secrets map[client.ObjectKey]bool
 }
 
 func (c *changes) empty() bool {
-	return !c.full && len(c.services) == 0 && len(c.identities) == 0 && len(c.meshes) == 0
+	return !c.full && len(c.services) == 0 && len(c.identities) == 0 && len(c.meshes) == 0 && len(c.secrets) == 0
 }
 
 // New returns a runner.
@@ -188,17 +191,12 @@ var watched = []struct {
 			// Only the operator's namespace's is read: the label on a
 			// Secret elsewhere, anyone's to write, changes nothing.
 			c.meshes[s.Labels[meshv1alpha1.TrustBundleSecretLabel]] = true
-		case !meshv1alpha1.IsIdentitySecretName(s.Name):
-		default:
-			// A hashed name does not spell its service account out; the
-			// annotation does, when the name is the one it gives.
-			if sa := s.Annotations[meshv1alpha1.ServiceAccountAnnotation]; sa != "" && meshv1alpha1.IdentitySecretName(sa) == s.Name {
-				c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: sa}] = true
-			} else if sa, ok := strings.CutPrefix(s.Name, meshv1alpha1.IdentitySecretPrefix); ok {
-				c.identities[mesh.Identity{Namespace: s.Namespace, ServiceAccount: sa}] = true
-			} else {
-				c.full = true
-			}
+		case meshv1alpha1.IsIdentitySecretName(s.Name):
+			// Noted by name, which the sync matches against the name each
+			// group's service account gives (a hashed name does not spell
+			// it out, and its annotation is anyone's to write): a Secret
+			// that is no group's touches none.
+			c.secrets[client.ObjectKeyFromObject(s)] = true
 		}
 	}},
 }
@@ -302,6 +300,9 @@ func (r *Runner) ensureMaps() {
 	}
 	if r.dirty.meshes == nil {
 		r.dirty.meshes = map[string]bool{}
+	}
+	if r.dirty.secrets == nil {
+		r.dirty.secrets = map[client.ObjectKey]bool{}
 	}
 }
 

@@ -76,6 +76,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 		in.ClusterDomain = r.opts.ClusterDomain
 		m, ps := mesh.Build(in)
 		shared := translate.NewShared()
+		bundle := &onceSecret{key: client.ObjectKey{Namespace: r.opts.TrustNamespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}}
 		problems += len(ps)
 		for _, p := range ps {
 			r.opts.Log.V(1).Info("Left out of the mesh", "mesh", mi.Name, "object", p.Object, "reason", p.Err.Error())
@@ -108,7 +109,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 				continue
 			}
 			v := m.View(g)
-			if err := r.publish(ctx, shared, mi.Name, v); err != nil {
+			if err := r.publish(ctx, shared, bundle, v); err != nil {
 				translationErrors.Inc()
 				if envoyrules.IsViolation(err) {
 					ruleViolations.Inc()
@@ -196,6 +197,9 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	if !published || c.identities[g.Identity] {
 		return true
 	}
+	if len(c.secrets) > 0 && c.secrets[client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}] {
+		return true
+	}
 	for s := range c.services {
 		if deps[s] {
 			return true
@@ -204,8 +208,8 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	return false
 }
 
-func (r *Runner) publish(ctx context.Context, shared *translate.Shared, meshName string, v *mesh.View) error {
-	certs, err := r.certificates(ctx, meshName, v.Group)
+func (r *Runner) publish(ctx context.Context, shared *translate.Shared, bundle *onceSecret, v *mesh.View) error {
+	certs, err := r.certificates(ctx, bundle, v.Group)
 	if err != nil {
 		return err
 	}
@@ -222,20 +226,19 @@ func (r *Runner) publish(ctx context.Context, shared *translate.Shared, meshName
 
 // certificates reads the Secret of a group's identity and the trust bundle
 // of its mesh, from the Secret the MeshInstance reconciler writes in the
-// operator's namespace: not the ca.crt of the identity Secret, which an
+// operator's namespace (bundle, read once per mesh and sync): not the ca.crt of the identity Secret, which an
 // issuer may leave empty and anyone who may write Secrets in the namespace
 // may fill. Either is nil while it is not written yet, and translation
 // then gives the group no secrets: its proxies wait rather than trust a
 // made-up bundle. Certificates a proxy would reject (the key not matching
 // the certificate, a trust bundle without certificates) are an error: the
 // group keeps its last good config rather than having every proxy NACK.
-func (r *Runner) certificates(ctx context.Context, meshName string, g mesh.Group) (*translate.Certificates, error) {
+func (r *Runner) certificates(ctx context.Context, bundle *onceSecret, g mesh.Group) (*translate.Certificates, error) {
 	s, err := r.secret(ctx, client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)})
 	if s == nil || err != nil {
 		return nil, err
 	}
-	bundleKey := client.ObjectKey{Namespace: r.opts.TrustNamespace, Name: meshv1alpha1.TrustBundleSecretName(meshName)}
-	b, err := r.secret(ctx, bundleKey)
+	b, err := r.readOnce(ctx, bundle)
 	if b == nil || err != nil {
 		return nil, err
 	}
@@ -250,7 +253,7 @@ func (r *Runner) certificates(ctx context.Context, meshName string, g mesh.Group
 		return nil, fmt.Errorf("identity Secret %s/%s: tls.crt and tls.key: %w", s.Namespace, s.Name, err)
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(c.TrustBundle) {
-		return nil, fmt.Errorf("trust bundle Secret %s: %s holds no PEM certificate", bundleKey, meshv1alpha1.TrustBundleKey)
+		return nil, fmt.Errorf("trust bundle Secret %s: %s holds no PEM certificate", bundle.key, meshv1alpha1.TrustBundleKey)
 	}
 	r.checked[g.String()] = version
 	return c, nil
@@ -265,4 +268,23 @@ func (r *Runner) secret(ctx context.Context, key client.ObjectKey) (*corev1.Secr
 		return nil, fmt.Errorf("reading Secret %s: %w", key, err)
 	}
 	return s, nil
+}
+
+// onceSecret is a Secret a sync reads on first use, and then keeps: the
+// trust bundle of a mesh, the same for each of its groups.
+type onceSecret struct {
+	key  client.ObjectKey
+	read bool
+	s    *corev1.Secret
+	err  error
+}
+
+// readOnce reads o's Secret unless it did already; nil when there is
+// none. What it returns is shared: read-only.
+func (r *Runner) readOnce(ctx context.Context, o *onceSecret) (*corev1.Secret, error) {
+	if !o.read {
+		o.s, o.err = r.secret(ctx, o.key)
+		o.read = true
+	}
+	return o.s, o.err
 }

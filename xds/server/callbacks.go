@@ -19,7 +19,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/open-service-mesh/osm-operator/xds/cache"
-	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // ProxyStatus is what the server knows of a connected proxy.
@@ -85,14 +84,35 @@ type callbacks struct {
 	auth     Authorizer
 	nodes    *cache.Nodes
 	observer ConnectionObserver
+	// told orders what observer hears per node.
+	told observerQueue
 
 	mu      sync.Mutex
 	streams map[streamID]*stream
 	proxies map[string]*proxy
-	// rechecks counts the rechecks begun: a stream authorized while one
-	// ran is authorized again, since the recheck could not see it.
-	rechecks uint64
+	// authorizing are the authorizations in flight, by node ID. A recheck
+	// of a node cannot see a stream that is not registered with its proxy
+	// yet, so it marks the node's authorizations stale instead, and they
+	// run again. Each stays here until its stream is registered, under the
+	// same lock, so that every recheck sees the stream one way or the
+	// other.
+	authorizing map[string]map[*authorization]bool
 }
+
+// authorization is a stream's authorization in flight.
+type authorization struct {
+	// stale is set when a recheck of the node began meanwhile.
+	stale bool
+}
+
+// authorizeAttempts bounds the authorizations of a stream whose node's
+// workload keeps changing meanwhile: the stream is then refused, for the
+// proxy to retry, never admitted on a result that may be out of date.
+const authorizeAttempts = 5
+
+// errUnsettled refuses a stream whose workload did not hold still for its
+// authorization.
+var errUnsettled = errors.New("the workload kept changing while its stream was authorized; retry")
 
 // proxy is a connected node and its authorized streams.
 type proxy struct {
@@ -108,7 +128,10 @@ type streamID struct {
 }
 
 func newCallbacks(log logr.Logger, auth Authorizer, nodes *cache.Nodes) *callbacks {
-	return &callbacks{log: log, auth: auth, nodes: nodes, streams: map[streamID]*stream{}, proxies: map[string]*proxy{}}
+	return &callbacks{
+		log: log, auth: auth, nodes: nodes,
+		streams: map[streamID]*stream{}, proxies: map[string]*proxy{}, authorizing: map[string]map[*authorization]bool{},
+	}
 }
 
 func (c *callbacks) open(ctx context.Context, id streamID) error {
@@ -162,8 +185,7 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 		if node.GetId() == "" {
 			return nil, status.Error(codes.InvalidArgument, "the first request must carry a node ID")
 		}
-		g, err := c.authorize(s, node.GetId())
-		if err != nil {
+		if err := c.authorize(id, s, node); err != nil {
 			denied.Inc()
 			c.log.Info("Refused xDS stream", "node", node.GetId(), "identity", s.peer.String(), "reason", err.Error())
 			if errors.Is(err, ErrDenied) {
@@ -171,7 +193,6 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 			}
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
-		c.connect(id, s, node, g.String())
 	} else if c.isRevoked(s) {
 		return nil, status.Error(codes.PermissionDenied, "this stream's workload no longer runs as its identity")
 	} else if node != nil && node != s.pinned && !sameNode(node, s.claimed) {
@@ -208,23 +229,57 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 	return s.pinned, nil
 }
 
-// authorize authorizes a stream's node until no recheck began meanwhile (a
-// workload changing as its proxy connects), at most a few times: once the
-// stream is connected, every later change rechecks it.
-func (c *callbacks) authorize(s *stream, nodeID string) (mesh.Group, error) {
-	for range 3 {
-		c.mu.Lock()
-		before := c.rechecks
-		c.mu.Unlock()
+// authorize authorizes a stream as the node of its first request and
+// connects it, unless a recheck of that node began meanwhile (its workload
+// changing as its proxy connects): then the result may be out of date, and
+// it authorizes again. Rechecks of other nodes do not concern it.
+func (c *callbacks) authorize(id streamID, s *stream, node *corev3.Node) error {
+	nodeID := node.GetId()
+	for range authorizeAttempts {
+		a := c.beginAuthorization(nodeID)
 		g, err := c.auth.Authorize(s.ctx, nodeID, s.peer)
-		c.mu.Lock()
-		settled := c.rechecks == before
-		c.mu.Unlock()
-		if err != nil || settled {
-			return g, err
+		if err != nil {
+			if c.endAuthorization(nodeID, a) {
+				return err
+			}
+			continue
 		}
+		pinned := c.nodes.Pin(node, g.String())
+		if c.connect(id, s, node, pinned, g.String(), a) {
+			return nil
+		}
+		c.nodes.Release(pinned)
 	}
-	return c.auth.Authorize(s.ctx, nodeID, s.peer)
+	return errUnsettled
+}
+
+// beginAuthorization registers an authorization of nodeID, for rechecks
+// of the node to mark stale.
+func (c *callbacks) beginAuthorization(nodeID string) *authorization {
+	a := &authorization{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.authorizing[nodeID] == nil {
+		c.authorizing[nodeID] = map[*authorization]bool{}
+	}
+	c.authorizing[nodeID][a] = true
+	return a
+}
+
+// endAuthorization unregisters a, and says whether its result holds: no
+// recheck of the node began meanwhile. The caller holds no lock.
+func (c *callbacks) endAuthorization(nodeID string, a *authorization) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endAuthorizationLocked(nodeID, a)
+}
+
+func (c *callbacks) endAuthorizationLocked(nodeID string, a *authorization) bool {
+	delete(c.authorizing[nodeID], a)
+	if len(c.authorizing[nodeID]) == 0 {
+		delete(c.authorizing, nodeID)
+	}
+	return !a.stale
 }
 
 // sameNode tells whether a later request names the node a stream was
@@ -235,11 +290,16 @@ func sameNode(a, b *corev3.Node) bool {
 	return a == b || a.GetId() == b.GetId() && a.GetCluster() == b.GetCluster() && proto.Equal(a.GetMetadata(), b.GetMetadata())
 }
 
-func (c *callbacks) connect(id streamID, s *stream, node *corev3.Node, group string) {
+// connect registers a stream with its proxy as authorized by a, in the
+// group, unless a recheck of the node made a stale: then it changes
+// nothing and returns false.
+func (c *callbacks) connect(id streamID, s *stream, node, pinned *corev3.Node, group string, a *authorization) bool {
 	nodeID := node.GetId()
-	pinned := c.nodes.Pin(node, group)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.endAuthorizationLocked(nodeID, a) {
+		return false
+	}
 	s.claimed, s.pinned, s.group = node, pinned, group
 	p := c.proxies[nodeID]
 	if p == nil {
@@ -247,12 +307,13 @@ func (c *callbacks) connect(id streamID, s *stream, node *corev3.Node, group str
 		c.proxies[nodeID] = p
 		connectedProxies.Inc()
 		c.log.V(1).Info("Proxy connected", "node", nodeID, "group", group)
-		if c.observer != nil {
-			go c.observer.Connected(node) // an API write must not hold the stream
+		if o := c.observer; o != nil {
+			c.told.post(nodeID, func() { o.Connected(node) })
 		}
 	}
 	p.status.Group = group
 	p.streams[id] = s
+	return true
 }
 
 func (c *callbacks) response(id streamID, typeURL string) {
@@ -283,8 +344,8 @@ func (c *callbacks) closed(id streamID) {
 		delete(c.proxies, nodeID)
 		connectedProxies.Dec()
 		c.log.V(1).Info("Proxy disconnected", "node", nodeID)
-		if c.observer != nil {
-			go c.observer.Disconnected(nodeID)
+		if o := c.observer; o != nil {
+			c.told.post(nodeID, func() { o.Disconnected(nodeID) })
 		}
 	}
 }
@@ -293,10 +354,13 @@ func (c *callbacks) closed(id streamID) {
 // workload requires, and ends those whose peer the workload no longer
 // admits, or admits into another group. A lookup that fails for another
 // reason than a refusal keeps the stream: the informer cache decides, not
-// a transient error.
+// a transient error. The node's authorizations in flight, whose streams it
+// cannot see yet, run again.
 func (c *callbacks) recheck(ctx context.Context, nodeID string) {
 	c.mu.Lock()
-	c.rechecks++
+	for a := range c.authorizing[nodeID] {
+		a.stale = true
+	}
 	p := c.proxies[nodeID]
 	var streams []*stream
 	if p != nil {
@@ -331,18 +395,19 @@ func (c *callbacks) recheck(ctx context.Context, nodeID string) {
 }
 
 // recheckWhere rechecks the connected nodes that match, as a change of
-// their namespace or mesh requires.
+// their namespace or mesh requires. match may read the informer cache: it
+// runs without the lock that streams take.
 func (c *callbacks) recheckWhere(ctx context.Context, match func(nodeID string) bool) {
 	c.mu.Lock()
-	var ids []string
+	ids := make([]string, 0, len(c.proxies))
 	for id := range c.proxies {
-		if match(id) {
-			ids = append(ids, id)
-		}
+		ids = append(ids, id)
 	}
 	c.mu.Unlock()
 	for _, id := range ids {
-		c.recheck(ctx, id)
+		if match(id) {
+			c.recheck(ctx, id)
+		}
 	}
 }
 

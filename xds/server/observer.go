@@ -1,6 +1,8 @@
 package server
 
 import (
+	"sync"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
@@ -8,6 +10,9 @@ import (
 // disconnecting (their last stream closed), on this replica. The server only
 // reports connections: the census publishes them (MeshVMs' included) and
 // the controllers write status from the census, so data flows one way.
+//
+// A node's calls come one at a time, in the order its connections changed;
+// calls for different nodes may come at once. Streams do not wait for them.
 type ConnectionObserver interface {
 	Connected(node *corev3.Node)
 	Disconnected(nodeID string)
@@ -27,5 +32,49 @@ func (o Observers) Connected(node *corev3.Node) {
 func (o Observers) Disconnected(nodeID string) {
 	for _, x := range o {
 		x.Disconnected(nodeID)
+	}
+}
+
+// observerQueue tells an observer of each node's connections in the order
+// they happened, without the streams waiting for it (its calls may write to
+// the API): each node with news pending has a goroutine telling them in
+// turn. Nodes do not wait for each other.
+type observerQueue struct {
+	mu sync.Mutex
+	// pending are the calls not made yet, by node; a node is here while
+	// its goroutine runs.
+	pending map[string][]func()
+}
+
+// post queues call for node. Callers post a node's calls in the order of
+// the changes they tell (under the lock that orders those).
+func (q *observerQueue) post(nodeID string, call func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending == nil {
+		q.pending = map[string][]func(){}
+	}
+	calls, running := q.pending[nodeID]
+	q.pending[nodeID] = append(calls, call)
+	if !running {
+		go q.drain(nodeID)
+	}
+}
+
+// drain makes node's calls until none is left.
+func (q *observerQueue) drain(nodeID string) {
+	for {
+		q.mu.Lock()
+		calls := q.pending[nodeID]
+		if len(calls) == 0 {
+			delete(q.pending, nodeID)
+			q.mu.Unlock()
+			return
+		}
+		call := calls[0]
+		calls[0] = nil
+		q.pending[nodeID] = calls[1:]
+		q.mu.Unlock()
+		call()
 	}
 }

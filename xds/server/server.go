@@ -52,10 +52,11 @@ type Options struct {
 	Nodes      *cache.Nodes
 	// Observer, when set, hears of each proxy's first stream and last close.
 	Observer ConnectionObserver
-	// Workloads, when set, are the informers of the pods and MeshVMs the
-	// Authorizer reads: a change of a connected proxy's workload authorizes
-	// its streams again, and ends those it no longer admits.
-	Workloads ctrlcache.Informers
+	// Workloads, when set, is the informer cache of the pods, MeshVMs,
+	// namespaces and meshes the Authorizer reads: a change of a connected
+	// proxy's workload, namespace or mesh authorizes its streams again,
+	// and ends those it no longer admits.
+	Workloads ctrlcache.Cache
 	// MaxConnections bounds concurrent connections; 0 means 100,000.
 	MaxConnections int
 	Log            logr.Logger
@@ -205,7 +206,6 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 			return err == nil && n == ns
 		}
 	}
-	all := func(string) bool { return true }
 	for _, w := range []struct {
 		obj     client.Object
 		changed func(old, obj client.Object) bool
@@ -217,7 +217,7 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 		{&meshv1alpha1.MeshInstance{}, func(old, obj client.Object) bool {
 			o, n := old.(*meshv1alpha1.MeshInstance), obj.(*meshv1alpha1.MeshInstance)
 			return o.Spec.TrustDomain != n.Spec.TrustDomain || !equality.Semantic.DeepEqual(o.Status.TrustBundle, n.Status.TrustBundle)
-		}, func(client.Object) func(string) bool { return all }},
+		}, func(obj client.Object) func(string) bool { return inMesh(ctx, s.opts.Workloads, obj.GetName()) }},
 	} {
 		inf, err := s.opts.Workloads.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
 		if err != nil {
@@ -244,6 +244,38 @@ func (s *Server) watchWorkloads(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// inMesh says whether a node's workload may be of mesh name, as r has it:
+// a pod or MeshVM of a namespace labelled into the mesh, or a MeshVM that
+// names it. A node whose namespace or MeshVM r cannot read may be too:
+// matching too much costs a recheck, too little leaves a stream its mesh
+// no longer trusts.
+func inMesh(ctx context.Context, r client.Reader, name string) func(nodeID string) bool {
+	meshOf := map[string]string{} // namespace → its mesh, read once
+	return func(nodeID string) bool {
+		kind, ns, workload, err := mesh.ParseNodeID(nodeID)
+		if err != nil {
+			return true
+		}
+		m, ok := meshOf[ns]
+		if !ok {
+			n := &corev1.Namespace{}
+			if err := r.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+				return true
+			}
+			m = n.Labels[meshv1alpha1.MonitorLabel]
+			meshOf[ns] = m
+		}
+		if m == name || kind != mesh.NodeKindVM {
+			return m == name
+		}
+		vm := &meshv1alpha1.MeshVM{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: workload}, vm); err != nil {
+			return true
+		}
+		return vm.Spec.Mesh == name
+	}
 }
 
 // closableTLS is TLS whose server side keeps the connection in the peer's
