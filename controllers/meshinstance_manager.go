@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
@@ -37,6 +38,8 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&specsv1alpha4.HTTPRouteGroup{}, allMeshes(r.Client)).
 		Watches(&specsv1alpha4.TCPRoute{}, allMeshes(r.Client)).
 		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes(r.Client)).
+		Watches(&policyv1alpha1.IngressBackend{}, allMeshes(r.Client)).
+		Watches(&policyv1alpha1.Egress{}, allMeshes(r.Client)).
 		Watches(&meshv1alpha1.MeshMember{}, allMeshes(r.Client)).
 		Watches(&meshv1alpha1.MeshVM{}, allMeshes(r.Client)).
 		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {

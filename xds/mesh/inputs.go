@@ -8,6 +8,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
@@ -25,6 +26,8 @@ type Inputs struct {
 	HTTPRouteGroups []*specsv1alpha4.HTTPRouteGroup
 	TCPRoutes       []*specsv1alpha4.TCPRoute
 	TrafficSplits   []*splitv1alpha4.TrafficSplit
+	IngressBackends []*policyv1alpha1.IngressBackend
+	Egresses        []*policyv1alpha1.Egress
 	// ClusterDomain is the cluster's DNS domain (the kubelet's
 	// --cluster-domain); empty means DefaultClusterDomain.
 	ClusterDomain string
@@ -72,6 +75,10 @@ func (in *Inputs) Add(obj any) bool {
 		in.TCPRoutes = append(in.TCPRoutes, o)
 	case *splitv1alpha4.TrafficSplit:
 		in.TrafficSplits = append(in.TrafficSplits, o)
+	case *policyv1alpha1.IngressBackend:
+		in.IngressBackends = append(in.IngressBackends, o)
+	case *policyv1alpha1.Egress:
+		in.Egresses = append(in.Egresses, o)
 	default:
 		return false
 	}

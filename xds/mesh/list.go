@@ -13,6 +13,7 @@ import (
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
@@ -34,7 +35,9 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 		hrgs    specsv1alpha4.HTTPRouteGroupList
 		tcps    specsv1alpha4.TCPRouteList
 		splits  splitv1alpha4.TrafficSplitList
-		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits}
+		ibs     policyv1alpha1.IngressBackendList
+		egs     policyv1alpha1.EgressList
+		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits, &ibs, &egs}
 	)
 	for _, l := range lists {
 		if err := c.List(ctx, l, noCopy); err != nil {
@@ -51,6 +54,8 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 	in.HTTPRouteGroups = ptrs(hrgs.Items)
 	in.TCPRoutes = ptrs(tcps.Items)
 	in.TrafficSplits = ptrs(splits.Items)
+	in.IngressBackends = ptrs(ibs.Items)
+	in.Egresses = ptrs(egs.Items)
 	return in, ptrs(meshes.Items), nil
 }
 
@@ -93,6 +98,11 @@ func ListInformers(ctx context.Context, c ctrlcache.Cache) (Inputs, []*meshv1alp
 		},
 		func() (err error) { in.TCPRoutes, _, err = stored[specsv1alpha4.TCPRoute](ctx, c); return err },
 		func() (err error) { in.TrafficSplits, _, err = stored[splitv1alpha4.TrafficSplit](ctx, c); return err },
+		func() (err error) {
+			in.IngressBackends, _, err = stored[policyv1alpha1.IngressBackend](ctx, c)
+			return err
+		},
+		func() (err error) { in.Egresses, _, err = stored[policyv1alpha1.Egress](ctx, c); return err },
 	} {
 		if err := read(); err != nil {
 			return in, nil, err

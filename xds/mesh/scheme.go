@@ -8,6 +8,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
@@ -16,6 +17,7 @@ func AddToScheme(s *runtime.Scheme) error {
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, meshv1alpha1.AddToScheme,
 		accessv1alpha3.AddToScheme, specsv1alpha4.AddToScheme, splitv1alpha4.AddToScheme,
+		policyv1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return err

@@ -23,6 +23,7 @@ import (
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
 	"github.com/open-service-mesh/osm-operator/xds/census"
@@ -58,6 +59,7 @@ type Options struct {
 // +kubebuilder:rbac:groups=access.smi-spec.io,resources=traffictargets,verbs=list;watch
 // +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups;tcproutes,verbs=list;watch
 // +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits,verbs=list;watch
+// +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends;egresses,verbs=list;watch
 
 // Runner is a controller-runtime Runnable; it runs on every replica.
 type Runner struct {
@@ -164,6 +166,8 @@ var watched = []struct {
 	{&specsv1alpha4.HTTPRouteGroup{}, nil},
 	{&specsv1alpha4.TCPRoute{}, nil},
 	{&splitv1alpha4.TrafficSplit{}, nil},
+	{&policyv1alpha1.IngressBackend{}, nil},
+	{&policyv1alpha1.Egress{}, nil},
 	{&corev1.Service{}, func(_, obj any, c *changes, _ string) {
 		if s, ok := obj.(*corev1.Service); ok {
 			c.services[mesh.ServiceKey{Namespace: s.Namespace, Name: s.Name}] = true
