@@ -60,6 +60,10 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// Its issuers, its serving certificate, its xDS Service, its trust bundle.
 		return ctrl.Result{}, reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
 	}
+	// The bundle's ConfigMap in each namespace of the mesh (trustpublish.go).
+	if err := r.publishBundle(ctx, mi); err != nil {
+		return ctrl.Result{}, reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
+	}
 	if err := r.countMembers(ctx, mi); err != nil {
 		return ctrl.Result{}, err
 	}

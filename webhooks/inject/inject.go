@@ -177,18 +177,42 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 	return nil
 }
 
-// addIdentity adds the identity Secret's volume and marks the pod injected.
+// addIdentity adds the identity volume and marks the pod injected.
 func addIdentity(pod *corev1.Pod, cfg Config) {
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
-		Name: IdentityVolume,
-		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: meshv1alpha1.IdentitySecretName(mesh.ServiceAccountOf(pod.Spec.ServiceAccountName)),
-		}},
-	})
+	pod.Spec.Volumes = append(pod.Spec.Volumes, identityVolumeOf(pod.Spec.ServiceAccountName, cfg.Mesh))
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[meshv1alpha1.InjectedAnnotation] = cfg.Mesh
+}
+
+// identityVolumeOf is the identity volume of a pod running as
+// serviceAccount in mesh meshName, mounted at IdentityDir: the certificate and key of
+// the service account's identity Secret, and the mesh's trust bundle (the
+// ConfigMap meshv1alpha1.TrustBundleConfigMapName, which the operator keeps
+// in every namespace of the mesh) as ca.crt, projected together, so the
+// files the bootstraps read keep their paths and are swapped at once when
+// either source changes. The pod trusts the mesh's roots, not the ca.crt of
+// its Secret, which an issuer may leave empty (ACME) and anyone who may
+// write Secrets in the namespace may change. Neither source is optional:
+// the kubelet starts the pod once both exist, as it did for the Secret.
+func identityVolumeOf(serviceAccount, meshName string) corev1.Volume {
+	return corev1.Volume{
+		Name: IdentityVolume,
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{Secret: &corev1.SecretProjection{
+				LocalObjectReference: corev1.LocalObjectReference{Name: meshv1alpha1.IdentitySecretName(mesh.ServiceAccountOf(serviceAccount))},
+				Items: []corev1.KeyToPath{
+					{Key: corev1.TLSCertKey, Path: bootstrap.CertFile},
+					{Key: corev1.TLSPrivateKeyKey, Path: bootstrap.KeyFile},
+				},
+			}},
+			{ConfigMap: &corev1.ConfigMapProjection{
+				LocalObjectReference: corev1.LocalObjectReference{Name: meshv1alpha1.TrustBundleConfigMapName(meshName)},
+				Items:                []corev1.KeyToPath{{Key: meshv1alpha1.TrustBundleKey, Path: bootstrap.CAFile}},
+			}},
+		}}},
+	}
 }
 
 // sdsFiles are the sidecar's SDS files, the same for every sidecar.
