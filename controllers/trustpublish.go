@@ -29,8 +29,9 @@ import (
 // empty, and anyone who may write Secrets in the namespace may change). The
 // MeshInstance reconciler is its only writer; server-side apply, so that a
 // ConfigMap the cache does not see (its labels removed by hand) is put back
-// all the same.
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch;patch;delete
+// all the same. An apply that creates the ConfigMap is a patch that the API
+// server also authorizes as a create.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=list;watch;create;patch;delete
 
 // bundleConfigMaps keeps the cache's ConfigMaps to the meshes' trust
 // bundles: a cluster's other ConfigMaps stay out of the operator's memory.

@@ -1,8 +1,10 @@
 // Package inject adds the mesh's Envoy sidecar to a pod: pure functions of
 // the pod and the mesh's configuration, shared by the admission webhook and
 // `osm-operator inject`. Injection creates nothing and waits for nothing: the
-// bootstrap is passed inline, with the pod's name expanded by Kubernetes, and
-// the identity comes from the Secret the MeshMember reconciler issues.
+// bootstrap is passed inline, with the pod's name expanded by Kubernetes, the
+// identity comes from the Secret the MeshMember reconciler issues, and the
+// roots the pod trusts from the mesh's trust bundle ConfigMap, which the
+// MeshInstance reconciler keeps in each namespace of the mesh.
 package inject
 
 import (
@@ -29,7 +31,8 @@ const (
 	ProxyContainer = mesh.SidecarContainer
 	InitContainer  = "osm-init"
 	IdentityVolume = "osm-identity"
-	// IdentityDir is where the proxy reads its certificate and key.
+	// IdentityDir is where the proxy reads its certificate and key, and the
+	// mesh's trust bundle (identityVolumeOf).
 	IdentityDir = "/var/run/osm/identity"
 	// SDSVolume holds the proxy's SDS files (bootstrap.SDSFiles), projected
 	// from the pod's annotations SDSAnnotationPrefix+<file>.
