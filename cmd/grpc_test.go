@@ -107,17 +107,20 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 	}
 
 	// Each workload gets the bootstrap the injector writes, pointed at the
-	// test's name for the xDS Service, and the files of its identity Secret,
+	// test's name for the xDS Service, and the files of its identity volume
+	// (its identity Secret's certificate and key, the mesh's trust bundle),
 	// as the kubelet mounts them.
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "books"}}
 	cfg := inject.ConfigFor(mi, "osm-system", inject.Images{})
 	workload := func(pod *corev1.Pod) (bootstrapJSON []byte, dir string) {
 		dir = t.TempDir()
-		writeIdentity(t, ctx, k, ns, pod.Spec.ServiceAccountName, dir)
 		p := pod.DeepCopy()
-		if err := inject.Pod(p, cfg); err != nil {
-			t.Fatal(err)
+		if !inject.Injected(p) {
+			if err := inject.Pod(p, cfg); err != nil {
+				t.Fatal(err)
+			}
 		}
+		mountIdentity(t, ctx, k, p, dir)
 		for _, e := range p.Spec.Containers[0].Env {
 			if e.Name == inject.GRPCBootstrapEnv {
 				return localGRPCBootstrap(t, []byte(e.Value), dir, "sidecar~"+ns+"~"+pod.Name), dir
@@ -213,8 +216,8 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 60*time.Second, func() error {
-		serial := writeIdentity(t, ctx, k, ns, "bookstore", storeDirs["v1"])
-		writeIdentity(t, ctx, k, ns, "bookstore", storeDirs["v2"])
+		serial := mountIdentity(t, ctx, k, objs[5].(*corev1.Pod), storeDirs["v1"])
+		mountIdentity(t, ctx, k, objs[6].(*corev1.Pod), storeDirs["v2"])
 		if serial == before {
 			return fmt.Errorf("cert-manager has not renewed the certificate yet")
 		}
@@ -268,24 +271,70 @@ func localGRPCBootstrap(t *testing.T, raw []byte, dir, nodeID string) []byte {
 	return out
 }
 
-// writeIdentity writes the identity Secret of sa into dir, each file
-// replaced at once, and returns the certificate's serial.
-func writeIdentity(t *testing.T, ctx context.Context, k client.Client, ns, sa, dir string) string {
+// mountIdentity writes the files of the injected pod's identity volume
+// into dir, as the kubelet mounts it: each key of each source (the identity
+// Secret's certificate and key, the mesh's trust bundle ConfigMap's ca.crt)
+// at its path, each file replaced at once. It returns the certificate's
+// serial.
+func mountIdentity(t *testing.T, ctx context.Context, k client.Client, pod *corev1.Pod, dir string) string {
 	t.Helper()
-	s := &corev1.Secret{}
+	var vol *corev1.Volume
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == inject.IdentityVolume {
+			vol = &pod.Spec.Volumes[i]
+		}
+	}
+	if vol == nil || vol.Projected == nil {
+		t.Fatalf("pod %s has no projected identity volume: %+v", pod.Name, vol)
+	}
+	files := map[string][]byte{}
 	testenv.Eventually(t, 90*time.Second, func() error {
-		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName(sa)}, s)
+		for _, src := range vol.Projected.Sources {
+			key := client.ObjectKey{Namespace: pod.Namespace}
+			var data map[string][]byte
+			var items []corev1.KeyToPath
+			switch {
+			case src.Secret != nil:
+				s := &corev1.Secret{}
+				key.Name, items = src.Secret.Name, src.Secret.Items
+				if err := k.Get(ctx, key, s); err != nil {
+					return err
+				}
+				data = s.Data
+			case src.ConfigMap != nil:
+				cm := &corev1.ConfigMap{}
+				key.Name, items = src.ConfigMap.Name, src.ConfigMap.Items
+				if err := k.Get(ctx, key, cm); err != nil {
+					return err
+				}
+				data = map[string][]byte{}
+				for k, v := range cm.Data {
+					data[k] = []byte(v)
+				}
+			default:
+				return fmt.Errorf("a source the test does not mount: %+v", src)
+			}
+			for _, it := range items {
+				v, ok := data[it.Key]
+				if !ok {
+					// The kubelet fails the mount of a missing key of a source that is not optional.
+					return fmt.Errorf("%s has no key %s", key, it.Key)
+				}
+				files[it.Path] = v
+			}
+		}
+		return nil
 	})
-	for _, name := range []string{bootstrap.CAFile, bootstrap.CertFile, bootstrap.KeyFile} {
+	for name, v := range files {
 		tmp := filepath.Join(dir, "."+name)
-		if err := os.WriteFile(tmp, s.Data[name], 0o600); err != nil {
+		if err := os.WriteFile(tmp, v, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	certs, err := x509ParsePEM(s.Data[bootstrap.CertFile])
+	certs, err := x509ParsePEM(files[bootstrap.CertFile])
 	if err != nil {
 		t.Fatal(err)
 	}

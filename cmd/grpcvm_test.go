@@ -106,11 +106,11 @@ func ledgerCalls(t *testing.T, ctx context.Context, k client.Client, xdsAddr str
 
 	// The proxyless pod serving the ledger, as in TestProxylessGRPCWithCertManager.
 	podDir := t.TempDir()
-	writeIdentity(t, ctx, k, ns, "ledger", podDir)
 	injected := server.DeepCopy()
 	if err := inject.Pod(injected, inject.ConfigFor(&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "ledgers"}}, "osm-system", inject.Images{})); err != nil {
 		t.Fatal(err)
 	}
+	mountIdentity(t, ctx, k, injected, podDir)
 	for _, e := range injected.Spec.Containers[0].Env {
 		if e.Name == inject.GRPCBootstrapEnv {
 			xdstest.GRPCServer(t, lis, localGRPCBootstrap(t, []byte(e.Value), podDir, "sidecar~"+ns+"~ledger-1"))

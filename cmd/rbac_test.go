@@ -250,6 +250,10 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 		Labels: map[string]string{"app.kubernetes.io/managed-by": "osm-operator"}}}
 	mustCreate(orphan)
 	testenv.Eventually(t, 90*time.Second, ready(mm, func() []metav1.Condition { return mm.Status.Conditions }, meshv1alpha1.ConditionReady))
+	// The member namespace holds the mesh's trust bundle.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.TrustBundleConfigMapName("demo")}, &corev1.ConfigMap{})
+	})
 	// The VM waits for its proxy, which this test does not run.
 	testenv.Eventually(t, 90*time.Second, ready(vm, func() []metav1.Condition { return vm.Status.Conditions }, meshv1alpha1.ConditionBootstrapReady))
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -388,6 +392,14 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 	gone(archive)
 	gone(vm) // its EndpointSlice is its own: garbage collection takes it (envtest runs none)
 	gone(mm)
+	// The namespace left the mesh: its trust bundle ConfigMap goes.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.TrustBundleConfigMapName("demo")}, &corev1.ConfigMap{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("the trust bundle ConfigMap of a namespace that left is still there (%v)", err)
+	})
 	gone(&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "demo"}})
 	stop()
 
@@ -457,4 +469,9 @@ var unreachable = map[permission]string{
 	// A mesh's xDS Service is patched only when the shared one it mirrors
 	// changes.
 	{"", "services", "patch"}: "a mesh's xDS Service is patched when the shared one changes",
+	// The trust bundle ConfigMaps are written by server-side apply: a
+	// patch, which the API server authorizes as a create too when the
+	// ConfigMap does not exist (seen with this test's run: without the
+	// grant, every apply was refused).
+	{"", "configmaps", "create"}: "checked by the API server when an apply creates, not requested",
 }

@@ -65,13 +65,18 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 // gather makes the mesh's certificate authority and trust bundle
-// (reconcileCA), then reads its members, the objects its model leaves out
+// (reconcileCA) and publishes the bundle to the mesh's namespaces
+// (publishBundle), then reads its members, the objects its model leaves out
 // (recording an Event on each, see checkPolicies) and the cluster's
 // CertificateRequests, for meshStatus. A failed write of the first part
 // ends it.
 func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.MeshInstance) (meshFacts, error) {
 	f := meshFacts{now: time.Now()}
 	if err := r.reconcileCA(ctx, mi, &f.ca); err != nil {
+		return f, err
+	}
+	// The bundle's ConfigMap in each namespace of the mesh (trustpublish.go).
+	if err := r.publishBundle(ctx, mi); err != nil {
 		return f, err
 	}
 	if err := r.readMembers(ctx, mi, &f); err != nil {

@@ -28,6 +28,8 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&cmapi.ClusterIssuer{}).
 		Owns(&cmapi.Certificate{}).
 		Owns(&corev1.Secret{}). // the trust bundle: what proxies trust is the mesh's
+		// Its copy in each namespace of the mesh (trustpublish.go).
+		Owns(&corev1.ConfigMap{}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 			if m := obj.GetLabels()[meshv1alpha1.MonitorLabel]; m != "" {
 				return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: m}}}

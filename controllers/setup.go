@@ -123,5 +123,7 @@ func CacheOptions(namespace string) cache.Options {
 		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{managedByLabel: managedBy})},
 		// Only the xDS replicas' Leases, not leader election's or the nodes'.
 		&coordinationv1.Lease{}: leases,
+		// Only the meshes' trust bundle ConfigMaps (trustpublish.go).
+		&corev1.ConfigMap{}: bundleConfigMaps(),
 	}}
 }

@@ -203,6 +203,19 @@ func TestPodInjection(t *testing.T) {
 	if !strings.Contains(strings.Join(proxy.Args, " "), `"sidecar~$(POD_NAMESPACE)~$(POD_NAME)"`) {
 		t.Error("the bootstrap does not name the node from the pod's environment")
 	}
+	// The API server took the identity volume: the Secret's certificate and
+	// key, and the mesh's trust bundle as ca.crt.
+	var identity *corev1.Volume
+	for i := range p.Spec.Volumes {
+		if p.Spec.Volumes[i].Name == inject.IdentityVolume {
+			identity = &p.Spec.Volumes[i]
+		}
+	}
+	if identity == nil || identity.Projected == nil || len(identity.Projected.Sources) != 2 ||
+		identity.Projected.Sources[0].Secret == nil || identity.Projected.Sources[0].Secret.Name != meshv1alpha1.IdentitySecretName("web") ||
+		identity.Projected.Sources[1].ConfigMap == nil || identity.Projected.Sources[1].ConfigMap.Name != meshv1alpha1.TrustBundleConfigMapName("shop") {
+		t.Errorf("the identity volume is not the Secret and the mesh's bundle projected together: %+v", identity)
+	}
 
 	optedOut := pod(ns, "legacy", map[string]string{meshv1alpha1.SidecarInjectionAnnotation: "disabled"})
 	if err := k8s.Create(ctx, optedOut); err != nil {

@@ -4,18 +4,27 @@ package v1alpha1
 // trusts, written by the operator into a Secret of its own namespace, from
 // the mesh's bootstrapped root, spec.certificates.trustBundle, or the ca.crt
 // the mesh's issuer put into the xDS serving Secret. The xDS servers serve
-// proxies this bundle, not the ca.crt of each identity Secret.
+// proxies this bundle, not the ca.crt of each identity Secret, and the
+// operator copies it into a ConfigMap of each namespace of the mesh, which
+// injected pods mount.
 const (
-	// TrustBundleSecretLabel marks a mesh's trust bundle Secret; its value
-	// is the mesh.
+	// TrustBundleSecretLabel marks a mesh's trust bundle Secret and its
+	// trust bundle ConfigMaps; its value is the mesh.
 	TrustBundleSecretLabel = "mesh.openservicemesh.io/trust-bundle"
-	// TrustBundleKey is the Secret's key holding the PEM CA certificates.
+	// TrustBundleKey is the Secret's and the ConfigMaps' key holding the PEM
+	// CA certificates.
 	TrustBundleKey = "ca.crt"
 )
 
 // TrustBundleSecretName names the trust bundle Secret of a mesh, in the
 // operator's namespace.
 func TrustBundleSecretName(mesh string) string { return "osm-" + mesh + "-trust-bundle" }
+
+// TrustBundleConfigMapName names the ConfigMap holding a mesh's trust
+// bundle (key TrustBundleKey) in each namespace of the mesh: what an
+// injected pod trusts the xDS server by, and a proxyless gRPC application
+// its peers. A mesh's name is a DNS label, so the name is a valid one.
+func TrustBundleConfigMapName(mesh string) string { return "osm-" + mesh + "-trust-bundle" }
 
 // ConditionTrustBundleKnown is True on a MeshInstance whose trust bundle is
 // known and written for the xDS servers; False says why proxies have none.

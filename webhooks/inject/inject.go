@@ -1,8 +1,10 @@
 // Package inject adds the mesh's Envoy sidecar to a pod: pure functions of
 // the pod and the mesh's configuration, shared by the admission webhook and
 // `osm-operator inject`. Injection creates nothing and waits for nothing: the
-// bootstrap is passed inline, with the pod's name expanded by Kubernetes, and
-// the identity comes from the Secret the MeshMember reconciler issues.
+// bootstrap is passed inline, with the pod's name expanded by Kubernetes, the
+// identity comes from the Secret the MeshMember reconciler issues, and the
+// roots the pod trusts from the mesh's trust bundle ConfigMap, which the
+// MeshInstance reconciler keeps in each namespace of the mesh.
 package inject
 
 import (
@@ -29,7 +31,8 @@ const (
 	ProxyContainer = mesh.SidecarContainer
 	InitContainer  = "osm-init"
 	IdentityVolume = "osm-identity"
-	// IdentityDir is where the proxy reads its certificate and key.
+	// IdentityDir is where the proxy reads its certificate and key, and the
+	// mesh's trust bundle (identityVolumeOf).
 	IdentityDir = "/var/run/osm/identity"
 	// SDSVolume holds the proxy's SDS files (bootstrap.SDSFiles), projected
 	// from the pod's annotations SDSAnnotationPrefix+<file>.
@@ -177,18 +180,42 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 	return nil
 }
 
-// addIdentity adds the identity Secret's volume and marks the pod injected.
+// addIdentity adds the identity volume and marks the pod injected.
 func addIdentity(pod *corev1.Pod, cfg Config) {
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
-		Name: IdentityVolume,
-		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: meshv1alpha1.IdentitySecretName(mesh.ServiceAccountOf(pod.Spec.ServiceAccountName)),
-		}},
-	})
+	pod.Spec.Volumes = append(pod.Spec.Volumes, identityVolumeOf(pod.Spec.ServiceAccountName, cfg.Mesh))
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[meshv1alpha1.InjectedAnnotation] = cfg.Mesh
+}
+
+// identityVolumeOf is the identity volume of a pod running as
+// serviceAccount in mesh meshName, mounted at IdentityDir: the certificate and key of
+// the service account's identity Secret, and the mesh's trust bundle (the
+// ConfigMap meshv1alpha1.TrustBundleConfigMapName, which the operator keeps
+// in every namespace of the mesh) as ca.crt, projected together, so the
+// files the bootstraps read keep their paths and are swapped at once when
+// either source changes. The pod trusts the mesh's roots, not the ca.crt of
+// its Secret, which an issuer may leave empty (ACME) and anyone who may
+// write Secrets in the namespace may change. Neither source is optional:
+// the kubelet starts the pod once both exist, as it did for the Secret.
+func identityVolumeOf(serviceAccount, meshName string) corev1.Volume {
+	return corev1.Volume{
+		Name: IdentityVolume,
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{Secret: &corev1.SecretProjection{
+				LocalObjectReference: corev1.LocalObjectReference{Name: meshv1alpha1.IdentitySecretName(mesh.ServiceAccountOf(serviceAccount))},
+				Items: []corev1.KeyToPath{
+					{Key: corev1.TLSCertKey, Path: bootstrap.CertFile},
+					{Key: corev1.TLSPrivateKeyKey, Path: bootstrap.KeyFile},
+				},
+			}},
+			{ConfigMap: &corev1.ConfigMapProjection{
+				LocalObjectReference: corev1.LocalObjectReference{Name: meshv1alpha1.TrustBundleConfigMapName(meshName)},
+				Items:                []corev1.KeyToPath{{Key: meshv1alpha1.TrustBundleKey, Path: bootstrap.CAFile}},
+			}},
+		}}},
+	}
 }
 
 // sdsFiles are the sidecar's SDS files, the same for every sidecar.

@@ -168,6 +168,7 @@ func checkPatch(t *testing.T, raw []byte, ops any) {
 	}
 	checkIPv6Overlay(t, pod, arg("--config-path"), b)
 	checkSDSFiles(t, pod, proxy)
+	checkIdentityFiles(t, pod, proxy, testConfig().Mesh)
 	// Injecting the injected pod changes nothing.
 	again, err := Decide(pod, memberNamespace(pod.Namespace), nil)
 	if err != nil || again.Inject {
@@ -239,6 +240,7 @@ func checkProxyless(t *testing.T, pod *corev1.Pod) {
 		if !strings.Contains(boot, `"id":"sidecar~`+pod.Namespace+`~p-1"`) {
 			t.Errorf("container %s: the bootstrap does not name the pod: %s", c.Name, boot)
 		}
+		checkIdentityFiles(t, pod, c, testConfig().Mesh)
 	}
 }
 
