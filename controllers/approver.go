@@ -322,8 +322,11 @@ func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.Certi
 		if err := r.Reader.List(ctx, &vms, client.InNamespace(ns)); err != nil {
 			return verdict{}, fmt.Errorf("listing MeshVMs of %s: %w", ns, err)
 		}
+		// The VM's mesh is decided as the model and the xDS server decide it.
+		first := mesh.FirstVM(mesh.Items(vms.Items))
 		if !slices.ContainsFunc(vms.Items, func(vm meshv1alpha1.MeshVM) bool {
-			return vm.Spec.Mesh == mi.Name && vm.Spec.ServiceAccountName == sa
+			inMesh, err := mesh.VMMesh(&vm, namespace.Labels[meshv1alpha1.MonitorLabel], first)
+			return err == nil && inMesh == mi.Name && vm.Spec.ServiceAccountName == sa
 		}) {
 			return denied("namespace %s is not in the mesh, and no MeshVM of the mesh runs as %s there", ns, sa)
 		}

@@ -451,3 +451,56 @@ func TestTheApproverHasTheClusterDomain(t *testing.T) {
 		})
 	}
 }
+
+// The approver signs a MeshVM's identity only in the mesh the model and
+// the xDS server place the VM in (mesh.VMMesh): not for a VM of mesh A in
+// a namespace labelled for mesh B, nor for a VM of B in a namespace in no
+// mesh whose first VM is A's; the first VM's identity is signed.
+func TestTheApproverSignsAVMOnlyInItsNamespacesMesh(t *testing.T) {
+	ctx := context.Background()
+	a, b := readyMesh(t, "vmmesh-a"), readyMesh(t, "vmmesh-b")
+	issuer := func(mi *meshv1alpha1.MeshInstance) cmmeta.IssuerReference {
+		return cmmeta.IssuerReference{Name: "osm-" + mi.Name + "-ca", Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
+	}
+	labelled := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: b.Name})
+	free := newNamespace(t, nil)
+	vmPorts := []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}}
+	vmOf := func(ns, name, mesh, addr string) {
+		t.Helper()
+		for _, o := range []client.Object{
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-" + name}},
+			&meshv1alpha1.MeshVM{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: meshv1alpha1.MeshVMSpec{Mesh: mesh, ServiceAccountName: "app-" + name, Addresses: []string{addr}, Ports: vmPorts}},
+		} {
+			if err := k8s.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	vmOf(labelled, "lost", a.Name, "192.0.2.61")
+	vmOf(free, "first", a.Name, "192.0.2.62")
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have a resolution of a second
+	// The later VM runs as the first one's service account.
+	if err := k8s.Create(ctx, &meshv1alpha1.MeshVM{ObjectMeta: metav1.ObjectMeta{Namespace: free, Name: "later"},
+		Spec: meshv1alpha1.MeshVMSpec{Mesh: b.Name, ServiceAccountName: "app-first", Addresses: []string{"192.0.2.63"}, Ports: vmPorts}}); err != nil {
+		t.Fatal(err)
+	}
+	hour := &metav1.Duration{Duration: time.Hour}
+	for _, tc := range []struct {
+		name, ns, sa string
+		mesh         *meshv1alpha1.MeshInstance
+		want         cmapi.CertificateRequestConditionType
+	}{
+		{"a VM of mesh A in a namespace of mesh B", labelled, "app-lost", a, cmapi.CertificateRequestConditionDenied},
+		{"the first VM of a namespace in no mesh", free, "app-first", a, cmapi.CertificateRequestConditionApproved},
+		{"a later VM of another mesh there", free, "app-first", b, cmapi.CertificateRequestConditionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("vmmesh-%d", seq.Add(1))
+			createRequest(t, tc.ns, name, issuer(tc.mesh), hour, []string{"spiffe://cluster.local/ns/" + tc.ns + "/sa/" + tc.sa}, nil)
+			if got := decision(t, tc.ns, name); got.Type != tc.want || got.Reason != controllers.ApproverReason {
+				t.Fatalf("%s by %q: %s; want %s", got.Type, got.Reason, got.Message, tc.want)
+			}
+		})
+	}
+}

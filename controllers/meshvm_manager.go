@@ -42,6 +42,13 @@ func (r *MeshVMReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Secret{}).
 		Watches(&cmapi.Certificate{}, vmsInNamespace).
 		Watches(&corev1.Service{}, vmsInNamespace).
+		// What decides the mesh of a VM's namespace (meshConflict): its
+		// label, its MeshMembers, its other MeshVMs.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			return vmsIn(ctx, []string{obj.GetName()})
+		})).
+		Watches(&meshv1alpha1.MeshMember{}, vmsInNamespace).
+		Watches(&meshv1alpha1.MeshVM{}, vmsInNamespace).
 		// The mesh's trust bundle, what a VM's files say it trusts.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 			m := obj.GetLabels()[meshv1alpha1.TrustBundleSecretLabel]

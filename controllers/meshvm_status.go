@@ -28,6 +28,8 @@ type vmFacts struct {
 	addresses addressCheck
 	// mesh is the MeshInstance the VM names, nil when there is none.
 	mesh *meshv1alpha1.MeshInstance
+	// elsewhere says why the VM's namespace is in another mesh (meshConflict).
+	elsewhere string
 	// identity is the VM's identity Certificate and Secret.
 	identity *vmIdentity
 	// bootstrap is the VM's bootstrap Secret.
@@ -117,6 +119,11 @@ func vmOutcome(st *meshv1alpha1.MeshVMStatus, conds *conditionSet, vm *meshv1alp
 	conds.set(accepted)
 	if f.mesh == nil {
 		return meshNotFound(vm.Spec.Mesh)
+	}
+	if f.elsewhere != "" {
+		// Stalled: a change of the VM's or of its namespace's mesh, both
+		// watched, decides it.
+		return outcome{reason: meshv1alpha1.ReasonMeshConflict, message: f.elsewhere, stalled: true}
 	}
 	id := f.identity
 	if id == nil { // the write of its service account or Certificate failed

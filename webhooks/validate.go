@@ -151,6 +151,18 @@ func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 		return nil, err
 	} else if other != "" && other != vm.Spec.Mesh {
 		return nil, fmt.Errorf("%s: spec.mesh %q: namespace %s is a member of mesh %q; a VM joins the mesh of its namespace", what, vm.Spec.Mesh, vm.Namespace, other)
+	} else if other == "" {
+		// In no mesh, the namespace is its first MeshVM's (mesh.VMMesh).
+		first := mesh.FirstVM(func(yield func(*meshv1alpha1.MeshVM) bool) {
+			for i := range vms.Items {
+				if o := &vms.Items[i]; o.Namespace == vm.Namespace && o.Name != vm.Name && !yield(o) {
+					return
+				}
+			}
+		})
+		if _, err := mesh.VMMesh(vm, "", first); err != nil {
+			return nil, fmt.Errorf("%s: spec.mesh %q: %w", what, vm.Spec.Mesh, err)
+		}
 	}
 	warnings, err := meshWarning(ctx, v.Reader, what, vm.Spec.Mesh)
 	if err != nil {

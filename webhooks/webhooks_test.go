@@ -343,6 +343,12 @@ func TestValidation(t *testing.T) {
 			warned: `spec.mesh: MeshInstance "nowhere" does not exist`},
 		{name: "VM address taken", obj: vm("copy", "192.0.2.1"),
 			denied: fmt.Sprintf(`MeshVM %s/copy: spec.addresses[0]: 192.0.2.1 is already the address of MeshVM %s/warehouse in mesh "books"`, ns, ns)},
+		{name: "VM of another mesh in a namespace in no mesh that holds a VM", obj: func() client.Object {
+			o := vm("intruder", "192.0.2.3")
+			o.Namespace, o.Spec.Mesh, o.Spec.Services = vmNamespace, "other", nil
+			return o
+		}(),
+			denied: fmt.Sprintf(`MeshVM %s/intruder: spec.mesh "other": namespace %s is in no mesh and holds MeshVM gate of mesh "books", created before`, vmNamespace, vmNamespace)},
 		{name: "route group missing", obj: target("t1", accessv1alpha3.TrafficTargetRule{Kind: "HTTPRouteGroup", Name: "nope"}),
 			warned: fmt.Sprintf(`TrafficTarget %s/t1: spec.rules[0]: HTTPRouteGroup %s/nope does not exist`, ns, ns)},
 		{name: "match missing", obj: target("t2", accessv1alpha3.TrafficTargetRule{Kind: "HTTPRouteGroup", Name: "routes", Matches: []string{"buy", "steal"}}),

@@ -54,6 +54,9 @@ const (
 	ReasonDeleting           = "Deleting"
 	ReasonInvalidObjects     = "InvalidObjects"
 	ReasonTranslationFailed  = "TranslationFailed"
+	// ReasonMeshConflict: a MeshVM's namespace is in another mesh
+	// (its label, its MeshMember, or its first MeshVM's).
+	ReasonMeshConflict = "MeshConflict"
 )
 
 // Reasons of a MeshVM's ConditionAddressesAccepted, and of its Ready

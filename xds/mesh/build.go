@@ -3,6 +3,7 @@ package mesh
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"net/netip"
 	"slices"
 	"strings"
@@ -148,11 +149,24 @@ func (b *builder) collectWorkloads() {
 	}
 	b.vms = map[string]*meshv1alpha1.MeshVM{}
 	b.vmNamespaces = map[string]bool{}
+	// The first MeshVM of each namespace, of any mesh (FirstVM).
+	byNamespace := map[string][]*meshv1alpha1.MeshVM{}
+	for _, vm := range b.in.VMs {
+		byNamespace[vm.Namespace] = append(byNamespace[vm.Namespace], vm)
+	}
+	first := make(map[string]*meshv1alpha1.MeshVM, len(byNamespace))
+	for ns, vms := range byNamespace {
+		first[ns] = FirstVM(slices.Values(vms))
+	}
 	for _, vm := range b.in.VMs {
 		if vm.Spec.Mesh != b.m.Name || vm.DeletionTimestamp != nil {
 			continue
 		}
-		if _, err := VMMesh(vm, b.elsewhere[vm.Namespace]); err != nil {
+		namespaceMesh := b.elsewhere[vm.Namespace]
+		if _, member := b.members[vm.Namespace]; member {
+			namespaceMesh = b.m.Name
+		}
+		if _, err := VMMesh(vm, namespaceMesh, first[vm.Namespace]); err != nil {
 			b.problem("MeshVM", vm, "%w", err)
 			continue
 		}
@@ -198,15 +212,50 @@ func VMIdentity(vm *meshv1alpha1.MeshVM) Identity {
 }
 
 // VMMesh is the mesh a MeshVM's proxy belongs to: the one its spec names,
-// unless its namespace is in another mesh (namespaceMesh; "" when in none
-// or in that one), whose workloads of the VM's service account would have
-// the VM's identity: one proxy group in two meshes. The model and the xDS
-// server's authorizer both decide by it.
-func VMMesh(vm *meshv1alpha1.MeshVM, namespaceMesh string) (string, error) {
-	if namespaceMesh != "" && namespaceMesh != vm.Spec.Mesh {
+// unless its namespace is in another mesh (namespaceMesh: its label's, or
+// its MeshMember's; "" when in none), or, in no mesh, holds a MeshVM of
+// another mesh created before (first, FirstVM of the namespace's MeshVMs):
+// the workloads and VMs of a namespace running as one service account have
+// one identity and one proxy group, which can be in one mesh only. The
+// model, the xDS server's authorizer, the CSR approver, the webhook and the
+// MeshVM reconciler all decide by it.
+func VMMesh(vm *meshv1alpha1.MeshVM, namespaceMesh string, first *meshv1alpha1.MeshVM) (string, error) {
+	switch {
+	case namespaceMesh != "" && namespaceMesh != vm.Spec.Mesh:
 		return "", fmt.Errorf("namespace %s is a member of mesh %q; the VM is left out", vm.Namespace, namespaceMesh)
+	case namespaceMesh == "" && first != nil && first.Spec.Mesh != vm.Spec.Mesh:
+		return "", fmt.Errorf("namespace %s is in no mesh and holds MeshVM %s of mesh %q, created before: a namespace's VMs are in one mesh; the VM is left out",
+			vm.Namespace, first.Name, first.Spec.Mesh)
 	}
 	return vm.Spec.Mesh, nil
+}
+
+// FirstVM is the MeshVM of vms (those of one namespace) that decides the
+// mesh of a namespace in no mesh (VMMesh): the oldest not being deleted,
+// by creation and then name; nil when there is none.
+func FirstVM(vms iter.Seq[*meshv1alpha1.MeshVM]) *meshv1alpha1.MeshVM {
+	var first *meshv1alpha1.MeshVM
+	for vm := range vms {
+		if vm.DeletionTimestamp != nil {
+			continue
+		}
+		if first == nil || vm.CreationTimestamp.Before(&first.CreationTimestamp) ||
+			vm.CreationTimestamp.Equal(&first.CreationTimestamp) && vm.Name < first.Name {
+			first = vm
+		}
+	}
+	return first
+}
+
+// Items iterates over pointers to the items of a list, for FirstVM.
+func Items[T any](items []T) iter.Seq[*T] {
+	return func(yield func(*T) bool) {
+		for i := range items {
+			if !yield(&items[i]) {
+				return
+			}
+		}
+	}
 }
 
 // VMGroup is the proxy group of a MeshVM: its identity and the proxy it

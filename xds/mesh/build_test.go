@@ -573,3 +573,65 @@ endpoints:
 		t.Errorf("problems %q, want the two addresses left out", problems)
 	}
 }
+
+// TestANamespaceInNoMeshIsItsFirstVMs: the MeshVMs of a namespace in no
+// mesh run as its service accounts, whose identities can be in one mesh
+// only: the first VM's mesh (by creation) takes the namespace, and a VM of
+// another mesh there is left out and reported, whichever mesh is built. A
+// namespace in a mesh is that mesh's, whatever its VMs.
+func TestANamespaceInNoMeshIsItsFirstVMs(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base + `---
+apiVersion: v1
+kind: Namespace
+metadata: {name: edge}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshVM
+metadata: {name: second, namespace: edge, creationTimestamp: "2026-01-02T00:00:00Z"}
+spec: {mesh: vault, serviceAccountName: app, addresses: [192.0.2.2]}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshVM
+metadata: {name: first, namespace: edge, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec: {mesh: osm, serviceAccountName: app, addresses: [192.0.2.1]}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshVM
+metadata: {name: visitor, namespace: shop, creationTimestamp: "2025-01-01T00:00:00Z"}
+spec: {mesh: vault, serviceAccountName: web, addresses: [192.0.2.3]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmGroups := func(m *mesh.Mesh) []string {
+		var out []string
+		for _, g := range m.Groups {
+			if g.Identity.Namespace == "edge" || g.Identity == (mesh.Identity{Namespace: "shop", ServiceAccount: "web"}) {
+				out = append(out, g.String())
+			}
+		}
+		return out
+	}
+	m, problems := mesh.Build(in)
+	if got := vmGroups(m); len(got) != 1 || got[0] != "envoy/edge/app" {
+		t.Errorf("mesh osm has groups %v of edge and shop/web, want only envoy/edge/app (its first VM's)", got)
+	}
+	in.Mesh = in.Mesh.DeepCopy()
+	in.Mesh.Name = "vault"
+	m, problems = mesh.Build(in)
+	if got := vmGroups(m); len(got) != 0 {
+		t.Errorf("mesh vault has groups %v; want none: edge is osm's first VM's, shop is osm's", got)
+	}
+	var reported []string
+	for _, p := range problems {
+		reported = append(reported, p.Error())
+	}
+	for _, want := range []string{
+		`MeshVM edge/second: namespace edge is in no mesh and holds MeshVM first of mesh "osm", created before`,
+		`MeshVM shop/visitor: namespace shop is a member of mesh "osm"`,
+	} {
+		if !slices.ContainsFunc(reported, func(r string) bool { return strings.HasPrefix(r, want) }) {
+			t.Errorf("problems %q; want one starting %q", reported, want)
+		}
+	}
+}

@@ -110,7 +110,15 @@ func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer P
 			return g, lookupError("MeshVM", key, err)
 		}
 		g = mesh.VMGroup(vm)
-		if meshName, err = mesh.VMMesh(vm, meshName); err != nil {
+		var first *meshv1alpha1.MeshVM
+		if meshName == "" {
+			var vms meshv1alpha1.MeshVMList
+			if err := a.Reader.List(ctx, &vms, client.InNamespace(ns)); err != nil {
+				return mesh.Group{}, fmt.Errorf("listing the MeshVMs of %s: %w", ns, err)
+			}
+			first = mesh.FirstVM(mesh.Items(vms.Items))
+		}
+		if meshName, err = mesh.VMMesh(vm, meshName, first); err != nil {
 			return mesh.Group{}, fmt.Errorf("%w: %w", ErrDenied, err)
 		}
 	}

@@ -41,8 +41,12 @@ func TestAVMIsAuthorizedInTheMeshItsSpecNames(t *testing.T) {
 	pod := func(namespace string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "pod"}, Spec: corev1.PodSpec{ServiceAccountName: "app"}}
 	}
+	// A VM of mesh b in namespace none, created after the VM of mesh a:
+	// the namespace is a's, its first VM's.
+	later := vm("none", "b")
+	later.Name, later.CreationTimestamp = "later", metav1.Now()
 	objs := []client.Object{meshes["a"], meshes["b"], ns("none", ""), ns("in-a", "a"), ns("in-b", "b"), ns("pods-none", ""),
-		vm("none", "a"), vm("in-a", "a"), vm("in-b", "a"), pod("in-a"), pod("pods-none")}
+		vm("none", "a"), later, vm("in-a", "a"), vm("in-b", "a"), pod("in-a"), pod("pods-none")}
 	c := fake.NewClientBuilder().WithScheme(mesh.NewScheme()).WithObjects(objs...).Build()
 	auth := WorkloadAuthorizer{Reader: c}
 	peer := func(namespace, root string) Peer {
@@ -55,6 +59,7 @@ func TestAVMIsAuthorizedInTheMeshItsSpecNames(t *testing.T) {
 	}{
 		{"VM of a namespace in no mesh, mesh a's certificate", mesh.VMNodeID("none", "vm"), peer("none", "root-a"), true},
 		{"VM of a namespace in no mesh, mesh b's certificate", mesh.VMNodeID("none", "vm"), peer("none", "root-b"), false},
+		{"a later VM of another mesh in that namespace, its mesh's certificate", mesh.VMNodeID("none", "later"), peer("none", "root-b"), false},
 		{"VM of a namespace of its mesh", mesh.VMNodeID("in-a", "vm"), peer("in-a", "root-a"), true},
 		{"VM of a namespace of another mesh, its mesh's certificate", mesh.VMNodeID("in-b", "vm"), peer("in-b", "root-a"), false},
 		{"VM of a namespace of another mesh, that mesh's certificate", mesh.VMNodeID("in-b", "vm"), peer("in-b", "root-b"), false},
