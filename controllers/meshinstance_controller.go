@@ -192,7 +192,7 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 }
 
 // readMembers reads what the mesh's counts are made of: the namespaces
-// labelled for it, its Certificates, its MeshVMs and the census.
+// labelled for it, its MeshMembers, its Certificates, its MeshVMs and the census.
 func (r *MeshInstanceReconciler) readMembers(ctx context.Context, mi *meshv1alpha1.MeshInstance, f *meshFacts) error {
 	var nss corev1.NamespaceList
 	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
@@ -201,6 +201,11 @@ func (r *MeshInstanceReconciler) readMembers(ctx context.Context, mi *meshv1alph
 	for _, ns := range nss.Items {
 		f.namespaces = append(f.namespaces, ns.Name)
 	}
+	var members meshv1alpha1.MeshMemberList
+	if err := r.List(ctx, &members, client.MatchingFields{meshIndex: mi.Name}); err != nil {
+		return fmt.Errorf("listing the mesh's MeshMembers: %w", err)
+	}
+	f.members = members.Items
 	var certs cmapi.CertificateList
 	if err := r.List(ctx, &certs, client.MatchingLabels{meshLabel: mi.Name}); err != nil {
 		return fmt.Errorf("listing identity Certificates: %w", err)

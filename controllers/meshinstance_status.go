@@ -21,8 +21,10 @@ type meshFacts struct {
 	// failedWrite is the write for the mesh that failed (failedWrite), if one did.
 	failedWrite error
 	// namespaces are the names of the namespaces labelled for the mesh;
-	// certificates the Certificates labelled for it; vms its MeshVMs.
+	// members its MeshMembers; certificates the Certificates labelled for
+	// it; vms its MeshVMs.
 	namespaces   []string
+	members      []meshv1alpha1.MeshMember
 	certificates []cmapi.Certificate
 	vms          []meshv1alpha1.MeshVM
 	// census is the xDS replicas' census.
@@ -67,6 +69,7 @@ func meshStatus(mi *meshv1alpha1.MeshInstance, f meshFacts) meshv1alpha1.MeshIns
 	// A failing group is the mesh's to report, not its Ready: the
 	// MeshMember of the namespace is not Ready.
 	config, _ := proxyConfigReady(f.census.Failing, countMembers(&st, f))
+	st.NamespacesAcceptingPlaintext = namespacesAcceptingPlaintext(mi, f.namespaces, f.members)
 	conds.set(config)
 	conds.set(policiesValid(f.leftOut))
 	conds.set(issuanceRestricted(mi, f.requests, f.now))
