@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,7 +62,9 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	f.failedWrite = err
 	before := mi.DeepCopy()
 	mi.Status = meshStatus(before, f)
-	return reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
+	res, err := reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
+	// The mesh is the one writer of its policies' status (policy_controller.go).
+	return res, errors.Join(err, writePolicyStatuses(ctx, r.Client, f.policies))
 }
 
 // gather makes the mesh's certificate authority and trust bundle
@@ -83,7 +86,7 @@ func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.Me
 		return f, err
 	}
 	var err error
-	if f.leftOut, err = r.checkPolicies(ctx, mi); err != nil {
+	if f.leftOut, f.policies, err = r.checkPolicies(ctx, mi, f.namespaces); err != nil {
 		return f, err
 	}
 	var crs cmapi.CertificateRequestList

@@ -31,6 +31,9 @@ type meshFacts struct {
 	census census.Census
 	// leftOut are the objects the mesh model left out.
 	leftOut []leftOut
+	// policies are the statuses of the mesh's IngressBackends and
+	// Egresses, written after the mesh's own.
+	policies []policyReport
 	// requests are the cluster's CertificateRequests, read at now.
 	requests []cmapi.CertificateRequest
 	now      time.Time

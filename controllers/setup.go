@@ -76,6 +76,8 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 			Namespace: o.Namespace, ClusterResourceNamespace: o.ClusterResourceNamespace, ClusterDomain: o.ClusterDomain,
 		},
 		&ReplicaLeaseReconciler{Client: mgr.GetClient()},
+		NewIngressBackendReconciler(mgr.GetClient(), rec),
+		NewEgressReconciler(mgr.GetClient(), rec),
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
