@@ -68,7 +68,7 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 // gather makes the mesh's certificate authority and trust bundle
-// (reconcileCA) and publishes the bundle to the mesh's namespaces
+// (reconcileCA) and its ingress gateway certificate, publishes the bundle to the mesh's namespaces
 // (publishBundle), then reads its members, the objects its model leaves out
 // (recording an Event on each, see checkPolicies) and the cluster's
 // CertificateRequests, for meshStatus. A failed write of the first part
@@ -78,6 +78,10 @@ func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.Me
 	if err := r.reconcileCA(ctx, mi, &f.ca); err != nil {
 		return f, err
 	}
+	var err error
+	if f.ingress, f.ingressSpecErr, err = r.reconcileIngressCertificate(ctx, mi); err != nil {
+		return f, err
+	}
 	// The bundle's ConfigMap in each namespace of the mesh (trustpublish.go).
 	if err := r.publishBundle(ctx, mi); err != nil {
 		return f, err
@@ -85,7 +89,6 @@ func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.Me
 	if err := r.readMembers(ctx, mi, &f); err != nil {
 		return f, err
 	}
-	var err error
 	if f.leftOut, f.policies, err = r.checkPolicies(ctx, mi, f.namespaces); err != nil {
 		return f, err
 	}
@@ -290,6 +293,9 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
 			return ctrl.Result{}, fmt.Errorf("deleting %T %s: %w", obj, obj.GetName(), err)
 		}
+	}
+	if err := r.deleteIngressCertificates(ctx, mi, nil); err != nil {
+		return ctrl.Result{}, err
 	}
 	controllerutil.RemoveFinalizer(mi, meshFinalizer)
 	return ctrl.Result{}, r.Update(ctx, mi)
