@@ -44,8 +44,9 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&specsv1alpha4.HTTPRouteGroup{}, allMeshes(r.Client)).
 		Watches(&specsv1alpha4.TCPRoute{}, allMeshes(r.Client)).
 		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes(r.Client)).
-		Watches(&policyv1alpha1.IngressBackend{}, allMeshes(r.Client)).
-		Watches(&policyv1alpha1.Egress{}, allMeshes(r.Client)).
+		// Not their status, which the mesh writes itself.
+		Watches(&policyv1alpha1.IngressBackend{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.Egress{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// What a policy names (a backend, a source, a split's root) may
 		// appear or change after it.
 		Watches(&corev1.Service{}, allMeshes(r.Client), builder.WithPredicates(serviceChanged)).

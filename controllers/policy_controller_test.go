@@ -98,13 +98,13 @@ func TestPolicyStatusSaysWhetherAMeshReadsIt(t *testing.T) {
 		t.Errorf("kstatus of an IngressBackend no mesh reads %s, want Failed", s)
 	}
 
-	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "policies"}}
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "policy-status"}}
 	if err := k8s.Create(ctx, mi); err != nil {
 		t.Fatal(err)
 	}
 	labelNamespace(t, ns, func(l map[string]string) { l[meshv1alpha1.MonitorLabel] = mi.Name })
-	readyIs(t, ib, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh policies", currentStatus(policyv1alpha1.IngressBackendCommitted))
-	readyIs(t, eg, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh policies", nil)
+	readyIs(t, ib, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh policy-status", currentStatus(policyv1alpha1.IngressBackendCommitted))
+	readyIs(t, eg, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh policy-status", nil)
 	if s := policyKstatus(t, ib, "IngressBackend"); s != status.CurrentStatus {
 		t.Errorf("kstatus of a committed IngressBackend %s, want Current", s)
 	}
