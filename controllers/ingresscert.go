@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -93,6 +95,10 @@ func (r *MeshInstanceReconciler) reconcileIngressCertificate(ctx context.Context
 	spec, specErr := ingressCertificate(mi)
 	if specErr != nil {
 		return nil, specErr, nil
+	}
+	// cert-manager would write over whatever the Secret holds.
+	if why, err := r.secretInUse(ctx, mi, ig.Secret); err != nil || why != "" {
+		return nil, errSecretInUse(why), err
 	}
 	cert = &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: ig.Secret.Namespace, Name: ingressCertificateName(mi)}}
 	_, err = controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
@@ -199,4 +205,33 @@ func (r *ApproverReconciler) reviewIngress(ctx context.Context, cr *cmapi.Certif
 	}
 	return verdict{decision: approve, limit: limit, message: fmt.Sprintf(
 		"Approved by mesh %s: the ingress gateway's client certificate for %v", mi.Name, want)}, nil
+}
+
+// secretInUse says why the Secret ref names holds something else than the
+// mesh's ingress gateway certificate, or "" when it is that, or none. It
+// reads past the cache, which holds only the Secrets the operator made.
+func (r *MeshInstanceReconciler) secretInUse(ctx context.Context, mi *meshv1alpha1.MeshInstance, ref meshv1alpha1.SecretReference) (string, error) {
+	reader := cmp.Or[client.Reader](r.APIReader, r.Client)
+	var list corev1.SecretList
+	if err := reader.List(ctx, &list, client.InNamespace(ref.Namespace), client.MatchingFields{"metadata.name": ref.Name}); err != nil {
+		return "", fmt.Errorf("reading Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	for _, s := range list.Items {
+		if s.Name != ref.Name {
+			continue
+		}
+		if owner := s.Annotations[cmapi.CertificateNameKey]; owner != ingressCertificateName(mi) {
+			return fmt.Sprintf("Secret %s/%s exists and is not the ingress gateway certificate's (its cert-manager Certificate: %q): "+
+				"name another in spec.certificates.ingressGateway.secret, or delete it", ref.Namespace, ref.Name, owner), nil
+		}
+	}
+	return "", nil
+}
+
+// errSecretInUse is the spec error of a Secret in use, nil for "".
+func errSecretInUse(why string) error {
+	if why == "" {
+		return nil
+	}
+	return errors.New(why)
 }

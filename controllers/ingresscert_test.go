@@ -169,3 +169,51 @@ func TestTheIngressGatewayGetsAClientCertificateAndNoImitationDoes(t *testing.T)
 		return nil
 	})
 }
+
+// TestTheIngressGatewayCertificateTakesNoSecretOfAnother: an ingress
+// gateway Secret that exists and holds something else (an application's
+// TLS Secret) is left as it is: cert-manager would write over it. The mesh
+// says so, and issues nothing there.
+func TestTheIngressGatewayCertificateTakesNoSecretOfAnother(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	theirs := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-tls"},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{"password": []byte("hunter2")},
+	}
+	if err := k8s.Create(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "gateway-taken"},
+		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{IngressGateway: &meshv1alpha1.IngressGatewayCertificate{
+			SubjectAltNames: []string{"ingress.example"},
+			Secret:          meshv1alpha1.SecretReference{Name: theirs.Name, Namespace: ns},
+		}}},
+	}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		c := conditionOf(mi.Status.Conditions, meshv1alpha1.ConditionIngressCertificateReady)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != meshv1alpha1.ReasonInvalidSpec || !strings.Contains(c.Message, "exists and is not the ingress gateway certificate's") {
+			return fmt.Errorf("IngressCertificateReady %+v, want False saying the Secret is another's", c)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "osm-" + mi.Name + "-ingress-gateway"}, &cmapi.Certificate{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("a Certificate was made into another's Secret (%v)", err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(theirs), theirs); err != nil {
+		t.Fatal(err)
+	}
+	if string(theirs.Data["password"]) != "hunter2" || len(theirs.Data) != 1 {
+		t.Errorf("the Secret was changed: %v", theirs.Data)
+	}
+}

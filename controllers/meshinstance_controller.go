@@ -36,6 +36,10 @@ type MeshInstanceReconciler struct {
 	ClusterResourceNamespace string
 	// Namespace is the operator's own: the xDS serving certificate lives there.
 	Namespace string
+	// APIReader reads the Secrets the cache does not hold (those the
+	// operator did not make): whether the Secret the ingress gateway
+	// certificate names holds something else. Nil reads through Client.
+	APIReader client.Reader
 
 	policyEvents policyEvents // see meshinstance_policies.go
 }
