@@ -63,9 +63,9 @@ func memberOutcome(st *meshv1alpha1.MeshMemberStatus, conds *conditionSet, mm *m
 	}
 	without := podsWithoutProxy(f.pods, f.namespace, f.members)
 	st.PodsWithoutProxy, st.PodsWithoutProxyNames = int32(len(without)), firstNames(without)
-	old := podsWithOldProxy(f.pods, f.image)
+	old, untrusting := podsWithOldProxy(f.pods, f.image)
 	st.PodsWithOldProxy, st.PodsWithOldProxyNames = int32(len(old)), firstNames(old)
-	conds.set(proxiesUpToDate(old, f.image))
+	conds.set(proxiesUpToDate(old, untrusting, f.image))
 	setIdentityStatus(st, f.identities)
 	st.ProxiesConnected = f.census.Counts[mm.Namespace]
 	config, configured := proxyConfigReady(f.census.Failing, map[string]bool{mm.Namespace: true})
@@ -133,28 +133,42 @@ func live(p *corev1.Pod) bool {
 	return p.DeletionTimestamp.IsZero() && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
 }
 
-// podsWithOldProxy are the names, sorted, of the member pods whose Envoy
-// sidecar runs another image than image, the mesh's.
-func podsWithOldProxy(pods []corev1.Pod, image string) []string {
-	var names []string
+// podsWithOldProxy are the names, sorted, of the live member pods whose
+// Envoy is not the mesh's, image, or whose injection predates the mesh's
+// trust bundle (inject.InjectedBeforeMeshTrust); untrusting counts the
+// latter.
+func podsWithOldProxy(pods []corev1.Pod, image string) (names []string, untrusting int) {
 	for i := range pods {
 		p := &pods[i]
-		if got, ok := inject.ProxyImage(p); ok && live(p) && got != image {
+		got, ok := inject.ProxyImage(p)
+		if !ok || !live(p) {
+			continue
+		}
+		before := inject.InjectedBeforeMeshTrust(p)
+		if before {
+			untrusting++
+		}
+		if got != image || before {
 			names = append(names, p.Name)
 		}
 	}
 	slices.Sort(names)
-	return names
+	return names, untrusting
 }
 
 // proxiesUpToDate is ProxiesUpToDate of the pods named old, which run
-// another Envoy than image. It is not the member's Ready: those proxies
-// still work.
-func proxiesUpToDate(old []string, image string) metav1.Condition {
+// another Envoy than image or, untrusting of them, an injection that
+// trusts their identity Secret's ca.crt. It is not the member's Ready:
+// those proxies still work.
+func proxiesUpToDate(old []string, untrusting int, image string) metav1.Condition {
 	if len(old) == 0 {
 		return condition(meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
 			fmt.Sprintf("Every member sidecar runs the mesh's Envoy, %s", image))
 	}
+	what := "run another Envoy than the mesh's " + image
+	if untrusting > 0 {
+		what = fmt.Sprintf("run another Envoy than the mesh's %s or, %d of them, were injected when pods trusted their identity Secret's ca.crt rather than the mesh's trust bundle", image, untrusting)
+	}
 	return condition(meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated,
-		fmt.Sprintf("%d member pods run another Envoy than the mesh's %s (first: %v): roll them to move them to it", len(old), image, firstNames(old)))
+		fmt.Sprintf("%d member pods %s (first: %v): roll them to move them to it", len(old), what, firstNames(old)))
 }

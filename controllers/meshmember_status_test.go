@@ -146,6 +146,25 @@ func TestMemberStatus(t *testing.T) {
 			},
 		},
 		{
+			name: "a pod injected when pods trusted their identity Secret: ProxiesUpToDate False, still Ready",
+			facts: func() memberFacts {
+				before := podWith("before", meshEnvoy)
+				before.Spec.Volumes = []corev1.Volume{{Name: inject.IdentityVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "osm-identity-web"}}}}
+				current := podWith("current", meshEnvoy)
+				current.Spec.Volumes = []corev1.Volume{{Name: inject.IdentityVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}}}
+				return memberFactsWith(issued, before, current)
+			}(),
+			want: map[string]want{
+				upToDate: {metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated, "1 of them, were injected when pods trusted their identity Secret's ca.crt rather than the mesh's trust bundle (first: [before])"},
+				ready:    {metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, ""},
+			},
+			check: func(t *testing.T, st meshv1alpha1.MeshMemberStatus) {
+				if st.PodsWithOldProxy != 1 || fmt.Sprint(st.PodsWithOldProxyNames) != "[before]" {
+					t.Errorf("old proxies %d %v, want 1 [before]", st.PodsWithOldProxy, st.PodsWithOldProxyNames)
+				}
+			},
+		},
+		{
 			name: "pods without a sidecar are counted, the ended ones not",
 			facts: func() memberFacts {
 				done := podWith("done", "")

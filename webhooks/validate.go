@@ -304,6 +304,12 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 	}
 	var warnings admission.Warnings
 	var rootTarget *mesh.SplitTarget
+	// A backend that serves only some of the root's ports leaves the root
+	// its traffic on the others (mesh.SplitPorts), as the model does; any
+	// other problem, or no port every backend serves, ignores the split.
+	var partial []string
+	var unserved []*mesh.SplitPortsError
+	ignored := false
 	for i, name := range names {
 		svc, err := get(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, &corev1.Service{})
 		if err != nil {
@@ -311,6 +317,7 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		}
 		if svc == nil {
 			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, name))
+			ignored = true
 			continue
 		}
 		t := mesh.SplitTargetOf(svc)
@@ -320,9 +327,23 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		} else if rootTarget != nil {
 			err = mesh.CheckSplitBackend(*rootTarget, t)
 		}
-		if err != nil {
+		var ports *mesh.SplitPortsError
+		switch {
+		case errors.As(err, &ports):
+			partial, unserved = append(partial, fmt.Sprintf("%s: %s: %v", what, fields[i], err)), append(unserved, ports)
+		case err != nil:
 			warnings = append(warnings, fmt.Sprintf("%s: %s: %v; the split is ignored", what, fields[i], err))
+			ignored = true
 		}
+	}
+	if ignored || rootTarget == nil || len(mesh.SplitPorts(*rootTarget, unserved)) == 0 {
+		for _, w := range partial {
+			warnings = append(warnings, w+"; the split is ignored")
+		}
+		return warnings, nil
+	}
+	for i, w := range partial {
+		warnings = append(warnings, w+"; the root keeps its traffic on "+mesh.PortList(unserved[i].Missing))
 	}
 	return warnings, nil
 }

@@ -304,11 +304,13 @@ func TestValidation(t *testing.T) {
 	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore-8080", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}}}
 	shelf := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shelf", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
 	headless := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "bookstore-pods", Namespace: ns}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}
+	// A root with two ports, one of which shelf serves.
+	counter := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "counter", Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}, {Name: "admin", Port: 8080}}}}
 	// A namespace that is no member but holds a MeshVM of the mesh.
 	vmNamespace := namespace(t, nil, nil)
 	gate := vm("gate", "192.0.2.2")
 	gate.Namespace, gate.Spec.Services = vmNamespace, nil
-	for _, o := range []client.Object{svc, other, shelf, headless, gate, group, member, vm("warehouse", "192.0.2.1")} {
+	for _, o := range []client.Object{svc, other, shelf, headless, counter, gate, group, member, vm("warehouse", "192.0.2.1")} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
@@ -369,6 +371,12 @@ func TestValidation(t *testing.T) {
 			return ts
 		}(),
 			warned: fmt.Sprintf("TrafficSplit %s/s4: spec.backends[1].service: Service %s/bookstore-8080 does not serve port 80 of the root Service %s/shelf; the split is ignored", ns, ns, ns)},
+		{name: "split backend with some of the root's ports", obj: func() client.Object {
+			ts := backends(split("s6"), "counter", "shelf")
+			ts.Spec.Service = "counter"
+			return ts
+		}(),
+			warned: fmt.Sprintf("TrafficSplit %s/s6: spec.backends[1].service: Service %s/shelf does not serve port 8080 of the root Service %s/counter; the root keeps its traffic on port 8080", ns, ns, ns)},
 		{name: "split to a headless backend", obj: func() client.Object {
 			ts := backends(split("s5"), "bookstore-pods")
 			ts.Spec.Service = "bookstore-8080"

@@ -118,6 +118,20 @@ func ProxyImage(pod *corev1.Pod) (string, bool) {
 	return "", false
 }
 
+// InjectedBeforeMeshTrust says whether pod was injected before pods took
+// their roots from the mesh's trust bundle: its identity volume is its
+// identity Secret alone, whose ca.crt it trusts (identityVolumeOf). It
+// keeps working while its issuer publishes the mesh's root there; rolling
+// it gives it the mesh's bundle.
+func InjectedBeforeMeshTrust(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == IdentityVolume {
+			return v.Secret != nil
+		}
+	}
+	return false
+}
+
 // ConfigFor is the injection config of mesh mi, served by an operator in
 // operatorNamespace whose default images are images.
 func ConfigFor(mi *meshv1alpha1.MeshInstance, operatorNamespace string, images Images) Config {

@@ -152,10 +152,8 @@ func (b *builder) collectWorkloads() {
 		if vm.Spec.Mesh != b.m.Name || vm.DeletionTimestamp != nil {
 			continue
 		}
-		if other, ok := b.elsewhere[vm.Namespace]; ok {
-			// Its identity would be that of the other mesh's workloads
-			// of the same service account: one proxy group in two meshes.
-			b.problem("MeshVM", vm, "namespace %s is a member of mesh %q; the VM is left out", vm.Namespace, other)
+		if _, err := VMMesh(vm, b.elsewhere[vm.Namespace]); err != nil {
+			b.problem("MeshVM", vm, "%w", err)
 			continue
 		}
 		b.vms[vm.Namespace+"/"+vm.Name] = vm
@@ -197,6 +195,18 @@ func PodGroup(p *corev1.Pod) Group {
 // namespace. It is the one rule, for its proxy group and its endpoints.
 func VMIdentity(vm *meshv1alpha1.MeshVM) Identity {
 	return Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}
+}
+
+// VMMesh is the mesh a MeshVM's proxy belongs to: the one its spec names,
+// unless its namespace is in another mesh (namespaceMesh; "" when in none
+// or in that one), whose workloads of the VM's service account would have
+// the VM's identity: one proxy group in two meshes. The model and the xDS
+// server's authorizer both decide by it.
+func VMMesh(vm *meshv1alpha1.MeshVM, namespaceMesh string) (string, error) {
+	if namespaceMesh != "" && namespaceMesh != vm.Spec.Mesh {
+		return "", fmt.Errorf("namespace %s is a member of mesh %q; the VM is left out", vm.Namespace, namespaceMesh)
+	}
+	return vm.Spec.Mesh, nil
 }
 
 // VMGroup is the proxy group of a MeshVM: its identity and the proxy it

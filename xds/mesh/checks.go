@@ -123,11 +123,11 @@ type SplitPortsError struct {
 }
 
 func (e *SplitPortsError) Error() string {
-	return fmt.Sprintf("Service %s does not serve %s of the root Service %s", e.Backend, portList(e.Missing), e.Root)
+	return fmt.Sprintf("Service %s does not serve %s of the root Service %s", e.Backend, PortList(e.Missing), e.Root)
 }
 
-// portList is "port 80" or "ports 80, 443".
-func portList(ports []int32) string {
+// PortList is "port 80" or "ports 80, 443".
+func PortList(ports []int32) string {
 	s := make([]string, len(ports))
 	for i, p := range ports {
 		s[i] = strconv.Itoa(int(p))

@@ -296,7 +296,7 @@ func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 		return nil
 	}
 	for i, e := range partial {
-		b.report(kind, ts, []FieldError{e}, "the root keeps its traffic on "+portList(unserved[i].Missing))
+		b.report(kind, ts, []FieldError{e}, "the root keeps its traffic on "+PortList(unserved[i].Missing))
 	}
 	return sp
 }

@@ -72,8 +72,9 @@ type Authorizer interface {
 }
 
 // WorkloadAuthorizer checks node IDs against the pods and MeshVMs in the
-// informer cache, and peers against the mesh of the workload's namespace:
-// its trust domain and the roots in its trust bundle.
+// informer cache, and peers against the workload's mesh (a pod's
+// namespace's, a MeshVM's own: mesh.VMMesh): its trust domain and the roots
+// in its trust bundle.
 type WorkloadAuthorizer struct {
 	Reader client.Reader
 }
@@ -88,6 +89,13 @@ func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer P
 		return mesh.Group{}, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	key := client.ObjectKey{Namespace: ns, Name: name}
+	namespace := &corev1.Namespace{}
+	if err := a.Reader.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		return mesh.Group{}, lookupError("namespace", client.ObjectKey{Name: ns}, err)
+	}
+	// A pod is in the mesh of its namespace; a MeshVM in the one its spec
+	// names, as the model places it (mesh.VMMesh).
+	meshName := namespace.Labels[meshv1alpha1.MonitorLabel]
 	var g mesh.Group
 	switch kind {
 	case mesh.NodeKindSidecar:
@@ -102,35 +110,33 @@ func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer P
 			return g, lookupError("MeshVM", key, err)
 		}
 		g = mesh.VMGroup(vm)
+		if meshName, err = mesh.VMMesh(vm, meshName); err != nil {
+			return mesh.Group{}, fmt.Errorf("%w: %w", ErrDenied, err)
+		}
 	}
 	if g.Identity != peer.Identity {
 		return mesh.Group{}, fmt.Errorf("%w: node %s runs as %s but its certificate is for %s", ErrDenied, nodeID, g.Identity, peer.Identity)
 	}
-	if err := a.checkMesh(ctx, ns, peer); err != nil {
+	if meshName == "" {
+		return mesh.Group{}, fmt.Errorf("%w: namespace %s is not in a mesh", ErrDenied, ns)
+	}
+	if err := a.checkMesh(ctx, meshName, peer); err != nil {
 		return mesh.Group{}, err
 	}
 	return g, nil
 }
 
-// checkMesh checks that peer holds an identity of the mesh of namespace ns:
-// of its trust domain, and signed under a root of its trust bundle. The xDS
-// server trusts the roots of every mesh for the handshake; this is what
-// keeps a certificate of one mesh from serving for a workload of another.
-func (a WorkloadAuthorizer) checkMesh(ctx context.Context, ns string, peer Peer) error {
-	namespace := &corev1.Namespace{}
-	if err := a.Reader.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
-		return lookupError("namespace", client.ObjectKey{Name: ns}, err)
-	}
-	name := namespace.Labels[meshv1alpha1.MonitorLabel]
-	if name == "" {
-		return fmt.Errorf("%w: namespace %s is not in a mesh", ErrDenied, ns)
-	}
+// checkMesh checks that peer holds an identity of mesh name: of its trust
+// domain, and signed under a root of its trust bundle. The xDS server
+// trusts the roots of every mesh for the handshake; this is what keeps a
+// certificate of one mesh from serving for a workload of another.
+func (a WorkloadAuthorizer) checkMesh(ctx context.Context, name string, peer Peer) error {
 	mi := &meshv1alpha1.MeshInstance{}
 	if err := a.Reader.Get(ctx, client.ObjectKey{Name: name}, mi); err != nil {
 		return lookupError("MeshInstance", client.ObjectKey{Name: name}, err)
 	}
 	if td := mi.EffectiveTrustDomain(); peer.TrustDomain != td {
-		return fmt.Errorf("%w: the certificate is of trust domain %q, and mesh %s of namespace %s is %q", ErrDenied, peer.TrustDomain, name, ns, td)
+		return fmt.Errorf("%w: the certificate is of trust domain %q, and mesh %s is %q", ErrDenied, peer.TrustDomain, name, td)
 	}
 	if len(mi.Status.TrustBundle) == 0 {
 		return fmt.Errorf("mesh %s has no trust bundle yet", name)
