@@ -132,8 +132,18 @@ func (r *MeshInstanceReconciler) deleteIngressCertificates(ctx context.Context, 
 		if err := r.Delete(ctx, c); client.IgnoreNotFound(err) != nil {
 			return failedWrite(fmt.Errorf("deleting the ingress gateway Certificate %s/%s: %w", c.Namespace, c.Name, err))
 		}
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Spec.SecretName}}
-		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+		// Only a Secret this Certificate wrote (the cache holds the
+		// operator's alone), and only that one.
+		s := &corev1.Secret{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.SecretName}, s); apierrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("reading the ingress gateway Secret %s/%s: %w", c.Namespace, c.Spec.SecretName, err)
+		}
+		if s.Annotations[cmapi.CertificateNameKey] != c.Name {
+			continue
+		}
+		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
 			return failedWrite(fmt.Errorf("deleting the ingress gateway Secret %s/%s: %w", s.Namespace, s.Name, err))
 		}
 	}
