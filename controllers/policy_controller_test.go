@@ -130,7 +130,7 @@ func TestPolicyStatusSaysWhetherAMeshReadsIt(t *testing.T) {
 	readyIs(t, ib, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect", currentStatus(policyv1alpha1.IngressBackendCommitted))
 
 	labelNamespace(t, ns, func(l map[string]string) { l[meshv1alpha1.MonitorLabel] = "no-such-mesh" })
-	readyIs(t, ib, metav1.ConditionFalse, meshv1alpha1.ReasonMeshNotFound, "labelled for mesh no-such-mesh, which does not exist", currentStatus(policyv1alpha1.IngressBackendError))
+	readyIs(t, ib, metav1.ConditionFalse, meshv1alpha1.ReasonMeshNotFound, "labelled for mesh no-such-mesh, which does not exist or is being deleted", currentStatus(policyv1alpha1.IngressBackendError))
 
 	labelNamespace(t, ns, func(l map[string]string) { delete(l, meshv1alpha1.MonitorLabel) })
 	readyIs(t, eg, metav1.ConditionFalse, policyv1alpha1.ReasonNamespaceNotInMesh, "no mesh reads this Egress", nil)

@@ -42,7 +42,7 @@ func policyOutcome(kind, namespace string, f policyFacts) (outcome, string) {
 	switch {
 	case f.mesh == "" && f.label != "":
 		return outcome{reason: meshv1alpha1.ReasonMeshNotFound, message: fmt.Sprintf(
-			"namespace %s is labelled for mesh %s, which does not exist: no mesh reads this %s", namespace, f.label, kind)}, ""
+			"namespace %s is labelled for mesh %s, which does not exist or is being deleted: no mesh reads this %s", namespace, f.label, kind)}, ""
 	case f.mesh == "":
 		return outcome{reason: policyv1alpha1.ReasonNamespaceNotInMesh, stalled: true, message: fmt.Sprintf(
 			"namespace %s is a member of no mesh: no mesh reads this %s; it takes effect once the namespace joins one (a MeshMember, or the label %s=<mesh>)",

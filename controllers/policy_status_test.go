@@ -43,9 +43,9 @@ func TestIngressBackendStatus(t *testing.T) {
 		{
 			name:   "labelled for a mesh that does not exist",
 			facts:  policyFacts{label: "gone"},
-			status: policyv1alpha1.IngressBackendError, reason: "labelled for mesh gone, which does not exist",
+			status: policyv1alpha1.IngressBackendError, reason: "labelled for mesh gone, which does not exist or is being deleted",
 			wants: map[string]want{
-				ready:       {metav1.ConditionFalse, meshv1alpha1.ReasonMeshNotFound, "mesh gone, which does not exist"},
+				ready:       {metav1.ConditionFalse, meshv1alpha1.ReasonMeshNotFound, "mesh gone, which does not exist or is being deleted"},
 				reconciling: {metav1.ConditionTrue, meshv1alpha1.ReasonMeshNotFound, ""},
 				stalled:     {},
 			},
