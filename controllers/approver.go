@@ -133,6 +133,9 @@ type verdict struct {
 	decision decision
 	mesh     string
 	message  string
+	// limit is the longest lifetime approved, when it is not the mesh's
+	// spec.certificates.duration.
+	limit *metav1.Duration
 }
 
 // issuerRole is what an issuer is to a mesh.
@@ -195,7 +198,7 @@ func (r *ApproverReconciler) review(ctx context.Context, cr *cmapi.CertificateRe
 		if err != nil {
 			return verdict{}, err
 		}
-		if why := lifetime(cr, mi); v.decision == approve && role != ownRoot && why != "" {
+		if why := lifetime(cr, mi, v.limit); v.decision == approve && role != ownRoot && why != "" {
 			v = verdict{decision: deny, message: fmt.Sprintf("Denied by mesh %s: %s", mi.Name, why)}
 		}
 		v.mesh = mi.Name
@@ -238,12 +241,21 @@ func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.Certificat
 	claimsServer := slices.ContainsFunc(csr.dnsNames, func(n string) bool {
 		return slices.ContainsFunc(serverNames, func(s string) bool { return dnsMatches(n, s) })
 	})
+	// Any DNS name an IngressBackend could match to the ingress gateway's
+	// claims the ingress gateway.
+	claimsIngress := slices.ContainsFunc(csr.dnsNames, func(n string) bool {
+		return slices.ContainsFunc(ingressNames(mi), func(s string) bool { return dnsMatches(n, s) })
+	})
 	switch {
-	case role == sharedIssuer && !claimsIdentity && !claimsServer:
+	case role == sharedIssuer && !claimsIdentity && !claimsServer && !claimsIngress:
 		// Not the mesh's: the cluster's other approvers decide.
 		return verdict{}, nil
 	case claimsIdentity || len(csr.uris) > 0:
 		return r.reviewIdentity(ctx, cr, csr, mi, denied)
+	case claimsIngress && claimsServer:
+		return denied("a certificate names the xDS server or the ingress gateway, not both")
+	case claimsIngress:
+		return r.reviewIngress(ctx, cr, csr, mi, denied)
 	case len(csr.dnsNames) > 0 && cr.Namespace == r.Namespace:
 		if why := csr.plainLeaf(cr, serverUsages); why != "" {
 			return denied("%s", why)
@@ -335,15 +347,18 @@ func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.Certi
 }
 
 // lifetime says what is wrong with the duration a request asks for, or "":
-// a mesh certificate lives at most the mesh's spec.certificates.duration
-// (cert-manager's CA signer honours any duration, past its own CA's expiry).
+// a mesh certificate lives at most limit, or else the mesh's
+// spec.certificates.duration (cert-manager's CA signer honours any
+// duration, past its own CA's expiry).
 // A request naming none, or one of 0 or less, leaves the lifetime to the
 // issuer: cert-manager's default of 90 days, and for Vault a TTL of "0s"
 // is the role's default, however long.
-func lifetime(cr *cmapi.CertificateRequest, mi *meshv1alpha1.MeshInstance) string {
-	limit, _, err := lifetimeOf(mi)
-	if err != nil {
-		return err.Error()
+func lifetime(cr *cmapi.CertificateRequest, mi *meshv1alpha1.MeshInstance, limit *metav1.Duration) string {
+	if limit == nil {
+		var err error
+		if limit, _, err = lifetimeOf(mi); err != nil {
+			return err.Error()
+		}
 	}
 	switch {
 	case cr.Spec.Duration == nil || cr.Spec.Duration.Duration <= 0:
@@ -367,6 +382,9 @@ type request struct {
 	// are the other extensions' OIDs.
 	ca         bool
 	extensions []string
+	// serverAuth is set when the request's extended key usages hold
+	// server authentication.
+	serverAuth bool
 }
 
 // Extensions a leaf request may carry.
@@ -428,6 +446,7 @@ func parseCSR(data []byte) (request, error) {
 				continue
 			}
 			for _, o := range oids {
+				out.serverAuth = out.serverAuth || o.Equal(oidServerAuth)
 				if !o.Equal(oidServerAuth) && !o.Equal(oidClientAuth) {
 					out.extensions = append(out.extensions, fmt.Sprintf("%s (extended key usage %s)", ext.Id, o))
 				}

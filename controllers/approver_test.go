@@ -232,6 +232,9 @@ func TestASharedIssuerSignsOnlyTheMeshsOwnForTheMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The mesh's ingress gateway certificate, signed by the shared issuer.
+	ingressNS := newNamespace(t, nil)
+	const ingressName = "ingress.sharing.example"
 	for _, o := range []client.Object{
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "shared-ca", Namespace: certmanager.ClusterResourceNamespace},
@@ -241,6 +244,9 @@ func TestASharedIssuerSignsOnlyTheMeshsOwnForTheMesh(t *testing.T) {
 		&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "shared-ca"}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: "shared-ca"}}}},
 		&meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "sharing"}, Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
 			IssuerRef: &meshv1alpha1.IssuerReference{Name: "shared-ca", Kind: "ClusterIssuer"},
+			IngressGateway: &meshv1alpha1.IngressGatewayCertificate{
+				SubjectAltNames: []string{ingressName}, Secret: meshv1alpha1.SecretReference{Name: "ingress-client", Namespace: ingressNS},
+			},
 		}}},
 	} {
 		if err := k8s.Create(ctx, o); err != nil {
@@ -271,6 +277,9 @@ func TestASharedIssuerSignsOnlyTheMeshsOwnForTheMesh(t *testing.T) {
 		{"an identity of another trust domain", cmapi.CertificateSpec{URIs: []string{"spiffe://elsewhere.example/ns/" + ns + "/sa/app"}}, cmapi.CertificateRequestConditionDenied},
 		{"the xDS server's name by a wildcard", cmapi.CertificateSpec{DNSNames: []string{"*.osm-operator-xds." + operatorNamespace + ".svc"}}, cmapi.CertificateRequestConditionDenied},
 		{"the xDS server's name in capitals", cmapi.CertificateSpec{DNSNames: []string{"OSM-OPERATOR-XDS." + operatorNamespace + ".svc"}}, cmapi.CertificateRequestConditionDenied},
+		// Not left to the cluster's other approvers: it would pass as the
+		// mesh's ingress gateway.
+		{"the ingress gateway's name", cmapi.CertificateSpec{DNSNames: []string{ingressName}, Usages: []cmapi.KeyUsage{cmapi.UsageClientAuth}}, cmapi.CertificateRequestConditionDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := create(tc.spec)
@@ -279,6 +288,11 @@ func TestASharedIssuerSignsOnlyTheMeshsOwnForTheMesh(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the mesh's ingress gateway certificate", func(t *testing.T) {
+		if got := decision(t, ingressNS, "osm-sharing-ingress-gateway"); got.Type != cmapi.CertificateRequestConditionApproved || got.Reason != controllers.ApproverReason {
+			t.Fatalf("%s by %q: %s; want Approved", got.Type, got.Reason, got.Message)
+		}
+	})
 	t.Run("a name that is not the mesh's", func(t *testing.T) {
 		name := create(cmapi.CertificateSpec{DNSNames: []string{"shop.example"}})
 		time.Sleep(3 * time.Second)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,6 +36,10 @@ type MeshInstanceReconciler struct {
 	ClusterResourceNamespace string
 	// Namespace is the operator's own: the xDS serving certificate lives there.
 	Namespace string
+	// APIReader reads the Secrets the cache does not hold (those the
+	// operator did not make): whether the Secret the ingress gateway
+	// certificate names holds something else. Nil reads through Client.
+	APIReader client.Reader
 
 	policyEvents policyEvents // see meshinstance_policies.go
 }
@@ -61,11 +66,13 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	f.failedWrite = err
 	before := mi.DeepCopy()
 	mi.Status = meshStatus(before, f)
-	return reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
+	res, err := reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
+	// The mesh is the one writer of its policies' status (policy_controller.go).
+	return res, errors.Join(err, writePolicyStatuses(ctx, r.Client, f.policies))
 }
 
 // gather makes the mesh's certificate authority and trust bundle
-// (reconcileCA) and publishes the bundle to the mesh's namespaces
+// (reconcileCA) and its ingress gateway certificate, publishes the bundle to the mesh's namespaces
 // (publishBundle), then reads its members, the objects its model leaves out
 // (recording an Event on each, see checkPolicies) and the cluster's
 // CertificateRequests, for meshStatus. A failed write of the first part
@@ -75,6 +82,10 @@ func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.Me
 	if err := r.reconcileCA(ctx, mi, &f.ca); err != nil {
 		return f, err
 	}
+	var err error
+	if f.ingress, f.ingressSpecErr, err = r.reconcileIngressCertificate(ctx, mi); err != nil {
+		return f, err
+	}
 	// The bundle's ConfigMap in each namespace of the mesh (trustpublish.go).
 	if err := r.publishBundle(ctx, mi); err != nil {
 		return f, err
@@ -82,8 +93,7 @@ func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.Me
 	if err := r.readMembers(ctx, mi, &f); err != nil {
 		return f, err
 	}
-	var err error
-	if f.leftOut, err = r.checkPolicies(ctx, mi); err != nil {
+	if f.leftOut, f.policies, err = r.checkPolicies(ctx, mi, f.namespaces); err != nil {
 		return f, err
 	}
 	var crs cmapi.CertificateRequestList
@@ -192,7 +202,7 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 }
 
 // readMembers reads what the mesh's counts are made of: the namespaces
-// labelled for it, its Certificates, its MeshVMs and the census.
+// labelled for it, its MeshMembers, its Certificates, its MeshVMs and the census.
 func (r *MeshInstanceReconciler) readMembers(ctx context.Context, mi *meshv1alpha1.MeshInstance, f *meshFacts) error {
 	var nss corev1.NamespaceList
 	if err := r.List(ctx, &nss, client.MatchingLabels{meshv1alpha1.MonitorLabel: mi.Name}); err != nil {
@@ -201,6 +211,11 @@ func (r *MeshInstanceReconciler) readMembers(ctx context.Context, mi *meshv1alph
 	for _, ns := range nss.Items {
 		f.namespaces = append(f.namespaces, ns.Name)
 	}
+	var members meshv1alpha1.MeshMemberList
+	if err := r.List(ctx, &members, client.MatchingFields{meshIndex: mi.Name}); err != nil {
+		return fmt.Errorf("listing the mesh's MeshMembers: %w", err)
+	}
+	f.members = members.Items
 	var certs cmapi.CertificateList
 	if err := r.List(ctx, &certs, client.MatchingLabels{meshLabel: mi.Name}); err != nil {
 		return fmt.Errorf("listing identity Certificates: %w", err)
@@ -282,6 +297,9 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
 			return ctrl.Result{}, fmt.Errorf("deleting %T %s: %w", obj, obj.GetName(), err)
 		}
+	}
+	if err := r.deleteIngressCertificates(ctx, mi, nil); err != nil {
+		return ctrl.Result{}, err
 	}
 	controllerutil.RemoveFinalizer(mi, meshFinalizer)
 	return ctrl.Result{}, r.Update(ctx, mi)

@@ -10,9 +10,13 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
@@ -40,8 +44,12 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&specsv1alpha4.HTTPRouteGroup{}, allMeshes(r.Client)).
 		Watches(&specsv1alpha4.TCPRoute{}, allMeshes(r.Client)).
 		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes(r.Client)).
-		Watches(&policyv1alpha1.IngressBackend{}, allMeshes(r.Client)).
-		Watches(&policyv1alpha1.Egress{}, allMeshes(r.Client)).
+		// Not their status, which the mesh writes itself.
+		Watches(&policyv1alpha1.IngressBackend{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.Egress{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// What a policy names (a backend, a source, a split's root) may
+		// appear or change after it.
+		Watches(&corev1.Service{}, allMeshes(r.Client), builder.WithPredicates(serviceChanged)).
 		Watches(&meshv1alpha1.MeshMember{}, allMeshes(r.Client)).
 		Watches(&meshv1alpha1.MeshVM{}, allMeshes(r.Client)).
 		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -76,4 +84,13 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("setting up the MeshInstance controller: %w", err)
 	}
 	return nil
+}
+
+// serviceChanged passes a Service's creation, deletion and the change of
+// its spec or labels, not of its status (a load balancer's address).
+var serviceChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		old, cur := e.ObjectOld.(*corev1.Service), e.ObjectNew.(*corev1.Service)
+		return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) || !equality.Semantic.DeepEqual(old.Labels, cur.Labels)
+	},
 }

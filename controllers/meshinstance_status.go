@@ -21,14 +21,23 @@ type meshFacts struct {
 	// failedWrite is the write for the mesh that failed (failedWrite), if one did.
 	failedWrite error
 	// namespaces are the names of the namespaces labelled for the mesh;
-	// certificates the Certificates labelled for it; vms its MeshVMs.
+	// members its MeshMembers; certificates the Certificates labelled for
+	// it; vms its MeshVMs.
 	namespaces   []string
+	members      []meshv1alpha1.MeshMember
 	certificates []cmapi.Certificate
 	vms          []meshv1alpha1.MeshVM
 	// census is the xDS replicas' census.
 	census census.Census
 	// leftOut are the objects the mesh model left out.
 	leftOut []leftOut
+	// ingress is the ingress gateway Certificate, nil when the spec asks
+	// for none or ingressSpecErr says why it cannot be made.
+	ingress        *cmapi.Certificate
+	ingressSpecErr error
+	// policies are the statuses of the mesh's IngressBackends and
+	// Egresses, written after the mesh's own.
+	policies []policyReport
 	// requests are the cluster's CertificateRequests, read at now.
 	requests []cmapi.CertificateRequest
 	now      time.Time
@@ -52,7 +61,7 @@ type caFacts struct {
 // meshStatus is the status of mi that f means, from mi's status as read,
 // which it leaves as it is: its trust bundle and counts, and its conditions
 // (TrustBundleKnown, ProxyConfigReady, PoliciesValid,
-// IdentityIssuanceRestricted, CertificateAuthorityReady and the summary).
+// IdentityIssuanceRestricted, IngressCertificateReady, CertificateAuthorityReady and the summary).
 // A condition the facts do not reach stays as it was.
 func meshStatus(mi *meshv1alpha1.MeshInstance, f meshFacts) meshv1alpha1.MeshInstanceStatus {
 	st := *mi.Status.DeepCopy()
@@ -67,9 +76,15 @@ func meshStatus(mi *meshv1alpha1.MeshInstance, f meshFacts) meshv1alpha1.MeshIns
 	// A failing group is the mesh's to report, not its Ready: the
 	// MeshMember of the namespace is not Ready.
 	config, _ := proxyConfigReady(f.census.Failing, countMembers(&st, f))
+	st.NamespacesAcceptingPlaintext = namespacesAcceptingPlaintext(mi, f.namespaces, f.members)
 	conds.set(config)
 	conds.set(policiesValid(f.leftOut))
 	conds.set(issuanceRestricted(mi, f.requests, f.now))
+	if f.ingress != nil || f.ingressSpecErr != nil {
+		conds.set(ingressCertificateReady(f.ingress, f.ingressSpecErr))
+	} else {
+		conds.remove(meshv1alpha1.ConditionIngressCertificateReady)
+	}
 	if o.ready() {
 		conds.set(condition(meshv1alpha1.ConditionCertificateAuthorityReady, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "The mesh certificate authority is ready"))
 	} else {

@@ -36,7 +36,8 @@ type memberFacts struct {
 
 // memberStatus is the status of mm that f means, from mm's status as read,
 // which it leaves as it is: the counts and names of its pods and
-// identities, and its conditions (ProxiesUpToDate, ProxyConfigReady,
+// identities, the plaintext setting in effect and the ports accepting
+// plaintext, and its conditions (ProxiesUpToDate, ProxyConfigReady,
 // IdentitiesReady and the summary). A condition the facts do not reach
 // stays as it was.
 func memberStatus(mm *meshv1alpha1.MeshMember, f memberFacts) meshv1alpha1.MeshMemberStatus {
@@ -49,9 +50,12 @@ func memberStatus(mm *meshv1alpha1.MeshMember, f memberFacts) meshv1alpha1.MeshM
 
 // memberOutcome fills st and conds from f and returns the member's outcome.
 func memberOutcome(st *meshv1alpha1.MeshMemberStatus, conds *conditionSet, mm *meshv1alpha1.MeshMember, f memberFacts) outcome {
-	switch {
-	case f.mesh == nil:
+	if f.mesh == nil {
 		return meshNotFound(mm.Spec.Mesh)
+	}
+	st.PlaintextFromOutsideMesh = meshv1alpha1.EffectivePlaintextFromOutsideMesh(f.mesh.Spec.Inbound, mm.Spec.Inbound, 0)
+	st.PortsAcceptingPlaintext = portsAcceptingPlaintext(f.mesh, mm, f.pods)
+	switch {
 	case f.selectorErr != nil:
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, message: fmt.Sprintf("spec.selector: %v", f.selectorErr), stalled: true}
 	case f.identities.invalid != "":

@@ -67,7 +67,9 @@ func SetupIndexes(indexer client.FieldIndexer) error {
 func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 	rec := mgr.GetEventRecorder("osm-operator")
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
-		&MeshInstanceReconciler{Client: mgr.GetClient(), Recorder: rec, ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace},
+		&MeshInstanceReconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace,
+		},
 		&MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace, SidecarImage: o.SidecarImage},
 		&MeshVMReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace},
 		&NamespaceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec},
@@ -76,6 +78,8 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 			Namespace: o.Namespace, ClusterResourceNamespace: o.ClusterResourceNamespace, ClusterDomain: o.ClusterDomain,
 		},
 		&ReplicaLeaseReconciler{Client: mgr.GetClient()},
+		NewIngressBackendReconciler(mgr.GetClient(), rec),
+		NewEgressReconciler(mgr.GetClient(), rec),
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err

@@ -161,6 +161,61 @@ type Certificates struct {
 	// +kubebuilder:default={algorithm: ECDSA}
 	// +optional
 	PrivateKey PrivateKey `json:"privateKey,omitzero"`
+
+	// ingressGateway has the mesh issue a client certificate to an ingress
+	// controller outside the mesh, as OSM's MeshConfig
+	// spec.certificate.ingressGateway does: it presents the certificate to
+	// the https backends of IngressBackends, whose AuthenticatedPrincipal
+	// sources name one of its subjectAltNames. The operator's approver
+	// signs this certificate, into this Secret, and no other with these
+	// names.
+	// +optional
+	IngressGateway *IngressGatewayCertificate `json:"ingressGateway,omitempty"`
+}
+
+// IngressGatewayCertificate is the client certificate of an ingress
+// controller outside the mesh, issued by the mesh's issuer.
+type IngressGatewayCertificate struct {
+	// subjectAltNames are the certificate's DNS names, such as
+	// ingress-nginx.ingress-nginx.cluster.local: the names the
+	// AuthenticatedPrincipal sources of IngressBackends match. No
+	// wildcards: each name is one principal.
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SubjectAltNames []string `json:"subjectAltNames"`
+
+	// validityDuration is the certificate's lifetime, a Go duration
+	// ("24h"); empty means the mesh's spec.certificates.duration.
+	// cert-manager renews it when a third of it is left.
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	ValidityDuration string `json:"validityDuration,omitempty"`
+
+	// secret is where cert-manager writes the certificate (tls.crt), its
+	// key (tls.key) and the issuer's CA (ca.crt): a Secret of the ingress
+	// controller's namespace, which it mounts. The operator owns it: name
+	// no Secret that holds anything else.
+	Secret SecretReference `json:"secret"`
+}
+
+// SecretReference names a Secret in some namespace.
+type SecretReference struct {
+	// name of the Secret. A workload identity's Secret (osm-identity-…)
+	// cannot be named.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('osm-identity-') && !self.startsWith('osm-identity.')",message="osm-identity- and osm-identity. name workload identity Secrets"
+	Name string `json:"name"`
+
+	// namespace of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
 }
 
 // IssuerReference names a cert-manager issuer: cert-manager's ClusterIssuer,
@@ -304,8 +359,9 @@ type MeshInstanceStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready, Reconciling, Stalled, CertificateAuthorityReady,
-	// TrustBundleKnown, PoliciesValid, ProxyConfigReady and
-	// IdentityIssuanceRestricted.
+	// TrustBundleKnown, PoliciesValid, ProxyConfigReady,
+	// IdentityIssuanceRestricted and, with an ingress gateway certificate,
+	// IngressCertificateReady.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

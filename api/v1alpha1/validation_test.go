@@ -52,6 +52,38 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 				m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "pca", Kind: "AWSPCAClusterIssuer", Group: "AWSPCA..cert-manager.io/v1"}
 			})
 		}, "spec.certificates.issuerRef.group", "should match"},
+		{"ingress gateway Secret is a workload identity's", func(string) client.Object {
+			return meshInstance("ingress-identity-secret", func(m *mi) {
+				m.Spec.Certificates.IngressGateway = &meshv1alpha1.IngressGatewayCertificate{
+					SubjectAltNames: []string{"ingress-nginx.ingress-nginx.cluster.local"},
+					Secret:          meshv1alpha1.SecretReference{Name: "osm-identity-bookstore", Namespace: "bookstore"},
+				}
+			})
+		}, "spec.certificates.ingressGateway.secret.name", "workload identity Secrets"},
+		{"ingress gateway name is a wildcard", func(string) client.Object {
+			return meshInstance("ingress-wildcard", func(m *mi) {
+				m.Spec.Certificates.IngressGateway = &meshv1alpha1.IngressGatewayCertificate{
+					SubjectAltNames: []string{"*.ingress-nginx.cluster.local"},
+					Secret:          meshv1alpha1.SecretReference{Name: "ingress-client", Namespace: "ingress-nginx"},
+				}
+			})
+		}, "spec.certificates.ingressGateway.subjectAltNames[0]", "should match"},
+		{"ingress gateway without names", func(string) client.Object {
+			return meshInstance("ingress-no-names", func(m *mi) {
+				m.Spec.Certificates.IngressGateway = &meshv1alpha1.IngressGatewayCertificate{
+					Secret: meshv1alpha1.SecretReference{Name: "ingress-client", Namespace: "ingress-nginx"},
+				}
+			})
+		}, "spec.certificates.ingressGateway.subjectAltNames", "Required value"},
+		{"ingress gateway lifetime is no duration", func(string) client.Object {
+			return meshInstance("ingress-lifetime", func(m *mi) {
+				m.Spec.Certificates.IngressGateway = &meshv1alpha1.IngressGatewayCertificate{
+					SubjectAltNames:  []string{"ingress-nginx.ingress-nginx.cluster.local"},
+					ValidityDuration: "a day",
+					Secret:           meshv1alpha1.SecretReference{Name: "ingress-client", Namespace: "ingress-nginx"},
+				}
+			})
+		}, "spec.certificates.ingressGateway.validityDuration", "should match"},
 		{"trust bundle that is not PEM certificates", func(string) client.Object {
 			return meshInstance("bad-trust-bundle", func(m *mi) {
 				m.Spec.Certificates.TrustBundle = &meshv1alpha1.TrustBundleSource{PEM: "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}

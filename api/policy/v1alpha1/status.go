@@ -18,3 +18,14 @@ func (b *IngressBackend) StatusConditions() *[]metav1.Condition { return &b.Stat
 
 // SetObservedGeneration records the generation the status describes.
 func (b *IngressBackend) SetObservedGeneration(g int64) { b.Status.ObservedGeneration = g }
+
+// Reasons of the Ready condition of an IngressBackend or an Egress.
+const (
+	// ReasonNamespaceNotInMesh: the policy's namespace is a member of no
+	// mesh, so no mesh reads the policy and it has no effect.
+	ReasonNamespaceNotInMesh = "NamespaceNotInMesh"
+	// ReasonLeftOut: the mesh left the policy out, whole or in part (a
+	// backend, a source, a match that does not resolve); the message
+	// names each problem. What it would have allowed is denied.
+	ReasonLeftOut = "LeftOutOfMesh"
+)
