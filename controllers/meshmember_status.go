@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,9 +64,9 @@ func memberOutcome(st *meshv1alpha1.MeshMemberStatus, conds *conditionSet, mm *m
 	}
 	without := podsWithoutProxy(f.pods, f.namespace, f.members)
 	st.PodsWithoutProxy, st.PodsWithoutProxyNames = int32(len(without)), firstNames(without)
-	old, untrusting := podsWithOldProxy(f.pods, f.image)
-	st.PodsWithOldProxy, st.PodsWithOldProxyNames = int32(len(old)), firstNames(old)
-	conds.set(proxiesUpToDate(old, untrusting, f.image))
+	old := podsWithOldProxy(f.pods, f.mesh.Name, f.image)
+	st.PodsWithOldProxy, st.PodsWithOldProxyNames = int32(len(old.names)), firstNames(old.names)
+	conds.set(proxiesUpToDate(old, f.image))
 	setIdentityStatus(st, f.identities)
 	st.ProxiesConnected = f.census.Counts[mm.Namespace]
 	config, configured := proxyConfigReady(f.census.Failing, map[string]bool{mm.Namespace: true})
@@ -133,42 +134,66 @@ func live(p *corev1.Pod) bool {
 	return p.DeletionTimestamp.IsZero() && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
 }
 
-// podsWithOldProxy are the names, sorted, of the live member pods whose
-// Envoy is not the mesh's, image, or whose injection predates the mesh's
-// trust bundle (inject.InjectedBeforeMeshTrust); untrusting counts the
-// latter.
-func podsWithOldProxy(pods []corev1.Pod, image string) (names []string, untrusting int) {
-	for i := range pods {
-		p := &pods[i]
-		got, ok := inject.ProxyImage(p)
-		if !ok || !live(p) {
-			continue
-		}
-		before := inject.InjectedBeforeMeshTrust(p)
-		if before {
-			untrusting++
-		}
-		if got != image || before {
-			names = append(names, p.Name)
-		}
-	}
-	slices.Sort(names)
-	return names, untrusting
+// oldProxies are the live member pods whose proxy is not what the
+// injector gives them today, by name (sorted), with how many of them are
+// so for each reason: an Envoy other than the mesh's; an injection that
+// trusts the identity Secret's ca.crt (inject.InjectedBeforeMeshTrust: a
+// sidecar's xDS server trust, a proxyless pod's peer trust too); an
+// injection for another mesh (its namespace moved), whose proxy dials that
+// mesh's xDS server and trusts its roots.
+type oldProxies struct {
+	names                        []string
+	image, untrusting, elsewhere int
 }
 
-// proxiesUpToDate is ProxiesUpToDate of the pods named old, which run
-// another Envoy than image or, untrusting of them, an injection that
-// trusts their identity Secret's ca.crt. It is not the member's Ready:
-// those proxies still work.
-func proxiesUpToDate(old []string, untrusting int, image string) metav1.Condition {
-	if len(old) == 0 {
+// podsWithOldProxy finds the oldProxies of pods in mesh meshName, whose
+// Envoy is image.
+func podsWithOldProxy(pods []corev1.Pod, meshName, image string) oldProxies {
+	var o oldProxies
+	for i := range pods {
+		p := &pods[i]
+		if !live(p) || !inject.Injected(p) {
+			continue
+		}
+		got, envoy := inject.ProxyImage(p)
+		otherImage := envoy && got != image
+		untrusting := inject.InjectedBeforeMeshTrust(p)
+		injectedFor, annotated := p.Annotations[meshv1alpha1.InjectedAnnotation]
+		elsewhere := annotated && injectedFor != meshName
+		if otherImage {
+			o.image++
+		}
+		if untrusting {
+			o.untrusting++
+		}
+		if elsewhere {
+			o.elsewhere++
+		}
+		if otherImage || untrusting || elsewhere {
+			o.names = append(o.names, p.Name)
+		}
+	}
+	slices.Sort(o.names)
+	return o
+}
+
+// proxiesUpToDate is ProxiesUpToDate of o in a mesh whose Envoy is image.
+// It is not the member's Ready: those proxies still work, for now.
+func proxiesUpToDate(o oldProxies, image string) metav1.Condition {
+	if len(o.names) == 0 {
 		return condition(meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded,
 			fmt.Sprintf("Every member sidecar runs the mesh's Envoy, %s", image))
 	}
-	what := "run another Envoy than the mesh's " + image
-	if untrusting > 0 {
-		what = fmt.Sprintf("run another Envoy than the mesh's %s or, %d of them, were injected when pods trusted their identity Secret's ca.crt rather than the mesh's trust bundle", image, untrusting)
+	var why []string
+	if o.image > 0 {
+		why = append(why, fmt.Sprintf("%d run another Envoy than the mesh's %s", o.image, image))
+	}
+	if o.untrusting > 0 {
+		why = append(why, fmt.Sprintf("%d were injected when pods trusted their identity Secret's ca.crt rather than the mesh's trust bundle", o.untrusting))
+	}
+	if o.elsewhere > 0 {
+		why = append(why, fmt.Sprintf("%d were injected for another mesh", o.elsewhere))
 	}
 	return condition(meshv1alpha1.ConditionProxiesUpToDate, metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated,
-		fmt.Sprintf("%d member pods %s (first: %v): roll them to move them to it", len(old), what, firstNames(old)))
+		fmt.Sprintf("%d member pods have an old proxy: %s (first: %v); roll them to move them to the mesh's", len(o.names), strings.Join(why, ", "), firstNames(o.names)))
 }

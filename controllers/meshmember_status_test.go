@@ -11,6 +11,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/census"
 )
 
@@ -136,7 +137,7 @@ func TestMemberStatus(t *testing.T) {
 			name:  "old proxy images: ProxiesUpToDate False, still Ready",
 			facts: memberFactsWith(issued, podWith("new", meshEnvoy), podWith("old-2", "envoy:old"), podWith("old-1", "envoy:older")),
 			want: map[string]want{
-				upToDate: {metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated, "2 member pods run another Envoy than the mesh's " + meshEnvoy + " (first: [old-1 old-2])"},
+				upToDate: {metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated, "2 member pods have an old proxy: 2 run another Envoy than the mesh's " + meshEnvoy + " (first: [old-1 old-2])"},
 				ready:    {metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, ""},
 			},
 			check: func(t *testing.T, st meshv1alpha1.MeshMemberStatus) {
@@ -155,13 +156,31 @@ func TestMemberStatus(t *testing.T) {
 				return memberFactsWith(issued, before, current)
 			}(),
 			want: map[string]want{
-				upToDate: {metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated, "1 of them, were injected when pods trusted their identity Secret's ca.crt rather than the mesh's trust bundle (first: [before])"},
+				upToDate: {metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated, "1 member pods have an old proxy: 1 were injected when pods trusted their identity Secret's ca.crt rather than the mesh's trust bundle (first: [before])"},
 				ready:    {metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, ""},
 			},
 			check: func(t *testing.T, st meshv1alpha1.MeshMemberStatus) {
 				if st.PodsWithOldProxy != 1 || fmt.Sprint(st.PodsWithOldProxyNames) != "[before]" {
 					t.Errorf("old proxies %d %v, want 1 [before]", st.PodsWithOldProxy, st.PodsWithOldProxyNames)
 				}
+			},
+		},
+		{
+			name: "a proxyless pod injected when pods trusted their identity Secret, and a pod injected for another mesh: ProxiesUpToDate False",
+			facts: func() memberFacts {
+				proxyless := podWith("grpc-1", "")
+				proxyless.Annotations = map[string]string{mesh.ProxyKindAnnotation: string(mesh.ProxyGRPC), meshv1alpha1.InjectedAnnotation: "m"}
+				proxyless.Spec.Containers[0].Env = []corev1.EnvVar{{Name: mesh.GRPCBootstrapEnv, Value: "/etc/osm/bootstrap.json"}}
+				proxyless.Spec.Volumes = []corev1.Volume{{Name: inject.IdentityVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "osm-identity-web"}}}}
+				moved := podWith("moved-1", meshEnvoy)
+				moved.Annotations = map[string]string{meshv1alpha1.InjectedAnnotation: "previous"}
+				current := podWith("current", meshEnvoy)
+				current.Annotations = map[string]string{meshv1alpha1.InjectedAnnotation: "m"}
+				return memberFactsWith(issued, proxyless, moved, current)
+			}(),
+			want: map[string]want{
+				upToDate: {metav1.ConditionFalse, meshv1alpha1.ReasonProxyImageOutdated, "2 member pods have an old proxy: 1 were injected when pods trusted their identity Secret's ca.crt rather than the mesh's trust bundle, 1 were injected for another mesh (first: [grpc-1 moved-1])"},
+				ready:    {metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, ""},
 			},
 		},
 		{

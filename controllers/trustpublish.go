@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/types"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -134,9 +135,16 @@ func (r *MeshInstanceReconciler) publishBundle(ctx context.Context, mi *meshv1al
 			errs = append(errs, failedWrite(err))
 		}
 	}
+	uids := make(map[client.ObjectKey]types.UID, len(cms.Items))
+	for i := range cms.Items {
+		uids[client.ObjectKeyFromObject(&cms.Items[i])] = cms.Items[i].UID
+	}
 	for _, key := range p.remove {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-		if err := r.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
+		// Only the object the plan judged the mesh's: not one created in
+		// its place since.
+		uid := uids[key]
+		if err := r.Delete(ctx, cm, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 			errs = append(errs, failedWrite(fmt.Errorf("deleting the trust bundle ConfigMap %s of a namespace that left the mesh: %w", key, err)))
 			continue
 		}

@@ -181,3 +181,35 @@ func TestRechecksOfOtherNodesDoNotReauthorizeAStream(t *testing.T) {
 		t.Errorf("connected proxies %v, want %v", got, want)
 	}
 }
+
+// A change of a node's namespace or mesh (recheckWhere) during its
+// authorization is not missed either: the authorization may have read the
+// namespace before the change, and runs again; one where the change made
+// the node another identity's is refused.
+func TestANamespaceRecheckDuringAuthorizationIsNeverMissed(t *testing.T) {
+	ca, err := testpki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
+	store := mesh.Identity{Namespace: "shop", ServiceAccount: "store"}
+	const node = "sidecar~shop~buyer-1"
+	a := &hookedAuthorizer{ids: map[string]mesh.Identity{node: buyer}, calls: map[string]int{}}
+	c := newCallbacks(logr.Discard(), a, &cache.Nodes{})
+	a.during = func(nodeID string, call int) {
+		if nodeID != node || call != 1 {
+			return
+		}
+		a.set(node, store)
+		elsewhere(func() { c.recheckWhere(context.Background(), func(string) bool { return true }) })
+	}
+	if err := firstRequest(t, c, ca, 1, buyer, node); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("the first request: %v, want code %v", err, codes.PermissionDenied)
+	}
+	if got := a.callsOf(node); got != 2 {
+		t.Errorf("authorized %d times, want 2", got)
+	}
+	if g := groups(c); len(g) != 0 {
+		t.Errorf("connected proxies %v, want none", g)
+	}
+}

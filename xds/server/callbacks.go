@@ -399,9 +399,16 @@ func (c *callbacks) recheck(ctx context.Context, nodeID string) {
 // runs without the lock that streams take.
 func (c *callbacks) recheckWhere(ctx context.Context, match func(nodeID string) bool) {
 	c.mu.Lock()
-	ids := make([]string, 0, len(c.proxies))
+	// The nodes being authorized too: an authorization in flight may have
+	// read the namespace or mesh before the change.
+	ids := make([]string, 0, len(c.proxies)+len(c.authorizing))
 	for id := range c.proxies {
 		ids = append(ids, id)
+	}
+	for id := range c.authorizing {
+		if c.proxies[id] == nil {
+			ids = append(ids, id)
+		}
 	}
 	c.mu.Unlock()
 	for _, id := range ids {

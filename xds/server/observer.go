@@ -11,8 +11,12 @@ import (
 // reports connections: the census publishes them (MeshVMs' included) and
 // the controllers write status from the census, so data flows one way.
 //
-// A node's calls come one at a time, in the order its connections changed;
-// calls for different nodes may come at once. Streams do not wait for them.
+// A node's calls come one at a time, in the order its connections changed,
+// and end with its latest state; the calls that were pending while the
+// observer was busy collapse to the last of them, so the observer must
+// take a call as the node's state, not as a transition (a Connected for
+// a connected node, a Disconnected for a gone one). Calls for different
+// nodes may come at once. Streams do not wait for them.
 type ConnectionObserver interface {
 	Connected(node *corev3.Node)
 	Disconnected(nodeID string)
@@ -41,21 +45,23 @@ func (o Observers) Disconnected(nodeID string) {
 // turn. Nodes do not wait for each other.
 type observerQueue struct {
 	mu sync.Mutex
-	// pending are the calls not made yet, by node; a node is here while
-	// its goroutine runs.
+	// pending are the calls not made yet, by node: at most one, the
+	// latest (the node's state); a node is here while its goroutine runs.
 	pending map[string][]func()
 }
 
-// post queues call for node. Callers post a node's calls in the order of
-// the changes they tell (under the lock that orders those).
+// post queues call for node in place of any call of it not made yet: a
+// node flapping while the observer is slow keeps one call queued. Callers
+// post a node's calls in the order of the changes they tell (under the
+// lock that orders those).
 func (q *observerQueue) post(nodeID string, call func()) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.pending == nil {
 		q.pending = map[string][]func(){}
 	}
-	calls, running := q.pending[nodeID]
-	q.pending[nodeID] = append(calls, call)
+	_, running := q.pending[nodeID]
+	q.pending[nodeID] = []func(){call}
 	if !running {
 		go q.drain(nodeID)
 	}

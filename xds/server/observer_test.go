@@ -88,12 +88,77 @@ func TestTheObserverHearsANodesConnectionsInOrder(t *testing.T) {
 	// Give what is not held back time to arrive, then let the first through.
 	time.Sleep(100 * time.Millisecond)
 	close(obs.release)
-	want := []string{"connected slow", "disconnected", "connected fast", "disconnected"}
+	// What was pending while the observer was busy collapses to the
+	// node's latest state: the observer hears some of the changes, in
+	// their order, and the last one last.
+	happened := []string{"connected slow", "disconnected", "connected fast", "disconnected"}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(obs.log()) < len(want) && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		if got := obs.log(); len(got) > 1 && got[len(got)-1] == "disconnected" {
+			break
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := obs.log(); !slices.Equal(got, want) {
-		t.Errorf("the observer heard %q, want %q", got, want)
+	time.Sleep(100 * time.Millisecond)
+	got := obs.log()
+	if len(got) == 0 || got[len(got)-1] != "disconnected" || !inOrder(got, happened) {
+		t.Errorf("the observer heard %q; want changes of %q in their order, ending with the last", got, happened)
+	}
+}
+
+// inOrder says whether heard is a subsequence of happened.
+func inOrder(heard, happened []string) bool {
+	i := 0
+	for _, h := range heard {
+		for i < len(happened) && happened[i] != h {
+			i++
+		}
+		if i == len(happened) {
+			return false
+		}
+		i++
+	}
+	return true
+}
+
+// A node that flaps while the observer is busy (a slow API server) queues
+// no more than its latest state: the queue is bounded by the nodes, not by
+// their flaps.
+func TestAFlappingNodeQueuesOneCall(t *testing.T) {
+	var q observerQueue
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var heard []int
+	for i := range 1000 {
+		q.post("vm~shop~web-1", func() {
+			if i == 0 {
+				<-release
+			}
+			mu.Lock()
+			heard = append(heard, i)
+			mu.Unlock()
+		})
+	}
+	q.mu.Lock()
+	pending := len(q.pending["vm~shop~web-1"])
+	q.mu.Unlock()
+	if pending > 1 {
+		t.Errorf("%d calls pending for one node, want at most 1", pending)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(heard)
+		mu.Unlock()
+		if n > 0 && heard[n-1] == 999 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) == 0 || len(heard) > 2 || heard[len(heard)-1] != 999 || !slices.IsSorted(heard) {
+		t.Errorf("heard calls %v; want at most the one running and the last, in order", heard)
 	}
 }
