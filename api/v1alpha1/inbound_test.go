@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"slices"
 	"testing"
 
@@ -117,18 +118,7 @@ func TestAPIServerRejectsInvalidInboundSettings(t *testing.T) {
 			return meshMember(ns, func(m *mm) { m.Spec.Inbound.PortOverrides = many })
 		}, "spec.inbound.portOverrides", "must have at most 64 items"},
 	}
-	ns := newNamespace(t)
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			obj := tc.obj(ns)
-			err := env.Client.Create(context.Background(), obj)
-			if err == nil {
-				_ = env.Client.Delete(context.Background(), obj)
-				t.Fatalf("the API server accepted an invalid %T", obj)
-			}
-			assertInvalid(t, err, tc.field, tc.message)
-		})
-	}
+	testenv.ExpectInvalid(t, env.Client, newNamespace(t), cases)
 }
 
 // TestAPIServerRejectsInvalidPlaintextStatus: the status the operator
@@ -157,7 +147,7 @@ func TestAPIServerRejectsInvalidPlaintextStatus(t *testing.T) {
 			if err == nil {
 				t.Fatal("the API server accepted the status")
 			}
-			assertInvalid(t, err, tc.field, tc.msg)
+			testenv.AssertInvalid(t, err, tc.field, tc.msg)
 		})
 	}
 }

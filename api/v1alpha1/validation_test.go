@@ -2,21 +2,17 @@ package v1alpha1_test
 
 import (
 	"context"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"strings"
 	"testing"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
-type invalidCase struct {
-	name string
-	obj  func(ns string) client.Object
-	// field is the path the API server must name; message a part of its text.
-	field, message string
-}
+// invalidCase is an object the API server must refuse (testenv.Invalid).
+type invalidCase testenv.Invalid
 
 // TestAPIServerRejectsInvalidObjects sends each invalid object to the real API
 // server and checks that it is refused with an error naming the offending field.
@@ -173,18 +169,7 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 			return meshVM(ns, func(m *vm) { m.Spec.Services = []string{"warehouse", "Ware_House"} })
 		}, "spec.services[1]", "should match"},
 	}
-	ns := newNamespace(t)
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			obj := tc.obj(ns)
-			err := env.Client.Create(context.Background(), obj)
-			if err == nil {
-				_ = env.Client.Delete(context.Background(), obj)
-				t.Fatalf("the API server accepted an invalid %T", obj)
-			}
-			assertInvalid(t, err, tc.field, tc.message)
-		})
-	}
+	testenv.ExpectInvalid(t, env.Client, newNamespace(t), cases)
 }
 
 // TestAPIServerRejectsChangesToImmutableFields changes fields whose change
@@ -215,20 +200,7 @@ func TestAPIServerRejectsChangesToImmutableFields(t *testing.T) {
 			if err == nil {
 				t.Fatalf("the API server accepted a change of %s", tc.field)
 			}
-			assertInvalid(t, err, tc.field, "is immutable")
+			testenv.AssertInvalid(t, err, tc.field, "is immutable")
 		})
-	}
-}
-
-func assertInvalid(t *testing.T, err error, field, message string) {
-	t.Helper()
-	if !apierrors.IsInvalid(err) {
-		t.Fatalf("want an Invalid error, got %v", err)
-	}
-	if !strings.Contains(err.Error(), field+":") && !strings.Contains(err.Error(), field+" ") {
-		t.Errorf("error does not name the field %s: %v", field, err)
-	}
-	if !strings.Contains(err.Error(), message) {
-		t.Errorf("error does not say %q: %v", message, err)
 	}
 }

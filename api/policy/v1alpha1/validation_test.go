@@ -3,10 +3,10 @@ package v1alpha1_test
 import (
 	"context"
 	"fmt"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"strings"
 	"testing"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
@@ -14,6 +14,9 @@ import (
 
 type ib = policyv1alpha1.IngressBackend
 type eg = policyv1alpha1.Egress
+
+// invalidCase is a policy the API server must refuse (testenv.Invalid).
+type invalidCase testenv.Invalid
 
 // TestAPIServerRejectsInvalidPolicies sends each invalid object to the real
 // API server and checks that it is refused with an error naming the
@@ -24,12 +27,7 @@ func TestAPIServerRejectsInvalidPolicies(t *testing.T) {
 		manyBackends[i] = policyv1alpha1.IngressBackendTarget{Name: fmt.Sprintf("svc-%d", i),
 			Port: policyv1alpha1.BackendPort{Number: 80, Protocol: policyv1alpha1.BackendProtocolHTTP}}
 	}
-	cases := []struct {
-		name string
-		obj  func(ns string) client.Object
-		// field is the path the API server must name; message a part of its text.
-		field, message string
-	}{
+	cases := []invalidCase{
 		// IngressBackend
 		{"no backends", func(ns string) client.Object {
 			return ingressBackend(ns, func(b *ib) { b.Spec.Backends = []policyv1alpha1.IngressBackendTarget{} })
@@ -199,18 +197,7 @@ func TestAPIServerRejectsInvalidPolicies(t *testing.T) {
 			return egress(ns, func(e *eg) { e.Spec.Matches = []policyv1alpha1.MatchReference{smiRoutes("GET /status")} })
 		}, "spec.matches[0].name", "should match"},
 	}
-	ns := newNamespace(t)
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			obj := tc.obj(ns)
-			err := c.Create(context.Background(), obj)
-			if err == nil {
-				_ = c.Delete(context.Background(), obj)
-				t.Fatalf("the API server accepted an invalid %T", obj)
-			}
-			assertInvalid(t, err, tc.field, tc.message)
-		})
-	}
+	testenv.ExpectInvalid(t, c, newNamespace(t), cases)
 }
 
 // TestAPIServerAcceptsWhatOSMAccepts: the spellings and forms OSM took,
@@ -286,18 +273,5 @@ func TestAPIServerAcceptsWhatOSMAccepts(t *testing.T) {
 				t.Fatalf("the API server refused it: %v", err)
 			}
 		})
-	}
-}
-
-func assertInvalid(t *testing.T, err error, field, message string) {
-	t.Helper()
-	if !apierrors.IsInvalid(err) {
-		t.Fatalf("want an Invalid error, got %v", err)
-	}
-	if !strings.Contains(err.Error(), field+":") && !strings.Contains(err.Error(), field+" ") {
-		t.Errorf("error does not name the field %s: %v", field, err)
-	}
-	if !strings.Contains(err.Error(), message) {
-		t.Errorf("error does not say %q: %v", message, err)
 	}
 }
