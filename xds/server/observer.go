@@ -45,9 +45,9 @@ func (o Observers) Disconnected(nodeID string) {
 // turn. Nodes do not wait for each other.
 type observerQueue struct {
 	mu sync.Mutex
-	// pending are the calls not made yet, by node: at most one, the
-	// latest (the node's state); a node is here while its goroutine runs.
-	pending map[string][]func()
+	// pending is the call not made yet of each node whose goroutine runs:
+	// the latest (the node's state), nil when it has made them all.
+	pending map[string]func()
 }
 
 // post queues call for node in place of any call of it not made yet: a
@@ -58,10 +58,10 @@ func (q *observerQueue) post(nodeID string, call func()) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.pending == nil {
-		q.pending = map[string][]func(){}
+		q.pending = map[string]func(){}
 	}
 	_, running := q.pending[nodeID]
-	q.pending[nodeID] = []func(){call}
+	q.pending[nodeID] = call
 	if !running {
 		go q.drain(nodeID)
 	}
@@ -71,15 +71,13 @@ func (q *observerQueue) post(nodeID string, call func()) {
 func (q *observerQueue) drain(nodeID string) {
 	for {
 		q.mu.Lock()
-		calls := q.pending[nodeID]
-		if len(calls) == 0 {
+		call := q.pending[nodeID]
+		if call == nil {
 			delete(q.pending, nodeID)
 			q.mu.Unlock()
 			return
 		}
-		call := calls[0]
-		calls[0] = nil
-		q.pending[nodeID] = calls[1:]
+		q.pending[nodeID] = nil
 		q.mu.Unlock()
 		call()
 	}

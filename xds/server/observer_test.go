@@ -18,13 +18,16 @@ import (
 // slowObserver records what it hears; its Connected for a node of user
 // agent version "slow" waits until release is closed, as an API write may.
 type slowObserver struct {
-	release chan struct{}
-	mu      sync.Mutex
-	heard   []string
+	// started is closed when the slow call begins; it then waits for
+	// release.
+	started, release chan struct{}
+	mu               sync.Mutex
+	heard            []string
 }
 
 func (o *slowObserver) Connected(node *corev3.Node) {
 	if node.GetUserAgentVersion() == "slow" {
+		close(o.started)
 		<-o.release
 	}
 	o.record("connected " + node.GetUserAgentVersion())
@@ -57,7 +60,7 @@ func TestTheObserverHearsANodesConnectionsInOrder(t *testing.T) {
 	web := mesh.Identity{Namespace: "shop", ServiceAccount: "web"}
 	const node = "vm~shop~web-1"
 	c := newCallbacks(logr.Discard(), nodeAuthorizer{node: web}, &cache.Nodes{})
-	obs := &slowObserver{release: make(chan struct{})}
+	obs := &slowObserver{started: make(chan struct{}), release: make(chan struct{})}
 	c.observer = obs
 
 	// Connected (slowly), disconnected, connected again and disconnected
@@ -77,6 +80,9 @@ func TestTheObserverHearsANodesConnectionsInOrder(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			if i == 0 {
+				<-obs.started // the observer is now busy with the first connection
+			}
 			c.OnStreamClosed(id, nil)
 		}
 	}()
@@ -85,40 +91,18 @@ func TestTheObserverHearsANodesConnectionsInOrder(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the streams waited for the observer")
 	}
-	// Give what is not held back time to arrive, then let the first through.
-	time.Sleep(100 * time.Millisecond)
 	close(obs.release)
-	// What was pending while the observer was busy collapses to the
-	// node's latest state: the observer hears some of the changes, in
-	// their order, and the last one last.
-	happened := []string{"connected slow", "disconnected", "connected fast", "disconnected"}
+	// What was posted while the observer was busy collapses to the node's
+	// latest state: it hears the first connection, then that the node is
+	// gone, never a connection after its last disconnection.
+	want := []string{"connected slow", "disconnected"}
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if got := obs.log(); len(got) > 1 && got[len(got)-1] == "disconnected" {
-			break
-		}
+	for len(obs.log()) < len(want) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
-	got := obs.log()
-	if len(got) == 0 || got[len(got)-1] != "disconnected" || !inOrder(got, happened) {
-		t.Errorf("the observer heard %q; want changes of %q in their order, ending with the last", got, happened)
+	if got := obs.log(); !slices.Equal(got, want) {
+		t.Errorf("the observer heard %q, want %q", got, want)
 	}
-}
-
-// inOrder says whether heard is a subsequence of happened.
-func inOrder(heard, happened []string) bool {
-	i := 0
-	for _, h := range heard {
-		for i < len(happened) && happened[i] != h {
-			i++
-		}
-		if i == len(happened) {
-			return false
-		}
-		i++
-	}
-	return true
 }
 
 // A node that flaps while the observer is busy (a slow API server) queues
@@ -126,39 +110,41 @@ func inOrder(heard, happened []string) bool {
 // their flaps.
 func TestAFlappingNodeQueuesOneCall(t *testing.T) {
 	var q observerQueue
-	release := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	var heard []int
-	for i := range 1000 {
-		q.post("vm~shop~web-1", func() {
+	call := func(i int) func() {
+		return func() {
 			if i == 0 {
+				close(started)
 				<-release
 			}
 			mu.Lock()
 			heard = append(heard, i)
 			mu.Unlock()
-		})
+		}
 	}
-	q.mu.Lock()
-	pending := len(q.pending["vm~shop~web-1"])
-	q.mu.Unlock()
-	if pending > 1 {
-		t.Errorf("%d calls pending for one node, want at most 1", pending)
+	q.post("vm~shop~web-1", call(0))
+	<-started
+	for i := 1; i < 1000; i++ {
+		q.post("vm~shop~web-1", call(i))
 	}
 	close(release)
+	want := []int{0, 999}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		mu.Lock()
 		n := len(heard)
 		mu.Unlock()
-		if n > 0 && heard[n-1] == 999 {
+		if n >= len(want) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	time.Sleep(50 * time.Millisecond) // a call heard after the last would show here
 	mu.Lock()
 	defer mu.Unlock()
-	if len(heard) == 0 || len(heard) > 2 || heard[len(heard)-1] != 999 || !slices.IsSorted(heard) {
-		t.Errorf("heard calls %v; want at most the one running and the last, in order", heard)
+	if !slices.Equal(heard, want) {
+		t.Errorf("heard calls %v, want the one running and the last: %v", heard, want)
 	}
 }
