@@ -335,11 +335,20 @@ func (r *ApproverReconciler) reviewIdentity(ctx context.Context, cr *cmapi.Certi
 			return verdict{}, fmt.Errorf("listing MeshVMs of %s: %w", ns, err)
 		}
 		// The VM's mesh is decided as the model and the xDS server decide it.
-		first := mesh.FirstVM(mesh.Items(vms.Items))
-		if !slices.ContainsFunc(vms.Items, func(vm meshv1alpha1.MeshVM) bool {
-			inMesh, err := mesh.VMMesh(&vm, namespace.Labels[meshv1alpha1.MonitorLabel], first)
-			return err == nil && inMesh == mi.Name && vm.Spec.ServiceAccountName == sa
-		}) {
+		inMesh := false
+		for vm := range mesh.Items(vms.Items) {
+			if vm.Spec.Mesh != mi.Name || vm.Spec.ServiceAccountName != sa {
+				continue
+			}
+			why, err := mesh.ReadVMMeshConflict(ctx, r.Reader, vm)
+			if err != nil {
+				return verdict{}, err
+			}
+			if inMesh = why == ""; inMesh {
+				break
+			}
+		}
+		if !inMesh {
 			return denied("namespace %s is not in the mesh, and no MeshVM of the mesh runs as %s there", ns, sa)
 		}
 	}

@@ -492,6 +492,13 @@ func TestTheApproverSignsAVMOnlyInItsNamespacesMesh(t *testing.T) {
 		}
 	}
 	vmOf(labelled, "lost", a.Name, "192.0.2.61")
+	// A namespace of mesh B by its MeshMember (labelled by the operator
+	// soon after; either way it is B's).
+	member := newNamespace(t, nil)
+	if err := k8s.Create(ctx, &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Namespace: member, Name: "m"}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: b.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	vmOf(member, "joined", a.Name, "192.0.2.64")
 	vmOf(free, "first", a.Name, "192.0.2.62")
 	time.Sleep(1100 * time.Millisecond) // creation timestamps have a resolution of a second
 	// The later VM runs as the first one's service account.
@@ -506,6 +513,7 @@ func TestTheApproverSignsAVMOnlyInItsNamespacesMesh(t *testing.T) {
 		want         cmapi.CertificateRequestConditionType
 	}{
 		{"a VM of mesh A in a namespace of mesh B", labelled, "app-lost", a, cmapi.CertificateRequestConditionDenied},
+		{"a VM of mesh A in a namespace with a MeshMember of mesh B", member, "app-joined", a, cmapi.CertificateRequestConditionDenied},
 		{"the first VM of a namespace in no mesh", free, "app-first", a, cmapi.CertificateRequestConditionApproved},
 		{"a later VM of another mesh there", free, "app-first", b, cmapi.CertificateRequestConditionDenied},
 	} {

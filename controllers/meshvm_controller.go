@@ -95,7 +95,7 @@ func (r *MeshVMReconciler) gather(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 	}
 	// Its identity is its namespace's service account's: it is issued, and
 	// the VM served, only in the namespace's mesh.
-	if f.elsewhere, err = r.meshConflict(ctx, vm); err != nil || f.elsewhere != "" {
+	if f.elsewhere, err = mesh.ReadVMMeshConflict(ctx, r.Client, vm); err != nil || f.elsewhere != "" {
 		return f, err
 	}
 	if err := r.ensureServiceAccount(ctx, vm); err != nil {
@@ -118,37 +118,6 @@ func (r *MeshVMReconciler) gather(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 	}
 	f.published = true
 	return f, nil
-}
-
-// meshConflict says why vm's namespace is in another mesh than the VM's
-// (mesh.VMMesh, the rule the model and the xDS server apply), or "".
-func (r *MeshVMReconciler) meshConflict(ctx context.Context, vm *meshv1alpha1.MeshVM) (string, error) {
-	ns := &corev1.Namespace{}
-	if err := r.Get(ctx, client.ObjectKey{Name: vm.Namespace}, ns); err != nil {
-		return "", fmt.Errorf("reading namespace %s: %w", vm.Namespace, err)
-	}
-	namespaceMesh := ns.Labels[meshv1alpha1.MonitorLabel]
-	var members meshv1alpha1.MeshMemberList
-	if err := r.List(ctx, &members, client.InNamespace(vm.Namespace)); err != nil {
-		return "", fmt.Errorf("listing the MeshMembers of %s: %w", vm.Namespace, err)
-	}
-	for _, mm := range members.Items {
-		if mm.DeletionTimestamp.IsZero() {
-			namespaceMesh = mm.Spec.Mesh // the operator labels its namespace so
-		}
-	}
-	var first *meshv1alpha1.MeshVM
-	if namespaceMesh == "" {
-		var vms meshv1alpha1.MeshVMList
-		if err := r.List(ctx, &vms, client.InNamespace(vm.Namespace)); err != nil {
-			return "", fmt.Errorf("listing the MeshVMs of %s: %w", vm.Namespace, err)
-		}
-		first = mesh.FirstVM(mesh.Items(vms.Items))
-	}
-	if _, err := mesh.VMMesh(vm, namespaceMesh, first); err != nil {
-		return err.Error(), nil
-	}
-	return "", nil
 }
 
 // ensureServiceAccount creates the VM's service account when it is missing;

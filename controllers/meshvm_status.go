@@ -28,7 +28,8 @@ type vmFacts struct {
 	addresses addressCheck
 	// mesh is the MeshInstance the VM names, nil when there is none.
 	mesh *meshv1alpha1.MeshInstance
-	// elsewhere says why the VM's namespace is in another mesh (meshConflict).
+	// elsewhere says why the VM's namespace is in another mesh
+	// (mesh.ReadVMMeshConflict).
 	elsewhere string
 	// identity is the VM's identity Certificate and Secret.
 	identity *vmIdentity

@@ -56,25 +56,6 @@ func exists(ctx context.Context, r client.Reader, key client.ObjectKey, obj clie
 	return true, nil
 }
 
-// meshOf is the mesh namespace is a member of, through a MeshMember or its
-// label; empty when none.
-func meshOf(ctx context.Context, r client.Reader, namespace string) (string, error) {
-	var members meshv1alpha1.MeshMemberList
-	if err := r.List(ctx, &members, client.InNamespace(namespace)); err != nil {
-		return "", fmt.Errorf("listing the MeshMembers of %s: %w", namespace, err)
-	}
-	for _, mm := range members.Items {
-		if mm.DeletionTimestamp.IsZero() {
-			return mm.Spec.Mesh, nil
-		}
-	}
-	ns := &corev1.Namespace{}
-	if _, err := exists(ctx, r, client.ObjectKey{Name: namespace}, ns); err != nil {
-		return "", err
-	}
-	return ns.Labels[meshv1alpha1.MonitorLabel], nil
-}
-
 // meshWarning warns when the MeshInstance a member names does not exist.
 func meshWarning(ctx context.Context, r client.Reader, what, meshName string) (admission.Warnings, error) {
 	ok, err := exists(ctx, r, client.ObjectKey{Name: meshName}, &meshv1alpha1.MeshInstance{})
@@ -147,21 +128,22 @@ func (v MeshVMValidator) Validate(ctx context.Context, vm *meshv1alpha1.MeshVM) 
 			}
 		}
 	}
-	if other, err := meshOf(ctx, v.Reader, vm.Namespace); err != nil {
+	if other, err := mesh.NamespaceMesh(ctx, v.Reader, vm.Namespace); err != nil {
 		return nil, err
 	} else if other != "" && other != vm.Spec.Mesh {
 		return nil, fmt.Errorf("%s: spec.mesh %q: namespace %s is a member of mesh %q; a VM joins the mesh of its namespace", what, vm.Spec.Mesh, vm.Namespace, other)
 	} else if other == "" {
-		// In no mesh, the namespace is its first MeshVM's (mesh.VMMesh).
+		// In no mesh, the namespace is its first MeshVM's. On an update
+		// the VM's stored copy counts, with its own creation and mesh.
 		first := mesh.FirstVM(func(yield func(*meshv1alpha1.MeshVM) bool) {
-			for i := range vms.Items {
-				if o := &vms.Items[i]; o.Namespace == vm.Namespace && o.Name != vm.Name && !yield(o) {
+			for o := range mesh.Items(vms.Items) {
+				if o.Namespace == vm.Namespace && !yield(o) {
 					return
 				}
 			}
 		})
-		if _, err := mesh.VMMesh(vm, "", first); err != nil {
-			return nil, fmt.Errorf("%s: spec.mesh %q: %w", what, vm.Spec.Mesh, err)
+		if why := mesh.VMMeshConflict(vm, "", first); why != "" {
+			return nil, fmt.Errorf("%s: spec.mesh %q: %s", what, vm.Spec.Mesh, why)
 		}
 	}
 	warnings, err := meshWarning(ctx, v.Reader, what, vm.Spec.Mesh)
@@ -203,7 +185,7 @@ func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3
 	}
 	// A source of another mesh, or of none, is left out of the policy. It
 	// may join the mesh later (GitOps applies in any order): a warning.
-	here, err := meshOf(ctx, v.Reader, tt.Namespace)
+	here, err := mesh.NamespaceMesh(ctx, v.Reader, tt.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +193,7 @@ func (v TrafficTargetValidator) Validate(ctx context.Context, tt *accessv1alpha3
 		if s.Namespace == "" || s.Namespace == tt.Namespace || here == "" {
 			continue
 		}
-		there, err := meshOf(ctx, v.Reader, s.Namespace)
+		there, err := mesh.NamespaceMesh(ctx, v.Reader, s.Namespace)
 		if err != nil {
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package mesh
 import (
 	"cmp"
 	"fmt"
-	"iter"
 	"net/netip"
 	"slices"
 	"strings"
@@ -166,8 +165,8 @@ func (b *builder) collectWorkloads() {
 		if _, member := b.members[vm.Namespace]; member {
 			namespaceMesh = b.m.Name
 		}
-		if _, err := VMMesh(vm, namespaceMesh, first[vm.Namespace]); err != nil {
-			b.problem("MeshVM", vm, "%w", err)
+		if why := VMMeshConflict(vm, namespaceMesh, first[vm.Namespace]); why != "" {
+			b.problem("MeshVM", vm, "%s", why)
 			continue
 		}
 		b.vms[vm.Namespace+"/"+vm.Name] = vm
@@ -209,53 +208,6 @@ func PodGroup(p *corev1.Pod) Group {
 // namespace. It is the one rule, for its proxy group and its endpoints.
 func VMIdentity(vm *meshv1alpha1.MeshVM) Identity {
 	return Identity{Namespace: vm.Namespace, ServiceAccount: vm.Spec.ServiceAccountName}
-}
-
-// VMMesh is the mesh a MeshVM's proxy belongs to: the one its spec names,
-// unless its namespace is in another mesh (namespaceMesh: its label's, or
-// its MeshMember's; "" when in none), or, in no mesh, holds a MeshVM of
-// another mesh created before (first, FirstVM of the namespace's MeshVMs):
-// the workloads and VMs of a namespace running as one service account have
-// one identity and one proxy group, which can be in one mesh only. The
-// model, the xDS server's authorizer, the CSR approver, the webhook and the
-// MeshVM reconciler all decide by it.
-func VMMesh(vm *meshv1alpha1.MeshVM, namespaceMesh string, first *meshv1alpha1.MeshVM) (string, error) {
-	switch {
-	case namespaceMesh != "" && namespaceMesh != vm.Spec.Mesh:
-		return "", fmt.Errorf("namespace %s is a member of mesh %q; the VM is left out", vm.Namespace, namespaceMesh)
-	case namespaceMesh == "" && first != nil && first.Spec.Mesh != vm.Spec.Mesh:
-		return "", fmt.Errorf("namespace %s is in no mesh and holds MeshVM %s of mesh %q, created before: a namespace's VMs are in one mesh; the VM is left out",
-			vm.Namespace, first.Name, first.Spec.Mesh)
-	}
-	return vm.Spec.Mesh, nil
-}
-
-// FirstVM is the MeshVM of vms (those of one namespace) that decides the
-// mesh of a namespace in no mesh (VMMesh): the oldest not being deleted,
-// by creation and then name; nil when there is none.
-func FirstVM(vms iter.Seq[*meshv1alpha1.MeshVM]) *meshv1alpha1.MeshVM {
-	var first *meshv1alpha1.MeshVM
-	for vm := range vms {
-		if vm.DeletionTimestamp != nil {
-			continue
-		}
-		if first == nil || vm.CreationTimestamp.Before(&first.CreationTimestamp) ||
-			vm.CreationTimestamp.Equal(&first.CreationTimestamp) && vm.Name < first.Name {
-			first = vm
-		}
-	}
-	return first
-}
-
-// Items iterates over pointers to the items of a list, for FirstVM.
-func Items[T any](items []T) iter.Seq[*T] {
-	return func(yield func(*T) bool) {
-		for i := range items {
-			if !yield(&items[i]) {
-				return
-			}
-		}
-	}
 }
 
 // VMGroup is the proxy group of a MeshVM: its identity and the proxy it

@@ -94,9 +94,10 @@ func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer P
 		return mesh.Group{}, lookupError("namespace", client.ObjectKey{Name: ns}, err)
 	}
 	// A pod is in the mesh of its namespace; a MeshVM in the one its spec
-	// names, as the model places it (mesh.VMMesh).
+	// names, as the model places it (mesh.VMMeshConflict).
 	meshName := namespace.Labels[meshv1alpha1.MonitorLabel]
 	var g mesh.Group
+	var vm *meshv1alpha1.MeshVM
 	switch kind {
 	case mesh.NodeKindSidecar:
 		pod := &corev1.Pod{}
@@ -105,25 +106,24 @@ func (a WorkloadAuthorizer) Authorize(ctx context.Context, nodeID string, peer P
 		}
 		g = mesh.PodGroup(pod)
 	case mesh.NodeKindVM:
-		vm := &meshv1alpha1.MeshVM{}
+		vm = &meshv1alpha1.MeshVM{}
 		if err := a.Reader.Get(ctx, key, vm); err != nil {
 			return g, lookupError("MeshVM", key, err)
 		}
 		g = mesh.VMGroup(vm)
-		var first *meshv1alpha1.MeshVM
-		if meshName == "" {
-			var vms meshv1alpha1.MeshVMList
-			if err := a.Reader.List(ctx, &vms, client.InNamespace(ns)); err != nil {
-				return mesh.Group{}, fmt.Errorf("listing the MeshVMs of %s: %w", ns, err)
-			}
-			first = mesh.FirstVM(mesh.Items(vms.Items))
-		}
-		if meshName, err = mesh.VMMesh(vm, meshName, first); err != nil {
-			return mesh.Group{}, fmt.Errorf("%w: %w", ErrDenied, err)
-		}
 	}
 	if g.Identity != peer.Identity {
 		return mesh.Group{}, fmt.Errorf("%w: node %s runs as %s but its certificate is for %s", ErrDenied, nodeID, g.Identity, peer.Identity)
+	}
+	if vm != nil {
+		why, err := mesh.ReadVMMeshConflict(ctx, a.Reader, vm)
+		if err != nil {
+			return mesh.Group{}, err
+		}
+		if why != "" {
+			return mesh.Group{}, fmt.Errorf("%w: %s", ErrDenied, why)
+		}
+		meshName = vm.Spec.Mesh
 	}
 	if meshName == "" {
 		return mesh.Group{}, fmt.Errorf("%w: namespace %s is not in a mesh", ErrDenied, ns)
