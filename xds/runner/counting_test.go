@@ -76,3 +76,10 @@ func countingRunner(t *testing.T, ctx context.Context, counted func(client.Objec
 	go func() { _ = r.Start(ctx) }()
 	return reads, snaps
 }
+
+// syncCount is the number of syncs the runner began.
+func (c *countingReads) syncCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.syncs
+}

@@ -166,8 +166,8 @@ var watched = []struct {
 	{&specsv1alpha4.HTTPRouteGroup{}, nil},
 	{&specsv1alpha4.TCPRoute{}, nil},
 	{&splitv1alpha4.TrafficSplit{}, nil},
-	{&policyv1alpha1.IngressBackend{}, nil},
-	{&policyv1alpha1.Egress{}, nil},
+	{&policyv1alpha1.IngressBackend{}, specChanged},
+	{&policyv1alpha1.Egress{}, specChanged},
 	{&corev1.Service{}, func(_, obj any, c *changes, _ string) {
 		if s, ok := obj.(*corev1.Service); ok {
 			c.services[mesh.ServiceKey{Namespace: s.Namespace, Name: s.Name}] = true
@@ -203,6 +203,18 @@ var watched = []struct {
 			c.secrets[client.ObjectKeyFromObject(s)] = true
 		}
 	}},
+}
+
+// specChanged is a full sync unless an update keeps the object's
+// generation: the status of a policy, which the leader writes as it judges
+// the policy, is in no proxy's config.
+func specChanged(other, obj any, c *changes, _ string) {
+	o, ok1 := other.(client.Object)
+	n, ok2 := obj.(client.Object)
+	if ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration() {
+		return
+	}
+	c.full = true
 }
 
 // Start watches the informers and syncs until ctx ends.
