@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +20,7 @@ import (
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends/status;egresses/status,verbs=patch
@@ -69,7 +71,7 @@ func NewIngressBackendReconciler(c client.Client, rec events.EventRecorder) *Pol
 		list: func(ctx context.Context, c client.Reader, ns string) ([]client.ObjectKey, error) {
 			var l policyv1alpha1.IngressBackendList
 			err := c.List(ctx, &l, client.InNamespace(ns))
-			return keys(ptrsTo(l.Items)), err
+			return keys(slices.Collect(mesh.Items(l.Items))), err
 		}}
 }
 
@@ -79,16 +81,8 @@ func NewEgressReconciler(c client.Client, rec events.EventRecorder) *PolicyRecon
 		list: func(ctx context.Context, c client.Reader, ns string) ([]client.ObjectKey, error) {
 			var l policyv1alpha1.EgressList
 			err := c.List(ctx, &l, client.InNamespace(ns))
-			return keys(ptrsTo(l.Items)), err
+			return keys(slices.Collect(mesh.Items(l.Items))), err
 		}}
-}
-
-func ptrsTo[T any](items []T) []*T {
-	out := make([]*T, len(items))
-	for i := range items {
-		out[i] = &items[i]
-	}
-	return out
 }
 
 func keys[P client.Object](objs []P) []client.ObjectKey {

@@ -5,7 +5,6 @@
 package mesh
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -134,7 +133,7 @@ func (s *Service) Headless() bool { return len(s.ClusterIPs) == 0 }
 
 // FQDN is the cluster DNS name of the service k.
 func (m *Mesh) FQDN(k ServiceKey) string {
-	return k.Name + "." + k.Namespace + ".svc." + cmp.Or(m.ClusterDomain, DefaultClusterDomain)
+	return k.Name + "." + k.Namespace + ".svc." + m.ClusterDomain
 }
 
 // Port is a port of a service.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,7 +77,10 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 		in.ClusterDomain = r.opts.ClusterDomain
 		m, ps := mesh.Build(in)
 		shared := translate.NewShared()
-		bundle := &onceSecret{key: client.ObjectKey{Namespace: r.opts.TrustNamespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}}
+		// The mesh's trust bundle, read once for all its groups; shared:
+		// read-only.
+		bundleKey := client.ObjectKey{Namespace: r.opts.TrustNamespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}
+		bundle := sync.OnceValues(func() (*corev1.Secret, error) { return r.secret(ctx, bundleKey) })
 		problems += len(ps)
 		for _, p := range ps {
 			r.opts.Log.V(1).Info("Left out of the mesh", "mesh", mi.Name, "object", p.Object, "reason", p.Err.Error())
@@ -208,7 +212,7 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	return false
 }
 
-func (r *Runner) publish(ctx context.Context, shared *translate.Shared, bundle *onceSecret, v *mesh.View) error {
+func (r *Runner) publish(ctx context.Context, shared *translate.Shared, bundle func() (*corev1.Secret, error), v *mesh.View) error {
 	certs, err := r.certificates(ctx, bundle, v.Group)
 	if err != nil {
 		return err
@@ -233,12 +237,12 @@ func (r *Runner) publish(ctx context.Context, shared *translate.Shared, bundle *
 // made-up bundle. Certificates a proxy would reject (the key not matching
 // the certificate, a trust bundle without certificates) are an error: the
 // group keeps its last good config rather than having every proxy NACK.
-func (r *Runner) certificates(ctx context.Context, bundle *onceSecret, g mesh.Group) (*translate.Certificates, error) {
+func (r *Runner) certificates(ctx context.Context, bundle func() (*corev1.Secret, error), g mesh.Group) (*translate.Certificates, error) {
 	s, err := r.secret(ctx, client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)})
 	if s == nil || err != nil {
 		return nil, err
 	}
-	b, err := r.readOnce(ctx, bundle)
+	b, err := bundle()
 	if b == nil || err != nil {
 		return nil, err
 	}
@@ -253,7 +257,7 @@ func (r *Runner) certificates(ctx context.Context, bundle *onceSecret, g mesh.Gr
 		return nil, fmt.Errorf("identity Secret %s/%s: tls.crt and tls.key: %w", s.Namespace, s.Name, err)
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(c.TrustBundle) {
-		return nil, fmt.Errorf("trust bundle Secret %s: %s holds no PEM certificate", bundle.key, meshv1alpha1.TrustBundleKey)
+		return nil, fmt.Errorf("trust bundle Secret %s/%s: %s holds no PEM certificate", b.Namespace, b.Name, meshv1alpha1.TrustBundleKey)
 	}
 	r.checked[g.String()] = version
 	return c, nil
@@ -268,23 +272,4 @@ func (r *Runner) secret(ctx context.Context, key client.ObjectKey) (*corev1.Secr
 		return nil, fmt.Errorf("reading Secret %s: %w", key, err)
 	}
 	return s, nil
-}
-
-// onceSecret is a Secret a sync reads on first use, and then keeps: the
-// trust bundle of a mesh, the same for each of its groups.
-type onceSecret struct {
-	key  client.ObjectKey
-	read bool
-	s    *corev1.Secret
-	err  error
-}
-
-// readOnce reads o's Secret unless it did already; nil when there is
-// none. What it returns is shared: read-only.
-func (r *Runner) readOnce(ctx context.Context, o *onceSecret) (*corev1.Secret, error) {
-	if !o.read {
-		o.s, o.err = r.secret(ctx, o.key)
-		o.read = true
-	}
-	return o.s, o.err
 }

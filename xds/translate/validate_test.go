@@ -54,7 +54,7 @@ func webView(match mesh.HTTPMatch) *mesh.View {
 		Endpoints:  []mesh.Endpoint{{Address: "10.1.0.1", Ports: map[string]int32{"http": 8080}, Ready: true, Serving: true, Identity: dst}},
 		Identities: []mesh.Identity{dst},
 	}
-	m := &mesh.Mesh{Name: "osm", TrustDomain: "cluster.local", Mode: mesh.ModeSMI, Services: []*mesh.Service{svc}}
+	m := &mesh.Mesh{Name: "osm", TrustDomain: "cluster.local", ClusterDomain: mesh.DefaultClusterDomain, Mode: mesh.ModeSMI, Services: []*mesh.Service{svc}}
 	v := &mesh.View{
 		Mesh:    m,
 		Group:   mesh.Group{Kind: mesh.ProxyEnvoy, Identity: dst},
