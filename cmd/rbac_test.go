@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
@@ -373,6 +374,28 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 			return nil
 		}
 		return fmt.Errorf("the dead replica's Lease is still there (%v)", err)
+	})
+
+	// A policy of each kind the operator judges: it writes their status.
+	ib := &policyv1alpha1.IngressBackend{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: policyv1alpha1.IngressBackendSpec{
+		Backends: []policyv1alpha1.IngressBackendTarget{{Name: "warehouse", Port: policyv1alpha1.BackendPort{Number: 8080, Protocol: policyv1alpha1.BackendProtocolHTTP}}},
+		Sources:  []policyv1alpha1.IngressSource{{Kind: policyv1alpha1.IngressSourceIPRange, Name: "10.0.0.0/8"}}}}
+	eg := &policyv1alpha1.Egress{ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: ns}, Spec: policyv1alpha1.EgressSpec{
+		Sources: []policyv1alpha1.EgressSource{{Kind: policyv1alpha1.EgressSourceServiceAccount, Name: "web", Namespace: ns}},
+		Hosts:   []string{"payments.example.com"},
+		Ports:   []policyv1alpha1.EgressPort{{Number: 443, Protocol: policyv1alpha1.EgressProtocolHTTPS}}}}
+	mustCreate(ib, eg)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := k.Get(ctx, client.ObjectKeyFromObject(ib), ib); err != nil {
+			return err
+		}
+		if err := k.Get(ctx, client.ObjectKeyFromObject(eg), eg); err != nil {
+			return err
+		}
+		if ib.Status.ObservedGeneration == 0 || eg.Status.ObservedGeneration == 0 {
+			return fmt.Errorf("the policies have no status yet: %+v, %+v", ib.Status, eg.Status)
+		}
+		return nil
 	})
 
 	// Everything goes: the VM, the member, the mesh.
