@@ -100,7 +100,10 @@ func GRPCServerListenerName(host string, port int32) string {
 // grpcServer builds what a proxyless gRPC server needs, per port its group
 // serves: a listener requiring mutual TLS (certificate providers again) and
 // enforcing the same SMI RBAC rules as an Envoy sidecar's inbound listener,
-// its route handing every call to the application.
+// its route handing every call to the application. It takes no plaintext
+// from outside the mesh: grpc-go drops a filter chain matching a transport
+// protocol other than raw_buffer, or application protocols, so it cannot
+// tell a plaintext caller from a TLS one on a port.
 func (t *translator) grpcServer() {
 	for _, ip := range t.servedPorts() {
 		for _, host := range grpcServerHosts {
