@@ -48,11 +48,15 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 			fmt.Sprintf("\"error adding listener '%s': no filter chains specified\" (source/common/listener_manager/listener_impl.cc, validateFilterChains); in state-of-the-world LDS the whole update is NACKed", addressList(l)))
 	}
 	inspectors := map[string]bool{}
+	var tlsDisabled *listenerv3.ListenerFilterChainMatchPredicate
 	for _, lf := range l.GetListenerFilters() {
 		url := lf.GetTypedConfig().GetTypeUrl()
 		switch url {
 		case tlsInspector, httpInspector, originalDst:
 			inspectors[url] = true
+			if url == tlsInspector {
+				tlsDisabled = lf.GetFilterDisabled()
+			}
 		default:
 			f.fail("listener", name, "listener filters are ones the mesh's Envoy has: "+lf.GetName()+" is not",
 				"\"Didn't find a registered implementation for '"+lf.GetName()+"' with type URL: '"+url+"'\"")
@@ -89,6 +93,11 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches application protocols only with a TLS or HTTP inspector", fc.GetName()),
 				"without one, the application protocols are empty: the chain never matches")
 		}
+		if port := fc.GetFilterChainMatch().GetDestinationPort().GetValue(); inspectors[tlsInspector] && port != 0 &&
+			(cf.needTLS || cf.needALPN && !inspectors[httpInspector]) && disabledOn(tlsDisabled, port) {
+			f.fail("listener", name, fmt.Sprintf("filter chain %q matches what the TLS inspector finds, so the inspector runs on its port %d", fc.GetName(), port),
+				"a listener filter does not run on the connections its filter_disabled matches: their transport protocol stays raw_buffer and they offer no application protocol, so the chain never matches (api/envoy/config/listener/v3/listener_components.proto, ListenerFilter.filter_disabled)")
+		}
 		f.add(cf)
 	}
 	if dc := l.GetDefaultFilterChain(); dc != nil {
@@ -115,6 +124,14 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 		}
 	}
 	tls := c.downstreamTLS(ln, where, fc.GetTransportSocket(), f)
+	switch tp := m.GetTransportProtocol(); {
+	case tp == "tls" && !tls:
+		f.fail("listener", ln, where+": a chain matched as tls has a TLS transport socket",
+			"Envoy loads it and hands the caller's TLS records to the filters as if they were plaintext: every connection fails")
+	case tp == "raw_buffer" && tls:
+		f.fail("listener", ln, where+": a chain matched as raw_buffer has no TLS transport socket",
+			"Envoy loads it and answers a plaintext caller with a TLS handshake: every connection fails")
+	}
 	filters := fc.GetFilters()
 	if len(filters) == 0 {
 		f.fail("listener", ln, where+" has filters, the last one terminal", "Envoy loads it; the chain accepts connections and never reads them")
@@ -162,6 +179,28 @@ func filterOrder(ln, where, kind string, known map[string]bool, name, url string
 			fmt.Sprintf("\"Error: non-terminal filter named %s of type %s is the last filter in a %s filter chain.\" (%s)", name, typeName(url), kind, terminalSource))
 	}
 	return ok
+}
+
+// disabledOn says whether a listener filter's filter_disabled predicate
+// matches connections to port. A predicate of another kind (addresses,
+// server names) is taken not to: the rule holds what it can read.
+func disabledOn(p *listenerv3.ListenerFilterChainMatchPredicate, port uint32) bool {
+	if p == nil {
+		return false
+	}
+	switch r := p.GetRule().(type) {
+	case *listenerv3.ListenerFilterChainMatchPredicate_AnyMatch:
+		return r.AnyMatch
+	case *listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange:
+		return int64(r.DestinationPortRange.GetStart()) <= int64(port) && int64(port) < int64(r.DestinationPortRange.GetEnd())
+	case *listenerv3.ListenerFilterChainMatchPredicate_NotMatch:
+		return !disabledOn(r.NotMatch, port)
+	case *listenerv3.ListenerFilterChainMatchPredicate_OrMatch:
+		return slices.ContainsFunc(r.OrMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return disabledOn(q, port) })
+	case *listenerv3.ListenerFilterChainMatchPredicate_AndMatch:
+		return !slices.ContainsFunc(r.AndMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return !disabledOn(q, port) })
+	}
+	return false
 }
 
 // addresses records the addresses l binds, refusing one bound twice.
