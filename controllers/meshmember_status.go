@@ -54,7 +54,7 @@ func memberOutcome(st *meshv1alpha1.MeshMemberStatus, conds *conditionSet, mm *m
 	if f.mesh == nil {
 		return meshNotFound(mm.Spec.Mesh)
 	}
-	st.PlaintextFromOutsideMesh = meshv1alpha1.EffectivePlaintextFromOutsideMesh(f.mesh.Spec.Inbound, mm.Spec.Inbound, 0)
+	st.PlaintextFromOutsideMesh = meshv1alpha1.EffectivePlaintextFromOutsideMesh(f.mesh.Spec, mm.Spec.Inbound, 0)
 	st.PortsAcceptingPlaintext = portsAcceptingPlaintext(f.mesh, mm, f.pods)
 	switch {
 	case f.selectorErr != nil:

@@ -36,7 +36,7 @@ func portsAcceptingPlaintext(mi *meshv1alpha1.MeshInstance, mm *meshv1alpha1.Mes
 					slices.Contains(mi.Spec.Sidecar.ExcludeInboundPorts, n) || slices.Contains(out, n) {
 					continue
 				}
-				if meshv1alpha1.EffectivePlaintextFromOutsideMesh(mi.Spec.Inbound, mm.Spec.Inbound, n) == meshv1alpha1.PlaintextAccept {
+				if meshv1alpha1.EffectivePlaintextFromOutsideMesh(mi.Spec, mm.Spec.Inbound, n) == meshv1alpha1.PlaintextAccept {
 					out = append(out, n)
 				}
 			}
@@ -64,7 +64,7 @@ func namespacesAcceptingPlaintext(mi *meshv1alpha1.MeshInstance, namespaces []st
 			inbound = []meshv1alpha1.MemberInbound{{}}
 		}
 		if slices.ContainsFunc(inbound, func(in meshv1alpha1.MemberInbound) bool {
-			return meshv1alpha1.AcceptsPlaintextOnSomePort(mi.Spec.Inbound, in)
+			return meshv1alpha1.AcceptsPlaintextOnSomePort(mi.Spec, in)
 		}) {
 			n++
 		}

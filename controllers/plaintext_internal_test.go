@@ -35,6 +35,7 @@ func TestPortsAcceptingPlaintext(t *testing.T) {
 	}
 	pods[0].Spec.InitContainers[0].Ports = []corev1.ContainerPort{tcp(15000)} // the sidecar's own
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "m"}}
+	mi.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicyPermissive // the setting applies in Permissive mode only
 	mi.Spec.Sidecar.ExcludeInboundPorts = []int32{15010}
 	for _, tc := range []struct {
 		name   string
@@ -61,6 +62,10 @@ func TestPortsAcceptingPlaintext(t *testing.T) {
 			if got := portsAcceptingPlaintext(m, mm, pods); !slices.Equal(got, tc.want) {
 				t.Errorf("ports %v, want %v", got, tc.want)
 			}
+			m.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicySMI
+			if got := portsAcceptingPlaintext(m, mm, pods); len(got) > 0 {
+				t.Errorf("SMI mode: ports %v accept plaintext, want none", got)
+			}
 		})
 	}
 }
@@ -84,6 +89,7 @@ func TestNamespacesAcceptingPlaintext(t *testing.T) {
 	}
 	namespaces := []string{"closed", "mixed", "other", "gone", "labelled"}
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "m"}}
+	mi.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicyPermissive
 	// mixed, and gone and labelled by the mesh's default.
 	if got := namespacesAcceptingPlaintext(mi, namespaces, members); got != 3 {
 		t.Errorf("%d namespaces accept plaintext, want 3 (mixed, gone, labelled)", got)
@@ -91,5 +97,9 @@ func TestNamespacesAcceptingPlaintext(t *testing.T) {
 	mi.Spec.Inbound.PlaintextFromOutsideMesh = meshv1alpha1.PlaintextRefuse
 	if got := namespacesAcceptingPlaintext(mi, namespaces, members); got != 1 {
 		t.Errorf("%d namespaces accept plaintext in a refusing mesh, want 1 (mixed)", got)
+	}
+	mi.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicySMI
+	if got := namespacesAcceptingPlaintext(mi, namespaces, members); got != 0 {
+		t.Errorf("%d namespaces accept plaintext in an SMI mesh, want 0", got)
 	}
 }

@@ -22,7 +22,8 @@ import (
 // they change.
 func TestPlaintextStatusCountsWhatAcceptsIt(t *testing.T) {
 	ctx := context.Background()
-	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "plaintext"}}
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "plaintext"},
+		Spec: meshv1alpha1.MeshInstanceSpec{TrafficPolicy: meshv1alpha1.TrafficPolicy{Mode: meshv1alpha1.TrafficPolicyPermissive}}}
 	if err := k8s.Create(ctx, mi); err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +91,12 @@ func TestPlaintextStatusCountsWhatAcceptsIt(t *testing.T) {
 	expect("inherits Accept", meshv1alpha1.PlaintextAccept, []int32{8080, 9090}, 1)
 	update(mi, func() { mi.Spec.Inbound.PlaintextFromOutsideMesh = meshv1alpha1.PlaintextRefuse })
 	expect("inherits Refuse", meshv1alpha1.PlaintextRefuse, nil, 0)
+
+	// In SMI mode only an IngressBackend admits a caller outside the mesh,
+	// whatever the setting.
+	update(mi, func() {
+		mi.Spec.Inbound.PlaintextFromOutsideMesh = meshv1alpha1.PlaintextAccept
+		mi.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicySMI
+	})
+	expect("SMI", meshv1alpha1.PlaintextRefuse, nil, 0)
 }

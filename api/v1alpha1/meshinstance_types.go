@@ -96,9 +96,10 @@ type MeshInbound struct {
 	//
 	// Accept (the default) lets a cluster adopt the mesh without cutting
 	// anyone off: workloads join one by one while their callers keep
-	// reaching them. A plaintext caller has no identity for the traffic
-	// policy to check, so Accept lets every caller outside the mesh in, in
-	// SMI mode too.
+	// reaching them. It applies in Permissive mode. In SMI mode, which
+	// denies what no policy allows, a plaintext caller has no identity a
+	// TrafficTarget could name: only an IngressBackend admits one, whatever
+	// this setting says.
 	//
 	// Refuse lets in only mesh peers. Set it once every caller is in the
 	// mesh or named by an IngressBackend: on the ports of its backends, an

@@ -28,12 +28,18 @@ const (
 func (p PlaintextPolicy) valid() bool { return p == PlaintextAccept || p == PlaintextRefuse }
 
 // EffectivePlaintextFromOutsideMesh is the one home of the rule deciding
-// whether a member pod accepts plaintext from outside the mesh on port: the
-// member's override of that port, else the member's setting, else the
-// mesh's, else DefaultPlaintextFromOutsideMesh. A namespace in the mesh by
-// its label alone, with no MeshMember, passes a zero MemberInbound. Port 0
-// asks for the setting of every port without an override.
-func EffectivePlaintextFromOutsideMesh(mesh MeshInbound, member MemberInbound, port int32) PlaintextPolicy {
+// whether a member pod accepts plaintext from outside the mesh on port. In
+// SMI mode it never does by this setting: SMI denies what no policy allows,
+// and a plaintext caller has no identity a TrafficTarget could name, so only
+// an IngressBackend admits one. In Permissive mode it is the member's
+// override of that port, else the member's setting, else the mesh's, else
+// DefaultPlaintextFromOutsideMesh. A namespace in the mesh by its label
+// alone, with no MeshMember, passes a zero MemberInbound. Port 0 asks for
+// the setting of every port without an override.
+func EffectivePlaintextFromOutsideMesh(mesh MeshInstanceSpec, member MemberInbound, port int32) PlaintextPolicy {
+	if mesh.TrafficPolicy.Mode != TrafficPolicyPermissive {
+		return PlaintextRefuse
+	}
 	if port != 0 {
 		for _, o := range member.PortOverrides {
 			if o.Port == port && o.PlaintextFromOutsideMesh.valid() {
@@ -44,8 +50,8 @@ func EffectivePlaintextFromOutsideMesh(mesh MeshInbound, member MemberInbound, p
 	switch {
 	case member.PlaintextFromOutsideMesh.valid():
 		return member.PlaintextFromOutsideMesh
-	case mesh.PlaintextFromOutsideMesh.valid():
-		return mesh.PlaintextFromOutsideMesh
+	case mesh.Inbound.PlaintextFromOutsideMesh.valid():
+		return mesh.Inbound.PlaintextFromOutsideMesh
 	}
 	return DefaultPlaintextFromOutsideMesh
 }
@@ -54,7 +60,7 @@ func EffectivePlaintextFromOutsideMesh(mesh MeshInbound, member MemberInbound, p
 // from outside the mesh on at least one port: its ports without an override
 // do, or an override accepts it. It is what MeshInstance's
 // status.namespacesAcceptingPlaintext counts.
-func AcceptsPlaintextOnSomePort(mesh MeshInbound, member MemberInbound) bool {
+func AcceptsPlaintextOnSomePort(mesh MeshInstanceSpec, member MemberInbound) bool {
 	if EffectivePlaintextFromOutsideMesh(mesh, member, 0) == PlaintextAccept {
 		return true
 	}

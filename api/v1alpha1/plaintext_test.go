@@ -66,11 +66,25 @@ func TestEffectivePlaintextFromOutsideMesh(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := meshv1alpha1.EffectivePlaintextFromOutsideMesh(tc.mesh, tc.member, tc.port); got != tc.want {
+			spec := meshv1alpha1.MeshInstanceSpec{Inbound: tc.mesh, TrafficPolicy: meshv1alpha1.TrafficPolicy{Mode: meshv1alpha1.TrafficPolicyPermissive}}
+			if got := meshv1alpha1.EffectivePlaintextFromOutsideMesh(spec, tc.member, tc.port); got != tc.want {
 				t.Errorf("EffectivePlaintextFromOutsideMesh(port %d) = %q, want %q", tc.port, got, tc.want)
 			}
-			if got := meshv1alpha1.AcceptsPlaintextOnSomePort(tc.mesh, tc.member); got != tc.wantSomePort {
+			if got := meshv1alpha1.AcceptsPlaintextOnSomePort(spec, tc.member); got != tc.wantSomePort {
 				t.Errorf("AcceptsPlaintextOnSomePort = %v, want %v", got, tc.wantSomePort)
+			}
+		})
+		// SMI denies what no policy allows: whatever the setting, only an
+		// IngressBackend admits a caller outside the mesh.
+		t.Run(tc.name+" (SMI)", func(t *testing.T) {
+			for _, mode := range []meshv1alpha1.TrafficPolicyMode{meshv1alpha1.TrafficPolicySMI, ""} {
+				spec := meshv1alpha1.MeshInstanceSpec{Inbound: tc.mesh, TrafficPolicy: meshv1alpha1.TrafficPolicy{Mode: mode}}
+				if got := meshv1alpha1.EffectivePlaintextFromOutsideMesh(spec, tc.member, tc.port); got != refuse {
+					t.Errorf("mode %q: EffectivePlaintextFromOutsideMesh(port %d) = %q, want %q", mode, tc.port, got, refuse)
+				}
+				if meshv1alpha1.AcceptsPlaintextOnSomePort(spec, tc.member) {
+					t.Errorf("mode %q: AcceptsPlaintextOnSomePort = true", mode)
+				}
 			}
 		})
 	}

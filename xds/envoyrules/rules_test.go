@@ -60,6 +60,10 @@ func bookstore(t *testing.T, plaintext meshv1alpha1.PlaintextPolicy) *envoyrules
 		t.Fatal(err)
 	}
 	in.Mesh.Spec.Inbound.PlaintextFromOutsideMesh = plaintext
+	if plaintext == meshv1alpha1.PlaintextAccept {
+		// The setting applies in Permissive mode only.
+		in.Mesh.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicyPermissive
+	}
 	m, _ := mesh.Build(in)
 	g := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: "bookstore", ServiceAccount: "bookstore"}}
 	r, err := translate.Translate(m.View(g), &translate.Certificates{CertChain: []byte("c"), PrivateKey: []byte("k"), TrustBundle: []byte("ca")})

@@ -67,7 +67,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 		Mode:          ModeSMI,
 		EgressAllowed: mi.Spec.Egress.Mode == meshv1alpha1.EgressAllow,
 		Splits:        map[ServiceKey]*Split{},
-		inbound:       mi.Spec.Inbound,
+		spec:          mi.Spec,
 		memberInbound: map[string]meshv1alpha1.MemberInbound{},
 	}
 	if mi.Spec.TrafficPolicy.Mode == meshv1alpha1.TrafficPolicyPermissive {

@@ -83,7 +83,7 @@ func (ib *IngressBackend) misconfigured(t IngressTarget) string {
 // MeshVM follows its namespace's). An IngressBackend naming the port
 // decides instead (View.IngressTo).
 func (m *Mesh) PlaintextFromOutsideMesh(namespace string, port int32) bool {
-	return meshv1alpha1.EffectivePlaintextFromOutsideMesh(m.inbound, m.memberInbound[namespace], port) == meshv1alpha1.PlaintextAccept
+	return meshv1alpha1.EffectivePlaintextFromOutsideMesh(m.spec, m.memberInbound[namespace], port) == meshv1alpha1.PlaintextAccept
 }
 
 // collectIngressBackends resolves the IngressBackends of member namespaces.

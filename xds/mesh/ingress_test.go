@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
 )
@@ -86,7 +87,7 @@ func TestPlaintextFromOutsideMesh(t *testing.T) {
 apiVersion: mesh.openservicemesh.io/v1alpha1
 kind: MeshInstance
 metadata: {name: osm}
-spec: {inbound: {plaintextFromOutsideMesh: Refuse}}
+spec: {trafficPolicy: {mode: Permissive}, inbound: {plaintextFromOutsideMesh: Refuse}}
 ---
 apiVersion: v1
 kind: Namespace
@@ -117,5 +118,12 @@ metadata: {name: other, labels: {openservicemesh.io/monitor: osm}}
 		if got := m.PlaintextFromOutsideMesh(c.ns, c.port); got != c.want {
 			t.Errorf("%s port %d accepts plaintext: %v, want %v", c.ns, c.port, got, c.want)
 		}
+	}
+	// In SMI mode no setting lets a caller outside the mesh in: it has no
+	// identity a TrafficTarget could name.
+	in.Mesh.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicySMI
+	m, _ = mesh.Build(in)
+	if m.PlaintextFromOutsideMesh("shop", 8080) {
+		t.Error("an SMI mesh accepts plaintext on shop port 8080 by the setting")
 	}
 }

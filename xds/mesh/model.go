@@ -107,9 +107,9 @@ type Mesh struct {
 	// namespace/name.
 	IngressBackends []*IngressBackend
 
-	// inbound and memberInbound (by namespace) are what the mesh and its
+	// spec and memberInbound (by namespace) are what the mesh and its
 	// MeshMembers say of plaintext from outside the mesh.
-	inbound       meshv1alpha1.MeshInbound
+	spec          meshv1alpha1.MeshInstanceSpec
 	memberInbound map[string]meshv1alpha1.MemberInbound
 
 	// Indexes built with the model, so that a view costs what it holds.

@@ -112,9 +112,8 @@ func (t *translator) inboundChains(ip mesh.InboundPort) []*listenerv3.FilterChai
 
 // plaintextRules are the RBAC rules of a port's plaintext chain (nil: no
 // filter), and whether it has one: every caller, when its setting accepts
-// plaintext and no IngressBackend names it (in SMI mode too: a plaintext
-// caller has no identity for the traffic policy to check); else the
-// addresses of its http IngressBackends.
+// plaintext (Permissive mode only: mesh.View.AcceptsPlaintext) and no
+// IngressBackend names it; else the addresses of its http IngressBackends.
 func (t *translator) plaintextRules(port int32, p mesh.Protocol, rules []mesh.IngressRule) (*rbacv3.RBAC, bool) {
 	if t.view.AcceptsPlaintext(port) {
 		return nil, true
