@@ -48,11 +48,16 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 			fmt.Sprintf("\"error adding listener '%s': no filter chains specified\" (source/common/listener_manager/listener_impl.cc, validateFilterChains); in state-of-the-world LDS the whole update is NACKed", addressList(l)))
 	}
 	inspectors := map[string]bool{}
+	// The TLS inspector's filter_disabled predicate: the ports it skips.
+	var tlsOff *listenerv3.ListenerFilterChainMatchPredicate
 	for _, lf := range l.GetListenerFilters() {
 		url := lf.GetTypedConfig().GetTypeUrl()
 		switch url {
 		case tlsInspector, httpInspector, originalDst:
 			inspectors[url] = true
+			if url == tlsInspector {
+				tlsOff = lf.GetFilterDisabled()
+			}
 		default:
 			f.fail("listener", name, "listener filters are ones the mesh's Envoy has: "+lf.GetName()+" is not",
 				"\"Didn't find a registered implementation for '"+lf.GetName()+"' with type URL: '"+url+"'\"")
@@ -85,6 +90,10 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches server names or a transport protocol only with a TLS inspector", fc.GetName()),
 				"without one, server names are empty and the transport protocol is raw_buffer: the chain never matches TLS (source/server/active_tcp_socket.cc)")
 		}
+		if port := fc.GetFilterChainMatch().GetDestinationPort().GetValue(); cf.needTLS && inspectors[tlsInspector] && port != 0 && tlsOff != nil && disabledOn(tlsOff, int32(port)) {
+			f.fail("listener", name, fmt.Sprintf("filter chain %q matches server names or a transport protocol on port %d, where the TLS inspector is not disabled", fc.GetName(), port),
+				"a listener filter whose filter_disabled predicate matches the connection is skipped (source/common/network/listener_filter_matcher.h, ListenerFilterDstPortMatcher): the server name stays empty and the chain never matches")
+		}
 		if cf.needALPN && !inspectors[tlsInspector] && !inspectors[httpInspector] {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches application protocols only with a TLS or HTTP inspector", fc.GetName()),
 				"without one, the application protocols are empty: the chain never matches")
@@ -113,6 +122,16 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 		if _, err := cidr(pr); err != nil {
 			f.fail("listener", ln, where+": prefix ranges are CIDRs: "+err.Error(), "the CidrRange is refused (source/common/network/cidr_range.cc)")
 		}
+	}
+	for _, n := range m.GetServerNames() {
+		if strings.Contains(n, "*") && !strings.HasPrefix(n, "*.") {
+			f.fail("listener", ln, fmt.Sprintf("%s: server name %q is a name or a wildcard *.name", where, n),
+				fmt.Sprintf("\"error adding listener '%s': partial wildcards are not supported in \\\"server_names\\\"\" (%s, setupFilterChainMatcher)", ln, chainsSource))
+		}
+	}
+	if field, v := repeatedValue(m); field != "" {
+		f.fail("listener", ln, fmt.Sprintf("%s: its match lists %s %s once", where, field, v),
+			fmt.Sprintf("a value repeated in one chain's match takes the same leaf twice: \"error adding listener: multiple filter chains with overlapping matching rules are defined\" (%s, addFilterChainForSourcePorts)", chainsSource))
 	}
 	tls := c.downstreamTLS(ln, where, fc.GetTransportSocket(), f)
 	filters := fc.GetFilters()
@@ -236,6 +255,75 @@ func (c *Checker) downstreamTLS(ln, where string, ts *corev3.TransportSocket, f 
 
 func hasValidation(common *tlsv3.CommonTlsContext) bool {
 	return common.GetValidationContext() != nil || common.GetValidationContextSdsSecretConfig() != nil || common.GetCombinedValidationContext() != nil
+}
+
+// repeatedValue finds a value a match's repeated fields list twice, as
+// Envoy normalises them (CIDRs masked, server names lowercased): the field
+// and the value, or "".
+func repeatedValue(m *listenerv3.FilterChainMatch) (string, string) {
+	dup := func(vals []string) string {
+		seen := make(map[string]bool, len(vals))
+		for _, v := range vals {
+			if seen[v] {
+				return v
+			}
+			seen[v] = true
+		}
+		return ""
+	}
+	ranges := func(rs []*corev3.CidrRange) []string {
+		var out []string
+		for _, r := range rs {
+			if p, err := cidr(r); err == nil {
+				out = append(out, p.String())
+			}
+		}
+		return out
+	}
+	var names, ports []string
+	for _, n := range m.GetServerNames() {
+		names = append(names, strings.ToLower(n))
+	}
+	for _, p := range m.GetSourcePorts() {
+		ports = append(ports, strconv.Itoa(int(p)))
+	}
+	for _, c := range []struct {
+		field string
+		vals  []string
+	}{
+		{"prefix_ranges", ranges(m.GetPrefixRanges())},
+		{"server_names", names},
+		{"application_protocols", m.GetApplicationProtocols()},
+		{"direct_source_prefix_ranges", ranges(m.GetDirectSourcePrefixRanges())},
+		{"source_prefix_ranges", ranges(m.GetSourcePrefixRanges())},
+		{"source_ports", ports},
+	} {
+		if len(c.vals) > 1 {
+			if v := dup(c.vals); v != "" {
+				return c.field, v
+			}
+		}
+	}
+	return "", ""
+}
+
+// disabledOn evaluates a listener filter's filter_disabled predicate for a
+// connection to port, as Envoy's listener filter matchers do
+// (source/common/network/listener_filter_matcher.h).
+func disabledOn(p *listenerv3.ListenerFilterChainMatchPredicate, port int32) bool {
+	switch r := p.GetRule().(type) {
+	case *listenerv3.ListenerFilterChainMatchPredicate_AnyMatch:
+		return r.AnyMatch
+	case *listenerv3.ListenerFilterChainMatchPredicate_NotMatch:
+		return !disabledOn(r.NotMatch, port)
+	case *listenerv3.ListenerFilterChainMatchPredicate_OrMatch:
+		return slices.ContainsFunc(r.OrMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return disabledOn(q, port) })
+	case *listenerv3.ListenerFilterChainMatchPredicate_AndMatch:
+		return !slices.ContainsFunc(r.AndMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return !disabledOn(q, port) })
+	case *listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange:
+		return r.DestinationPortRange.GetStart() <= port && port < r.DestinationPortRange.GetEnd()
+	}
+	return false
 }
 
 // matchKey is a filter chain match as Envoy compares two for equality.
