@@ -46,6 +46,8 @@ type builder struct {
 	// podIPs are the IPs of every pod of the cluster, made when the first
 	// VM endpoint is checked (see podAddresses).
 	podIPs PodIPs
+	// routeGroups are the checked HTTPRouteGroups, by namespace/name.
+	routeGroups map[string]*routeGroup
 }
 
 func (b *builder) problem(kind string, obj metav1.Object, format string, args ...any) {
@@ -74,6 +76,8 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectServices()
 	b.collectPolicies()
 	b.collectSplits()
+	b.collectEgresses()
+	b.collectIngressTargets()
 	b.index()
 	slices.SortFunc(b.problems, func(a, c Problem) int {
 		return cmp.Or(cmp.Compare(a.Object, c.Object), cmp.Compare(a.Err.Error(), c.Err.Error()))

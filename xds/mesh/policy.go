@@ -54,6 +54,7 @@ type tcpRoute struct {
 // HTTPRouteGroups and TCPRoutes. A rule that cannot be resolved allows nothing.
 func (b *builder) collectPolicies() {
 	groups := b.checkRouteGroups()
+	b.routeGroups = groups
 	routes := b.checkTCPRoutes()
 	for _, tt := range b.in.TrafficTargets {
 		if _, ok := b.members[tt.Namespace]; !ok || tt.DeletionTimestamp != nil {
