@@ -19,6 +19,10 @@ const (
 	MaxEgressListItems     = 64
 	MaxEgressHostsPerPort  = 256
 	MaxEgressRangesPerPort = 256
+	// MaxEgressHostsPerSource bounds the hosts of all ports of a source
+	// (each is a cluster): one Egress within the CRD's limits could name
+	// 64 hosts on 64 ports.
+	MaxEgressHostsPerSource = 1024
 )
 
 // egressHost is a host name an Egress may name: a DNS name, or a wildcard
@@ -208,6 +212,7 @@ func mergeEgress(pols []*egressPolicy, report func(p *egressPolicy, format strin
 		hosts map[string]int // name → index in port.Hosts
 	}
 	byID := map[Identity]map[int32]*slot{}
+	hostsOf := map[Identity]int{} // hosts of every port of the identity
 	for _, p := range pols {
 		for _, id := range p.sources {
 			ports := byID[id]
@@ -225,11 +230,14 @@ func mergeEgress(pols []*egressPolicy, report func(p *egressPolicy, format strin
 				if s == nil {
 					s = &slot{port: &EgressPort{Port: pp.Number, Protocol: pp.Protocol}, owner: p.key, hosts: map[string]int{}}
 				}
-				if !addEgress(s.port, s.hosts, p, pp.Protocol) {
-					report(p, "port %d would give %s more than %d hosts or %d address ranges; this Egress's port is left out for that source",
-						pp.Number, id, MaxEgressHostsPerPort, MaxEgressRangesPerPort)
+				before := len(s.port.Hosts)
+				maxHosts := min(MaxEgressHostsPerPort, before+MaxEgressHostsPerSource-hostsOf[id])
+				if !addEgress(s.port, s.hosts, p, pp.Protocol, maxHosts) {
+					report(p, "port %d would give %s more than %d hosts or %d address ranges on the port, or %d hosts in all; this Egress's port is left out for that source",
+						pp.Number, id, MaxEgressHostsPerPort, MaxEgressRangesPerPort, MaxEgressHostsPerSource)
 					continue
 				}
+				hostsOf[id] += len(s.port.Hosts) - before
 				ports[pp.Number] = s
 			}
 		}
@@ -252,9 +260,9 @@ func tcpLike(p policyv1alpha1.EgressProtocol) bool {
 }
 
 // addEgress adds what policy p allows on a port of protocol proto to ep,
-// unless that would pass the limits; it says whether it did. hosts indexes
-// ep.Hosts by name.
-func addEgress(ep *EgressPort, hosts map[string]int, p *egressPolicy, proto policyv1alpha1.EgressProtocol) bool {
+// unless that would give it more than maxHosts hosts or too many ranges;
+// it says whether it did. hosts indexes ep.Hosts by name.
+func addEgress(ep *EgressPort, hosts map[string]int, p *egressPolicy, proto policyv1alpha1.EgressProtocol, maxHosts int) bool {
 	useHosts := proto == policyv1alpha1.EgressProtocolHTTP || proto == policyv1alpha1.EgressProtocolHTTPS
 	useRanges := proto != policyv1alpha1.EgressProtocolHTTP
 	anyAddress := tcpLike(proto) && len(p.ranges) == 0
@@ -272,7 +280,7 @@ func addEgress(ep *EgressPort, hosts map[string]int, p *egressPolicy, proto poli
 				added++
 			}
 		}
-		if len(ep.Hosts)+added > MaxEgressHostsPerPort {
+		if len(ep.Hosts)+added > maxHosts {
 			return false
 		}
 		for _, h := range p.hosts {

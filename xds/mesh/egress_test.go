@@ -107,3 +107,26 @@ func TestEgressInputIsCheckedAndMergedInOneWay(t *testing.T) {
 		t.Errorf("merged egress (-want +got):\n%s", d)
 	}
 }
+
+// TestEgressHostsOfASourceAreBounded: one Egress within the CRD's limits
+// (64 hosts on 64 ports) would be 4,096 clusters in every proxy of its
+// source; the ports past MaxEgressHostsPerSource hosts are left out.
+func TestEgressHostsOfASourceAreBounded(t *testing.T) {
+	var ports []policyv1alpha1.EgressPort
+	for i := range int32(64) {
+		ports = append(ports, port(20000+i, policyv1alpha1.EgressProtocolHTTPS))
+	}
+	in, err := meshtest.Decode([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Egresses = []*policyv1alpha1.Egress{egress("wide", hostList("w", 64), nil, ports...)}
+	m, ps := mesh.Build(in)
+	got := m.Egress(mesh.Identity{Namespace: "shop", ServiceAccount: "client"})
+	if want := mesh.MaxEgressHostsPerSource / 64; len(got) != want || got[len(got)-1].Port != 20000+int32(want)-1 {
+		t.Errorf("%d ports kept, want the first %d", len(got), want)
+	}
+	if len(ps) != 64-16 || !strings.Contains(ps[0].Error(), "hosts in all") {
+		t.Errorf("problems: %v", ps)
+	}
+}
