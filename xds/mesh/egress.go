@@ -68,6 +68,7 @@ func (m *Mesh) Egress(id Identity) []EgressPort { return m.egress[id] }
 
 // egressPolicy is a checked Egress.
 type egressPolicy struct {
+	obj     *policyv1alpha1.Egress
 	key     string // namespace/name
 	sources []Identity
 	hosts   []string
@@ -98,12 +99,7 @@ func (b *builder) collectEgresses() {
 	}
 	slices.SortFunc(pols, func(a, c *egressPolicy) int { return cmp.Compare(a.key, c.key) })
 	b.m.egress = mergeEgress(pols, func(p *egressPolicy, format string, args ...any) {
-		for _, eg := range b.in.Egresses {
-			if eg.Namespace+"/"+eg.Name == p.key {
-				b.problem("Egress", eg, format, args...)
-				return
-			}
-		}
+		b.problem("Egress", p.obj, format, args...)
 	})
 }
 
@@ -121,7 +117,7 @@ func (b *builder) egressPolicy(eg *policyv1alpha1.Egress, groups map[string]*rou
 			return nil
 		}
 	}
-	p := &egressPolicy{key: eg.Namespace + "/" + eg.Name}
+	p := &egressPolicy{obj: eg, key: eg.Namespace + "/" + eg.Name}
 	for i, src := range s.Sources {
 		id := Identity{Namespace: src.Namespace, ServiceAccount: src.Name}
 		switch {
