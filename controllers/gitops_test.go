@@ -12,17 +12,19 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/jsonmergepatch"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 )
 
-// argoHealth runs the Argo CD health script of obj's kind from
+// argoHealth runs the Argo CD health script of obj's group and kind from
 // examples/gitops/argocd/argocd-cm.yaml under gopher-lua, the interpreter
 // Argo CD embeds, with obj as the global `obj`, and returns its status and
 // message.
@@ -40,9 +42,10 @@ func argoHealth(t *testing.T, obj *unstructured.Unstructured) (string, string) {
 	if err := yaml.Unmarshal(raw, &cm); err != nil {
 		t.Fatal(err)
 	}
-	script, ok := cm.Data["resource.customizations.health.mesh.openservicemesh.io_"+obj.GetKind()]
+	gvk := obj.GroupVersionKind()
+	script, ok := cm.Data["resource.customizations.health."+gvk.Group+"_"+gvk.Kind]
 	if !ok {
-		t.Fatalf("argocd-cm has no health check for %s", obj.GetKind())
+		t.Fatalf("argocd-cm has no health check for %s", gvk.GroupKind())
 	}
 	L := lua.NewState()
 	defer L.Close()
@@ -179,6 +182,108 @@ func TestGitOpsHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(vm, "MeshVM", want{"Progressing", status.InProgressStatus})
+}
+
+// TestGitOpsHealthOfPolicies: what Argo CD (the Lua health checks of
+// examples/gitops/argocd) and Flux (kstatus) read from an IngressBackend
+// and an Egress as the operator writes their status: Degraded / Failed
+// while no mesh reads them (Stalled), Healthy / Current once one does, and
+// Progressing before any status and while a new generation is not
+// observed. An IngressBackend's status as OSM wrote it, currentStatus and
+// reason without conditions, reads as OSM meant it.
+func TestGitOpsHealthOfPolicies(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	ib := &policyv1alpha1.IngressBackend{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: policyv1alpha1.IngressBackendSpec{
+			Backends: []policyv1alpha1.IngressBackendTarget{{Name: "web", Port: policyv1alpha1.BackendPort{Number: 8080, Protocol: policyv1alpha1.BackendProtocolHTTP}}},
+			Sources:  []policyv1alpha1.IngressSource{{Kind: policyv1alpha1.IngressSourceIPRange, Name: "10.0.0.0/8"}},
+		},
+	}
+	eg := &policyv1alpha1.Egress{
+		ObjectMeta: metav1.ObjectMeta{Name: "httpbin", Namespace: ns},
+		Spec: policyv1alpha1.EgressSpec{
+			Sources: []policyv1alpha1.EgressSource{{Kind: policyv1alpha1.EgressSourceServiceAccount, Name: "web", Namespace: ns}},
+			Hosts:   []string{"httpbin.org"},
+			Ports:   []policyv1alpha1.EgressPort{{Number: 80, Protocol: policyv1alpha1.EgressProtocolHTTP}},
+		},
+	}
+	policies := []struct {
+		obj  client.Object
+		kind string
+	}{{ib, "IngressBackend"}, {eg, "Egress"}}
+	read := func(obj client.Object, kind string) (*unstructured.Unstructured, error) {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(policyv1alpha1.GroupVersion.WithKind(kind))
+		return u, k8s.Get(ctx, client.ObjectKeyFromObject(obj), u)
+	}
+	check := func(argo string, kstatus status.Status, msg string) {
+		t.Helper()
+		for _, p := range policies {
+			testenv.Eventually(t, 60*time.Second, func() error {
+				u, err := read(p.obj, p.kind)
+				if err != nil {
+					return err
+				}
+				res, err := status.Compute(u)
+				if err != nil {
+					return err
+				}
+				got, gotMsg := argoHealth(t, u)
+				if got != argo || res.Status != kstatus || !strings.Contains(gotMsg, msg) {
+					return fmt.Errorf("%s %s: Argo CD %s (%s), kstatus %s; want %s (containing %q), %s", p.kind, p.obj.GetName(), got, gotMsg, res.Status, argo, msg, kstatus)
+				}
+				return nil
+			})
+		}
+	}
+
+	// Before the operator reports.
+	for _, p := range policies {
+		fresh := manifest(t, fmt.Sprintf("apiVersion: policy.openservicemesh.io/v1alpha1\nkind: %s\nmetadata: {name: fresh, namespace: %s, generation: 1}\n", p.kind, ns))
+		if got, _ := argoHealth(t, fresh); got != "Progressing" {
+			t.Errorf("an %s with no status is %s, want Progressing", p.kind, got)
+		}
+	}
+
+	for _, p := range policies {
+		if err := k8s.Create(ctx, p.obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("Degraded", status.FailedStatus, policyv1alpha1.ReasonNamespaceNotInMesh)
+
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "gitops-policies"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	labelNamespace(t, ns, func(l map[string]string) { l[meshv1alpha1.MonitorLabel] = mi.Name })
+	check("Healthy", status.CurrentStatus, "In effect in mesh gitops-policies")
+
+	// A new generation the operator has not observed yet.
+	for _, p := range policies {
+		lagging, err := read(p.obj, p.kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lagging.SetGeneration(lagging.GetGeneration() + 1)
+		if got, msg := argoHealth(t, lagging); got != "Progressing" || !strings.Contains(msg, "generation") {
+			t.Errorf("an %s whose new generation is not observed is %s (%s), want Progressing", p.kind, got, msg)
+		}
+	}
+
+	// An IngressBackend's status as OSM writes it: no conditions.
+	for _, tc := range []struct{ currentStatus, want string }{
+		{policyv1alpha1.IngressBackendCommitted, "Healthy"},
+		{policyv1alpha1.IngressBackendError, "Degraded"},
+	} {
+		osm := manifest(t, fmt.Sprintf("apiVersion: policy.openservicemesh.io/v1alpha1\nkind: IngressBackend\n"+
+			"metadata: {name: osm, namespace: %s, generation: 3}\nstatus: {currentStatus: %s, reason: as OSM says}\n", ns, tc.currentStatus))
+		if got, msg := argoHealth(t, osm); got != tc.want || !strings.Contains(msg, "as OSM says") {
+			t.Errorf("an IngressBackend OSM reports %s is %s (%s), want %s with its reason", tc.currentStatus, got, msg, tc.want)
+		}
+	}
 }
 
 // TestReapplyMakesNoChange: once the operator has reconciled a mesh, applying

@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/webhooks"
 )
 
@@ -70,5 +75,76 @@ func TestVMAddressesOfNoHostAreRefused(t *testing.T) {
 	}
 	if err := k8s.Create(ctx, addressedVM(ns, "host", "192.0.2.60", "2001:db8::60", "10.20.0.1")); err != nil {
 		t.Errorf("addresses of a host were refused: %v", err)
+	}
+}
+
+// TestUpdatingTheFirstVMOfANamespaceInNoMesh: in a namespace in no mesh,
+// the first MeshVM decides the mesh of the others. A later VM of another
+// mesh, made while the namespace was that mesh's member, is refused an
+// update; the first VM is not refused one for it: the webhook counts the
+// stored copy of the VM it updates, with its own creation and mesh.
+// Before, it left the VM out, and the later VM was then the first.
+func TestUpdatingTheFirstVMOfANamespaceInNoMesh(t *testing.T) {
+	ctx := context.Background()
+	for _, m := range []string{"first-vm", "later-vm"} {
+		if err := k8s.Create(ctx, &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: m}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	ns := namespace(t, nil, nil)
+	// Named so that, created in the same second, a-first is still first.
+	first := addressedVM(ns, "a-first", "192.0.2.70")
+	first.Spec.Mesh = "first-vm"
+	if err := k8s.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// The namespace joins mesh later-vm, which takes a VM of it, and leaves.
+	label := func(mesh string) {
+		t.Helper()
+		n := &corev1.Namespace{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+			t.Fatal(err)
+		}
+		n.Labels = map[string]string{}
+		if mesh != "" {
+			n.Labels[meshv1alpha1.MonitorLabel] = mesh
+		}
+		if err := k8s.Update(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if err := cache.Get(ctx, client.ObjectKey{Name: ns}, n); err != nil {
+				return err
+			}
+			if got := n.Labels[meshv1alpha1.MonitorLabel]; got != mesh {
+				return fmt.Errorf("the webhooks' cache has namespace %s in mesh %q, want %q", ns, got, mesh)
+			}
+			return nil
+		})
+	}
+	label("later-vm")
+	later := addressedVM(ns, "b-later", "192.0.2.71")
+	later.Spec.Mesh = "later-vm"
+	if err := k8s.Create(ctx, later); err != nil {
+		t.Fatalf("a VM of the namespace's mesh was refused: %v", err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return cache.Get(ctx, client.ObjectKeyFromObject(later), &meshv1alpha1.MeshVM{})
+	})
+	label("")
+
+	update := func(vm *meshv1alpha1.MeshVM) error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			t.Fatal(err)
+		}
+		vm.Spec.Ports = append(vm.Spec.Ports, meshv1alpha1.VMPort{Name: "admin", Port: 9090, Protocol: meshv1alpha1.ProtocolHTTP})
+		return k8s.Update(ctx, vm)
+	}
+	if err := update(first); err != nil {
+		t.Errorf("the namespace's first VM was refused an update: %v", err)
+	}
+	want := fmt.Sprintf(`spec.mesh "later-vm": namespace %s is in no mesh and holds MeshVM a-first of mesh "first-vm", created before`, ns)
+	if err := update(later); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the later VM's update: %v; want a refusal containing %q", err, want)
 	}
 }

@@ -268,9 +268,9 @@ func refusal(what string, errs []mesh.FieldError) error {
 // (mesh.CheckTrafficSplit: no backends, weights out of range or all zero, a
 // backend named twice, a Service of another namespace) and a second split
 // of one Service (mesh.SplitConflict), and warns of Services that do not
-// exist, or that a split cannot send the root's traffic to
-// (mesh.CheckSplitRoot, mesh.CheckSplitBackend): they may be created or
-// changed later. The mesh model runs the same checks.
+// exist, or that a split cannot send the root's traffic to, and of what
+// the model then does (mesh.PlanSplit, the model's decision): they may be
+// created or changed later.
 type TrafficSplitValidator struct{ Reader client.Reader }
 
 func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.TrafficSplit) (admission.Warnings, error) {
@@ -279,11 +279,6 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 		return nil, refusal(what, errs)
 	}
 	root, _ := mesh.SplitService(ts.Spec.Service, ts.Namespace) // CheckTrafficSplit checked them
-	names, fields := []string{root}, []string{"spec.service"}
-	for i, b := range ts.Spec.Backends {
-		name, _ := mesh.SplitService(b.Service, ts.Namespace)
-		names, fields = append(names, name), append(fields, fmt.Sprintf("spec.backends[%d].service", i))
-	}
 	var splits splitv1alpha4.TrafficSplitList
 	if err := v.Reader.List(ctx, &splits, client.InNamespace(ts.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing the TrafficSplits of %s: %w", ts.Namespace, err)
@@ -296,48 +291,36 @@ func (v TrafficSplitValidator) Validate(ctx context.Context, ts *splitv1alpha4.T
 			return nil, refusal(what, []mesh.FieldError{mesh.SplitConflict(mesh.ServiceKey{Namespace: ts.Namespace, Name: root}, o.Name)})
 		}
 	}
-	var warnings admission.Warnings
-	var rootTarget *mesh.SplitTarget
-	// A backend that serves only some of the root's ports leaves the root
-	// its traffic on the others (mesh.SplitPorts), as the model does; any
-	// other problem, or no port every backend serves, ignores the split.
-	var partial []string
-	var unserved []*mesh.SplitPortsError
-	ignored := false
-	for i, name := range names {
+	// The Services the split names, as the model's PlanSplit sees them.
+	names := []string{root}
+	for _, b := range ts.Spec.Backends {
+		name, _ := mesh.SplitService(b.Service, ts.Namespace)
+		names = append(names, name)
+	}
+	targets := map[string]*mesh.SplitTarget{}
+	for _, name := range names {
+		if _, read := targets[name]; read {
+			continue
+		}
 		svc, err := get(ctx, v.Reader, client.ObjectKey{Namespace: ts.Namespace, Name: name}, &corev1.Service{})
 		if err != nil {
 			return nil, err
 		}
-		if svc == nil {
-			warnings = append(warnings, fmt.Sprintf("%s: %s: Service %s/%s does not exist", what, fields[i], ts.Namespace, name))
-			ignored = true
-			continue
-		}
-		t := mesh.SplitTargetOf(svc)
-		if i == 0 {
-			rootTarget = &t
-			err = mesh.CheckSplitRoot(t)
-		} else if rootTarget != nil {
-			err = mesh.CheckSplitBackend(*rootTarget, t)
-		}
-		var ports *mesh.SplitPortsError
-		switch {
-		case errors.As(err, &ports):
-			partial, unserved = append(partial, fmt.Sprintf("%s: %s: %v", what, fields[i], err)), append(unserved, ports)
-		case err != nil:
-			warnings = append(warnings, fmt.Sprintf("%s: %s: %v; the split is ignored", what, fields[i], err))
-			ignored = true
+		targets[name] = nil
+		if svc != nil {
+			t := mesh.SplitTargetOf(svc)
+			targets[name] = &t
 		}
 	}
-	if ignored || rootTarget == nil || len(mesh.SplitPorts(*rootTarget, unserved)) == 0 {
-		for _, w := range partial {
-			warnings = append(warnings, w+"; the split is ignored")
+	plan := mesh.PlanSplit(ts, func(name string) (mesh.SplitTarget, bool) {
+		if t := targets[name]; t != nil {
+			return *t, true
 		}
-		return warnings, nil
-	}
-	for i, w := range partial {
-		warnings = append(warnings, w+"; the root keeps its traffic on "+mesh.PortList(unserved[i].Missing))
+		return mesh.SplitTarget{}, false
+	})
+	var warnings admission.Warnings
+	for _, p := range plan.Problems {
+		warnings = append(warnings, what+": "+p.Error())
 	}
 	return warnings, nil
 }

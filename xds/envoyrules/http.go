@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
@@ -181,6 +182,15 @@ func (c *Checker) rbac(ln, where string, rules *rbacv3.RBAC, tls bool, f *facts)
 				}
 				if h := pr.GetHeader(); h != nil {
 					c.headerMatcher("listener", ln, h, f)
+				}
+				for _, r := range []*corev3.CidrRange{pr.GetDirectRemoteIp(), pr.GetRemoteIp(), pr.GetSourceIp()} { //nolint:staticcheck // source_ip is deprecated, and still loaded
+					if r == nil {
+						continue
+					}
+					if _, err := cidr(r); err != nil {
+						f.fail("listener", ln, fmt.Sprintf("%s: RBAC policy %q: address principals are CIDRs: %s", where, pn, err),
+							"the IP matcher's CidrRange is refused, and the filter with it (source/extensions/filters/common/rbac/matchers.h, IPMatcher; source/common/network/cidr_range.cc)")
+					}
 				}
 			})
 		}

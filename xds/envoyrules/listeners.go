@@ -49,14 +49,14 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 	}
 	inspectors := map[string]bool{}
 	// The TLS inspector's filter_disabled predicate: the ports it skips.
-	var tlsOff *listenerv3.ListenerFilterChainMatchPredicate
+	var tlsDisabled *listenerv3.ListenerFilterChainMatchPredicate
 	for _, lf := range l.GetListenerFilters() {
 		url := lf.GetTypedConfig().GetTypeUrl()
 		switch url {
 		case tlsInspector, httpInspector, originalDst:
 			inspectors[url] = true
 			if url == tlsInspector {
-				tlsOff = lf.GetFilterDisabled()
+				tlsDisabled = lf.GetFilterDisabled()
 			}
 		default:
 			f.fail("listener", name, "listener filters are ones the mesh's Envoy has: "+lf.GetName()+" is not",
@@ -90,13 +90,14 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches server names or a transport protocol only with a TLS inspector", fc.GetName()),
 				"without one, server names are empty and the transport protocol is raw_buffer: the chain never matches TLS (source/server/active_tcp_socket.cc)")
 		}
-		if port := fc.GetFilterChainMatch().GetDestinationPort().GetValue(); cf.needTLS && inspectors[tlsInspector] && port != 0 && tlsOff != nil && disabledOn(tlsOff, int32(port)) {
-			f.fail("listener", name, fmt.Sprintf("filter chain %q matches server names or a transport protocol on port %d, where the TLS inspector is not disabled", fc.GetName(), port),
-				"a listener filter whose filter_disabled predicate matches the connection is skipped (source/common/network/listener_filter_matcher.h, ListenerFilterDstPortMatcher): the server name stays empty and the chain never matches")
-		}
 		if cf.needALPN && !inspectors[tlsInspector] && !inspectors[httpInspector] {
 			f.fail("listener", name, fmt.Sprintf("filter chain %q matches application protocols only with a TLS or HTTP inspector", fc.GetName()),
 				"without one, the application protocols are empty: the chain never matches")
+		}
+		if port := fc.GetFilterChainMatch().GetDestinationPort().GetValue(); inspectors[tlsInspector] && port != 0 &&
+			(cf.needTLS || cf.needALPN && !inspectors[httpInspector]) && disabledOn(tlsDisabled, port) {
+			f.fail("listener", name, fmt.Sprintf("filter chain %q matches what the TLS inspector finds, so the inspector runs on its port %d", fc.GetName(), port),
+				"a listener filter does not run on the connections its filter_disabled matches: their transport protocol stays raw_buffer and they offer no application protocol, so the chain never matches (api/envoy/config/listener/v3/listener_components.proto, ListenerFilter.filter_disabled)")
 		}
 		f.add(cf)
 	}
@@ -134,6 +135,14 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 			fmt.Sprintf("a value repeated in one chain's match takes the same leaf twice: \"error adding listener: multiple filter chains with overlapping matching rules are defined\" (%s, addFilterChainForSourcePorts)", chainsSource))
 	}
 	tls := c.downstreamTLS(ln, where, fc.GetTransportSocket(), f)
+	switch tp := m.GetTransportProtocol(); {
+	case tp == "tls" && !tls:
+		f.fail("listener", ln, where+": a chain matched as tls has a TLS transport socket",
+			"Envoy loads it and hands the caller's TLS records to the filters as if they were plaintext: every connection fails")
+	case tp == "raw_buffer" && tls:
+		f.fail("listener", ln, where+": a chain matched as raw_buffer has no TLS transport socket",
+			"Envoy loads it and answers a plaintext caller with a TLS handshake: every connection fails")
+	}
 	filters := fc.GetFilters()
 	if len(filters) == 0 {
 		f.fail("listener", ln, where+" has filters, the last one terminal", "Envoy loads it; the chain accepts connections and never reads them")
@@ -181,6 +190,28 @@ func filterOrder(ln, where, kind string, known map[string]bool, name, url string
 			fmt.Sprintf("\"Error: non-terminal filter named %s of type %s is the last filter in a %s filter chain.\" (%s)", name, typeName(url), kind, terminalSource))
 	}
 	return ok
+}
+
+// disabledOn says whether a listener filter's filter_disabled predicate
+// matches connections to port. A predicate of another kind (addresses,
+// server names) is taken not to: the rule holds what it can read.
+func disabledOn(p *listenerv3.ListenerFilterChainMatchPredicate, port uint32) bool {
+	if p == nil {
+		return false
+	}
+	switch r := p.GetRule().(type) {
+	case *listenerv3.ListenerFilterChainMatchPredicate_AnyMatch:
+		return r.AnyMatch
+	case *listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange:
+		return int64(r.DestinationPortRange.GetStart()) <= int64(port) && int64(port) < int64(r.DestinationPortRange.GetEnd())
+	case *listenerv3.ListenerFilterChainMatchPredicate_NotMatch:
+		return !disabledOn(r.NotMatch, port)
+	case *listenerv3.ListenerFilterChainMatchPredicate_OrMatch:
+		return slices.ContainsFunc(r.OrMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return disabledOn(q, port) })
+	case *listenerv3.ListenerFilterChainMatchPredicate_AndMatch:
+		return !slices.ContainsFunc(r.AndMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return !disabledOn(q, port) })
+	}
+	return false
 }
 
 // addresses records the addresses l binds, refusing one bound twice.
@@ -305,25 +336,6 @@ func repeatedValue(m *listenerv3.FilterChainMatch) (string, string) {
 		}
 	}
 	return "", ""
-}
-
-// disabledOn evaluates a listener filter's filter_disabled predicate for a
-// connection to port, as Envoy's listener filter matchers do
-// (source/common/network/listener_filter_matcher.h).
-func disabledOn(p *listenerv3.ListenerFilterChainMatchPredicate, port int32) bool {
-	switch r := p.GetRule().(type) {
-	case *listenerv3.ListenerFilterChainMatchPredicate_AnyMatch:
-		return r.AnyMatch
-	case *listenerv3.ListenerFilterChainMatchPredicate_NotMatch:
-		return !disabledOn(r.NotMatch, port)
-	case *listenerv3.ListenerFilterChainMatchPredicate_OrMatch:
-		return slices.ContainsFunc(r.OrMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return disabledOn(q, port) })
-	case *listenerv3.ListenerFilterChainMatchPredicate_AndMatch:
-		return !slices.ContainsFunc(r.AndMatch.GetRules(), func(q *listenerv3.ListenerFilterChainMatchPredicate) bool { return !disabledOn(q, port) })
-	case *listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange:
-		return r.DestinationPortRange.GetStart() <= port && port < r.DestinationPortRange.GetEnd()
-	}
-	return false
 }
 
 // matchKey is a filter chain match as Envoy compares two for equality.

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -36,8 +37,22 @@ import (
 var opts = envoyrules.Options{MaxRegexProgramSize: envoyrules.MeshRegexLimit, Blackholes: []string{translate.BlackholeCluster}}
 
 // base is what the translator gives the bookstore's proxies (SMI, HTTP with
-// RBAC inbound, RDS and mutual TLS outbound), cloned: every rule holds on it.
+// RBAC inbound, RDS and mutual TLS outbound), with plaintext from outside
+// the mesh refused, so that the inbound listener has one chain per port,
+// cloned: every rule holds on it.
 func base(t *testing.T) *envoyrules.Resources {
+	t.Helper()
+	return bookstore(t, meshv1alpha1.PlaintextRefuse)
+}
+
+// basePlaintext is base with plaintext from outside the mesh accepted: a
+// TLS inspector, and a mutual TLS and a plaintext chain per port.
+func basePlaintext(t *testing.T) *envoyrules.Resources {
+	t.Helper()
+	return bookstore(t, meshv1alpha1.PlaintextAccept)
+}
+
+func bookstore(t *testing.T, plaintext meshv1alpha1.PlaintextPolicy) *envoyrules.Resources {
 	t.Helper()
 	data, err := os.ReadFile("../translate/testdata/in/bookstore.yaml")
 	if err != nil {
@@ -47,6 +62,7 @@ func base(t *testing.T) *envoyrules.Resources {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in.Mesh.Spec.Inbound.PlaintextFromOutsideMesh = plaintext
 	m, _ := mesh.Build(in)
 	g := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: "bookstore", ServiceAccount: "bookstore"}}
 	r, err := translate.Translate(m.View(g), &translate.Certificates{CertChain: []byte("c"), PrivateKey: []byte("k"), TrustBundle: []byte("ca")})
@@ -79,6 +95,15 @@ func listener(r *envoyrules.Resources, name string) *listenerv3.Listener {
 		}
 	}
 	panic("no listener " + name)
+}
+
+func chain(l *listenerv3.Listener, name string) *listenerv3.FilterChain {
+	for _, fc := range l.FilterChains {
+		if fc.GetName() == name {
+			return fc
+		}
+	}
+	panic("no filter chain " + name)
 }
 
 func cluster(r *envoyrules.Resources, name string) *clusterv3.Cluster {
@@ -182,7 +207,52 @@ func TestRules(t *testing.T) {
 		bad, good  edit
 		want       string
 		optsChange func(*envoyrules.Options)
+		// plaintext runs the case on basePlaintext.
+		plaintext bool
 	}{
+		{rule: "a chain matched as raw_buffer is plaintext", plaintext: true,
+			bad: func(r *envoyrules.Resources) {
+				l := listener(r, translate.InboundListener)
+				chain(l, local+"|plaintext").TransportSocket = chain(l, local).TransportSocket
+			},
+			good: func(r *envoyrules.Resources) {
+				l := listener(r, translate.InboundListener)
+				chain(l, local+"|plaintext").TransportSocket = nil
+			},
+			want: "a chain matched as raw_buffer has no TLS transport socket"},
+		{rule: "a chain matched as tls is TLS", plaintext: true,
+			bad: func(r *envoyrules.Resources) {
+				l := listener(r, translate.InboundListener)
+				pt := chain(l, local+"|plaintext")
+				pt.FilterChainMatch.TransportProtocol = "tls"
+				chain(l, local).FilterChainMatch.TransportProtocol = "raw_buffer" // no duplicate
+				chain(l, local).TransportSocket = nil
+			},
+			good: func(r *envoyrules.Resources) {},
+			want: "a chain matched as tls has a TLS transport socket"},
+		{rule: "the TLS inspector runs where chains need it", plaintext: true,
+			bad: func(r *envoyrules.Resources) {
+				l := listener(r, translate.InboundListener)
+				l.ListenerFilters[len(l.ListenerFilters)-1].FilterDisabled = &listenerv3.ListenerFilterChainMatchPredicate{
+					Rule: &listenerv3.ListenerFilterChainMatchPredicate_AnyMatch{AnyMatch: true}}
+			},
+			good: func(r *envoyrules.Resources) {
+				l := listener(r, translate.InboundListener)
+				l.ListenerFilters[len(l.ListenerFilters)-1].FilterDisabled = nil
+			},
+			want: "so the inspector runs on its port 14001"},
+		{rule: "RBAC address principals are CIDRs",
+			bad: func(r *envoyrules.Resources) {
+				listener(r, "outbound").DefaultFilterChain.Filters = []*listenerv3.Filter{
+					rbacFilter(&rbacv3.Principal{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(33)}}}),
+					tcpFilter(translate.BlackholeCluster)}
+			},
+			good: func(r *envoyrules.Resources) {
+				listener(r, "outbound").DefaultFilterChain.Filters = []*listenerv3.Filter{
+					rbacFilter(&rbacv3.Principal{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(8)}}}),
+					tcpFilter(translate.BlackholeCluster)}
+			},
+			want: "address principals are CIDRs"},
 		{rule: "a listener has a filter chain",
 			bad: func(r *envoyrules.Resources) {
 				l := listener(r, "outbound")
@@ -300,7 +370,7 @@ func TestRules(t *testing.T) {
 				listener(r, "inbound").FilterChains[0].FilterChainMatch.ServerNames = []string{"web"}
 			},
 			good: func(r *envoyrules.Resources) {
-				listener(r, "inbound").FilterChains[0].FilterChainMatch.TransportProtocol = "raw_buffer"
+				listener(r, "outbound").FilterChains[0].FilterChainMatch.TransportProtocol = "raw_buffer"
 			},
 			want: "only with a TLS inspector"},
 		{rule: "ipv4_compat only on ::",
@@ -713,7 +783,7 @@ func TestRules(t *testing.T) {
 				l.ListenerFilters = append(l.ListenerFilters, tlsInspectorFilter(&listenerv3.ListenerFilterChainMatchPredicate{
 					Rule: &listenerv3.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: portRange(p)}}))
 			},
-			want: "where the TLS inspector is not disabled"},
+			want: "so the inspector runs on its port"},
 		{rule: "SDS secrets are served",
 			bad:        func(r *envoyrules.Resources) { r.Secrets = r.Secrets[:1] },
 			good:       func(r *envoyrules.Resources) { r.Secrets = nil }, // pending: the proxies wait for the identity
@@ -726,7 +796,11 @@ func TestRules(t *testing.T) {
 			if c.optsChange != nil {
 				c.optsChange(&o)
 			}
-			bad := base(t)
+			start := base
+			if c.plaintext {
+				start = basePlaintext
+			}
+			bad := start(t)
 			c.bad(bad)
 			err := envoyrules.Check(bad, o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -735,7 +809,7 @@ func TestRules(t *testing.T) {
 			if err != nil && !envoyrules.IsViolation(err) {
 				t.Errorf("%v is not a Violation", err)
 			}
-			good := base(t)
+			good := start(t)
 			c.good(good)
 			if len(good.Secrets) == 0 {
 				o.SecretsPending = true

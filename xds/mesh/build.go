@@ -43,11 +43,11 @@ type builder struct {
 	vms    map[string]*meshv1alpha1.MeshVM
 	// vmNamespaces are the namespaces holding the mesh's VMs.
 	vmNamespaces map[string]bool
+	// routeGroups are the checked HTTPRouteGroups, by namespace/name.
+	routeGroups map[string]*routeGroup
 	// podIPs are the IPs of every pod of the cluster, made when the first
 	// VM endpoint is checked (see podAddresses).
 	podIPs PodIPs
-	// routeGroups are the checked HTTPRouteGroups, by namespace/name.
-	routeGroups map[string]*routeGroup
 }
 
 func (b *builder) problem(kind string, obj metav1.Object, format string, args ...any) {
@@ -67,6 +67,8 @@ func (b *builder) build() (*Mesh, []Problem) {
 		Mode:          ModeSMI,
 		EgressAllowed: mi.Spec.Egress.Mode == meshv1alpha1.EgressAllow,
 		Splits:        map[ServiceKey]*Split{},
+		inbound:       mi.Spec.Inbound,
+		memberInbound: map[string]meshv1alpha1.MemberInbound{},
 	}
 	if mi.Spec.TrafficPolicy.Mode == meshv1alpha1.TrafficPolicyPermissive {
 		b.m.Mode = ModePermissive
@@ -77,6 +79,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectPolicies()
 	b.collectSplits()
 	b.collectEgresses()
+	b.collectIngressBackends()
 	b.collectIngressTargets()
 	b.index()
 	slices.SortFunc(b.problems, func(a, c Problem) int {
@@ -112,6 +115,7 @@ func (b *builder) collectMembers() {
 		if mm.Spec.Mesh != b.m.Name || mm.DeletionTimestamp != nil {
 			continue
 		}
+		b.m.memberInbound[mm.Namespace] = mm.Spec.Inbound
 		sel := labels.Everything()
 		if mm.Spec.Selector != nil {
 			s, err := metav1.LabelSelectorAsSelector(mm.Spec.Selector)

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -151,6 +152,89 @@ func SplitPorts(root SplitTarget, unserved []*SplitPortsError) []int32 {
 		})
 	}
 	return out
+}
+
+// SplitProblem is what is wrong with a field of a TrafficSplit, with what
+// it does to the split (Effect): the split is ignored, or the root keeps
+// its traffic on some ports.
+type SplitProblem struct {
+	FieldError
+	Effect string
+}
+
+func (p SplitProblem) Error() string { return p.FieldError.Error() + "; " + p.Effect }
+
+// SplitPlan is how a TrafficSplit applies to the ports of its root.
+type SplitPlan struct {
+	// Ignored is true when the split routes nothing: its root keeps all
+	// of its traffic, as with no split.
+	Ignored bool
+	// Ports are the root's ports the split routes, sorted (SplitPorts);
+	// none when Ignored.
+	Ports []int32
+	// Problems are what is wrong, field by field, then the backends
+	// without some of the root's ports.
+	Problems []SplitProblem
+}
+
+// PlanSplit is how TrafficSplit ts, which CheckTrafficSplit passed,
+// applies per port of its root: the one decision the model routes by and
+// the webhook warns by. target is the split target of the Service of ts's
+// namespace of that name, false when there is none. A split the proxies
+// cannot route as written is ignored whole (a root or backend that does
+// not exist or is headless): its root keeps its traffic, as with no
+// split, rather than some share of it going astray. So does each port of
+// the root that not every backend serves, while the split routes the
+// others; with no port left, the split is ignored.
+func PlanSplit(ts *splitv1alpha4.TrafficSplit, target func(name string) (SplitTarget, bool)) SplitPlan {
+	var plan SplitPlan
+	ignore := func(e FieldError) {
+		plan.Ignored = true
+		plan.Problems = append(plan.Problems, SplitProblem{FieldError: e, Effect: splitIgnored})
+	}
+	rootName, _ := SplitService(ts.Spec.Service, ts.Namespace) // CheckTrafficSplit checked it
+	root, rootFound := target(rootName)
+	if !rootFound {
+		ignore(missingService("spec.service", ServiceKey{ts.Namespace, rootName}))
+	} else if err := CheckSplitRoot(root); err != nil {
+		ignore(FieldError{Field: "spec.service", Err: err})
+	}
+	var partial []FieldError
+	var unserved []*SplitPortsError
+	for i, be := range ts.Spec.Backends {
+		field := fmt.Sprintf("spec.backends[%d].service", i)
+		name, _ := SplitService(be.Service, ts.Namespace)
+		t, ok := target(name)
+		if !ok {
+			ignore(missingService(field, ServiceKey{ts.Namespace, name}))
+			continue
+		}
+		if !rootFound {
+			continue // nothing to serve the ports of
+		}
+		var ports *SplitPortsError
+		switch err := CheckSplitBackend(root, t); {
+		case errors.As(err, &ports):
+			partial, unserved = append(partial, FieldError{Field: field, Err: err}), append(unserved, ports)
+		case err != nil:
+			ignore(FieldError{Field: field, Err: err})
+		}
+	}
+	if !plan.Ignored {
+		plan.Ports = SplitPorts(root, unserved)
+		plan.Ignored = len(unserved) > 0 && len(plan.Ports) == 0
+	}
+	for i, e := range partial {
+		effect := splitIgnored
+		if !plan.Ignored {
+			effect = "the root keeps its traffic on " + PortList(unserved[i].Missing)
+		}
+		plan.Problems = append(plan.Problems, SplitProblem{FieldError: e, Effect: effect})
+	}
+	if plan.Ignored {
+		plan.Ports = nil
+	}
+	return plan
 }
 
 // requireSome says that a list field must not be empty.
@@ -338,14 +422,6 @@ func CheckTrafficSplit(ts *splitv1alpha4.TrafficSplit) []FieldError {
 		errs = append(errs, fieldError("spec.backends", "the weights add up to %d, more than %d", total, uint32(math.MaxUint32)))
 	}
 	return errs
-}
-
-// fieldErrors is err, if any, as the error of field.
-func fieldErrors(field string, err error) []FieldError {
-	if err == nil {
-		return nil
-	}
-	return []FieldError{{Field: field, Err: err}}
 }
 
 // missingService is the error of a field naming a Service that does not exist.

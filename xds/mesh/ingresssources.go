@@ -8,10 +8,10 @@ import (
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 )
 
-// IngressTarget is a backend an ingress source calls by endpoint address:
+// IngressSourceTarget is a backend an ingress source calls by endpoint address:
 // an ingress controller in the mesh dials the endpoints of a Service, at
 // their target port, not its virtual IP.
-type IngressTarget struct {
+type IngressSourceTarget struct {
 	Service ServiceKey
 	// TargetPort is the IngressBackend's port: the endpoints' own.
 	TargetPort int32
@@ -19,7 +19,7 @@ type IngressTarget struct {
 
 // IngressTargets are the backends the identity calls as an IngressBackend's
 // source, sorted: empty for an identity no IngressBackend names.
-func (m *Mesh) IngressTargets(id Identity) []IngressTarget { return m.ingressTargets[id] }
+func (m *Mesh) IngressTargets(id Identity) []IngressSourceTarget { return m.ingressTargets[id] }
 
 // collectIngressTargets finds the ingress sources of the mesh: the meshed
 // identities an IngressBackend of a member namespace names as a source, by
@@ -33,15 +33,15 @@ func (b *builder) collectIngressTargets() {
 	if len(b.in.IngressBackends) == 0 {
 		return
 	}
-	out := map[Identity][]IngressTarget{}
+	out := map[Identity][]IngressSourceTarget{}
 	for _, ib := range b.in.IngressBackends {
 		if _, ok := b.members[ib.Namespace]; !ok || ib.DeletionTimestamp != nil {
 			continue
 		}
-		var targets []IngressTarget
+		var targets []IngressSourceTarget
 		for _, be := range ib.Spec.Backends {
 			if be.Port.Number >= 1 && be.Port.Number <= 65535 {
-				targets = append(targets, IngressTarget{Service: ServiceKey{ib.Namespace, be.Name}, TargetPort: be.Port.Number})
+				targets = append(targets, IngressSourceTarget{Service: ServiceKey{ib.Namespace, be.Name}, TargetPort: be.Port.Number})
 			}
 		}
 		for _, src := range ib.Spec.Sources {
@@ -51,7 +51,7 @@ func (b *builder) collectIngressTargets() {
 		}
 	}
 	for id, ts := range out {
-		slices.SortFunc(ts, func(a, c IngressTarget) int {
+		slices.SortFunc(ts, func(a, c IngressSourceTarget) int {
 			return cmp.Or(compareServiceKey(a.Service, c.Service), cmp.Compare(a.TargetPort, c.TargetPort))
 		})
 		out[id] = slices.Compact(ts)

@@ -35,7 +35,7 @@ spec:
 	}
 	in.Mesh.Spec.TrustDomain = "cluster.local"
 	m, _ := mesh.Build(in)
-	want := []mesh.IngressTarget{{Service: mesh.ServiceKey{Namespace: "shop", Name: "web"}, TargetPort: 8080}}
+	want := []mesh.IngressSourceTarget{{Service: mesh.ServiceKey{Namespace: "shop", Name: "web"}, TargetPort: 8080}}
 	for _, sa := range []string{"edge", "gateway"} {
 		if got := m.IngressTargets(mesh.Identity{Namespace: "shop", ServiceAccount: sa}); !slices.Equal(got, want) {
 			t.Errorf("shop/%s calls %v by endpoint, want %v", sa, got, want)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
 // Mode is how traffic between members is authorized.
@@ -101,6 +103,14 @@ type Mesh struct {
 	Splits map[ServiceKey]*Split
 	// Groups are the proxy groups with at least one member workload, sorted.
 	Groups []Group
+	// IngressBackends are the OSM IngressBackends, resolved, sorted by
+	// namespace/name.
+	IngressBackends []*IngressBackend
+
+	// inbound and memberInbound (by namespace) are what the mesh and its
+	// MeshMembers say of plaintext from outside the mesh.
+	inbound       meshv1alpha1.MeshInbound
+	memberInbound map[string]meshv1alpha1.MemberInbound
 
 	// Indexes built with the model, so that a view costs what it holds.
 	byIdentity   map[Identity][]*Service // services each identity backs
@@ -110,7 +120,7 @@ type Mesh struct {
 	egress map[Identity][]EgressPort
 	// ingressTargets are, for each identity an IngressBackend names as a
 	// source, the backends it calls by endpoint address (ingresssources.go).
-	ingressTargets map[Identity][]IngressTarget
+	ingressTargets map[Identity][]IngressSourceTarget
 }
 
 // Service is a Kubernetes Service of a member namespace.

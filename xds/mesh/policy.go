@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -221,11 +220,8 @@ func httpMatch(m specsv1alpha4.HTTPMatch) HTTPMatch {
 	return hm
 }
 
-// collectSplits resolves the TrafficSplits of member namespaces. A split
-// the proxies cannot route as written is ignored whole: its root keeps its
-// traffic, as with no split, rather than some share of it going astray.
-// So does each port of the root that not every backend serves, while the
-// split routes the others.
+// collectSplits resolves the TrafficSplits of member namespaces, each as
+// PlanSplit decides, and one split per root.
 func (b *builder) collectSplits() {
 	splits := slices.Clone(b.in.TrafficSplits)
 	slices.SortFunc(splits, func(a, c *splitv1alpha4.TrafficSplit) int {
@@ -241,63 +237,38 @@ func (b *builder) collectSplits() {
 	}
 }
 
-// split resolves a TrafficSplit; nil when it is ignored.
+// split resolves a TrafficSplit; nil when it is ignored (PlanSplit).
 func (b *builder) split(ts *splitv1alpha4.TrafficSplit) *Split {
 	const kind = "TrafficSplit"
 	if b.report(kind, ts, CheckTrafficSplit(ts), splitIgnored) {
 		return nil
 	}
 	name, _ := SplitService(ts.Spec.Service, ts.Namespace) // CheckTrafficSplit checked it
-	root := b.m.Service(ServiceKey{ts.Namespace, name})
-	if root == nil {
-		b.report(kind, ts, []FieldError{missingService("spec.service", ServiceKey{ts.Namespace, name})}, splitIgnored)
+	root := ServiceKey{ts.Namespace, name}
+	// A split is in the model only when its root exists and is not
+	// headless, so this one's root passes PlanSplit's checks of it too.
+	if prev := b.m.Splits[root]; prev != nil {
+		b.report(kind, ts, []FieldError{SplitConflict(root, prev.Name)}, splitIgnored)
 		return nil
 	}
-	rootTarget := root.splitTarget()
-	if b.report(kind, ts, fieldErrors("spec.service", CheckSplitRoot(rootTarget)), splitIgnored) {
+	plan := PlanSplit(ts, func(name string) (SplitTarget, bool) {
+		s := b.m.Service(ServiceKey{ts.Namespace, name})
+		if s == nil {
+			return SplitTarget{}, false
+		}
+		return s.splitTarget(), true
+	})
+	for _, p := range plan.Problems {
+		b.report(kind, ts, []FieldError{p.FieldError}, p.Effect)
+	}
+	if plan.Ignored {
 		return nil
 	}
-	if prev := b.m.Splits[root.Key]; prev != nil {
-		b.report(kind, ts, []FieldError{SplitConflict(root.Key, prev.Name)}, splitIgnored)
-		return nil
-	}
-	sp := &Split{Namespace: ts.Namespace, Name: ts.Name, Root: root.Key}
-	ok := true
-	// A backend without some of the root's ports leaves those to the root,
-	// and the split routes the others: reported once every backend is
-	// known, saying which.
-	var partial []FieldError
-	var unserved []*SplitPortsError
-	for i, be := range ts.Spec.Backends {
-		field := fmt.Sprintf("spec.backends[%d].service", i)
+	sp := &Split{Namespace: ts.Namespace, Name: ts.Name, Root: root, Ports: plan.Ports}
+	for _, be := range ts.Spec.Backends {
 		name, _ := SplitService(be.Service, ts.Namespace)
-		key := ServiceKey{ts.Namespace, name}
-		svc := b.m.Service(key)
-		if svc == nil {
-			b.report(kind, ts, []FieldError{missingService(field, key)}, splitIgnored)
-			ok = false
-			continue
-		}
-		var ports *SplitPortsError
-		switch err := CheckSplitBackend(rootTarget, svc.splitTarget()); {
-		case errors.As(err, &ports):
-			partial = append(partial, FieldError{Field: field, Err: err})
-			unserved = append(unserved, ports)
-		case err != nil:
-			b.report(kind, ts, fieldErrors(field, err), splitIgnored)
-			ok = false
-			continue
-		}
 		// CheckTrafficSplit checked that the weight is in 0..MaxUint32.
-		sp.Backends = append(sp.Backends, Backend{Service: key, Weight: uint32(be.Weight)})
-	}
-	sp.Ports = SplitPorts(rootTarget, unserved)
-	if !ok || len(unserved) > 0 && len(sp.Ports) == 0 {
-		b.report(kind, ts, partial, splitIgnored)
-		return nil
-	}
-	for i, e := range partial {
-		b.report(kind, ts, []FieldError{e}, "the root keeps its traffic on "+PortList(unserved[i].Missing))
+		sp.Backends = append(sp.Backends, Backend{Service: ServiceKey{ts.Namespace, name}, Weight: uint32(be.Weight)})
 	}
 	return sp
 }

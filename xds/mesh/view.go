@@ -24,7 +24,7 @@ type View struct {
 	// the backends it calls by endpoint address as an IngressBackend's
 	// source: an Envoy group's only.
 	Egress         []EgressPort
-	IngressTargets []IngressTarget
+	IngressTargets []IngressSourceTarget
 }
 
 // View returns the view of group g.

@@ -204,3 +204,85 @@ func openSecretsAt(t *testing.T, ctx context.Context, addr string, kp *testpki.K
 	awaitSotW(t, s, func(r *discoveryv3.DiscoveryResponse) bool { return len(r.GetResources()) > 0 })
 	return s
 }
+
+// A MeshVM in a namespace in no mesh is of the mesh its spec names: that
+// mesh's trust change rechecks its stream, and another mesh's does not.
+// The namespace has no mesh label to match, so the server reads the VM
+// (inMesh in xds/server/server.go). Without that, the VM's stream kept a
+// trust its mesh no longer had; matching every VM instead rechecks each
+// of them at every mesh's change.
+func TestAVMInANamespaceOfNoMeshIsRecheckedByItsOwnMeshOnly(t *testing.T) {
+	ctx := testContext(t)
+	auth, at := countingServer(t, ctx)
+	own, other := fmt.Sprintf("vm-own-%d", seq.Add(1)), fmt.Sprintf("vm-other-%d", seq.Add(1))
+	for _, m := range []string{own, other} {
+		if err := createMesh(ctx, m, "", ca); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A pod's proxy in a namespace of the other mesh: its rechecks say how
+	// far the server has got through the meshes' changes.
+	otherNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: fmt.Sprintf("xds-%d", seq.Add(1)), Labels: map[string]string{meshv1alpha1.MonitorLabel: other},
+	}}
+	vmNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("xds-%d", seq.Add(1))}}
+	mustCreate(t, otherNS, vmNS)
+	podKP := workload(t, otherNS.Name, "buyer-1", "buyer", nil)
+	podNode := nodeID(otherNS.Name, "buyer-1")
+	openSecretsAt(t, ctx, at, &podKP, podNode)
+
+	vmKP := workload(t, vmNS.Name, "identity-1", "warehouse", nil) // the VM's identity and its Secret
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "warehouse-vm", Namespace: vmNS.Name},
+		Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: own, ServiceAccountName: "warehouse", Addresses: []string{"192.0.2.42"},
+			Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}},
+		},
+	}
+	mustCreate(t, vm)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return informers.Get(ctx, client.ObjectKeyFromObject(vm), &meshv1alpha1.MeshVM{})
+	})
+	vmNode := mesh.VMNodeID(vm.Namespace, vm.Name)
+	vmStream := openSecretsAt(t, ctx, at, &vmKP, vmNode)
+	beforeVM, beforePod := auth.count(vmNode), auth.count(podNode)
+
+	// Each mesh trusts one more root: the VM's first, then the other twice.
+	// The server handles the meshes' changes one after the other, in
+	// order: once the pod is rechecked for the other mesh's second change,
+	// it is done with its first, and with the VM's mesh's before it.
+	trustAnother := func(name string) {
+		t.Helper()
+		root, err := testpki.NewCA("another root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mi := &meshv1alpha1.MeshInstance{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: name}, mi); err != nil {
+			t.Fatal(err)
+		}
+		mi.Status.TrustBundle = append(mi.Status.TrustBundle, meshv1alpha1.TrustAnchorOf(root.Cert))
+		if err := k8s.Status().Update(ctx, mi); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trustAnother(own)
+	trustAnother(other)
+	trustAnother(other)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := auth.count(podNode) - beforePod; n < 2 {
+			return fmt.Errorf("the pod of mesh %s was rechecked %d times, want 2: its mesh's changes are not handled yet", other, n)
+		}
+		return nil
+	})
+	if n := auth.count(vmNode) - beforeVM; n != 1 {
+		t.Errorf("the VM of mesh %s in a namespace of no mesh was rechecked %d times, want once: for its own mesh's change", own, n)
+	}
+	// Rechecked and still trusted: its stream is served.
+	if err := vmStream.Subscribe(resourcev3.ClusterType, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vmStream.Recv(); err != nil {
+		t.Errorf("the VM's stream: %v", err)
+	}
+}

@@ -138,13 +138,21 @@ func (t *translator) upstreamTLS(s *mesh.Service, p mesh.Port) *corev3.Transport
 			},
 		},
 	}
-	if p.Protocol == mesh.ProtocolGRPC || p.Protocol == mesh.ProtocolHTTP2 {
-		common.AlpnProtocols = []string{"h2"}
-	}
+	common.AlpnProtocols = upstreamALPN(p.Protocol)
 	return &corev3.TransportSocket{
 		Name:       "envoy.transport_sockets.tls",
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(&tlsv3.UpstreamTlsContext{CommonTlsContext: common, Sni: t.view.Mesh.FQDN(s.Key)})},
 	}
+}
+
+// upstreamALPN is what a proxy offers its mesh peer: MeshALPN, by which
+// the peer's inbound listener tells it from a TLS caller outside the mesh
+// (the peer negotiates none of it), and h2 to a port that speaks HTTP/2.
+func upstreamALPN(p mesh.Protocol) []string {
+	if p == mesh.ProtocolGRPC || p == mesh.ProtocolHTTP2 {
+		return []string{MeshALPN, "h2"}
+	}
+	return []string{MeshALPN}
 }
 
 // tlsParams holds sidecar-to-sidecar mutual TLS to 1.3: both ends are the

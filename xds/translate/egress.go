@@ -11,9 +11,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -237,31 +235,6 @@ func egressOriginalDst() *clusterv3.Cluster {
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:       durationpb.New(connectTimeout),
-	}
-}
-
-// tlsInspector reads the TLS server name of connections to ports, the
-// https egress ports whose chains match server names. It is disabled on
-// every other port: it waits for the client's first bytes, and a protocol
-// whose server speaks first (SMTP, MySQL) would wait with it until the
-// listener filter timeout.
-func (t *translator) tlsInspector(ports []int32) *listenerv3.ListenerFilter {
-	var rules []*listenerv3.ListenerFilterChainMatchPredicate
-	for _, p := range ports {
-		rules = append(rules, &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
-			DestinationPortRange: &typev3.Int32Range{Start: p, End: p + 1},
-		}})
-	}
-	on := rules[0]
-	if len(rules) > 1 {
-		on = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_OrMatch{
-			OrMatch: &listenerv3.ListenerFilterChainMatchPredicate_MatchSet{Rules: rules},
-		}}
-	}
-	return &listenerv3.ListenerFilter{
-		Name:           "envoy.filters.listener.tls_inspector",
-		ConfigType:     &listenerv3.ListenerFilter_TypedConfig{TypedConfig: t.any(&tlsinspectorv3.TlsInspector{})},
-		FilterDisabled: &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: on}},
 	}
 }
 

@@ -100,28 +100,80 @@ func GRPCServerListenerName(host string, port int32) string {
 // grpcServer builds what a proxyless gRPC server needs, per port its group
 // serves: a listener requiring mutual TLS (certificate providers again) and
 // enforcing the same SMI RBAC rules as an Envoy sidecar's inbound listener,
-// its route handing every call to the application.
+// its route handing every call to the application. grpc-go drops a filter
+// chain that matches a transport protocol other than raw_buffer, or
+// application protocols, so it cannot tell plaintext from TLS on a port:
+// plaintextFromOutsideMesh does not apply, and the addresses of an http
+// IngressBackend's sources get a plaintext chain of their own, by source
+// address (grpcIngressChain).
 func (t *translator) grpcServer() {
 	for _, ip := range t.servedPorts() {
 		for _, host := range grpcServerHosts {
 			name := GRPCServerListenerName(host, ip.TargetPort)
-			route := &routev3.RouteConfiguration{Name: name, VirtualHosts: []*routev3.VirtualHost{{
-				Name: name, Domains: []string{"*"},
-				Routes: []*routev3.Route{{Match: prefixAll(), Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}}}},
-			}}}
-			hcm := &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route}}
+			chains := []*listenerv3.FilterChain{{
+				Name:            name,
+				Filters:         []*listenerv3.Filter{t.httpConnectionManager(name, grpcServerHCM(name), t.httpRBAC(name, ip.TargetPort))},
+				TransportSocket: t.grpcServerTLS(),
+			}}
+			if fc := t.grpcIngressChain(name+"|plaintext", ip.TargetPort); fc != nil {
+				chains = append(chains, fc)
+			}
 			t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
 				Name:             name,
 				Address:          socketAddress(host, ip.TargetPort),
 				TrafficDirection: corev3.TrafficDirection_INBOUND,
-				FilterChains: []*listenerv3.FilterChain{{
-					Name:            name,
-					Filters:         []*listenerv3.Filter{t.httpConnectionManager(name, hcm, t.httpRBAC(name, ip.TargetPort))},
-					TransportSocket: t.grpcServerTLS(),
-				}},
+				FilterChains:     chains,
 			})
 		}
 	}
+}
+
+// grpcServerHCM hands every call to the application.
+func grpcServerHCM(name string) *hcmv3.HttpConnectionManager {
+	route := &routev3.RouteConfiguration{Name: name, VirtualHosts: []*routev3.VirtualHost{{
+		Name: name, Domains: []string{"*"},
+		Routes: []*routev3.Route{{Match: prefixAll(), Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}}}},
+	}}}
+	return &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route}}
+}
+
+// grpcIngressChain is the plaintext chain of a gRPC server's port for its
+// http IngressBackends' sources, matched by their addresses (a mesh peer
+// calling from one of them is taken for one), or nil.
+func (t *translator) grpcIngressChain(name string, port int32) *listenerv3.FilterChain {
+	rules := t.view.IngressTo(port)
+	rbac := ingressRBAC(rules, false, true)
+	if rbac == nil {
+		return nil
+	}
+	var ranges []*corev3.CidrRange
+	for _, r := range rules {
+		if r.Target.TLS || r.Policy.AllowsNothing(r.Target) || r.Policy.AnyAddress {
+			continue
+		}
+		for _, p := range r.Policy.Addresses {
+			ranges = append(ranges, &corev3.CidrRange{AddressPrefix: p.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits()))})
+		}
+	}
+	return &listenerv3.FilterChain{
+		Name:             name,
+		FilterChainMatch: &listenerv3.FilterChainMatch{SourcePrefixRanges: uniqueRanges(ranges)},
+		Filters:          []*listenerv3.Filter{t.httpConnectionManager(name, grpcServerHCM(name), t.httpRBACFilter(name, rbac))},
+	}
+}
+
+// uniqueRanges drops repeated ranges (two policies naming one address).
+func uniqueRanges(rs []*corev3.CidrRange) []*corev3.CidrRange {
+	seen := map[string]bool{}
+	var out []*corev3.CidrRange
+	for _, r := range rs {
+		k := r.GetAddressPrefix() + "/" + strconv.Itoa(int(r.GetPrefixLen().GetValue()))
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // grpcServerTLS requires a client certificate of the mesh, from the

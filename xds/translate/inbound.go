@@ -1,57 +1,169 @@
 package translate
 
 import (
+	"time"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
+// MeshALPN is the ALPN token mesh proxies offer their peers (see
+// upstreamALPN). On a port that also takes TLS from callers outside the
+// mesh (an https IngressBackend), the mesh's chain matches it.
+const MeshALPN = "osm-mesh"
+
+// Transport protocols as Envoy's TLS inspector sets them.
+const (
+	transportTLS       = "tls"
+	transportPlaintext = "raw_buffer"
+)
+
+// inspectorTimeout bounds how long the TLS inspector waits for a caller's
+// first bytes on a port that accepts plaintext; then the connection goes
+// on as plaintext, so a server-first protocol (the caller waits for the
+// server to speak) is delayed, not refused.
+const inspectorTimeout = 5 * time.Second
+
 // inbound builds the inbound listener: mutual TLS with the mesh trust bundle
-// required on every port the group's workloads serve, SMI policy enforced by
-// RBAC, and a cluster to the local application behind each port. Traffic to
-// other ports is refused, in a permissive mesh too: passing it through to its
-// original destination, the pod's own address, would loop, since the
-// sidecar's redirection sends the proxy's connections to its own pod back to
-// this listener (webhooks/inject, OSM_PROXY_OUTBOUND).
+// on every port the group's workloads serve, SMI policy enforced by RBAC,
+// and a cluster to the local application behind each port. A port may also
+// take callers outside the mesh (inboundChains). Traffic to other ports is
+// refused, in a permissive mesh too: passing it through to its original
+// destination, the pod's own address, would loop, since the sidecar's
+// redirection sends the proxy's connections to its own pod back to this
+// listener (webhooks/inject, OSM_PROXY_OUTBOUND).
 //
-// The listener has no TLS inspector: no chain matches on what it finds, and
-// it would hold every plaintext connection of a server-first protocol until
-// its timeout.
+// The TLS inspector runs only on the ports with more than the mesh's
+// chain: elsewhere no chain matches on what it finds, and it would hold
+// every plaintext connection of a server-first protocol until its timeout.
 func (t *translator) inbound() {
 	l := t.listener(InboundListener, mesh.InboundListenerPort, corev3.TrafficDirection_INBOUND)
 	l.ListenerFilters = []*listenerv3.ListenerFilter{t.originalDst()}
+	var inspected []int32
 	for _, ip := range t.servedPorts() {
-		name := InboundClusterName(ip.TargetPort)
-		t.out.Clusters = append(t.out.Clusters, t.localCluster(name, ip.TargetPort, ip.Port.Protocol))
-		fc := &listenerv3.FilterChain{
-			Name:             name,
-			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(ip.TargetPort))},
-			TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
+		t.out.Clusters = append(t.out.Clusters, t.localCluster(InboundClusterName(ip.TargetPort), ip.TargetPort, ip.Port.Protocol))
+		chains := t.inboundChains(ip)
+		if len(chains) > 1 {
+			inspected = append(inspected, ip.TargetPort)
 		}
-		if ip.Port.Protocol.IsHTTP() {
-			route := singleRoute(name, prefixAll(), meshRoute(toCluster(name)))
-			fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(&hcmv3.HttpConnectionManager{
-				RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
-				ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
-				SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
-			}), t.httpRBAC(name, ip.TargetPort))}
-		} else {
-			fc.Filters = []*listenerv3.Filter{}
-			if f := t.networkRBAC(name, ip.TargetPort); f != nil {
-				fc.Filters = append(fc.Filters, f)
-			}
-			fc.Filters = append(fc.Filters, t.tcpProxy(name, []weighted{{name, 1}}))
-		}
-		l.FilterChains = append(l.FilterChains, fc)
+		l.FilterChains = append(l.FilterChains, chains...)
+	}
+	if len(inspected) > 0 {
+		l.ListenerFilters = append(l.ListenerFilters, t.tlsInspector(inspected))
+		l.ListenerFiltersTimeout = durationpb.New(inspectorTimeout)
+		l.ContinueOnListenerFiltersTimeout = true
 	}
 	t.unmatched(l, false)
 	t.out.Listeners = append(t.out.Listeners, l)
+}
+
+// inboundChains are the chains of a served port: the mesh's (mutual TLS),
+// and for callers outside the mesh a plaintext chain and an https one,
+// each only when it lets someone in. With more than the mesh's chain, the
+// chains are told apart by transport protocol, and the mesh's and the https
+// one by MeshALPN.
+func (t *translator) inboundChains(ip mesh.InboundPort) []*listenerv3.FilterChain {
+	port := ip.TargetPort
+	name := InboundClusterName(port)
+	rules := t.view.IngressTo(port)
+	var extra []*listenerv3.FilterChain
+	if pr, ok := t.plaintextRules(port, ip.Port.Protocol, rules); ok {
+		extra = append(extra, &listenerv3.FilterChain{
+			Name:             name + "|plaintext",
+			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(port)), TransportProtocol: transportPlaintext},
+			Filters:          t.inboundFilters(name+"|plaintext", name, ip.Port.Protocol, pr),
+		})
+	}
+	ingressTLS := false
+	if tr := ingressRBAC(rules, true, ip.Port.Protocol.IsHTTP()); tr != nil {
+		ingressTLS = true
+		extra = append(extra, &listenerv3.FilterChain{
+			Name:             name + "|ingress-tls",
+			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(port)), TransportProtocol: transportTLS},
+			TransportSocket:  t.ingressTLS(ip.Port.Protocol, rules),
+			Filters:          t.inboundFilters(name+"|ingress-tls", name, ip.Port.Protocol, tr),
+		})
+	}
+	match := &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(port))}
+	if len(extra) > 0 {
+		match.TransportProtocol = transportTLS
+	}
+	if ingressTLS {
+		match.ApplicationProtocols = []string{MeshALPN}
+	}
+	meshChain := &listenerv3.FilterChain{
+		Name:             name,
+		FilterChainMatch: match,
+		TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
+		Filters:          t.inboundFilters(name, name, ip.Port.Protocol, t.rbacRules(port, ip.Port.Protocol.IsHTTP())),
+	}
+	return append([]*listenerv3.FilterChain{meshChain}, extra...)
+}
+
+// plaintextRules are the RBAC rules of a port's plaintext chain (nil: no
+// filter), and whether it has one: every caller, when its setting accepts
+// plaintext and no IngressBackend names it (in SMI mode too: a plaintext
+// caller has no identity for the traffic policy to check); else the
+// addresses of its http IngressBackends.
+func (t *translator) plaintextRules(port int32, p mesh.Protocol, rules []mesh.IngressRule) (*rbacv3.RBAC, bool) {
+	if t.view.AcceptsPlaintext(port) {
+		return nil, true
+	}
+	r := ingressRBAC(rules, false, p.IsHTTP())
+	return r, r != nil
+}
+
+// inboundFilters are a chain's filters to the local cluster: an HTTP
+// connection manager, or a TCP proxy, behind RBAC when rules is not nil.
+func (t *translator) inboundFilters(statPrefix, cluster string, p mesh.Protocol, rules *rbacv3.RBAC) []*listenerv3.Filter {
+	if p.IsHTTP() {
+		route := singleRoute(statPrefix, prefixAll(), meshRoute(toCluster(cluster)))
+		return []*listenerv3.Filter{t.httpConnectionManager(statPrefix, meshHTTP(&hcmv3.HttpConnectionManager{
+			RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
+			ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
+			SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
+		}), t.httpRBACFilter(statPrefix, rules))}
+	}
+	filters := []*listenerv3.Filter{}
+	if f := t.networkRBACFilter(statPrefix, rules); f != nil {
+		filters = append(filters, f)
+	}
+	return append(filters, t.tcpProxy(statPrefix, []weighted{{cluster, 1}}))
+}
+
+// tlsInspector detects TLS, its ALPN and server name on ports (served ports
+// inbound, https egress ports outbound), and is disabled on every other
+// port: it waits for the client's first bytes, and a protocol whose server
+// speaks first (SMTP, MySQL) would wait with it until the listener filter
+// timeout.
+func (t *translator) tlsInspector(ports []int32) *listenerv3.ListenerFilter {
+	var on []*listenerv3.ListenerFilterChainMatchPredicate
+	for _, p := range ports {
+		on = append(on, &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
+			DestinationPortRange: &typev3.Int32Range{Start: p, End: p + 1},
+		}})
+	}
+	served := on[0]
+	if len(on) > 1 {
+		served = &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_OrMatch{
+			OrMatch: &listenerv3.ListenerFilterChainMatchPredicate_MatchSet{Rules: on},
+		}}
+	}
+	return &listenerv3.ListenerFilter{
+		Name:           "envoy.filters.listener.tls_inspector",
+		ConfigType:     &listenerv3.ListenerFilter_TypedConfig{TypedConfig: t.any(&tlsinspectorv3.TlsInspector{})},
+		FilterDisabled: &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: served}},
+	}
 }
 
 // servedPorts are the ports the group's workloads serve, each once: a
@@ -74,22 +186,55 @@ func (t *translator) servedPorts() []mesh.InboundPort {
 // downstreamTLS is the server side of mutual TLS: a client certificate signed
 // by the mesh trust bundle is required.
 func (t *translator) downstreamTLS(p mesh.Protocol) *corev3.TransportSocket {
+	return t.serverTLS(p, tlsParams(), true, true)
+}
+
+// ingressTLS is the server side of an https IngressBackend port, with the
+// backend's mesh certificate: client certificates are validated against the
+// mesh trust bundle unless every backend skips it, and required unless one
+// does (the RBAC rules then require them of the others).
+func (t *translator) ingressTLS(p mesh.Protocol, rules []mesh.IngressRule) *corev3.TransportSocket {
+	validate, skip := false, false
+	for _, r := range rules {
+		if r.Target.TLS {
+			validate = validate || !r.Target.SkipClientCertValidation
+			skip = skip || r.Target.SkipClientCertValidation
+		}
+	}
+	return t.serverTLS(p, ingressTLSParams(), validate, validate && !skip)
+}
+
+// ingressTLSParams admit TLS 1.2 as well, which ingress controllers and
+// load balancers outside the mesh may still speak.
+func ingressTLSParams() *tlsv3.TlsParameters {
+	return &tlsv3.TlsParameters{
+		TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2,
+		TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3,
+	}
+}
+
+// serverTLS is a TLS server with the group's certificate, validating client
+// certificates with the mesh trust bundle when validate is set.
+func (t *translator) serverTLS(p mesh.Protocol, params *tlsv3.TlsParameters, validate, require bool) *corev3.TransportSocket {
 	common := &tlsv3.CommonTlsContext{
-		TlsParams:                      tlsParams(),
+		TlsParams:                      params,
 		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: IdentitySecret, SdsConfig: adsSource()}},
-		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+	}
+	if validate {
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
 			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecret, SdsConfig: adsSource()},
-		},
+		}
 	}
 	if p.IsHTTP() {
 		common.AlpnProtocols = []string{"h2", "http/1.1"}
 	}
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
+	if require {
+		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	}
 	return &corev3.TransportSocket{
-		Name: "envoy.transport_sockets.tls",
-		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(&tlsv3.DownstreamTlsContext{
-			CommonTlsContext:         common,
-			RequireClientCertificate: wrapperspb.Bool(true),
-		})},
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(ctx)},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -11,6 +12,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbacnetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -20,7 +22,11 @@ import (
 // client certificate) and one of the target's HTTP matches fits the request.
 // With no TrafficTarget, nothing is allowed. Permissive meshes get no filter.
 func (t *translator) httpRBAC(statPrefix string, port int32) *hcmv3.HttpFilter {
-	rules := t.rbacRules(port, true)
+	return t.httpRBACFilter(statPrefix, t.rbacRules(port, true))
+}
+
+// httpRBACFilter is the HTTP filter enforcing rules; nil for nil rules.
+func (t *translator) httpRBACFilter(statPrefix string, rules *rbacv3.RBAC) *hcmv3.HttpFilter {
 	if rules == nil {
 		return nil
 	}
@@ -30,9 +36,9 @@ func (t *translator) httpRBAC(statPrefix string, port int32) *hcmv3.HttpFilter {
 	}
 }
 
-// networkRBAC enforces SMI TCPRoutes on a TCP port.
-func (t *translator) networkRBAC(statPrefix string, port int32) *listenerv3.Filter {
-	rules := t.rbacRules(port, false)
+// networkRBACFilter is the network filter enforcing rules (SMI TCPRoutes,
+// an IngressBackend's sources); nil for nil rules.
+func (t *translator) networkRBACFilter(statPrefix string, rules *rbacv3.RBAC) *listenerv3.Filter {
 	if rules == nil {
 		return nil
 	}
@@ -40,6 +46,94 @@ func (t *translator) networkRBAC(statPrefix string, port int32) *listenerv3.Filt
 		Name:       "envoy.filters.network.rbac",
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&rbacnetv3.RBAC{Rules: rules, StatPrefix: statPrefix})},
 	}
+}
+
+// ingressRBAC are the ALLOW rules of the IngressBackends of a port, for its
+// https chain (tls) or its plaintext one, or nil when none lets a caller in
+// there. A caller must come from one of a policy's addresses (when it
+// names any), over https present a certificate naming one of its principals
+// (unless the backend skips validation) and ask for one of its server
+// names (when it names any), and make a request of its matches (when it
+// has any; on a TCP port, which cannot check them, none is allowed).
+func ingressRBAC(rules []mesh.IngressRule, tls, http bool) *rbacv3.RBAC {
+	out := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{}}
+	for _, r := range rules {
+		ib, tg := r.Policy, r.Target
+		if tg.TLS != tls || ib.AllowsNothing(tg) || len(ib.HTTP) > 0 && !http {
+			continue
+		}
+		var and []*rbacv3.Principal
+		if !ib.AnyAddress {
+			var or []*rbacv3.Principal
+			for _, p := range ib.Addresses {
+				or = append(or, &rbacv3.Principal{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{
+					AddressPrefix: p.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(p.Bits())),
+				}}})
+			}
+			and = append(and, orPrincipals(or))
+		}
+		if tls && !tg.SkipClientCertValidation {
+			var or []*rbacv3.Principal
+			for _, n := range ib.Principals {
+				or = append(or, &rbacv3.Principal{Identifier: &rbacv3.Principal_Authenticated_{
+					Authenticated: &rbacv3.Principal_Authenticated{PrincipalName: exact(n)},
+				}})
+			}
+			and = append(and, orPrincipals(or))
+		}
+		var perms []*rbacv3.Permission
+		if tls && len(tg.SNIHosts) > 0 {
+			var or []*rbacv3.Permission
+			for _, h := range tg.SNIHosts {
+				m := &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: h}, IgnoreCase: true}
+				if suffix := mesh.WildcardSuffix(h); suffix != "" {
+					m = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Suffix{Suffix: suffix}, IgnoreCase: true}
+				}
+				or = append(or, &rbacv3.Permission{Rule: &rbacv3.Permission_RequestedServerName{RequestedServerName: m}})
+			}
+			perms = append(perms, orPermissions(or))
+		}
+		if len(ib.HTTP) > 0 {
+			perms = append(perms, orPermissions(httpPermissions(ib.HTTP)))
+		}
+		out.Policies[ib.Namespace+"/"+ib.Name+"|"+tg.Service.Name] = &rbacv3.Policy{
+			Principals:  []*rbacv3.Principal{andPrincipals(and)},
+			Permissions: []*rbacv3.Permission{andPermissions(perms)},
+		}
+	}
+	if len(out.Policies) == 0 {
+		return nil
+	}
+	return out
+}
+
+func orPrincipals(or []*rbacv3.Principal) *rbacv3.Principal {
+	if len(or) == 1 {
+		return or[0]
+	}
+	return &rbacv3.Principal{Identifier: &rbacv3.Principal_OrIds{OrIds: &rbacv3.Principal_Set{Ids: or}}}
+}
+
+// andPrincipals is any principal for an empty and.
+func andPrincipals(and []*rbacv3.Principal) *rbacv3.Principal {
+	switch len(and) {
+	case 0:
+		return &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}}
+	case 1:
+		return and[0]
+	}
+	return &rbacv3.Principal{Identifier: &rbacv3.Principal_AndIds{AndIds: &rbacv3.Principal_Set{Ids: and}}}
+}
+
+// andPermissions is any permission for an empty and.
+func andPermissions(and []*rbacv3.Permission) *rbacv3.Permission {
+	switch len(and) {
+	case 0:
+		return &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}}
+	case 1:
+		return and[0]
+	}
+	return &rbacv3.Permission{Rule: &rbacv3.Permission_AndRules{AndRules: &rbacv3.Permission_Set{Rules: and}}}
 }
 
 // rbacRules are the ALLOW rules of the group's policies for a port, or nil in
@@ -91,8 +185,14 @@ func permissions(p *mesh.Policy, ports []int32, http bool) []*rbacv3.Permission 
 	if !http {
 		return nil
 	}
+	return httpPermissions(p.HTTP)
+}
+
+// httpPermissions are the requests HTTP matches describe, one permission
+// each.
+func httpPermissions(matches []mesh.HTTPMatch) []*rbacv3.Permission {
 	var out []*rbacv3.Permission
-	for _, m := range p.HTTP {
+	for _, m := range matches {
 		var and []*rbacv3.Permission
 		if m.PathRegex != "" {
 			and = append(and, &rbacv3.Permission{Rule: &rbacv3.Permission_UrlPath{UrlPath: &matcherv3.PathMatcher{
@@ -109,14 +209,7 @@ func permissions(p *mesh.Policy, ports []int32, http bool) []*rbacv3.Permission 
 		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 			and = append(and, headerPermission(name, regex(m.Headers[name])))
 		}
-		switch len(and) {
-		case 0:
-			out = append(out, &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}})
-		case 1:
-			out = append(out, and[0])
-		default:
-			out = append(out, &rbacv3.Permission{Rule: &rbacv3.Permission_AndRules{AndRules: &rbacv3.Permission_Set{Rules: and}}})
-		}
+		out = append(out, andPermissions(and))
 	}
 	return out
 }

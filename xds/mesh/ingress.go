@@ -1,0 +1,251 @@
+package mesh
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+)
+
+// IngressBackend is an OSM IngressBackend of a member namespace, resolved:
+// which callers outside the mesh may reach which of its Services' ports.
+type IngressBackend struct {
+	Namespace, Name string
+	// Targets are the backends, sorted by service and port. A Service that
+	// does not exist (yet) is a target all the same: its port takes the
+	// policy once the Service has endpoints.
+	Targets []IngressTarget
+	// AnyAddress says that the policy has no Service or IPRange source:
+	// the callers' addresses are not checked.
+	AnyAddress bool
+	// Addresses are the prefixes callers may come from: the IPRange sources
+	// and the endpoint addresses of the Service sources, sorted.
+	Addresses []netip.Prefix
+	// Principals are the subject alternative names an https caller's
+	// client certificate may carry (AuthenticatedPrincipal sources), sorted.
+	Principals []string
+	// HTTP narrows the requests allowed; empty allows every request.
+	HTTP []HTTPMatch
+	// Waiting says, for the user, which Services the policy names that do
+	// not exist yet: they allow nothing until they do. It is no Problem:
+	// nothing is wrong as written.
+	Waiting []string
+}
+
+// IngressTarget is one backend of an IngressBackend: a Service's pods'
+// port, over http or https.
+type IngressTarget struct {
+	Service ServiceKey
+	// Port is the pods' port (the Service's target port).
+	Port int32
+	// TLS says the callers speak https: the proxy terminates TLS with the
+	// backend's mesh certificate.
+	TLS bool
+	// SkipClientCertValidation accepts an https caller with any certificate
+	// or none; Principals are then not checked.
+	SkipClientCertValidation bool
+	// SNIHosts are the server names an https caller may ask for; empty
+	// accepts any. A "*.example.com" matches one label or more before
+	// ".example.com".
+	SNIHosts []string
+}
+
+// AllowsNothing says whether the target lets no caller in: it is
+// misconfigured, or its address sources have no address (yet). Either way
+// the target still takes its port.
+func (ib *IngressBackend) AllowsNothing(t IngressTarget) bool {
+	return ib.misconfigured(t) != "" || !ib.AnyAddress && len(ib.Addresses) == 0
+}
+
+// misconfigured says why a target can let no caller in as written, or "":
+// a plaintext caller has no certificate for an AuthenticatedPrincipal to
+// check, and an https target that validates certificates needs principals
+// to accept.
+func (ib *IngressBackend) misconfigured(t IngressTarget) string {
+	switch {
+	case !t.TLS && ib.AnyAddress:
+		return "an http backend checks callers by address only, and no Service or IPRange source names any"
+	case t.TLS && !t.SkipClientCertValidation && len(ib.Principals) == 0:
+		return "an https backend that validates client certificates needs an AuthenticatedPrincipal source"
+	}
+	return ""
+}
+
+// PlaintextFromOutsideMesh says whether the workloads of namespace accept
+// plaintext from callers outside the mesh on their port (the API's
+// EffectivePlaintextFromOutsideMesh, with the namespace's MeshMember; a
+// MeshVM follows its namespace's). An IngressBackend naming the port
+// decides instead (View.IngressTo).
+func (m *Mesh) PlaintextFromOutsideMesh(namespace string, port int32) bool {
+	return meshv1alpha1.EffectivePlaintextFromOutsideMesh(m.inbound, m.memberInbound[namespace], port) == meshv1alpha1.PlaintextAccept
+}
+
+// collectIngressBackends resolves the IngressBackends of member namespaces.
+// Sources are read from the whole cluster: an ingress controller's Service
+// is seldom in the mesh.
+func (b *builder) collectIngressBackends() {
+	for _, ib := range b.in.IngressBackends {
+		if _, ok := b.members[ib.Namespace]; !ok || ib.DeletionTimestamp != nil {
+			continue
+		}
+		b.m.IngressBackends = append(b.m.IngressBackends, b.ingressBackend(ib))
+	}
+	slices.SortFunc(b.m.IngressBackends, func(a, c *IngressBackend) int {
+		return cmp.Compare(a.Namespace+"/"+a.Name, c.Namespace+"/"+c.Name)
+	})
+}
+
+func (b *builder) ingressBackend(ib *policyv1alpha1.IngressBackend) *IngressBackend {
+	const kind = "IngressBackend"
+	out := &IngressBackend{Namespace: ib.Namespace, Name: ib.Name, AnyAddress: true}
+	for _, t := range ib.Spec.Backends {
+		key := ServiceKey{ib.Namespace, t.Name}
+		it := IngressTarget{Service: key, Port: t.Port.Number, TLS: t.Port.Protocol.Canonical() == policyv1alpha1.BackendProtocolHTTPS}
+		if it.TLS && t.TLS != nil {
+			it.SkipClientCertValidation = t.TLS.SkipClientCertValidation
+			it.SNIHosts = slices.Sorted(slices.Values(t.TLS.SNIHosts))
+		}
+		if b.m.Service(key) == nil {
+			out.Waiting = append(out.Waiting, "backend Service "+key.String())
+		}
+		out.Targets = append(out.Targets, it)
+	}
+	slices.SortFunc(out.Targets, func(a, c IngressTarget) int {
+		return cmp.Or(compareServiceKey(a.Service, c.Service), cmp.Compare(a.Port, c.Port))
+	})
+	for i, s := range ib.Spec.Sources {
+		field := fmt.Sprintf("spec.sources[%d]", i)
+		switch s.Kind {
+		case policyv1alpha1.IngressSourceIPRange:
+			out.AnyAddress = false
+			p, err := netip.ParsePrefix(s.Name)
+			if err != nil {
+				b.report(kind, ib, []FieldError{fieldError(field, "%q is not a CIDR", s.Name)}, sourceOut)
+				continue
+			}
+			out.Addresses = append(out.Addresses, unmapPrefix(p))
+		case policyv1alpha1.IngressSourceService:
+			out.AnyAddress = false
+			key := ServiceKey{s.Namespace, s.Name}
+			addrs, ok := b.serviceAddresses(key)
+			if !ok {
+				out.Waiting = append(out.Waiting, "source Service "+key.String())
+			}
+			out.Addresses = append(out.Addresses, addrs...)
+		case policyv1alpha1.IngressSourceAuthenticatedPrincipal:
+			out.Principals = append(out.Principals, s.Name)
+		default:
+			b.report(kind, ib, []FieldError{fieldError(field+".kind", "unknown kind %q", s.Kind)}, sourceOut)
+		}
+	}
+	slices.SortFunc(out.Addresses, netip.Prefix.Compare)
+	out.Addresses = slices.Compact(out.Addresses)
+	slices.Sort(out.Principals)
+	out.Principals = slices.Compact(out.Principals)
+	for _, t := range out.Targets {
+		if why := out.misconfigured(t); why != "" {
+			b.report(kind, ib, []FieldError{fieldError("spec.backends", "%s port %d: %s", t.Service.Name, t.Port, why)},
+				"the port lets no caller outside the mesh in")
+		}
+	}
+	for i, r := range ib.Spec.Matches {
+		field := fmt.Sprintf("spec.matches[%d]", i)
+		g := b.routeGroups[ib.Namespace+"/"+r.Name]
+		if !r.IsHTTPRouteGroup() || g == nil {
+			// A narrowing that cannot be read must not widen: nothing.
+			b.report(kind, ib, []FieldError{fieldError(field, "HTTPRouteGroup %s/%s not found", ib.Namespace, r.Name)}, matchVoid)
+			out.HTTP = append(out.HTTP, HTTPMatch{Name: "none", PathRegex: denyAllPath})
+			continue
+		}
+		out.HTTP = append(out.HTTP, g.matches...)
+		if len(g.matches) == 0 {
+			out.HTTP = append(out.HTTP, HTTPMatch{Name: "none", PathRegex: denyAllPath})
+		}
+	}
+	return out
+}
+
+// denyAllPath is a path regex no request path matches (a path starts with
+// "/"), for a narrowing that allows nothing.
+const denyAllPath = "[^/].*"
+
+// serviceAddresses are the endpoint addresses of a Service of any
+// namespace, as single-address prefixes; ok is false when no such Service
+// exists.
+func (b *builder) serviceAddresses(k ServiceKey) ([]netip.Prefix, bool) {
+	exists := false
+	for _, s := range b.in.Services {
+		if s.Namespace == k.Namespace && s.Name == k.Name && s.DeletionTimestamp == nil {
+			exists = true
+			break
+		}
+	}
+	if !exists {
+		return nil, false
+	}
+	var out []netip.Prefix
+	for _, es := range b.in.EndpointSlices {
+		if es.Namespace != k.Namespace || es.Labels[discoveryv1.LabelServiceName] != k.Name {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			for _, a := range ep.Addresses {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					ip = ip.Unmap()
+					out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+				}
+			}
+		}
+	}
+	return out, true
+}
+
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked()
+	}
+	return p.Masked()
+}
+
+// IngressRule is a backend of an IngressBackend at a port of the group.
+type IngressRule struct {
+	Policy *IngressBackend
+	Target IngressTarget
+}
+
+// IngressTo are the IngressBackend backends at the group's port: Services
+// the group backs, sorted by policy then service. None means the port's
+// plaintext setting decides (Mesh.PlaintextFromOutsideMesh).
+func (v *View) IngressTo(port int32) []IngressRule {
+	var out []IngressRule
+	for _, ib := range v.Mesh.IngressBackends {
+		for _, t := range ib.Targets {
+			if t.Port == port && slices.ContainsFunc(v.Inbound, func(s *Service) bool { return s.Key == t.Service }) {
+				out = append(out, IngressRule{Policy: ib, Target: t})
+			}
+		}
+	}
+	return out
+}
+
+// AcceptsPlaintext says whether the group's port accepts plaintext from
+// any caller outside the mesh: its setting accepts it and no
+// IngressBackend names the port.
+func (v *View) AcceptsPlaintext(port int32) bool {
+	return len(v.IngressTo(port)) == 0 && v.Mesh.PlaintextFromOutsideMesh(v.Group.Identity.Namespace, port)
+}
+
+// WildcardSuffix is the suffix a "*.example.com" SNI host matches, or ""
+// for a name without a wildcard.
+func WildcardSuffix(host string) string {
+	if s, ok := strings.CutPrefix(host, "*"); ok {
+		return s
+	}
+	return ""
+}

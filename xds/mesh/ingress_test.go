@@ -1,0 +1,121 @@
+package mesh_test
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
+)
+
+// TestIngressBackendIsResolved: an IngressBackend's sources become the
+// addresses and principals its backends accept: a Service source's
+// endpoint addresses, in a namespace outside the mesh too. A Service that
+// does not exist yet is waited for, not a problem (the policy status would
+// say LeftOut); a source kind a backend cannot check is a problem.
+func TestIngressBackendIsResolved(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base + `---
+apiVersion: v1
+kind: Service
+metadata: {name: nginx, namespace: ingress}
+spec: {clusterIP: 10.96.9.1, ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: nginx-1, namespace: ingress, labels: {kubernetes.io/service-name: nginx}}
+addressType: IPv4
+endpoints: [{addresses: [10.244.9.1]}]
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {name: ib, namespace: shop}
+spec:
+  backends:
+  - {name: web, port: {number: 8080, protocol: http}}
+  - {name: ghost, port: {number: 8080, protocol: HTTPS}}
+  sources:
+  - {kind: Service, name: nginx, namespace: ingress}
+  - {kind: Service, name: gone, namespace: ingress}
+  - {kind: IPRange, name: "::ffff:10.1.0.0/112"}
+  - {kind: AuthenticatedPrincipal, name: nginx.ingress.cluster.local}
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {name: principals-only, namespace: shop}
+spec:
+  backends: [{name: web, port: {number: 9090, protocol: http}}]
+  sources: [{kind: AuthenticatedPrincipal, name: nginx.ingress.cluster.local}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, problems := mesh.Build(in)
+	if len(m.IngressBackends) != 2 {
+		t.Fatalf("%d IngressBackends in the model, want 2", len(m.IngressBackends))
+	}
+	ib := m.IngressBackends[0]
+	want := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.244.9.1/32")}
+	if ib.Name != "ib" || ib.AnyAddress || !slices.Equal(ib.Addresses, want) {
+		t.Errorf("IngressBackend %s: addresses %v (any %v), want %v", ib.Name, ib.Addresses, ib.AnyAddress, want)
+	}
+	if !slices.Equal(ib.Principals, []string{"nginx.ingress.cluster.local"}) {
+		t.Errorf("principals %v", ib.Principals)
+	}
+	if len(ib.Targets) != 2 || ib.Targets[0].Service.Name != "ghost" || !ib.Targets[0].TLS || ib.Targets[1].TLS {
+		t.Errorf("targets %+v: want ghost over https (HTTPS in any case), web over http", ib.Targets)
+	}
+	if !slices.Equal(ib.Waiting, []string{"backend Service shop/ghost", "source Service ingress/gone"}) {
+		t.Errorf("waiting for %v", ib.Waiting)
+	}
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.Error())
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "IngressBackend shop/principals-only") || !strings.Contains(got[0], "checks callers by address only") {
+		t.Errorf("problems %q, want one for principals-only", got)
+	}
+}
+
+// TestPlaintextFromOutsideMesh: the mesh reads the API's rule per
+// namespace and port: a MeshMember's port override, its setting, the
+// mesh's; an IngressBackend on the port decides instead.
+func TestPlaintextFromOutsideMesh(t *testing.T) {
+	in, err := meshtest.Decode([]byte(`
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshInstance
+metadata: {name: osm}
+spec: {inbound: {plaintextFromOutsideMesh: Refuse}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: mesh.openservicemesh.io/v1alpha1
+kind: MeshMember
+metadata: {name: osm, namespace: shop}
+spec:
+  mesh: osm
+  inbound:
+    plaintextFromOutsideMesh: Accept
+    portOverrides: [{port: 9000, plaintextFromOutsideMesh: Refuse}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other, labels: {openservicemesh.io/monitor: osm}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := mesh.Build(in)
+	for _, c := range []struct {
+		ns   string
+		port int32
+		want bool
+	}{{"shop", 8080, true}, {"shop", 9000, false}, {"other", 8080, false}} {
+		if got := m.PlaintextFromOutsideMesh(c.ns, c.port); got != c.want {
+			t.Errorf("%s port %d accepts plaintext: %v, want %v", c.ns, c.port, got, c.want)
+		}
+	}
+}
