@@ -125,6 +125,8 @@ func (b *builder) egressPolicy(eg *policyv1alpha1.Egress, groups map[string]*rou
 			b.problem(kind, eg, "spec.sources[%d]: kind %q is not ServiceAccount; %s", i, src.Kind, sourceOut)
 		case src.Name == "" || src.Namespace == "":
 			b.problem(kind, eg, "spec.sources[%d]: a source names a service account and its namespace; %s", i, sourceOut)
+		case id.Namespace != eg.Namespace:
+			b.problem(kind, eg, "spec.sources[%d]: namespace %s is not the Egress's namespace %s: an Egress grants egress to its own namespace's service accounts only; %s", i, id.Namespace, eg.Namespace, sourceOut)
 		case !b.holdsWorkloads(id.Namespace):
 			b.problem(kind, eg, "spec.sources[%d]: namespace %s holds no workload of mesh %s; %s", i, id.Namespace, b.m.Name, sourceOut)
 		default:

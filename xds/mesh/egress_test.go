@@ -130,3 +130,29 @@ func TestEgressHostsOfASourceAreBounded(t *testing.T) {
 		t.Errorf("problems: %v", ps)
 	}
 }
+
+// TestEgressSourcesAreOfItsOwnNamespace: an Egress grants egress only to
+// service accounts of its own namespace; one of namespace store naming
+// shop's client (a namespace of the mesh with workloads) grants nothing
+// and says so.
+func TestEgressSourcesAreOfItsOwnNamespace(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base + `
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: store, labels: {openservicemesh.io/monitor: osm}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg := egress("other", []string{"api.example.com"}, nil, port(443, policyv1alpha1.EgressProtocolHTTPS))
+	eg.Namespace = "store"
+	in.Egresses = []*policyv1alpha1.Egress{eg}
+	m, ps := mesh.Build(in)
+	if got := m.Egress(mesh.Identity{Namespace: "shop", ServiceAccount: "client"}); len(got) != 0 {
+		t.Errorf("store's Egress grants shop/client egress: %v", got)
+	}
+	if !slices.ContainsFunc(ps, func(p mesh.Problem) bool { return strings.Contains(p.Error(), "is not the Egress's namespace store") }) {
+		t.Errorf("problems: %v", ps)
+	}
+}
