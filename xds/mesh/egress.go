@@ -141,6 +141,10 @@ func (b *builder) egressPolicy(eg *policyv1alpha1.Egress, groups map[string]*rou
 			b.problem(kind, eg, "spec.hosts[%d]: %q is not a DNS name or a wildcard *.name; the host is left out", i, s.Hosts[i])
 			continue
 		}
+		if strings.HasPrefix(h, "*.") {
+			b.problem(kind, eg, "spec.hosts[%d]: wildcard %q is not honoured: its chain would match any destination address by the server name or Host the caller sends; the host is left out", i, s.Hosts[i])
+			continue
+		}
 		p.hosts = append(p.hosts, h)
 	}
 	slices.Sort(p.hosts)
@@ -170,6 +174,9 @@ func (b *builder) egressPolicy(eg *policyv1alpha1.Egress, groups map[string]*rou
 			continue
 		case proto == policyv1alpha1.EgressProtocolHTTP && len(p.hosts) == 0:
 			b.problem(kind, eg, "spec.ports[%d]: an http port needs hosts, matched against the Host header; %s", i, portOut)
+			continue
+		case tcpLike(proto) && len(p.ranges) == 0:
+			b.problem(kind, eg, "spec.ports[%d]: a tcp port needs ipAddresses, else it matches every destination address; %s", i, portOut)
 			continue
 		case proto == policyv1alpha1.EgressProtocolHTTPS && len(p.hosts) == 0 && len(p.ranges) == 0:
 			b.problem(kind, eg, "spec.ports[%d]: an https port needs hosts or ipAddresses; %s", i, portOut)

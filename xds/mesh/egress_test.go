@@ -98,8 +98,8 @@ func TestEgressInputIsCheckedAndMergedInOneWay(t *testing.T) {
 		summary[ep.Port] = fmt.Sprintf("%s %v %v any=%t", ep.Protocol, hosts, ep.Ranges, ep.AnyAddress)
 	}
 	want := map[int32]string{
-		80:   "http [*.cdn.example.com(all=true) api.example.com(all=true)] [] any=false",
-		443:  "https [*.cdn.example.com(all=false) api.example.com(all=false)] [10.0.0.0/8] any=false",
+		80:   "http [api.example.com(all=true)] [] any=false",
+		443:  "https [api.example.com(all=false)] [10.0.0.0/8] any=false",
 		5432: "tcp [] [192.0.2.0/24] any=false",
 		8080: "http [256 hosts] [] any=false",
 	}
@@ -154,5 +154,25 @@ metadata: {name: store, labels: {openservicemesh.io/monitor: osm}}
 	}
 	if !slices.ContainsFunc(ps, func(p mesh.Problem) bool { return strings.Contains(p.Error(), "is not the Egress's namespace store") }) {
 		t.Errorf("problems: %v", ps)
+	}
+}
+
+// TestEgressReachesNoAddressByNameOnly: a wildcard host and a tcp port
+// without ipAddresses would match any destination address by port (and a
+// server name or Host the caller chooses): both are left out and reported.
+func TestEgressReachesNoAddressByNameOnly(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Egresses = []*policyv1alpha1.Egress{egress("wild", []string{"*.example.com"}, nil, port(443, policyv1alpha1.EgressProtocolHTTPS), port(5432, policyv1alpha1.EgressProtocolTCP))}
+	m, ps := mesh.Build(in)
+	if got := m.Egress(mesh.Identity{Namespace: "shop", ServiceAccount: "client"}); len(got) != 0 {
+		t.Errorf("egress by name only: %v", got)
+	}
+	for _, want := range []string{`"*.example.com"`, "a tcp port needs ipAddresses"} {
+		if !slices.ContainsFunc(ps, func(p mesh.Problem) bool { return strings.Contains(p.Error(), want) }) {
+			t.Errorf("no problem says %s: %v", want, ps)
+		}
 	}
 }
