@@ -3,9 +3,11 @@ package envoyrules
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -63,6 +65,13 @@ func (c *Checker) cluster(cl *clusterv3.Cluster) *facts {
 			}
 			if la != nil && la.GetClusterName() == "" {
 				f.fail("cluster", name, "a load assignment names its cluster", "proto validation: cluster_name must be at least 1 byte")
+			}
+			if typ == clusterv3.Cluster_LOGICAL_DNS && (len(la.GetEndpoints()) != 1 || len(la.GetEndpoints()[0].GetLbEndpoints()) != 1) {
+				f.fail("cluster", name, "a LOGICAL_DNS cluster has one locality of one endpoint",
+					"\"LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint\" (source/extensions/clusters/logical_dns/logical_dns_cluster.cc)")
+			}
+			if typ != clusterv3.Cluster_STATIC {
+				dnsEndpoints(name, la, f)
 			}
 		}
 		sockets := c.upstreamSockets(name, cl, f)
@@ -175,4 +184,27 @@ func (c *Checker) httpOptions(name string, cl *clusterv3.Cluster, s sockets, f *
 // onlyH2 says whether an ALPN list offers h2 and not HTTP/1.1.
 func onlyH2(alpn []string) bool {
 	return slices.Contains(alpn, "h2") && !slices.Contains(alpn, "http/1.1")
+}
+
+// dnsEndpoints checks the endpoints of a STRICT_DNS or LOGICAL_DNS cluster
+// as Envoy reads them (source/extensions/clusters/strict_dns/strict_dns_cluster.cc,
+// logical_dns/logical_dns_cluster.cc): each endpoint's socket address is
+// resolved by the cluster's resolver, by name, and dialled at its port.
+func dnsEndpoints(name string, la *endpointv3.ClusterLoadAssignment, f *facts) {
+	for _, l := range la.GetEndpoints() {
+		for _, e := range l.GetLbEndpoints() {
+			sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+			switch {
+			case sa.GetResolverName() != "":
+				f.fail("cluster", name, "a DNS cluster's endpoints name no custom resolver",
+					"\"STRICT_DNS clusters must NOT have a custom resolver name set\" (source/extensions/clusters/strict_dns/strict_dns_cluster.cc; logical_dns_cluster.cc alike)")
+			case sa.GetAddress() == "" || strings.ContainsAny(sa.GetAddress(), "*/ "):
+				f.fail("cluster", name, fmt.Sprintf("a DNS cluster's endpoint %q is a socket address with a host name the resolver can look up", sa.GetAddress()),
+					"Envoy loads it and resolves the address as written: every resolution fails, the cluster never has a host and every request gets 503 (source/extensions/clusters/strict_dns/strict_dns_cluster.cc, ResolveTarget::startResolve)")
+			case sa.GetPortValue() == 0:
+				f.fail("cluster", name, fmt.Sprintf("a DNS cluster's endpoint %q has a port", sa.GetAddress()),
+					"the resolved addresses are dialled at the endpoint's port_value, 0: every connection fails (strict_dns_cluster.cc, getAddressWithPort)")
+			}
+		}
+	}
 }

@@ -48,6 +48,7 @@ func (c *Checker) listener(l *listenerv3.Listener) *facts {
 			fmt.Sprintf("\"error adding listener '%s': no filter chains specified\" (source/common/listener_manager/listener_impl.cc, validateFilterChains); in state-of-the-world LDS the whole update is NACKed", addressList(l)))
 	}
 	inspectors := map[string]bool{}
+	// The TLS inspector's filter_disabled predicate: the ports it skips.
 	var tlsDisabled *listenerv3.ListenerFilterChainMatchPredicate
 	for _, lf := range l.GetListenerFilters() {
 		url := lf.GetTypedConfig().GetTypeUrl()
@@ -122,6 +123,16 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 		if _, err := cidr(pr); err != nil {
 			f.fail("listener", ln, where+": prefix ranges are CIDRs: "+err.Error(), "the CidrRange is refused (source/common/network/cidr_range.cc)")
 		}
+	}
+	for _, n := range m.GetServerNames() {
+		if strings.Contains(n, "*") && !strings.HasPrefix(n, "*.") {
+			f.fail("listener", ln, fmt.Sprintf("%s: server name %q is a name or a wildcard *.name", where, n),
+				fmt.Sprintf("\"error adding listener '%s': partial wildcards are not supported in \\\"server_names\\\"\" (%s, setupFilterChainMatcher)", ln, chainsSource))
+		}
+	}
+	if field, v := repeatedValue(m); field != "" {
+		f.fail("listener", ln, fmt.Sprintf("%s: its match lists %s %s once", where, field, v),
+			fmt.Sprintf("a value repeated in one chain's match takes the same leaf twice: \"error adding listener: multiple filter chains with overlapping matching rules are defined\" (%s, addFilterChainForSourcePorts)", chainsSource))
 	}
 	tls := c.downstreamTLS(ln, where, fc.GetTransportSocket(), f)
 	switch tp := m.GetTransportProtocol(); {
@@ -275,6 +286,56 @@ func (c *Checker) downstreamTLS(ln, where string, ts *corev3.TransportSocket, f 
 
 func hasValidation(common *tlsv3.CommonTlsContext) bool {
 	return common.GetValidationContext() != nil || common.GetValidationContextSdsSecretConfig() != nil || common.GetCombinedValidationContext() != nil
+}
+
+// repeatedValue finds a value a match's repeated fields list twice, as
+// Envoy normalises them (CIDRs masked, server names lowercased): the field
+// and the value, or "".
+func repeatedValue(m *listenerv3.FilterChainMatch) (string, string) {
+	dup := func(vals []string) string {
+		seen := make(map[string]bool, len(vals))
+		for _, v := range vals {
+			if seen[v] {
+				return v
+			}
+			seen[v] = true
+		}
+		return ""
+	}
+	ranges := func(rs []*corev3.CidrRange) []string {
+		var out []string
+		for _, r := range rs {
+			if p, err := cidr(r); err == nil {
+				out = append(out, p.String())
+			}
+		}
+		return out
+	}
+	var names, ports []string
+	for _, n := range m.GetServerNames() {
+		names = append(names, strings.ToLower(n))
+	}
+	for _, p := range m.GetSourcePorts() {
+		ports = append(ports, strconv.Itoa(int(p)))
+	}
+	for _, c := range []struct {
+		field string
+		vals  []string
+	}{
+		{"prefix_ranges", ranges(m.GetPrefixRanges())},
+		{"server_names", names},
+		{"application_protocols", m.GetApplicationProtocols()},
+		{"direct_source_prefix_ranges", ranges(m.GetDirectSourcePrefixRanges())},
+		{"source_prefix_ranges", ranges(m.GetSourcePrefixRanges())},
+		{"source_ports", ports},
+	} {
+		if len(c.vals) > 1 {
+			if v := dup(c.vals); v != "" {
+				return c.field, v
+			}
+		}
+	}
+	return "", ""
 }
 
 // matchKey is a filter chain match as Envoy compares two for equality.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -19,8 +20,10 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -716,6 +719,75 @@ func TestRules(t *testing.T) {
 			},
 			good: func(r *envoyrules.Resources) {},
 			want: "SAN-based verification of peer certificates without trusted CA"},
+		{rule: "a LOGICAL_DNS cluster has one endpoint",
+			bad: func(r *envoyrules.Resources) {
+				c := dnsCluster(clusterv3.Cluster_LOGICAL_DNS, "api.example.com")
+				c.LoadAssignment.Endpoints[0].LbEndpoints = append(c.LoadAssignment.Endpoints[0].LbEndpoints, dnsEndpoint("api2.example.com"))
+				r.Clusters = append(r.Clusters, c)
+			},
+			good: func(r *envoyrules.Resources) {
+				r.Clusters = append(r.Clusters, dnsCluster(clusterv3.Cluster_LOGICAL_DNS, "api.example.com"))
+			},
+			want: "LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint"},
+		{rule: "a DNS cluster's endpoint is a name to resolve",
+			bad: func(r *envoyrules.Resources) {
+				r.Clusters = append(r.Clusters, dnsCluster(clusterv3.Cluster_STRICT_DNS, "*.example.com"))
+			},
+			good: func(r *envoyrules.Resources) {
+				r.Clusters = append(r.Clusters, dnsCluster(clusterv3.Cluster_STRICT_DNS, "api.example.com"))
+			},
+			want: "every resolution fails"},
+		{rule: "a DNS cluster's endpoint names no custom resolver",
+			bad: func(r *envoyrules.Resources) {
+				c := dnsCluster(clusterv3.Cluster_STRICT_DNS, "api.example.com")
+				c.LoadAssignment.Endpoints[0].LbEndpoints[0].GetEndpoint().GetAddress().GetSocketAddress().ResolverName = "custom"
+				r.Clusters = append(r.Clusters, c)
+			},
+			good: func(r *envoyrules.Resources) {
+				r.Clusters = append(r.Clusters, dnsCluster(clusterv3.Cluster_STRICT_DNS, "api.example.com"))
+			},
+			want: "STRICT_DNS clusters must NOT have a custom resolver name set"},
+		{rule: "server names have no partial wildcard",
+			bad: func(r *envoyrules.Resources) {
+				l := listener(r, "inbound")
+				l.FilterChains[0].FilterChainMatch.ServerNames = []string{"*w.example.com"}
+				l.ListenerFilters = append(l.ListenerFilters, tlsInspectorFilter(nil))
+			},
+			good: func(r *envoyrules.Resources) {
+				l := listener(r, "inbound")
+				l.FilterChains[0].FilterChainMatch.ServerNames = []string{"*.example.com"}
+				l.ListenerFilters = append(l.ListenerFilters, tlsInspectorFilter(nil))
+			},
+			want: "partial wildcards are not supported"},
+		{rule: "a chain's match repeats no value",
+			bad: func(r *envoyrules.Resources) {
+				m := listener(r, "outbound").FilterChains[0].FilterChainMatch
+				m.PrefixRanges = append(m.PrefixRanges, &corev3.CidrRange{AddressPrefix: "10.9.9.0", PrefixLen: wrapperspb.UInt32(24)},
+					&corev3.CidrRange{AddressPrefix: "10.9.9.9", PrefixLen: wrapperspb.UInt32(24)}) // the same /24, masked
+			},
+			good: func(r *envoyrules.Resources) {
+				m := listener(r, "outbound").FilterChains[0].FilterChainMatch
+				m.PrefixRanges = append(m.PrefixRanges, &corev3.CidrRange{AddressPrefix: "10.9.9.0", PrefixLen: wrapperspb.UInt32(24)},
+					&corev3.CidrRange{AddressPrefix: "10.9.9.9", PrefixLen: wrapperspb.UInt32(32)})
+			},
+			want: "multiple filter chains with overlapping matching rules"},
+		{rule: "the TLS inspector runs on the ports of server name chains",
+			bad: func(r *envoyrules.Resources) {
+				l := listener(r, "inbound")
+				m := l.FilterChains[0].FilterChainMatch
+				m.ServerNames = []string{"web"}
+				p := int32(m.GetDestinationPort().GetValue())
+				l.ListenerFilters = append(l.ListenerFilters, tlsInspectorFilter(portRange(p)))
+			},
+			good: func(r *envoyrules.Resources) {
+				l := listener(r, "inbound")
+				m := l.FilterChains[0].FilterChainMatch
+				m.ServerNames = []string{"web"}
+				p := int32(m.GetDestinationPort().GetValue())
+				l.ListenerFilters = append(l.ListenerFilters, tlsInspectorFilter(&listenerv3.ListenerFilterChainMatchPredicate{
+					Rule: &listenerv3.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: portRange(p)}}))
+			},
+			want: "so the inspector runs on its port"},
 		{rule: "SDS secrets are served",
 			bad:        func(r *envoyrules.Resources) { r.Secrets = r.Secrets[:1] },
 			good:       func(r *envoyrules.Resources) { r.Secrets = nil }, // pending: the proxies wait for the identity
@@ -793,4 +865,30 @@ func TestBootstrapRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+func dnsEndpoint(host string) *endpointv3.LbEndpoint {
+	return &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 443}}}}}}}
+}
+
+func dnsCluster(typ clusterv3.Cluster_DiscoveryType, host string) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 "egress|" + host + "|443",
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: typ},
+		ConnectTimeout:       durationpb.New(time.Second),
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{ClusterName: "egress|" + host + "|443",
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{dnsEndpoint(host)}}}},
+	}
+}
+
+func tlsInspectorFilter(disabled *listenerv3.ListenerFilterChainMatchPredicate) *listenerv3.ListenerFilter {
+	return &listenerv3.ListenerFilter{Name: "envoy.filters.listener.tls_inspector", FilterDisabled: disabled,
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}}
+}
+
+func portRange(p int32) *listenerv3.ListenerFilterChainMatchPredicate {
+	return &listenerv3.ListenerFilterChainMatchPredicate{Rule: &listenerv3.ListenerFilterChainMatchPredicate_DestinationPortRange{
+		DestinationPortRange: &typev3.Int32Range{Start: p, End: p + 1}}}
 }

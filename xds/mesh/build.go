@@ -78,7 +78,9 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectServices()
 	b.collectPolicies()
 	b.collectSplits()
+	b.collectEgresses()
 	b.collectIngressBackends()
+	b.collectIngressTargets()
 	b.index()
 	slices.SortFunc(b.problems, func(a, c Problem) int {
 		return cmp.Or(cmp.Compare(a.Object, c.Object), cmp.Compare(a.Err.Error(), c.Err.Error()))

@@ -116,6 +116,11 @@ type Mesh struct {
 	byIdentity   map[Identity][]*Service // services each identity backs
 	destinations map[Identity][]Identity // identities each identity may call
 	policiesTo   map[Identity][]*Policy  // policies by destination
+	// egress are what each identity may reach outside the mesh (Egress).
+	egress map[Identity][]EgressPort
+	// ingressTargets are, for each identity an IngressBackend names as a
+	// source, the backends it calls by endpoint address (ingresssources.go).
+	ingressTargets map[Identity][]IngressSourceTarget
 }
 
 // Service is a Kubernetes Service of a member namespace.

@@ -19,12 +19,21 @@ type View struct {
 	// binding [::] there. A group with no address of its own (a client that
 	// backs no Service) does when the cluster has IPv6 (Mesh.IPv6).
 	IPv6 bool
+	// Egress are the destinations outside the mesh the group may reach
+	// (Egresses naming its identity, merged by port), and IngressTargets
+	// the backends it calls by endpoint address as an IngressBackend's
+	// source: an Envoy group's only.
+	Egress         []EgressPort
+	IngressTargets []IngressSourceTarget
 }
 
 // View returns the view of group g.
 func (m *Mesh) View(g Group) *View {
 	v := &View{Mesh: m, Group: g, Inbound: m.byIdentity[g.Identity], Policies: m.policiesTo[g.Identity]}
 	v.IPv6 = v.listensOnIPv6()
+	if g.Kind == ProxyEnvoy {
+		v.Egress, v.IngressTargets = m.egress[g.Identity], m.ingressTargets[g.Identity]
+	}
 	// A proxyless gRPC client sees every service, and the destination's RBAC
 	// decides: a call SMI does not allow then fails with PERMISSION_DENIED,
 	// as gRPC users expect, instead of a name that never resolves.

@@ -140,8 +140,11 @@ func (t *translator) inboundFilters(statPrefix, cluster string, p mesh.Protocol,
 	return append(filters, t.tcpProxy(statPrefix, []weighted{{cluster, 1}}))
 }
 
-// tlsInspector detects TLS and its ALPN on ports, and is disabled on every
-// other port.
+// tlsInspector detects TLS, its ALPN and server name on ports (served ports
+// inbound, https egress ports outbound), and is disabled on every other
+// port: it waits for the client's first bytes, and a protocol whose server
+// speaks first (SMTP, MySQL) would wait with it until the listener filter
+// timeout.
 func (t *translator) tlsInspector(ports []int32) *listenerv3.ListenerFilter {
 	var on []*listenerv3.ListenerFilterChainMatchPredicate
 	for _, p := range ports {

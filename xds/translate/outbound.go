@@ -38,7 +38,8 @@ func (t *translator) outbound() {
 			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
 			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
 			ranges := t.uniqueRanges(s.ClusterIPs, p.Port, matched)
-			if len(ranges) == 0 {
+			byEndpoint := t.ingressChains(s, p, matched)
+			if len(ranges) == 0 && len(byEndpoint) == 0 {
 				continue // every address is another service's: nothing routes here
 			}
 			if p.Protocol.IsHTTP() {
@@ -46,6 +47,7 @@ func (t *translator) outbound() {
 				t.out.rdsRefs = append(t.out.rdsRefs, OutboundClusterName(s.Key, p.Port))
 			}
 			switch {
+			case len(ranges) == 0:
 			case len(ranges) == len(s.ClusterIPs):
 				// No address was taken by another service: the chain is the
 				// same in every group.
@@ -55,8 +57,10 @@ func (t *translator) outbound() {
 			default:
 				l.FilterChains = append(l.FilterChains, t.outboundChain(OutboundClusterName(s.Key, p.Port), s, p, p.Port, ranges))
 			}
+			l.FilterChains = append(l.FilterChains, byEndpoint...)
 		}
 	}
+	t.egress(l, matched)
 	t.unmatched(l, t.view.Mesh.EgressAllowed)
 	t.out.Listeners = append(t.out.Listeners, l)
 }
@@ -134,6 +138,37 @@ func (t *translator) outboundChain(chainName string, s *mesh.Service, p mesh.Por
 		fc.Filters = []*listenerv3.Filter{t.tcpProxy(name, t.clusterTargets(s, p))}
 	}
 	return fc
+}
+
+// ingressChains are the chains of a service port that match its endpoints'
+// addresses at their target port, for a group that an IngressBackend names
+// as a source of the service at that port: an ingress controller in the
+// mesh dials endpoints, not the virtual IP. They go to the service's
+// cluster, with its mutual TLS. No other group has them, so that its
+// listener does not change when a pod moves.
+func (t *translator) ingressChains(s *mesh.Service, p mesh.Port, matched map[string]bool) []*listenerv3.FilterChain {
+	if len(t.view.IngressTargets) == 0 {
+		return nil
+	}
+	var out []*listenerv3.FilterChain
+	for _, it := range t.view.IngressTargets {
+		if it.Service != s.Key {
+			continue
+		}
+		var addrs []string
+		for _, e := range s.Endpoints {
+			if published(e, p) && e.Ports[p.Name] == it.TargetPort {
+				addrs = append(addrs, e.Address)
+			}
+		}
+		ranges := t.uniqueRanges(addrs, it.TargetPort, matched)
+		if len(ranges) == 0 {
+			continue
+		}
+		name := OutboundClusterName(s.Key, p.Port)
+		out = append(out, t.outboundChain(name+"|endpoints|"+strconv.Itoa(int(it.TargetPort)), s, p, it.TargetPort, ranges))
+	}
+	return out
 }
 
 // uniqueRanges are the /32 or /128 ranges of addrs not yet used with port: two

@@ -35,6 +35,9 @@ type sharedKey struct {
 	kind string
 	svc  *mesh.Service
 	port int32
+	// name tells apart the resources of one kind that belong to no
+	// service (an egress host's cluster).
+	name string
 }
 
 type sharedItem struct {
@@ -68,7 +71,11 @@ func RuleOptions() envoyrules.Options {
 // get returns the resource kind of the port of s, building and validating it
 // on first use.
 func (sh *Shared) get(kind string, s *mesh.Service, port int32, build func(t *translator) proto.Message, view *mesh.View) (proto.Message, error) {
-	k := sharedKey{kind, s, port}
+	return sh.getKey(sharedKey{kind: kind, svc: s, port: port}, build, view)
+}
+
+// getKey is get of any key.
+func (sh *Shared) getKey(k sharedKey, build func(t *translator) proto.Message, view *mesh.View) (proto.Message, error) {
 	sh.mu.Lock()
 	it, ok := sh.items[k]
 	sh.mu.Unlock()

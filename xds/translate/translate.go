@@ -166,6 +166,17 @@ func sharedResource[T proto.Message](t *translator, kind string, s *mesh.Service
 	return out
 }
 
+// sharedNamed is sharedResource for a resource of no service, told apart
+// by its name and port.
+func sharedNamed[T proto.Message](t *translator, kind, name string, port int32, build func(*translator) T) T {
+	m, err := t.shared.getKey(sharedKey{kind: kind, port: port, name: name}, func(bt *translator) proto.Message { return build(bt) }, t.view)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	out, _ := m.(T)
+	return out
+}
+
 // any validates m and packs it. Envoy's validation rules do not look inside
 // an Any, so a typed config (connection manager, RBAC, TLS context, proxy) is
 // checked here, where it is made; a failure is recorded as t's error.
