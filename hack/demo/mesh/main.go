@@ -229,6 +229,10 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	fmt.Fprintln(out)
 	proxies.show(out)
 	fmt.Fprintln(out)
+	if err := showPaths(ctx, k, proxies, out); err != nil {
+		return fmt.Errorf("the ways in and out of the mesh: %w", err)
+	}
+	fmt.Fprintln(out)
 	if err := proxies.checkRules(out); err != nil {
 		return fmt.Errorf("a proxy's config breaks Envoy's load rules: %w", err)
 	}

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/hack/demo/progress"
@@ -87,6 +88,18 @@ func waitForMesh(ctx context.Context, k client.Client, p *progress.Printer) erro
 				}
 			}
 			return len(mms.Items) == 3, nil
+		}},
+		{"the mesh judged the IngressBackend and the Egress, and took them whole", func() (bool, error) {
+			ib := &policyv1alpha1.IngressBackend{}
+			eg := &policyv1alpha1.Egress{}
+			if err := k.Get(ctx, client.ObjectKey{Namespace: "bookstore", Name: "bookstore"}, ib); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			if err := k.Get(ctx, client.ObjectKey{Namespace: "bookbuyer", Name: "httpbin-org"}, eg); err != nil {
+				return false, client.IgnoreNotFound(err)
+			}
+			return meta.IsStatusConditionTrue(ib.Status.Conditions, meshv1alpha1.ConditionReady) &&
+				meta.IsStatusConditionTrue(eg.Status.Conditions, meshv1alpha1.ConditionReady), nil
 		}},
 		{"the bookwarehouse Service has endpoints from its pod and from the VM", func() (bool, error) {
 			var slices discoveryv1.EndpointSliceList
@@ -371,8 +384,8 @@ func showStatus(ctx context.Context, k client.Client, out io.Writer) error {
 	}
 	for _, m := range mis.Items {
 		r, why := ready(m.Status.Conditions)
-		fmt.Fprintf(w, "MeshInstance\t%s\t%s\t%s\t%d member namespaces, %d identities, %d VMs, %d proxies connected, %d trust anchors\n",
-			m.Name, r, why, m.Status.MemberNamespaces, m.Status.Identities, m.Status.VMs, m.Status.ConnectedProxies, len(m.Status.TrustBundle))
+		fmt.Fprintf(w, "MeshInstance\t%s\t%s\t%s\t%d member namespaces (%d accept plaintext from outside the mesh), %d identities, %d VMs, %d proxies connected, %d trust anchors\n",
+			m.Name, r, why, m.Status.MemberNamespaces, m.Status.NamespacesAcceptingPlaintext, m.Status.Identities, m.Status.VMs, m.Status.ConnectedProxies, len(m.Status.TrustBundle))
 	}
 	var mms meshv1alpha1.MeshMemberList
 	if err := k.List(ctx, &mms); err != nil {
@@ -380,8 +393,9 @@ func showStatus(ctx context.Context, k client.Client, out io.Writer) error {
 	}
 	for _, m := range mms.Items {
 		r, why := ready(m.Status.Conditions)
-		fmt.Fprintf(w, "MeshMember\t%s/%s\t%s\t%s\t%d/%d identities ready, %d pods injected, %d proxies connected\n",
-			m.Namespace, m.Name, r, why, m.Status.IdentitiesReady, m.Status.Identities, m.Status.PodsInjected, m.Status.ProxiesConnected)
+		fmt.Fprintf(w, "MeshMember\t%s/%s\t%s\t%s\t%d/%d identities ready, %d pods injected, %d proxies connected, plaintext from outside the mesh: %s on ports %v\n",
+			m.Namespace, m.Name, r, why, m.Status.IdentitiesReady, m.Status.Identities, m.Status.PodsInjected, m.Status.ProxiesConnected,
+			m.Status.PlaintextFromOutsideMesh, m.Status.PortsAcceptingPlaintext)
 	}
 	var vms meshv1alpha1.MeshVMList
 	if err := k.List(ctx, &vms); err != nil {
@@ -395,7 +409,31 @@ func showStatus(ctx context.Context, k client.Client, out io.Writer) error {
 		}
 		fmt.Fprintf(w, "MeshVM\t%s/%s\t%s\t%s\t%s, %s\n", v.Namespace, v.Name, r, why, strings.Join(v.Spec.Addresses, ","), connected)
 	}
+	var ibs policyv1alpha1.IngressBackendList
+	if err := k.List(ctx, &ibs); err != nil {
+		return err
+	}
+	for _, b := range ibs.Items {
+		r, why := ready(b.Status.Conditions)
+		fmt.Fprintf(w, "IngressBackend\t%s/%s\t%s\t%s\t%s\n", b.Namespace, b.Name, r, why, readyMessage(b.Status.Conditions))
+	}
+	var egs policyv1alpha1.EgressList
+	if err := k.List(ctx, &egs); err != nil {
+		return err
+	}
+	for _, e := range egs.Items {
+		r, why := ready(e.Status.Conditions)
+		fmt.Fprintf(w, "Egress\t%s/%s\t%s\t%s\t%s\n", e.Namespace, e.Name, r, why, readyMessage(e.Status.Conditions))
+	}
 	return w.Flush()
+}
+
+// readyMessage is the message of the Ready condition, or "".
+func readyMessage(conds []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conds, meshv1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
 }
 
 // show summarises each proxy's config: its clusters and listeners, and for
