@@ -194,21 +194,7 @@ func TestGitOpsHealth(t *testing.T) {
 func TestGitOpsHealthOfPolicies(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t, nil)
-	ib := &policyv1alpha1.IngressBackend{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
-		Spec: policyv1alpha1.IngressBackendSpec{
-			Backends: []policyv1alpha1.IngressBackendTarget{{Name: "web", Port: policyv1alpha1.BackendPort{Number: 8080, Protocol: policyv1alpha1.BackendProtocolHTTP}}},
-			Sources:  []policyv1alpha1.IngressSource{{Kind: policyv1alpha1.IngressSourceIPRange, Name: "10.0.0.0/8"}},
-		},
-	}
-	eg := &policyv1alpha1.Egress{
-		ObjectMeta: metav1.ObjectMeta{Name: "httpbin", Namespace: ns},
-		Spec: policyv1alpha1.EgressSpec{
-			Sources: []policyv1alpha1.EgressSource{{Kind: policyv1alpha1.EgressSourceServiceAccount, Name: "web", Namespace: ns}},
-			Hosts:   []string{"httpbin.org"},
-			Ports:   []policyv1alpha1.EgressPort{{Number: 80, Protocol: policyv1alpha1.EgressProtocolHTTP}},
-		},
-	}
+	ib, eg := testPolicies(ns)
 	policies := []struct {
 		obj  client.Object
 		kind string

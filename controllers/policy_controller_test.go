@@ -64,21 +64,7 @@ func readyIs(t *testing.T, obj interface {
 func TestPolicyStatusSaysWhetherAMeshReadsIt(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t, nil)
-	ib := &policyv1alpha1.IngressBackend{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
-		Spec: policyv1alpha1.IngressBackendSpec{
-			Backends: []policyv1alpha1.IngressBackendTarget{{Name: "web", Port: policyv1alpha1.BackendPort{Number: 8080, Protocol: policyv1alpha1.BackendProtocolHTTP}}},
-			Sources:  []policyv1alpha1.IngressSource{{Kind: policyv1alpha1.IngressSourceIPRange, Name: "10.0.0.0/8"}},
-		},
-	}
-	eg := &policyv1alpha1.Egress{
-		ObjectMeta: metav1.ObjectMeta{Name: "httpbin", Namespace: ns},
-		Spec: policyv1alpha1.EgressSpec{
-			Sources: []policyv1alpha1.EgressSource{{Kind: policyv1alpha1.EgressSourceServiceAccount, Name: "web", Namespace: ns}},
-			Hosts:   []string{"httpbin.org"},
-			Ports:   []policyv1alpha1.EgressPort{{Number: 80, Protocol: policyv1alpha1.EgressProtocolHTTP}},
-		},
-	}
+	ib, eg := testPolicies(ns)
 	for _, o := range []client.Object{ib, eg} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -134,4 +120,25 @@ func TestPolicyStatusSaysWhetherAMeshReadsIt(t *testing.T) {
 
 	labelNamespace(t, ns, func(l map[string]string) { delete(l, meshv1alpha1.MonitorLabel) })
 	readyIs(t, eg, metav1.ConditionFalse, policyv1alpha1.ReasonNamespaceNotInMesh, "no mesh reads this Egress", nil)
+}
+
+// testPolicies are an IngressBackend and an Egress of namespace ns, each
+// valid and naming one backend or destination.
+func testPolicies(ns string) (*policyv1alpha1.IngressBackend, *policyv1alpha1.Egress) {
+	ib := &policyv1alpha1.IngressBackend{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: policyv1alpha1.IngressBackendSpec{
+			Backends: []policyv1alpha1.IngressBackendTarget{{Name: "web", Port: policyv1alpha1.BackendPort{Number: 8080, Protocol: policyv1alpha1.BackendProtocolHTTP}}},
+			Sources:  []policyv1alpha1.IngressSource{{Kind: policyv1alpha1.IngressSourceIPRange, Name: "10.0.0.0/8"}},
+		},
+	}
+	eg := &policyv1alpha1.Egress{
+		ObjectMeta: metav1.ObjectMeta{Name: "httpbin", Namespace: ns},
+		Spec: policyv1alpha1.EgressSpec{
+			Sources: []policyv1alpha1.EgressSource{{Kind: policyv1alpha1.EgressSourceServiceAccount, Name: "web", Namespace: ns}},
+			Hosts:   []string{"httpbin.org"},
+			Ports:   []policyv1alpha1.EgressPort{{Number: 80, Protocol: policyv1alpha1.EgressProtocolHTTP}},
+		},
+	}
+	return ib, eg
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -31,7 +32,12 @@ func showPaths(ctx context.Context, k client.Client, ps proxies, out io.Writer) 
 		return err
 	}
 	store, buyer := ps[1], ps[0]
-	chains := store.chainsMentioning(addrs...)
+	// Quoted, as JSON holds them: 10.244.0.7 is not 10.244.0.70.
+	quoted := make([]string, len(addrs))
+	for i, a := range addrs {
+		quoted[i] = strconv.Quote(a)
+	}
+	chains := store.chainsMentioning(quoted...)
 	if len(chains) == 0 {
 		return fmt.Errorf("the bookstore's proxy admits the ingress controller (%s) on no filter chain", strings.Join(addrs, ", "))
 	}

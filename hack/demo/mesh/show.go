@@ -410,20 +410,22 @@ func showStatus(ctx context.Context, k client.Client, out io.Writer) error {
 		fmt.Fprintf(w, "MeshVM\t%s/%s\t%s\t%s\t%s, %s\n", v.Namespace, v.Name, r, why, strings.Join(v.Spec.Addresses, ","), connected)
 	}
 	var ibs policyv1alpha1.IngressBackendList
+	var egs policyv1alpha1.EgressList
 	if err := k.List(ctx, &ibs); err != nil {
 		return err
 	}
-	for _, b := range ibs.Items {
-		r, why := ready(b.Status.Conditions)
-		fmt.Fprintf(w, "IngressBackend\t%s/%s\t%s\t%s\t%s\n", b.Namespace, b.Name, r, why, readyMessage(b.Status.Conditions))
-	}
-	var egs policyv1alpha1.EgressList
 	if err := k.List(ctx, &egs); err != nil {
 		return err
 	}
+	policy := func(kind string, o metav1.Object, conds []metav1.Condition) {
+		r, why := ready(conds)
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\n", kind, o.GetNamespace(), o.GetName(), r, why, readyMessage(conds))
+	}
+	for _, b := range ibs.Items {
+		policy("IngressBackend", &b, b.Status.Conditions)
+	}
 	for _, e := range egs.Items {
-		r, why := ready(e.Status.Conditions)
-		fmt.Fprintf(w, "Egress\t%s/%s\t%s\t%s\t%s\n", e.Namespace, e.Name, r, why, readyMessage(e.Status.Conditions))
+		policy("Egress", &e, e.Status.Conditions)
 	}
 	return w.Flush()
 }
