@@ -155,7 +155,12 @@ func (b *builder) egressPolicy(eg *policyv1alpha1.Egress, groups map[string]*rou
 			b.problem(kind, eg, "spec.ipAddresses[%d]: %q is not a CIDR; the range is left out", i, a)
 			continue
 		}
-		p.ranges = append(p.ranges, pr.Masked())
+		pr = unmapPrefix(pr)
+		if why := egressRangeProblem(pr); why != "" {
+			b.problem(kind, eg, "spec.ipAddresses[%d]: %q %s; the range is left out", i, a, why)
+			continue
+		}
+		p.ranges = append(p.ranges, pr)
 	}
 	p.ranges = collapseRanges(p.ranges)
 	seen := map[int32]bool{}
@@ -336,3 +341,28 @@ func collapseRanges(rs []netip.Prefix) []netip.Prefix {
 
 // String is the port as problems and tests name it.
 func (ep EgressPort) String() string { return fmt.Sprintf("%s/%d", ep.Protocol, ep.Port) }
+
+// specialRanges hold the addresses an Egress range may not reach: the
+// node's own (unspecified, loopback), link-local (the cloud's metadata
+// server answers at 169.254.169.254 with the node's credentials) and
+// multicast.
+var specialRanges = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("::/128"), netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("ff00::/8"),
+}
+
+// egressRangeProblem says why an Egress may not name the range p (masked
+// and unmapped), or "".
+func egressRangeProblem(p netip.Prefix) string {
+	if p.Bits() == 0 {
+		return "is every address: to let sources reach any destination, set the mesh's spec.egress.mode to Allow"
+	}
+	for _, s := range specialRanges {
+		if p.Overlaps(s) {
+			return fmt.Sprintf("holds addresses of %s (the node's own, link-local or multicast), which no Egress reaches", s)
+		}
+	}
+	return ""
+}

@@ -176,3 +176,37 @@ func TestEgressReachesNoAddressByNameOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestEgressRangesReachNoSpecialAddress: an Egress's ipAddresses are
+// untrusted input. A range that is every address (egress.mode Allow says
+// that), or that holds the node's own, link-local (cloud metadata at
+// 169.254.169.254), multicast or unspecified addresses, is refused and
+// reported; an IPv4-mapped IPv6 range is the IPv4 range it maps, and is
+// judged as such.
+func TestEgressRangesReachNoSpecialAddress(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []string{"0.0.0.0/0", "::/0", "169.254.169.254/32", "::ffff:169.254.169.254/128", "127.0.0.1/32", "::1/128",
+		"fe80::/64", "224.0.0.1/32", "ff02::1/128", "0.0.0.0/1", "128.0.0.0/1", "0.0.0.0/32"}
+	in.Egresses = []*policyv1alpha1.Egress{egress("special", nil, append(bad, "::ffff:203.0.113.0/120", "2001:db8::/32"),
+		port(5432, policyv1alpha1.EgressProtocolTCP))}
+	m, ps := mesh.Build(in)
+	got := m.Egress(mesh.Identity{Namespace: "shop", ServiceAccount: "client"})
+	var ranges []string
+	for _, p := range got {
+		for _, r := range p.Ranges {
+			ranges = append(ranges, r.String())
+		}
+	}
+	if want := []string{"203.0.113.0/24", "2001:db8::/32"}; !slices.Equal(ranges, want) {
+		t.Errorf("ranges: got %v, want %v", ranges, want)
+	}
+	for i, b := range bad {
+		want := fmt.Sprintf("spec.ipAddresses[%d]: %q", i, b)
+		if !slices.ContainsFunc(ps, func(p mesh.Problem) bool { return strings.Contains(p.Error(), want) }) {
+			t.Errorf("no problem says %s: %v", want, ps)
+		}
+	}
+}
