@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -73,9 +74,22 @@ func (ib *IngressBackend) misconfigured(t IngressTarget) string {
 		return "an http backend checks callers by address only, and no Service or IPRange source names any"
 	case t.TLS && !t.SkipClientCertValidation && len(ib.Principals) == 0:
 		return "an https backend that validates client certificates needs an AuthenticatedPrincipal source"
+	case t.TLS && t.SkipClientCertValidation && ib.AnyAddress:
+		return "an https backend that skips client certificate validation cannot check AuthenticatedPrincipal sources, " +
+			"and with no Service or IPRange source every caller would get in: add one"
+	}
+	for _, h := range t.SNIHosts {
+		if !sniHost.MatchString(h) {
+			return fmt.Sprintf("SNI host %q is neither a DNS name nor a wildcard of whole labels such as *.example.com", h)
+		}
 	}
 	return ""
 }
+
+// sniHost is what an SNI host of an IngressBackend may be: a DNS name, or
+// "*." and a DNS name. The CRD's rule on tls.sniHosts is the same; the
+// model checks again for objects stored before it.
+var sniHost = regexp.MustCompile(`^([*][.])?[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?([.][a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*$`)
 
 // PlaintextFromOutsideMesh says whether the workloads of namespace accept
 // plaintext from callers outside the mesh on their port (the API's
@@ -241,11 +255,11 @@ func (v *View) AcceptsPlaintext(port int32) bool {
 	return len(v.IngressTo(port)) == 0 && v.Mesh.PlaintextFromOutsideMesh(v.Group.Identity.Namespace, port)
 }
 
-// WildcardSuffix is the suffix a "*.example.com" SNI host matches, or ""
-// for a name without a wildcard.
+// WildcardSuffix is the suffix a "*.example.com" SNI host matches
+// (".example.com"), or "" for a name without a whole-label wildcard.
 func WildcardSuffix(host string) string {
-	if s, ok := strings.CutPrefix(host, "*"); ok {
-		return s
+	if s, ok := strings.CutPrefix(host, "*."); ok && s != "" {
+		return "." + s
 	}
 	return ""
 }

@@ -127,3 +127,52 @@ metadata: {name: other, labels: {openservicemesh.io/monitor: osm}}
 		t.Error("an SMI mesh accepts plaintext on shop port 8080 by the setting")
 	}
 }
+
+// TestIngressBackendTLSIsCheckedAsWritten: an https backend that skips
+// client certificate validation cannot check principals, so without a
+// Service or IPRange source it would let every caller in: it lets nobody in
+// and says why. An SNI host is a DNS name or a whole-label wildcard
+// (*.example.com); "*foo.com" would match evilfoo.com, so it is refused
+// (the API server refuses it too; this guards objects stored before).
+func TestIngressBackendTLSIsCheckedAsWritten(t *testing.T) {
+	in, err := meshtest.Decode([]byte(base + `---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {name: skip-principals, namespace: shop}
+spec:
+  backends: [{name: web, port: {number: 8443, protocol: https}, tls: {skipClientCertValidation: true}}]
+  sources: [{kind: AuthenticatedPrincipal, name: nginx.ingress.cluster.local}]
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {name: partial-wildcard, namespace: shop}
+spec:
+  backends: [{name: web, port: {number: 9443, protocol: https}, tls: {sniHosts: ["*foo.com", "*.bar.com"]}}]
+  sources: [{kind: AuthenticatedPrincipal, name: nginx.ingress.cluster.local}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, problems := mesh.Build(in)
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.Error())
+	}
+	for _, want := range []string{"skip-principals", "partial-wildcard"} {
+		if !slices.ContainsFunc(got, func(p string) bool { return strings.Contains(p, "IngressBackend shop/"+want) }) {
+			t.Errorf("no problem for %s: %q", want, got)
+		}
+	}
+	for _, ib := range m.IngressBackends {
+		for _, tg := range ib.Targets {
+			if !ib.AllowsNothing(tg) {
+				t.Errorf("%s port %d lets callers in", ib.Name, tg.Port)
+			}
+		}
+	}
+	for host, want := range map[string]string{"*.bar.com": ".bar.com", "*foo.com": "", "bar.com": "", "*": ""} {
+		if got := mesh.WildcardSuffix(host); got != want {
+			t.Errorf("WildcardSuffix(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
