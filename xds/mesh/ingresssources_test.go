@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"os"
 	"slices"
 	"testing"
 
@@ -8,42 +9,43 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
 )
 
-// TestIngressSourcesAreMeshedIdentities: an IngressBackend's source names
-// an ingress source by a Service of the mesh (the identities of its
-// endpoints with a proxy) or by an AuthenticatedPrincipal that is a mesh
-// identity, as a SPIFFE ID of the mesh's trust domain or as OSM's
-// sa.namespace.trustDomain; an IPRange, another trust domain's ID or a
-// namespace outside the mesh names none.
+// TestIngressSourcesAreMeshedIdentities: a meshed ingress controller is
+// the identity of a Service source's endpoints with a proxy; it calls the
+// IngressBackend's http backends by endpoint address, its sidecar carrying
+// its plaintext HTTP in the mesh's mutual TLS (and SMI authorizing it). An
+// https backend is none of its endpoint targets: the controller sends its
+// own TLS there, which the sidecar's HTTP chain would break. An
+// AuthenticatedPrincipal names the certificate of a caller outside the
+// mesh, never a meshed group, even when it reads as a mesh identity; an
+// IPRange names none.
 func TestIngressSourcesAreMeshedIdentities(t *testing.T) {
-	in, err := meshtest.Decode([]byte(base + `
----
-apiVersion: policy.openservicemesh.io/v1alpha1
-kind: IngressBackend
-metadata: {name: web, namespace: shop}
-spec:
-  backends:
-  - {name: web, port: {number: 8080, protocol: https}}
-  sources:
-  - {kind: AuthenticatedPrincipal, name: "spiffe://cluster.local/ns/shop/sa/edge"}
-  - {kind: AuthenticatedPrincipal, name: "gateway.shop.cluster.local"}
-  - {kind: AuthenticatedPrincipal, name: "spiffe://other.domain/ns/shop/sa/intruder"}
-  - {kind: AuthenticatedPrincipal, name: "nginx.elsewhere.cluster.local"}
-  - {kind: IPRange, name: 10.0.0.0/8}
-`))
+	data, err := os.ReadFile("../translate/testdata/in/ingress-by-endpoint.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.Mesh.Spec.TrustDomain = "cluster.local"
-	m, _ := mesh.Build(in)
-	want := []mesh.IngressSourceTarget{{Service: mesh.ServiceKey{Namespace: "shop", Name: "web"}, TargetPort: 8080}}
-	for _, sa := range []string{"edge", "gateway"} {
-		if got := m.IngressTargets(mesh.Identity{Namespace: "shop", ServiceAccount: sa}); !slices.Equal(got, want) {
-			t.Errorf("shop/%s calls %v by endpoint, want %v", sa, got, want)
-		}
+	in, err := meshtest.Decode(append(data, []byte(`
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {name: web-https, namespace: web}
+spec:
+  backends:
+  - {name: web, port: {number: 8443, protocol: https}}
+  sources:
+  - {kind: Service, name: ingress-nginx, namespace: ingress}
+  - {kind: AuthenticatedPrincipal, name: "spiffe://cluster.local/ns/web/sa/client"}
+  - {kind: AuthenticatedPrincipal, name: "client.web.cluster.local"}
+  - {kind: IPRange, name: 10.0.0.0/8}
+`)...))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, id := range []mesh.Identity{{Namespace: "shop", ServiceAccount: "intruder"}, {Namespace: "elsewhere", ServiceAccount: "nginx"}} {
-		if got := m.IngressTargets(id); len(got) != 0 {
-			t.Errorf("%s is no ingress source of the mesh, yet calls %v by endpoint", id, got)
-		}
+	m, _ := mesh.Build(in)
+	want := []mesh.IngressSourceTarget{{Service: mesh.ServiceKey{Namespace: "web", Name: "web"}, TargetPort: 8080}}
+	if got := m.IngressTargets(mesh.Identity{Namespace: "ingress", ServiceAccount: "ingress-nginx"}); !slices.Equal(got, want) {
+		t.Errorf("ingress/ingress-nginx calls %v by endpoint, want %v (the http backend only)", got, want)
+	}
+	if got := m.IngressTargets(mesh.Identity{Namespace: "web", ServiceAccount: "client"}); len(got) != 0 {
+		t.Errorf("web/client, named only as an AuthenticatedPrincipal, calls %v by endpoint", got)
 	}
 }
