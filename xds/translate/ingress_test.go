@@ -3,9 +3,11 @@ package translate_test
 import (
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -81,6 +83,57 @@ func moveEndpoint(in mesh.Inputs, pod, addr string) {
 	for _, p := range in.Pods {
 		if p.Name == pod {
 			p.Status.PodIP, p.Status.PodIPs = addr, []corev1.PodIP{{IP: addr}}
+		}
+	}
+}
+
+// TestOneServiceTwiceOnAPortKeepsBothBackends: an IngressBackend that names
+// one Service twice on one port (each backend with its server names) lets
+// the callers of both in: neither backend's RBAC policy replaces the other's.
+func TestOneServiceTwiceOnAPortKeepsBothBackends(t *testing.T) {
+	data, err := os.ReadFile("testdata/in/ingressbackend.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := meshtest.Decode(append(data, []byte(`
+---
+apiVersion: policy.openservicemesh.io/v1alpha1
+kind: IngressBackend
+metadata: {name: api-twice, namespace: shop}
+spec:
+  backends:
+  - {name: api, port: {number: 8443, protocol: https}, tls: {sniHosts: [one.example.com]}}
+  - {name: api, port: {number: 8443, protocol: https}, tls: {sniHosts: [two.example.com]}}
+  sources:
+  - {kind: AuthenticatedPrincipal, name: partner.example.com}
+`)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := mesh.Build(in)
+	g := mesh.Group{Kind: mesh.ProxyEnvoy, Identity: mesh.Identity{Namespace: "shop", ServiceAccount: "api"}}
+	res, err := translate.Translate(m.View(g), fakeCerts(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain *listenerv3.FilterChain
+	for _, l := range res.Listeners {
+		for _, fc := range l.GetFilterChains() {
+			if strings.HasSuffix(fc.GetName(), "|8443|ingress-tls") {
+				chain = fc
+			}
+		}
+	}
+	if chain == nil {
+		t.Fatal("no ingress-tls chain on port 8443")
+	}
+	js, err := protojson.Marshal(chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"one.example.com", "two.example.com", "api.example.com"} {
+		if !strings.Contains(string(js), `"`+host+`"`) {
+			t.Errorf("the ingress-tls chain of 8443 lets no caller asking for %s in", host)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package translate
 import (
 	"maps"
 	"slices"
+	"strconv"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -96,7 +97,13 @@ func ingressRBAC(rules []mesh.IngressRule, tls, http bool) *rbacv3.RBAC {
 		if len(ib.HTTP) > 0 {
 			perms = append(perms, orPermissions(httpPermissions(ib.HTTP)))
 		}
-		out.Policies[ib.Namespace+"/"+ib.Name+"|"+tg.Service.Name] = &rbacv3.Policy{
+		// One Service named twice on the port (each backend with its own
+		// server names, say) is two policies: neither replaces the other.
+		key := ib.Namespace + "/" + ib.Name + "|" + tg.Service.Name
+		for n := 2; out.Policies[key] != nil; n++ {
+			key = ib.Namespace + "/" + ib.Name + "|" + tg.Service.Name + "#" + strconv.Itoa(n)
+		}
+		out.Policies[key] = &rbacv3.Policy{
 			Principals:  []*rbacv3.Principal{andPrincipals(and)},
 			Permissions: []*rbacv3.Permission{andPermissions(perms)},
 		}
