@@ -10,6 +10,7 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -183,15 +184,33 @@ func (t *translator) servedPorts() []mesh.InboundPort {
 }
 
 // downstreamTLS is the server side of mutual TLS: a client certificate signed
-// by the mesh trust bundle is required.
+// by the mesh trust bundle and naming a SPIFFE ID of the mesh's trust
+// domain is required. The bundle's CA may sign more than the mesh's
+// workloads (a corporate CA, the ingress gateway's client certificate), and
+// where no RBAC filter names identities (a Permissive mesh) its every
+// certificate would otherwise pass as a mesh peer.
 func (t *translator) downstreamTLS(p mesh.Protocol) *corev3.TransportSocket {
-	return t.serverTLS(p, tlsParams(), true, true)
+	meshIDs := &tlsv3.CommonTlsContext_CombinedValidationContext{
+		CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+			DefaultValidationContext: &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+				SanType: tlsv3.SubjectAltNameMatcher_URI,
+				Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://" + t.view.Mesh.TrustDomain + "/ns/"}},
+			}}},
+			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecret, SdsConfig: adsSource()},
+		},
+	}
+	ctx := serverTLS(p, tlsParams())
+	ctx.CommonTlsContext.ValidationContextType = meshIDs
+	ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	return t.tlsSocket(ctx)
 }
 
 // ingressTLS is the server side of an https IngressBackend port, with the
 // backend's mesh certificate: client certificates are validated against the
 // mesh trust bundle unless every backend skips it, and required unless one
-// does (the RBAC rules then require them of the others).
+// does (the RBAC rules then require them of the others). Callers outside
+// the mesh carry DNS names as often as not: their names are the RBAC
+// rules' to check.
 func (t *translator) ingressTLS(p mesh.Protocol, rules []mesh.IngressRule) *corev3.TransportSocket {
 	validate, skip := false, false
 	for _, r := range rules {
@@ -200,7 +219,16 @@ func (t *translator) ingressTLS(p mesh.Protocol, rules []mesh.IngressRule) *core
 			skip = skip || r.Target.SkipClientCertValidation
 		}
 	}
-	return t.serverTLS(p, ingressTLSParams(), validate, validate && !skip)
+	ctx := serverTLS(p, ingressTLSParams())
+	if validate {
+		ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecret, SdsConfig: adsSource()},
+		}
+	}
+	if validate && !skip {
+		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	}
+	return t.tlsSocket(ctx)
 }
 
 // ingressTLSParams admit TLS 1.2 as well, which ingress controllers and
@@ -212,25 +240,21 @@ func ingressTLSParams() *tlsv3.TlsParameters {
 	}
 }
 
-// serverTLS is a TLS server with the group's certificate, validating client
-// certificates with the mesh trust bundle when validate is set.
-func (t *translator) serverTLS(p mesh.Protocol, params *tlsv3.TlsParameters, validate, require bool) *corev3.TransportSocket {
+// serverTLS is a TLS server with the group's certificate that validates
+// no client certificate yet.
+func serverTLS(p mesh.Protocol, params *tlsv3.TlsParameters) *tlsv3.DownstreamTlsContext {
 	common := &tlsv3.CommonTlsContext{
 		TlsParams:                      params,
 		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: IdentitySecret, SdsConfig: adsSource()}},
 	}
-	if validate {
-		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
-			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecret, SdsConfig: adsSource()},
-		}
-	}
 	if p.IsHTTP() {
 		common.AlpnProtocols = []string{"h2", "http/1.1"}
 	}
-	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
-	if require {
-		ctx.RequireClientCertificate = wrapperspb.Bool(true)
-	}
+	return &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
+}
+
+// tlsSocket is the TLS transport socket of a server context.
+func (t *translator) tlsSocket(ctx *tlsv3.DownstreamTlsContext) *corev3.TransportSocket {
 	return &corev3.TransportSocket{
 		Name:       "envoy.transport_sockets.tls",
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(ctx)},
