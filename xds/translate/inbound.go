@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"maps"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -86,7 +87,7 @@ func (t *translator) inboundChains(ip mesh.InboundPort) []*listenerv3.FilterChai
 		})
 	}
 	ingressTLS := false
-	if tr := ingressRBAC(rules, true, ip.Port.Protocol.IsHTTP()); tr != nil {
+	if tr := t.ingressTLSRules(port, ip.Port.Protocol.IsHTTP(), rules); tr != nil {
 		ingressTLS = true
 		extra = append(extra, &listenerv3.FilterChain{
 			Name:             name + "|ingress-tls",
@@ -109,6 +110,54 @@ func (t *translator) inboundChains(ip mesh.InboundPort) []*listenerv3.FilterChai
 		Filters:          t.inboundFilters(name, name, ip.Port.Protocol, t.rbacRules(port, ip.Port.Protocol.IsHTTP())),
 	}
 	return append([]*listenerv3.FilterChain{meshChain}, extra...)
+}
+
+// ingressTLSRules are the RBAC rules of a port's https chain for callers
+// outside the mesh, or nil when none gets in there. A mesh peer that offers
+// no MeshALPN (a proxyless gRPC client offers h2) lands on that chain too:
+// when the chain validates client certificates with the mesh trust bundle,
+// its rules also let in the mesh peers the port's mesh chain lets in (by
+// SMI policy, or in a Permissive mesh any SPIFFE ID of the trust domain).
+// A chain that validates no certificate lets in no mesh peer: anyone could
+// name one.
+func (t *translator) ingressTLSRules(port int32, http bool, rules []mesh.IngressRule) *rbacv3.RBAC {
+	tr := ingressRBAC(rules, true, http)
+	if validate, _ := clientCertValidation(rules); tr == nil || !validate {
+		return tr
+	}
+	if peers := t.rbacRules(port, http); peers != nil {
+		maps.Copy(tr.Policies, peers.Policies)
+		return tr
+	}
+	tr.Policies[meshPeersPolicy] = &rbacv3.Policy{
+		Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_Authenticated_{
+			Authenticated: &rbacv3.Principal_Authenticated{PrincipalName: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: t.meshIDPrefix()},
+			}},
+		}}},
+		Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_Any{Any: true}}},
+	}
+	return tr
+}
+
+// meshPeersPolicy names the RBAC policy that lets in every mesh peer of a
+// Permissive mesh; policy names of SMI ("ns/name") and IngressBackends
+// ("ns/name|service") hold a "/", so it is none of theirs.
+const meshPeersPolicy = "mesh-peers"
+
+// meshIDPrefix is how every SPIFFE ID of the mesh's workloads begins.
+func (t *translator) meshIDPrefix() string { return "spiffe://" + t.view.Mesh.TrustDomain + "/ns/" }
+
+// clientCertValidation says whether an https port's backends validate
+// client certificates (one does) and whether one skips it.
+func clientCertValidation(rules []mesh.IngressRule) (validate, skip bool) {
+	for _, r := range rules {
+		if r.Target.TLS {
+			validate = validate || !r.Target.SkipClientCertValidation
+			skip = skip || r.Target.SkipClientCertValidation
+		}
+	}
+	return validate, skip
 }
 
 // plaintextRules are the RBAC rules of a port's plaintext chain (nil: no
@@ -194,7 +243,7 @@ func (t *translator) downstreamTLS(p mesh.Protocol) *corev3.TransportSocket {
 		CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 			DefaultValidationContext: &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
 				SanType: tlsv3.SubjectAltNameMatcher_URI,
-				Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://" + t.view.Mesh.TrustDomain + "/ns/"}},
+				Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: t.meshIDPrefix()}},
 			}}},
 			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecret, SdsConfig: adsSource()},
 		},
@@ -212,13 +261,7 @@ func (t *translator) downstreamTLS(p mesh.Protocol) *corev3.TransportSocket {
 // the mesh carry DNS names as often as not: their names are the RBAC
 // rules' to check.
 func (t *translator) ingressTLS(p mesh.Protocol, rules []mesh.IngressRule) *corev3.TransportSocket {
-	validate, skip := false, false
-	for _, r := range rules {
-		if r.Target.TLS {
-			validate = validate || !r.Target.SkipClientCertValidation
-			skip = skip || r.Target.SkipClientCertValidation
-		}
-	}
+	validate, skip := clientCertValidation(rules)
 	ctx := serverTLS(p, ingressTLSParams())
 	if validate {
 		ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
