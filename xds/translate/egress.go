@@ -66,7 +66,7 @@ func (t *translator) egress(l *listenerv3.Listener, matched map[string]bool) {
 		t.out.Clusters = append(t.out.Clusters, sharedNamed(t, "egress-original-dst", EgressOriginalDstCluster, 0, func(*translator) *clusterv3.Cluster { return egressOriginalDst() }))
 	}
 	if len(sniPorts) > 0 {
-		l.ListenerFilters = append(l.ListenerFilters, t.tlsInspector(sniPorts))
+		t.inspectTLS(l, sniPorts)
 	}
 }
 

@@ -31,9 +31,11 @@ const (
 )
 
 // inspectorTimeout bounds how long the TLS inspector waits for a caller's
-// first bytes on a port that accepts plaintext; then the connection goes
-// on as plaintext, so a server-first protocol (the caller waits for the
-// server to speak) is delayed, not refused.
+// first bytes (on a port that accepts plaintext inbound, an https egress
+// port outbound); then the connection goes on without them (as plaintext
+// inbound, to a chain that needs no server name outbound), so a
+// server-first protocol (the caller waits for the server to speak) is
+// delayed, not refused.
 const inspectorTimeout = 5 * time.Second
 
 // inbound builds the inbound listener: mutual TLS with the mesh trust bundle
@@ -61,9 +63,7 @@ func (t *translator) inbound() {
 		l.FilterChains = append(l.FilterChains, chains...)
 	}
 	if len(inspected) > 0 {
-		l.ListenerFilters = append(l.ListenerFilters, t.tlsInspector(inspected))
-		l.ListenerFiltersTimeout = durationpb.New(inspectorTimeout)
-		l.ContinueOnListenerFiltersTimeout = true
+		t.inspectTLS(l, inspected)
 	}
 	t.unmatched(l, false)
 	t.out.Listeners = append(t.out.Listeners, l)
@@ -188,6 +188,16 @@ func (t *translator) inboundFilters(statPrefix, cluster string, p mesh.Protocol,
 		filters = append(filters, f)
 	}
 	return append(filters, t.tcpProxy(statPrefix, []weighted{{cluster, 1}}))
+}
+
+// inspectTLS runs the TLS inspector on the listener's ports, waiting at
+// most inspectorTimeout for a caller's first bytes and then matching
+// chains without them: Envoy's defaults wait 15 s and close the connection,
+// which would cut a caller that waits for the server to speak first.
+func (t *translator) inspectTLS(l *listenerv3.Listener, ports []int32) {
+	l.ListenerFilters = append(l.ListenerFilters, t.tlsInspector(ports))
+	l.ListenerFiltersTimeout = durationpb.New(inspectorTimeout)
+	l.ContinueOnListenerFiltersTimeout = true
 }
 
 // tlsInspector detects TLS, its ALPN and server name on ports (served ports
