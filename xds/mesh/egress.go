@@ -51,16 +51,14 @@ type EgressPort struct {
 // EgressHost is a destination host name and, on an http port, the requests
 // allowed to it.
 type EgressHost struct {
-	// Name is lower case: api.example.com, or a wildcard *.example.com.
+	// Name is a lower-case DNS name: api.example.com (the model leaves
+	// wildcards out).
 	Name string
 	// AllowAll: some Egress naming the host has no HTTPRouteGroup match.
 	// Else only HTTP's requests are allowed (none when it is empty).
 	AllowAll bool
 	HTTP     []HTTPMatch
 }
-
-// Wildcard says whether the host is a wildcard, *.example.com.
-func (h EgressHost) Wildcard() bool { return strings.HasPrefix(h.Name, "*.") }
 
 // Egress are what the identity may reach outside the mesh, by port, sorted:
 // nil when the mesh allows all egress (Egresses then add nothing).

@@ -73,17 +73,16 @@ func (t *translator) egress(l *listenerv3.Listener, matched map[string]bool) {
 // egressHTTP is the chain of an http egress port: an HTTP connection
 // manager whose virtual hosts are the hosts (the Host header, its port
 // ignored), each routed to its cluster; a request for any other host gets
-// 404. It says whether a wildcard host uses the original destination.
+// 404. Hosts are DNS names (the model leaves wildcards out), each reached
+// by its own name, so the chain uses no original destination.
 func (t *translator) egressHTTP(ep mesh.EgressPort) ([]*listenerv3.FilterChain, bool) {
 	name := "egress|http|" + strconv.Itoa(int(ep.Port))
 	rc := &routev3.RouteConfiguration{Name: name, IgnorePortInHostMatching: true}
-	original := false
 	for _, h := range ep.Hosts {
 		if !h.AllowAll && len(h.HTTP) == 0 {
 			continue // its HTTPRouteGroups match nothing
 		}
 		routes := egressRoutes(h, t.egressHostCluster(h, ep.Port))
-		original = original || h.Wildcard()
 		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{Name: h.Name, Domains: []string{h.Name}, Routes: routes})
 	}
 	if len(rc.VirtualHosts) == 0 {
@@ -96,7 +95,7 @@ func (t *translator) egressHTTP(ep mesh.EgressPort) ([]*listenerv3.FilterChain, 
 			RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc},
 		}), nil)},
 	}
-	return []*listenerv3.FilterChain{fc}, original
+	return []*listenerv3.FilterChain{fc}, false
 }
 
 // egressRoutes are the routes of an egress host: every request when some
@@ -127,18 +126,12 @@ func egressRoutes(h mesh.EgressHost, cluster string) []*routev3.Route {
 
 // egressHTTPS are the chains of an https egress port: one per host,
 // matched by the TLS server name (SNI) and proxied, still encrypted, to the
-// host's cluster; one for the wildcard hosts and one for the address
-// ranges, to the address dialled. It says whether one uses the original
-// destination.
+// host's cluster; and one for the address ranges, to the address dialled.
+// It says whether one uses the original destination.
 func (t *translator) egressHTTPS(ep mesh.EgressPort, matched map[string]bool) ([]*listenerv3.FilterChain, bool) {
 	prefix := "egress|https|" + strconv.Itoa(int(ep.Port))
 	var chains []*listenerv3.FilterChain
-	var wildcards []string
 	for _, h := range ep.Hosts {
-		if h.Wildcard() {
-			wildcards = append(wildcards, h.Name)
-			continue
-		}
 		cluster := t.egressHostCluster(h, ep.Port)
 		chains = append(chains, &listenerv3.FilterChain{
 			Name:             prefix + "|" + h.Name,
@@ -147,14 +140,6 @@ func (t *translator) egressHTTPS(ep mesh.EgressPort, matched map[string]bool) ([
 		})
 	}
 	original := false
-	if len(wildcards) > 0 {
-		original = true
-		chains = append(chains, &listenerv3.FilterChain{
-			Name:             prefix + "|*",
-			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(ep.Port)), ServerNames: wildcards},
-			Filters:          []*listenerv3.Filter{t.tcpProxy(EgressOriginalDstCluster, []weighted{{EgressOriginalDstCluster, 1}})},
-		})
-	}
 	if len(ep.Ranges) > 0 {
 		if fc := t.egressRanges(prefix+"|ranges", ep, matched); fc != nil {
 			original = true
@@ -188,11 +173,8 @@ func (t *translator) egressRanges(name string, ep mesh.EgressPort, matched map[s
 }
 
 // egressHostCluster adds the cluster of an egress host and returns its
-// name: the original destination for a wildcard (no name to resolve).
+// name.
 func (t *translator) egressHostCluster(h mesh.EgressHost, port int32) string {
-	if h.Wildcard() {
-		return EgressOriginalDstCluster
-	}
 	name := EgressClusterName(h.Name, port)
 	t.out.Clusters = append(t.out.Clusters, sharedNamed(t, "egress-dns", h.Name, port, func(*translator) *clusterv3.Cluster { return egressDNSCluster(name, h.Name, port) }))
 	return name
