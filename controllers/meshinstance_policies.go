@@ -50,10 +50,10 @@ func (r *MeshInstanceReconciler) checkPolicies(ctx context.Context, mi *meshv1al
 		return nil, nil, err
 	}
 	in.Mesh = mi
-	_, problems := mesh.Build(in)
+	m, problems := mesh.Build(in)
 	objs := leftOutObjects(problems)
 	r.policyEvents.record(ctx, r.Recorder, mi, objs)
-	return objs, meshPolicyReports(mi, namespaces, in, problems), nil
+	return objs, meshPolicyReports(mi, namespaces, in, m, problems), nil
 }
 
 // leftOutObjects groups problems by object, in the order of the problems

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -91,6 +93,29 @@ func TestPolicyStatusSaysWhetherAMeshReadsIt(t *testing.T) {
 	labelNamespace(t, ns, func(l map[string]string) { l[meshv1alpha1.MonitorLabel] = mi.Name })
 	readyIs(t, ib, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh policy-status", currentStatus(policyv1alpha1.IngressBackendCommitted))
 	readyIs(t, eg, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh policy-status", nil)
+	// Each backend and source says whether it resolved: the backend's
+	// Service does not exist yet, which the Ready message says too.
+	parts := func(backend string) func() error {
+		return func() error {
+			st := ib.Status
+			if len(st.Backends) != 1 || st.Backends[0].Name != "web" || st.Backends[0].Resolved || !strings.Contains(st.Backends[0].Message, backend) {
+				return fmt.Errorf("status.backends %+v, want web unresolved: %s", st.Backends, backend)
+			}
+			if len(st.Sources) != 1 || st.Sources[0].Name != "10.0.0.0/8" || !st.Sources[0].Resolved {
+				return fmt.Errorf("status.sources %+v, want 10.0.0.0/8 resolved", st.Sources)
+			}
+			return nil
+		}
+	}
+	readyIs(t, ib, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "not resolved yet", parts("Service "+ns+"/web does not exist"))
+	web := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}
+	if err := k8s.Create(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	readyIs(t, ib, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "not resolved yet", parts("no endpoint with a proxy of Service "+ns+"/web serves port 8080"))
 	if s := policyKstatus(t, ib, "IngressBackend"); s != status.CurrentStatus {
 		t.Errorf("kstatus of a committed IngressBackend %s, want Current", s)
 	}

@@ -29,6 +29,9 @@ type policyFacts struct {
 	// egressAllowed says that the mesh lets every workload out: an Egress
 	// then adds nothing.
 	egressAllowed bool
+	// ingress is the mesh's resolution of an IngressBackend: how each
+	// backend and source resolved. nil when no mesh reads it.
+	ingress *mesh.IngressBackend
 }
 
 // maxPolicyMessage bounds a policy's condition message, in bytes: the API
@@ -52,6 +55,9 @@ func policyOutcome(kind, namespace string, f policyFacts) (outcome, string) {
 			"mesh %s left out what does not resolve (what it would allow is denied): %s", f.mesh, strings.Join(f.problems, "; ")), maxPolicyMessage)}, ""
 	case f.egressAllowed:
 		return outcome{}, fmt.Sprintf("In effect in mesh %s, whose spec.egress.mode Allow lets every workload out already: the Egress restricts nothing until the mode is Deny", f.mesh)
+	}
+	if w := unresolvedParts(f.ingress); len(w) > 0 {
+		return outcome{}, truncate(fmt.Sprintf("In effect in mesh %s; not resolved yet, so letting no caller in: %s", f.mesh, strings.Join(w, "; ")), maxPolicyMessage)
 	}
 	return outcome{}, fmt.Sprintf("In effect in mesh %s", f.mesh)
 }
@@ -81,7 +87,41 @@ func ingressBackendStatus(ib *policyv1alpha1.IngressBackend, f policyFacts) poli
 	} else {
 		st.CurrentStatus, st.Reason = policyv1alpha1.IngressBackendError, o.message
 	}
+	st.Backends, st.Sources = nil, nil
+	if f.ingress != nil {
+		st.Backends, st.Sources = partStatuses(f.ingress.Backends), partStatuses(f.ingress.Sources)
+	}
 	return st
+}
+
+// unresolvedParts describe the backends and sources of ib (nil for none)
+// that did not resolve.
+func unresolvedParts(ib *mesh.IngressBackend) []string {
+	if ib == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range []struct {
+		what  string
+		parts []mesh.PartState
+	}{{"backend", ib.Backends}, {"source", ib.Sources}} {
+		for _, p := range l.parts {
+			if !p.Resolved {
+				out = append(out, l.what+" "+p.Name+": "+p.Message)
+			}
+		}
+	}
+	return out
+}
+
+// partStatuses are the status entries of an IngressBackend's parts, cut
+// to the CRD's limits (a part quotes what the user wrote).
+func partStatuses(parts []mesh.PartState) []policyv1alpha1.IngressBackendPartStatus {
+	out := make([]policyv1alpha1.IngressBackendPartStatus, 0, min(len(parts), 64))
+	for _, p := range parts[:min(len(parts), 64)] {
+		out = append(out, policyv1alpha1.IngressBackendPartStatus{Name: truncate(p.Name, 320), Resolved: p.Resolved, Message: truncate(p.Message, 1024)})
+	}
+	return out
 }
 
 // egressStatus is the status of eg that f means.
@@ -116,10 +156,14 @@ type policyReport struct {
 // in that mesh mi reads, those of its member namespaces, from the problems
 // its model reported. The policies of in are the cache's: each report
 // holds copies.
-func meshPolicyReports(mi *meshv1alpha1.MeshInstance, namespaces []string, in mesh.Inputs, problems []mesh.Problem) []policyReport {
+func meshPolicyReports(mi *meshv1alpha1.MeshInstance, namespaces []string, in mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem) []policyReport {
 	members := make(map[string]bool, len(namespaces))
 	for _, ns := range namespaces {
 		members[ns] = true
+	}
+	resolved := make(map[string]*mesh.IngressBackend, len(m.IngressBackends))
+	for _, ib := range m.IngressBackends {
+		resolved[ib.Namespace+"/"+ib.Name] = ib
 	}
 	var out []policyReport
 	for _, ib := range in.IngressBackends {
@@ -127,7 +171,9 @@ func meshPolicyReports(mi *meshv1alpha1.MeshInstance, namespaces []string, in me
 			continue
 		}
 		obj := ib.DeepCopy()
-		obj.Status = ingressBackendStatus(ib, policyFacts{mesh: mi.Name, problems: problemsOf("IngressBackend", ib, problems)})
+		obj.Status = ingressBackendStatus(ib, policyFacts{
+			mesh: mi.Name, problems: problemsOf("IngressBackend", ib, problems), ingress: resolved[ib.Namespace+"/"+ib.Name],
+		})
 		out = append(out, policyReport{obj: obj, before: ib.DeepCopy()})
 	}
 	for _, eg := range in.Egresses {

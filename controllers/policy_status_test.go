@@ -138,7 +138,7 @@ func TestMeshPolicyReports(t *testing.T) {
 	theirs := &policyv1alpha1.IngressBackend{ObjectMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: "web", UID: "2"}}
 	eg := &policyv1alpha1.Egress{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "out", UID: "3"}}
 	in := mesh.Inputs{IngressBackends: []*policyv1alpha1.IngressBackend{mine, theirs}, Egresses: []*policyv1alpha1.Egress{eg}}
-	reports := meshPolicyReports(mi, []string{"shop"}, in, []mesh.Problem{{Object: "Egress shop/out", Err: errors.New("unresolved"), Source: eg}})
+	reports := meshPolicyReports(mi, []string{"shop"}, in, &mesh.Mesh{}, []mesh.Problem{{Object: "Egress shop/out", Err: errors.New("unresolved"), Source: eg}})
 	if len(reports) != 2 {
 		t.Fatalf("%d reports, want 2 (the policies of namespace shop)", len(reports))
 	}

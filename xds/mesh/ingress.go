@@ -33,10 +33,22 @@ type IngressBackend struct {
 	Principals []string
 	// HTTP narrows the requests allowed; empty allows every request.
 	HTTP []HTTPMatch
-	// Waiting says, for the user, which Services the policy names that do
-	// not exist yet: they allow nothing until they do. It is no Problem:
-	// nothing is wrong as written.
-	Waiting []string
+	// Backends and Sources say, in the order of the spec's lists, how each
+	// resolved, for the IngressBackend's status. A Service that does not
+	// exist yet is no Problem (nothing is wrong as written), but it allows
+	// nothing until it does, and its part says so.
+	Backends, Sources []PartState
+}
+
+// PartState says how one part of a policy (a backend, a source) resolved.
+type PartState struct {
+	// Name is the part as the user wrote it: a backend's Service, a
+	// source's name (namespace/name for a Service source).
+	Name string
+	// Resolved says that it takes effect as written; Message says what it
+	// resolved to, or why it did not.
+	Resolved bool
+	Message  string
 }
 
 // IngressTarget is one backend of an IngressBackend: a Service's pods'
@@ -118,6 +130,7 @@ func (b *builder) collectIngressBackends() {
 func (b *builder) ingressBackend(ib *policyv1alpha1.IngressBackend) *IngressBackend {
 	const kind = "IngressBackend"
 	out := &IngressBackend{Namespace: ib.Namespace, Name: ib.Name, AnyAddress: true}
+	checksPrincipals := false
 	for _, t := range ib.Spec.Backends {
 		key := ServiceKey{ib.Namespace, t.Name}
 		it := IngressTarget{Service: key, Port: t.Port.Number, TLS: t.Port.Protocol.Canonical() == policyv1alpha1.BackendProtocolHTTPS}
@@ -125,49 +138,67 @@ func (b *builder) ingressBackend(ib *policyv1alpha1.IngressBackend) *IngressBack
 			it.SkipClientCertValidation = t.TLS.SkipClientCertValidation
 			it.SNIHosts = slices.Sorted(slices.Values(t.TLS.SNIHosts))
 		}
-		if b.m.Service(key) == nil {
-			out.Waiting = append(out.Waiting, "backend Service "+key.String())
-		}
+		checksPrincipals = checksPrincipals || it.TLS && !it.SkipClientCertValidation
 		out.Targets = append(out.Targets, it)
 	}
-	slices.SortFunc(out.Targets, func(a, c IngressTarget) int {
-		return cmp.Or(compareServiceKey(a.Service, c.Service), cmp.Compare(a.Port, c.Port))
-	})
 	for i, s := range ib.Spec.Sources {
 		field := fmt.Sprintf("spec.sources[%d]", i)
+		st := PartState{Name: s.Name, Resolved: true}
 		switch s.Kind {
 		case policyv1alpha1.IngressSourceIPRange:
 			out.AnyAddress = false
 			p, err := netip.ParsePrefix(s.Name)
 			if err != nil {
 				b.report(kind, ib, []FieldError{fieldError(field, "%q is not a CIDR", s.Name)}, sourceOut)
-				continue
+				st = PartState{Name: s.Name, Message: "not a CIDR"}
+				break
 			}
 			out.Addresses = append(out.Addresses, unmapPrefix(p))
+			st.Message = "address range " + unmapPrefix(p).String()
 		case policyv1alpha1.IngressSourceService:
 			out.AnyAddress = false
 			key := ServiceKey{s.Namespace, s.Name}
+			st.Name = key.String()
 			addrs, ok := b.serviceAddresses(key)
-			if !ok {
-				out.Waiting = append(out.Waiting, "source Service "+key.String())
+			switch {
+			case !ok:
+				st.Resolved, st.Message = false, "Service "+key.String()+" does not exist (yet): it lets no caller in until it does"
+			case len(addrs) == 0:
+				st.Resolved, st.Message = false, "Service "+key.String()+" has no endpoint addresses (yet): it lets no caller in until it has"
+			default:
+				st.Message = fmt.Sprintf("%d endpoint addresses", len(addrs))
 			}
 			out.Addresses = append(out.Addresses, addrs...)
 		case policyv1alpha1.IngressSourceAuthenticatedPrincipal:
 			out.Principals = append(out.Principals, s.Name)
+			st.Message = "checked on the https backends that validate client certificates"
+			if !checksPrincipals {
+				st.Resolved, st.Message = false, "no https backend validates client certificates: nothing checks this principal"
+			}
 		default:
 			b.report(kind, ib, []FieldError{fieldError(field+".kind", "unknown kind %q", s.Kind)}, sourceOut)
+			st = PartState{Name: s.Name, Message: fmt.Sprintf("unknown kind %q", s.Kind)}
 		}
+		out.Sources = append(out.Sources, st)
 	}
 	slices.SortFunc(out.Addresses, netip.Prefix.Compare)
 	out.Addresses = slices.Compact(out.Addresses)
 	slices.Sort(out.Principals)
 	out.Principals = slices.Compact(out.Principals)
 	for _, t := range out.Targets {
+		st := PartState{Name: t.Service.Name, Resolved: true, Message: fmt.Sprintf("port %d", t.Port)}
 		if why := out.misconfigured(t); why != "" {
 			b.report(kind, ib, []FieldError{fieldError("spec.backends", "%s port %d: %s", t.Service.Name, t.Port, why)},
 				"the port lets no caller outside the mesh in")
+			st.Resolved, st.Message = false, why
+		} else if why := b.unserved(t); why != "" {
+			st.Resolved, st.Message = false, why
 		}
+		out.Backends = append(out.Backends, st)
 	}
+	slices.SortFunc(out.Targets, func(a, c IngressTarget) int {
+		return cmp.Or(compareServiceKey(a.Service, c.Service), cmp.Compare(a.Port, c.Port))
+	})
 	for i, r := range ib.Spec.Matches {
 		field := fmt.Sprintf("spec.matches[%d]", i)
 		g := b.routeGroups[ib.Namespace+"/"+r.Name]
@@ -183,6 +214,26 @@ func (b *builder) ingressBackend(ib *policyv1alpha1.IngressBackend) *IngressBack
 		}
 	}
 	return out
+}
+
+// unserved says why no pod of the target's Service serves its port yet, or
+// "": the Service does not exist, or none of its endpoints with a proxy
+// (where the policy is enforced) has the number (a pods' port, the
+// Service's targetPort). Either way the policy
+// takes the port once one does; nothing is wrong as written.
+func (b *builder) unserved(t IngressTarget) string {
+	s := b.m.Service(t.Service)
+	if s == nil {
+		return "Service " + t.Service.String() + " does not exist (yet): it lets no caller in until it does"
+	}
+	for _, e := range s.Endpoints {
+		for _, p := range e.Ports {
+			if p == t.Port && !e.NoProxy {
+				return ""
+			}
+		}
+	}
+	return fmt.Sprintf("no endpoint with a proxy of Service %s serves port %d (yet); the number is the pods' port, the Service's targetPort", t.Service, t.Port)
 }
 
 // denyAllPath is a path regex no request path matches (a path starts with

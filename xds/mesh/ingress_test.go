@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -28,6 +29,19 @@ kind: EndpointSlice
 metadata: {name: nginx-1, namespace: ingress, labels: {kubernetes.io/service-name: nginx}}
 addressType: IPv4
 endpoints: [{addresses: [10.244.9.1]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop}
+spec: {initContainers: [{name: osm-envoy, image: envoy, restartPolicy: Always}], serviceAccountName: web, containers: [{name: app, image: app}]}
+status: {podIP: 10.244.1.1}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: [{addresses: [10.244.1.1], targetRef: {kind: Pod, name: web-1, namespace: shop}}]
 ---
 apiVersion: policy.openservicemesh.io/v1alpha1
 kind: IngressBackend
@@ -67,8 +81,25 @@ spec:
 	if len(ib.Targets) != 2 || ib.Targets[0].Service.Name != "ghost" || !ib.Targets[0].TLS || ib.Targets[1].TLS {
 		t.Errorf("targets %+v: want ghost over https (HTTPS in any case), web over http", ib.Targets)
 	}
-	if !slices.Equal(ib.Waiting, []string{"backend Service shop/ghost", "source Service ingress/gone"}) {
-		t.Errorf("waiting for %v", ib.Waiting)
+	// Each part says, in spec order, whether it resolved: ghost and gone do
+	// not exist yet, which is no problem but allows nothing.
+	parts := func(ps []mesh.PartState) (out []string) {
+		for _, p := range ps {
+			out = append(out, fmt.Sprintf("%s %v", p.Name, p.Resolved))
+		}
+		return out
+	}
+	if got, want := parts(ib.Backends), []string{"web true", "ghost false"}; !slices.Equal(got, want) {
+		t.Errorf("backends %v, want %v: %+v", got, want, ib.Backends)
+	}
+	if got, want := parts(ib.Sources), []string{"ingress/nginx true", "ingress/gone false", "::ffff:10.1.0.0/112 true", "nginx.ingress.cluster.local true"}; !slices.Equal(got, want) {
+		t.Errorf("sources %v, want %v: %+v", got, want, ib.Sources)
+	}
+	if msg := ib.Sources[1].Message; !strings.Contains(msg, "does not exist") {
+		t.Errorf("source gone: %q, want it said not to exist", msg)
+	}
+	if p := m.IngressBackends[1].Sources[0]; p.Resolved || !strings.Contains(p.Message, "nothing checks") {
+		t.Errorf("principals-only's principal: %+v, want unresolved: no https backend checks it", p)
 	}
 	var got []string
 	for _, p := range problems {

@@ -190,6 +190,41 @@ type IngressBackendStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// backends say, in the order of spec.backends, whether each resolved:
+	// its Service exists and its pods serve the port. Empty while no mesh
+	// reads the IngressBackend.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Backends []IngressBackendPartStatus `json:"backends,omitempty"`
+
+	// sources say, in the order of spec.sources, whether each resolved: a
+	// Service source exists and has endpoint addresses, an IPRange is a
+	// CIDR, an AuthenticatedPrincipal is checked by some https backend.
+	// Empty while no mesh reads the IngressBackend.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Sources []IngressBackendPartStatus `json:"sources,omitempty"`
+}
+
+// IngressBackendPartStatus says how one backend or source of an
+// IngressBackend resolved in the mesh that reads it.
+type IngressBackendPartStatus struct {
+	// name is the backend's Service, or the source's name (for a Service
+	// source, namespace/name).
+	// +kubebuilder:validation:MaxLength=320
+	Name string `json:"name"`
+
+	// resolved says that the part takes effect as written. A part that does
+	// not resolve lets no caller in; message says why.
+	Resolved bool `json:"resolved"`
+
+	// message explains: what the part resolved to, or why it did not.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // IngressBackend lets callers outside the mesh, such as an ingress controller,
