@@ -38,9 +38,12 @@ type builder struct {
 	elsewhere map[string]string
 	// pods are the pods of member namespaces, by namespace/name; meshed
 	// says which of them are the mesh's workloads (meshedPod).
-	pods   map[string]*corev1.Pod
-	meshed map[string]bool
-	vms    map[string]*meshv1alpha1.MeshVM
+	pods map[string]*corev1.Pod
+	// allPods are the pods of every namespace by namespace/name, made
+	// when an IngressBackend's Service source needs them (sourcePod).
+	allPods map[string]*corev1.Pod
+	meshed  map[string]bool
+	vms     map[string]*meshv1alpha1.MeshVM
 	// vmNamespaces are the namespaces holding the mesh's VMs.
 	vmNamespaces map[string]bool
 	// routeGroups are the checked HTTPRouteGroups, by namespace/name.
@@ -425,13 +428,7 @@ func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, 
 		b.problem("EndpointSlice", es, "endpoint of pod %s/%s: the pod has finished (%s); it is left out", pod.Namespace, pod.Name, pod.Status.Phase)
 		return false
 	}
-	var ips []string
-	for _, p := range pod.Status.PodIPs {
-		ips = append(ips, p.IP)
-	}
-	if p := pod.Status.PodIP; p != "" && !slices.Contains(ips, p) {
-		ips = append(ips, p)
-	}
+	ips := podIPs(pod)
 	if len(ips) == 0 && needsIP {
 		return false
 	}
@@ -441,6 +438,18 @@ func (b *builder) podEndpointOK(es *discoveryv1.EndpointSlice, pod *corev1.Pod, 
 		return false
 	}
 	return true
+}
+
+// podIPs are the pod's IPs as its status writes them.
+func podIPs(pod *corev1.Pod) []string {
+	var ips []string
+	for _, p := range pod.Status.PodIPs {
+		ips = append(ips, p.IP)
+	}
+	if p := pod.Status.PodIP; p != "" && !slices.Contains(ips, p) {
+		ips = append(ips, p)
+	}
+	return ips
 }
 
 // sameAddr matches an address written as ip is, IPv4-mapped or not.

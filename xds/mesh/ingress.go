@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
@@ -159,14 +160,17 @@ func (b *builder) ingressBackend(ib *policyv1alpha1.IngressBackend) *IngressBack
 			out.AnyAddress = false
 			key := ServiceKey{s.Namespace, s.Name}
 			st.Name = key.String()
-			addrs, ok := b.serviceAddresses(key)
+			addrs, leftOut, ok := b.serviceAddresses(key)
 			switch {
 			case !ok:
 				st.Resolved, st.Message = false, "Service "+key.String()+" does not exist (yet): it lets no caller in until it does"
 			case len(addrs) == 0:
-				st.Resolved, st.Message = false, "Service "+key.String()+" has no endpoint addresses (yet): it lets no caller in until it has"
+				st.Resolved, st.Message = false, "Service "+key.String()+" has no endpoint addresses of its pods (yet): it lets no caller in until it has"
 			default:
 				st.Message = fmt.Sprintf("%d endpoint addresses", len(addrs))
+			}
+			if leftOut > 0 {
+				st.Message += fmt.Sprintf("; %d left out, not an IP of a pod of namespace %s that the endpoint names", leftOut, key.Namespace)
 			}
 			out.Addresses = append(out.Addresses, addrs...)
 		case policyv1alpha1.IngressSourceAuthenticatedPrincipal:
@@ -241,9 +245,14 @@ func (b *builder) unserved(t IngressTarget) string {
 const denyAllPath = "[^/].*"
 
 // serviceAddresses are the endpoint addresses of a Service of any
-// namespace, as single-address prefixes; ok is false when no such Service
-// exists.
-func (b *builder) serviceAddresses(k ServiceKey) ([]netip.Prefix, bool) {
+// namespace, as single-address prefixes, and how many endpoint addresses
+// were left out; ok is false when no such Service exists. An address
+// counts only as the Service's pod has it: the endpoint names a pod of the
+// slice's namespace (targetRef) that exists, has not finished, and has the
+// address among its IPs. Whoever may write EndpointSlices in the source's
+// namespace could otherwise let any address in: another namespace's pods,
+// the nodes.
+func (b *builder) serviceAddresses(k ServiceKey) (out []netip.Prefix, leftOut int, ok bool) {
 	exists := false
 	for _, s := range b.in.Services {
 		if s.Namespace == k.Namespace && s.Name == k.Name && s.DeletionTimestamp == nil {
@@ -252,23 +261,46 @@ func (b *builder) serviceAddresses(k ServiceKey) ([]netip.Prefix, bool) {
 		}
 	}
 	if !exists {
-		return nil, false
+		return nil, 0, false
 	}
-	var out []netip.Prefix
 	for _, es := range b.in.EndpointSlices {
 		if es.Namespace != k.Namespace || es.Labels[discoveryv1.LabelServiceName] != k.Name {
 			continue
 		}
 		for _, ep := range es.Endpoints {
+			pod := b.sourcePod(es.Namespace, ep.TargetRef)
 			for _, a := range ep.Addresses {
-				if ip, err := netip.ParseAddr(a); err == nil {
-					ip = ip.Unmap()
-					out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+				ip, err := netip.ParseAddr(a)
+				if err != nil || pod == nil || !slices.ContainsFunc(podIPs(pod), sameAddr(ip)) {
+					leftOut++
+					continue
 				}
+				ip = ip.Unmap()
+				out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
 			}
 		}
 	}
-	return out, true
+	return out, leftOut, true
+}
+
+// sourcePod is the running or pending pod of namespace ns that an endpoint
+// of an IngressBackend's Service source names, or nil. Sources are seldom
+// in the mesh, so pods of every namespace are looked up.
+func (b *builder) sourcePod(ns string, ref *corev1.ObjectReference) *corev1.Pod {
+	if ref == nil || ref.Kind != "Pod" || ref.Namespace != "" && ref.Namespace != ns {
+		return nil
+	}
+	if b.allPods == nil {
+		b.allPods = make(map[string]*corev1.Pod, len(b.in.Pods))
+		for _, p := range b.in.Pods {
+			b.allPods[p.Namespace+"/"+p.Name] = p
+		}
+	}
+	p := b.allPods[ns+"/"+ref.Name]
+	if p == nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	return p
 }
 
 func unmapPrefix(p netip.Prefix) netip.Prefix {

@@ -28,7 +28,19 @@ apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: nginx-1, namespace: ingress, labels: {kubernetes.io/service-name: nginx}}
 addressType: IPv4
-endpoints: [{addresses: [10.244.9.1]}]
+endpoints:
+- {addresses: [10.244.9.1], targetRef: {kind: Pod, name: nginx-1, namespace: ingress}}
+# Forged: the web pod's address claimed for nginx-1, an address of no pod,
+# and a pod of another namespace.
+- {addresses: [10.244.1.1], targetRef: {kind: Pod, name: nginx-1}}
+- {addresses: [10.9.9.9]}
+- {addresses: [10.244.1.1], targetRef: {kind: Pod, name: web-1, namespace: shop}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nginx-1, namespace: ingress}
+spec: {serviceAccountName: nginx, containers: [{name: nginx, image: nginx}]}
+status: {phase: Running, podIP: 10.244.9.1}
 ---
 apiVersion: v1
 kind: Pod
@@ -94,6 +106,9 @@ spec:
 	}
 	if got, want := parts(ib.Sources), []string{"ingress/nginx true", "ingress/gone false", "::ffff:10.1.0.0/112 true", "nginx.ingress.cluster.local true"}; !slices.Equal(got, want) {
 		t.Errorf("sources %v, want %v: %+v", got, want, ib.Sources)
+	}
+	if msg := ib.Sources[0].Message; !strings.Contains(msg, "1 endpoint addresses; 3 left out") {
+		t.Errorf("source nginx: %q, want its one address and the three forged ones left out", msg)
 	}
 	if msg := ib.Sources[1].Message; !strings.Contains(msg, "does not exist") {
 		t.Errorf("source gone: %q, want it said not to exist", msg)
