@@ -87,8 +87,9 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 	}
 	objs = append(objs, secrets...)
 	h.objects = len(objs)
-	progress("creating %d objects: %d services, %d pods, %d EndpointSlices, %d TrafficTargets, %d TrafficSplits, %d MeshVMs, %d identity Secrets",
-		len(objs), len(in.Services), len(in.Pods), len(in.EndpointSlices), len(in.TrafficTargets), len(in.TrafficSplits), len(in.VMs), len(secrets))
+	progress("creating %d objects: %d services, %d pods, %d EndpointSlices, %d TrafficTargets, %d TrafficSplits, %d MeshVMs, %d IngressBackends, %d Egresses, %d identity Secrets",
+		len(objs), len(in.Services), len(in.Pods), len(in.EndpointSlices), len(in.TrafficTargets), len(in.TrafficSplits), len(in.VMs),
+		len(in.IngressBackends), len(in.Egresses), len(secrets))
 	if err := h.create(ctx, objs); err != nil {
 		return h, err
 	}
@@ -217,7 +218,8 @@ func (h *harness) describe() MeshSize {
 	sz := h.o.size
 	return MeshSize{
 		Services: sz.Services, Endpoints: sz.Services*sz.PodsPerService + sz.VMs, Identities: len(h.identities),
-		Groups: h.groups, Splits: sz.Splits, VMs: sz.VMs, Permissive: sz.Permissive, Objects: h.objects,
+		Groups: h.groups, Splits: sz.Splits, VMs: sz.VMs, IngressBackends: sz.IngressBackends, Egresses: sz.Egresses,
+		Permissive: sz.Permissive, Objects: h.objects,
 		DeltaFraction: h.o.deltaFraction,
 	}
 }

@@ -18,6 +18,7 @@ type Report struct {
 // MeshSize describes the synthetic mesh.
 type MeshSize struct {
 	Services, Endpoints, Identities, Groups, Splits, VMs, Objects int
+	IngressBackends, Egresses                                     int
 	Permissive                                                    bool
 	DeltaFraction                                                 float64
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -36,6 +37,14 @@ type Size struct {
 	// VMs are MeshVMs, spread over the services: each runs as the first
 	// identity of the service it backs, with an EndpointSlice of its own.
 	VMs int
+	// IngressBackends, spread over the services, each let an ingress
+	// controller's pod network (an IPRange) reach its service's port 8080
+	// over http.
+	IngressBackends int
+	// Egresses, spread over the services, each let the service's first
+	// identity reach a host of its own over http (80) and https (443) and
+	// an address range over https; with any, the mesh denies other egress.
+	Egresses int
 }
 
 // MeshName is the name of the synthetic mesh.
@@ -151,6 +160,34 @@ func Synthetic(sz Size) mesh.Inputs {
 			}},
 		})
 	}
+	for k := range sz.IngressBackends {
+		i := sz.spread(k, sz.IngressBackends)
+		in.IngressBackends = append(in.IngressBackends, &policyv1alpha1.IngressBackend{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ingress-%d", k), Namespace: ns(i)},
+			Spec: policyv1alpha1.IngressBackendSpec{
+				Backends: []policyv1alpha1.IngressBackendTarget{{Name: fmt.Sprintf("svc-%d", i), Port: policyv1alpha1.BackendPort{Number: 8080, Protocol: policyv1alpha1.BackendProtocolHTTP}}},
+				Sources:  []policyv1alpha1.IngressSource{{Kind: policyv1alpha1.IngressSourceIPRange, Name: "10.200.0.0/16"}},
+			},
+		})
+	}
+	if sz.Egresses > 0 {
+		in.Mesh.Spec.Egress.Mode = meshv1alpha1.EgressDeny
+	}
+	for k := range sz.Egresses {
+		i := sz.spread(k, sz.Egresses)
+		in.Egresses = append(in.Egresses, &policyv1alpha1.Egress{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("egress-%d", k), Namespace: ns(i)},
+			Spec: policyv1alpha1.EgressSpec{
+				Sources:     []policyv1alpha1.EgressSource{{Kind: policyv1alpha1.EgressSourceServiceAccount, Name: sa(i, 0), Namespace: ns(i)}},
+				Hosts:       []string{fmt.Sprintf("api-%d.example.com", k)},
+				IPAddresses: []string{fmt.Sprintf("203.0.%d.0/24", k%250)},
+				Ports: []policyv1alpha1.EgressPort{
+					{Number: 80, Protocol: policyv1alpha1.EgressProtocolHTTP},
+					{Number: 443, Protocol: policyv1alpha1.EgressProtocolHTTPS},
+				},
+			},
+		})
+	}
 	return in
 }
 
@@ -167,6 +204,8 @@ func Objects(in mesh.Inputs) []client.Object {
 	out = appendAll(out, in.TCPRoutes)
 	out = appendAll(out, in.TrafficTargets)
 	out = appendAll(out, in.TrafficSplits)
+	out = appendAll(out, in.IngressBackends)
+	out = appendAll(out, in.Egresses)
 	return out
 }
 
