@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -67,8 +68,29 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := mi.DeepCopy()
 	mi.Status = meshStatus(before, f)
 	res, err := reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
+	announceAnchors(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
+	if b := f.ca.bundle; f.ca.written {
+		res = r.watchExpiry(mi, b.certs, f.now, res)
+	}
 	// The mesh is the one writer of its policies' status (policy_controller.go).
 	return res, errors.Join(err, writePolicyStatuses(ctx, r.Client, f.policies))
+}
+
+// watchExpiry sets the bundle's expiry metric and has the mesh looked at
+// again when TrustAnchorsValid would next change by the clock alone, a
+// certificate's validity starting or ending or entering the warning
+// window, unless res asks sooner.
+func (r *MeshInstanceReconciler) watchExpiry(mi *meshv1alpha1.MeshInstance, certs []*x509.Certificate, now time.Time, res ctrl.Result) ctrl.Result {
+	setAnchorExpiry(mi.Name, certs, now)
+	_, _, next := anchorsValid(certs, now, mi.EffectiveExpiryWarning())
+	if next.IsZero() {
+		return res
+	}
+	// A second late, so that the change has happened when it runs.
+	if wait := next.Sub(now) + time.Second; res.RequeueAfter == 0 || wait < res.RequeueAfter {
+		res.RequeueAfter = wait
+	}
+	return res
 }
 
 // gather makes the mesh's certificate authority and trust bundle
@@ -274,6 +296,7 @@ const meshFinalizer = "mesh.openservicemesh.io/mesh"
 // CA and xDS serving certificates with their Secrets (cert-manager keeps a
 // Secret when its Certificate goes) and lets the mesh go.
 func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.MeshInstance) (ctrl.Result, error) {
+	setAnchorExpiry(mi.Name, nil, time.Time{})
 	if !controllerutil.ContainsFinalizer(mi, meshFinalizer) {
 		return ctrl.Result{}, nil
 	}

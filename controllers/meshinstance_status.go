@@ -60,13 +60,20 @@ type caFacts struct {
 
 // meshStatus is the status of mi that f means, from mi's status as read,
 // which it leaves as it is: its trust bundle and counts, and its conditions
-// (TrustBundleKnown, ProxyConfigReady, PoliciesValid,
+// (TrustBundleKnown, TrustAnchorsValid, ProxyConfigReady, PoliciesValid,
 // IdentityIssuanceRestricted, IngressCertificateReady, CertificateAuthorityReady and the summary).
 // A condition the facts do not reach stays as it was.
 func meshStatus(mi *meshv1alpha1.MeshInstance, f meshFacts) meshv1alpha1.MeshInstanceStatus {
 	st := *mi.Status.DeepCopy()
 	conds := newConditionSet(st.Conditions, mi.Generation)
 	o := caOutcome(&st, conds, f.ca)
+	if b := f.ca.bundle; f.ca.written && o.ready() {
+		c, none, _ := anchorsValid(b.certs, f.now, mi.EffectiveExpiryWarning())
+		conds.set(c)
+		if none {
+			o = outcome{reason: meshv1alpha1.ReasonNoValidAnchor, message: "no CA certificate of the trust bundle is valid now, so proxies accept no peer: " + c.Message}
+		}
+	}
 	st.ObservedGeneration = mi.Generation
 	if w, failed := writeOutcome(f.failedWrite); failed {
 		conds.summarize(w)

@@ -68,7 +68,8 @@ func TestMeshStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	// While the root is valid: the bundle's expiry is judged at now.
+	now := root.Cert.NotBefore.Add(time.Hour)
 	prev := meshv1alpha1.MeshInstanceStatus{
 		ObservedGeneration: 1, MemberNamespaces: 9,
 		Conditions: []metav1.Condition{{Type: meshv1alpha1.ConditionCertificateAuthorityReady, Status: metav1.ConditionTrue, Reason: meshv1alpha1.ReasonSucceeded}},

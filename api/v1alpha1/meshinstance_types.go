@@ -158,6 +158,16 @@ type Certificates struct {
 	// +optional
 	RenewBefore string `json:"renewBefore,omitempty"`
 
+	// expiryWarning is how long before a CA certificate of the trust
+	// bundle expires that the mesh warns: condition TrustAnchorsValid turns
+	// False, a Warning Event is recorded, and the metric
+	// osm_trust_anchor_expiry_seconds has counted down to it all along. A
+	// Go duration.
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	ExpiryWarning string `json:"expiryWarning,omitempty"`
+
 	// privateKey is the key of workload certificates.
 	// +kubebuilder:default={algorithm: ECDSA}
 	// +optional
@@ -370,8 +380,9 @@ type MeshInstanceStatus struct {
 
 	// trustBundle summarizes the CA certificates proxies trust (the mesh's
 	// trust bundle, served from Secret osm-<mesh>-trust-bundle of the
-	// operator's namespace); during a root change it holds the old and the
-	// new root.
+	// operator's namespace). It is the bundle as last found: the operator
+	// does not yet keep an old root next to a new one when the root
+	// changes.
 	// +optional
 	TrustBundle []TrustAnchor `json:"trustBundle,omitempty"`
 
@@ -404,11 +415,28 @@ type MeshInstanceStatus struct {
 type TrustAnchor struct {
 	// subject of the certificate.
 	Subject string `json:"subject"`
+	// kind is Root for a self-signed certificate, Intermediate for one
+	// another CA signed.
+	// +optional
+	Kind TrustAnchorKind `json:"kind,omitempty"`
 	// sha256Fingerprint of the DER certificate, hex encoded.
 	SHA256Fingerprint string `json:"sha256Fingerprint"`
+	// notBefore is when the certificate becomes valid.
+	// +optional
+	NotBefore metav1.Time `json:"notBefore,omitzero"`
 	// notAfter is when the certificate expires.
 	NotAfter metav1.Time `json:"notAfter"`
 }
+
+// TrustAnchorKind says whether a CA certificate of the bundle is a root.
+// +kubebuilder:validation:Enum=Root;Intermediate
+type TrustAnchorKind string
+
+// The kinds of trust anchors.
+const (
+	TrustAnchorRoot         TrustAnchorKind = "Root"
+	TrustAnchorIntermediate TrustAnchorKind = "Intermediate"
+)
 
 // MeshInstance is a service mesh. Its name is the mesh ID that namespaces carry
 // in the openservicemesh.io/monitor label.

@@ -30,6 +30,24 @@ func TrustBundleConfigMapName(mesh string) string { return "osm-" + mesh + "-tru
 // known and written for the xDS servers; False says why proxies have none.
 const ConditionTrustBundleKnown = "TrustBundleKnown"
 
+// ConditionTrustAnchorsValid is True on a MeshInstance whose every CA
+// certificate of the trust bundle is valid now and for longer than
+// spec.certificates.expiryWarning; False names those that are not.
+const ConditionTrustAnchorsValid = "TrustAnchorsValid"
+
+// Reasons of ConditionTrustAnchorsValid.
+const (
+	// ReasonValid: every CA certificate is valid past the warning window.
+	ReasonValid = "Valid"
+	// ReasonExpiresSoon: a CA certificate expires within the window.
+	ReasonExpiresSoon = "ExpiresSoon"
+	// ReasonExpired: a CA certificate has expired, or is not valid yet.
+	ReasonExpired = "Expired"
+	// ReasonNoValidAnchor: the mesh is not Ready while no CA certificate
+	// of its bundle is valid: no proxy accepts any peer.
+	ReasonNoValidAnchor = "NoValidAnchor"
+)
+
 // Reasons of ConditionTrustBundleKnown.
 const (
 	// ReasonBootstrapped: the bundle is the mesh's bootstrapped root.

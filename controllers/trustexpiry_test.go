@@ -1,0 +1,148 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/internal/testpki"
+)
+
+// TestTrustAnchorExpiryIsWatched: the mesh's bootstrapped root, issued by
+// cert-manager for ten years, expires within a warning window longer than
+// that: TrustAnchorsValid turns False (ExpiresSoon) naming it, a Warning
+// Event says so, the metric counts its seconds to expiry, and the mesh
+// stays Ready (a warning, not an outage). status.trustBundle says it is a
+// root and when it became valid. A shorter window clears the warning.
+func TestTrustAnchorExpiryIsWatched(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "expiring"},
+		Spec:       meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{ExpiryWarning: "87700h"}},
+	}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	anchorsAre := func(status metav1.ConditionStatus, reason, msg string) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+				return err
+			}
+			c := condition(t, mi, func() []metav1.Condition { return mi.Status.Conditions }, meshv1alpha1.ConditionTrustAnchorsValid)
+			if c == nil || c.Status != status || c.Reason != reason || !strings.Contains(c.Message, msg) {
+				return fmt.Errorf("TrustAnchorsValid %+v, want %s %s containing %q", c, status, reason, msg)
+			}
+			return ready(mi.Status.Conditions)
+		})
+	}
+	anchorsAre(metav1.ConditionFalse, meshv1alpha1.ReasonExpiresSoon, "CN=expiring mesh root CA")
+	if tb := mi.Status.TrustBundle; len(tb) != 1 || tb[0].Kind != meshv1alpha1.TrustAnchorRoot || tb[0].NotBefore.IsZero() || !tb[0].NotBefore.Before(&tb[0].NotAfter) {
+		t.Errorf("status.trustBundle %+v, want one root with its validity", tb)
+	}
+	notAfter := mi.Status.TrustBundle[0].NotAfter.Time
+	eventIs := func(typ, reason string) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			var l eventsv1.EventList
+			if err := k8s.List(ctx, &l); err != nil {
+				return err
+			}
+			for _, e := range l.Items {
+				if e.Regarding.Kind == "MeshInstance" && e.Regarding.Name == mi.Name && e.Type == typ && e.Reason == reason {
+					return nil
+				}
+			}
+			return fmt.Errorf("no %s Event %s on the mesh", typ, reason)
+		})
+	}
+	eventIs(corev1.EventTypeWarning, meshv1alpha1.ReasonExpiresSoon)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		got, err := anchorExpirySeconds(mi.Name, mi.Status.TrustBundle[0].SHA256Fingerprint)
+		if err != nil {
+			return err
+		}
+		if want := time.Until(notAfter).Seconds(); got > want+60 || got < want-600 {
+			return fmt.Errorf("osm_trust_anchor_expiry_seconds %f, want about %f", got, want)
+		}
+		return nil
+	})
+
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		mi.Spec.Certificates.ExpiryWarning = "720h"
+		return k8s.Update(ctx, mi)
+	})
+	anchorsAre(metav1.ConditionTrue, meshv1alpha1.ReasonValid, "valid for longer than 30d")
+	eventIs(corev1.EventTypeNormal, meshv1alpha1.ReasonValid)
+}
+
+// anchorExpirySeconds reads the operator's gauge for one certificate of a
+// mesh's bundle.
+func anchorExpirySeconds(mesh, fingerprint string) (float64, error) {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() != "osm_trust_anchor_expiry_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["mesh"] == mesh && labels["sha256"] == fingerprint {
+				return m.GetGauge().GetValue(), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no osm_trust_anchor_expiry_seconds for mesh %s, sha256 %s", mesh, fingerprint)
+}
+
+// TestAnExpiredBundleIsNoBundle: a trust bundle given in the spec whose
+// only CA certificate has expired leaves proxies accepting no peer: the
+// mesh says so, not Ready (NoValidAnchor), with TrustAnchorsValid Expired.
+func TestAnExpiredBundleIsNoBundle(t *testing.T) {
+	ctx := context.Background()
+	old, err := testpki.NewCAValid("long gone root", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "expired-bundle"},
+		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+			TrustBundle: &meshv1alpha1.TrustBundleSource{PEM: string(old.PEM)},
+		}},
+	}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	testenv.Eventually(t, 60*time.Second, func() error {
+		conds := func() []metav1.Condition { return mi.Status.Conditions }
+		a := condition(t, mi, conds, meshv1alpha1.ConditionTrustAnchorsValid)
+		r := condition(t, mi, conds, meshv1alpha1.ConditionReady)
+		if a == nil || a.Status != metav1.ConditionFalse || a.Reason != meshv1alpha1.ReasonExpired || !strings.Contains(a.Message, "CN=long gone root") {
+			return fmt.Errorf("TrustAnchorsValid %+v, want False Expired naming the root", a)
+		}
+		if r == nil || r.Status != metav1.ConditionFalse || r.Reason != meshv1alpha1.ReasonNoValidAnchor {
+			return fmt.Errorf("Ready %+v, want False NoValidAnchor", r)
+		}
+		return nil
+	})
+}
