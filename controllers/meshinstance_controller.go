@@ -70,7 +70,12 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	res, err := reportFailedWrite(ctx, r.Client, r.Recorder, mi, before, err)
 	announceAnchors(r.Recorder, mi, before.Status.Conditions, mi.Status.Conditions)
 	if b := f.ca.bundle; f.ca.written {
-		res = r.watchExpiry(mi, b.certs, f.now, res)
+		res = r.watchExpiry(mi, b.all(), f.now, res)
+		// Leaves are re-issued without the mesh hearing of each: look
+		// again soon while a former root is kept.
+		if len(b.retiring) > 0 && (res.RequeueAfter == 0 || res.RequeueAfter > waitRequeue) {
+			res.RequeueAfter = waitRequeue
+		}
 	}
 	// The mesh is the one writer of its policies' status (policy_controller.go).
 	return res, errors.Join(err, writePolicyStatuses(ctx, r.Client, f.policies))
@@ -101,7 +106,7 @@ func (r *MeshInstanceReconciler) watchExpiry(mi *meshv1alpha1.MeshInstance, cert
 // ends it.
 func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.MeshInstance) (meshFacts, error) {
 	f := meshFacts{now: time.Now()}
-	if err := r.reconcileCA(ctx, mi, &f.ca); err != nil {
+	if err := r.reconcileCA(ctx, mi, f.now, &f.ca); err != nil {
 		return f, err
 	}
 	var err error
@@ -130,7 +135,7 @@ func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.Me
 // reconcileCA makes sure the mesh's issuer exists, and, once it and the xDS
 // serving certificate are ready, writes the mesh's trust bundle for the xDS
 // servers; it records in f what it found, as far as it got.
-func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance, f *caFacts) error {
+func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alpha1.MeshInstance, now time.Time, f *caFacts) error {
 	fromSpec, err := specBundle(mi)
 	if err != nil {
 		f.specErr = err
@@ -169,11 +174,18 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 	if err != nil {
 		return err
 	}
+	if b.known() && b.reason != meshv1alpha1.ReasonFromSpec {
+		// The issuer's roots changed: the former stay next to the new
+		// while leaves they signed remain. A spec's bundle is as declared.
+		if err := r.keepFormer(ctx, mi, now, &b); err != nil {
+			return err
+		}
+	}
 	f.bundle = &b
 	if !b.known() {
 		return nil
 	}
-	if err := r.writeBundle(ctx, mi, b.certs); err != nil {
+	if err := r.writeBundle(ctx, mi, b.all()); err != nil {
 		return failedWrite(err)
 	}
 	f.written = true

@@ -52,8 +52,9 @@ type caFacts struct {
 	issuer *issuerFacts
 	// serving is the xDS serving Certificate.
 	serving *cmapi.Certificate
-	// bundle is the trust bundle as found (readBundle); written says it
-	// was written for the xDS servers.
+	// bundle is the trust bundle as found (readBundle), with the former
+	// CA certificates kept (keepFormer); written says it was written for
+	// the xDS servers.
 	bundle  *bundle
 	written bool
 }
@@ -68,7 +69,7 @@ func meshStatus(mi *meshv1alpha1.MeshInstance, f meshFacts) meshv1alpha1.MeshIns
 	conds := newConditionSet(st.Conditions, mi.Generation)
 	o := caOutcome(&st, conds, f.ca)
 	if b := f.ca.bundle; f.ca.written && o.ready() {
-		c, none, _ := anchorsValid(b.certs, f.now, mi.EffectiveExpiryWarning())
+		c, none, _ := anchorsValid(b.all(), f.now, mi.EffectiveExpiryWarning())
 		conds.set(c)
 		if none {
 			o = outcome{reason: meshv1alpha1.ReasonNoValidAnchor, message: "no CA certificate of the trust bundle is valid now, so proxies accept no peer: " + c.Message}
@@ -140,7 +141,8 @@ func caOutcome(st *meshv1alpha1.MeshInstanceStatus, conds *conditionSet, f caFac
 		return outcome{}
 	}
 	conds.set(condition(meshv1alpha1.ConditionTrustBundleKnown, metav1.ConditionTrue, b.reason, b.message))
-	st.TrustBundle = anchors(b.certs)
+	conds.set(rotated(b.retiring))
+	st.TrustBundle = anchors(*b)
 	return outcome{}
 }
 

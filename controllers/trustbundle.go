@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,9 +24,21 @@ import (
 type bundle struct {
 	certs           []*x509.Certificate
 	reason, message string
+	// retiring are former CA certificates kept next to certs (retire).
+	retiring []retiring
 }
 
 func (b bundle) known() bool { return len(b.certs) > 0 }
+
+// all are the certificates proxies trust: the current ones, then the
+// former ones kept.
+func (b bundle) all() []*x509.Certificate {
+	out := slices.Clone(b.certs)
+	for _, r := range b.retiring {
+		out = append(out, r.cert)
+	}
+	return out
+}
 
 // specBundle reads spec.certificates.trustBundle: CA certificates and
 // nothing else, since every proxy of the mesh will trust them. Nil when the
@@ -161,11 +174,19 @@ func (r *MeshInstanceReconciler) writeBundle(ctx context.Context, mi *meshv1alph
 	return nil
 }
 
-// anchors summarizes the certificates of a bundle for status.trustBundle.
-func anchors(certs []*x509.Certificate) []meshv1alpha1.TrustAnchor {
-	out := make([]meshv1alpha1.TrustAnchor, 0, len(certs))
-	for _, c := range certs {
-		out = append(out, meshv1alpha1.TrustAnchorOf(c))
+// anchors summarizes the certificates of a bundle for status.trustBundle,
+// with their roles.
+func anchors(b bundle) []meshv1alpha1.TrustAnchor {
+	out := make([]meshv1alpha1.TrustAnchor, 0, len(b.certs)+len(b.retiring))
+	for _, c := range b.certs {
+		a := meshv1alpha1.TrustAnchorOf(c)
+		a.Role = meshv1alpha1.TrustAnchorCurrent
+		out = append(out, a)
+	}
+	for _, r := range b.retiring {
+		a := meshv1alpha1.TrustAnchorOf(r.cert)
+		a.Role, a.RetiringSince = meshv1alpha1.TrustAnchorRetiring, &metav1.Time{Time: r.since}
+		out = append(out, a)
 	}
 	return out
 }

@@ -100,23 +100,34 @@ func setAnchorExpiry(mesh string, certs []*x509.Certificate, now time.Time) {
 	}
 }
 
-// announceAnchors records a Warning Event when TrustAnchorsValid turns
-// False or names other certificates, and a Normal one when it turns True
-// again. Its message holds no countdown, so it changes only with the facts.
+// announceAnchors records a Warning Event when TrustAnchorsValid or
+// TrustBundleRotated turns False or says something else, and a Normal one
+// when it turns True again. Their messages hold no countdown, so they
+// change only with the facts.
 func announceAnchors(rec events.EventRecorder, mi *meshv1alpha1.MeshInstance, before, after []metav1.Condition) {
-	now := meta.FindStatusCondition(after, meshv1alpha1.ConditionTrustAnchorsValid)
+	for _, typ := range []string{meshv1alpha1.ConditionTrustAnchorsValid, meshv1alpha1.ConditionTrustBundleRotated} {
+		announceCondition(rec, mi, typ, before, after)
+	}
+}
+
+// announceCondition records the Event of announceAnchors for the condition typ.
+func announceCondition(rec events.EventRecorder, mi *meshv1alpha1.MeshInstance, typ string, before, after []metav1.Condition) {
+	now := meta.FindStatusCondition(after, typ)
 	if rec == nil || now == nil {
 		return
 	}
-	was := meta.FindStatusCondition(before, meshv1alpha1.ConditionTrustAnchorsValid)
-	if was != nil && was.Status == now.Status && was.Reason == now.Reason && (now.Status == metav1.ConditionTrue || was.Message == now.Message) {
+	was := meta.FindStatusCondition(before, typ)
+	// A rotation's message counts the leaves left: its Events mark its
+	// start and end only, and are Normal (a rotation is no fault).
+	rotation := typ == meshv1alpha1.ConditionTrustBundleRotated
+	if was != nil && was.Status == now.Status && was.Reason == now.Reason && (now.Status == metav1.ConditionTrue || rotation || was.Message == now.Message) {
 		return
 	}
 	if was == nil && now.Status == metav1.ConditionTrue {
 		return
 	}
 	kind := corev1.EventTypeWarning
-	if now.Status == metav1.ConditionTrue {
+	if now.Status == metav1.ConditionTrue || rotation {
 		kind = corev1.EventTypeNormal
 	}
 	rec.Eventf(mi, nil, kind, now.Reason, "CheckTrustBundle", "%s", truncate(now.Message, maxEventNote))

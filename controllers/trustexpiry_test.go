@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,7 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
 )
 
@@ -145,4 +148,114 @@ func TestAnExpiredBundleIsNoBundle(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAFormerRootStaysWhileItsLeavesRemain: when the mesh moves to an
+// issuer with another root, the former root stays in the bundle proxies
+// trust (Retiring) while a leaf of the mesh still chains to it, here one
+// held back as a leaf that was not re-issued yet would be; identity leaves
+// are re-issued by the new issuer meanwhile, and the mesh stays Ready.
+// Once no leaf chains to the former root, it leaves the bundle.
+func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
+	ctx := context.Background()
+	roots := map[string]*testpki.CA{}
+	for _, name := range []string{"rotate-one", "rotate-two"} {
+		ca, err := testpki.NewCA(name + " root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[name] = ca
+		for _, o := range []client.Object{
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: certmanager.ClusterResourceNamespace}, Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{"tls.crt": ca.PEM, "tls.key": ca.KeyPEM()}},
+			&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: name}}}},
+		} {
+			if err := k8s.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "rotating"},
+		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
+			IssuerRef: &meshv1alpha1.IssuerReference{Name: "rotate-one", Kind: "ClusterIssuer"},
+		}},
+	}
+	ns := newNamespace(t, nil)
+	for _, o := range []client.Object{mi, meshedPod(mi.Name, ns, "app-1", "app"),
+		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: mi.Name}}} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	fp := func(name string) string { return meshv1alpha1.Fingerprint(roots[name].Cert) }
+	bundleIs := func(want map[string]meshv1alpha1.TrustAnchorRole, rotated metav1.ConditionStatus, msg string) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+				return err
+			}
+			got := map[string]meshv1alpha1.TrustAnchorRole{}
+			for _, a := range mi.Status.TrustBundle {
+				got[a.SHA256Fingerprint] = a.Role
+			}
+			if len(got) != len(want) {
+				return fmt.Errorf("trust bundle %+v, want %v", mi.Status.TrustBundle, want)
+			}
+			for f, role := range want {
+				if got[f] != role {
+					return fmt.Errorf("trust bundle %+v, want %v", mi.Status.TrustBundle, want)
+				}
+			}
+			c := condition(t, mi, func() []metav1.Condition { return mi.Status.Conditions }, meshv1alpha1.ConditionTrustBundleRotated)
+			if c == nil || c.Status != rotated || !strings.Contains(c.Message, msg) {
+				return fmt.Errorf("TrustBundleRotated %+v, want %s containing %q", c, rotated, msg)
+			}
+			s := &corev1.Secret{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}, s); err != nil {
+				return err
+			}
+			if n := strings.Count(string(s.Data[meshv1alpha1.TrustBundleKey]), "BEGIN CERTIFICATE"); n != len(want) {
+				return fmt.Errorf("the bundle Secret proxies are served holds %d certificates, want %d", n, len(want))
+			}
+			return ready(mi.Status.Conditions)
+		})
+	}
+	bundleIs(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-one"): meshv1alpha1.TrustAnchorCurrent}, metav1.ConditionTrue, "only the current")
+
+	// A leaf of the first root that is not re-issued yet.
+	kp, err := roots["rotate-one"].Workload("spiffe://cluster.local/ns/" + ns + "/sa/held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns, Labels: controllers.MeshObjectLabels(mi.Name)},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM}}
+	if err := k8s.Create(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		mi.Spec.Certificates.IssuerRef.Name = "rotate-two"
+		return k8s.Update(ctx, mi)
+	})
+	bundleIs(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent, fp("rotate-one"): meshv1alpha1.TrustAnchorRetiring},
+		metav1.ConditionFalse, "still signs 1 of the mesh's leaves")
+	// The workload's own leaf was re-issued by the new issuer meanwhile.
+	testenv.Eventually(t, 60*time.Second, func() error {
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("app")}, s); err != nil {
+			return err
+		}
+		if !strings.Contains(string(s.Data["ca.crt"]), strings.TrimSpace(string(roots["rotate-two"].PEM))) {
+			return fmt.Errorf("the identity Secret is not re-issued by the second issuer yet")
+		}
+		return nil
+	})
+	if err := k8s.Delete(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	bundleIs(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent}, metav1.ConditionTrue, "only the current")
 }

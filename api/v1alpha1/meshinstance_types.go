@@ -380,9 +380,9 @@ type MeshInstanceStatus struct {
 
 	// trustBundle summarizes the CA certificates proxies trust (the mesh's
 	// trust bundle, served from Secret osm-<mesh>-trust-bundle of the
-	// operator's namespace). It is the bundle as last found: the operator
-	// does not yet keep an old root next to a new one when the root
-	// changes.
+	// operator's namespace): the issuer's current ones, and after the
+	// issuer's root changed, the former ones (role Retiring) until every
+	// leaf of the mesh chains to a current one.
 	// +optional
 	TrustBundle []TrustAnchor `json:"trustBundle,omitempty"`
 
@@ -426,7 +426,27 @@ type TrustAnchor struct {
 	NotBefore metav1.Time `json:"notBefore,omitzero"`
 	// notAfter is when the certificate expires.
 	NotAfter metav1.Time `json:"notAfter"`
+	// role is Current for a CA certificate of the mesh's issuer (or of
+	// spec.certificates.trustBundle), Retiring for a former one kept while
+	// leaves it signed remain.
+	// +optional
+	Role TrustAnchorRole `json:"role,omitempty"`
+	// retiringSince is when a Retiring certificate stopped being current.
+	// It leaves the bundle at the latest spec.certificates.duration later,
+	// when every leaf it could have signed for the mesh has expired.
+	// +optional
+	RetiringSince *metav1.Time `json:"retiringSince,omitempty"`
 }
+
+// TrustAnchorRole says why a CA certificate is in the bundle.
+// +kubebuilder:validation:Enum=Current;Retiring
+type TrustAnchorRole string
+
+// The roles of trust anchors.
+const (
+	TrustAnchorCurrent  TrustAnchorRole = "Current"
+	TrustAnchorRetiring TrustAnchorRole = "Retiring"
+)
 
 // TrustAnchorKind says whether a CA certificate of the bundle is a root.
 // +kubebuilder:validation:Enum=Root;Intermediate

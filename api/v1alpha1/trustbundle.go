@@ -48,6 +48,20 @@ const (
 	ReasonNoValidAnchor = "NoValidAnchor"
 )
 
+// ConditionTrustBundleRotated is True on a MeshInstance whose bundle holds
+// only its issuer's current CA certificates; False while former ones stay
+// next to them, until every leaf of the mesh chains to a current one.
+const ConditionTrustBundleRotated = "TrustBundleRotated"
+
+// Reasons of ConditionTrustBundleRotated.
+const (
+	// ReasonCurrentOnly: the bundle holds the current CA certificates only.
+	ReasonCurrentOnly = "CurrentOnly"
+	// ReasonRetiringFormerRoot: a former CA certificate stays in the bundle
+	// while leaves it signed remain.
+	ReasonRetiringFormerRoot = "RetiringFormerRoot"
+)
+
 // Reasons of ConditionTrustBundleKnown.
 const (
 	// ReasonBootstrapped: the bundle is the mesh's bootstrapped root.
