@@ -180,8 +180,14 @@ func certificates(data []byte) []*x509.Certificate {
 // trust (retire), reading what was written and the mesh's leaves.
 func (r *MeshInstanceReconciler) keepFormer(ctx context.Context, mi *meshv1alpha1.MeshInstance, now time.Time, b *bundle) error {
 	written, err := r.readWritten(ctx, mi)
-	if err != nil || len(written) == 0 {
+	if err != nil {
 		return err
+	}
+	// Almost always the bundle is the issuer's as it was: no leaf is read.
+	if !slices.ContainsFunc(written, func(w *x509.Certificate) bool {
+		return !slices.ContainsFunc(b.certs, func(c *x509.Certificate) bool { return c.Equal(w) })
+	}) {
+		return nil
 	}
 	leaves, err := r.readLeaves(ctx, mi)
 	if err != nil {
