@@ -3,8 +3,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // Run by hand (go run ./hack/demo/mesh), the demo says what it is missing
@@ -58,5 +63,18 @@ func TestCheckOptions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAddressesInReadsAnIngressPolicy: a policy for callers outside the
+// mesh is shown by the addresses it names.
+func TestAddressesInReadsAnIngressPolicy(t *testing.T) {
+	p := &rbacv3.Policy{Principals: []*rbacv3.Principal{{Identifier: &rbacv3.Principal_OrIds{OrIds: &rbacv3.Principal_Set{Ids: []*rbacv3.Principal{
+		{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{AddressPrefix: "10.244.0.7", PrefixLen: wrapperspb.UInt32(32)}}},
+		{Identifier: &rbacv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{AddressPrefix: "192.168.0.0", PrefixLen: wrapperspb.UInt32(16)}}},
+	}}}}}}
+	got := addressesIn(marshalPolicies(map[string]*rbacv3.Policy{"p": p})["p"])
+	if want := []string{"10.244.0.7/32", "192.168.0.0/16"}; !slices.Equal(got, want) {
+		t.Errorf("addresses %v, want %v", got, want)
 	}
 }

@@ -488,6 +488,10 @@ func rbacRules(l *listenerv3.Listener) []string {
 			}
 			for name, raw := range policies {
 				ids := slices.Compact(slices.Sorted(slices.Values(spiffeID.FindAllString(string(raw), -1))))
+				if len(ids) == 0 {
+					// A policy for callers outside the mesh names addresses.
+					ids = addressesIn(raw)
+				}
 				out = append(out, fmt.Sprintf("chain %s: RBAC %s allows %s", fc.GetName(), name, strings.Join(ids, ", ")))
 			}
 		}
@@ -495,6 +499,19 @@ func rbacRules(l *listenerv3.Listener) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// addressesIn are the caller address ranges a marshalled RBAC policy
+// names, as CIDRs.
+func addressesIn(raw []byte) []string {
+	var out []string
+	for _, m := range remoteIP.FindAllSubmatch(raw, -1) {
+		out = append(out, string(m[1])+"/"+string(m[2]))
+	}
+	return slices.Compact(slices.Sorted(slices.Values(out)))
+}
+
+// protojson may put spaces after its colons and commas.
+var remoteIP = regexp.MustCompile(`"directRemoteIp":\s*\{\s*"addressPrefix":\s*"([^"]+)",\s*"prefixLen":\s*(\d+)\s*\}`)
 
 func marshalPolicies(m map[string]*rbacv3.Policy) map[string][]byte {
 	out := map[string][]byte{}
