@@ -154,7 +154,8 @@ func TestAnExpiredBundleIsNoBundle(t *testing.T) {
 // issuer with another root, the former root stays in the bundle proxies
 // trust (Retiring) while a leaf of the mesh still chains to it, here one
 // held back as a leaf that was not re-issued yet would be; identity leaves
-// are re-issued by the new issuer meanwhile, and the mesh stays Ready.
+// are re-issued by the new issuer meanwhile, the pods' bundle ConfigMap
+// holds both roots, and the mesh stays Ready.
 // Once no leaf chains to the former root, it leaves the bundle.
 func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 	ctx := context.Background()
@@ -218,6 +219,14 @@ func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 			}
 			if n := strings.Count(string(s.Data[meshv1alpha1.TrustBundleKey]), "BEGIN CERTIFICATE"); n != len(want) {
 				return fmt.Errorf("the bundle Secret proxies are served holds %d certificates, want %d", n, len(want))
+			}
+			// What pods mount (a proxyless application's provider files).
+			cm := &corev1.ConfigMap{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.TrustBundleConfigMapName(mi.Name)}, cm); err != nil {
+				return err
+			}
+			if n := strings.Count(cm.Data[meshv1alpha1.TrustBundleKey], "BEGIN CERTIFICATE"); n != len(want) {
+				return fmt.Errorf("the namespace's bundle ConfigMap holds %d certificates, want %d", n, len(want))
 			}
 			return ready(mi.Status.Conditions)
 		})
