@@ -268,3 +268,90 @@ func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 	}
 	bundleIs(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent}, metav1.ConditionTrue, "only the current")
 }
+
+// TestARenewedBootstrappedRootRotatesByItself: cert-manager renews the
+// mesh's bootstrapped root (here asked to, as cmctl renew does), with a
+// new key. The leaves the old root signed stay valid until their own
+// renewal, so the old root stays in the bundle, Retiring, next to the new
+// one; once the workload's and the xDS server's leaves are renewed under
+// the new root, the old root leaves.
+func TestARenewedBootstrappedRootRotatesByItself(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "renewing"}}
+	ns := newNamespace(t, nil)
+	for _, o := range []client.Object{mi, meshedPod(mi.Name, ns, "app-1", "app"),
+		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: mi.Name}}} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	roles := func() (map[string]meshv1alpha1.TrustAnchorRole, error) {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return nil, err
+		}
+		out := map[string]meshv1alpha1.TrustAnchorRole{}
+		for _, a := range mi.Status.TrustBundle {
+			out[a.SHA256Fingerprint] = a.Role
+		}
+		return out, nil
+	}
+	var first string
+	testenv.Eventually(t, 60*time.Second, func() error {
+		got, err := roles()
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 {
+			return fmt.Errorf("trust bundle %+v, want the bootstrapped root", mi.Status.TrustBundle)
+		}
+		first = mi.Status.TrustBundle[0].SHA256Fingerprint
+		// The workload's leaf exists, signed by that root.
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("app")}, s); err != nil {
+			return err
+		}
+		return ready(mi.Status.Conditions)
+	})
+	renew := func(key client.ObjectKey) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			c := &cmapi.Certificate{}
+			if err := k8s.Get(ctx, key, c); err != nil {
+				return err
+			}
+			c.Status.Conditions = append(c.Status.Conditions, cmapi.CertificateCondition{
+				Type: cmapi.CertificateConditionIssuing, Status: "True", Reason: "ManuallyTriggered", Message: "renewal asked for by the test",
+			})
+			return k8s.Status().Update(ctx, c)
+		})
+	}
+	renew(client.ObjectKey{Namespace: certmanager.ClusterResourceNamespace, Name: "osm-" + mi.Name + "-root-ca"})
+	testenv.Eventually(t, 60*time.Second, func() error {
+		got, err := roles()
+		if err != nil {
+			return err
+		}
+		if len(got) != 2 || got[first] != meshv1alpha1.TrustAnchorRetiring {
+			return fmt.Errorf("trust bundle %+v, want the renewed root Current and the first Retiring", mi.Status.TrustBundle)
+		}
+		c := condition(t, mi, func() []metav1.Condition { return mi.Status.Conditions }, meshv1alpha1.ConditionTrustBundleRotated)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != meshv1alpha1.ReasonRetiringFormerRoot {
+			return fmt.Errorf("TrustBundleRotated %+v, want False RetiringFormerRoot", c)
+		}
+		return ready(mi.Status.Conditions)
+	})
+	// The leaves the old root signed: the workload's and the xDS server's.
+	renew(client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("app")})
+	renew(client.ObjectKey{Namespace: operatorNamespace, Name: "osm-" + mi.Name + "-xds"})
+	testenv.Eventually(t, 60*time.Second, func() error {
+		got, err := roles()
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || got[first] != "" {
+			return fmt.Errorf("trust bundle %+v, want the renewed root alone", mi.Status.TrustBundle)
+		}
+		return ready(mi.Status.Conditions)
+	})
+}
