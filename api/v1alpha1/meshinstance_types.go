@@ -370,7 +370,8 @@ type MeshInstanceStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready, Reconciling, Stalled, CertificateAuthorityReady,
-	// TrustBundleKnown, PoliciesValid, ProxyConfigReady,
+	// TrustBundleKnown, TrustAnchorsValid, TrustBundleRotated,
+	// PoliciesValid, ProxyConfigReady,
 	// IdentityIssuanceRestricted and, with an ingress gateway certificate,
 	// IngressCertificateReady.
 	// +listType=map
