@@ -86,7 +86,7 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // certificate's validity starting or ending or entering the warning
 // window, unless res asks sooner.
 func (r *MeshInstanceReconciler) watchExpiry(mi *meshv1alpha1.MeshInstance, certs []*x509.Certificate, now time.Time, res ctrl.Result) ctrl.Result {
-	setAnchorExpiry(mi.Name, certs, now)
+	setAnchorExpiry(mi.Name, certs)
 	_, _, next := anchorsValid(certs, now, mi.EffectiveExpiryWarning())
 	if next.IsZero() {
 		return res
@@ -308,7 +308,7 @@ const meshFinalizer = "mesh.openservicemesh.io/mesh"
 // CA and xDS serving certificates with their Secrets (cert-manager keeps a
 // Secret when its Certificate goes) and lets the mesh go.
 func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.MeshInstance) (ctrl.Result, error) {
-	setAnchorExpiry(mi.Name, nil, time.Time{})
+	setAnchorExpiry(mi.Name, nil)
 	if !controllerutil.ContainsFinalizer(mi, meshFinalizer) {
 		return ctrl.Result{}, nil
 	}

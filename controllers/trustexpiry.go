@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,14 +18,38 @@ import (
 )
 
 // anchorExpiry is osm_trust_anchor_expiry_seconds: how long each CA
-// certificate of a mesh's trust bundle has left, negative once expired.
-// An alert on it fires whatever the operator's conditions say.
-var anchorExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "osm_trust_anchor_expiry_seconds",
-	Help: "Seconds until a CA certificate of the mesh's trust bundle expires (negative once it has), by mesh and SHA-256 fingerprint.",
-}, []string{"mesh", "sha256"})
+// certificate of a mesh's trust bundle has left, negative once expired,
+// computed at each scrape. A gauge set at reconcile would stand still
+// between reconciles, which may be weeks apart, and an alert on it would
+// never fire; this one fires whatever the operator's conditions say.
+var anchorExpiry = &anchorCollector{
+	desc: prometheus.NewDesc("osm_trust_anchor_expiry_seconds",
+		"Seconds until a CA certificate of the mesh's trust bundle expires (negative once it has), by mesh and SHA-256 fingerprint.",
+		[]string{"mesh", "sha256"}, nil),
+	notAfter: map[string]map[string]time.Time{},
+}
 
 func init() { metrics.Registry.MustRegister(anchorExpiry) }
+
+// anchorCollector holds each mesh's bundle certificates' expiry.
+type anchorCollector struct {
+	desc     *prometheus.Desc
+	mu       sync.Mutex
+	notAfter map[string]map[string]time.Time // mesh → fingerprint → notAfter
+}
+
+func (c *anchorCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *anchorCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for mesh, certs := range c.notAfter {
+		for fp, t := range certs {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, t.Sub(now).Seconds(), mesh, fp)
+		}
+	}
+}
 
 // anchorsValid is TrustAnchorsValid of a bundle at now, with a warning
 // window: False naming the CA certificates that are expired or not valid
@@ -90,14 +115,21 @@ func roundDuration(d time.Duration) string {
 	return strings.TrimSuffix(d.String(), "0s")
 }
 
-// setAnchorExpiry sets the mesh's series of osm_trust_anchor_expiry_seconds
-// to the bundle's certificates at now, dropping those of certificates
-// that left it.
-func setAnchorExpiry(mesh string, certs []*x509.Certificate, now time.Time) {
-	anchorExpiry.DeletePartialMatch(prometheus.Labels{"mesh": mesh})
-	for _, c := range certs {
-		anchorExpiry.WithLabelValues(mesh, meshv1alpha1.Fingerprint(c)).Set(c.NotAfter.Sub(now).Seconds())
+// setAnchorExpiry makes the mesh's series of osm_trust_anchor_expiry_seconds
+// those of the bundle's certificates, dropping those of certificates that
+// left it; no certificates drop the mesh's series.
+func setAnchorExpiry(mesh string, certs []*x509.Certificate) {
+	anchorExpiry.mu.Lock()
+	defer anchorExpiry.mu.Unlock()
+	if len(certs) == 0 {
+		delete(anchorExpiry.notAfter, mesh)
+		return
 	}
+	m := make(map[string]time.Time, len(certs))
+	for _, c := range certs {
+		m[meshv1alpha1.Fingerprint(c)] = c.NotAfter
+	}
+	anchorExpiry.notAfter[mesh] = m
 }
 
 // announceAnchors records a Warning Event when TrustAnchorsValid or

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -69,5 +71,57 @@ func TestAnchorsValidFollowsTheClock(t *testing.T) {
 	}
 	if a, b := meshv1alpha1.TrustAnchorOf(root.Cert), meshv1alpha1.TrustAnchorOf(inter.Cert); a.Kind != meshv1alpha1.TrustAnchorRoot || b.Kind != meshv1alpha1.TrustAnchorIntermediate {
 		t.Errorf("kinds %s and %s, want Root and Intermediate", a.Kind, b.Kind)
+	}
+}
+
+// TestAnchorExpiryCountsDownAtEachScrape: the gauge is computed when
+// scraped, not when the mesh last reconciled (which may be weeks ago): a
+// certificate that expired since reads negative, and a mesh whose bundle
+// is gone has no series.
+func TestAnchorExpiryCountsDownAtEachScrape(t *testing.T) {
+	root, err := testpki.NewCA("scrape root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := testpki.NewCAValid("gone root", time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setAnchorExpiry("scrape", []*x509.Certificate{root.Cert, gone.Cert})
+	got := map[string]float64{}
+	ch := make(chan prometheus.Metric, 8)
+	anchorExpiry.Collect(ch)
+	close(ch)
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]string{}
+		for _, l := range pb.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["mesh"] == "scrape" {
+			got[labels["sha256"]] = pb.GetGauge().GetValue()
+		}
+	}
+	if v := got[meshv1alpha1.Fingerprint(root.Cert)]; v < 23*3600 || v > 24*3600 {
+		t.Errorf("the root's seconds to expiry %f, want about a day", v)
+	}
+	if v := got[meshv1alpha1.Fingerprint(gone.Cert)]; v > -3500 || v < -3700 {
+		t.Errorf("the expired root's seconds to expiry %f, want about -3600", v)
+	}
+	setAnchorExpiry("scrape", nil)
+	ch = make(chan prometheus.Metric, 8)
+	anchorExpiry.Collect(ch)
+	close(ch)
+	for m := range ch {
+		var pb dto.Metric
+		_ = m.Write(&pb)
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "mesh" && l.GetValue() == "scrape" {
+				t.Error("a series of a mesh without a bundle remains")
+			}
+		}
 	}
 }
