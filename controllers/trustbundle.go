@@ -90,22 +90,7 @@ func strictCACertificates(data []byte) ([]*x509.Certificate, error) {
 // caCertificates are the CA certificates of PEM data an issuer or
 // cert-manager wrote; anything else in it is left out.
 func caCertificates(data []byte) []*x509.Certificate {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return out
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil || !cert.IsCA {
-			continue
-		}
-		out = append(out, cert)
-	}
+	return slices.DeleteFunc(certificates(data), func(c *x509.Certificate) bool { return !c.IsCA })
 }
 
 // readBundle finds the mesh's trust bundle: the spec's, else the

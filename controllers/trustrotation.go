@@ -157,8 +157,8 @@ func rotated(kept []retiring) metav1.Condition {
 		"The mesh's issuer has a new CA certificate; the former one stays trusted next to it so that leaves of both keep working: "+strings.Join(parts, "; "), maxConditionMessage))
 }
 
-// certificates are the certificates of PEM data, in order; anything else
-// is left out.
+// certificates are the certificates of PEM data, in order (a leaf's chain,
+// a bundle); anything else is left out.
 func certificates(data []byte) []*x509.Certificate {
 	var out []*x509.Certificate
 	for {

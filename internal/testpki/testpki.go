@@ -33,6 +33,12 @@ func NewCA(name string) (*CA, error) {
 // NewCAValid creates a self-signed ECDSA P-256 CA valid from notBefore to
 // notAfter: one expired, or not valid yet, for the tests of those.
 func NewCAValid(name string, notBefore, notAfter time.Time) (*CA, error) {
+	return newCA(name, notBefore, notAfter, nil)
+}
+
+// newCA creates an ECDSA P-256 CA signed by parent, or by itself when
+// parent is nil.
+func newCA(name string, notBefore, notAfter time.Time, parent *CA) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -46,7 +52,11 @@ func NewCAValid(name string, notBefore, notAfter time.Time) (*CA, error) {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.Cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, &key.PublicKey, signer)
 	if err != nil {
 		return nil, err
 	}
@@ -136,26 +146,5 @@ func (ca *CA) KeyPEM() []byte {
 
 // Intermediate creates a CA that ca signs, valid until notAfter.
 func (ca *CA) Intermediate(name string, notAfter time.Time) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              notAfter,
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return newCA(name, time.Now().Add(-time.Minute), notAfter, ca)
 }

@@ -29,56 +29,33 @@ import (
 // ever signed would be let in as a mesh peer. Every inbound listener of
 // every golden input is checked.
 func TestMeshChainsAcceptOnlyMeshIdentities(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/in/*.yaml")
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs: %v", err)
-	}
 	checked := 0
-	for _, file := range inputs {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := meshtest.Decode(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _ := mesh.Build(in)
-		for _, g := range m.Groups {
-			if g.Kind != mesh.ProxyEnvoy {
+	eachEnvoyConfig(t, func(file string, g mesh.Group, v *mesh.View, res *translate.Resources) {
+		want := "spiffe://" + v.Mesh.TrustDomain + "/ns/"
+		for _, l := range res.Listeners {
+			if l.GetName() != translate.InboundListener {
 				continue
 			}
-			v := m.View(g)
-			res, err := translate.Translate(v, fakeCerts(g))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := "spiffe://" + v.Mesh.TrustDomain + "/ns/"
-			for _, l := range res.Listeners {
-				if l.GetName() != translate.InboundListener {
+			for _, fc := range l.GetFilterChains() {
+				if fc.GetTransportSocket() == nil {
 					continue
 				}
-				for _, fc := range l.GetFilterChains() {
-					if fc.GetTransportSocket() == nil {
-						continue
-					}
-					ctx := &tlsv3.DownstreamTlsContext{}
-					if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx); err != nil {
-						t.Fatal(err)
-					}
-					if !ctx.GetRequireClientCertificate().GetValue() || strings.HasSuffix(fc.GetName(), "|ingress-tls") {
-						continue
-					}
-					checked++
-					sans := ctx.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames()
-					if len(sans) != 1 || sans[0].GetSanType() != tlsv3.SubjectAltNameMatcher_URI || sans[0].GetMatcher().GetPrefix() != want {
-						t.Errorf("%s, group %s, chain %s: client certificates must carry a URI SAN starting %q, got %v",
-							filepath.Base(file), g, fc.GetName(), want, sans)
-					}
+				ctx := &tlsv3.DownstreamTlsContext{}
+				if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if !ctx.GetRequireClientCertificate().GetValue() || strings.HasSuffix(fc.GetName(), "|ingress-tls") {
+					continue
+				}
+				checked++
+				sans := ctx.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames()
+				if len(sans) != 1 || sans[0].GetSanType() != tlsv3.SubjectAltNameMatcher_URI || sans[0].GetMatcher().GetPrefix() != want {
+					t.Errorf("%s, group %s, chain %s: client certificates must carry a URI SAN starting %q, got %v",
+						file, g, fc.GetName(), want, sans)
 				}
 			}
 		}
-	}
+	})
 	if checked == 0 {
 		t.Fatal("no mesh chain found")
 	}
@@ -92,71 +69,51 @@ func TestMeshChainsAcceptOnlyMeshIdentities(t *testing.T) {
 // alone), it names no mesh identity at all, since any caller could present
 // a certificate claiming one. Every golden input is checked.
 func TestIngressTLSChainsLetInMeshPeersOnlyWithValidatedCertificates(t *testing.T) {
-	inputs, _ := filepath.Glob("testdata/in/*.yaml")
 	validated, unvalidated := 0, 0
-	for _, file := range inputs {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
+	eachEnvoyConfig(t, func(file string, g mesh.Group, v *mesh.View, res *translate.Resources) {
+		chains := map[string]*listenerv3.FilterChain{}
+		for _, l := range res.Listeners {
+			if l.GetName() == translate.InboundListener {
+				for _, fc := range l.GetFilterChains() {
+					chains[fc.GetName()] = fc
+				}
+			}
 		}
-		in, err := meshtest.Decode(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _ := mesh.Build(in)
-		for _, g := range m.Groups {
-			if g.Kind != mesh.ProxyEnvoy {
+		for name, fc := range chains {
+			meshName, ok := strings.CutSuffix(name, "|ingress-tls")
+			if !ok {
 				continue
 			}
-			v := m.View(g)
-			res, err := translate.Translate(v, fakeCerts(g))
-			if err != nil {
+			ctx := &tlsv3.DownstreamTlsContext{}
+			if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx); err != nil {
 				t.Fatal(err)
 			}
-			chains := map[string]*listenerv3.FilterChain{}
-			for _, l := range res.Listeners {
-				if l.GetName() == translate.InboundListener {
-					for _, fc := range l.GetFilterChains() {
-						chains[fc.GetName()] = fc
-					}
+			rules := chainRBAC(t, fc)
+			where := file + ", group " + g.String() + ", chain " + name
+			if ctx.GetCommonTlsContext().GetValidationContextType() == nil {
+				unvalidated++
+				js, _ := protojson.Marshal(rules)
+				if strings.Contains(string(js), "spiffe://") || rules.GetPolicies()["mesh-peers"] != nil {
+					t.Errorf("%s validates no client certificate, yet names mesh identities: %s", where, js)
 				}
+				continue
 			}
-			for name, fc := range chains {
-				meshName, ok := strings.CutSuffix(name, "|ingress-tls")
-				if !ok {
-					continue
+			validated++
+			peers := chainRBAC(t, chains[meshName])
+			if peers == nil {
+				ps := rules.GetPolicies()["mesh-peers"].GetPrincipals()
+				if len(ps) != 1 || ps[0].GetAuthenticated().GetPrincipalName().GetPrefix() != "spiffe://"+v.Mesh.TrustDomain+"/ns/" {
+					t.Errorf("%s: the mesh chain lets every mesh peer in, this chain does not: %v", where, rules)
 				}
-				ctx := &tlsv3.DownstreamTlsContext{}
-				if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx); err != nil {
-					t.Fatal(err)
-				}
-				rules := chainRBAC(t, fc)
-				where := filepath.Base(file) + ", group " + g.String() + ", chain " + name
-				if ctx.GetCommonTlsContext().GetValidationContextType() == nil {
-					unvalidated++
-					js, _ := protojson.Marshal(rules)
-					if strings.Contains(string(js), "spiffe://") || rules.GetPolicies()["mesh-peers"] != nil {
-						t.Errorf("%s validates no client certificate, yet names mesh identities: %s", where, js)
-					}
-					continue
-				}
-				validated++
-				peers := chainRBAC(t, chains[meshName])
-				if peers == nil {
-					ps := rules.GetPolicies()["mesh-peers"].GetPrincipals()
-					if len(ps) != 1 || ps[0].GetAuthenticated().GetPrincipalName().GetPrefix() != "spiffe://"+v.Mesh.TrustDomain+"/ns/" {
-						t.Errorf("%s: the mesh chain lets every mesh peer in, this chain does not: %v", where, rules)
-					}
-					continue
-				}
-				for k, p := range peers.GetPolicies() {
-					if !proto.Equal(p, rules.GetPolicies()[k]) {
-						t.Errorf("%s lacks the mesh chain's policy %s", where, k)
-					}
+				continue
+			}
+			for k, p := range peers.GetPolicies() {
+				if !proto.Equal(p, rules.GetPolicies()[k]) {
+					t.Errorf("%s lacks the mesh chain's policy %s", where, k)
 				}
 			}
 		}
-	}
+	})
 	if validated == 0 || unvalidated == 0 {
 		t.Fatalf("checked %d validating and %d non-validating ingress-tls chains; the inputs should hold both", validated, unvalidated)
 	}
@@ -191,4 +148,36 @@ func chainRBAC(t *testing.T, fc *listenerv3.FilterChain) *rbacv3.RBAC {
 		}
 	}
 	return nil
+}
+
+// eachEnvoyConfig translates every Envoy group of every golden input and
+// calls check with each result.
+func eachEnvoyConfig(t *testing.T, check func(file string, g mesh.Group, v *mesh.View, res *translate.Resources)) {
+	t.Helper()
+	inputs, err := filepath.Glob("testdata/in/*.yaml")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no inputs: %v", err)
+	}
+	for _, file := range inputs {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := meshtest.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := mesh.Build(in)
+		for _, g := range m.Groups {
+			if g.Kind != mesh.ProxyEnvoy {
+				continue
+			}
+			v := m.View(g)
+			res, err := translate.Translate(v, fakeCerts(g))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(filepath.Base(file), g, v, res)
+		}
+	}
 }
