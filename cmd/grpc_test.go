@@ -264,6 +264,7 @@ func localGRPCBootstrap(t *testing.T, raw []byte, dir, nodeID string) []byte {
 		}
 	}
 	provider["refresh_interval"] = "1s"
+	server["channel_creds"].([]any)[0].(map[string]any)["config"].(map[string]any)["refresh_interval"] = "1s"
 	out, err := json.Marshal(boot)
 	if err != nil {
 		t.Fatal(err)

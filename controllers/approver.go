@@ -155,27 +155,18 @@ const (
 )
 
 func roleOf(mi *meshv1alpha1.MeshInstance, ref cmmeta.IssuerReference) issuerRole {
-	same := func(a, b cmmeta.IssuerReference) bool {
-		group := func(g string) string {
-			if g == "" {
-				return "cert-manager.io"
-			}
-			return g
-		}
-		kind := func(k string) string {
-			if k == "" {
-				return cmapi.IssuerKind
-			}
-			return k
-		}
-		return a.Name == b.Name && kind(a.Kind) == kind(b.Kind) && group(a.Group) == group(b.Group)
-	}
+	same := sameIssuer
+	own := cmmeta.IssuerReference{Name: caIssuerName(mi), Kind: cmapi.ClusterIssuerKind}
+	// The mesh's issuers: during a rotation, the one it leaves and the one
+	// it moves to.
+	accepted := acceptedIssuers(mi)
+	bootstrapped := slices.ContainsFunc(accepted, func(a cmmeta.IssuerReference) bool { return same(a, own) })
 	switch {
-	case same(ref, meshIssuer(mi)) && mi.Spec.Certificates.IssuerRef == nil:
+	case bootstrapped && same(ref, own):
 		return ownCA
-	case same(ref, meshIssuer(mi)):
+	case slices.ContainsFunc(accepted, func(a cmmeta.IssuerReference) bool { return same(a, ref) }):
 		return sharedIssuer
-	case mi.Spec.Certificates.IssuerRef == nil && same(ref, cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind}):
+	case bootstrapped && same(ref, cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind}):
 		return ownRoot
 	}
 	return notTheMesh

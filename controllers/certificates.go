@@ -80,7 +80,7 @@ func identityCertificate(mi *meshv1alpha1.MeshInstance, id mesh.Identity) (*cmap
 			RenewBefore: renew,
 			PrivateKey:  privateKey(mi),
 			Usages:      []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth, cmapi.UsageClientAuth},
-			IssuerRef:   meshIssuer(mi),
+			IssuerRef:   leafIssuer(mi),
 			SecretTemplate: &cmapi.CertificateSecretTemplate{
 				Labels:      MeshObjectLabels(mi.Name),
 				Annotations: map[string]string{meshv1alpha1.ServiceAccountAnnotation: id.ServiceAccount},
@@ -190,7 +190,7 @@ func ensureIdentities(ctx context.Context, c client.Client, mi *meshv1alpha1.Mes
 			out.invalid = err.Error()
 			return out
 		}
-		cert, err := writeIdentity(ctx, c, want, owner, controller)
+		cert, err := writeIdentity(ctx, c, mi, want, owner, controller)
 		if err != nil {
 			logf.FromContext(ctx).Error(err, "Failed to write an identity Certificate", "namespace", namespace, "serviceAccount", sa)
 			out.failed = append(out.failed, identityFailure{serviceAccount: sa, err: err})
@@ -207,10 +207,16 @@ func ensureIdentities(ctx context.Context, c client.Client, mi *meshv1alpha1.Mes
 
 // writeIdentity creates or updates the identity Certificate want, owned
 // by owner, and returns it as the API server has it.
-func writeIdentity(ctx context.Context, c client.Client, want *cmapi.Certificate, owner client.Object, controller bool) (*cmapi.Certificate, error) {
+func writeIdentity(ctx context.Context, c client.Client, mi *meshv1alpha1.MeshInstance, want *cmapi.Certificate, owner client.Object, controller bool) (*cmapi.Certificate, error) {
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, c, cert, func() error {
+		issuer := want.Spec.IssuerRef
+		if !cert.CreationTimestamp.IsZero() {
+			// A rotation moves identities at its own pace.
+			issuer = identityIssuer(mi, cert.Spec.IssuerRef)
+		}
 		cert.Labels, cert.Spec = want.Labels, want.Spec
+		cert.Spec.IssuerRef = issuer
 		// Another MeshMember of the namespace may control it already.
 		if ref := metav1.GetControllerOf(cert); controller && (ref == nil || ref.UID == owner.GetUID()) {
 			return controllerutil.SetControllerReference(owner, cert, c.Scheme())

@@ -70,7 +70,7 @@ func ingressCertificate(mi *meshv1alpha1.MeshInstance) (cmapi.CertificateSpec, e
 		Usages:     ingressUsages,
 		Duration:   d,
 		PrivateKey: privateKey(mi),
-		IssuerRef:  meshIssuer(mi),
+		IssuerRef:  leafIssuer(mi),
 		SecretTemplate: &cmapi.CertificateSecretTemplate{
 			Labels: labels,
 		},

@@ -77,9 +77,18 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			res.RequeueAfter = waitRequeue
 		}
 	}
+	// A rotation moves on by what it observes, and moves identities at a
+	// rate: look again soon.
+	if rot := f.ca.rotation; rot != nil && rot.rotation != nil && (res.RequeueAfter == 0 || res.RequeueAfter > rotationRequeue) {
+		res.RequeueAfter = rotationRequeue
+	}
 	// The mesh is the one writer of its policies' status (policy_controller.go).
 	return res, errors.Join(err, writePolicyStatuses(ctx, r.Client, f.policies))
 }
+
+// rotationRequeue is how soon a mesh with a rotation under way is looked at
+// again.
+const rotationRequeue = time.Second
 
 // watchExpiry sets the bundle's expiry metric and has the mesh looked at
 // again when TrustAnchorsValid would next change by the clock alone, a
@@ -169,6 +178,14 @@ func (r *MeshInstanceReconciler) reconcileCA(ctx context.Context, mi *meshv1alph
 	}
 	if ok, _ := certificateReady(f.serving); !ok {
 		return nil
+	}
+	if len(fromSpec) == 0 {
+		if phased, err := r.rotate(ctx, mi, now, f); phased || err != nil {
+			return err
+		}
+	} else {
+		// The spec's bundle is as declared: the issuer signs at once.
+		f.rotation = &rotationOutcome{signing: signing{issuer: ptrTo(apiRef(meshIssuer(mi)))}}
 	}
 	b, err := r.readBundle(ctx, mi, fromSpec)
 	if err != nil {
@@ -265,10 +282,23 @@ func (r *MeshInstanceReconciler) readMembers(ctx context.Context, mi *meshv1alph
 	return err
 }
 
-// ensureServingCertificate has the mesh's issuer sign a certificate for the
-// xDS server, into a Secret of the operator's namespace that the server reads.
+// ensureServingCertificate has the mesh's leaf issuer sign a certificate
+// for the xDS server, into a Secret of the operator's namespace that the
+// server reads.
 func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, mi *meshv1alpha1.MeshInstance) error {
-	name := servingCertificateName(mi)
+	err := r.ensureXDSCertificate(ctx, mi, servingCertificateName(mi), servingSecretName(mi), leafIssuer(mi),
+		map[string]string{managedByLabel: managedBy, meshv1alpha1.XDSServingSecretLabel: mi.Name})
+	if err != nil {
+		return err
+	}
+	// The certificate's first name resolves through the mesh's own Service.
+	return ensureXDSMeshService(ctx, r.Client, mi, r.Namespace)
+}
+
+// ensureXDSCertificate has issuer sign a certificate of the xDS server's
+// names for the mesh, in the operator's namespace, into Secret secret with
+// secretLabels: the serving certificate, or a rotation's probe.
+func (r *MeshInstanceReconciler) ensureXDSCertificate(ctx context.Context, mi *meshv1alpha1.MeshInstance, name, secret string, issuer cmmeta.IssuerReference, secretLabels map[string]string) error {
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace}}
 	duration, renew, err := lifetimeOf(mi)
 	if err != nil {
@@ -277,26 +307,23 @@ func (r *MeshInstanceReconciler) ensureServingCertificate(ctx context.Context, m
 	_, err = controllerutil.CreateOrPatch(ctx, r.Client, cert, func() error {
 		cert.Labels = MeshObjectLabels(mi.Name)
 		cert.Spec = cmapi.CertificateSpec{
-			SecretName: servingSecretName(mi),
+			SecretName: secret,
 			// The mesh's names only: the server picks a mesh's certificate
 			// by the name its proxies ask for.
-			DNSNames:    bootstrap.XDSServingNames(mi.Name, r.Namespace),
-			Usages:      []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth},
-			Duration:    duration,
-			RenewBefore: renew,
-			PrivateKey:  privateKey(mi),
-			IssuerRef:   meshIssuer(mi),
-			SecretTemplate: &cmapi.CertificateSecretTemplate{
-				Labels: map[string]string{managedByLabel: managedBy, meshv1alpha1.XDSServingSecretLabel: mi.Name},
-			},
+			DNSNames:       bootstrap.XDSServingNames(mi.Name, r.Namespace),
+			Usages:         []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth},
+			Duration:       duration,
+			RenewBefore:    renew,
+			PrivateKey:     privateKey(mi),
+			IssuerRef:      issuer,
+			SecretTemplate: &cmapi.CertificateSecretTemplate{Labels: secretLabels},
 		}
 		return controllerutil.SetControllerReference(mi, cert, r.Scheme())
 	})
 	if err != nil {
-		return fmt.Errorf("ensuring the xDS serving Certificate %s/%s: %w", r.Namespace, name, err)
+		return failedWrite(fmt.Errorf("ensuring the xDS Certificate %s/%s: %w", r.Namespace, name, err))
 	}
-	// The certificate's first name resolves through the mesh's own Service.
-	return ensureXDSMeshService(ctx, r.Client, mi, r.Namespace)
+	return nil
 }
 
 // meshFinalizer holds a mesh while members remain, and lets the operator

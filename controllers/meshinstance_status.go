@@ -57,6 +57,9 @@ type caFacts struct {
 	// the xDS servers.
 	bundle  *bundle
 	written bool
+	// rotation is the mesh's signing issuer and rotation as decided
+	// (trustphases.go); nil leaves status's as they are.
+	rotation *rotationOutcome
 }
 
 // meshStatus is the status of mi that f means, from mi's status as read,
@@ -67,7 +70,7 @@ type caFacts struct {
 func meshStatus(mi *meshv1alpha1.MeshInstance, f meshFacts) meshv1alpha1.MeshInstanceStatus {
 	st := *mi.Status.DeepCopy()
 	conds := newConditionSet(st.Conditions, mi.Generation)
-	o := caOutcome(&st, conds, f.ca)
+	o := caOutcome(&st, conds, f.ca, mi.Spec.Certificates.Rotation.Hold)
 	if b := f.ca.bundle; f.ca.written && o.ready() {
 		c, none, _ := anchorsValid(b.all(), f.now, mi.EffectiveExpiryWarning())
 		conds.set(c)
@@ -105,10 +108,14 @@ func meshStatus(mi *meshv1alpha1.MeshInstance, f meshFacts) meshv1alpha1.MeshIns
 
 // caOutcome sets TrustBundleKnown and the trust bundle of st from f, as far
 // as f goes, and returns the outcome of the mesh's certificate authority.
-func caOutcome(st *meshv1alpha1.MeshInstanceStatus, conds *conditionSet, f caFacts) outcome {
+func caOutcome(st *meshv1alpha1.MeshInstanceStatus, conds *conditionSet, f caFacts, hold bool) outcome {
 	if f.specErr != nil {
 		conds.set(condition(meshv1alpha1.ConditionTrustBundleKnown, metav1.ConditionFalse, meshv1alpha1.ReasonInvalidSpec, f.specErr.Error()))
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, stalled: true, message: f.specErr.Error()}
+	}
+	if f.rotation != nil {
+		st.SigningIssuer, st.Rotation = f.rotation.issuer, f.rotation.rotation
+		conds.set(rotationCondition(st.Rotation, hold))
 	}
 	if f.issuer == nil { // the bootstrap of its CA failed
 		return outcome{}

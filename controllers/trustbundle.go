@@ -24,16 +24,19 @@ import (
 type bundle struct {
 	certs           []*x509.Certificate
 	reason, message string
+	// next are the CA certificates of the issuer a rotation moves to,
+	// trusted before it signs (trustphases.go).
+	next []*x509.Certificate
 	// retiring are former CA certificates kept next to certs (retire).
 	retiring []retiring
 }
 
 func (b bundle) known() bool { return len(b.certs) > 0 }
 
-// all are the certificates proxies trust: the current ones, then the
-// former ones kept.
+// all are the certificates proxies trust: the current ones, the next ones,
+// then the former ones kept.
 func (b bundle) all() []*x509.Certificate {
-	out := slices.Clone(b.certs)
+	out := slices.Concat(b.certs, b.next)
 	for _, r := range b.retiring {
 		out = append(out, r.cert)
 	}
@@ -162,10 +165,15 @@ func (r *MeshInstanceReconciler) writeBundle(ctx context.Context, mi *meshv1alph
 // anchors summarizes the certificates of a bundle for status.trustBundle,
 // with their roles.
 func anchors(b bundle) []meshv1alpha1.TrustAnchor {
-	out := make([]meshv1alpha1.TrustAnchor, 0, len(b.certs)+len(b.retiring))
+	out := make([]meshv1alpha1.TrustAnchor, 0, len(b.certs)+len(b.next)+len(b.retiring))
 	for _, c := range b.certs {
 		a := meshv1alpha1.TrustAnchorOf(c)
 		a.Role = meshv1alpha1.TrustAnchorCurrent
+		out = append(out, a)
+	}
+	for _, c := range b.next {
+		a := meshv1alpha1.TrustAnchorOf(c)
+		a.Role = meshv1alpha1.TrustAnchorNext
 		out = append(out, a)
 	}
 	for _, r := range b.retiring {

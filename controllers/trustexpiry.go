@@ -137,7 +137,7 @@ func setAnchorExpiry(mesh string, certs []*x509.Certificate) {
 // when it turns True again. Their messages hold no countdown, so they
 // change only with the facts.
 func announceAnchors(rec events.EventRecorder, mi *meshv1alpha1.MeshInstance, before, after []metav1.Condition) {
-	for _, typ := range []string{meshv1alpha1.ConditionTrustAnchorsValid, meshv1alpha1.ConditionTrustBundleRotated} {
+	for _, typ := range []string{meshv1alpha1.ConditionTrustAnchorsValid, meshv1alpha1.ConditionTrustBundleRotated, meshv1alpha1.ConditionTrustRotation} {
 		announceCondition(rec, mi, typ, before, after)
 	}
 }
@@ -151,7 +151,7 @@ func announceCondition(rec events.EventRecorder, mi *meshv1alpha1.MeshInstance, 
 	was := meta.FindStatusCondition(before, typ)
 	// A rotation's message counts the leaves left: its Events mark its
 	// start and end only, and are Normal (a rotation is no fault).
-	rotation := typ == meshv1alpha1.ConditionTrustBundleRotated
+	rotation := typ == meshv1alpha1.ConditionTrustBundleRotated || typ == meshv1alpha1.ConditionTrustRotation
 	if was != nil && was.Status == now.Status && was.Reason == now.Reason && (now.Status == metav1.ConditionTrue || rotation || was.Message == now.Message) {
 		return
 	}

@@ -2,14 +2,20 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -19,6 +25,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/census"
 )
 
 // TestTrustAnchorExpiryIsWatched: the mesh's bootstrapped root, issued by
@@ -150,14 +157,16 @@ func TestAnExpiredBundleIsNoBundle(t *testing.T) {
 	})
 }
 
-// TestAFormerRootStaysWhileItsLeavesRemain: when the mesh moves to an
-// issuer with another root, the former root stays in the bundle proxies
-// trust (Retiring) while a leaf of the mesh still chains to it, here one
-// held back as a leaf that was not re-issued yet would be; identity leaves
-// are re-issued by the new issuer meanwhile, the pods' bundle ConfigMap
-// holds both roots, and the mesh stays Ready.
-// Once no leaf chains to the former root, it leaves the bundle.
-func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
+// TestAnIssuerChangeRotatesInPhases: changing issuerRef to an issuer of
+// another root runs the rotation's phases, each gated on what the mesh
+// observes through the replicas' census and the API server. Announcing:
+// the new root is Next in the bundle and in the namespace's ConfigMap while
+// the leaves are still the former issuer's, until the connected proxy has
+// acknowledged the bundle holding both. Signing: the identity moves to the
+// new issuer; a leaf of the former root still in the mesh keeps the phase.
+// Retiring: the former root stays until the proxy holds a leaf of the new
+// one. Then only the new root is trusted, and the new issuer signs.
+func TestAnIssuerChangeRotatesInPhases(t *testing.T) {
 	ctx := context.Background()
 	roots := map[string]*testpki.CA{}
 	for _, name := range []string{"rotate-one", "rotate-two"} {
@@ -180,6 +189,7 @@ func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "rotating"},
 		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
 			IssuerRef: &meshv1alpha1.IssuerReference{Name: "rotate-one", Kind: "ClusterIssuer"},
+			Rotation:  meshv1alpha1.TrustRotationSpec{Settle: "1s"},
 		}},
 	}
 	ns := newNamespace(t, nil)
@@ -190,8 +200,27 @@ func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	// One sidecar of the mesh, connected to an xDS replica, which reports
+	// what it acknowledged as a replica does.
+	var trust atomic.Pointer[census.MeshTrust]
+	trust.Store(&census.MeshTrust{Proxies: 1})
+	p := census.NewPublisher(census.Options{
+		Client: k8s, Namespace: operatorNamespace, Replica: "replica-rotation",
+		Count:        func() census.Counts { return census.Counts{ns: 1} },
+		Trust:        func() census.Trust { return census.Trust{mi.Name: *trust.Load()} },
+		Renew:        200 * time.Millisecond,
+		FieldManager: meshv1alpha1.FieldManager, Log: logr.Discard(),
+	})
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = p.Start(pctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
 	fp := func(name string) string { return meshv1alpha1.Fingerprint(roots[name].Cert) }
-	bundleIs := func(want map[string]meshv1alpha1.TrustAnchorRole, rotated metav1.ConditionStatus, msg string) {
+	// state waits for the bundle's roles (in status, the Secret proxies are
+	// served and the namespace's ConfigMap), the rotation's phase ("" for
+	// none) and a TrustRotationComplete message naming msg.
+	state := func(want map[string]meshv1alpha1.TrustAnchorRole, phase meshv1alpha1.RotationPhase, msg string) {
 		t.Helper()
 		testenv.Eventually(t, 60*time.Second, func() error {
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
@@ -201,17 +230,16 @@ func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 			for _, a := range mi.Status.TrustBundle {
 				got[a.SHA256Fingerprint] = a.Role
 			}
-			if len(got) != len(want) {
+			if !maps.Equal(got, want) {
 				return fmt.Errorf("trust bundle %+v, want %v", mi.Status.TrustBundle, want)
 			}
-			for f, role := range want {
-				if got[f] != role {
-					return fmt.Errorf("trust bundle %+v, want %v", mi.Status.TrustBundle, want)
-				}
+			var now meshv1alpha1.RotationPhase
+			if mi.Status.Rotation != nil {
+				now = mi.Status.Rotation.Phase
 			}
-			c := condition(t, mi, func() []metav1.Condition { return mi.Status.Conditions }, meshv1alpha1.ConditionTrustBundleRotated)
-			if c == nil || c.Status != rotated || !strings.Contains(c.Message, msg) {
-				return fmt.Errorf("TrustBundleRotated %+v, want %s containing %q", c, rotated, msg)
+			c := condition(t, mi, func() []metav1.Condition { return mi.Status.Conditions }, meshv1alpha1.ConditionTrustRotation)
+			if now != phase || c == nil || !strings.Contains(c.Message, msg) {
+				return fmt.Errorf("rotation %+v, condition %+v; want phase %q, a message naming %q", mi.Status.Rotation, c, phase, msg)
 			}
 			s := &corev1.Secret{}
 			if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}, s); err != nil {
@@ -231,7 +259,21 @@ func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 			return ready(mi.Status.Conditions)
 		})
 	}
-	bundleIs(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-one"): meshv1alpha1.TrustAnchorCurrent}, metav1.ConditionTrue, "only the current")
+	identityIsOf := func(name string) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, func() error {
+			s := &corev1.Secret{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("app")}, s); err != nil {
+				return err
+			}
+			if !strings.Contains(string(s.Data["ca.crt"]), strings.TrimSpace(string(roots[name].PEM))) {
+				return fmt.Errorf("the identity Secret is not issued by %s", name)
+			}
+			return nil
+		})
+	}
+	state(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-one"): meshv1alpha1.TrustAnchorCurrent}, "", "No change")
+	identityIsOf("rotate-one")
 
 	// A leaf of the first root that is not re-issued yet.
 	kp, err := roots["rotate-one"].Workload("spiffe://cluster.local/ns/" + ns + "/sa/held")
@@ -250,23 +292,44 @@ func TestAFormerRootStaysWhileItsLeavesRemain(t *testing.T) {
 		mi.Spec.Certificates.IssuerRef.Name = "rotate-two"
 		return k8s.Update(ctx, mi)
 	})
-	bundleIs(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent, fp("rotate-one"): meshv1alpha1.TrustAnchorRetiring},
-		metav1.ConditionFalse, "still signs 1 of the mesh's leaves")
-	// The workload's own leaf was re-issued by the new issuer meanwhile.
-	testenv.Eventually(t, 60*time.Second, func() error {
-		s := &corev1.Secret{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("app")}, s); err != nil {
-			return err
-		}
-		if !strings.Contains(string(s.Data["ca.crt"]), strings.TrimSpace(string(roots["rotate-two"].PEM))) {
-			return fmt.Errorf("the identity Secret is not re-issued by the second issuer yet")
-		}
-		return nil
-	})
+	both := map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-one"): meshv1alpha1.TrustAnchorCurrent, fp("rotate-two"): meshv1alpha1.TrustAnchorNext}
+	state(both, meshv1alpha1.RotationAnnouncing, "1 of 1 connected proxies have not acknowledged the bundle")
+	// Held there while the proxy has not acknowledged it, however long:
+	// the identity is still the former issuer's.
+	time.Sleep(3 * time.Second)
+	state(both, meshv1alpha1.RotationAnnouncing, "1 of 1 connected proxies")
+	identityIsOf("rotate-one")
+
+	// The proxy acknowledges the bundle it is served.
+	s := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: meshv1alpha1.TrustBundleSecretName(mi.Name)}, s); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(s.Data[meshv1alpha1.TrustBundleKey])
+	trust.Store(&census.MeshTrust{Proxies: 1, Bundles: map[string]int32{hex.EncodeToString(sum[:]): 1}, LeafRoots: map[string]int32{fp("rotate-one"): 1}})
+	swapped := map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent, fp("rotate-one"): meshv1alpha1.TrustAnchorRetiring}
+	state(swapped, meshv1alpha1.RotationSigning, "0 identity Certificates still name ClusterIssuer rotate-one, and 1 leaves")
+	identityIsOf("rotate-two")
+	eventAbout(t, "MeshInstance", mi.Name, meshv1alpha1.ReasonSigning, "phase Signing")
+
 	if err := k8s.Delete(ctx, held); err != nil {
 		t.Fatal(err)
 	}
-	bundleIs(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent}, metav1.ConditionTrue, "only the current")
+	state(swapped, meshv1alpha1.RotationRetiring, "1 of 1 connected proxies have not acknowledged a leaf of the new CA certificates")
+	trust.Store(&census.MeshTrust{Proxies: 1, Bundles: map[string]int32{"x": 1}, LeafRoots: map[string]int32{fp("rotate-two"): 1}})
+	state(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent}, "", "No change")
+	if si := mi.Status.SigningIssuer; si == nil || si.Name != "rotate-two" {
+		t.Errorf("signing issuer %+v, want rotate-two", si)
+	}
+	eventAbout(t, "MeshInstance", mi.Name, meshv1alpha1.ReasonNoRotation, "No change")
+	// The probe is gone with the rotation.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "osm-" + mi.Name + "-xds-next"}, &cmapi.Certificate{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the probe Certificate: %v", err)
+		}
+		return nil
+	})
 }
 
 // TestARenewedBootstrappedRootRotatesByItself: cert-manager renews the

@@ -126,7 +126,8 @@ func (r *MeshInstanceReconciler) readLeaves(ctx context.Context, mi *meshv1alpha
 	}
 	var out [][]*x509.Certificate
 	add := func(s *corev1.Secret) {
-		if chain := certificates(s.Data[corev1.TLSCertKey]); len(chain) > 0 {
+		// A CA's Secret (the bootstrapped root's) holds no leaf.
+		if chain := certificates(s.Data[corev1.TLSCertKey]); len(chain) > 0 && !chain[0].IsCA {
 			out = append(out, chain)
 		}
 	}

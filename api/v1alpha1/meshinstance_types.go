@@ -168,6 +168,13 @@ type Certificates struct {
 	// +optional
 	ExpiryWarning string `json:"expiryWarning,omitempty"`
 
+	// rotation paces a change of the mesh's issuer (a new issuerRef, or
+	// back to the bootstrapped root): its new root joins the trust bundle
+	// first, the new issuer signs once every proxy trusts it, and the former
+	// root leaves once no proxy holds a leaf it signed (status.rotation).
+	// +optional
+	Rotation TrustRotationSpec `json:"rotation,omitzero"`
+
 	// privateKey is the key of workload certificates.
 	// +kubebuilder:default={algorithm: ECDSA}
 	// +optional
@@ -387,6 +394,16 @@ type MeshInstanceStatus struct {
 	// +optional
 	TrustBundle []TrustAnchor `json:"trustBundle,omitempty"`
 
+	// signingIssuer is the issuer that signs the mesh's leaves: the
+	// issuerRef (or the bootstrapped CA) once a change of issuer has gone
+	// through the phases of status.rotation.
+	// +optional
+	SigningIssuer *IssuerReference `json:"signingIssuer,omitempty"`
+
+	// rotation is the change of issuer under way, if any.
+	// +optional
+	Rotation *TrustRotation `json:"rotation,omitempty"`
+
 	// memberNamespaces is the number of namespaces in the mesh.
 	// +optional
 	MemberNamespaces int32 `json:"memberNamespaces,omitempty"`
@@ -427,8 +444,9 @@ type TrustAnchor struct {
 	NotBefore metav1.Time `json:"notBefore,omitzero"`
 	// notAfter is when the certificate expires.
 	NotAfter metav1.Time `json:"notAfter"`
-	// role is Current for a CA certificate of the mesh's issuer (or of
-	// spec.certificates.trustBundle), Retiring for a former one kept while
+	// role is Current for a CA certificate of the issuer that signs the
+	// mesh's leaves (or of spec.certificates.trustBundle), Next for one of
+	// the issuer a rotation moves to, Retiring for a former one kept while
 	// leaves it signed remain.
 	// +optional
 	Role TrustAnchorRole `json:"role,omitempty"`
@@ -440,12 +458,15 @@ type TrustAnchor struct {
 }
 
 // TrustAnchorRole says why a CA certificate is in the bundle.
-// +kubebuilder:validation:Enum=Current;Retiring
+// +kubebuilder:validation:Enum=Current;Next;Retiring
 type TrustAnchorRole string
 
 // The roles of trust anchors.
 const (
-	TrustAnchorCurrent  TrustAnchorRole = "Current"
+	TrustAnchorCurrent TrustAnchorRole = "Current"
+	// TrustAnchorNext is a CA certificate of the issuer a rotation moves
+	// to: trusted already, signing nothing of the mesh yet.
+	TrustAnchorNext     TrustAnchorRole = "Next"
 	TrustAnchorRetiring TrustAnchorRole = "Retiring"
 )
 

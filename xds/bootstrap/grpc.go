@@ -35,6 +35,9 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 		"certificate_file":    path.Join(o.IdentityDir, CertFile),
 		"private_key_file":    path.Join(o.IdentityDir, KeyFile),
 	}
+	// Both the xDS channel's credentials and the mesh's provider are
+	// gRPC's file watcher: each re-reads the files every Refresh (its
+	// default is an hour, past a root rotation's settle time).
 	provider := map[string]string{"refresh_interval": o.Refresh.String()}
 	for k, v := range files {
 		provider[k] = v
@@ -46,7 +49,7 @@ func GRPC(o GRPCOptions) ([]byte, error) {
 	return json.Marshal(map[string]any{
 		"xds_servers": []any{map[string]any{
 			"server_uri":      o.ServerURI,
-			"channel_creds":   []any{map[string]any{"type": "tls", "config": files}},
+			"channel_creds":   []any{map[string]any{"type": "tls", "config": provider}},
 			"server_features": []string{"xds_v3"},
 		}},
 		"node": node,

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ type Cache struct {
 
 	mu       sync.Mutex
 	versions map[string][types.UnknownType]string // by group
+	trust    map[string]GroupTrust                // by group
 	// updates counts the snapshots set and removed.
 	updates atomic.Uint64
 }
@@ -44,6 +46,7 @@ func New(nodes *Nodes, logger log.Logger) *Cache {
 		SnapshotCache: cachev3.NewSnapshotCache(false, nodes, logger),
 		nodes:         nodes,
 		versions:      map[string][types.UnknownType]string{},
+		trust:         map[string]GroupTrust{},
 	}
 }
 
@@ -52,6 +55,26 @@ func New(nodes *Nodes, logger log.Logger) *Cache {
 // case nothing is pushed). Resources that are not self-consistent are refused
 // and the group keeps its last good snapshot.
 func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources) ([]types.ResponseType, error) {
+	return c.UpdateTrusting(ctx, group, r, Trust{})
+}
+
+// Trust is what a group's secrets hold: the mesh, the SHA-256 of its trust
+// bundle's PEM, and the fingerprint of the bundle's CA certificate the
+// group's leaf chains to. Empty for a group without secrets.
+type Trust struct {
+	Mesh, Bundle, LeafRoot string
+}
+
+// GroupTrust is the Trust of a group's published secrets, and their
+// version: a proxy that acknowledged that version holds them.
+type GroupTrust struct {
+	Trust
+	SecretVersion string
+}
+
+// UpdateTrusting is Update, recording what the group's secrets hold (t),
+// for Trusts.
+func (c *Cache) UpdateTrusting(ctx context.Context, group string, r *translate.Resources, t Trust) ([]types.ResponseType, error) {
 	snap := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 	var versions [types.UnknownType]string
 	for _, e := range []struct {
@@ -102,6 +125,11 @@ func (c *Cache) Update(ctx context.Context, group string, r *translate.Resources
 		return nil, fmt.Errorf("setting the snapshot of group %s: %w", group, err)
 	}
 	c.versions[group] = versions
+	if t == (Trust{}) {
+		delete(c.trust, group)
+	} else {
+		c.trust[group] = GroupTrust{Trust: t, SecretVersion: versions[types.Secret]}
+	}
 	c.updates.Add(1)
 	return changed, nil
 }
@@ -134,6 +162,13 @@ func (c *Cache) Versions() map[string][types.UnknownType]string {
 	return out
 }
 
+// Trusts returns the Trust of every group with secrets.
+func (c *Cache) Trusts() map[string]GroupTrust {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.trust)
+}
+
 // Updates counts the snapshots set or removed so far: a cheap way to see
 // that Versions changed.
 func (c *Cache) Updates() uint64 { return c.updates.Load() }
@@ -143,6 +178,7 @@ func (c *Cache) Remove(group string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.versions, group)
+	delete(c.trust, group)
 	c.ClearSnapshot(group)
 	c.updates.Add(1)
 }

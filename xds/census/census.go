@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -39,6 +40,9 @@ const (
 	// VMsAnnotation holds a Lease's connected MeshVM proxies: JSON
 	// {"<namespace>/<meshvm>": {"version": "envoy/1.36.2", "since": "<RFC 3339>"}}.
 	VMsAnnotation = "mesh.openservicemesh.io/connected-vms"
+	// TrustAnnotation holds a Lease's trust report: JSON {"<mesh>":
+	// {"proxies": n, "bundles": {"<sha256>": n}, "leafRoots": {"<sha256>": n}}}.
+	TrustAnnotation = "mesh.openservicemesh.io/trust"
 	// LeasePrefix starts the name of each replica's Lease.
 	LeasePrefix = "osm-xds-"
 )
@@ -148,6 +152,82 @@ type Report struct {
 	Counts  Counts
 	Failing Failing
 	VMs     VMs
+	Trust   Trust
+}
+
+// Trust says, per mesh, what the proxies that take their certificates over
+// xDS (SDS) have acknowledged: which trust bundle, and which CA certificate
+// of it their own leaf chains to. A certificate rotation waits on these
+// counts.
+type Trust map[string]MeshTrust
+
+// MeshTrust is the trust report of one mesh.
+type MeshTrust struct {
+	// Proxies is the number of connected proxies subscribed to secrets.
+	Proxies int32 `json:"proxies"`
+	// Bundles counts, by the SHA-256 of the trust bundle's PEM, the
+	// proxies that acknowledged the current secrets of their group, which
+	// carry that bundle.
+	Bundles map[string]int32 `json:"bundles,omitempty"`
+	// LeafRoots counts, by the SHA-256 fingerprint of the bundle's CA
+	// certificate their leaf chains to, the same proxies.
+	LeafRoots map[string]int32 `json:"leafRoots,omitempty"`
+}
+
+// MaxTrustKeys bounds the bundles and leaf roots a Lease reports per mesh:
+// the most counted are kept. A rotation has two.
+const MaxTrustKeys = 8
+
+// Add adds o into t.
+func (t Trust) Add(o Trust) {
+	for mesh, on := range o {
+		n := t[mesh]
+		n.Proxies += on.Proxies
+		n.Bundles = addCounts(n.Bundles, on.Bundles)
+		n.LeafRoots = addCounts(n.LeafRoots, on.LeafRoots)
+		t[mesh] = n
+	}
+}
+
+func addCounts(into, from map[string]int32) map[string]int32 {
+	if len(from) == 0 {
+		return into
+	}
+	if into == nil {
+		into = map[string]int32{}
+	}
+	for k, v := range from {
+		into[k] += v
+	}
+	return into
+}
+
+// bounded is t as a Lease carries it: at most MaxTrustKeys of each map per
+// mesh, the most counted.
+func (t Trust) bounded() Trust {
+	out := make(Trust, len(t))
+	for mesh, n := range t {
+		out[mesh] = MeshTrust{Proxies: n.Proxies, Bundles: mostCounted(n.Bundles), LeafRoots: mostCounted(n.LeafRoots)}
+	}
+	return out
+}
+
+func mostCounted(m map[string]int32) map[string]int32 {
+	if len(m) <= MaxTrustKeys {
+		return m
+	}
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return int(m[b] - m[a])
+		}
+		return strings.Compare(a, b)
+	})
+	out := make(map[string]int32, MaxTrustKeys)
+	for _, k := range keys[:MaxTrustKeys] {
+		out[k] = m[k]
+	}
+	return out
 }
 
 // VMConnection is a MeshVM's proxy holding an xDS stream.
@@ -180,8 +260,8 @@ func (v VMs) merge(o VMs, replica string) {
 // Decode reads a Lease's report. A Lease without an annotation counts no
 // sidecars or no failures.
 func Decode(l *coordinationv1.Lease) (Report, error) {
-	r := Report{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}}
-	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing, VMsAnnotation: &r.VMs} {
+	r := Report{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}, Trust: Trust{}}
+	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing, VMsAnnotation: &r.VMs, TrustAnnotation: &r.Trust} {
 		raw, ok := l.Annotations[key]
 		if !ok {
 			continue
@@ -209,6 +289,9 @@ type Census struct {
 	Failing Failing
 	// VMs are the MeshVM proxies connected to some replica.
 	VMs VMs
+	// Trust is what the connected proxies acknowledged of their
+	// certificates.
+	Trust Trust
 	// Replicas is the number of live Leases.
 	Replicas int
 	// Expired are the Leases that no longer count.
@@ -223,7 +306,7 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 	if err := r.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{ComponentLabel: Component}); err != nil {
 		return Census{}, fmt.Errorf("listing xDS replica Leases: %w", err)
 	}
-	out := Census{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}}
+	out := Census{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}, Trust: Trust{}}
 	for _, l := range leases.Items {
 		if !Expiry(&l).After(now) {
 			out.Expired = append(out.Expired, l)
@@ -238,6 +321,7 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 		out.Counts.Add(r.Counts)
 		out.Failing.Merge(r.Failing)
 		out.VMs.merge(r.VMs, ptr.Deref(l.Spec.HolderIdentity, l.Name))
+		out.Trust.Add(r.Trust)
 	}
 	return out, nil
 }

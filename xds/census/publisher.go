@@ -29,6 +29,9 @@ type Options struct {
 	// Failing returns the proxy groups this replica failed to translate;
 	// nil reports none.
 	Failing func() Failing
+	// Trust returns what this replica's proxies acknowledged of their
+	// certificates; nil reports nothing.
+	Trust func() Trust
 	// Renew is how often the Lease is renewed; it lives three times as
 	// long. Zero means 10 s.
 	Renew time.Duration
@@ -123,6 +126,9 @@ func (p *Publisher) Start(ctx context.Context) error {
 		if p.Failing != nil {
 			r.Failing = p.Failing().bounded()
 		}
+		if p.Trust != nil {
+			r.Trust = p.Trust().bounded()
+		}
 		if err := p.apply(ctx, r); err != nil {
 			p.Log.Error(err, "Failed to publish the replica's census", "lease", LeasePrefix+p.Replica)
 			return
@@ -162,6 +168,13 @@ func (p *Publisher) apply(ctx context.Context, r Report) error {
 			return fmt.Errorf("encoding connected VMs: %w", err)
 		}
 		annotations[VMsAnnotation] = string(raw)
+	}
+	if len(r.Trust) > 0 {
+		raw, err := json.Marshal(r.Trust)
+		if err != nil {
+			return fmt.Errorf("encoding the trust report: %w", err)
+		}
+		annotations[TrustAnnotation] = string(raw)
 	}
 	if len(r.Failing) > 0 {
 		raw, err := json.Marshal(r.Failing)

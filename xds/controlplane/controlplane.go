@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +74,7 @@ func New(o Options) *ControlPlane {
 			Replica:      o.Replica,
 			Count:        func() census.Counts { return sidecarCounts(cp.Server.Proxies()) },
 			Failing:      func() census.Failing { return cp.Runner.Failing() },
+			Trust:        func() census.Trust { return trustCounts(cp.Server.Proxies(), cp.Snapshots.Trusts()) },
 			FieldManager: meshv1alpha1.FieldManager,
 			Log:          o.Log.WithName("census"),
 		})
@@ -146,4 +148,37 @@ func sidecarCounts(proxies []server.ProxyStatus) census.Counts {
 		}
 	}
 	return c
+}
+
+// trustCounts counts, per mesh, the connected proxies subscribed to secrets,
+// and of those that acknowledged their group's current secrets, which
+// trust bundle and which leaf root they hold. A proxy whose group has no
+// secrets yet counts nowhere: it holds none.
+func trustCounts(proxies []server.ProxyStatus, trust map[string]cache.GroupTrust) census.Trust {
+	out := census.Trust{}
+	for _, p := range proxies {
+		acked := p.Acked[resourcev3.SecretType]
+		gt, ok := trust[p.Group]
+		if acked == "" || !ok {
+			continue
+		}
+		m := out[gt.Mesh]
+		m.Proxies++
+		if acked == gt.SecretVersion {
+			m.Bundles = increment(m.Bundles, gt.Bundle)
+			if gt.LeafRoot != "" {
+				m.LeafRoots = increment(m.LeafRoots, gt.LeafRoot)
+			}
+		}
+		out[gt.Mesh] = m
+	}
+	return out
+}
+
+func increment(m map[string]int32, key string) map[string]int32 {
+	if m == nil {
+		m = map[string]int32{}
+	}
+	m[key]++
+	return m
 }

@@ -74,6 +74,8 @@ type Runner struct {
 	// checked is the resource version of each group's identity Secret
 	// when its certificates last parsed.
 	checked map[string]string
+	// trust is what the certificates of each group checked hold (trustOf).
+	trust map[string]cache.Trust
 
 	// failing are the groups whose last translation failed: they keep
 	// their last good snapshot.
@@ -118,7 +120,7 @@ func New(opts Options) *Runner {
 	}
 	r := &Runner{
 		opts: opts, kick: make(chan struct{}, 1),
-		deps: map[string]map[mesh.ServiceKey]bool{}, checked: map[string]string{}, failing: map[string]failure{},
+		deps: map[string]map[mesh.ServiceKey]bool{}, checked: map[string]string{}, trust: map[string]cache.Trust{}, failing: map[string]failure{},
 	}
 	r.dirty = changes{full: true}
 	return r

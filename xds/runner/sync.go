@@ -2,8 +2,11 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"maps"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
+	"github.com/open-service-mesh/osm-operator/xds/cache"
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
@@ -113,7 +117,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 				continue
 			}
 			v := m.View(g)
-			if err := r.publish(ctx, shared, bundle, v); err != nil {
+			if err := r.publish(ctx, mi.Name, shared, bundle, v); err != nil {
 				translationErrors.Inc()
 				if envoyrules.IsViolation(err) {
 					ruleViolations.Inc()
@@ -145,6 +149,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 	for key := range r.checked {
 		if !live[key] {
 			delete(r.checked, key)
+			delete(r.trust, key)
 		}
 	}
 	r.setFailures(failed)
@@ -212,7 +217,7 @@ func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	return false
 }
 
-func (r *Runner) publish(ctx context.Context, shared *translate.Shared, bundle func() (*corev1.Secret, error), v *mesh.View) error {
+func (r *Runner) publish(ctx context.Context, meshName string, shared *translate.Shared, bundle func() (*corev1.Secret, error), v *mesh.View) error {
 	certs, err := r.certificates(ctx, bundle, v.Group)
 	if err != nil {
 		return err
@@ -222,10 +227,56 @@ func (r *Runner) publish(ctx context.Context, shared *translate.Shared, bundle f
 		return err
 	}
 	groupsTranslated.Inc()
-	if _, err := r.opts.Snapshots.Update(ctx, v.Group.String(), res); err != nil {
+	var trust cache.Trust
+	if certs != nil && len(certs.CertChain) > 0 && len(certs.TrustBundle) > 0 {
+		trust = r.trust[v.Group.String()]
+		trust.Mesh = meshName
+	}
+	if _, err := r.opts.Snapshots.UpdateTrusting(ctx, v.Group.String(), res, trust); err != nil {
 		return err
 	}
 	return nil
+}
+
+// trustOf is what a group's certificates hold, for the census: the SHA-256
+// of the trust bundle's PEM, and the fingerprint of the bundle's first CA
+// certificate that the leaf chains to (none when none does).
+func trustOf(c *translate.Certificates) cache.Trust {
+	sum := sha256.Sum256(c.TrustBundle)
+	t := cache.Trust{Bundle: hex.EncodeToString(sum[:])}
+	var chain []*x509.Certificate
+	for rest := c.CertChain; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if cert, err := x509.ParseCertificate(block.Bytes); err == nil && block.Type == "CERTIFICATE" {
+			chain = append(chain, cert)
+		}
+	}
+	if len(chain) == 0 {
+		return t
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	for rest := c.TrustBundle; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return t
+		}
+		ca, err := x509.ParseCertificate(block.Bytes)
+		if err != nil || block.Type != "CERTIFICATE" {
+			continue
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(ca)
+		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+			t.LeafRoot = meshv1alpha1.Fingerprint(ca)
+			return t
+		}
+	}
 }
 
 // certificates reads the Secret of a group's identity and the trust bundle
@@ -260,6 +311,7 @@ func (r *Runner) certificates(ctx context.Context, bundle func() (*corev1.Secret
 		return nil, fmt.Errorf("trust bundle Secret %s/%s: %s holds no PEM certificate", b.Namespace, b.Name, meshv1alpha1.TrustBundleKey)
 	}
 	r.checked[g.String()] = version
+	r.trust[g.String()] = trustOf(c)
 	return c, nil
 }
 
