@@ -43,16 +43,28 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
-// TestARootRotationFailsNoCall rotates a mesh from its bootstrapped root to
-// a ClusterIssuer of another root while a proxyless gRPC client calls a
-// proxyless server across identities without a pause, on its established
-// connection and on new ones, with cert-manager's real controllers issuing
-// every certificate and the test standing in for the kubelet (re-mounting
-// the identity volumes as their Secret and ConfigMap change). No call
-// fails; the phases pass in order, each announced by an Event; at the end
-// the files the pods hold trust the new root alone, the server's
-// certificate and the xDS server's chain to it.
-func TestARootRotationFailsNoCall(t *testing.T) {
+// rotationRig is a mesh of two proxyless gRPC workloads on the operator and
+// cert-manager's real controllers, with a ClusterIssuer "corp" of a root of
+// its own next to the mesh's bootstrapped root, and the test standing in
+// for the kubelet (remount).
+type rotationRig struct {
+	t        *testing.T
+	ctx      context.Context
+	k        client.Client
+	xdsAddr  string
+	mesh     string
+	corp     *testpki.CA
+	dirs     map[*corev1.Pod]string
+	boots    map[*corev1.Pod][]byte
+	buyer    *corev1.Pod
+	target   string
+	oldRoot  string
+	start    time.Time
+	seen     []meshv1alpha1.RotationPhase
+	rolledBk bool
+}
+
+func newRotationRig(t *testing.T) *rotationRig {
 	ctx, k, xdsAddr := startOperator(t)
 	r := manual.NewBuilderWithScheme(xdsScheme)
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: xdsAddr}}})
@@ -76,7 +88,6 @@ func TestARootRotationFailsNoCall(t *testing.T) {
 		return p
 	}
 	buyerPod, storePod := grpcPod("bookbuyer-1", "bookbuyer"), grpcPod("bookstore-1", "bookstore")
-	// The new issuer: a CA of a root of its own.
 	corp, err := testpki.NewCA("corp root")
 	if err != nil {
 		t.Fatal(err)
@@ -102,48 +113,78 @@ func TestARootRotationFailsNoCall(t *testing.T) {
 			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
 		}
 	}
-
-	dirs := map[*corev1.Pod]string{buyerPod: t.TempDir(), storePod: t.TempDir()}
-	boots := map[*corev1.Pod][]byte{}
-	for pod, dir := range dirs {
+	rig := &rotationRig{t: t, ctx: ctx, k: k, xdsAddr: xdsAddr, mesh: mi.Name, corp: corp, buyer: buyerPod,
+		dirs: map[*corev1.Pod]string{buyerPod: t.TempDir(), storePod: t.TempDir()}, boots: map[*corev1.Pod][]byte{},
+		target: fmt.Sprintf("xds:///bookstore.%s.svc.cluster.local:%d", ns, port)}
+	for pod, dir := range rig.dirs {
 		mountIdentity(t, ctx, k, pod, dir)
 		for _, e := range pod.Spec.Containers[0].Env {
 			if e.Name == inject.GRPCBootstrapEnv {
-				boots[pod] = localGRPCBootstrap(t, []byte(e.Value), dir, "sidecar~"+ns+"~"+pod.Name)
+				rig.boots[pod] = localGRPCBootstrap(t, []byte(e.Value), dir, "sidecar~"+ns+"~"+pod.Name)
 			}
 		}
 	}
-	xdstest.GRPCServer(t, lis, boots[storePod])
-	target := fmt.Sprintf("xds:///bookstore.%s.svc.cluster.local:%d", ns, port)
-	// call makes one call; it returns its error and the chain the server
-	// presented.
-	call := func(conn *grpc.ClientConn) (error, []*x509.Certificate) {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		var p peer.Peer
-		_, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p))
-		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			return err, info.State.PeerCertificates
-		}
-		return err, nil
-	}
-	established := xdstest.GRPCClient(t, target, boots[buyerPod])
+	xdstest.GRPCServer(t, lis, rig.boots[storePod])
+	first := rig.dial()
 	testenv.Eventually(t, 60*time.Second, func() error {
-		err, _ := call(established)
+		err, _ := rig.call(first)
 		return err
 	})
-	old := &meshv1alpha1.MeshInstance{}
-	if err := k.Get(ctx, client.ObjectKey{Name: mi.Name}, old); err != nil {
-		t.Fatal(err)
+	first.Close()
+	m := rig.read()
+	if len(m.Status.TrustBundle) != 1 {
+		t.Fatalf("the bundle before the rotation: %+v", m.Status.TrustBundle)
 	}
-	if len(old.Status.TrustBundle) != 1 {
-		t.Fatalf("the bundle before the rotation: %+v", old.Status.TrustBundle)
-	}
-	oldRoot := old.Status.TrustBundle[0].SHA256Fingerprint
+	rig.oldRoot = m.Status.TrustBundle[0].SHA256Fingerprint
+	return rig
+}
 
-	// Calls go on all through the rotation: on the established connection,
-	// and every tenth on a new connection (a new client, a new handshake).
-	var calls, fresh atomic.Int64
+func (r *rotationRig) dial() *grpc.ClientConn { return xdstest.GRPCClient(r.t, r.target, r.boots[r.buyer]) }
+
+// call makes one call; it returns its error and the chain the server
+// presented.
+func (r *rotationRig) call(conn *grpc.ClientConn) (error, []*x509.Certificate) {
+	cctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	var p peer.Peer
+	_, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p))
+	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+		return err, info.State.PeerCertificates
+	}
+	return err, nil
+}
+
+func (r *rotationRig) read() *meshv1alpha1.MeshInstance {
+	r.t.Helper()
+	m := &meshv1alpha1.MeshInstance{}
+	if err := r.k.Get(r.ctx, client.ObjectKey{Name: r.mesh}, m); err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+// change edits the mesh's spec.
+func (r *rotationRig) change(edit func(c *meshv1alpha1.Certificates)) {
+	r.t.Helper()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		m := &meshv1alpha1.MeshInstance{}
+		if err := r.k.Get(r.ctx, client.ObjectKey{Name: r.mesh}, m); err != nil {
+			return err
+		}
+		edit(&m.Spec.Certificates)
+		return r.k.Update(r.ctx, m)
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// calls calls the server without a pause until the returned function is
+// called, on an established connection and every tenth time on a new one
+// (a new client, new handshakes); that function returns the number of
+// calls and the failures.
+func (r *rotationRig) calls() func() (int64, []string) {
+	established := r.dial()
+	var calls atomic.Int64
 	var mu sync.Mutex
 	var failures []string
 	stop := make(chan struct{})
@@ -158,10 +199,9 @@ func TestARootRotationFailsNoCall(t *testing.T) {
 			}
 			conn := established
 			if i%10 == 9 {
-				conn = xdstest.GRPCClient(t, target, boots[buyerPod])
-				fresh.Add(1)
+				conn = r.dial()
 			}
-			err, _ := call(conn)
+			err, _ := r.call(conn)
 			if conn != established {
 				conn.Close()
 			}
@@ -174,108 +214,198 @@ func TestARootRotationFailsNoCall(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-
-	start := time.Now()
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		m := &meshv1alpha1.MeshInstance{}
-		if err := k.Get(ctx, client.ObjectKey{Name: mi.Name}, m); err != nil {
-			return err
-		}
-		m.Spec.Certificates.IssuerRef = &meshv1alpha1.IssuerReference{Name: "corp", Kind: "ClusterIssuer", Group: "cert-manager.io"}
-		return k.Update(ctx, m)
-	}); err != nil {
-		t.Fatal(err)
+	return func() (int64, []string) {
+		close(stop)
+		<-done
+		established.Close()
+		return calls.Load(), failures
 	}
-	// The kubelet's part: the identity volumes follow their sources.
-	var seen []meshv1alpha1.RotationPhase
-	var took time.Duration
-	testenv.Eventually(t, 4*time.Minute, func() error {
-		for pod, dir := range dirs {
-			mountIdentity(t, ctx, k, pod, dir)
+}
+
+// until remounts the identity volumes as the kubelet would and records the
+// rotation's phases, until done says the mesh is there.
+func (r *rotationRig) until(timeout time.Duration, done func(m *meshv1alpha1.MeshInstance) error) {
+	r.t.Helper()
+	testenv.Eventually(r.t, timeout, func() error {
+		for pod, dir := range r.dirs {
+			mountIdentity(r.t, r.ctx, r.k, pod, dir)
 		}
-		m := &meshv1alpha1.MeshInstance{}
-		if err := k.Get(ctx, client.ObjectKey{Name: mi.Name}, m); err != nil {
-			return err
+		m := r.read()
+		if rot := m.Status.Rotation; rot != nil && (len(r.seen) == 0 || r.seen[len(r.seen)-1] != rot.Phase || rot.RolledBack != r.rolledBk) {
+			r.seen, r.rolledBk = append(r.seen, rot.Phase), rot.RolledBack
+			r.t.Logf("%5.1fs phase %s (rolled back %v): %s", time.Since(r.start).Seconds(), rot.Phase, rot.RolledBack, rot.Waiting)
 		}
-		if rot := m.Status.Rotation; rot != nil {
-			if len(seen) == 0 || seen[len(seen)-1] != rot.Phase {
-				seen = append(seen, rot.Phase)
-				t.Logf("%5.1fs phase %s: %s", time.Since(start).Seconds(), rot.Phase, rot.Waiting)
-			}
-			return fmt.Errorf("phase %s: %s", rot.Phase, rot.Waiting)
-		}
-		if si := m.Status.SigningIssuer; si == nil || si.Name != "corp" {
-			return fmt.Errorf("signing issuer %+v, want corp", si)
-		}
-		took = time.Since(start)
-		return nil
+		return done(m)
 	})
-	// A while longer on the new root alone.
+}
+
+// settled remounts a while longer.
+func (r *rotationRig) settled() {
 	for range 12 {
-		for pod, dir := range dirs {
-			mountIdentity(t, ctx, k, pod, dir)
+		for pod, dir := range r.dirs {
+			mountIdentity(r.t, r.ctx, r.k, pod, dir)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	close(stop)
-	<-done
-	t.Logf("rotation took %.1fs; %d calls, %d on new connections, %d failed", took.Seconds(), calls.Load(), fresh.Load(), len(failures))
-	if len(failures) > 0 {
-		t.Errorf("%d of %d calls failed during the rotation; the first: %s", len(failures), calls.Load(), strings.Join(failures[:min(5, len(failures))], "; "))
-	}
-	// Each phase in order: the polled status may miss a short one, the
-	// Events do not.
-	for i := 1; i < len(seen); i++ {
-		if slices.Index(phases, seen[i]) < slices.Index(phases, seen[i-1]) {
-			t.Errorf("phases went backwards: %v", seen)
+}
+
+// complete is until's test of a mesh whose rotation is over, signed by
+// issuer.
+func complete(issuer string) func(m *meshv1alpha1.MeshInstance) error {
+	return func(m *meshv1alpha1.MeshInstance) error {
+		if rot := m.Status.Rotation; rot != nil {
+			return fmt.Errorf("phase %s: %s", rot.Phase, rot.Waiting)
 		}
+		if si := m.Status.SigningIssuer; si == nil || si.Name != issuer {
+			return fmt.Errorf("signing issuer %+v, want %s", si, issuer)
+		}
+		return nil
 	}
+}
+
+// rotationEvents are the reasons of the mesh's rotation Events, in order.
+func (r *rotationRig) rotationEvents() []string {
 	var evs eventsv1.EventList
-	if err := k.List(ctx, &evs); err != nil {
-		t.Fatal(err)
+	if err := r.k.List(r.ctx, &evs); err != nil {
+		r.t.Fatal(err)
 	}
-	var announced []string
+	var out []string
 	slices.SortStableFunc(evs.Items, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
 	for _, e := range evs.Items {
-		if e.Regarding.Kind == "MeshInstance" && e.Regarding.Name == mi.Name && slices.Contains([]string{"Announcing", "Signing", "Retiring", "NoRotation"}, e.Reason) {
-			announced = append(announced, e.Reason)
+		if e.Regarding.Kind == "MeshInstance" && e.Regarding.Name == r.mesh && slices.Contains([]string{"Announcing", "Signing", "Retiring", "Held", "NoRotation"}, e.Reason) {
+			out = append(out, e.Reason)
 		}
 	}
-	if want := []string{"Announcing", "Signing", "Retiring", "NoRotation"}; !slices.Equal(announced, want) {
-		t.Errorf("rotation Events %v, want %v", announced, want)
-	}
+	return out
+}
 
-	// What the pods hold trusts the new root alone; the server and the xDS
-	// server present leaves of it.
-	corpFP := meshv1alpha1.Fingerprint(corp.Cert)
-	for pod, dir := range dirs {
+// trustsOnly checks that the pods' files trust the root of fingerprint fp
+// alone, and that the server and the xDS server present leaves of pool.
+func (r *rotationRig) trustsOnly(fp string, roots *x509.CertPool) {
+	r.t.Helper()
+	for pod, dir := range r.dirs {
 		certs, err := readPEMFile(dir, bootstrap.CAFile)
 		if err != nil {
-			t.Fatal(err)
+			r.t.Fatal(err)
 		}
-		if len(certs) != 1 || meshv1alpha1.Fingerprint(certs[0]) != corpFP {
-			t.Errorf("pod %s trusts %d certificates after the rotation, want the corp root alone", pod.Name, len(certs))
-		}
-		if meshv1alpha1.Fingerprint(certs[0]) == oldRoot {
-			t.Errorf("pod %s still trusts the former root", pod.Name)
+		if len(certs) != 1 || meshv1alpha1.Fingerprint(certs[0]) != fp {
+			r.t.Errorf("pod %s trusts %d certificates, want one, of sha256 %.16s", pod.Name, len(certs), fp)
 		}
 	}
-	conn := xdstest.GRPCClient(t, target, boots[buyerPod])
+	conn := r.dial()
 	defer conn.Close()
-	err, chain := call(conn)
+	err, chain := r.call(conn)
 	if err != nil || len(chain) == 0 {
-		t.Fatalf("a call after the rotation: %v", err)
+		r.t.Fatalf("a call after the rotation: %v", err)
 	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: corp.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		t.Errorf("the server's certificate does not chain to the new root: %v", err)
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		r.t.Errorf("the server's certificate does not chain to the root trusted: %v", err)
 	}
-	xds, err := tlsChainOf(xdsAddr, dirs[buyerPod])
+	xds, err := tlsChainOf(r.xdsAddr, r.dirs[r.buyer])
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	if _, err := xds[0].Verify(x509.VerifyOptions{Roots: corp.Pool(), Intermediates: poolOf(xds[1:]), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		t.Errorf("the xDS server's certificate does not chain to the new root: %v", err)
+	if _, err := xds[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: poolOf(xds[1:]), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		r.t.Errorf("the xDS server's certificate does not chain to the root trusted: %v", err)
 	}
+}
+
+var corpRef = &meshv1alpha1.IssuerReference{Name: "corp", Kind: "ClusterIssuer", Group: "cert-manager.io"}
+
+// TestARootRotationFailsNoCall rotates a mesh from its bootstrapped root to
+// a ClusterIssuer of another root while a proxyless gRPC client calls a
+// proxyless server across identities without a pause, on its established
+// connection and on new ones, with cert-manager's real controllers issuing
+// every certificate and the test standing in for the kubelet. No call
+// fails; the phases pass in order, each announced by an Event; at the end
+// the files the pods hold trust the new root alone, and the server's
+// certificate and the xDS server's chain to it.
+func TestARootRotationFailsNoCall(t *testing.T) {
+	r := newRotationRig(t)
+	stop := r.calls()
+	r.start = time.Now()
+	r.change(func(c *meshv1alpha1.Certificates) { c.IssuerRef = corpRef })
+	r.until(4*time.Minute, complete("corp"))
+	took := time.Since(r.start)
+	r.settled()
+	n, failures := stop()
+	t.Logf("rotation took %.1fs; %d calls, %d failed", took.Seconds(), n, len(failures))
+	if len(failures) > 0 {
+		t.Errorf("%d of %d calls failed during the rotation; the first: %s", len(failures), n, strings.Join(failures[:min(5, len(failures))], "; "))
+	}
+	// The polled status may miss a short phase; the Events do not.
+	for i := 1; i < len(r.seen); i++ {
+		if slices.Index(phases, r.seen[i]) < slices.Index(phases, r.seen[i-1]) {
+			t.Errorf("phases went backwards: %v", r.seen)
+		}
+	}
+	if got, want := r.rotationEvents(), []string{"Announcing", "Signing", "Retiring", "NoRotation"}; !slices.Equal(got, want) {
+		t.Errorf("rotation Events %v, want %v", got, want)
+	}
+	if meshv1alpha1.Fingerprint(r.corp.Cert) == r.oldRoot {
+		t.Fatal("the test's roots are one")
+	}
+	r.trustsOnly(meshv1alpha1.Fingerprint(r.corp.Cert), r.corp.Pool())
+}
+
+// TestARotationRolledBackWhileSigningFailsNoCall holds a rotation to the
+// corp root once it signs, then sets issuerRef back: the rotation turns
+// into one back to the bootstrapped root, from its Signing phase (both
+// roots are trusted everywhere already), and when released ends with the
+// bootstrapped root alone. No call fails.
+func TestARotationRolledBackWhileSigningFailsNoCall(t *testing.T) {
+	r := newRotationRig(t)
+	oldPool := x509.NewCertPool()
+	if certs, err := readPEMFile(r.dirs[r.buyer], bootstrap.CAFile); err != nil || len(certs) != 1 {
+		t.Fatalf("the bootstrapped root: %v", err)
+	} else {
+		oldPool.AddCert(certs[0])
+	}
+	stop := r.calls()
+	r.start = time.Now()
+	r.change(func(c *meshv1alpha1.Certificates) { c.IssuerRef, c.Rotation.Hold = corpRef, true })
+	r.until(2*time.Minute, func(m *meshv1alpha1.MeshInstance) error {
+		if rot := m.Status.Rotation; rot == nil || rot.Phase != meshv1alpha1.RotationAnnouncing || !strings.Contains(rot.Waiting, "held") {
+			return fmt.Errorf("rotation %+v, want held while announcing", rot)
+		}
+		return nil
+	})
+	r.change(func(c *meshv1alpha1.Certificates) { c.Rotation.Hold = false })
+	r.until(2*time.Minute, func(m *meshv1alpha1.MeshInstance) error {
+		if rot := m.Status.Rotation; rot == nil || rot.Phase != meshv1alpha1.RotationSigning {
+			return fmt.Errorf("rotation %+v, want signing", rot)
+		}
+		return nil
+	})
+	r.change(func(c *meshv1alpha1.Certificates) { c.Rotation.Hold = true })
+	// Held once every leaf is corp's: the workloads run on the new root.
+	r.until(2*time.Minute, func(m *meshv1alpha1.MeshInstance) error {
+		if rot := m.Status.Rotation; rot == nil || rot.Phase != meshv1alpha1.RotationSigning || !strings.Contains(rot.Waiting, "held") {
+			return fmt.Errorf("rotation %+v, want held while signing", rot)
+		}
+		return nil
+	})
+	r.change(func(c *meshv1alpha1.Certificates) { c.IssuerRef, c.Rotation.Hold = nil, false })
+	r.until(4*time.Minute, complete("osm-books-ca"))
+	took := time.Since(r.start)
+	r.settled()
+	n, failures := stop()
+	t.Logf("rotation and roll back took %.1fs; %d calls, %d failed; phases %v", took.Seconds(), n, len(failures), r.seen)
+	if len(failures) > 0 {
+		t.Errorf("%d of %d calls failed; the first: %s", len(failures), n, strings.Join(failures[:min(5, len(failures))], "; "))
+	}
+	if !r.rolledBk {
+		t.Errorf("no rolled back rotation was seen: %v", r.seen)
+	}
+	// Held while announcing, signing, held, signing back, retiring, done.
+	if got, want := r.rotationEvents(), []string{"Held", "Signing", "Held", "Signing", "Retiring", "NoRotation"}; !slices.Equal(got, want) {
+		t.Errorf("rotation Events %v, want %v", got, want)
+	}
+	m := r.read()
+	if len(m.Status.TrustBundle) != 1 || m.Status.TrustBundle[0].SHA256Fingerprint != r.oldRoot {
+		t.Errorf("after the roll back the bundle is %+v, want the bootstrapped root alone", m.Status.TrustBundle)
+	}
+	r.trustsOnly(r.oldRoot, oldPool)
 }
 
 var phases = []meshv1alpha1.RotationPhase{meshv1alpha1.RotationAnnouncing, meshv1alpha1.RotationSigning, meshv1alpha1.RotationRetiring}
