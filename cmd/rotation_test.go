@@ -139,7 +139,9 @@ func newRotationRig(t *testing.T) *rotationRig {
 	return rig
 }
 
-func (r *rotationRig) dial() *grpc.ClientConn { return xdstest.GRPCClient(r.t, r.target, r.boots[r.buyer]) }
+func (r *rotationRig) dial() *grpc.ClientConn {
+	return xdstest.GRPCClient(r.t, r.target, r.boots[r.buyer])
+}
 
 // call makes one call; it returns its error and the chain the server
 // presented.
