@@ -156,13 +156,12 @@ const (
 
 func roleOf(mi *meshv1alpha1.MeshInstance, ref cmmeta.IssuerReference) issuerRole {
 	same := sameIssuer
-	own := cmmeta.IssuerReference{Name: caIssuerName(mi), Kind: cmapi.ClusterIssuerKind}
 	// The mesh's issuers: during a rotation, the one it leaves and the one
 	// it moves to.
 	accepted := acceptedIssuers(mi)
-	bootstrapped := slices.ContainsFunc(accepted, func(a cmmeta.IssuerReference) bool { return same(a, own) })
+	_, bootstrapped := ownRoots(mi)
 	switch {
-	case bootstrapped && same(ref, own):
+	case slices.ContainsFunc(accepted, func(a cmmeta.IssuerReference) bool { return same(a, ref) }) && isBootstrapped(mi, ref):
 		return ownCA
 	case slices.ContainsFunc(accepted, func(a cmmeta.IssuerReference) bool { return same(a, ref) }):
 		return sharedIssuer
@@ -208,10 +207,11 @@ func (r *ApproverReconciler) reviewFor(ctx context.Context, cr *cmapi.Certificat
 		return verdict{decision: deny, message: fmt.Sprintf("Denied by mesh %s: ", mi.Name) + fmt.Sprintf(format, args...)}, nil
 	}
 	if role == ownRoot {
-		if cr.Namespace == r.ClusterResourceNamespace && cr.Spec.IsCA && cr.Annotations[cmapi.CertificateNameKey] == rootCAName(mi) {
+		roots, _ := ownRoots(mi)
+		if cr.Namespace == r.ClusterResourceNamespace && cr.Spec.IsCA && slices.Contains(roots, cr.Annotations[cmapi.CertificateNameKey]) {
 			return verdict{decision: approve, message: fmt.Sprintf("Approved by mesh %s: its root CA", mi.Name)}, nil
 		}
-		return denied("issuer %s signs only the mesh's root CA (%s/%s)", selfSignedName(mi), r.ClusterResourceNamespace, rootCAName(mi))
+		return denied("issuer %s signs only the mesh's root CAs (%s/%v)", selfSignedName(mi), r.ClusterResourceNamespace, roots)
 	}
 	csr, err := parseCSR(cr.Spec.Request)
 	if err != nil {
@@ -500,4 +500,22 @@ func (r *ApproverReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("setting up the CertificateRequest approver: %w", err)
 	}
 	return nil
+}
+
+func isBootstrapped(mi *meshv1alpha1.MeshInstance, ref cmmeta.IssuerReference) bool {
+	_, ok := bootstrappedGeneration(mi, ref)
+	return ok
+}
+
+// ownRoots are the root CA Certificates the mesh's self-signed issuer may
+// sign: those of the bootstrapped generations among its accepted issuers
+// (two during a rotation from one to the next), and whether there is any.
+func ownRoots(mi *meshv1alpha1.MeshInstance) ([]string, bool) {
+	var out []string
+	for _, a := range acceptedIssuers(mi) {
+		if g, ok := bootstrappedGeneration(mi, a); ok && !slices.Contains(out, rootCANameOf(mi, g)) {
+			out = append(out, rootCANameOf(mi, g))
+		}
+	}
+	return out, len(out) > 0
 }

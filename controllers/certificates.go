@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -46,9 +48,58 @@ func meshIssuer(mi *meshv1alpha1.MeshInstance) cmmeta.IssuerReference {
 	return cmmeta.IssuerReference{Name: caIssuerName(mi), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
 }
 
-func caIssuerName(mi *meshv1alpha1.MeshInstance) string   { return "osm-" + mi.Name + "-ca" }
 func selfSignedName(mi *meshv1alpha1.MeshInstance) string { return "osm-" + mi.Name + "-selfsigned" }
-func rootCAName(mi *meshv1alpha1.MeshInstance) string     { return "osm-" + mi.Name + "-root-ca" }
+
+// The bootstrapped root comes in generations: a new one is a new root
+// Certificate and CA ClusterIssuer, which the mesh rotates to through the
+// phases of a rotation (trustphases.go), the first without a suffix.
+
+// rootGeneration is the generation of the bootstrapped root the mesh uses
+// or moves to.
+func rootGeneration(mi *meshv1alpha1.MeshInstance) int32 {
+	return max(mi.Spec.Certificates.RootGeneration, mi.Status.RootGeneration)
+}
+
+func generationSuffix(g int32) string {
+	if g == 0 {
+		return ""
+	}
+	return fmt.Sprintf("-g%d", g)
+}
+
+// caIssuerName is the CA ClusterIssuer of the mesh's bootstrapped root;
+// caIssuerNameOf that of generation g.
+func caIssuerName(mi *meshv1alpha1.MeshInstance) string { return caIssuerNameOf(mi, rootGeneration(mi)) }
+
+func caIssuerNameOf(mi *meshv1alpha1.MeshInstance, g int32) string {
+	return "osm-" + mi.Name + "-ca" + generationSuffix(g)
+}
+
+// rootCAName is the root CA Certificate and Secret of the mesh's
+// bootstrapped root; rootCANameOf those of generation g.
+func rootCAName(mi *meshv1alpha1.MeshInstance) string { return rootCANameOf(mi, rootGeneration(mi)) }
+
+func rootCANameOf(mi *meshv1alpha1.MeshInstance, g int32) string {
+	return "osm-" + mi.Name + "-root-ca" + generationSuffix(g)
+}
+
+// bootstrappedGeneration says whether ref is a CA ClusterIssuer the mesh
+// bootstrapped, and of which generation.
+func bootstrappedGeneration(mi *meshv1alpha1.MeshInstance, ref cmmeta.IssuerReference) (int32, bool) {
+	base := caIssuerNameOf(mi, 0)
+	if !sameIssuer(ref, cmmeta.IssuerReference{Name: ref.Name, Kind: cmapi.ClusterIssuerKind}) || !strings.HasPrefix(ref.Name, base) {
+		return 0, false
+	}
+	rest := strings.TrimPrefix(ref.Name, base)
+	if rest == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(strings.TrimPrefix(rest, "-g"), 10, 32)
+	if !strings.HasPrefix(rest, "-g") || err != nil || n <= 0 || rest != generationSuffix(int32(n)) {
+		return 0, false
+	}
+	return int32(n), true
+}
 
 // servingCertificateName is the mesh's xDS serving Certificate, in the
 // operator's namespace; servingSecretName its Secret.

@@ -225,7 +225,11 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 				IsCA:       true,
 				CommonName: mi.Name + " mesh root CA",
 				SecretName: rootCAName(mi),
-				Duration:   &metav1.Duration{Duration: 10 * 365 * 24 * time.Hour},
+				Duration:   &metav1.Duration{Duration: rootLifetime},
+				// The mesh renews its root as a new generation through a
+				// rotation's phases, well before this (renewDue):
+				// cert-manager's own renewal, in place, is the fallback.
+				RenewBefore: &metav1.Duration{Duration: fallbackRenewal(mi)},
 				PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
 				IssuerRef:  cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"},
 				SecretTemplate: &cmapi.CertificateSecretTemplate{
@@ -350,12 +354,24 @@ func (r *MeshInstanceReconciler) delete(ctx context.Context, mi *meshv1alpha1.Me
 	}
 	// What the mesh owns would be garbage-collected, but Certificates must go
 	// before their Secrets, or cert-manager issues them again.
-	for _, obj := range []client.Object{
+	owned := []client.Object{
 		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
 		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: servingCertificateName(mi)}},
+		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: probeCertificateName(mi)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCAName(mi)}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: servingSecretName(mi)}},
-	} {
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: probeSecretName(mi)}},
+	}
+	// A mesh deleted amid a rotation from one root generation to the next
+	// holds the former's root too.
+	if si := mi.Status.SigningIssuer; si != nil {
+		if g, ok := bootstrappedGeneration(mi, certManagerRef(*si)); ok && g != rootGeneration(mi) {
+			owned = append(owned,
+				&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCANameOf(mi, g)}},
+				&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCANameOf(mi, g)}})
+		}
+	}
+	for _, obj := range owned {
 		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
 			return ctrl.Result{}, fmt.Errorf("deleting %T %s: %w", obj, obj.GetName(), err)
 		}

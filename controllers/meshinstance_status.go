@@ -114,7 +114,7 @@ func caOutcome(st *meshv1alpha1.MeshInstanceStatus, conds *conditionSet, f caFac
 		return outcome{reason: meshv1alpha1.ReasonInvalidSpec, stalled: true, message: f.specErr.Error()}
 	}
 	if f.rotation != nil {
-		st.SigningIssuer, st.Rotation = f.rotation.issuer, f.rotation.rotation
+		st.SigningIssuer, st.Rotation, st.RootGeneration = f.rotation.issuer, f.rotation.rotation, f.rotation.rootGeneration
 		conds.set(rotationCondition(st.Rotation, hold))
 	}
 	if f.issuer == nil { // the bootstrap of its CA failed

@@ -3,7 +3,9 @@ package controllers_test
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"maps"
 	"strings"
@@ -417,4 +419,110 @@ func TestARenewedBootstrappedRootRotatesByItself(t *testing.T) {
 		}
 		return ready(mi.Status.Conditions)
 	})
+}
+
+// TestARaisedRootGenerationRotatesInPhases: raising
+// spec.certificates.rootGeneration gives the mesh a new self-signed root,
+// reached through the rotation's phases: the identity is re-issued by the
+// new generation's issuer, the old root leaves the bundle, and the old
+// generation's issuer and root are deleted.
+func TestARaisedRootGenerationRotatesInPhases(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "regenerating"},
+		Spec:       meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{Rotation: meshv1alpha1.TrustRotationSpec{Settle: "1s"}}},
+	}
+	ns := newNamespace(t, nil)
+	for _, o := range []client.Object{mi, meshedPod(mi.Name, ns, "app-1", "app"),
+		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: mi.Name}}} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	identityRoot := func() (string, error) {
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("app")}, s); err != nil {
+			return "", err
+		}
+		certs := certificatesOf(s.Data["ca.crt"])
+		if len(certs) != 1 {
+			return "", fmt.Errorf("the identity's ca.crt holds %d certificates", len(certs))
+		}
+		return meshv1alpha1.Fingerprint(certs[0]), nil
+	}
+	var first string
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if len(mi.Status.TrustBundle) != 1 || mi.Status.SigningIssuer == nil || mi.Status.SigningIssuer.Name != "osm-regenerating-ca" {
+			return fmt.Errorf("bundle %+v, signing issuer %+v", mi.Status.TrustBundle, mi.Status.SigningIssuer)
+		}
+		first = mi.Status.TrustBundle[0].SHA256Fingerprint
+		got, err := identityRoot()
+		if err == nil && got != first {
+			err = fmt.Errorf("the identity is not of the bundle's root")
+		}
+		return err
+	})
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		mi.Spec.Certificates.RootGeneration = 1
+		return k8s.Update(ctx, mi)
+	})
+	var phases []meshv1alpha1.RotationPhase
+	testenv.Eventually(t, 90*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if rot := mi.Status.Rotation; rot != nil {
+			if len(phases) == 0 || phases[len(phases)-1] != rot.Phase {
+				phases = append(phases, rot.Phase)
+			}
+			if rot.To.Name != "osm-regenerating-ca-g1" || rot.From.Name != "osm-regenerating-ca" {
+				t.Fatalf("a rotation from %s to %s", rot.From.Name, rot.To.Name)
+			}
+			return fmt.Errorf("phase %s: %s", rot.Phase, rot.Waiting)
+		}
+		if si := mi.Status.SigningIssuer; si == nil || si.Name != "osm-regenerating-ca-g1" {
+			return fmt.Errorf("signing issuer %+v", si)
+		}
+		if len(mi.Status.TrustBundle) != 1 || mi.Status.TrustBundle[0].SHA256Fingerprint == first {
+			return fmt.Errorf("bundle %+v, want one new root", mi.Status.TrustBundle)
+		}
+		if got, err := identityRoot(); err != nil || got != mi.Status.TrustBundle[0].SHA256Fingerprint {
+			return fmt.Errorf("the identity is not of the new root yet (%v)", err)
+		}
+		return ready(mi.Status.Conditions)
+	})
+	t.Logf("phases seen: %v", phases)
+	eventAbout(t, "MeshInstance", mi.Name, meshv1alpha1.ReasonRetiring, "phase Retiring")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, o := range []client.Object{
+			&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "osm-regenerating-ca"}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: certmanager.ClusterResourceNamespace, Name: "osm-regenerating-root-ca"}},
+		} {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("the former generation's %s: %v", o.GetName(), err)
+			}
+		}
+		return nil
+	})
+}
+
+// certificatesOf parses the certificates of PEM data.
+func certificatesOf(data []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		if block, data = pem.Decode(data); block == nil {
+			return out
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			out = append(out, c)
+		}
+	}
 }

@@ -249,8 +249,11 @@ func rotationCondition(rot *meshv1alpha1.TrustRotation, hold bool) metav1.Condit
 	if rot.RolledBack {
 		verb = "Rolling back"
 	}
-	msg := fmt.Sprintf("%s from %s to %s: phase %s since %s; %d leaves remain",
-		verb, describeIssuer(rot.From), describeIssuer(rot.To), rot.Phase, rot.PhaseSince.UTC().Format(time.RFC3339), rot.LeavesRemaining)
+	msg := fmt.Sprintf("%s from %s to %s: phase %s since %s",
+		verb, describeIssuer(rot.From), describeIssuer(rot.To), rot.Phase, rot.PhaseSince.UTC().Format(time.RFC3339))
+	if rot.Phase != meshv1alpha1.RotationAnnouncing {
+		msg += fmt.Sprintf("; %d leaves remain", rot.LeavesRemaining)
+	}
 	if rot.Waiting != "" {
 		msg += "; waiting: " + rot.Waiting
 	}
@@ -260,6 +263,8 @@ func rotationCondition(rot *meshv1alpha1.TrustRotation, hold bool) metav1.Condit
 // rotationOutcome is what rotate decided, for status.
 type rotationOutcome struct {
 	signing
+	// rootGeneration is status.rootGeneration.
+	rootGeneration int32
 	// phased: the rotation made the bundle (the CA path does not).
 	phased bool
 }
@@ -268,11 +273,22 @@ type rotationOutcome struct {
 // while one is under way makes the bundle (into f) itself. It returns
 // whether it did; the signing issuer and rotation are in f.rotation.
 func (r *MeshInstanceReconciler) rotate(ctx context.Context, mi *meshv1alpha1.MeshInstance, now time.Time, f *caFacts) (bool, error) {
-	want := meshIssuer(mi)
 	s := signingOf(mi)
-	out := &rotationOutcome{signing: s}
+	out := &rotationOutcome{signing: s, rootGeneration: mi.Status.RootGeneration}
 	f.rotation = out
 	rot := s.rotation
+	want := meshIssuer(mi)
+	if g, ok := bootstrappedGeneration(mi, want); ok && rot == nil && s.issuer != nil && sameIssuer(certManagerRef(*s.issuer), want) {
+		// The bootstrapped root renews itself as a new generation.
+		next, err := r.renewRoot(ctx, mi, g, now)
+		if err != nil {
+			return false, err
+		}
+		if next != g {
+			out.rootGeneration = next
+			want = cmmeta.IssuerReference{Name: caIssuerNameOf(mi, next), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
+		}
+	}
 	switch {
 	case s.issuer == nil && rot == nil:
 		// A new mesh, or one from before rotations: its issuer signs.
@@ -324,6 +340,12 @@ func (r *MeshInstanceReconciler) rotate(ctx context.Context, mi *meshv1alpha1.Me
 		f.bundle = &done
 		if err := r.writeBundle(ctx, mi, done.all()); err != nil {
 			return true, failedWrite(err)
+		}
+		gFrom, fromOwn := bootstrappedGeneration(mi, certManagerRef(rot.From))
+		if gTo, toOwn := bootstrappedGeneration(mi, certManagerRef(rot.To)); fromOwn && toOwn && gFrom != gTo {
+			if err := r.retireGeneration(ctx, mi, gFrom); err != nil {
+				return true, err
+			}
 		}
 		return true, r.deleteProbe(ctx, mi)
 	}
@@ -411,7 +433,8 @@ func (r *MeshInstanceReconciler) rotationFacts(ctx context.Context, mi *meshv1al
 			out.to = append(out.to, c)
 		}
 	}
-	if rot.Phase != meshv1alpha1.RotationAnnouncing || len(out.to) > 0 {
+	// Announcing waits on no leaf: none is read (a large mesh has many).
+	if rot.Phase != meshv1alpha1.RotationAnnouncing {
 		leaves, err := r.readLeaves(ctx, mi)
 		if err != nil {
 			return out, err
@@ -538,6 +561,59 @@ func (r *MeshInstanceReconciler) moveIdentities(ctx context.Context, mi *meshv1a
 		c.Spec.IssuerRef = to
 		if err := r.Patch(ctx, c, patch); client.IgnoreNotFound(err) != nil {
 			return failedWrite(fmt.Errorf("moving Certificate %s/%s to %s: %w", c.Namespace, c.Name, describeIssuer(rot.To), err))
+		}
+	}
+	return nil
+}
+
+// rootLifetime is how long a bootstrapped root lives.
+const rootLifetime = 10 * 365 * 24 * time.Hour
+
+// renewDue says whether a bootstrapped root is due for its renewal as a new
+// generation at now: within twice the expiry warning of its end, or in the
+// last third of its life, whichever comes later. The new root then has
+// time to be trusted everywhere before anyone is warned.
+func renewDue(root *x509.Certificate, now time.Time, warning time.Duration) bool {
+	life := root.NotAfter.Sub(root.NotBefore)
+	return root.NotAfter.Sub(now) < min(2*warning, life/3)
+}
+
+// fallbackRenewal is how long before its end cert-manager renews a
+// bootstrapped root in place, should the mesh not have rotated to a new
+// generation by then (renewDue comes first, by the same rule halved).
+func fallbackRenewal(mi *meshv1alpha1.MeshInstance) time.Duration {
+	return min(mi.EffectiveExpiryWarning()/2, rootLifetime/6)
+}
+
+// renewRoot raises the mesh's root generation when its bootstrapped root,
+// the current one of the bundle written, is due for renewal; it returns
+// the generation asked for.
+func (r *MeshInstanceReconciler) renewRoot(ctx context.Context, mi *meshv1alpha1.MeshInstance, signingGen int32, now time.Time) (int32, error) {
+	written, err := r.readWritten(ctx, mi)
+	if err != nil {
+		return 0, err
+	}
+	current := currentAnchors(mi.Status.TrustBundle)
+	for _, w := range written {
+		if slices.Contains(current, meshv1alpha1.Fingerprint(w)) && renewDue(w, now, mi.EffectiveExpiryWarning()) {
+			logf.FromContext(ctx).Info("Renewing the mesh's bootstrapped root as a new generation", "expires", w.NotAfter, "generation", signingGen+1)
+			return signingGen + 1, nil
+		}
+	}
+	return rootGeneration(mi), nil
+}
+
+// retireGeneration deletes a bootstrapped generation the mesh rotated away
+// from: its CA ClusterIssuer, and its root Certificate before the Secret
+// (or cert-manager issues it again).
+func (r *MeshInstanceReconciler) retireGeneration(ctx context.Context, mi *meshv1alpha1.MeshInstance, g int32) error {
+	for _, obj := range []client.Object{
+		&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: caIssuerNameOf(mi, g)}},
+		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCANameOf(mi, g)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ClusterResourceNamespace, Name: rootCANameOf(mi, g)}},
+	} {
+		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+			return failedWrite(fmt.Errorf("deleting %s of the former root generation %d: %w", obj.GetName(), g, err))
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"crypto/x509"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,81 @@ func TestTheApproverAcceptsBothIssuersOfARotationOnly(t *testing.T) {
 	mi.Status.Rotation, mi.Status.SigningIssuer = nil, ptrTo(apiRef(corp))
 	if roleOf(mi, own) != notTheMesh {
 		t.Errorf("after the rotation the former issuer is still the mesh's: %v", roleOf(mi, own))
+	}
+}
+
+// TestABootstrappedRootRenewsAheadOfItsWarning: a root is due for its
+// renewal as a new generation within twice the expiry warning of its end,
+// or in the last third of its life when that is later; cert-manager's own
+// renewal in place comes after either.
+func TestABootstrappedRootRenewsAheadOfItsWarning(t *testing.T) {
+	now := time.Now()
+	const day = 24 * time.Hour
+	root := func(lived, left time.Duration) *x509.Certificate {
+		return &x509.Certificate{NotBefore: now.Add(-lived), NotAfter: now.Add(left)}
+	}
+	for _, c := range []struct {
+		name    string
+		root    *x509.Certificate
+		warning time.Duration
+		due     bool
+	}{
+		{"ten years, fresh", root(0, 3650*day), 30 * day, false},
+		{"ten years, 61 days left", root(3589*day, 61*day), 30 * day, false},
+		{"ten years, 59 days left", root(3591*day, 59*day), 30 * day, true},
+		{"a warning longer than the root's life: the last third", root(0, 3650*day), 20 * 365 * day, false},
+		{"a warning longer than the root's life, in the last third", root(2500*day, 1150*day), 20 * 365 * day, true},
+		{"expired", root(3651*day, -day), 30 * day, true},
+	} {
+		if got := renewDue(c.root, now, c.warning); got != c.due {
+			t.Errorf("%s: due %v, want %v", c.name, got, c.due)
+		}
+	}
+	mi := &meshv1alpha1.MeshInstance{}
+	mi.Spec.Certificates.ExpiryWarning = "720h"
+	if fallbackRenewal(mi) >= 2*30*day {
+		t.Errorf("cert-manager renews in place %v before the end, before the mesh would", fallbackRenewal(mi))
+	}
+}
+
+// TestRootGenerationsAreNamedApart: each generation of the bootstrapped
+// root has an issuer of its own; a name that only looks like one (another
+// mesh's, a namespaced Issuer, a malformed suffix) is not the mesh's.
+func TestRootGenerationsAreNamedApart(t *testing.T) {
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "m"}}
+	cluster := func(name string) cmmeta.IssuerReference {
+		return cmmeta.IssuerReference{Name: name, Kind: "ClusterIssuer", Group: "cert-manager.io"}
+	}
+	for _, c := range []struct {
+		ref cmmeta.IssuerReference
+		gen int32
+		ok  bool
+	}{
+		{cluster("osm-m-ca"), 0, true},
+		{cluster("osm-m-ca-g1"), 1, true},
+		{cluster("osm-m-ca-g12"), 12, true},
+		{cluster("osm-m-ca-g0"), 0, false},
+		{cluster("osm-m-ca-g01"), 0, false},
+		{cluster("osm-m-ca-gx"), 0, false},
+		{cluster("osm-m-ca-g1-ca"), 0, false}, // mesh "m-ca-g1"'s
+		{cmmeta.IssuerReference{Name: "osm-m-ca", Kind: "Issuer"}, 0, false},
+		{cmmeta.IssuerReference{Name: "osm-m-ca-g2", Kind: "ClusterIssuer", Group: "example.com"}, 0, false},
+	} {
+		g, ok := bootstrappedGeneration(mi, c.ref)
+		if g != c.gen || ok != c.ok {
+			t.Errorf("%+v: generation %d %v, want %d %v", c.ref, g, ok, c.gen, c.ok)
+		}
+	}
+	// Rotating from generation 0 to 1, the self-signed issuer may sign
+	// both roots, and nothing else.
+	mi.Spec.Certificates.RootGeneration = 1
+	mi.Status.SigningIssuer = ptrTo(apiRef(cluster("osm-m-ca")))
+	mi.Status.Rotation = begin(cluster("osm-m-ca"), cluster("osm-m-ca-g1"), []string{"a"}, time.Now())
+	roots, ok := ownRoots(mi)
+	if !ok || !slices.Equal(roots, []string{"osm-m-root-ca-g1", "osm-m-root-ca"}) && !slices.Equal(roots, []string{"osm-m-root-ca", "osm-m-root-ca-g1"}) {
+		t.Errorf("own roots during the rotation: %v", roots)
+	}
+	if roleOf(mi, cluster("osm-m-ca")) != ownCA || roleOf(mi, cluster("osm-m-ca-g1")) != ownCA || roleOf(mi, cluster("osm-m-ca-g2")) != notTheMesh {
+		t.Errorf("roles: g0 %v, g1 %v, g2 %v", roleOf(mi, cluster("osm-m-ca")), roleOf(mi, cluster("osm-m-ca-g1")), roleOf(mi, cluster("osm-m-ca-g2")))
 	}
 }

@@ -168,6 +168,14 @@ type Certificates struct {
 	// +optional
 	ExpiryWarning string `json:"expiryWarning,omitempty"`
 
+	// rootGeneration asks for a new bootstrapped root when raised (with
+	// issuerRef empty): the mesh rotates to a new self-signed root, through
+	// the phases of status.rotation. The operator does the same by itself
+	// when the root nears its expiry (status.rootGeneration).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	RootGeneration int32 `json:"rootGeneration,omitempty"`
+
 	// rotation paces a change of the mesh's issuer (a new issuerRef, or
 	// back to the bootstrapped root): its new root joins the trust bundle
 	// first, the new issuer signs once every proxy trusts it, and the former
@@ -377,7 +385,7 @@ type MeshInstanceStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready, Reconciling, Stalled, CertificateAuthorityReady,
-	// TrustBundleKnown, TrustAnchorsValid, TrustBundleRotated,
+	// TrustBundleKnown, TrustAnchorsValid, TrustBundleRotated, TrustRotationComplete,
 	// PoliciesValid, ProxyConfigReady,
 	// IdentityIssuanceRestricted and, with an ingress gateway certificate,
 	// IngressCertificateReady.
@@ -388,9 +396,9 @@ type MeshInstanceStatus struct {
 
 	// trustBundle summarizes the CA certificates proxies trust (the mesh's
 	// trust bundle, served from Secret osm-<mesh>-trust-bundle of the
-	// operator's namespace): the issuer's current ones, and after the
-	// issuer's root changed, the former ones (role Retiring) until every
-	// leaf of the mesh chains to a current one.
+	// operator's namespace): the signing issuer's (role Current), during a
+	// rotation the new issuer's (Next, while it announces), and the former
+	// ones (Retiring) until every leaf of the mesh chains to a current one.
 	// +optional
 	TrustBundle []TrustAnchor `json:"trustBundle,omitempty"`
 
@@ -399,6 +407,13 @@ type MeshInstanceStatus struct {
 	// through the phases of status.rotation.
 	// +optional
 	SigningIssuer *IssuerReference `json:"signingIssuer,omitempty"`
+
+	// rootGeneration is the generation of the bootstrapped root the mesh
+	// uses or moves to, when the operator renewed the root by itself
+	// before its expiry; the higher of it and spec.certificates.rootGeneration
+	// counts.
+	// +optional
+	RootGeneration int32 `json:"rootGeneration,omitempty"`
 
 	// rotation is the change of issuer under way, if any.
 	// +optional

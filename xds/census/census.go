@@ -163,7 +163,8 @@ type Trust map[string]MeshTrust
 
 // MeshTrust is the trust report of one mesh.
 type MeshTrust struct {
-	// Proxies is the number of connected proxies subscribed to secrets.
+	// Proxies is the number of connected proxies holding secrets they
+	// acknowledged.
 	Proxies int32 `json:"proxies"`
 	// Bundles counts, by the SHA-256 of the trust bundle's PEM, the
 	// proxies that acknowledged the current secrets of their group, which

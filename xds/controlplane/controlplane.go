@@ -74,7 +74,7 @@ func New(o Options) *ControlPlane {
 			Replica:      o.Replica,
 			Count:        func() census.Counts { return sidecarCounts(cp.Server.Proxies()) },
 			Failing:      func() census.Failing { return cp.Runner.Failing() },
-			Trust:        func() census.Trust { return trustCounts(cp.Server.Proxies(), cp.Snapshots.Trusts()) },
+			Trust:        func() census.Trust { return TrustCounts(cp.Server.Proxies(), cp.Snapshots.Trusts()) },
 			FieldManager: meshv1alpha1.FieldManager,
 			Log:          o.Log.WithName("census"),
 		})
@@ -150,11 +150,12 @@ func sidecarCounts(proxies []server.ProxyStatus) census.Counts {
 	return c
 }
 
-// trustCounts counts, per mesh, the connected proxies subscribed to secrets,
-// and of those that acknowledged their group's current secrets, which
-// trust bundle and which leaf root they hold. A proxy whose group has no
-// secrets yet counts nowhere: it holds none.
-func trustCounts(proxies []server.ProxyStatus, trust map[string]cache.GroupTrust) census.Trust {
+// TrustCounts counts, per mesh, the connected proxies that hold secrets
+// they acknowledged, and of those that acknowledged their group's current
+// secrets, which trust bundle and which leaf root they hold. A proxy that
+// has acknowledged none (its group has no secrets yet, or it rejected
+// every one) counts nowhere: it trusts nothing, and holds no leaf.
+func TrustCounts(proxies []server.ProxyStatus, trust map[string]cache.GroupTrust) census.Trust {
 	out := census.Trust{}
 	for _, p := range proxies {
 		acked := p.Acked[resourcev3.SecretType]

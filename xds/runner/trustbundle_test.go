@@ -2,9 +2,12 @@ package runner_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +23,8 @@ import (
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testpki"
+	"github.com/open-service-mesh/osm-operator/xds/census"
+	"github.com/open-service-mesh/osm-operator/xds/controlplane"
 	"github.com/open-service-mesh/osm-operator/xds/server"
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
@@ -210,4 +215,91 @@ func TestTheXDSServerTrustsTheMeshsBundle(t *testing.T) {
 	}
 	mustCreate(t, trustBundleSecret(ns.Name, "unpublished", root.PEM))
 	testenv.Eventually(t, 10*time.Second, verifies)
+}
+
+// TestWhatProxiesAcknowledgedIsCounted: what a replica's census reports of
+// its proxies' certificates, counted from real ADS streams: every proxy
+// holding secrets it acknowledged counts; of those, the ones that
+// acknowledged their group's current secrets count under the bundle those
+// carry and the root their leaf chains to. A proxy that rejects its new
+// secrets counts, under no bundle: a rotation waits for it;
+// when the bundle gains a root, the validation context the proxy receives
+// holds both (and passes Envoy's load rules, as everything published does),
+// and its acknowledgement moves it to the new bundle.
+func TestWhatProxiesAcknowledgedIsCounted(t *testing.T) {
+	ctx := testContext(t)
+	const name = "counted-trust"
+	if err := createMesh(ctx, name, "", ca); err != nil {
+		t.Fatal(err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "counted-trust-1", Labels: map[string]string{meshv1alpha1.MonitorLabel: name}}}
+	mustCreate(t, ns)
+	buyer := workload(t, ns.Name, "buyer-1", "buyer", nil)
+	refuser := workload(t, ns.Name, "refuser-1", "refuser", nil)
+	s, err := xdstest.OpenStream(ctx, connect(t, &buyer), nodeID(ns.Name, "buyer-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(resourcev3.SecretType, []string{translate.IdentitySecret, translate.TrustBundleSecret}); err != nil {
+		t.Fatal(err)
+	}
+	bundles := trustedBundles(t, s)
+	r, err := xdstest.OpenStream(ctx, connect(t, &refuser), nodeID(ns.Name, "refuser-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Subscribe(resourcev3.SecretType, []string{translate.IdentitySecret, translate.TrustBundleSecret}); err != nil {
+		t.Fatal(err)
+	}
+	// The refuser accepts its first secrets and rejects every later one.
+	go func() {
+		accepted := ""
+		for {
+			resp, err := r.Recv()
+			if err != nil {
+				return
+			}
+			if resp.GetTypeUrl() != resourcev3.SecretType || accepted == "" {
+				if resp.GetTypeUrl() == resourcev3.SecretType {
+					accepted = resp.GetVersionInfo()
+				}
+				_ = r.ACK(resp)
+				continue
+			}
+			_ = r.NACK(resp, accepted, "refused by the test")
+		}
+	}()
+	sha := func(b []byte) string {
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:])
+	}
+	counted := func(want census.MeshTrust) {
+		t.Helper()
+		testenv.Eventually(t, 20*time.Second, func() error {
+			got := controlplane.TrustCounts(xds.Proxies(), snapshots.Trusts())[name]
+			if got.Proxies != want.Proxies || !maps.Equal(got.Bundles, want.Bundles) || !maps.Equal(got.LeafRoots, want.LeafRoots) {
+				return fmt.Errorf("counted %+v, want %+v", got, want)
+			}
+			return nil
+		})
+	}
+	awaitBundle(t, bundles, string(ca.PEM))
+	root := meshv1alpha1.Fingerprint(ca.Cert)
+	counted(census.MeshTrust{Proxies: 2, Bundles: map[string]int32{sha(ca.PEM): 2}, LeafRoots: map[string]int32{root: 2}})
+
+	next, err := testpki.NewCA("next root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: trustNamespace, Name: meshv1alpha1.TrustBundleSecretName(name)}, bundle); err != nil {
+		t.Fatal(err)
+	}
+	both := append(append([]byte{}, ca.PEM...), next.PEM...)
+	bundle.Data[meshv1alpha1.TrustBundleKey] = both
+	if err := k8s.Update(ctx, bundle); err != nil {
+		t.Fatal(err)
+	}
+	awaitBundle(t, bundles, string(both))
+	counted(census.MeshTrust{Proxies: 2, Bundles: map[string]int32{sha(both): 1}, LeafRoots: map[string]int32{root: 1}})
 }
