@@ -69,7 +69,9 @@ func generationSuffix(g int32) string {
 
 // caIssuerName is the CA ClusterIssuer of the mesh's bootstrapped root;
 // caIssuerNameOf that of generation g.
-func caIssuerName(mi *meshv1alpha1.MeshInstance) string { return caIssuerNameOf(mi, rootGeneration(mi)) }
+func caIssuerName(mi *meshv1alpha1.MeshInstance) string {
+	return caIssuerNameOf(mi, rootGeneration(mi))
+}
 
 func caIssuerNameOf(mi *meshv1alpha1.MeshInstance, g int32) string {
 	return "osm-" + mi.Name + "-ca" + generationSuffix(g)

@@ -230,8 +230,8 @@ func (r *MeshInstanceReconciler) bootstrapCA(ctx context.Context, mi *meshv1alph
 				// rotation's phases, well before this (renewDue):
 				// cert-manager's own renewal, in place, is the fallback.
 				RenewBefore: &metav1.Duration{Duration: fallbackRenewal(mi)},
-				PrivateKey: &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
-				IssuerRef:  cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"},
+				PrivateKey:  &cmapi.CertificatePrivateKey{Algorithm: cmapi.ECDSAKeyAlgorithm, Size: 256},
+				IssuerRef:   cmmeta.IssuerReference{Name: selfSignedName(mi), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"},
 				SecretTemplate: &cmapi.CertificateSecretTemplate{
 					Labels: MeshObjectLabels(mi.Name),
 				},
