@@ -17,6 +17,8 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	"google.golang.org/grpc"
@@ -40,6 +42,7 @@ import (
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/translate"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -88,6 +91,11 @@ func newRotationRig(t *testing.T) *rotationRig {
 		return p
 	}
 	buyerPod, storePod := grpcPod("bookbuyer-1", "bookbuyer"), grpcPod("bookstore-1", "bookstore")
+	// An Envoy sidecar's pod, whose proxy the test plays (sidecar).
+	warehouse := plainPod(ns, "bookwarehouse-1", "bookwarehouse")
+	if err := inject.Pod(warehouse, cfg); err != nil {
+		t.Fatal(err)
+	}
 	corp, err := testpki.NewCA("corp root")
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +104,7 @@ func newRotationRig(t *testing.T) *rotationRig {
 		mi,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "books", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: "books"}},
-		buyerPod, storePod, grpcService(ns, "bookstore"),
+		buyerPod, storePod, warehouse, grpcService(ns, "bookstore"),
 		podEndpoints(ns, "bookstore", "v1", "bookstore-1", "192.0.2.81", targetPort),
 		&specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns}, Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}}},
 		&accessv1alpha3.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Name: "bookbuyer-to-bookstore", Namespace: ns}, Spec: accessv1alpha3.TrafficTargetSpec{
@@ -137,6 +145,115 @@ func newRotationRig(t *testing.T) *rotationRig {
 	}
 	rig.oldRoot = m.Status.TrustBundle[0].SHA256Fingerprint
 	return rig
+}
+
+// sidecar plays the Envoy sidecar of pod bookwarehouse-1: it connects to the
+// xDS server with its identity, subscribes to its secrets as Envoy does, and
+// sends on the channel the fingerprints of the trust bundle's CA
+// certificates of each secrets response it gets; it acknowledges each while
+// ack is set, and else leaves it unacknowledged. As Envoy does, it
+// connects again, with the identity files as they are then, when its
+// stream ends (the server ends one whose certificate's root the mesh no
+// longer trusts); reconnects counts those.
+func (r *rotationRig) sidecar(ack *atomic.Bool, reconnects *atomic.Int32) <-chan []string {
+	r.t.Helper()
+	const ns = "bookstore"
+	open := func() (*xdstest.Stream, *grpc.ClientConn, error) {
+		identity := &corev1.Secret{}
+		cm := &corev1.ConfigMap{}
+		if err := r.k.Get(r.ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.IdentitySecretName("bookwarehouse")}, identity); err != nil {
+			return nil, nil, err
+		}
+		if err := r.k.Get(r.ctx, client.ObjectKey{Namespace: ns, Name: meshv1alpha1.TrustBundleConfigMapName(r.mesh)}, cm); err != nil {
+			return nil, nil, err
+		}
+		cert, err := tls.X509KeyPair(identity.Data["tls.crt"], identity.Data["tls.key"])
+		if err != nil {
+			return nil, nil, err
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM([]byte(cm.Data[meshv1alpha1.TrustBundleKey]))
+		conn, err := xdstest.Dial(r.xdsAddr, bootstrap.XDSServingNames(r.mesh, "osm-system")[0], &cert, roots)
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := xdstest.OpenStream(r.ctx, conn, "sidecar~"+ns+"~bookwarehouse-1")
+		if err == nil {
+			err = s.Subscribe(resourcev3.SecretType, []string{translate.IdentitySecret, translate.TrustBundleSecret})
+		}
+		if err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+		return s, conn, nil
+	}
+	// The identity is issued before the sidecar starts.
+	testenv.Eventually(r.t, 60*time.Second, func() error {
+		s, conn, err := open()
+		if err == nil {
+			conn.Close()
+			_ = s
+		}
+		return err
+	})
+	out := make(chan []string, 64)
+	go func() {
+		for first := true; r.ctx.Err() == nil; first = false {
+			if !first {
+				reconnects.Add(1)
+				time.Sleep(200 * time.Millisecond)
+			}
+			s, conn, err := open()
+			if err != nil {
+				continue
+			}
+			for {
+				resp, err := s.Recv()
+				if err != nil {
+					break
+				}
+				if resp.GetTypeUrl() != resourcev3.SecretType {
+					continue
+				}
+				var fps []string
+				for _, res := range resp.GetResources() {
+					sec := &tlsv3.Secret{}
+					if err := res.UnmarshalTo(sec); err == nil && sec.GetName() == translate.TrustBundleSecret {
+						for _, c := range certificatesOfPEM(sec.GetValidationContext().GetTrustedCa().GetInlineBytes()) {
+							fps = append(fps, meshv1alpha1.Fingerprint(c))
+						}
+					}
+				}
+				select {
+				case out <- fps:
+				default: // nobody reads: keep the latest only
+				}
+				// A proxy that has not acknowledged yet does once ack is
+				// set; the server sends nothing new meanwhile.
+				for !ack.Load() && r.ctx.Err() == nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+				if err := s.ACK(resp); err != nil {
+					break
+				}
+			}
+			conn.Close()
+		}
+	}()
+	return out
+}
+
+func certificatesOfPEM(data []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		if block, data = pem.Decode(data); block == nil {
+			return out
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			out = append(out, c)
+		}
+	}
 }
 
 func (r *rotationRig) dial() *grpc.ClientConn {
@@ -324,10 +441,35 @@ var corpRef = &meshv1alpha1.IssuerReference{Name: "corp", Kind: "ClusterIssuer",
 // certificate and the xDS server's chain to it.
 func TestARootRotationFailsNoCall(t *testing.T) {
 	r := newRotationRig(t)
+	var ack atomic.Bool
+	var reconnects atomic.Int32
+	ack.Store(true)
+	bundles := r.sidecar(&ack, &reconnects)
+	oldOnly := []string{r.oldRoot}
+	awaitFingerprints(t, bundles, oldOnly)
 	stop := r.calls()
 	r.start = time.Now()
+	// The sidecar receives the bundle with both roots and does not
+	// acknowledge it: the new issuer does not sign, however long.
+	ack.Store(false)
 	r.change(func(c *meshv1alpha1.Certificates) { c.IssuerRef = corpRef })
+	both := []string{r.oldRoot, meshv1alpha1.Fingerprint(r.corp.Cert)}
+	awaitFingerprints(t, bundles, both)
+	r.until(time.Minute, func(m *meshv1alpha1.MeshInstance) error {
+		if rot := m.Status.Rotation; rot == nil || rot.ProxiesWaitedFor != 1 || !strings.Contains(rot.Waiting, "1 of 1 connected proxies") {
+			return fmt.Errorf("rotation %+v, want waiting for the sidecar", rot)
+		}
+		return nil
+	})
+	time.Sleep(6 * time.Second) // twice the settle time
+	if m := r.read(); m.Status.Rotation == nil || m.Status.Rotation.Phase != meshv1alpha1.RotationAnnouncing {
+		t.Fatalf("the rotation went on while the sidecar had not acknowledged the bundle: %+v", m.Status.Rotation)
+	}
+	ack.Store(true)
 	r.until(4*time.Minute, complete("corp"))
+	corpOnly := []string{meshv1alpha1.Fingerprint(r.corp.Cert)}
+	awaitFingerprints(t, bundles, corpOnly)
+	t.Logf("the sidecar's stream was opened again %d times (once the former root left, with its renewed certificate)", reconnects.Load())
 	took := time.Since(r.start)
 	r.settled()
 	n, failures := stop()
@@ -472,4 +614,22 @@ func isSubsequence(want, got []string) bool {
 		}
 	}
 	return i == len(want)
+}
+
+// awaitFingerprints waits for a secrets response whose trust bundle holds
+// exactly the CA certificates of fingerprints want.
+func awaitFingerprints(t *testing.T, bundles <-chan []string, want []string) {
+	t.Helper()
+	want = slices.Sorted(slices.Values(want))
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case got := <-bundles:
+			if slices.Equal(slices.Sorted(slices.Values(got)), want) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("the sidecar never received a trust bundle of %v", want)
+		}
+	}
 }

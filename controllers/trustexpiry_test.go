@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -195,13 +196,51 @@ func TestAnIssuerChangeRotatesInPhases(t *testing.T) {
 		}},
 	}
 	ns := newNamespace(t, nil)
-	for _, o := range []client.Object{mi, meshedPod(mi.Name, ns, "app-1", "app"),
+	vm := &meshv1alpha1.MeshVM{
+		ObjectMeta: metav1.ObjectMeta{Name: "ledger-vm", Namespace: ns},
+		Spec: meshv1alpha1.MeshVMSpec{
+			Mesh: mi.Name, ServiceAccountName: "ledger", Addresses: []string{"192.0.2.21"},
+			Ports: []meshv1alpha1.VMPort{{Name: "http", Port: 8080, Protocol: meshv1alpha1.ProtocolHTTP}},
+		},
+	}
+	for _, o := range []client.Object{mi, meshedPod(mi.Name, ns, "app-1", "app"), vm,
 		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: mi.Name}}} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	// vmTrusts waits for the VM's bootstrap files (its Secret) to trust
+	// exactly the roots named.
+	vmTrusts := func(names ...string) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+				return err
+			}
+			if vm.Status.BootstrapSecretName == "" {
+				return fmt.Errorf("no bootstrap Secret yet")
+			}
+			boot := &corev1.Secret{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: vm.Status.BootstrapSecretName}, boot); err != nil {
+				return err
+			}
+			var got []string
+			for _, c := range certificatesOf(boot.Data[controllers.CAKey]) {
+				got = append(got, meshv1alpha1.Fingerprint(c))
+			}
+			var want []string
+			for _, n := range names {
+				want = append(want, meshv1alpha1.Fingerprint(roots[n].Cert))
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("the VM's bootstrap trusts %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
 	// One sidecar of the mesh, connected to an xDS replica, which reports
 	// what it acknowledged as a replica does.
 	var trust atomic.Pointer[census.MeshTrust]
@@ -296,6 +335,7 @@ func TestAnIssuerChangeRotatesInPhases(t *testing.T) {
 	})
 	both := map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-one"): meshv1alpha1.TrustAnchorCurrent, fp("rotate-two"): meshv1alpha1.TrustAnchorNext}
 	state(both, meshv1alpha1.RotationAnnouncing, "1 of 1 connected proxies have not acknowledged the bundle")
+	vmTrusts("rotate-one", "rotate-two")
 	// Held there while the proxy has not acknowledged it, however long:
 	// the identity is still the former issuer's.
 	time.Sleep(3 * time.Second)
@@ -320,6 +360,7 @@ func TestAnIssuerChangeRotatesInPhases(t *testing.T) {
 	state(swapped, meshv1alpha1.RotationRetiring, "1 of 1 connected proxies have not acknowledged a leaf of the new CA certificates")
 	trust.Store(&census.MeshTrust{Proxies: 1, Bundles: map[string]int32{"x": 1}, LeafRoots: map[string]int32{fp("rotate-two"): 1}})
 	state(map[string]meshv1alpha1.TrustAnchorRole{fp("rotate-two"): meshv1alpha1.TrustAnchorCurrent}, "", "No change")
+	vmTrusts("rotate-two")
 	if si := mi.Status.SigningIssuer; si == nil || si.Name != "rotate-two" {
 		t.Errorf("signing issuer %+v, want rotate-two", si)
 	}

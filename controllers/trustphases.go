@@ -154,8 +154,10 @@ type rotationFacts struct {
 	// written (bundleSHA, the SHA-256 of its PEM).
 	published bool
 	bundleSHA string
-	// proxies is what the connected proxies acknowledged.
+	// proxies is what the connected proxies acknowledged, as of asOf (the
+	// oldest report of a replica; zero with no replica running).
 	proxies census.MeshTrust
+	asOf    time.Time
 }
 
 // step moves a rotation on by what f shows, at now: it returns the
@@ -178,6 +180,8 @@ func step(rot meshv1alpha1.TrustRotation, f rotationFacts, now time.Time, settle
 			return wait("%s has not signed the rotation's probe certificate yet (its ca.crt gives the CA certificates to trust)", describeIssuer(rot.To))
 		case !f.published:
 			return wait("the bundle holding both issuers' CA certificates is not in every namespace's ConfigMap yet")
+		case !f.asOf.IsZero() && f.asOf.Before(rot.PhaseSince.Time):
+			return wait("every xDS replica to report what its proxies acknowledged since the bundle changed")
 		case acked < f.proxies.Proxies:
 			rot.ProxiesWaitedFor = f.proxies.Proxies - acked
 			return wait("%d of %d connected proxies have not acknowledged the bundle holding both issuers' CA certificates", rot.ProxiesWaitedFor, f.proxies.Proxies)
@@ -203,6 +207,8 @@ func step(rot meshv1alpha1.TrustRotation, f rotationFacts, now time.Time, settle
 		switch {
 		case f.oldLeaves > 0:
 			return wait("%d leaves do not chain to the new CA certificates (renewed since?)", f.oldLeaves)
+		case !f.asOf.IsZero() && f.asOf.Before(rot.PhaseSince.Time):
+			return wait("every xDS replica to report what its proxies acknowledged since the leaves changed")
 		case onNew < f.proxies.Proxies:
 			rot.ProxiesWaitedFor = f.proxies.Proxies - onNew
 			return wait("%d of %d connected proxies have not acknowledged a leaf of the new CA certificates", rot.ProxiesWaitedFor, f.proxies.Proxies)
@@ -464,7 +470,7 @@ func (r *MeshInstanceReconciler) rotationFacts(ctx context.Context, mi *meshv1al
 	if err != nil {
 		return out, err
 	}
-	out.proxies = c.Trust[mi.Name]
+	out.proxies, out.asOf = c.Trust[mi.Name], c.AsOf
 	return out, nil
 }
 

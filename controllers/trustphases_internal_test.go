@@ -54,6 +54,8 @@ func TestARotationMovesOnlyOnWhatItObserves(t *testing.T) {
 			f.proxies.Bundles = map[string]int32{"both": 2, "old": 1}
 			return f
 		}, 2 * settle, false, meshv1alpha1.RotationAnnouncing, "1 of 3 connected proxies"},
+		{"a census from before the bundle", func(f rotationFacts) rotationFacts { f.asOf = t0.Add(-time.Second); return f }, 2 * settle, false, meshv1alpha1.RotationAnnouncing, "every xDS replica to report"},
+		{"a census since", func(f rotationFacts) rotationFacts { f.asOf = t0.Add(time.Second); return f }, settle / 2, false, meshv1alpha1.RotationAnnouncing, "settles"},
 		{"settling", nil, settle / 2, false, meshv1alpha1.RotationAnnouncing, "settles"},
 		{"held", nil, 2 * settle, true, meshv1alpha1.RotationAnnouncing, "held"},
 		{"all there", nil, 2 * settle, false, meshv1alpha1.RotationSigning, ""},
@@ -104,6 +106,7 @@ func TestARotationMovesOnlyOnWhatItObserves(t *testing.T) {
 	for _, c := range []check{
 		{"a proxy on an old leaf", onNew(2), 2 * settle, false, meshv1alpha1.RotationRetiring, "1 of 3 connected proxies"},
 		{"a leaf renewed by the old issuer", func(f rotationFacts) rotationFacts { f = onNew(3)(f); f.oldLeaves = 1; return f }, 2 * settle, false, meshv1alpha1.RotationRetiring, "1 leaves"},
+		{"a census from before the phase", func(f rotationFacts) rotationFacts { f = onNew(3)(f); f.asOf = t2.Add(-time.Second); return f }, 2 * settle, false, meshv1alpha1.RotationRetiring, "every xDS replica"},
 		{"settling", onNew(3), settle / 2, false, meshv1alpha1.RotationRetiring, "settle"},
 		{"held", onNew(3), 2 * settle, true, meshv1alpha1.RotationRetiring, "held"},
 		{"done", onNew(3), 2 * settle, false, "", ""},

@@ -295,6 +295,9 @@ type Census struct {
 	Trust Trust
 	// Replicas is the number of live Leases.
 	Replicas int
+	// AsOf is the oldest renewal of a live Lease: the census says nothing
+	// of what happened after it. Zero without a live Lease.
+	AsOf time.Time
 	// Expired are the Leases that no longer count.
 	Expired []coordinationv1.Lease
 	// Invalid are the Leases whose counts could not be read.
@@ -319,6 +322,9 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 			continue
 		}
 		out.Replicas++
+		if renewed := l.Spec.RenewTime.Time; out.AsOf.IsZero() || renewed.Before(out.AsOf) {
+			out.AsOf = renewed
+		}
 		out.Counts.Add(r.Counts)
 		out.Failing.Merge(r.Failing)
 		out.VMs.merge(r.VMs, ptr.Deref(l.Spec.HolderIdentity, l.Name))
