@@ -30,6 +30,7 @@ import (
 
 func main() {
 	once := flag.Bool("once", false, "Exit after showing the mesh instead of running until Ctrl-C.")
+	rotate := flag.Bool("rotate", false, "After showing the mesh, rotate it to a new root through the rotation's phases, and time it.")
 	out := flag.String("out", "", "The directory of the build log and the demo's binaries (default bin/demo in the repository).")
 	startedSec := flag.Int64("started", 0, "When the demo started, in Unix seconds (make demo passes it): the progress lines count from it (default now).")
 	flag.Parse()
@@ -45,6 +46,9 @@ func main() {
 	}
 	if *once {
 		argv = append(argv, "-once")
+	}
+	if *rotate {
+		argv = append(argv, "-rotate")
 	}
 	// The demo takes this process's place: Ctrl-C reaches it, and it
 	// cleans up before the shell prompt returns.

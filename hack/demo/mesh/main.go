@@ -42,6 +42,8 @@ import (
 // options are what the launcher built and when it started.
 type options struct {
 	once bool
+	// rotate rotates the mesh to a new root after showing it.
+	rotate bool
 	// assets is the directory of kube-apiserver, etcd and kube-controller-manager.
 	assets string
 	// operator is the operator's binary.
@@ -57,6 +59,7 @@ func main() {
 	var o options
 	var startedSec int64
 	flag.BoolVar(&o.once, "once", false, "Exit after showing the mesh instead of running until Ctrl-C.")
+	flag.BoolVar(&o.rotate, "rotate", false, "After showing the mesh, rotate it to a new self-signed root through the rotation's phases, and time it.")
 	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "The directory of kube-apiserver, etcd and kube-controller-manager (hack/build-envtest.sh kube-controller-manager prints it).")
 	flag.StringVar(&o.operator, "operator", "", "The operator's binary (go build ./cmd).")
 	flag.Int64Var(&startedSec, "started", 0, "When the demo started, in Unix seconds: the progress lines count from it (default now).")
@@ -235,6 +238,11 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	fmt.Fprintln(out)
 	if err := proxies.checkRules(out); err != nil {
 		return fmt.Errorf("a proxy's config breaks Envoy's load rules: %w", err)
+	}
+	if o.rotate {
+		if err := rotateRoot(ctx, k, proxies, p, out); err != nil {
+			return fmt.Errorf("rotating the mesh's root: %w", err)
+		}
 	}
 	fmt.Fprintf(out, "\nThe mesh is running. Use it with:\n  export KUBECONFIG=%s\n  kubectl get meshinstances,meshmembers,meshvms -A\n  curl -s http://%s/debug/xds/proxies\n", kubeconfig, debugAddr)
 	if o.once {

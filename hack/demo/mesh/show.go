@@ -166,6 +166,7 @@ type proxy struct {
 	// bootstrap is the proxy's own: its static resources are loaded with
 	// what it is sent.
 	bootstrap *bootstrapv3.Bootstrap
+	stream    *xdstest.Stream
 }
 
 type proxies []*proxy
@@ -265,6 +266,7 @@ func connect(ctx context.Context, k client.Client, xdsAddr string, out *proxies,
 	if err != nil {
 		return err
 	}
+	p.stream = stream
 	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
 		if err := stream.Subscribe(t, nil); err != nil {
 			return err
@@ -321,6 +323,20 @@ func (p *proxy) receive(stream *xdstest.Stream, n int) error {
 		}
 	}
 	return nil
+}
+
+// follow receives and ACKs what the server sends from now on, as a proxy
+// does, until the stream ends; the resources shown stay as they were.
+func (p *proxy) follow() {
+	for {
+		r, err := p.stream.Recv()
+		if err != nil {
+			return
+		}
+		if err := p.stream.ACK(r); err != nil {
+			return
+		}
+	}
 }
 
 func rdsNames(ls []*listenerv3.Listener) []string {
