@@ -459,6 +459,12 @@ func TestARootRotationFailsNoCall(t *testing.T) {
 		if rot := m.Status.Rotation; rot == nil || rot.ProxiesWaitedFor != 1 || !strings.Contains(rot.Waiting, "1 of 1 connected proxies") {
 			return fmt.Errorf("rotation %+v, want waiting for the sidecar", rot)
 		}
+		// The proxyless pods' provider files hold both roots meanwhile.
+		for pod, dir := range r.dirs {
+			if certs, err := readPEMFile(dir, bootstrap.CAFile); err != nil || len(certs) != 2 {
+				return fmt.Errorf("pod %s's ca.crt holds %d certificates (%v), want both roots", pod.Name, len(certs), err)
+			}
+		}
 		return nil
 	})
 	time.Sleep(6 * time.Second) // twice the settle time
@@ -561,18 +567,7 @@ func readPEMFile(dir, name string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		if block, data = pem.Decode(data); block == nil {
-			return out, nil
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
+	return certificatesOfPEM(data), nil
 }
 
 // tlsChainOf is the chain the xDS server presents to a workload holding
