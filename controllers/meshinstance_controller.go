@@ -37,6 +37,8 @@ type MeshInstanceReconciler struct {
 	ClusterResourceNamespace string
 	// Namespace is the operator's own: the xDS serving certificate lives there.
 	Namespace string
+	// RootClock: see Options.RootClock.
+	RootClock func(mesh string) time.Time
 	// APIReader reads the Secrets the cache does not hold (those the
 	// operator did not make): whether the Secret the ingress gateway
 	// certificate names holds something else. Nil reads through Client.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,10 @@ type Options struct {
 	// ClusterDomain is the cluster's DNS domain; empty means
 	// mesh.DefaultClusterDomain.
 	ClusterDomain string
+	// RootClock is the time a mesh's bootstrapped root is judged due for
+	// renewal by (renewDue); nil is the time now. Tests move it to a root's
+	// last weeks without waiting for them.
+	RootClock func(mesh string) time.Time
 }
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -69,6 +74,7 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{
 		&MeshInstanceReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, ClusterResourceNamespace: o.ClusterResourceNamespace, Namespace: o.Namespace,
+			RootClock: o.RootClock,
 		},
 		&MeshMemberReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace, SidecarImage: o.SidecarImage},
 		&MeshVMReconciler{Client: mgr.GetClient(), Recorder: rec, Namespace: o.Namespace},

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -65,6 +67,12 @@ func start(ctx context.Context) error {
 	}
 	if err := controllers.SetupWithManager(mgr, controllers.Options{
 		Namespace: operatorNamespace, ClusterResourceNamespace: certmanager.ClusterResourceNamespace,
+		RootClock: func(mesh string) time.Time {
+			if d, ok := rootClockAhead.Load(mesh); ok {
+				return time.Now().Add(d.(time.Duration))
+			}
+			return time.Now()
+		},
 	}); err != nil {
 		return err
 	}
@@ -77,6 +85,10 @@ func start(ctx context.Context) error {
 }
 
 var seq atomic.Int32
+
+// rootClockAhead moves the clock a mesh's bootstrapped root is judged by
+// ahead, by mesh name.
+var rootClockAhead sync.Map
 
 func newNamespace(t *testing.T, labels map[string]string) string {
 	t.Helper()

@@ -567,3 +567,81 @@ func certificatesOf(data []byte) []*x509.Certificate {
 		}
 	}
 }
+
+// TestABootstrappedRootRenewsItselfInPhases: once the mesh's bootstrapped
+// root is in its last weeks (the clock its renewal is judged by moved
+// there), the mesh raises status.rootGeneration by itself and rotates to a
+// new root through the phases, with nothing asked in the spec; the former
+// generation is deleted after.
+func TestABootstrappedRootRenewsItselfInPhases(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "self-renewing"},
+		Spec:       meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{Rotation: meshv1alpha1.TrustRotationSpec{Settle: "1s"}}},
+	}
+	ns := newNamespace(t, nil)
+	for _, o := range []client.Object{mi, meshedPod(mi.Name, ns, "app-1", "app"),
+		&meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: ns}, Spec: meshv1alpha1.MeshMemberSpec{Mesh: mi.Name}}} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	var first string
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if len(mi.Status.TrustBundle) != 1 || mi.Status.SigningIssuer == nil {
+			return fmt.Errorf("bundle %+v, signing issuer %+v", mi.Status.TrustBundle, mi.Status.SigningIssuer)
+		}
+		first = mi.Status.TrustBundle[0].SHA256Fingerprint
+		return ready(mi.Status.Conditions)
+	})
+	// Thirty days before the root's end, inside twice the 30-day warning.
+	rootClockAhead.Store(mi.Name, mi.Status.TrustBundle[0].NotAfter.Sub(time.Now())-30*24*time.Hour)
+	t.Cleanup(func() { rootClockAhead.Delete(mi.Name) })
+	testenv.Eventually(t, 30*time.Second, func() error {
+		// Any change has the mesh looked at again.
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if mi.Status.RootGeneration == 1 {
+			return nil
+		}
+		if mi.Annotations == nil {
+			mi.Annotations = map[string]string{}
+		}
+		mi.Annotations["test/poke"] = time.Now().String()
+		_ = k8s.Update(ctx, mi)
+		return fmt.Errorf("root generation %d, rotation %+v", mi.Status.RootGeneration, mi.Status.Rotation)
+	})
+	// The new root is fresh: its own renewal is years away.
+	rootClockAhead.Delete(mi.Name)
+	testenv.Eventually(t, 90*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if rot := mi.Status.Rotation; rot != nil {
+			return fmt.Errorf("phase %s: %s", rot.Phase, rot.Waiting)
+		}
+		if si := mi.Status.SigningIssuer; si == nil || si.Name != "osm-self-renewing-ca-g1" {
+			return fmt.Errorf("signing issuer %+v", si)
+		}
+		if len(mi.Status.TrustBundle) != 1 || mi.Status.TrustBundle[0].SHA256Fingerprint == first {
+			return fmt.Errorf("bundle %+v, want one new root", mi.Status.TrustBundle)
+		}
+		if mi.Spec.Certificates.RootGeneration != 0 {
+			return fmt.Errorf("the spec was changed: rootGeneration %d", mi.Spec.Certificates.RootGeneration)
+		}
+		return ready(mi.Status.Conditions)
+	})
+	eventAbout(t, "MeshInstance", mi.Name, meshv1alpha1.ReasonAnnouncing, "Rotating from ClusterIssuer osm-self-renewing-ca to ClusterIssuer osm-self-renewing-ca-g1")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		err := k8s.Get(ctx, client.ObjectKey{Name: "osm-self-renewing-ca"}, &cmapi.ClusterIssuer{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the former generation's issuer: %v", err)
+		}
+		return nil
+	})
+}

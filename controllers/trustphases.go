@@ -286,7 +286,11 @@ func (r *MeshInstanceReconciler) rotate(ctx context.Context, mi *meshv1alpha1.Me
 	want := meshIssuer(mi)
 	if g, ok := bootstrappedGeneration(mi, want); ok && rot == nil && s.issuer != nil && sameIssuer(certManagerRef(*s.issuer), want) {
 		// The bootstrapped root renews itself as a new generation.
-		next, err := r.renewRoot(ctx, mi, g, now)
+		judged := now
+		if r.RootClock != nil {
+			judged = r.RootClock(mi.Name)
+		}
+		next, err := r.renewRoot(ctx, mi, g, judged)
 		if err != nil {
 			return false, err
 		}
