@@ -645,3 +645,99 @@ func TestABootstrappedRootRenewsItselfInPhases(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAnotherIssuerWhileAnnouncingIsAnnouncedInstead: a second change of
+// issuerRef while the first is still announcing (held here) announces the
+// second issuer instead: the first's root leaves the bundle (it signed
+// nothing), and the rotation ends on the second.
+func TestAnotherIssuerWhileAnnouncingIsAnnouncedInstead(t *testing.T) {
+	ctx := context.Background()
+	roots := map[string]*testpki.CA{}
+	for _, name := range []string{"retarget-a", "retarget-b"} {
+		ca, err := testpki.NewCA(name + " root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[name] = ca
+		for _, o := range []client.Object{
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: certmanager.ClusterResourceNamespace}, Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{"tls.crt": ca.PEM, "tls.key": ca.KeyPEM()}},
+			&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: name}}}},
+		} {
+			if err := k8s.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mi := &meshv1alpha1.MeshInstance{
+		ObjectMeta: metav1.ObjectMeta{Name: "retargeting"},
+		Spec:       meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{Rotation: meshv1alpha1.TrustRotationSpec{Settle: "1s", Hold: true}}},
+	}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mi) })
+	edit := func(f func(c *meshv1alpha1.Certificates)) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+				return err
+			}
+			f(&mi.Spec.Certificates)
+			return k8s.Update(ctx, mi)
+		})
+	}
+	// next waits for the rotation announcing issuer with its root Next.
+	next := func(issuer string) {
+		t.Helper()
+		testenv.Eventually(t, 60*time.Second, func() error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+				return err
+			}
+			rot := mi.Status.Rotation
+			if rot == nil || rot.Phase != meshv1alpha1.RotationAnnouncing || rot.To.Name != issuer {
+				return fmt.Errorf("rotation %+v, want announcing %s", rot, issuer)
+			}
+			var nexts []string
+			for _, a := range mi.Status.TrustBundle {
+				if a.Role == meshv1alpha1.TrustAnchorNext {
+					nexts = append(nexts, a.SHA256Fingerprint)
+				}
+			}
+			if want := meshv1alpha1.Fingerprint(roots[issuer].Cert); len(nexts) != 1 || nexts[0] != want || len(mi.Status.TrustBundle) != 2 {
+				return fmt.Errorf("bundle %+v, want the bootstrapped root and %s's", mi.Status.TrustBundle, issuer)
+			}
+			return nil
+		})
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if len(mi.Status.TrustBundle) != 1 {
+			return fmt.Errorf("bundle %+v", mi.Status.TrustBundle)
+		}
+		return nil
+	})
+	edit(func(c *meshv1alpha1.Certificates) {
+		c.IssuerRef = &meshv1alpha1.IssuerReference{Name: "retarget-a", Kind: "ClusterIssuer"}
+	})
+	next("retarget-a")
+	edit(func(c *meshv1alpha1.Certificates) {
+		c.IssuerRef = &meshv1alpha1.IssuerReference{Name: "retarget-b", Kind: "ClusterIssuer"}
+	})
+	next("retarget-b")
+	edit(func(c *meshv1alpha1.Certificates) { c.Rotation.Hold = false })
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(mi), mi); err != nil {
+			return err
+		}
+		if mi.Status.Rotation != nil || mi.Status.SigningIssuer == nil || mi.Status.SigningIssuer.Name != "retarget-b" {
+			return fmt.Errorf("rotation %+v, signing issuer %+v", mi.Status.Rotation, mi.Status.SigningIssuer)
+		}
+		if len(mi.Status.TrustBundle) != 1 || mi.Status.TrustBundle[0].SHA256Fingerprint != meshv1alpha1.Fingerprint(roots["retarget-b"].Cert) {
+			return fmt.Errorf("bundle %+v, want retarget-b's root alone", mi.Status.TrustBundle)
+		}
+		return nil
+	})
+}

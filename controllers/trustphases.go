@@ -322,8 +322,15 @@ func (r *MeshInstanceReconciler) rotate(ctx context.Context, mi *meshv1alpha1.Me
 			out.rotation, out.issuer = nil, ptrTo(s.rotation.From)
 			return false, r.deleteProbe(ctx, mi)
 		}
+	case !sameIssuer(want, certManagerRef(rot.To)) && rot.Phase == meshv1alpha1.RotationAnnouncing:
+		// Another issuer asked for while announcing: nothing signed yet, so
+		// the rotation announces that one instead, from the same issuer.
+		rot = begin(certManagerRef(rot.From), want, rot.FromAnchors, now)
+		logf.FromContext(ctx).Info("Rotating the mesh's issuer to another", "from", rot.From.Name, "to", rot.To.Name)
 	default:
-		rot = rot.DeepCopy() // on its way, or another issuer waits until it completes
+		// On its way; another issuer asked for while signing or retiring
+		// waits until it completes.
+		rot = rot.DeepCopy()
 	}
 	facts, err := r.rotationFacts(ctx, mi, rot, f)
 	if err != nil {
