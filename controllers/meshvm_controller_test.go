@@ -106,10 +106,14 @@ func TestVMJoinsTheMesh(t *testing.T) {
 		t.Errorf("VM endpoints by family: %v", families)
 	}
 
-	vm.Spec.Services = []string{"warehouse"}
-	if err := k8s.Update(ctx, vm); err != nil {
-		t.Fatal(err)
-	}
+	// The VM's status is written meanwhile: update the spec as read last.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
+			return err
+		}
+		vm.Spec.Services = []string{"warehouse"}
+		return k8s.Update(ctx, vm)
+	})
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vm), vm); err != nil {
 			return err
