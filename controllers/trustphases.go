@@ -416,7 +416,7 @@ func rotationBundle(rot *meshv1alpha1.TrustRotation, f rotationFacts, mi *meshv1
 	b.certs = f.to
 	for _, c := range f.from {
 		if !slices.ContainsFunc(f.to, c.Equal) {
-			b.retiring = append(b.retiring, retiring{cert: c, since: rot.PhaseSince.Time, remaining: f.oldLeaves})
+			b.retiring = append(b.retiring, retiring{cert: c, since: rot.PhaseSince.Time, until: rot.PhaseSince.Add(leafLifetime(mi)), remaining: f.oldLeaves})
 		}
 	}
 	return b
