@@ -171,23 +171,7 @@ func TestAnExpiredBundleIsNoBundle(t *testing.T) {
 // one. Then only the new root is trusted, and the new issuer signs.
 func TestAnIssuerChangeRotatesInPhases(t *testing.T) {
 	ctx := context.Background()
-	roots := map[string]*testpki.CA{}
-	for _, name := range []string{"rotate-one", "rotate-two"} {
-		ca, err := testpki.NewCA(name + " root")
-		if err != nil {
-			t.Fatal(err)
-		}
-		roots[name] = ca
-		for _, o := range []client.Object{
-			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: certmanager.ClusterResourceNamespace}, Type: corev1.SecretTypeTLS,
-				Data: map[string][]byte{"tls.crt": ca.PEM, "tls.key": ca.KeyPEM()}},
-			&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: name}}}},
-		} {
-			if err := k8s.Create(ctx, o); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	roots := caIssuers(t, "rotate-one", "rotate-two")
 	mi := &meshv1alpha1.MeshInstance{
 		ObjectMeta: metav1.ObjectMeta{Name: "rotating"},
 		Spec: meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{
@@ -652,23 +636,7 @@ func TestABootstrappedRootRenewsItselfInPhases(t *testing.T) {
 // nothing), and the rotation ends on the second.
 func TestAnotherIssuerWhileAnnouncingIsAnnouncedInstead(t *testing.T) {
 	ctx := context.Background()
-	roots := map[string]*testpki.CA{}
-	for _, name := range []string{"retarget-a", "retarget-b"} {
-		ca, err := testpki.NewCA(name + " root")
-		if err != nil {
-			t.Fatal(err)
-		}
-		roots[name] = ca
-		for _, o := range []client.Object{
-			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: certmanager.ClusterResourceNamespace}, Type: corev1.SecretTypeTLS,
-				Data: map[string][]byte{"tls.crt": ca.PEM, "tls.key": ca.KeyPEM()}},
-			&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: name}}}},
-		} {
-			if err := k8s.Create(ctx, o); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	roots := caIssuers(t, "retarget-a", "retarget-b")
 	mi := &meshv1alpha1.MeshInstance{
 		ObjectMeta: metav1.ObjectMeta{Name: "retargeting"},
 		Spec:       meshv1alpha1.MeshInstanceSpec{Certificates: meshv1alpha1.Certificates{Rotation: meshv1alpha1.TrustRotationSpec{Settle: "1s", Hold: true}}},
@@ -740,4 +708,28 @@ func TestAnotherIssuerWhileAnnouncingIsAnnouncedInstead(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// caIssuers creates, for each name, a CA ClusterIssuer of that name over a
+// root of its own, and returns the roots by name.
+func caIssuers(t *testing.T, names ...string) map[string]*testpki.CA {
+	t.Helper()
+	roots := map[string]*testpki.CA{}
+	for _, name := range names {
+		ca, err := testpki.NewCA(name + " root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[name] = ca
+		for _, o := range []client.Object{
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: certmanager.ClusterResourceNamespace}, Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{"tls.crt": ca.PEM, "tls.key": ca.KeyPEM()}},
+			&cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{CA: &cmapi.CAIssuer{SecretName: name}}}},
+		} {
+			if err := k8s.Create(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return roots
 }

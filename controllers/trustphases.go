@@ -290,11 +290,8 @@ func (r *MeshInstanceReconciler) rotate(ctx context.Context, mi *meshv1alpha1.Me
 		if r.RootClock != nil {
 			judged = r.RootClock(mi.Name)
 		}
-		next, err := r.renewRoot(ctx, mi, g, judged)
-		if err != nil {
-			return false, err
-		}
-		if next != g {
+		if next := renewedGeneration(mi, g, judged); next != g {
+			logf.FromContext(ctx).Info("Renewing the mesh's bootstrapped root as a new generation", "generation", next)
 			out.rootGeneration = next
 			want = cmmeta.IssuerReference{Name: caIssuerNameOf(mi, next), Kind: cmapi.ClusterIssuerKind, Group: "cert-manager.io"}
 		}
@@ -590,9 +587,8 @@ const rootLifetime = 10 * 365 * 24 * time.Hour
 // generation at now: within twice the expiry warning of its end, or in the
 // last third of its life, whichever comes later. The new root then has
 // time to be trusted everywhere before anyone is warned.
-func renewDue(root *x509.Certificate, now time.Time, warning time.Duration) bool {
-	life := root.NotAfter.Sub(root.NotBefore)
-	return root.NotAfter.Sub(now) < min(2*warning, life/3)
+func renewDue(notBefore, notAfter, now time.Time, warning time.Duration) bool {
+	return notAfter.Sub(now) < min(2*warning, notAfter.Sub(notBefore)/3)
 }
 
 // fallbackRenewal is how long before its end cert-manager renews a
@@ -602,22 +598,16 @@ func fallbackRenewal(mi *meshv1alpha1.MeshInstance) time.Duration {
 	return min(mi.EffectiveExpiryWarning()/2, rootLifetime/6)
 }
 
-// renewRoot raises the mesh's root generation when its bootstrapped root,
-// the current one of the bundle written, is due for renewal; it returns
-// the generation asked for.
-func (r *MeshInstanceReconciler) renewRoot(ctx context.Context, mi *meshv1alpha1.MeshInstance, signingGen int32, now time.Time) (int32, error) {
-	written, err := r.readWritten(ctx, mi)
-	if err != nil {
-		return 0, err
-	}
-	current := currentAnchors(mi.Status.TrustBundle)
-	for _, w := range written {
-		if slices.Contains(current, meshv1alpha1.Fingerprint(w)) && renewDue(w, now, mi.EffectiveExpiryWarning()) {
-			logf.FromContext(ctx).Info("Renewing the mesh's bootstrapped root as a new generation", "expires", w.NotAfter, "generation", signingGen+1)
-			return signingGen + 1, nil
+// renewedGeneration is the root generation the mesh asks for: the next
+// one when a current root of its bundle (as status.trustBundle lists it)
+// is due for renewal at now, else the one it has.
+func renewedGeneration(mi *meshv1alpha1.MeshInstance, signingGen int32, now time.Time) int32 {
+	for _, a := range mi.Status.TrustBundle {
+		if (a.Role == meshv1alpha1.TrustAnchorCurrent || a.Role == "") && renewDue(a.NotBefore.Time, a.NotAfter.Time, now, mi.EffectiveExpiryWarning()) {
+			return signingGen + 1
 		}
 	}
-	return rootGeneration(mi), nil
+	return rootGeneration(mi)
 }
 
 // retireGeneration deletes a bootstrapped generation the mesh rotated away

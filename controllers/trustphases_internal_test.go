@@ -194,12 +194,10 @@ func TestTheApproverAcceptsBothIssuersOfARotationOnly(t *testing.T) {
 func TestABootstrappedRootRenewsAheadOfItsWarning(t *testing.T) {
 	now := time.Now()
 	const day = 24 * time.Hour
-	root := func(lived, left time.Duration) *x509.Certificate {
-		return &x509.Certificate{NotBefore: now.Add(-lived), NotAfter: now.Add(left)}
-	}
+	root := func(lived, left time.Duration) [2]time.Time { return [2]time.Time{now.Add(-lived), now.Add(left)} }
 	for _, c := range []struct {
 		name    string
-		root    *x509.Certificate
+		root    [2]time.Time
 		warning time.Duration
 		due     bool
 	}{
@@ -210,7 +208,7 @@ func TestABootstrappedRootRenewsAheadOfItsWarning(t *testing.T) {
 		{"a warning longer than the root's life, in the last third", root(2500*day, 1150*day), 20 * 365 * day, true},
 		{"expired", root(3651*day, -day), 30 * day, true},
 	} {
-		if got := renewDue(c.root, now, c.warning); got != c.due {
+		if got := renewDue(c.root[0], c.root[1], now, c.warning); got != c.due {
 			t.Errorf("%s: due %v, want %v", c.name, got, c.due)
 		}
 	}
