@@ -104,6 +104,18 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 				m.Spec.Certificates.RenewBefore = "48h"
 			})
 		}, "spec.certificates.renewBefore", "renewBefore must be shorter than duration"},
+		{"rotation settle is not a duration", func(string) client.Object {
+			return meshInstance("bad-settle", func(m *mi) { m.Spec.Certificates.Rotation.Settle = "soon" })
+		}, "spec.certificates.rotation.settle", "should match"},
+		{"rotation rate below one", func(string) client.Object {
+			return meshInstance("bad-rate-low", func(m *mi) { m.Spec.Certificates.Rotation.ReissuePerSecond = -1 })
+		}, "spec.certificates.rotation.reissuePerSecond", "greater than or equal to 1"},
+		{"rotation rate past the bound", func(string) client.Object {
+			return meshInstance("bad-rate-high", func(m *mi) { m.Spec.Certificates.Rotation.ReissuePerSecond = 20000 })
+		}, "spec.certificates.rotation.reissuePerSecond", "less than or equal to 10000"},
+		{"negative root generation", func(string) client.Object {
+			return meshInstance("bad-generation", func(m *mi) { m.Spec.Certificates.RootGeneration = -1 })
+		}, "spec.certificates.rootGeneration", "greater than or equal to 0"},
 		{"RSA key too small", func(string) client.Object {
 			return meshInstance("bad-rsa", func(m *mi) {
 				m.Spec.Certificates.PrivateKey = meshv1alpha1.PrivateKey{Algorithm: meshv1alpha1.RSAKeyAlgorithm, Size: 1024}
