@@ -2,6 +2,7 @@ package envoyrules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -108,8 +109,20 @@ func (c *Checker) routeEntry(rn string, r *routev3.Route, f *facts) {
 	if a == nil {
 		return
 	}
-	if n := a.GetCluster(); n != "" {
+	// A cluster the route names on purpose without serving it answers
+	// the route's cluster_not_found_response_code, set apart from the
+	// default (503, as for a cluster that is missing by mistake).
+	named := func(n string) {
+		if a.GetClusterNotFoundResponseCode() != routev3.RouteAction_SERVICE_UNAVAILABLE && slices.Contains(c.opts.Unserved, n) {
+			return
+		}
 		f.clusters = append(f.clusters, n)
+	}
+	if n := a.GetCluster(); n != "" {
+		named(n)
+	}
+	for _, mp := range a.GetRequestMirrorPolicies() {
+		f.clusters = append(f.clusters, mp.GetCluster())
 	}
 	if wc := a.GetWeightedClusters(); wc != nil {
 		var sum uint64
@@ -118,7 +131,7 @@ func (c *Checker) routeEntry(rn string, r *routev3.Route, f *facts) {
 				f.fail("route", rn, "every weighted cluster has a weight", "\"Field 'weight' is missing\" (source/common/router/weighted_cluster_specifier.cc)")
 			}
 			sum += uint64(w.GetWeight().GetValue())
-			f.clusters = append(f.clusters, w.GetName())
+			named(w.GetName())
 		}
 		if sum == 0 {
 			f.fail("route", rn, "the weights of weighted clusters sum to more than 0", "\"Sum of weights in the weighted_cluster must be greater than 0.\" (source/common/router/weighted_cluster_specifier.cc)")

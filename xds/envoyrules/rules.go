@@ -51,6 +51,10 @@ type Options struct {
 	// Blackholes are clusters meant to have no endpoint: a TCP proxy to one
 	// closes the connection. Any other STATIC cluster must have endpoints.
 	Blackholes []string
+	// Unserved are clusters no proxy is served, that routes name on
+	// purpose with a cluster_not_found_response_code of their own: through
+	// RDS (validate_clusters false), Envoy answers their requests with it.
+	Unserved []string
 	// Unpack, when set, returns the message an Any was packed from, so that
 	// what the translator made need not be decoded again; the checker
 	// decodes the Anys it does not know.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +49,8 @@ type builder struct {
 	vmNamespaces map[string]bool
 	// routeGroups are the checked HTTPRouteGroups, by namespace/name.
 	routeGroups map[string]*routeGroup
+	// splitObjs are the TrafficSplits of the model's splits, by root.
+	splitObjs map[ServiceKey]*splitv1alpha4.TrafficSplit
 	// podIPs are the IPs of every pod of the cluster, made when the first
 	// VM endpoint is checked (see podAddresses).
 	podIPs PodIPs
@@ -81,6 +84,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectServices()
 	b.collectPolicies()
 	b.collectSplits()
+	b.collectRoutes()
 	b.collectEgresses()
 	b.collectIngressBackends()
 	b.collectIngressTargets()

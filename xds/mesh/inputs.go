@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -28,6 +30,9 @@ type Inputs struct {
 	TrafficSplits   []*splitv1alpha4.TrafficSplit
 	IngressBackends []*policyv1alpha1.IngressBackend
 	Egresses        []*policyv1alpha1.Egress
+	HTTPRoutes      []*gwv1.HTTPRoute
+	GRPCRoutes      []*gwv1.GRPCRoute
+	ReferenceGrants []*gwv1beta1.ReferenceGrant
 	// ClusterDomain is the cluster's DNS domain (the kubelet's
 	// --cluster-domain); empty means DefaultClusterDomain.
 	ClusterDomain string
@@ -79,6 +84,12 @@ func (in *Inputs) Add(obj any) bool {
 		in.IngressBackends = append(in.IngressBackends, o)
 	case *policyv1alpha1.Egress:
 		in.Egresses = append(in.Egresses, o)
+	case *gwv1.HTTPRoute:
+		in.HTTPRoutes = append(in.HTTPRoutes, o)
+	case *gwv1.GRPCRoute:
+		in.GRPCRoutes = append(in.GRPCRoutes, o)
+	case *gwv1beta1.ReferenceGrant:
+		in.ReferenceGrants = append(in.ReferenceGrants, o)
 	default:
 		return false
 	}

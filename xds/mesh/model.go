@@ -106,6 +106,11 @@ type Mesh struct {
 	// IngressBackends are the OSM IngressBackends, resolved, sorted by
 	// namespace/name.
 	IngressBackends []*IngressBackend
+	// Routes are the route tables of the Gateway API routes attached to the
+	// mesh's Services (routes.go), and RouteStatuses what the mesh makes of
+	// each parentRef naming a Service, sorted by route.
+	Routes        map[RouteTableKey]*RouteTable
+	RouteStatuses []RouteParentStatus
 
 	// spec and memberInbound (by namespace) are what the mesh and its
 	// MeshMembers say of plaintext from outside the mesh.
@@ -121,6 +126,9 @@ type Mesh struct {
 	// ingressTargets are, for each identity an IngressBackend names as a
 	// source, the backends it calls by endpoint address (ingresssources.go).
 	ingressTargets map[Identity][]IngressSourceTarget
+	// routeConsumers are the namespaces with consumer routes of each
+	// service port (keyed with Consumer "").
+	routeConsumers map[RouteTableKey][]string
 }
 
 // Service is a Kubernetes Service of a member namespace.

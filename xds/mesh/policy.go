@@ -223,6 +223,7 @@ func httpMatch(m specsv1alpha4.HTTPMatch) HTTPMatch {
 // collectSplits resolves the TrafficSplits of member namespaces, each as
 // PlanSplit decides, and one split per root.
 func (b *builder) collectSplits() {
+	b.splitObjs = map[ServiceKey]*splitv1alpha4.TrafficSplit{}
 	splits := slices.Clone(b.in.TrafficSplits)
 	slices.SortFunc(splits, func(a, c *splitv1alpha4.TrafficSplit) int {
 		return cmp.Compare(a.Namespace+"/"+a.Name, c.Namespace+"/"+c.Name)
@@ -233,6 +234,7 @@ func (b *builder) collectSplits() {
 		}
 		if sp := b.split(ts); sp != nil {
 			b.m.Splits[sp.Root] = sp
+			b.splitObjs[sp.Root] = ts
 		}
 	}
 }

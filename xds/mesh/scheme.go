@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -17,7 +19,7 @@ func AddToScheme(s *runtime.Scheme) error {
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, meshv1alpha1.AddToScheme,
 		accessv1alpha3.AddToScheme, specsv1alpha4.AddToScheme, splitv1alpha4.AddToScheme,
-		policyv1alpha1.AddToScheme,
+		policyv1alpha1.AddToScheme, gwv1.Install, gwv1beta1.Install,
 	} {
 		if err := add(s); err != nil {
 			return err

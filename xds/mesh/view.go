@@ -66,6 +66,12 @@ func (m *Mesh) View(g Group) *View {
 				}
 			}
 		}
+		// A route's backends are where its service's requests go.
+		for _, k := range m.routeBackends(g.Identity.Namespace, visible) {
+			if !visible[k] {
+				visible[k], changed = true, true
+			}
+		}
 	}
 	v.Outbound = make([]*Service, 0, len(visible))
 	for k := range visible {
@@ -141,4 +147,25 @@ func (v *View) listensOnIPv6() bool {
 		}
 	}
 	return !own && v.Mesh.IPv6
+}
+
+// routeBackends are the backends of the route tables that route the
+// callers of namespace to the visible services.
+func (m *Mesh) routeBackends(namespace string, visible map[ServiceKey]bool) []ServiceKey {
+	if len(m.Routes) == 0 {
+		return nil
+	}
+	var out []ServiceKey
+	for k := range visible {
+		s := m.Service(k)
+		if s == nil {
+			continue
+		}
+		for _, p := range s.Ports {
+			if t := m.RouteTable(namespace, k, p.Port); t != nil {
+				out = append(out, t.backends()...)
+			}
+		}
+	}
+	return out
 }

@@ -39,9 +39,11 @@ func (t *translator) grpcClient() {
 			name := GRPCListenerName(t.view.Mesh, s.Key, p.Port)
 			// The route is inline: go-control-plane's snapshot consistency
 			// check does not follow RDS names out of API listeners.
-			hcm := &hcmv3.HttpConnectionManager{
-				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: singleRoute(name, prefixAll(), routeAction(t.clusterTargets(s, p)))},
+			rc := singleRoute(name, prefixAll(), routeAction(t.clusterTargets(s, p)))
+			if table := t.routes(s, p); table != nil {
+				rc = t.routeTable(name, table, true)
 			}
+			hcm := &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}}
 			// The connection manager only carries the filters and routes of an
 			// API listener; its stat prefix and codec mean nothing to gRPC.
 			f := t.httpConnectionManager(name, hcm, nil)

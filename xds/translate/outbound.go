@@ -15,6 +15,7 @@ import (
 	origdstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -43,7 +44,7 @@ func (t *translator) outbound() {
 				continue // every address is another service's: nothing routes here
 			}
 			if p.Protocol.IsHTTP() {
-				t.out.Routes = append(t.out.Routes, sharedResource(t, "route", s, p, func(t *translator) *routev3.RouteConfiguration { return t.outboundRoute(s, p) }))
+				t.out.Routes = append(t.out.Routes, t.sharedRoute(s, p))
 				t.out.rdsRefs = append(t.out.rdsRefs, OutboundClusterName(s.Key, p.Port))
 			}
 			switch {
@@ -111,7 +112,7 @@ func (t *translator) headless(l *listenerv3.Listener, s *mesh.Service, p mesh.Po
 		}
 		if p.Protocol.IsHTTP() && !routed {
 			routed = true
-			t.out.Routes = append(t.out.Routes, sharedResource(t, "route", s, p, func(t *translator) *routev3.RouteConfiguration { return t.outboundRoute(s, p) }))
+			t.out.Routes = append(t.out.Routes, t.sharedRoute(s, p))
 			t.out.rdsRefs = append(t.out.rdsRefs, name)
 		}
 		l.FilterChains = append(l.FilterChains, t.outboundChain(name+"|"+strconv.Itoa(int(tp)), s, p, tp, ranges))
@@ -294,6 +295,9 @@ func lcm(a, b uint64) uint64 { return a / gcd(a, b) * b }
 // outboundRoute routes HTTP requests for a service port to its clusters.
 func (t *translator) outboundRoute(s *mesh.Service, p mesh.Port) *routev3.RouteConfiguration {
 	name := OutboundClusterName(s.Key, p.Port)
+	if table := t.routes(s, p); table != nil {
+		return t.routeTable(name, table, false)
+	}
 	rc := singleRoute(name, prefixAll(), routeAction(t.clusterTargets(s, p)))
 	rc.ValidateClusters = wrapperspb.Bool(false)
 	return rc
@@ -363,4 +367,28 @@ func (t *translator) originalDst() *listenerv3.ListenerFilter {
 
 func sortByName[T any](items []T, name func(T) string) {
 	slices.SortStableFunc(items, func(a, b T) int { return strings.Compare(name(a), name(b)) })
+}
+
+// routes is the route table of the group's callers for port p of s, or nil.
+func (t *translator) routes(s *mesh.Service, p mesh.Port) *mesh.RouteTable {
+	if len(t.view.Mesh.Routes) == 0 {
+		return nil
+	}
+	return t.view.Mesh.RouteTable(t.view.Group.Identity.Namespace, s.Key, p.Port)
+}
+
+// sharedRoute is the route configuration of port p of s, shared by the
+// groups whose callers see the same routes: every group, but those of a
+// namespace with consumer routes of the port.
+func (t *translator) sharedRoute(s *mesh.Service, p mesh.Port) *routev3.RouteConfiguration {
+	consumer := ""
+	if table := t.routes(s, p); table != nil {
+		consumer = table.Key.Consumer
+	}
+	m, err := t.shared.getKey(sharedKey{kind: "route", svc: s, port: p.Port, name: consumer}, func(bt *translator) proto.Message { return bt.outboundRoute(s, p) }, t.view)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+	rc, _ := m.(*routev3.RouteConfiguration)
+	return rc
 }

@@ -65,7 +65,7 @@ func NewShared() *Shared {
 // RuleOptions describe the mesh's Envoy proxies to Envoy's load rules: the
 // regex limit their bootstraps set, and the one cluster meant to be empty.
 func RuleOptions() envoyrules.Options {
-	return envoyrules.Options{MaxRegexProgramSize: envoyrules.MeshRegexLimit, Blackholes: []string{BlackholeCluster}}
+	return envoyrules.Options{MaxRegexProgramSize: envoyrules.MeshRegexLimit, Blackholes: []string{BlackholeCluster}, Unserved: []string{InvalidBackendCluster}}
 }
 
 // get returns the resource kind of the port of s, building and validating it
