@@ -45,7 +45,7 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
-GENERATED = api config/crd/bases config/rbac config/webhook/manifests.yaml charts/osm-operator/crds charts/osm-operator/templates bundle
+GENERATED = api config/crd/bases config/crd/gateway-api config/rbac config/webhook/manifests.yaml charts/osm-operator/crds charts/osm-operator/templates bundle
 
 .PHONY: verify-generated
 verify-generated: ## Fail if generated code or manifests are stale, or Go files unformatted.
@@ -133,6 +133,7 @@ build-installer: manifests generate ## Render dist/install.yaml: CRDs, RBAC and 
 install: manifests ## Install the CRDs (ours and SMI's) into the current cluster.
 	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
 	$(KUSTOMIZE) build config/crd/smi | $(KUBECTL) apply --server-side -f -
+	$(KUSTOMIZE) build config/crd/gateway-api | $(KUBECTL) apply --server-side -f -
 
 .PHONY: uninstall
 uninstall: manifests ## Remove the CRDs from the current cluster.

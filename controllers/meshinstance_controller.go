@@ -85,7 +85,7 @@ func (r *MeshInstanceReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		res.RequeueAfter = rotationRequeue
 	}
 	// The mesh is the one writer of its policies' status (policy_controller.go).
-	return res, errors.Join(err, writePolicyStatuses(ctx, r.Client, f.policies))
+	return res, errors.Join(err, writePolicyStatuses(ctx, r.Client, f.policies), writeRouteStatuses(ctx, r.Client, f.routes))
 }
 
 // rotationRequeue is how soon a mesh with a rotation under way is looked at
@@ -131,7 +131,7 @@ func (r *MeshInstanceReconciler) gather(ctx context.Context, mi *meshv1alpha1.Me
 	if err := r.readMembers(ctx, mi, &f); err != nil {
 		return f, err
 	}
-	if f.leftOut, f.policies, err = r.checkPolicies(ctx, mi, f.namespaces); err != nil {
+	if f.leftOut, f.policies, f.routes, err = r.checkPolicies(ctx, mi, f.namespaces); err != nil {
 		return f, err
 	}
 	var crs cmapi.CertificateRequestList

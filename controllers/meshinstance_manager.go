@@ -14,10 +14,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -27,7 +30,15 @@ import (
 // owns (issuers, certificates, the trust bundle), the policy objects and
 // members it reports on, and the census of connected proxies.
 func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	// The Gateway API routes, when the cluster has their CRDs; not their
+	// status, which the mesh writes itself.
+	for _, obj := range []client.Object{&gwv1.HTTPRoute{}, &gwv1.GRPCRoute{}, &gwv1beta1.ReferenceGrant{}} {
+		if served(mgr, obj) {
+			b = b.Watches(obj, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+		}
+	}
+	if err := b.
 		For(&meshv1alpha1.MeshInstance{}).
 		Owns(&cmapi.ClusterIssuer{}).
 		Owns(&cmapi.Certificate{}).
@@ -93,4 +104,15 @@ var serviceChanged = predicate.Funcs{
 		old, cur := e.ObjectOld.(*corev1.Service), e.ObjectNew.(*corev1.Service)
 		return !equality.Semantic.DeepEqual(old.Spec, cur.Spec) || !equality.Semantic.DeepEqual(old.Labels, cur.Labels)
 	},
+}
+
+// served says whether the API server serves obj's kind, as the manager's
+// REST mapper knows it when the manager starts.
+func served(mgr ctrl.Manager, obj client.Object) bool {
+	gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
+	if err != nil {
+		return false
+	}
+	_, err = mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	return err == nil
 }

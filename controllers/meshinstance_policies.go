@@ -43,17 +43,17 @@ type leftOut struct {
 // checkPolicies builds the mesh model, as the xDS runner does, and returns
 // the objects it had to leave out (policiesValid counts them by kind and
 // names a few), recording a Warning Event on each, and the status of the
-// IngressBackends and Egresses of the mesh's namespaces.
-func (r *MeshInstanceReconciler) checkPolicies(ctx context.Context, mi *meshv1alpha1.MeshInstance, namespaces []string) ([]leftOut, []policyReport, error) {
+// IngressBackends and Egresses of the mesh's namespaces, and of its routes.
+func (r *MeshInstanceReconciler) checkPolicies(ctx context.Context, mi *meshv1alpha1.MeshInstance, namespaces []string) ([]leftOut, []policyReport, []routeReport, error) {
 	in, _, err := mesh.List(ctx, r.Client)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	in.Mesh = mi
 	m, problems := mesh.Build(in)
 	objs := leftOutObjects(problems)
 	r.policyEvents.record(ctx, r.Recorder, mi, objs)
-	return objs, meshPolicyReports(mi, namespaces, in, m, problems), nil
+	return objs, meshPolicyReports(mi, namespaces, in, m, problems), meshRouteReports(namespaces, in, m), nil
 }
 
 // leftOutObjects groups problems by object, in the order of the problems

@@ -38,6 +38,8 @@ type meshFacts struct {
 	// policies are the statuses of the mesh's IngressBackends and
 	// Egresses, written after the mesh's own.
 	policies []policyReport
+	// routes are the statuses of the Gateway API routes of its namespaces.
+	routes []routeReport
 	// requests are the cluster's CertificateRequests, read at now.
 	requests []cmapi.CertificateRequest
 	now      time.Time

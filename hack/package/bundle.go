@@ -89,6 +89,11 @@ func writeBundle(root string, objs []*unstructured.Unstructured) error {
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "CustomResourceDefinition", "PodDisruptionBudget":
+			if isGatewayAPI(o) {
+				// Not OLM's to own: a cluster has one set of Gateway API
+				// CRDs, installed beside the bundle (bundle/README.md).
+				continue
+			}
 			if err := write(o); err != nil {
 				return err
 			}
@@ -281,3 +286,9 @@ stages:
     image: quay.io/operator-framework/scorecard-test:v1.39.0
     labels: {suite: olm, test: olm-spec-descriptors-test}
 `
+
+// isGatewayAPI says whether o is a Gateway API CRD.
+func isGatewayAPI(o *unstructured.Unstructured) bool {
+	group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+	return group == "gateway.networking.k8s.io"
+}

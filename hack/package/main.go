@@ -29,6 +29,9 @@ func main() {
 }
 
 func run(root string) error {
+	if err := writeGatewayAPICRDs(root); err != nil {
+		return fmt.Errorf("writing the Gateway API CRDs: %w", err)
+	}
 	objs, err := manifests.Kustomize(filepath.Join(root, "config", "default"))
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Package testenv starts the real test control plane (kube-apiserver and etcd,
 // through controller-runtime's envtest) with every CRD the operator works with
-// installed: its own, the SMI CRDs and cert-manager's.
+// installed: its own, the SMI CRDs, the Gateway API routes (GAMMA) and
+// cert-manager's.
 //
 // The binaries are built from source by hack/build-envtest.sh (`make envtest`).
 // When they are missing, Start fails and says how to build them: tests never
@@ -127,6 +128,7 @@ func start(webhooks bool, o Options) (*Env, error) {
 		CRDDirectoryPaths: []string{
 			filepath.Join(root, "config", "crd", "bases"),
 			filepath.Join(root, "config", "crd", "smi"),
+			filepath.Join(root, "config", "crd", "gateway-api"),
 			cmCRDs,
 		},
 		ErrorIfCRDPathMissing:    true,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
@@ -12,6 +14,8 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -37,10 +41,15 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 		splits  splitv1alpha4.TrafficSplitList
 		ibs     policyv1alpha1.IngressBackendList
 		egs     policyv1alpha1.EgressList
-		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits, &ibs, &egs}
+		hrs     gwv1.HTTPRouteList
+		grs     gwv1.GRPCRouteList
+		grants  gwv1beta1.ReferenceGrantList
+		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits, &ibs, &egs, &hrs, &grs, &grants}
 	)
 	for _, l := range lists {
-		if err := c.List(ctx, l, noCopy); err != nil {
+		if err := c.List(ctx, l, noCopy); Absent(l, err) {
+			continue
+		} else if err != nil {
 			return in, nil, fmt.Errorf("listing %T: %w", l, err)
 		}
 	}
@@ -56,6 +65,9 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 	in.TrafficSplits = ptrs(splits.Items)
 	in.IngressBackends = ptrs(ibs.Items)
 	in.Egresses = ptrs(egs.Items)
+	in.HTTPRoutes = ptrs(hrs.Items)
+	in.GRPCRoutes = ptrs(grs.Items)
+	in.ReferenceGrants = ptrs(grants.Items)
 	return in, ptrs(meshes.Items), nil
 }
 
@@ -103,6 +115,12 @@ func ListInformers(ctx context.Context, c ctrlcache.Cache) (Inputs, []*meshv1alp
 			return err
 		},
 		func() (err error) { in.Egresses, _, err = stored[policyv1alpha1.Egress](ctx, c); return err },
+		func() (err error) { in.HTTPRoutes, _, err = stored[gwv1.HTTPRoute](ctx, c); return err },
+		func() (err error) { in.GRPCRoutes, _, err = stored[gwv1.GRPCRoute](ctx, c); return err },
+		func() (err error) {
+			in.ReferenceGrants, _, err = stored[gwv1beta1.ReferenceGrant](ctx, c)
+			return err
+		},
 	} {
 		if err := read(); err != nil {
 			return in, nil, err
@@ -119,6 +137,9 @@ func stored[T any, PT interface {
 	client.Object
 }](ctx context.Context, c ctrlcache.Cache) ([]*T, bool, error) {
 	inf, err := c.GetInformer(ctx, PT(new(T)))
+	if Absent(PT(new(T)), err) {
+		return nil, true, nil
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("reading the informer of %T: %w", new(T), err)
 	}
@@ -134,4 +155,20 @@ func stored[T any, PT interface {
 		}
 	}
 	return out, true, nil
+}
+
+// Absent says whether err, from reading objects of obj's kind, is the API
+// server's serving no such kind, for a kind the mesh can do without: the
+// Gateway API's, whose CRDs a cluster may not have. The mesh then reads
+// none of them.
+func Absent(obj any, err error) bool {
+	if err == nil || !meta.IsNoMatchError(err) {
+		return false
+	}
+	switch obj.(type) {
+	case *gwv1.HTTPRoute, *gwv1.HTTPRouteList, *gwv1.GRPCRoute, *gwv1.GRPCRouteList,
+		*gwv1beta1.ReferenceGrant, *gwv1beta1.ReferenceGrantList:
+		return true
+	}
+	return false
 }

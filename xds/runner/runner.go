@@ -23,6 +23,9 @@ import (
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/cache"
@@ -60,6 +63,7 @@ type Options struct {
 // +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups;tcproutes,verbs=list;watch
 // +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits,verbs=list;watch
 // +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends;egresses,verbs=list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes;referencegrants,verbs=list;watch
 
 // Runner is a controller-runtime Runnable; it runs on every replica.
 type Runner struct {
@@ -170,6 +174,10 @@ var watched = []struct {
 	{&splitv1alpha4.TrafficSplit{}, nil},
 	{&policyv1alpha1.IngressBackend{}, specChanged},
 	{&policyv1alpha1.Egress{}, specChanged},
+	// Gateway API routes: a cluster without their CRDs has none (mesh.Optional).
+	{&gwv1.HTTPRoute{}, specChanged},
+	{&gwv1.GRPCRoute{}, specChanged},
+	{&gwv1beta1.ReferenceGrant{}, nil},
 	{&corev1.Service{}, func(_, obj any, c *changes, _ string) {
 		if s, ok := obj.(*corev1.Service); ok {
 			c.services[mesh.ServiceKey{Namespace: s.Namespace, Name: s.Name}] = true
@@ -226,6 +234,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		// WaitForCacheSync below waits for all of them. Waiting for each in
 		// turn made a cold start list 11 types one after another.
 		inf, err := r.opts.Cache.GetInformer(ctx, w.obj, ctrlcache.BlockUntilSynced(false))
+		if mesh.Absent(w.obj, err) {
+			r.opts.Log.Info("The cluster serves no such kind; the mesh reads none until the operator restarts after its CRD is installed", "kind", fmt.Sprintf("%T", w.obj))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", w.obj, err)
 		}
