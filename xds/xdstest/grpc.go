@@ -18,6 +18,13 @@ import (
 // when the test ends.
 func GRPCServer(t testing.TB, lis net.Listener, bootstrap []byte) {
 	t.Helper()
+	GRPCServerWith(t, lis, bootstrap, nil)
+}
+
+// GRPCServerWith is GRPCServer serving, beside the health service, the
+// services register registers.
+func GRPCServerWith(t testing.TB, lis net.Listener, bootstrap []byte, register func(grpc.ServiceRegistrar)) {
+	t.Helper()
 	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +34,9 @@ func GRPCServer(t testing.TB, lis net.Listener, bootstrap []byte) {
 		t.Fatal(err)
 	}
 	healthpb.RegisterHealthServer(srv, health.NewServer())
+	if register != nil {
+		register(srv)
+	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 }
