@@ -67,6 +67,15 @@ type MeshInstanceSpec struct {
 	// +optional
 	Certificates Certificates `json:"certificates,omitzero"`
 
+	// resilience are the mesh-wide defaults of how callers treat a
+	// destination's endpoints (circuit breaking, outlier detection, a retry
+	// budget, load balancing, local rate limits), which a ResiliencePolicy
+	// overrides field by field for the Services it targets. Fault
+	// injection is never a default: only a ResiliencePolicy injects faults.
+	// +kubebuilder:validation:XValidation:rule="!has(self.fault)",message="fault injection is set on a ResiliencePolicy, never mesh-wide"
+	// +optional
+	Resilience *Resilience `json:"resilience,omitempty"`
+
 	// sidecar configures the Envoy sidecars injected into member pods.
 	// +kubebuilder:default={}
 	// +optional
