@@ -62,6 +62,7 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// appear or change after it.
 		Watches(&corev1.Service{}, allMeshes(r.Client), builder.WithPredicates(serviceChanged)).
 		Watches(&meshv1alpha1.MeshMember{}, allMeshes(r.Client)).
+		Watches(&meshv1alpha1.ResiliencePolicy{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&meshv1alpha1.MeshVM{}, allMeshes(r.Client)).
 		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 			cr := obj.(*cmapi.CertificateRequest)

@@ -53,7 +53,7 @@ func (r *MeshInstanceReconciler) checkPolicies(ctx context.Context, mi *meshv1al
 	m, problems := mesh.Build(in)
 	objs := leftOutObjects(problems)
 	r.policyEvents.record(ctx, r.Recorder, mi, objs)
-	return objs, meshPolicyReports(mi, namespaces, in, m, problems), meshRouteReports(namespaces, in, m), nil
+	return objs, meshPolicyReports(mi, namespaces, in, m, problems), append(meshRouteReports(namespaces, in, m), meshResilienceReports(namespaces, in, m)...), nil
 }
 
 // leftOutObjects groups problems by object, in the order of the problems

@@ -130,3 +130,53 @@ func writeRouteStatuses(ctx context.Context, c client.Client, reports []routeRep
 	}
 	return errors.Join(errs...)
 }
+
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=resiliencepolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=resiliencepolicies/status,verbs=patch
+
+// meshResilienceReports are the statuses of the ResiliencePolicies of the
+// mesh's member namespaces: one status.ancestors entry per targetRef, the
+// Service, next to other controllers' entries.
+func meshResilienceReports(namespaces []string, in mesh.Inputs, m *mesh.Mesh) []routeReport {
+	members := make(map[string]bool, len(namespaces))
+	for _, ns := range namespaces {
+		members[ns] = true
+	}
+	byPolicy := map[string][]mesh.PolicyAncestorStatus{}
+	for _, st := range m.ResilienceStatuses {
+		byPolicy[st.Namespace+"/"+st.Name] = append(byPolicy[st.Namespace+"/"+st.Name], st)
+	}
+	var out []routeReport
+	for _, p := range in.ResiliencePolicies {
+		if !members[p.Namespace] || p.DeletionTimestamp != nil {
+			continue
+		}
+		obj := p.DeepCopy()
+		obj.Status.Ancestors = nil
+		for _, a := range p.Status.Ancestors {
+			if a.ControllerName != RouteControllerName {
+				obj.Status.Ancestors = append(obj.Status.Ancestors, a)
+			}
+		}
+		for _, st := range byPolicy[p.Namespace+"/"+p.Name] {
+			ref := gwv1.ParentReference{Group: ptrTo(st.Target.Group), Kind: ptrTo(st.Target.Kind), Name: st.Target.Name, SectionName: st.Target.SectionName}
+			entry := gwv1.PolicyAncestorStatus{AncestorRef: ref, ControllerName: RouteControllerName}
+			if i := slices.IndexFunc(p.Status.Ancestors, func(a gwv1.PolicyAncestorStatus) bool {
+				return a.ControllerName == RouteControllerName && equality.Semantic.DeepEqual(a.AncestorRef, ref)
+			}); i >= 0 {
+				entry.Conditions = slices.Clone(p.Status.Ancestors[i].Conditions)
+			}
+			status := metav1.ConditionFalse
+			if st.Accepted.OK {
+				status = metav1.ConditionTrue
+			}
+			meta.SetStatusCondition(&entry.Conditions, metav1.Condition{
+				Type: string(gwv1.PolicyConditionAccepted), Status: status, Reason: st.Accepted.Reason,
+				Message: truncate(st.Accepted.Message, maxPolicyMessage), ObservedGeneration: st.Generation,
+			})
+			obj.Status.Ancestors = append(obj.Status.Ancestors, entry)
+		}
+		out = append(out, routeReport{obj: obj, before: p.DeepCopy()})
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -186,5 +187,67 @@ func TestRouteStatusSaysWhatTheMeshMadeOfEachParent(t *testing.T) {
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		return check("cors", []want{{0, metav1.ConditionTrue, metav1.ConditionTrue, gwv1.RouteReasonAccepted, gwv1.RouteReasonResolvedRefs, "every caller"}})
+	})
+}
+
+// TestResiliencePolicyStatusSaysWhichApplies: each targetRef of a
+// ResiliencePolicy gets a status.ancestors entry: Accepted; Conflicted
+// when an older policy holds the Service's port; TargetNotFound for a
+// Service or port that is not there. Deleting the older policy accepts the
+// newer one.
+func TestResiliencePolicyStatusSaysWhichApplies(t *testing.T) {
+	ctx := context.Background()
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "resilience-status"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, map[string]string{meshv1alpha1.MonitorLabel: mi.Name})
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: ns}, Spec: corev1.ServiceSpec{
+		Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	if err := k8s.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	target := func(name string, section *gwv1.SectionName) gwv1.LocalPolicyTargetReferenceWithSectionName {
+		return gwv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: gwv1.ObjectName(name)}, SectionName: section}
+	}
+	policy := func(name string, refs ...gwv1.LocalPolicyTargetReferenceWithSectionName) *meshv1alpha1.ResiliencePolicy {
+		return &meshv1alpha1.ResiliencePolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: meshv1alpha1.ResiliencePolicySpec{
+			TargetRefs: refs, Resilience: meshv1alpha1.Resilience{Connections: &meshv1alpha1.ConnectionLimits{MaxRequests: ptr.To(int32(10))}}}}
+	}
+	older := policy("older", target("api", nil))
+	if err := k8s.Create(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // creation timestamps are in seconds
+	newer := policy("newer", target("api", nil), target("ghost", nil), target("api", ptr.To(gwv1.SectionName("grpc"))))
+	if err := k8s.Create(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, want ...gwv1.PolicyConditionReason) error {
+		p := &meshv1alpha1.ResiliencePolicy{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
+			return err
+		}
+		if len(p.Status.Ancestors) != len(want) {
+			return fmt.Errorf("%s: %d ancestors, want %d: %+v", name, len(p.Status.Ancestors), len(want), p.Status.Ancestors)
+		}
+		for i, w := range want {
+			a := p.Status.Ancestors[i]
+			c := meta.FindStatusCondition(a.Conditions, string(gwv1.PolicyConditionAccepted))
+			if a.ControllerName != controllers.RouteControllerName || c == nil || c.Reason != string(w) || (c.Status == metav1.ConditionTrue) != (w == gwv1.PolicyReasonAccepted) || c.ObservedGeneration != p.Generation {
+				return fmt.Errorf("%s ancestor %d (%s): %+v, want %s", name, i, a.AncestorRef.Name, c, w)
+			}
+		}
+		return nil
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return errors.Join(check("older", gwv1.PolicyReasonAccepted),
+			check("newer", gwv1.PolicyReasonConflicted, gwv1.PolicyReasonTargetNotFound, gwv1.PolicyReasonTargetNotFound))
+	})
+	if err := k8s.Delete(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return check("newer", gwv1.PolicyReasonAccepted, gwv1.PolicyReasonTargetNotFound, gwv1.PolicyReasonTargetNotFound)
 	})
 }

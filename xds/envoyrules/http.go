@@ -17,6 +17,10 @@ import (
 var httpFilters = map[string]bool{
 	"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router": true,
 	"type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC":     false,
+	// Fault injection and local rate limits: core extensions of every
+	// Envoy build (source/extensions/extensions_build_config.bzl).
+	"type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault":                false,
+	"type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": false,
 }
 
 // hcm checks an HTTP connection manager of a chain (tls: the chain is TLS).

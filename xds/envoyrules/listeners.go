@@ -27,6 +27,8 @@ var networkFilters = map[string]bool{
 	"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager": true,
 	"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy":                            true,
 	"type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC":                                     false,
+	// A core extension of every Envoy build (source/extensions/extensions_build_config.bzl).
+	"type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit": false,
 }
 
 const (

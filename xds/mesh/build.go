@@ -76,6 +76,13 @@ func (b *builder) build() (*Mesh, []Problem) {
 		spec:          mi.Spec,
 		memberInbound: map[string]meshv1alpha1.MemberInbound{},
 	}
+	if r := mi.Spec.Resilience; r != nil && r.Fault != nil {
+		// Faults are a policy's, never the mesh's (the API server refuses
+		// them there; an older CRD may not).
+		rc := *r
+		rc.Fault = nil
+		b.m.spec.Resilience = &rc
+	}
 	if mi.Spec.TrafficPolicy.Mode == meshv1alpha1.TrafficPolicyPermissive {
 		b.m.Mode = ModePermissive
 	}
@@ -85,6 +92,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectPolicies()
 	b.collectSplits()
 	b.collectRoutes()
+	b.collectResilience()
 	b.collectEgresses()
 	b.collectIngressBackends()
 	b.collectIngressTargets()

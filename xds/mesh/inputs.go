@@ -33,6 +33,8 @@ type Inputs struct {
 	HTTPRoutes      []*gwv1.HTTPRoute
 	GRPCRoutes      []*gwv1.GRPCRoute
 	ReferenceGrants []*gwv1beta1.ReferenceGrant
+	// ResiliencePolicies attach resilience settings to Services.
+	ResiliencePolicies []*meshv1alpha1.ResiliencePolicy
 	// ClusterDomain is the cluster's DNS domain (the kubelet's
 	// --cluster-domain); empty means DefaultClusterDomain.
 	ClusterDomain string
@@ -84,6 +86,8 @@ func (in *Inputs) Add(obj any) bool {
 		in.IngressBackends = append(in.IngressBackends, o)
 	case *policyv1alpha1.Egress:
 		in.Egresses = append(in.Egresses, o)
+	case *meshv1alpha1.ResiliencePolicy:
+		in.ResiliencePolicies = append(in.ResiliencePolicies, o)
 	case *gwv1.HTTPRoute:
 		in.HTTPRoutes = append(in.HTTPRoutes, o)
 	case *gwv1.GRPCRoute:

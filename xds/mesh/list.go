@@ -44,7 +44,8 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 		hrs     gwv1.HTTPRouteList
 		grs     gwv1.GRPCRouteList
 		grants  gwv1beta1.ReferenceGrantList
-		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits, &ibs, &egs, &hrs, &grs, &grants}
+		rps     meshv1alpha1.ResiliencePolicyList
+		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits, &ibs, &egs, &hrs, &grs, &grants, &rps}
 	)
 	for _, l := range lists {
 		if err := c.List(ctx, l, noCopy); Absent(l, err) {
@@ -68,6 +69,7 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 	in.HTTPRoutes = ptrs(hrs.Items)
 	in.GRPCRoutes = ptrs(grs.Items)
 	in.ReferenceGrants = ptrs(grants.Items)
+	in.ResiliencePolicies = ptrs(rps.Items)
 	return in, ptrs(meshes.Items), nil
 }
 
@@ -115,6 +117,10 @@ func ListInformers(ctx context.Context, c ctrlcache.Cache) (Inputs, []*meshv1alp
 			return err
 		},
 		func() (err error) { in.Egresses, _, err = stored[policyv1alpha1.Egress](ctx, c); return err },
+		func() (err error) {
+			in.ResiliencePolicies, _, err = stored[meshv1alpha1.ResiliencePolicy](ctx, c)
+			return err
+		},
 		func() (err error) { in.HTTPRoutes, _, err = stored[gwv1.HTTPRoute](ctx, c); return err },
 		func() (err error) { in.GRPCRoutes, _, err = stored[gwv1.GRPCRoute](ctx, c); return err },
 		func() (err error) {

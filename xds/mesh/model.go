@@ -111,6 +111,9 @@ type Mesh struct {
 	// each parentRef naming a Service, sorted by route.
 	Routes        map[RouteTableKey]*RouteTable
 	RouteStatuses []RouteParentStatus
+	// ResilienceStatuses are what the mesh makes of each targetRef of the
+	// ResiliencePolicies of its namespaces (resilience.go), sorted.
+	ResilienceStatuses []PolicyAncestorStatus
 
 	// spec and memberInbound (by namespace) are what the mesh and its
 	// MeshMembers say of plaintext from outside the mesh.
@@ -129,6 +132,9 @@ type Mesh struct {
 	// routeConsumers are the namespaces with consumer routes of each
 	// service port (keyed with Consumer "").
 	routeConsumers map[RouteTableKey][]string
+	// resilience are the service ports' resilience where a policy sets it;
+	// the others have the mesh's defaults.
+	resilience map[PortKey]*meshv1alpha1.Resilience
 }
 
 // Service is a Kubernetes Service of a member namespace.

@@ -64,6 +64,7 @@ type Options struct {
 // +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits,verbs=list;watch
 // +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends;egresses,verbs=list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes;referencegrants,verbs=list;watch
+// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=resiliencepolicies,verbs=list;watch
 
 // Runner is a controller-runtime Runnable; it runs on every replica.
 type Runner struct {
@@ -174,7 +175,8 @@ var watched = []struct {
 	{&splitv1alpha4.TrafficSplit{}, nil},
 	{&policyv1alpha1.IngressBackend{}, specChanged},
 	{&policyv1alpha1.Egress{}, specChanged},
-	// Gateway API routes: a cluster without their CRDs has none (mesh.Optional).
+	{&meshv1alpha1.ResiliencePolicy{}, specChanged},
+	// Gateway API routes: a cluster without their CRDs has none (mesh.Absent).
 	{&gwv1.HTTPRoute{}, specChanged},
 	{&gwv1.GRPCRoute{}, specChanged},
 	{&gwv1beta1.ReferenceGrant{}, nil},

@@ -56,6 +56,7 @@ func (t *translator) outboundCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cl
 	if p.Protocol == mesh.ProtocolGRPC || p.Protocol == mesh.ProtocolHTTP2 {
 		c.TypedExtensionProtocolOptions = t.http2Options()
 	}
+	t.resilientCluster(c, t.view.Mesh.Resilience(s.Key, p.Port), p.Protocol, false)
 	return c
 }
 
@@ -167,17 +168,12 @@ func tlsParams() *tlsv3.TlsParameters {
 }
 
 func (t *translator) http2Options() map[string]*anypb.Any {
-	return map[string]*anypb.Any{
-		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": t.any(&httpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-				ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
-					},
-				},
-			},
-		}),
-	}
+	return t.protocolOptions(httpOptions(mesh.ProtocolHTTP2))
+}
+
+// protocolOptions packs a cluster's upstream HTTP protocol options.
+func (t *translator) protocolOptions(o *httpv3.HttpProtocolOptions) map[string]*anypb.Any {
+	return map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": t.any(o)}
 }
 
 // localCluster reaches the application in the proxy's own pod or VM.

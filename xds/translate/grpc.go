@@ -39,14 +39,17 @@ func (t *translator) grpcClient() {
 			name := GRPCListenerName(t.view.Mesh, s.Key, p.Port)
 			// The route is inline: go-control-plane's snapshot consistency
 			// check does not follow RDS names out of API listeners.
-			rc := singleRoute(name, prefixAll(), routeAction(t.clusterTargets(s, p)))
+			res := t.view.Mesh.Resilience(s.Key, p.Port)
+			a := routeAction(t.clusterTargets(s, p))
+			a.HashPolicy = hashPolicy(res)
+			rc := singleRoute(name, prefixAll(), a)
 			if table := t.routes(s, p); table != nil {
 				rc = t.routeTable(name, table, true)
 			}
 			hcm := &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}}
 			// The connection manager only carries the filters and routes of an
 			// API listener; its stat prefix and codec mean nothing to gRPC.
-			f := t.httpConnectionManager(name, hcm, nil)
+			f := t.httpConnectionManager(name, hcm, t.faultFilter(res))
 			t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
 				Name:        name,
 				ApiListener: &listenerv3.ApiListener{ApiListener: f.GetTypedConfig()},
@@ -71,7 +74,7 @@ func (t *translator) grpcCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cluste
 			MatchSubjectAltNames:          sans,
 		}},
 	}}
-	return &clusterv3.Cluster{
+	c := &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
@@ -82,6 +85,8 @@ func (t *translator) grpcCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cluste
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: t.any(tls)},
 		},
 	}
+	t.resilientCluster(c, t.view.Mesh.Resilience(s.Key, p.Port), p.Protocol, true)
+	return c
 }
 
 // GRPCServerListenerTemplate is the server_listener_resource_name_template

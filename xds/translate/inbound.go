@@ -83,7 +83,7 @@ func (t *translator) inboundChains(ip mesh.InboundPort) []*listenerv3.FilterChai
 		extra = append(extra, &listenerv3.FilterChain{
 			Name:             name + "|plaintext",
 			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(port)), TransportProtocol: transportPlaintext},
-			Filters:          t.inboundFilters(name+"|plaintext", name, ip.Port.Protocol, pr),
+			Filters:          t.inboundFilters(name+"|plaintext", name, ip, pr),
 		})
 	}
 	ingressTLS := false
@@ -93,7 +93,7 @@ func (t *translator) inboundChains(ip mesh.InboundPort) []*listenerv3.FilterChai
 			Name:             name + "|ingress-tls",
 			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(port)), TransportProtocol: transportTLS},
 			TransportSocket:  t.ingressTLS(ip.Port.Protocol, rules),
-			Filters:          t.inboundFilters(name+"|ingress-tls", name, ip.Port.Protocol, tr),
+			Filters:          t.inboundFilters(name+"|ingress-tls", name, ip, tr),
 		})
 	}
 	match := &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(port))}
@@ -107,7 +107,7 @@ func (t *translator) inboundChains(ip mesh.InboundPort) []*listenerv3.FilterChai
 		Name:             name,
 		FilterChainMatch: match,
 		TransportSocket:  t.downstreamTLS(ip.Port.Protocol),
-		Filters:          t.inboundFilters(name, name, ip.Port.Protocol, t.rbacRules(port, ip.Port.Protocol.IsHTTP())),
+		Filters:          t.inboundFilters(name, name, ip, t.rbacRules(port, ip.Port.Protocol.IsHTTP())),
 	}
 	return append([]*listenerv3.FilterChain{meshChain}, extra...)
 }
@@ -172,18 +172,25 @@ func (t *translator) plaintextRules(port int32, p mesh.Protocol, rules []mesh.In
 	return r, r != nil
 }
 
-// inboundFilters are a chain's filters to the local cluster: an HTTP
-// connection manager, or a TCP proxy, behind RBAC when rules is not nil.
-func (t *translator) inboundFilters(statPrefix, cluster string, p mesh.Protocol, rules *rbacv3.RBAC) []*listenerv3.Filter {
+// inboundFilters are a chain's filters to the local cluster of ip: the
+// port's connection rate limit, then an HTTP connection manager (its RBAC
+// filter, when rules is not nil, then its request rate limit) or RBAC and
+// a TCP proxy.
+func (t *translator) inboundFilters(statPrefix, cluster string, ip mesh.InboundPort, rules *rbacv3.RBAC) []*listenerv3.Filter {
+	p := ip.Port.Protocol
+	res := t.view.Mesh.Resilience(ip.Service.Key, ip.Port.Port)
+	var filters []*listenerv3.Filter
+	if f := t.connectionRateLimit(statPrefix, res); f != nil {
+		filters = append(filters, f)
+	}
 	if p.IsHTTP() {
 		route := singleRoute(statPrefix, prefixAll(), meshRoute(toCluster(cluster)))
-		return []*listenerv3.Filter{t.httpConnectionManager(statPrefix, meshHTTP(&hcmv3.HttpConnectionManager{
+		return append(filters, t.httpConnectionManager(statPrefix, meshHTTP(&hcmv3.HttpConnectionManager{
 			RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
 			ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
 			SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
-		}), t.httpRBACFilter(statPrefix, rules))}
+		}), t.httpRBACFilter(statPrefix, rules), t.requestRateLimit(statPrefix, res)))
 	}
-	filters := []*listenerv3.Filter{}
 	if f := t.networkRBACFilter(statPrefix, rules); f != nil {
 		filters = append(filters, f)
 	}
@@ -325,13 +332,15 @@ func meshHTTP(hcm *hcmv3.HttpConnectionManager) *hcmv3.HttpConnectionManager {
 }
 
 // httpConnectionManager completes hcm (which names its routes) with the
-// settings every HTTP filter chain shares; rbac, when not nil, runs before the
-// router.
-func (t *translator) httpConnectionManager(statPrefix string, hcm *hcmv3.HttpConnectionManager, rbac *hcmv3.HttpFilter) *listenerv3.Filter {
+// settings every HTTP filter chain shares; filters (RBAC, a fault, a rate
+// limit), those not nil, run before the router, in order.
+func (t *translator) httpConnectionManager(statPrefix string, hcm *hcmv3.HttpConnectionManager, filters ...*hcmv3.HttpFilter) *listenerv3.Filter {
 	hcm.StatPrefix = statPrefix
 	hcm.CodecType = hcmv3.HttpConnectionManager_AUTO
-	if rbac != nil {
-		hcm.HttpFilters = append(hcm.HttpFilters, rbac)
+	for _, f := range filters {
+		if f != nil {
+			hcm.HttpFilters = append(hcm.HttpFilters, f)
+		}
 	}
 	hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
 		Name:       "envoy.filters.http.router",

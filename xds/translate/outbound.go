@@ -134,7 +134,7 @@ func (t *translator) outboundChain(chainName string, s *mesh.Service, p mesh.Por
 	if p.Protocol.IsHTTP() {
 		fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(&hcmv3.HttpConnectionManager{
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: name}},
-		}), nil)}
+		}), t.faultFilter(t.view.Mesh.Resilience(s.Key, p.Port)))}
 	} else {
 		fc.Filters = []*listenerv3.Filter{t.tcpProxy(name, t.clusterTargets(s, p))}
 	}
@@ -298,7 +298,9 @@ func (t *translator) outboundRoute(s *mesh.Service, p mesh.Port) *routev3.RouteC
 	if table := t.routes(s, p); table != nil {
 		return t.routeTable(name, table, false)
 	}
-	rc := singleRoute(name, prefixAll(), routeAction(t.clusterTargets(s, p)))
+	a := routeAction(t.clusterTargets(s, p))
+	a.HashPolicy = hashPolicy(t.view.Mesh.Resilience(s.Key, p.Port))
+	rc := singleRoute(name, prefixAll(), a)
 	rc.ValidateClusters = wrapperspb.Bool(false)
 	return rc
 }

@@ -89,6 +89,12 @@ func (t *translator) routeEntry(e *mesh.RouteEntry, grpc bool) *routev3.Route {
 		r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 500}}
 		return r
 	}
+	for _, be := range a.Backends {
+		if !be.Invalid && be.Weight > 0 {
+			ra.HashPolicy = hashPolicy(t.view.Mesh.Resilience(be.Service, be.Port))
+			break
+		}
+	}
 	ra.Timeout = durationpb.New(a.Timeout)
 	if grpc && a.Timeout > 0 {
 		// gRPC reads a route's deadline from here, not from timeout.
