@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	netlocalrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -143,7 +146,41 @@ func (t *translator) faultFilter(r *meshv1alpha1.Resilience) *hcmv3.HttpFilter {
 	if r == nil || r.Fault == nil {
 		return nil
 	}
+	return &hcmv3.HttpFilter{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(faultConfig(r.Fault))}}
+}
+
+const faultFilterName = "envoy.filters.http.fault"
+
+// grpcFaults injects r's faults for a gRPC client, which applies a fault
+// filter's faults to every call, whatever its headers: with headers, the
+// filter injects nothing, and a copy of each route, before it, matching
+// the headers too, injects the faults (per-route filter config, which gRPC
+// reads).
+func (t *translator) grpcFaults(r *meshv1alpha1.Resilience, rc *routev3.RouteConfiguration) *hcmv3.HttpFilter {
+	if r == nil || r.Fault == nil || len(r.Fault.Headers) == 0 {
+		return t.faultFilter(r)
+	}
+	cfg := faultConfig(r.Fault)
+	selected := cfg.Headers
+	cfg.Headers = nil
+	for _, vh := range rc.GetVirtualHosts() {
+		var routes []*routev3.Route
+		for _, rt := range vh.Routes {
+			faulty := proto.Clone(rt).(*routev3.Route)
+			faulty.Name = cmp.Or(rt.Name, "default") + "|fault"
+			faulty.Match.Headers = append(faulty.Match.Headers, selected...)
+			faulty.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: t.any(cfg)}
+			routes = append(routes, faulty, rt)
+		}
+		vh.Routes = routes
+	}
+	return &hcmv3.HttpFilter{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&faultv3.HTTPFault{})}}
+}
+
+// faultConfig is the fault filter's config of faults fl.
+func faultConfig(fl *meshv1alpha1.Fault) *faultv3.HTTPFault {
 	f := &faultv3.HTTPFault{}
+	r := &meshv1alpha1.Resilience{Fault: fl}
 	if d := r.Fault.Delay; d != nil {
 		f.Delay = &commonfaultv3.FaultDelay{
 			FaultDelaySecifier: &commonfaultv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(d.FixedDelay.Get())},
@@ -161,7 +198,7 @@ func (t *translator) faultFilter(r *meshv1alpha1.Resilience) *hcmv3.HttpFilter {
 	for _, h := range r.Fault.Headers {
 		f.Headers = append(f.Headers, &routev3.HeaderMatcher{Name: strings.ToLower(string(h.Name)), HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact(h.Value)}})
 	}
-	return &hcmv3.HttpFilter{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(f)}}
+	return f
 }
 
 // localRateLimit are the destination's rate limits of a chain: a network
