@@ -5,6 +5,7 @@
 package mesh
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -79,7 +80,23 @@ type ServiceKey struct {
 
 func (k ServiceKey) String() string { return k.Namespace + "/" + k.Name }
 
-func compareServiceKey(a, b ServiceKey) int { return strings.Compare(a.String(), b.String()) }
+// compareServiceKey orders keys as their Strings, "namespace/name", sort,
+// without making them: the model looks services up by key all the time.
+func compareServiceKey(a, b ServiceKey) int {
+	if a.Namespace == b.Namespace {
+		return strings.Compare(a.Name, b.Name)
+	}
+	n := min(len(a.Namespace), len(b.Namespace))
+	if c := strings.Compare(a.Namespace[:n], b.Namespace[:n]); c != 0 {
+		return c
+	}
+	// One namespace is a prefix of the other: its "/" meets the other's
+	// next character (a namespace holds no "/").
+	if len(a.Namespace) == n {
+		return cmp.Compare(byte('/'), b.Namespace[n])
+	}
+	return cmp.Compare(a.Namespace[n], byte('/'))
+}
 
 // Mesh is the model of one mesh.
 type Mesh struct {

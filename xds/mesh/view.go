@@ -9,6 +9,10 @@ type View struct {
 	Group Group
 	// Outbound are the services the group may call, sorted.
 	Outbound []*Service
+	// Backends are the services the group reaches only as the backends of
+	// the routes of its Outbound services (mesh routes), sorted: it has
+	// their clusters, not their addresses.
+	Backends []*Service
 	// Inbound are the services the group's workloads back, sorted.
 	Inbound []*Service
 	// Policies are the TrafficTargets whose destination is the group's identity.
@@ -66,13 +70,19 @@ func (m *Mesh) View(g Group) *View {
 				}
 			}
 		}
-		// A route's backends are where its service's requests go.
-		for _, k := range m.routeBackends(g.Identity.Namespace, visible) {
-			if !visible[k] {
-				visible[k], changed = true, true
-			}
+	}
+	// A route's backends are where its service's requests go. Only the
+	// first hop is routed (GEP-1294): a backend's own routes do not apply
+	// to what reaches it through a route, so one pass, and a backend the
+	// group may not call itself is only a cluster to it (Backends).
+	var backends []*Service
+	for _, k := range m.routeBackends(g.Identity.Namespace, visible) {
+		if s := m.Service(k); s != nil && !visible[k] {
+			backends = append(backends, s)
 		}
 	}
+	slices.SortFunc(backends, func(a, b *Service) int { return compareServiceKey(a.Key, b.Key) })
+	v.Backends = slices.CompactFunc(backends, func(a, b *Service) bool { return a.Key == b.Key })
 	v.Outbound = make([]*Service, 0, len(visible))
 	for k := range visible {
 		if s := m.Service(k); s != nil {
@@ -90,6 +100,9 @@ func (v *View) Dependencies() []ServiceKey {
 		keys = append(keys, s.Key)
 	}
 	for _, s := range v.Inbound {
+		keys = append(keys, s.Key)
+	}
+	for _, s := range v.Backends {
 		keys = append(keys, s.Key)
 	}
 	slices.SortFunc(keys, compareServiceKey)

@@ -19,10 +19,15 @@ var large = meshtest.Size{Namespaces: 10, Services: 1000, PodsPerService: 10, Id
 // BenchmarkFullTranslation builds the model and translates every proxy group:
 // what a cold start or a policy change costs.
 func BenchmarkFullTranslation(b *testing.B) {
-	for _, sz := range []meshtest.Size{large, func() meshtest.Size { s := large; s.Permissive = true; return s }()} {
+	permissive := large
+	permissive.Permissive = true
+	for _, sz := range []meshtest.Size{large, permissive, routed(large), routed(permissive)} {
 		name := "SMI"
 		if sz.Permissive {
 			name = "Permissive"
+		}
+		if sz.HTTPRoutes > 0 {
+			name += "+routes"
 		}
 		b.Run(fmt.Sprintf("%s/services=%d/endpoints=%d", name, sz.Services, sz.Services*sz.PodsPerService), func(b *testing.B) {
 			groups, bytes := fullUpdates(b, meshtest.Synthetic(sz))
@@ -84,11 +89,23 @@ func fullUpdates(b *testing.B, in mesh.Inputs) (groups, bytes int) {
 	return len(out), bytes
 }
 
+// routed is sz with an HTTPRoute of three rules and a ResiliencePolicy
+// per service.
+func routed(sz meshtest.Size) meshtest.Size {
+	sz.HTTPRoutes, sz.ResiliencePolicies = sz.Services, sz.Services
+	return sz
+}
+
 // BenchmarkEndpointChange is the work one endpoint change costs the runner:
 // rebuild the model, then translate the groups whose last translation
 // depended on the changed service (its callers and its own identities).
 func BenchmarkEndpointChange(b *testing.B) {
-	in := meshtest.Synthetic(large)
+	b.Run("SMI", func(b *testing.B) { endpointChange(b, large) })
+	b.Run("SMI+routes", func(b *testing.B) { endpointChange(b, routed(large)) })
+}
+
+func endpointChange(b *testing.B, sz meshtest.Size) {
+	in := meshtest.Synthetic(sz)
 	es := in.EndpointSlices[500]
 	key := mesh.ServiceKey{Namespace: es.Namespace, Name: es.Labels["kubernetes.io/service-name"]}
 	m, _ := mesh.Build(in)
@@ -114,10 +131,14 @@ func BenchmarkEndpointChange(b *testing.B) {
 
 // BenchmarkModelBuild is the model rebuild alone.
 func BenchmarkModelBuild(b *testing.B) {
-	in := meshtest.Synthetic(large)
-	b.ReportAllocs()
-	for b.Loop() {
-		mesh.Build(in)
+	for name, sz := range map[string]meshtest.Size{"SMI": large, "SMI+routes": routed(large)} {
+		b.Run(name, func(b *testing.B) {
+			in := meshtest.Synthetic(sz)
+			b.ReportAllocs()
+			for b.Loop() {
+				mesh.Build(in)
+			}
+		})
 	}
 }
 

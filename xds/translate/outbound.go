@@ -61,6 +61,15 @@ func (t *translator) outbound() {
 			l.FilterChains = append(l.FilterChains, byEndpoint...)
 		}
 	}
+	for _, s := range t.view.Backends {
+		if s.Headless() {
+			continue // no route sends to a headless service
+		}
+		for _, p := range s.Ports {
+			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
+			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
+		}
+	}
 	t.egress(l, matched)
 	t.unmatched(l, t.view.Mesh.EgressAllowed)
 	t.out.Listeners = append(t.out.Listeners, l)

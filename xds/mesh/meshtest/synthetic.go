@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -45,6 +46,15 @@ type Size struct {
 	// identity reach a host of its own over http (80) and https (443) and
 	// an address range over https; with any, the mesh denies other egress.
 	Egresses int
+	// HTTPRoutes, spread over the services, are producer routes of their
+	// service with three rules each: a path prefix to the service itself
+	// with a request header set and a 5 s timeout, a header match split
+	// 90/10 with the next service of its namespace, and the rest to the
+	// service with retries.
+	HTTPRoutes int
+	// ResiliencePolicies, spread over the services, each set connection
+	// limits, outlier detection and least-request balancing.
+	ResiliencePolicies int
 }
 
 // MeshName is the name of the synthetic mesh.
@@ -188,7 +198,57 @@ func Synthetic(sz Size) mesh.Inputs {
 			},
 		})
 	}
+	for k := range sz.HTTPRoutes {
+		i := sz.spread(k, sz.HTTPRoutes)
+		in.HTTPRoutes = append(in.HTTPRoutes, syntheticRoute(k, ns(i), fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d", (i+sz.Namespaces)%sz.Services)))
+	}
+	for k := range sz.ResiliencePolicies {
+		i := sz.spread(k, sz.ResiliencePolicies)
+		in.ResiliencePolicies = append(in.ResiliencePolicies, &meshv1alpha1.ResiliencePolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("resilience-%d", k), Namespace: ns(i)},
+			Spec: meshv1alpha1.ResiliencePolicySpec{
+				TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Kind: "Service", Name: gwv1.ObjectName(fmt.Sprintf("svc-%d", i))}}},
+				Resilience: meshv1alpha1.Resilience{
+					Connections:      &meshv1alpha1.ConnectionLimits{MaxConnections: ptr.To(int32(100)), MaxRequests: ptr.To(int32(500)), ConnectTimeout: "1s"},
+					OutlierDetection: &meshv1alpha1.OutlierDetection{ConsecutiveErrors: ptr.To(int32(5)), Interval: "10s", BaseEjectionTime: "30s"},
+					LoadBalancer:     &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerLeastRequest},
+				},
+			},
+		})
+	}
 	return in
+}
+
+// syntheticRoute is the k-th synthetic HTTPRoute: of svc, in ns, with
+// other (a service of the same namespace) as a second backend.
+func syntheticRoute(k int, ns, svc, other string) *gwv1.HTTPRoute {
+	port := ptr.To(gwv1.PortNumber(8080))
+	to := func(name string, weight int32) gwv1.HTTPBackendRef {
+		return gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{Weight: ptr.To(weight), BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(name), Port: port}}}
+	}
+	return &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("route-%d", k), Namespace: ns},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: gwv1.ObjectName(svc), Port: port}}},
+			Rules: []gwv1.HTTPRouteRule{
+				{
+					Matches: []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To("/api")}}},
+					Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: &gwv1.HTTPHeaderFilter{
+						Set: []gwv1.HTTPHeader{{Name: "x-route", Value: "api"}}}}},
+					Timeouts:    &gwv1.HTTPRouteTimeouts{Request: ptr.To(gwv1.Duration("5s"))},
+					BackendRefs: []gwv1.HTTPBackendRef{to(svc, 1)},
+				},
+				{
+					Matches:     []gwv1.HTTPRouteMatch{{Headers: []gwv1.HTTPHeaderMatch{{Name: "x-canary", Value: "yes"}}}},
+					BackendRefs: []gwv1.HTTPBackendRef{to(svc, 90), to(other, 10)},
+				},
+				{
+					Retry:       &gwv1.HTTPRouteRetry{Codes: []gwv1.HTTPRouteRetryStatusCode{503}, Attempts: ptr.To(2)},
+					BackendRefs: []gwv1.HTTPBackendRef{to(svc, 1)},
+				},
+			},
+		},
+	}
 }
 
 // Objects are the inputs as API objects to create, in an order the API server
@@ -206,6 +266,8 @@ func Objects(in mesh.Inputs) []client.Object {
 	out = appendAll(out, in.TrafficSplits)
 	out = appendAll(out, in.IngressBackends)
 	out = appendAll(out, in.Egresses)
+	out = appendAll(out, in.HTTPRoutes)
+	out = appendAll(out, in.ResiliencePolicies)
 	return out
 }
 
