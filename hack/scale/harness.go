@@ -87,9 +87,9 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 	}
 	objs = append(objs, secrets...)
 	h.objects = len(objs)
-	progress("creating %d objects: %d services, %d pods, %d EndpointSlices, %d TrafficTargets, %d TrafficSplits, %d MeshVMs, %d IngressBackends, %d Egresses, %d identity Secrets",
+	progress("creating %d objects: %d services, %d pods, %d EndpointSlices, %d TrafficTargets, %d TrafficSplits, %d MeshVMs, %d IngressBackends, %d Egresses, %d HTTPRoutes, %d ResiliencePolicies, %d identity Secrets",
 		len(objs), len(in.Services), len(in.Pods), len(in.EndpointSlices), len(in.TrafficTargets), len(in.TrafficSplits), len(in.VMs),
-		len(in.IngressBackends), len(in.Egresses), len(secrets))
+		len(in.IngressBackends), len(in.Egresses), len(in.HTTPRoutes), len(in.ResiliencePolicies), len(secrets))
 	if err := h.create(ctx, objs); err != nil {
 		return h, err
 	}
@@ -219,6 +219,7 @@ func (h *harness) describe() MeshSize {
 	return MeshSize{
 		Services: sz.Services, Endpoints: sz.Services*sz.PodsPerService + sz.VMs, Identities: len(h.identities),
 		Groups: h.groups, Splits: sz.Splits, VMs: sz.VMs, IngressBackends: sz.IngressBackends, Egresses: sz.Egresses,
+		HTTPRoutes: sz.HTTPRoutes, ResiliencePolicies: sz.ResiliencePolicies,
 		Permissive: sz.Permissive, Objects: h.objects,
 		DeltaFraction: h.o.deltaFraction,
 	}

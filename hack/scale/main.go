@@ -61,6 +61,8 @@ func main() {
 	flag.IntVar(&o.size.VMs, "vms", 20, "MeshVMs, each a proxy too.")
 	flag.BoolVar(&o.size.Permissive, "permissive", false, "A permissive mesh instead of SMI policy i → i+1.")
 	flag.IntVar(&o.size.IngressBackends, "ingressbackends", 0, "IngressBackends, each letting an address range reach one service over http.")
+	flag.IntVar(&o.size.HTTPRoutes, "httproutes", 0, "Gateway API HTTPRoutes, producer routes of three rules (a prefix with a header set and a timeout, a header match split 90/10, retries), spread over the services.")
+	flag.IntVar(&o.size.ResiliencePolicies, "resilience", 0, "ResiliencePolicies, each setting connection limits, outlier detection and least-request balancing on a service.")
 	flag.IntVar(&o.size.Egresses, "egresses", 0, "Egresses, each letting one identity reach a host over http and https and a range over https; with any, egress is denied otherwise.")
 	flag.StringVar(&proxies, "proxies", "1000,3000,10000", "Fleet sizes to measure, comma-separated; each at most pods+vms.")
 	flag.Float64Var(&o.deltaFraction, "delta", 0.5, "Fraction of the proxies on delta xDS; the rest use state of the world.")

@@ -19,6 +19,7 @@ type Report struct {
 type MeshSize struct {
 	Services, Endpoints, Identities, Groups, Splits, VMs, Objects int
 	IngressBackends, Egresses                                     int
+	HTTPRoutes, ResiliencePolicies                                int `json:",omitempty"`
 	Permissive                                                    bool
 	DeltaFraction                                                 float64
 }
