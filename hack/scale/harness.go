@@ -41,6 +41,8 @@ type harness struct {
 	slices  []*discoveryv1.EndpointSlice
 	targets map[string]*accessv1alpha3.TrafficTarget
 	objects int
+	// routes are the HTTPRoutes of the mesh (none on a split root).
+	routes int
 	// moved counts endpoint moves, for fresh addresses; lastTarget is the
 	// TrafficTarget the last policy change added a source to.
 	moved      int
@@ -86,7 +88,7 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 		return h, err
 	}
 	objs = append(objs, secrets...)
-	h.objects = len(objs)
+	h.objects, h.routes = len(objs), len(in.HTTPRoutes)
 	progress("creating %d objects: %d services, %d pods, %d EndpointSlices, %d TrafficTargets, %d TrafficSplits, %d MeshVMs, %d IngressBackends, %d Egresses, %d HTTPRoutes, %d ResiliencePolicies, %d identity Secrets",
 		len(objs), len(in.Services), len(in.Pods), len(in.EndpointSlices), len(in.TrafficTargets), len(in.TrafficSplits), len(in.VMs),
 		len(in.IngressBackends), len(in.Egresses), len(in.HTTPRoutes), len(in.ResiliencePolicies), len(secrets))
@@ -219,7 +221,7 @@ func (h *harness) describe() MeshSize {
 	return MeshSize{
 		Services: sz.Services, Endpoints: sz.Services*sz.PodsPerService + sz.VMs, Identities: len(h.identities),
 		Groups: h.groups, Splits: sz.Splits, VMs: sz.VMs, IngressBackends: sz.IngressBackends, Egresses: sz.Egresses,
-		HTTPRoutes: sz.HTTPRoutes, ResiliencePolicies: sz.ResiliencePolicies,
+		HTTPRoutes: h.routes, ResiliencePolicies: sz.ResiliencePolicies,
 		Permissive: sz.Permissive, Objects: h.objects,
 		DeltaFraction: h.o.deltaFraction,
 	}

@@ -144,7 +144,7 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 		return err
 	}
 
-	p.Step("starting kube-apiserver and etcd with the mesh, SMI and cert-manager CRDs and the operator's webhooks")
+	p.Step("starting kube-apiserver and etcd with the mesh, SMI, Gateway API and cert-manager CRDs and the operator's webhooks")
 	env, err := testenv.StartWithWebhooks()
 	if err != nil {
 		return err
@@ -215,6 +215,9 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	if err := waitForMesh(ctx, k, p); err != nil {
 		return err
 	}
+	if err := applyRoutes(ctx, k, filepath.Join(root, "config", "samples", "gateway-api"), p); err != nil {
+		return err
+	}
 	p.Step("connecting the bookbuyer and bookstore sidecars and the VM's proxy with the certificates cert-manager issued")
 	proxies, err := connectProxies(ctx, k, xdsAddr)
 	if err != nil {
@@ -235,6 +238,8 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	if err := showPaths(ctx, k, proxies, out); err != nil {
 		return fmt.Errorf("the ways in and out of the mesh: %w", err)
 	}
+	fmt.Fprintln(out)
+	proxies.showRoutes(out)
 	fmt.Fprintln(out)
 	if err := proxies.checkRules(out); err != nil {
 		return fmt.Errorf("a proxy's config breaks Envoy's load rules: %w", err)

@@ -46,7 +46,8 @@ type Size struct {
 	// identity reach a host of its own over http (80) and https (443) and
 	// an address range over https; with any, the mesh denies other egress.
 	Egresses int
-	// HTTPRoutes, spread over the services, are producer routes of their
+	// HTTPRoutes, spread over the services but the roots of splits, are
+	// producer routes of their
 	// service with three rules each: a path prefix to the service itself
 	// with a request header set and a 5 s timeout, a header match split
 	// 90/10 with the next service of its namespace, and the rest to the
@@ -198,8 +199,15 @@ func Synthetic(sz Size) mesh.Inputs {
 			},
 		})
 	}
+	split := map[int]bool{}
+	for k := range sz.Splits {
+		split[sz.spread(k, sz.Splits)] = true
+	}
 	for k := range sz.HTTPRoutes {
 		i := sz.spread(k, sz.HTTPRoutes)
+		if split[i] {
+			continue // a route would win over the split: no split root has one
+		}
 		in.HTTPRoutes = append(in.HTTPRoutes, syntheticRoute(k, ns(i), fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d", (i+sz.Namespaces)%sz.Services)))
 	}
 	for k := range sz.ResiliencePolicies {
