@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
@@ -180,8 +183,73 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 		{"VM backs a Service of an invalid name", func(ns string) client.Object {
 			return meshVM(ns, func(m *vm) { m.Spec.Services = []string{"warehouse", "Ware_House"} })
 		}, "spec.services[1]", "should match"},
+		{"resilience policy targets a Deployment", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) { r.Spec.TargetRefs[0].Group, r.Spec.TargetRefs[0].Kind = "apps", "Deployment" })
+		}, "spec.targetRefs", "a ResiliencePolicy targets Services"},
+		{"resilience policy targets nothing", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) { r.Spec.TargetRefs = nil })
+		}, "spec.targetRefs", "Required value"},
+		{"resilience duration is not a duration", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) { r.Spec.Connections = &meshv1alpha1.ConnectionLimits{ConnectTimeout: "two seconds"} })
+		}, "spec.connections.connectTimeout", "should match"},
+		{"max connections is zero", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) { r.Spec.Connections = &meshv1alpha1.ConnectionLimits{MaxConnections: ptr.To(int32(0))} })
+		}, "spec.connections.maxConnections", "greater than or equal to 1"},
+		{"outlier ejection percent over 100", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) {
+				r.Spec.OutlierDetection = &meshv1alpha1.OutlierDetection{MaxEjectionPercent: ptr.To(int32(150))}
+			})
+		}, "spec.outlierDetection.maxEjectionPercent", "less than or equal to 100"},
+		{"ring hash without a header", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) {
+				r.Spec.LoadBalancer = &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerRingHash}
+			})
+		}, "spec.loadBalancer", "hashHeader is set exactly when the algorithm is RingHash"},
+		{"unknown load balancing algorithm", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) { r.Spec.LoadBalancer = &meshv1alpha1.LoadBalancer{Algorithm: "Maglev"} })
+		}, "spec.loadBalancer.algorithm", "Unsupported value"},
+		{"fault abort with both statuses", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) {
+				r.Spec.Fault = &meshv1alpha1.Fault{Abort: &meshv1alpha1.FaultAbort{HTTPStatus: ptr.To(int32(503)), GRPCStatus: ptr.To(int32(14)), Percent: 5}}
+			})
+		}, "spec.fault.abort", "an abort has an httpStatus or a grpcStatus"},
+		{"fault with neither delay nor abort", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) { r.Spec.Fault = &meshv1alpha1.Fault{} })
+		}, "spec.fault", "a fault has a delay, an abort or both"},
+		{"fault HTTP status out of range", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) {
+				r.Spec.Fault = &meshv1alpha1.Fault{Abort: &meshv1alpha1.FaultAbort{HTTPStatus: ptr.To(int32(999)), Percent: 5}}
+			})
+		}, "spec.fault.abort.httpStatus", "less than or equal to 599"},
+		{"fault percent over 100", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) {
+				r.Spec.Fault = &meshv1alpha1.Fault{Delay: &meshv1alpha1.FaultDelay{FixedDelay: "1s", Percent: 101}}
+			})
+		}, "spec.fault.delay.percent", "less than or equal to 100"},
+		{"rate limit of no tokens", func(ns string) client.Object {
+			return resiliencePolicy(ns, func(r *rp) {
+				r.Spec.RateLimit = &meshv1alpha1.RateLimit{Requests: &meshv1alpha1.RateLimitBucket{Tokens: 0}}
+			})
+		}, "spec.rateLimit.requests.tokens", "greater than or equal to 1"},
+		{"mesh-wide faults", func(string) client.Object {
+			return meshInstance("mesh-faults", func(m *mi) {
+				m.Spec.Resilience = &meshv1alpha1.Resilience{Fault: &meshv1alpha1.Fault{Delay: &meshv1alpha1.FaultDelay{FixedDelay: "1s", Percent: 1}}}
+			})
+		}, "spec.resilience", "fault injection is set on a ResiliencePolicy, never mesh-wide"},
 	}
 	testenv.ExpectInvalid(t, env.Client, newNamespace(t), cases)
+}
+
+type rp = meshv1alpha1.ResiliencePolicy
+
+// resiliencePolicy is a valid ResiliencePolicy of Service api in ns, as
+// mutate changes it.
+func resiliencePolicy(ns string, mutate func(*rp)) *rp {
+	r := &rp{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: ns}, Spec: meshv1alpha1.ResiliencePolicySpec{
+		TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: "api"}}},
+	}}
+	mutate(r)
+	return r
 }
 
 // TestAPIServerRejectsChangesToImmutableFields changes fields whose change
