@@ -251,3 +251,30 @@ func TestResiliencePolicyStatusSaysWhichApplies(t *testing.T) {
 		return check("newer", gwv1.PolicyReasonAccepted, gwv1.PolicyReasonTargetNotFound, gwv1.PolicyReasonTargetNotFound)
 	})
 }
+
+// TestAPIServerRefusesInvalidRoutes: what Gateway API's own CRDs, as the
+// mesh installs them, refuse before the mesh sees it, naming the field.
+func TestAPIServerRefusesInvalidRoutes(t *testing.T) {
+	route := func(rule gwv1.HTTPRouteRule) func(string) client.Object {
+		return func(ns string) client.Object {
+			return &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns}, Spec: gwv1.HTTPRouteSpec{
+				CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: "echo"}}},
+				Rules:           []gwv1.HTTPRouteRule{rule}}}
+		}
+	}
+	backend := []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "echo-v1", Port: ptr.To(gwv1.PortNumber(80))}}}}
+	testenv.ExpectInvalid(t, k8s, newNamespace(t, nil), []testenv.Invalid{
+		{Name: "a backend request timeout longer than the request's", Obj: route(gwv1.HTTPRouteRule{BackendRefs: backend,
+			Timeouts: &gwv1.HTTPRouteTimeouts{Request: ptr.To(gwv1.Duration("1s")), BackendRequest: ptr.To(gwv1.Duration("2s"))}}),
+			Field: "spec.rules[0].timeouts", Message: "backendRequest timeout cannot be longer than request timeout"},
+		{Name: "a redirect and a rewrite", Obj: route(gwv1.HTTPRouteRule{Filters: []gwv1.HTTPRouteFilter{
+			{Type: gwv1.HTTPRouteFilterRequestRedirect, RequestRedirect: &gwv1.HTTPRequestRedirectFilter{Scheme: ptr.To("https")}},
+			{Type: gwv1.HTTPRouteFilterURLRewrite, URLRewrite: &gwv1.HTTPURLRewriteFilter{Hostname: ptr.To(gwv1.PreciseHostname("x.example"))}}}}),
+			Field: "spec.rules[0].filters", Message: "May specify either httpRouteFilterRequestRedirect or httpRouteFilterRequestRewrite, but not both"},
+		{Name: "a path that is not one", Obj: route(gwv1.HTTPRouteRule{BackendRefs: backend, Matches: []gwv1.HTTPRouteMatch{{
+			Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To("no-slash")}}}}),
+			Field: "spec.rules[0].matches[0].path", Message: "value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']"},
+		{Name: "a retry code out of range", Obj: route(gwv1.HTTPRouteRule{BackendRefs: backend, Retry: &gwv1.HTTPRouteRetry{Codes: []gwv1.HTTPRouteRetryStatusCode{200}}}),
+			Field: "spec.rules[0].retry.codes[0]", Message: "should be greater than or equal to 400"},
+	})
+}
