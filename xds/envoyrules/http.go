@@ -2,6 +2,7 @@ package envoyrules
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // HTTP filters by type URL: whether each is terminal.
@@ -76,6 +78,7 @@ func (c *Checker) route(rc *routev3.RouteConfiguration) *facts {
 		name := rc.GetName()
 		wildcards := 0
 		domains := map[string]bool{}
+		headerMutations(name, "the route configuration", rc, false, f)
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, d := range vh.GetDomains() {
 				d = strings.ToLower(d)
@@ -88,8 +91,15 @@ func (c *Checker) route(rc *routev3.RouteConfiguration) *facts {
 				}
 				domains[d] = true
 			}
-			for _, r := range vh.GetRoutes() {
-				c.routeEntry(name, r, f)
+			where := fmt.Sprintf("virtual host %q", vh.GetName())
+			headerMutations(name, where, vh, true, f)
+			retryBackOff(name, where, vh.GetRetryPolicy(), f)
+			for i, r := range vh.GetRoutes() {
+				at := fmt.Sprintf("route %d of %s", i, where)
+				if r.GetName() != "" {
+					at = fmt.Sprintf("route %q of %s", r.GetName(), where)
+				}
+				c.routeEntry(name, at, r, f)
 			}
 		}
 		if wildcards > 1 {
@@ -98,10 +108,21 @@ func (c *Checker) route(rc *routev3.RouteConfiguration) *facts {
 	})
 }
 
-func (c *Checker) routeEntry(rn string, r *routev3.Route, f *facts) {
+// pathSeparatedPrefix is the proto validation pattern of
+// RouteMatch.path_separated_prefix.
+var pathSeparatedPrefix = regexp.MustCompile(`^[^?#]+[^?#/]$`)
+
+const weightedSource = "source/common/router/weighted_cluster_specifier.cc"
+
+// routeEntry checks route r of route configuration rn; where says which.
+func (c *Checker) routeEntry(rn, where string, r *routev3.Route, f *facts) {
 	m := r.GetMatch()
 	if m.GetPathSpecifier() == nil {
 		f.fail("route", rn, "every route has a path match", "\"Invalid route config\" ("+routeSource+")")
+	}
+	if p, ok := m.GetPathSpecifier().(*routev3.RouteMatch_PathSeparatedPrefix); ok && !pathSeparatedPrefix.MatchString(p.PathSeparatedPrefix) {
+		f.fail("route", rn, fmt.Sprintf("%s: path_separated_prefix %q has 2 characters or more, no ? or #, and no / at its end (a match of / is prefix /)", where, p.PathSeparatedPrefix),
+			"proto validation ("+routeProto+"): RouteMatch.path_separated_prefix \"value does not match regex pattern \\\"^[^?#]+[^?#/]$\\\"\"")
 	}
 	if sr := m.GetSafeRegex(); sr != nil {
 		c.regex("route", rn, sr.GetRegex(), f)
@@ -109,10 +130,25 @@ func (c *Checker) routeEntry(rn string, r *routev3.Route, f *facts) {
 	for _, h := range m.GetHeaders() {
 		c.headerMatcher("route", rn, h, f)
 	}
+	for _, q := range m.GetQueryParameters() {
+		c.stringMatcher("route", rn, q.GetStringMatch(), f)
+	}
+	headerMutations(rn, where, r, true, f)
+	switch act := r.GetAction().(type) {
+	case *routev3.Route_Redirect:
+		c.redirect(rn, where, act.Redirect, f)
+	case *routev3.Route_DirectResponse:
+		if s := act.DirectResponse.GetStatus(); s < 200 || s >= 600 {
+			f.fail("route", rn, fmt.Sprintf("%s: its direct response's status %d is in [200, 600)", where, s),
+				"proto validation ("+routeProto+"): DirectResponseAction.status \"value must be inside range [200, 600)\"")
+		}
+	}
 	a := r.GetRoute()
 	if a == nil {
 		return
 	}
+	c.rewrites(rn, where, a, m, f)
+	retryBackOff(rn, where, a.GetRetryPolicy(), f)
 	// A cluster the route names on purpose without serving it answers
 	// the route's cluster_not_found_response_code, set apart from the
 	// default (503, as for a cluster that is missing by mistake).
@@ -126,23 +162,150 @@ func (c *Checker) routeEntry(rn string, r *routev3.Route, f *facts) {
 		named(n)
 	}
 	for _, mp := range a.GetRequestMirrorPolicies() {
-		f.clusters = append(f.clusters, mp.GetCluster())
+		switch {
+		case mp.GetCluster() != "" && mp.GetClusterHeader() != "":
+			f.fail("route", rn, where+": a request mirror policy names a cluster or a cluster header, not both",
+				fmt.Sprintf("\"Only one of cluster '%s' or cluster_header '%s' in request mirror policy can be specified\" (%s, validateMirrorClusterSpecifier)", mp.GetCluster(), mp.GetClusterHeader(), routeSource))
+		case mp.GetCluster() == "" && mp.GetClusterHeader() == "":
+			f.fail("route", rn, where+": a request mirror policy names a cluster or a cluster header",
+				"\"Exactly one of cluster or cluster_header in request mirror policy need to be specified\" ("+routeSource+", validateMirrorClusterSpecifier)")
+		}
+		if n := mp.GetCluster(); n != "" {
+			f.clusters = append(f.clusters, n)
+		}
+		if rf := mp.GetRuntimeFraction(); rf != nil && rf.GetDefaultValue() == nil {
+			f.fail("route", rn, where+": a request mirror policy's runtime fraction has a default value",
+				"proto validation ("+baseProto+"): RuntimeFractionalPercent.default_value \"value is required\"")
+		}
 	}
 	if wc := a.GetWeightedClusters(); wc != nil {
 		var sum uint64
 		for _, w := range wc.GetClusters() {
 			if w.GetWeight() == nil {
-				f.fail("route", rn, "every weighted cluster has a weight", "\"Field 'weight' is missing\" (source/common/router/weighted_cluster_specifier.cc)")
+				f.fail("route", rn, "every weighted cluster has a weight", "\"Field 'weight' is missing\" ("+weightedSource+")")
+			}
+			switch {
+			case w.GetName() != "" && w.GetClusterHeader() != "":
+				f.fail("route", rn, fmt.Sprintf("%s: weighted cluster %q names a cluster or a cluster header, not both", where, w.GetName()),
+					"\"Only one of name or cluster_header can be specified\" ("+weightedSource+", validateWeightedClusterSpecifier)")
+			case w.GetName() == "" && w.GetClusterHeader() == "":
+				f.fail("route", rn, where+": every weighted cluster names a cluster or a cluster header",
+					"\"At least one of name or cluster_header need to be specified\" ("+weightedSource+", validateWeightedClusterSpecifier)")
 			}
 			sum += uint64(w.GetWeight().GetValue())
-			named(w.GetName())
+			if w.GetName() != "" {
+				named(w.GetName())
+			}
+			headerMutations(rn, fmt.Sprintf("%s: weighted cluster %q", where, w.GetName()), w, false, f)
 		}
 		if sum == 0 {
-			f.fail("route", rn, "the weights of weighted clusters sum to more than 0", "\"Sum of weights in the weighted_cluster must be greater than 0.\" (source/common/router/weighted_cluster_specifier.cc)")
+			f.fail("route", rn, "the weights of weighted clusters sum to more than 0", "\"Sum of weights in the weighted_cluster must be greater than 0.\" ("+weightedSource+")")
 		}
 		if sum > 1<<32-1 {
 			f.fail("route", rn, "the weights of weighted clusters fit 32 bits", "\"The sum of weights of all weighted clusters of route "+rn+" exceeds 4294967295\"")
 		}
+	}
+}
+
+// rewrites checks how a route action rewrites the path and host.
+func (c *Checker) rewrites(rn, where string, a *routev3.RouteAction, m *routev3.RouteMatch, f *facts) {
+	n := 0
+	for _, set := range []bool{a.GetPrefixRewrite() != "", a.GetRegexRewrite() != nil, a.GetPathRewritePolicy() != nil, a.GetPathRewrite() != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		f.fail("route", rn, where+": it rewrites the path one way: prefix_rewrite, regex_rewrite, path_rewrite_policy or path_rewrite",
+			"\"Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy\" ("+routeSource+", RouteEntryImplBase, which counts path_rewrite too)")
+	}
+	if a.GetPrefixRewrite() != "" && m.GetPathMatchPolicy() != nil {
+		f.fail("route", rn, where+": a route matched by a path_match_policy has no prefix_rewrite",
+			"\"Cannot use prefix_rewrite with matcher extension\" ("+routeSource+", RouteEntryImplBase)")
+	}
+	if strings.ContainsAny(a.GetPrefixRewrite(), "\x00\r\n") {
+		f.fail("route", rn, where+": its prefix_rewrite has no NUL, CR or LF",
+			"proto validation ("+routeProto+"): RouteAction.prefix_rewrite matches \"^[^\\0\\n\\r]*$\"")
+	}
+	if rr := a.GetRegexRewrite(); rr != nil {
+		c.rewriteRegex(rn, where+": its regex_rewrite", rr, f)
+	}
+	for _, fs := range []struct{ field, value, what string }{
+		{"path_rewrite", a.GetPathRewrite(), "path"},
+		{"host_rewrite", a.GetHostRewrite(), "host"},
+	} {
+		if fs.value == "" {
+			continue
+		}
+		if pos, ok := formatString(fs.value); !ok {
+			f.fail("route", rn, fmt.Sprintf("%s: its %s is a format string: each %% in it is part of %%%% or of a command", where, fs.field),
+				fmt.Sprintf("\"Failed to create %s rewrite formatter: INVALID_ARGUMENT: Incorrect configuration: %s. Couldn't find valid command at position %d\" (%s, RouteEntryImplBase; %s)", fs.what, fs.value, pos, routeSource, formatterSource))
+		}
+	}
+}
+
+// rewriteRegex checks the regex of a path rewrite, which Envoy compiles
+// when it loads the route (Regex::Utility::parseRegex).
+func (c *Checker) rewriteRegex(rn, where string, rr *matcherv3.RegexMatchAndSubstitute, f *facts) {
+	if rr.GetPattern() == nil {
+		f.fail("route", rn, where+" has a pattern", "proto validation (api/envoy/type/matcher/v3/regex.proto): RegexMatchAndSubstitute.pattern \"value is required\"")
+		return
+	}
+	c.regex("route", rn, rr.GetPattern().GetRegex(), f)
+}
+
+// redirect checks a route's redirect. Its path and scheme rewrites are
+// oneofs: a message cannot set two.
+func (c *Checker) redirect(rn, where string, rd *routev3.RedirectAction, f *facts) {
+	for _, fs := range []struct{ field, value string }{
+		{"host_redirect", rd.GetHostRedirect()},
+		{"path_redirect", rd.GetPathRedirect()},
+		{"prefix_rewrite", rd.GetPrefixRewrite()},
+	} {
+		if strings.ContainsAny(fs.value, "\x00\r\n") {
+			f.fail("route", rn, fmt.Sprintf("%s: its redirect's %s has no NUL, CR or LF", where, fs.field),
+				"proto validation ("+routeProto+"): RedirectAction."+fs.field+" matches \"^[^\\0\\n\\r]*$\"")
+		}
+	}
+	if p := rd.GetPortRedirect(); p > 65535 {
+		f.fail("route", rn, fmt.Sprintf("%s: its redirect's port %d is a TCP port (at most 65535)", where, p),
+			"port_redirect has no proto validation rule: Envoy loads it and redirects to host:"+fmt.Sprint(p)+", a port no client can dial ("+routeSource+", createRedirectConfig)")
+	}
+	if _, ok := routev3.RedirectAction_RedirectResponseCode_name[int32(rd.GetResponseCode())]; !ok {
+		f.fail("route", rn, where+": its redirect's response code is one Envoy defines (301, 302, 303, 307 or 308)",
+			"proto validation ("+routeProto+"): RedirectAction.response_code \"value must be one of the defined enum values\"")
+	}
+	if rr := rd.GetRegexRewrite(); rr != nil {
+		c.rewriteRegex(rn, where+": its redirect's regex_rewrite", rr, f)
+	}
+}
+
+// retryBackOff checks a retry policy's back-off, of a route or of a
+// virtual host (source/common/router/retry_policy_impl.cc, RetryPolicyImpl):
+// Envoy rounds each interval to whole milliseconds, at least 1.
+func retryBackOff(rn, where string, rp *routev3.RetryPolicy, f *facts) {
+	b := rp.GetRetryBackOff()
+	if b == nil {
+		return
+	}
+	base, maxInterval := b.GetBaseInterval(), b.GetMaxInterval()
+	if base == nil || base.AsDuration() <= 0 {
+		f.fail("route", rn, where+": its retry back-off has a base interval above 0",
+			"proto validation ("+routeProto+"): RetryBackOff.base_interval is required and \"value must be greater than 0s\"")
+		return
+	}
+	if maxInterval == nil {
+		return
+	}
+	if maxInterval.AsDuration() <= 0 {
+		f.fail("route", rn, where+": its retry back-off's max interval is above 0",
+			"proto validation ("+routeProto+"): RetryBackOff.max_interval \"value must be greater than 0s\"")
+		return
+	}
+	ms := func(d *durationpb.Duration) int64 { return max(d.AsDuration().Milliseconds(), 1) }
+	if ms(maxInterval) < ms(base) {
+		f.fail("route", rn, fmt.Sprintf("%s: its retry back-off's max interval (%s) is at least its base interval (%s)", where, maxInterval.AsDuration(), base.AsDuration()),
+			"\"retry_policy.max_interval must greater than or equal to the base_interval\" (source/common/router/retry_policy_impl.cc)")
 	}
 }
 

@@ -70,12 +70,18 @@ type Violation struct {
 	// Kind and Name say which resource: "listener", "outbound".
 	Kind, Name string
 	// Rule is what Envoy requires, and Envoy what Envoy does about it and
-	// where its source says so.
+	// where its source says so (for a rule of CheckGRPC, what grpc-go does).
 	Rule, Envoy string
+	// GRPC says that the rule is grpc-go's, not Envoy's.
+	GRPC bool
 }
 
 func (v *Violation) Error() string {
-	return fmt.Sprintf("%s %q: %s (Envoy: %s)", v.Kind, v.Name, v.Rule, v.Envoy)
+	who := "Envoy"
+	if v.GRPC {
+		who = "grpc-go"
+	}
+	return fmt.Sprintf("%s %q: %s (%s: %s)", v.Kind, v.Name, v.Rule, who, v.Envoy)
 }
 
 // Violations are every violation a check found.
@@ -83,8 +89,13 @@ type Violations []*Violation
 
 func (vs Violations) Error() string {
 	msgs := make([]string, len(vs))
+	grpc := true
 	for i, v := range vs {
 		msgs[i] = v.Error()
+		grpc = grpc && v.GRPC
+	}
+	if grpc && len(vs) > 0 {
+		return "proxyless gRPC clients would refuse or mis-run this config: " + strings.Join(msgs, "; ")
 	}
 	return "Envoy would refuse or mis-run this config: " + strings.Join(msgs, "; ")
 }

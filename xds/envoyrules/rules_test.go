@@ -1,6 +1,7 @@
 package envoyrules_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -73,6 +74,11 @@ func bookstore(t *testing.T, plaintext meshv1alpha1.PlaintextPolicy) *envoyrules
 	if err != nil {
 		t.Fatal(err)
 	}
+	return clone(r)
+}
+
+// clone copies what the translator made, which its groups share.
+func clone(r *translate.Resources) *envoyrules.Resources {
 	out := &envoyrules.Resources{}
 	for _, x := range r.Listeners {
 		out.Listeners = append(out.Listeners, proto.Clone(x).(*listenerv3.Listener))
@@ -151,6 +157,41 @@ func inboundHCM(r *envoyrules.Resources, edit func(*hcmv3.HttpConnectionManager)
 
 func inboundRoute(r *envoyrules.Resources, edit func(*routev3.RouteConfiguration)) {
 	inboundHCM(r, func(h *hcmv3.HttpConnectionManager) { edit(h.GetRouteConfig()) })
+}
+
+// inboundFirstRoute edits the first route of the inbound chain's route
+// configuration.
+func inboundFirstRoute(r *envoyrules.Resources, edit func(*routev3.Route)) {
+	inboundRoute(r, func(rc *routev3.RouteConfiguration) { edit(rc.VirtualHosts[0].Routes[0]) })
+}
+
+// redirect makes the inbound chain's first route a redirect.
+func redirect(r *envoyrules.Resources, rd *routev3.RedirectAction) {
+	inboundFirstRoute(r, func(rt *routev3.Route) { rt.Action = &routev3.Route_Redirect{Redirect: rd} })
+}
+
+// mirror gives the inbound chain's first route a request mirror policy.
+func mirror(r *envoyrules.Resources, mp *routev3.RouteAction_RequestMirrorPolicy) {
+	inboundFirstRoute(r, func(rt *routev3.Route) {
+		rt.GetRoute().RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{mp}
+	})
+}
+
+func weighted(cws ...*routev3.WeightedCluster_ClusterWeight) *routev3.RouteAction_WeightedClusters {
+	return &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: cws}}
+}
+
+func header(key, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: key, Value: value}}
+}
+
+// headers are n headers to add, x-0 to x-<n-1>.
+func headers(n int) []*corev3.HeaderValueOption {
+	out := make([]*corev3.HeaderValueOption, n)
+	for i := range out {
+		out[i] = header(fmt.Sprintf("x-%d", i), "1")
+	}
+	return out
 }
 
 func tcpFilter(cluster string) *listenerv3.Filter {
@@ -793,6 +834,405 @@ func TestRules(t *testing.T) {
 			good:       func(r *envoyrules.Resources) { r.Secrets = nil }, // pending: the proxies wait for the identity
 			optsChange: func(o *envoyrules.Options) {},
 			want:       "every secret a TLS context loads by SDS is served"},
+		{rule: "a path_separated_prefix has no trailing /",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Match.PathSpecifier = &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/api/"}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Match.PathSpecifier = &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/api"}
+				})
+			},
+			want: `path_separated_prefix "/api/" has 2 characters or more`},
+		{rule: "a path_separated_prefix is not /",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Match.PathSpecifier = &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: "/"}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.Match.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"} })
+			},
+			want: `value does not match regex pattern \"^[^?#]+[^?#/]$\"`},
+		{rule: "a route rewrites its path one way",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					a := rt.GetRoute()
+					a.PrefixRewrite = "/v2"
+					a.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/v1"}, Substitution: "/v2"}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/v1"}, Substitution: "/v2"}
+				})
+			},
+			want: "Specify only one of prefix_rewrite, regex_rewrite or path_rewrite_policy"},
+		{rule: "path_rewrite counts among the path rewrites",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					a := rt.GetRoute()
+					a.PrefixRewrite, a.PathRewrite = "/v2", "/v3"
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.GetRoute().PathRewrite = "/v3" })
+			},
+			want: "Specify only one of prefix_rewrite"},
+		{rule: "no prefix_rewrite with a path_match_policy",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Match.PathSpecifier = &routev3.RouteMatch_PathMatchPolicy{PathMatchPolicy: &corev3.TypedExtensionConfig{Name: "uri-template"}}
+					rt.GetRoute().PrefixRewrite = "/v2"
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Match.PathSpecifier = &routev3.RouteMatch_PathMatchPolicy{PathMatchPolicy: &corev3.TypedExtensionConfig{Name: "uri-template"}}
+				})
+			},
+			want: "Cannot use prefix_rewrite with matcher extension"},
+		{rule: "a prefix_rewrite has no CR or LF",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.GetRoute().PrefixRewrite = "/v2\r\n" })
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.GetRoute().PrefixRewrite = "/v2" })
+			},
+			want: "its prefix_rewrite has no NUL, CR or LF"},
+		{rule: "a regex_rewrite compiles",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/(v1"}, Substitution: "/v2"}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/(v1)"}, Substitution: "/v2"}
+				})
+			},
+			want: `regex "^/(v1" compiles`},
+		{rule: "a regex_rewrite is within the RE2 program size",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "/[a-z]{500}/[0-9]{500}"}, Substitution: "/"}
+				})
+			},
+			good: func(r *envoyrules.Resources) {},
+			want: "RE2 program size of"},
+		{rule: "a regex_rewrite has a pattern",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Substitution: "/v2"}
+				})
+			},
+			good: func(r *envoyrules.Resources) {},
+			want: "its regex_rewrite has a pattern"},
+		{rule: "a path_rewrite is a format string",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.GetRoute().PathRewrite = "/100%/x" })
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.GetRoute().PathRewrite = "/100%%/x" })
+			},
+			want: "Failed to create path rewrite formatter"},
+		{rule: "query parameter regexes compile",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Match.QueryParameters = []*routev3.QueryParameterMatcher{{Name: "q", QueryParameterMatchSpecifier: &routev3.QueryParameterMatcher_StringMatch{
+						StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "(a"}}}}}}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Match.QueryParameters = []*routev3.QueryParameterMatcher{{Name: "q", QueryParameterMatchSpecifier: &routev3.QueryParameterMatcher_StringMatch{
+						StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "(a)"}}}}}}
+				})
+			},
+			want: `regex "(a" compiles`},
+		{rule: "a route adds no pseudo-header",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{header(":path", "/x")} })
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{header("x-path", "/x")} })
+			},
+			want: ":-prefixed or host headers may not be modified"},
+		{rule: "a virtual host sets no host header",
+			bad: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) {
+					rc.VirtualHosts[0].ResponseHeadersToAdd = []*corev3.HeaderValueOption{header("Host", "a")}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) {
+					rc.VirtualHosts[0].ResponseHeadersToAdd = []*corev3.HeaderValueOption{header("x-host", "a")}
+				})
+			},
+			want: `virtual host "in|14001": the response header "Host" to add is neither a pseudo-header (:name) nor host`},
+		{rule: "a route configuration removes no host header",
+			bad: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) { rc.RequestHeadersToRemove = []string{"HOST"} })
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) { rc.RequestHeadersToRemove = []string{"x-host", ""} }) // an empty name is no rule here
+			},
+			want: ":-prefixed or host headers may not be removed"},
+		{rule: "a weighted cluster removes no pseudo-header",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{Name: local, Weight: wrapperspb.UInt32(1), RequestHeadersToRemove: []string{":authority"}})
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{Name: local, Weight: wrapperspb.UInt32(1), RequestHeadersToRemove: []string{"x-authority"}})
+				})
+			},
+			want: `weighted cluster "in|14001": the request header ":authority" to remove`},
+		{rule: "a weighted cluster's headers to add are format strings",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{Name: local, Weight: wrapperspb.UInt32(1),
+						RequestHeadersToAdd: []*corev3.HeaderValueOption{header("x-share", "100%")}})
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{Name: local, Weight: wrapperspb.UInt32(1),
+						RequestHeadersToAdd: []*corev3.HeaderValueOption{header("x-share", "100%%")}})
+				})
+			},
+			want: "Incorrect configuration: 100%. Couldn't find valid command at position 3"},
+		{rule: "header values' % form commands",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.ResponseHeadersToAdd = []*corev3.HeaderValueOption{header("x-a", "%REQ(:authority)"), header("x-b", "%req(x)%")}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.ResponseHeadersToAdd = []*corev3.HeaderValueOption{header("x-a", "%REQ(:authority)%"), header("x-b", "at %START_TIME(%s.%3f)% from %DOWNSTREAM_REMOTE_ADDRESS% (%REQ(user-agent):10%), 50%%")}
+				})
+			},
+			want: "Couldn't find valid command at position 0"},
+		{rule: "at most 1000 headers to add",
+			bad: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) { rc.VirtualHosts[0].RequestHeadersToAdd = headers(1001) })
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) { rc.VirtualHosts[0].RequestHeadersToAdd = headers(1000) })
+			},
+			want: "value must contain no more than 1000 item(s)"},
+		{rule: "header names to add have no CR or LF",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{header("x-a\r\nx-b", "1")}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{header("x-a", "1")} })
+			},
+			want: "has a name of 1 to 16384 bytes without NUL, CR or LF"},
+		{rule: "header values to add are at most 16384 bytes",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{header("x-a", strings.Repeat("a", 16385))}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{header("x-a", strings.Repeat("a", 16384))}
+				})
+			},
+			want: `the value of the request header "x-a" to add is at most 16384 bytes`},
+		{rule: "header values to add have no NUL",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{header("x-a", "a\x00b")} })
+			},
+			good: func(r *envoyrules.Resources) {},
+			want: "without NUL, CR or LF"},
+		{rule: "a header to add has a header",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{{}} })
+			},
+			good: func(r *envoyrules.Resources) {},
+			want: "HeaderValueOption.header \"value is required\""},
+		{rule: "append or append_action, not both",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					h := header("x-a", "1")
+					h.Append, h.AppendAction = wrapperspb.Bool(true), corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD //nolint:staticcheck // append is deprecated, and still loaded
+					rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{h}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					h := header("x-a", "1")
+					h.Append, h.AppendAction = wrapperspb.Bool(false), corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD //nolint:staticcheck // append is deprecated, and still loaded
+					rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{h}
+				})
+			},
+			want: "Both append and append_action are set and it's not allowed"},
+		{rule: "append_action is defined",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					h := header("x-a", "1")
+					h.AppendAction = 7
+					rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{h}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					h := header("x-a", "1")
+					h.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS
+					rt.RequestHeadersToAdd = []*corev3.HeaderValueOption{h}
+				})
+			},
+			want: "has an append_action Envoy defines"},
+		{rule: "a route's headers to remove are named",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.ResponseHeadersToRemove = []string{""} })
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.ResponseHeadersToRemove = []string{"server"} })
+			},
+			want: "every response header to remove is named"},
+		{rule: "headers to remove have no LF",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) { rt.ResponseHeadersToRemove = []string{"x-a\nx-b"} })
+			},
+			good: func(r *envoyrules.Resources) {},
+			want: `the response header "x-a\nx-b" to remove has no NUL, CR or LF`},
+		{rule: "a retry back-off has a base interval",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryBackOff: &routev3.RetryPolicy_RetryBackOff{MaxInterval: durationpb.New(time.Second)}}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(25 * time.Millisecond), MaxInterval: durationpb.New(time.Second)}}
+				})
+			},
+			want: "its retry back-off has a base interval above 0"},
+		{rule: "a retry back-off's max interval is not below its base",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Second), MaxInterval: durationpb.New(500 * time.Millisecond)}}
+				})
+			},
+			good: func(r *envoyrules.Resources) { // both round up to 1 ms
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().RetryPolicy = &routev3.RetryPolicy{RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(500 * time.Microsecond), MaxInterval: durationpb.New(200 * time.Microsecond)}}
+				})
+			},
+			want: "retry_policy.max_interval must greater than or equal to the base_interval"},
+		{rule: "a virtual host's retry back-off holds the same rules",
+			bad: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) {
+					rc.VirtualHosts[0].RetryPolicy = &routev3.RetryPolicy{RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Second), MaxInterval: durationpb.New(0)}}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundRoute(r, func(rc *routev3.RouteConfiguration) {
+					rc.VirtualHosts[0].RetryPolicy = &routev3.RetryPolicy{RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Second)}}
+				})
+			},
+			want: `virtual host "in|14001": its retry back-off's max interval is above 0`},
+		{rule: "a direct response's status is in [200, 600)",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 600}}
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 599}}
+				})
+			},
+			want: "value must be inside range [200, 600)"},
+		{rule: "a redirect's host has no CR or LF",
+			bad: func(r *envoyrules.Resources) {
+				redirect(r, &routev3.RedirectAction{HostRedirect: "a.example\r\nx-injected: 1"})
+			},
+			good: func(r *envoyrules.Resources) { redirect(r, &routev3.RedirectAction{HostRedirect: "a.example"}) },
+			want: "its redirect's host_redirect has no NUL, CR or LF"},
+		{rule: "a redirect's path has no LF",
+			bad: func(r *envoyrules.Resources) {
+				redirect(r, &routev3.RedirectAction{PathRewriteSpecifier: &routev3.RedirectAction_PathRedirect{PathRedirect: "/a\n"}})
+			},
+			good: func(r *envoyrules.Resources) {
+				redirect(r, &routev3.RedirectAction{PathRewriteSpecifier: &routev3.RedirectAction_PrefixRewrite{PrefixRewrite: "/a"}})
+			},
+			want: "its redirect's path_redirect has no NUL, CR or LF"},
+		{rule: "a redirect's port is a TCP port",
+			bad:  func(r *envoyrules.Resources) { redirect(r, &routev3.RedirectAction{PortRedirect: 70000}) },
+			good: func(r *envoyrules.Resources) { redirect(r, &routev3.RedirectAction{PortRedirect: 65535}) },
+			want: "its redirect's port 70000 is a TCP port"},
+		{rule: "a redirect's response code is defined",
+			bad: func(r *envoyrules.Resources) { redirect(r, &routev3.RedirectAction{ResponseCode: 9}) },
+			good: func(r *envoyrules.Resources) {
+				redirect(r, &routev3.RedirectAction{ResponseCode: routev3.RedirectAction_PERMANENT_REDIRECT})
+			},
+			want: "its redirect's response code is one Envoy defines"},
+		{rule: "a redirect's regex_rewrite compiles",
+			bad: func(r *envoyrules.Resources) {
+				redirect(r, &routev3.RedirectAction{PathRewriteSpecifier: &routev3.RedirectAction_RegexRewrite{RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
+					Pattern: &matcherv3.RegexMatcher{Regex: "^/[a-"}, Substitution: "/"}}})
+			},
+			good: func(r *envoyrules.Resources) {
+				redirect(r, &routev3.RedirectAction{PathRewriteSpecifier: &routev3.RedirectAction_RegexRewrite{RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
+					Pattern: &matcherv3.RegexMatcher{Regex: "^/[a-z]"}, Substitution: "/"}}})
+			},
+			want: `regex "^/[a-" compiles`},
+		{rule: "a mirror names a cluster or a cluster header, not both",
+			bad: func(r *envoyrules.Resources) {
+				mirror(r, &routev3.RouteAction_RequestMirrorPolicy{Cluster: local, ClusterHeader: "x-mirror"})
+			},
+			good: func(r *envoyrules.Resources) {
+				mirror(r, &routev3.RouteAction_RequestMirrorPolicy{ClusterHeader: "x-mirror"})
+			},
+			want: "Only one of cluster 'in|14001' or cluster_header 'x-mirror' in request mirror policy can be specified"},
+		{rule: "a mirror names a cluster or a cluster header",
+			bad:  func(r *envoyrules.Resources) { mirror(r, &routev3.RouteAction_RequestMirrorPolicy{}) },
+			good: func(r *envoyrules.Resources) { mirror(r, &routev3.RouteAction_RequestMirrorPolicy{Cluster: local}) },
+			want: "Exactly one of cluster or cluster_header in request mirror policy need to be specified"},
+		{rule: "a mirror's runtime fraction has a default value",
+			bad: func(r *envoyrules.Resources) {
+				mirror(r, &routev3.RouteAction_RequestMirrorPolicy{Cluster: local, RuntimeFraction: &corev3.RuntimeFractionalPercent{RuntimeKey: "mirror"}})
+			},
+			good: func(r *envoyrules.Resources) {
+				mirror(r, &routev3.RouteAction_RequestMirrorPolicy{Cluster: local, RuntimeFraction: &corev3.RuntimeFractionalPercent{
+					DefaultValue: &typev3.FractionalPercent{Numerator: 10}}})
+			},
+			want: "RuntimeFractionalPercent.default_value \"value is required\""},
+		{rule: "a weighted cluster names a cluster or a cluster header, not both",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{Name: local, ClusterHeader: "x-cluster", Weight: wrapperspb.UInt32(1)})
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{ClusterHeader: "x-cluster", Weight: wrapperspb.UInt32(1)})
+				})
+			},
+			want: "Only one of name or cluster_header can be specified"},
+		{rule: "a weighted cluster names a cluster or a cluster header",
+			bad: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{Name: local, Weight: wrapperspb.UInt32(1)}, &routev3.WeightedCluster_ClusterWeight{Weight: wrapperspb.UInt32(1)})
+				})
+			},
+			good: func(r *envoyrules.Resources) {
+				inboundFirstRoute(r, func(rt *routev3.Route) {
+					rt.GetRoute().ClusterSpecifier = weighted(&routev3.WeightedCluster_ClusterWeight{Name: local, Weight: wrapperspb.UInt32(1)}, &routev3.WeightedCluster_ClusterWeight{Name: warehouse, Weight: wrapperspb.UInt32(1)})
+				})
+			},
+			want: "At least one of name or cluster_header need to be specified"},
 	}
 	for _, c := range cases {
 		t.Run(c.rule, func(t *testing.T) {
