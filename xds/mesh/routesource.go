@@ -118,7 +118,7 @@ func grpcRouteSource(gr *gwv1.GRPCRoute) *routeSource {
 			}
 			for k, h := range m.Headers {
 				regex := h.Type != nil && *h.Type == gwv1.GRPCHeaderMatchRegularExpression
-				rm.Headers = append(rm.Headers, s.valueMatch(fmt.Sprintf("%s.headers[%d]", mf, k), string(h.Name), h.Value, regex))
+				rm.Headers = appendFirst(rm.Headers, s.valueMatch(fmt.Sprintf("%s.headers[%d]", mf, k), string(h.Name), h.Value, regex))
 			}
 			sr.matches = append(sr.matches, rm)
 		}
@@ -211,17 +211,30 @@ func (s *routeSource) httpMatch(field string, m gwv1.HTTPRouteMatch) RouteMatch 
 	}
 	for i, h := range m.Headers {
 		regex := h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression
-		rm.Headers = append(rm.Headers, s.valueMatch(fmt.Sprintf("%s.headers[%d]", field, i), string(h.Name), h.Value, regex))
+		rm.Headers = appendFirst(rm.Headers, s.valueMatch(fmt.Sprintf("%s.headers[%d]", field, i), string(h.Name), h.Value, regex))
 	}
 	for i, q := range m.QueryParams {
 		regex := q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression
 		// Query parameter names are case-sensitive, unlike header names.
 		vm := s.valueMatch(fmt.Sprintf("%s.queryParams[%d]", field, i), string(q.Name), q.Value, regex)
 		vm.Name = string(q.Name)
-		rm.Query = append(rm.Query, vm)
+		rm.Query = appendFirst(rm.Query, vm)
 	}
 	return rm
 }
+
+// appendFirst appends m unless a match of its name is there: of entries of
+// one name, only the first counts (Gateway API).
+func appendFirst(ms []ValueMatch, m ValueMatch) []ValueMatch {
+	for _, o := range ms {
+		if o.Name == m.Name {
+			return ms
+		}
+	}
+	return append(ms, m)
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 func (s *routeSource) valueMatch(field, name, value string, regex bool) ValueMatch {
 	if !headerName.MatchString(name) {
@@ -276,6 +289,11 @@ func (s *routeSource) pathModifier(field string, p *gwv1.HTTPPathModifier) PathR
 		v = p.ReplaceFullPath
 	case gwv1.PrefixMatchHTTPPathModifier:
 		v = p.ReplacePrefixMatch
+	}
+	// An empty prefix replacement is the root's: "/foo" replaced by ""
+	// makes "/foo/bar" "/bar" (Gateway API's own table).
+	if v != nil && *v == "" && p.Type == gwv1.PrefixMatchHTTPPathModifier {
+		v = ptrTo("/")
 	}
 	if v == nil || !strings.HasPrefix(*v, "/") || strings.ContainsAny(*v, "?#") {
 		s.unsupportedf(field, "needs a path of its type %s, starting with / and holding no ? or #", p.Type)

@@ -31,7 +31,7 @@ func (t *translator) routeTable(name string, table *mesh.RouteTable, grpc bool) 
 	vh := &routev3.VirtualHost{Name: name, Domains: []string{"*"}}
 	catchAll := false
 	for _, e := range table.Entries {
-		r := t.routeEntry(e, grpc)
+		r := t.routeEntry(e, table.Key.Port, grpc)
 		if r == nil {
 			continue
 		}
@@ -64,7 +64,7 @@ func entryName(r mesh.RouteRef) string {
 
 // routeEntry is the route of e; nil for a gRPC client, when no call can
 // match it (a method other than POST).
-func (t *translator) routeEntry(e *mesh.RouteEntry, grpc bool) *routev3.Route {
+func (t *translator) routeEntry(e *mesh.RouteEntry, port int32, grpc bool) *routev3.Route {
 	a := e.Action
 	match := routeMatch(e.Match)
 	if grpc {
@@ -81,7 +81,7 @@ func (t *translator) routeEntry(e *mesh.RouteEntry, grpc bool) *routev3.Route {
 		ResponseHeadersToRemove: a.ResponseHeaders.Remove,
 	}
 	if a.Redirect != nil {
-		r.Action = &routev3.Route_Redirect{Redirect: redirectAction(a.Redirect, e.Match)}
+		r.Action = &routev3.Route_Redirect{Redirect: redirectAction(a.Redirect, e.Match, port)}
 		return r
 	}
 	ra := t.backendsAction(a.Backends)
@@ -218,8 +218,22 @@ var redirectCodes = map[int]routev3.RedirectAction_RedirectResponseCode{
 	308: routev3.RedirectAction_PERMANENT_REDIRECT,
 }
 
-func redirectAction(rd *mesh.Redirect, m mesh.RouteMatch) *routev3.RedirectAction {
+// redirectAction is rd for a request that matched m on service port port.
+// Gateway API's port, when rd names none: the new scheme's (80, 443), else
+// the port the request was sent to (the Service's, a mesh's listener), which
+// Envoy would drop with a new host and keep with a new scheme.
+func redirectAction(rd *mesh.Redirect, m mesh.RouteMatch, port int32) *routev3.RedirectAction {
 	ra := &routev3.RedirectAction{HostRedirect: rd.Host, PortRedirect: uint32(rd.Port), ResponseCode: redirectCodes[rd.StatusCode]}
+	if rd.Port == 0 {
+		switch {
+		case rd.Scheme == "https":
+			ra.PortRedirect = 443
+		case rd.Scheme == "http":
+			ra.PortRedirect = 80
+		case rd.Host != "":
+			ra.PortRedirect = uint32(port)
+		}
+	}
 	if rd.Scheme != "" {
 		ra.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: rd.Scheme}
 	}

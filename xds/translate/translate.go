@@ -124,17 +124,21 @@ func (sh *Shared) Translate(v *mesh.View, certs *Certificates) (*Resources, erro
 	if err := validate(t.out, sh); err != nil {
 		return nil, fmt.Errorf("translating group %s: %w", v.Group, err)
 	}
-	if v.Group.Kind == mesh.ProxyEnvoy {
-		if err := sh.checkRules(t.out); err != nil {
-			return nil, fmt.Errorf("translating group %s: %w", v.Group, err)
-		}
+	check := sh.checkRules
+	if v.Group.Kind == mesh.ProxyGRPC {
+		check = sh.checkGRPC
+	}
+	if err := check(t.out); err != nil {
+		return nil, fmt.Errorf("translating group %s: %w", v.Group, err)
 	}
 	return t.out, nil
 }
 
-// checkRules holds an Envoy group's resources to Envoy's load rules. A
-// proxyless gRPC group is not an Envoy: grpc-go validates what it is sent
-// by rules of its own, which its tests run.
+// checkGRPC holds a proxyless gRPC group's resources to the rules grpc-go
+// validates what it is sent by (envoyrules.CheckGRPC), not Envoy's.
+func (sh *Shared) checkGRPC(r *Resources) error { return sh.rules.CheckGRPC(r.Envoy()) }
+
+// checkRules holds an Envoy group's resources to Envoy's load rules.
 func (sh *Shared) checkRules(r *Resources) error {
 	c := sh.rules
 	if len(r.Secrets) == 0 {
