@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -384,16 +385,23 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 		Sources: []policyv1alpha1.EgressSource{{Kind: policyv1alpha1.EgressSourceServiceAccount, Name: "web", Namespace: ns}},
 		Hosts:   []string{"payments.example.com"},
 		Ports:   []policyv1alpha1.EgressPort{{Number: 443, Protocol: policyv1alpha1.EgressProtocolHTTPS}}}}
-	mustCreate(ib, eg)
+	// Gateway API routes and a ResiliencePolicy, of a Service that is not
+	// there: the mesh writes what it made of them all the same.
+	parent := []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: "warehouse"}}
+	hr := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parent}}}
+	gr := &gwv1.GRPCRoute{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: gwv1.GRPCRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parent}}}
+	rp := &meshv1alpha1.ResiliencePolicy{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: meshv1alpha1.ResiliencePolicySpec{
+		TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Kind: "Service", Name: "warehouse"}}},
+		Resilience: meshv1alpha1.Resilience{Connections: &meshv1alpha1.ConnectionLimits{MaxRequests: ptr.To(int32(10))}}}}
+	mustCreate(ib, eg, hr, gr, rp)
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if err := k.Get(ctx, client.ObjectKeyFromObject(ib), ib); err != nil {
-			return err
+		for _, o := range []client.Object{ib, eg, hr, gr, rp} {
+			if err := k.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+				return err
+			}
 		}
-		if err := k.Get(ctx, client.ObjectKeyFromObject(eg), eg); err != nil {
-			return err
-		}
-		if ib.Status.ObservedGeneration == 0 || eg.Status.ObservedGeneration == 0 {
-			return fmt.Errorf("the policies have no status yet: %+v, %+v", ib.Status, eg.Status)
+		if ib.Status.ObservedGeneration == 0 || eg.Status.ObservedGeneration == 0 || len(hr.Status.Parents) == 0 || len(gr.Status.Parents) == 0 || len(rp.Status.Ancestors) == 0 {
+			return fmt.Errorf("the policies have no status yet: %+v, %+v, %+v, %+v, %+v", ib.Status, eg.Status, hr.Status, gr.Status, rp.Status)
 		}
 		return nil
 	})

@@ -16,7 +16,6 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes;referencegrants,verbs=get;list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes/status;grpcroutes/status,verbs=patch
 
 // RouteControllerName is the controllerName of the status.parents entries
@@ -131,7 +130,6 @@ func writeRouteStatuses(ctx context.Context, c client.Client, reports []routeRep
 	return errors.Join(errs...)
 }
 
-// +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=resiliencepolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=resiliencepolicies/status,verbs=patch
 
 // meshResilienceReports are the statuses of the ResiliencePolicies of the
