@@ -71,17 +71,11 @@ func httpRouteSource(hr *gwv1.HTTPRoute) *routeSource {
 			}
 		}
 		for j, be := range r.BackendRefs {
-			bf := fmt.Sprintf("%s.backendRefs[%d]", field, j)
-			sb := sourceBackend{field: bf, ref: be.BackendObjectReference, weight: ptrOr(be.Weight, 1)}
+			filters := make([]backendFilter, len(be.Filters))
 			for k, f := range be.Filters {
-				ff := fmt.Sprintf("%s.filters[%d]", bf, k)
-				if f.Type != gwv1.HTTPRouteFilterRequestHeaderModifier || f.RequestHeaderModifier == nil {
-					s.unsupportedf(ff, "a backend's filter may only be a RequestHeaderModifier here, not %s", f.Type)
-					continue
-				}
-				sb.headers = s.headerModifier(ff+".requestHeaderModifier", *f.RequestHeaderModifier)
+				filters[k] = backendFilter{string(f.Type), f.RequestHeaderModifier}
 			}
-			sr.backends = append(sr.backends, sb)
+			sr.backends = append(sr.backends, s.backend(fmt.Sprintf("%s.backendRefs[%d]", field, j), be.BackendRef, filters))
 		}
 		if t := r.Timeouts; t != nil {
 			sr.action.Timeout = s.duration(field+".timeouts.request", t.Request)
@@ -99,6 +93,27 @@ func httpRouteSource(hr *gwv1.HTTPRoute) *routeSource {
 		s.rules = append(s.rules, sr)
 	}
 	return s
+}
+
+// backendFilter is a filter of a backendRef, of either route kind: its
+// type and its request header modifier, the one a backend may have.
+type backendFilter struct {
+	typ     string
+	headers *gwv1.HTTPHeaderFilter
+}
+
+// backend reads a backendRef and its filters.
+func (s *routeSource) backend(field string, be gwv1.BackendRef, filters []backendFilter) sourceBackend {
+	sb := sourceBackend{field: field, ref: be.BackendObjectReference, weight: ptrOr(be.Weight, 1)}
+	for k, f := range filters {
+		ff := fmt.Sprintf("%s.filters[%d]", field, k)
+		if f.typ != string(gwv1.HTTPRouteFilterRequestHeaderModifier) || f.headers == nil {
+			s.unsupportedf(ff, "a backend's filter may only be a RequestHeaderModifier here, not %s", f.typ)
+			continue
+		}
+		sb.headers = s.headerModifier(ff+".requestHeaderModifier", *f.headers)
+	}
+	return sb
 }
 
 // grpcRouteSource reads a GRPCRoute: a method match is a match of the path
@@ -139,17 +154,11 @@ func grpcRouteSource(gr *gwv1.GRPCRoute) *routeSource {
 			}
 		}
 		for j, be := range r.BackendRefs {
-			bf := fmt.Sprintf("%s.backendRefs[%d]", field, j)
-			sb := sourceBackend{field: bf, ref: be.BackendObjectReference, weight: ptrOr(be.Weight, 1)}
+			filters := make([]backendFilter, len(be.Filters))
 			for k, f := range be.Filters {
-				ff := fmt.Sprintf("%s.filters[%d]", bf, k)
-				if f.Type != gwv1.GRPCRouteFilterRequestHeaderModifier || f.RequestHeaderModifier == nil {
-					s.unsupportedf(ff, "a backend's filter may only be a RequestHeaderModifier here, not %s", f.Type)
-					continue
-				}
-				sb.headers = s.headerModifier(ff+".requestHeaderModifier", *f.RequestHeaderModifier)
+				filters[k] = backendFilter{string(f.Type), f.RequestHeaderModifier}
 			}
-			sr.backends = append(sr.backends, sb)
+			sr.backends = append(sr.backends, s.backend(fmt.Sprintf("%s.backendRefs[%d]", field, j), be.BackendRef, filters))
 		}
 		if r.SessionPersistence != nil {
 			s.unsupportedf(field+".sessionPersistence", "session persistence is not supported")

@@ -3,7 +3,6 @@ package translate_test
 import (
 	"testing"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -48,12 +47,7 @@ func TestRoutesAsTheSpecSaysBeyondConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rc *routev3.RouteConfiguration
-	for _, r := range res.Routes {
-		if r.GetName() == translate.OutboundClusterName(mesh.ServiceKey{Namespace: "ns-0", Name: "svc-0"}, 8080) {
-			rc = r
-		}
-	}
+	rc := routeConfig(res, translate.OutboundClusterName(mesh.ServiceKey{Namespace: "ns-0", Name: "svc-0"}, 8080))
 	for _, c := range []struct {
 		path, location, forwardedPath string
 		headers                       map[string]string
