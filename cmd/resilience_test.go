@@ -22,7 +22,9 @@ import (
 // calls that carry its header (within ±5 points over 1,000 calls) and no
 // other; a delay fault delays; outlier detection ejects a failing backend
 // and the calls move to the healthy one; maxRequests fails the excess
-// calls at once; ring hash keeps each user on one backend.
+// calls at once; ring hash keeps each user on one backend; a route rule
+// naming a ResiliencePolicy (an ExtensionRef filter) injects its fault into
+// that rule's calls only.
 func TestResiliencePoliciesWithProxylessGRPC(t *testing.T) {
 	const ns = "chaos"
 	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "resilient"}, Spec: meshv1alpha1.MeshInstanceSpec{
@@ -50,12 +52,35 @@ func TestResiliencePoliciesWithProxylessGRPC(t *testing.T) {
 			FailurePercentage: ptr.To(int32(50)), MinimumRequests: ptr.To(int32(5)), Interval: "1s", BaseEjectionTime: "1m", MaxEjectionPercent: ptr.To(int32(100))}}),
 		policy("limited", meshv1alpha1.Resilience{Connections: &meshv1alpha1.ConnectionLimits{MaxRequests: ptr.To(int32(2))}}),
 		policy("sticky", meshv1alpha1.Resilience{LoadBalancer: &meshv1alpha1.LoadBalancer{Algorithm: meshv1alpha1.LoadBalancerRingHash, HashHeader: "x-user"}}),
+		// A fault for the route rule that names it: UnaryCall of routed.
+		grpcService(ns, "routed"), g.endpoints("routed", "v1", v1, "192.0.2.101"),
+		&meshv1alpha1.ResiliencePolicy{ObjectMeta: metav1.ObjectMeta{Name: "chaos", Namespace: ns}, Spec: meshv1alpha1.ResiliencePolicySpec{
+			Resilience: meshv1alpha1.Resilience{Fault: &meshv1alpha1.Fault{Abort: &meshv1alpha1.FaultAbort{GRPCStatus: ptr.To(int32(codes.FailedPrecondition)), Percent: 100}}}}},
+		&gwv1.GRPCRoute{ObjectMeta: metav1.ObjectMeta{Name: "routed", Namespace: ns}, Spec: gwv1.GRPCRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Group: ptr.To(gwv1.Group("")), Kind: ptr.To(gwv1.Kind("Service")), Name: "routed"}}},
+			Rules: []gwv1.GRPCRouteRule{
+				{Matches: []gwv1.GRPCRouteMatch{{Method: &gwv1.GRPCMethodMatch{Service: ptr.To("grpc.testing.TestService"), Method: ptr.To("UnaryCall")}}},
+					Filters:     []gwv1.GRPCRouteFilter{{Type: gwv1.GRPCRouteFilterExtensionRef, ExtensionRef: &gwv1.LocalObjectReference{Group: "mesh.openservicemesh.io", Kind: "ResiliencePolicy", Name: "chaos"}}},
+					BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "routed", Port: ptr.To(gwv1.PortNumber(grpcPort))}}}}},
+				{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "routed", Port: ptr.To(gwv1.PortNumber(grpcPort))}}}}},
+			}}},
 	)
 	g.serve("v1", v1)
 	g.serve("v2", v2)
 	g.serve("v3", v3)
 	boot := g.bootstrap(client1)
 	faulty, slow, flaky, limited, sticky := g.dial(boot, "faulty"), g.dial(boot, "slow"), g.dial(boot, "flaky"), g.dial(boot, "limited"), g.dial(boot, "sticky")
+	routed := g.dial(boot, "routed")
+
+	// A rule's fault: every UnaryCall fails FAILED_PRECONDITION, EmptyCall not.
+	testenv.Eventually(t, 60*time.Second, func() error {
+		u, _ := g.call(unary(routed))
+		e, _ := g.call(empty(routed))
+		if u != codes.FailedPrecondition || e != codes.OK {
+			return fmt.Errorf("routed: UnaryCall %s, EmptyCall %s; want FailedPrecondition, OK", u, e)
+		}
+		return nil
+	})
 
 	// Abort: 30% of the calls with x-chaos: on fail RESOURCE_EXHAUSTED.
 	testenv.Eventually(t, 60*time.Second, func() error {

@@ -255,15 +255,19 @@ type FaultAbort struct {
 }
 
 // ResiliencePolicySpec attaches resilience settings to Services of its
-// namespace.
+// namespace, or, its fault only, to the rules of routes of its namespace
+// whose filters name it (an ExtensionRef filter of group
+// mesh.openservicemesh.io, kind ResiliencePolicy).
+// +kubebuilder:validation:XValidation:rule="has(self.targetRefs) && size(self.targetRefs) > 0 || has(self.fault)",message="a ResiliencePolicy targets Services, or injects a fault for the route rules that name it"
 type ResiliencePolicySpec struct {
 	// targetRefs are the Services (group "", kind Service) the policy
 	// applies to, each with an optional sectionName naming one of its ports.
+	// A policy with none applies only where route rules name it.
 	// +listType=atomic
-	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(r, r.group == '' && r.kind == 'Service')",message="a ResiliencePolicy targets Services: group \"\", kind Service"
-	TargetRefs []gwv1.LocalPolicyTargetReferenceWithSectionName `json:"targetRefs"`
+	// +optional
+	TargetRefs []gwv1.LocalPolicyTargetReferenceWithSectionName `json:"targetRefs,omitempty"`
 
 	Resilience `json:",inline"`
 }

@@ -188,7 +188,7 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 		}, "spec.targetRefs", "a ResiliencePolicy targets Services"},
 		{"resilience policy targets nothing", func(ns string) client.Object {
 			return resiliencePolicy(ns, func(r *rp) { r.Spec.TargetRefs = nil })
-		}, "spec.targetRefs", "Required value"},
+		}, "spec", "a ResiliencePolicy targets Services, or injects a fault for the route rules that name it"},
 		{"resilience duration is not a duration", func(ns string) client.Object {
 			return resiliencePolicy(ns, func(r *rp) { r.Spec.Connections = &meshv1alpha1.ConnectionLimits{ConnectTimeout: "two seconds"} })
 		}, "spec.connections.connectTimeout", "should match"},

@@ -149,6 +149,8 @@ type Mesh struct {
 	// routeConsumers are the namespaces with consumer routes of each
 	// service port (keyed with Consumer "").
 	routeConsumers map[RouteTableKey][]string
+	// faultyPorts are the service ports a route rule injects a fault on.
+	faultyPorts map[PortKey]bool
 	// resilience are the service ports' resilience where a policy sets it;
 	// the others have the mesh's defaults.
 	resilience map[PortKey]*meshv1alpha1.Resilience

@@ -9,6 +9,8 @@ import (
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
 // RouteParentStatus is what the mesh makes of one parentRef of a route that
@@ -64,10 +66,14 @@ func (b *builder) collectRoutes() {
 	}
 	b.m.Routes = map[RouteTableKey]*RouteTable{}
 	b.m.routeConsumers = map[RouteTableKey][]string{}
+	b.m.faultyPorts = map[PortKey]bool{}
 	for key, es := range entries {
 		slices.SortFunc(es, routeOrder)
 		t := &RouteTable{Key: key}
 		for _, e := range es {
+			if e.Action.Fault != nil {
+				b.m.faultyPorts[PortKey{key.Service, key.Port}] = true
+			}
 			t.Entries = append(t.Entries, e.RouteEntry)
 			t.Routes = append(t.Routes, e.Ref.Object())
 		}
@@ -144,9 +150,22 @@ func (b *builder) routeParent(src *routeSource, i int, pr gwv1.ParentReference, 
 		}
 		return key, port, true
 	}
+	// The faults the rules' ExtensionRef filters name, all before any entry.
+	faults := make([]*meshv1alpha1.Fault, len(src.rules))
+	for ri, r := range src.rules {
+		if r.faultPolicy == "" {
+			continue
+		}
+		rp := b.resiliencePolicy(ns, r.faultPolicy)
+		if rp == nil || rp.Spec.Fault == nil {
+			return reject(gwv1.RouteReasonUnsupportedValue, "spec.rules[%d]: ResiliencePolicy %s/%s, which its ExtensionRef filter names, does not exist or injects no fault", ri, ns, r.faultPolicy)
+		}
+		faults[ri] = rp.Spec.Fault
+	}
 	created := src.obj.GetCreationTimestamp().Time
 	for ri, r := range src.rules {
 		action := r.action
+		action.Fault = faults[ri]
 		for _, sb := range r.backends {
 			key, port, ok := resolve(sb.field, sb.ref)
 			action.Backends = append(action.Backends, RouteBackend{Service: key, Port: port, Weight: uint32(max(sb.weight, 0)), RequestHeaders: sb.headers, Invalid: !ok})
@@ -268,4 +287,14 @@ func (b *builder) splitsUnderRoutes() {
 			}
 		}
 	}
+}
+
+// resiliencePolicy is the ResiliencePolicy ns/name, or nil.
+func (b *builder) resiliencePolicy(ns, name string) *meshv1alpha1.ResiliencePolicy {
+	for _, p := range b.in.ResiliencePolicies {
+		if p.Namespace == ns && p.Name == name && p.DeletionTimestamp == nil {
+			return p
+		}
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
 // The model of Gateway API routes for mesh traffic (GAMMA): HTTPRoutes and
@@ -105,6 +107,9 @@ type RouteAction struct {
 	// each try. Zero is no timeout.
 	Timeout, BackendTimeout time.Duration
 	Retry                   *Retry
+	// Fault is the fault of the ResiliencePolicy an ExtensionRef filter of
+	// the rule names, injected into the requests the rule matches.
+	Fault *meshv1alpha1.Fault
 }
 
 // RouteBackend is a service port a rule sends a share of its requests to.
@@ -183,6 +188,12 @@ func (m *Mesh) RouteTable(namespace string, s ServiceKey, port int32) *RouteTabl
 		return t
 	}
 	return m.Routes[RouteTableKey{s, port, ""}]
+}
+
+// RoutesInjectFaults says whether a rule of a route table of port of s,
+// for any callers, injects a fault of its own.
+func (m *Mesh) RoutesInjectFaults(s ServiceKey, port int32) bool {
+	return m.faultyPorts[PortKey{s, port}]
 }
 
 // RouteConsumers are the namespaces with consumer routes of port of s, sorted.

@@ -8,6 +8,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
 // routeSource is a route object of either kind read into one form: its
@@ -24,7 +26,10 @@ type routeSource struct {
 }
 
 type sourceRule struct {
-	name     string
+	name string
+	// faultPolicy names the ResiliencePolicy whose fault the rule injects
+	// (an ExtensionRef filter), "" for none.
+	faultPolicy string
 	matches  []RouteMatch
 	action   RouteAction // without Backends and Mirrors, which resolve per parent
 	backends []sourceBackend
@@ -149,6 +154,8 @@ func grpcRouteSource(gr *gwv1.GRPCRoute) *routeSource {
 				sr.action.ResponseHeaders = s.headerModifier(ff+".responseHeaderModifier", *f.ResponseHeaderModifier)
 			case f.Type == gwv1.GRPCRouteFilterRequestMirror && f.RequestMirror != nil:
 				sr.mirrors = append(sr.mirrors, s.mirror(ff+".requestMirror", *f.RequestMirror))
+			case f.Type == gwv1.GRPCRouteFilterExtensionRef && f.ExtensionRef != nil:
+				s.extensionRef(ff+".extensionRef", *f.ExtensionRef, &sr)
 			default:
 				s.unsupportedf(ff, "filter %s is not supported", f.Type)
 			}
@@ -280,12 +287,28 @@ func (s *routeSource) httpFilter(field string, f gwv1.HTTPRouteFilter, sr *sourc
 		sr.action.Rewrite = &Rewrite{Host: string(ptrOr(f.URLRewrite.Hostname)), Path: s.pathModifier(field+".urlRewrite.path", f.URLRewrite.Path)}
 	case f.Type == gwv1.HTTPRouteFilterRequestMirror && f.RequestMirror != nil:
 		sr.mirrors = append(sr.mirrors, s.mirror(field+".requestMirror", *f.RequestMirror))
+	case f.Type == gwv1.HTTPRouteFilterExtensionRef && f.ExtensionRef != nil:
+		s.extensionRef(field+".extensionRef", *f.ExtensionRef, sr)
 	default:
 		s.unsupportedf(field, "filter %s is not supported", f.Type)
 	}
 	if sr.action.Redirect != nil && sr.action.Rewrite != nil {
 		s.unsupportedf(field, "a rule may not both redirect and rewrite")
 	}
+}
+
+// extensionRef reads an ExtensionRef filter: a ResiliencePolicy of the
+// route's namespace, whose fault the rule injects.
+func (s *routeSource) extensionRef(field string, ref gwv1.LocalObjectReference, sr *sourceRule) {
+	if ref.Group != gwv1.Group(meshv1alpha1.GroupVersion.Group) || ref.Kind != "ResiliencePolicy" {
+		s.unsupportedf(field, "%s %s of group %q is not an extension the mesh has (a ResiliencePolicy of group %s)", ref.Kind, ref.Name, ref.Group, meshv1alpha1.GroupVersion.Group)
+		return
+	}
+	if sr.faultPolicy != "" {
+		s.unsupportedf(field, "a rule names one ResiliencePolicy at most")
+		return
+	}
+	sr.faultPolicy = string(ref.Name)
 }
 
 func (s *routeSource) pathModifier(field string, p *gwv1.HTTPPathModifier) PathRewrite {

@@ -49,7 +49,7 @@ func (t *translator) grpcClient() {
 			hcm := &hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}}
 			// The connection manager only carries the filters and routes of an
 			// API listener; its stat prefix and codec mean nothing to gRPC.
-			f := t.httpConnectionManager(name, hcm, t.grpcFaults(res, rc))
+			f := t.httpConnectionManager(name, hcm, t.grpcFaults(res, rc, s.Key, p.Port))
 			t.out.Listeners = append(t.out.Listeners, &listenerv3.Listener{
 				Name:        name,
 				ApiListener: &listenerv3.ApiListener{ApiListener: f.GetTypedConfig()},

@@ -143,7 +143,7 @@ func (t *translator) outboundChain(chainName string, s *mesh.Service, p mesh.Por
 	if p.Protocol.IsHTTP() {
 		fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(&hcmv3.HttpConnectionManager{
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: name}},
-		}), t.faultFilter(t.view.Mesh.Resilience(s.Key, p.Port)))}
+		}), t.routeFaultFilter(t.view.Mesh.Resilience(s.Key, p.Port), s.Key, p.Port))}
 	} else {
 		fc.Filters = []*listenerv3.Filter{t.tcpProxy(name, t.clusterTargets(s, p))}
 	}

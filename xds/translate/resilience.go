@@ -156,9 +156,9 @@ const faultFilterName = "envoy.filters.http.fault"
 // filter injects nothing, and a copy of each route, before it, matching
 // the headers too, injects the faults (per-route filter config, which gRPC
 // reads).
-func (t *translator) grpcFaults(r *meshv1alpha1.Resilience, rc *routev3.RouteConfiguration) *hcmv3.HttpFilter {
+func (t *translator) grpcFaults(r *meshv1alpha1.Resilience, rc *routev3.RouteConfiguration, s mesh.ServiceKey, port int32) *hcmv3.HttpFilter {
 	if r == nil || r.Fault == nil || len(r.Fault.Headers) == 0 {
-		return t.faultFilter(r)
+		return t.routeFaultFilter(r, s, port)
 	}
 	cfg := faultConfig(r.Fault)
 	selected := cfg.Headers
@@ -166,6 +166,10 @@ func (t *translator) grpcFaults(r *meshv1alpha1.Resilience, rc *routev3.RouteCon
 	for _, vh := range rc.GetVirtualHosts() {
 		var routes []*routev3.Route
 		for _, rt := range vh.Routes {
+			if _, own := rt.TypedPerFilterConfig[faultFilterName]; own {
+				routes = append(routes, rt) // the rule's fault replaces the Service's
+				continue
+			}
 			faulty := proto.Clone(rt).(*routev3.Route)
 			faulty.Name = cmp.Or(rt.Name, "default") + "|fault"
 			faulty.Match.Headers = append(faulty.Match.Headers, selected...)
@@ -175,6 +179,42 @@ func (t *translator) grpcFaults(r *meshv1alpha1.Resilience, rc *routev3.RouteCon
 		vh.Routes = routes
 	}
 	return &hcmv3.HttpFilter{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&faultv3.HTTPFault{})}}
+}
+
+// routeFault is route r injecting f (a rule's fault, from the
+// ResiliencePolicy its ExtensionRef filter names) as per-route config of
+// the fault filter, which replaces the Service's fault there. gRPC applies
+// it whatever the headers, so for gRPC a fault selected by headers is a
+// copy of r, before it, that also matches them, and r itself injects none.
+func (t *translator) routeFault(r *routev3.Route, f *meshv1alpha1.Fault, grpc bool) []*routev3.Route {
+	if f == nil {
+		return []*routev3.Route{r}
+	}
+	cfg := faultConfig(f)
+	if !grpc || len(cfg.Headers) == 0 {
+		r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: t.any(cfg)}
+		return []*routev3.Route{r}
+	}
+	faulty := proto.Clone(r).(*routev3.Route)
+	faulty.Name = cmp.Or(r.Name, "default") + "|fault"
+	faulty.Match.Headers = append(faulty.Match.Headers, cfg.Headers...)
+	cfg.Headers = nil
+	faulty.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: t.any(cfg)}
+	r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: t.any(&faultv3.HTTPFault{})}
+	return []*routev3.Route{faulty, r}
+}
+
+// routeFaultFilter is the fault filter of the connection manager of a
+// service port: the Service's faults, or none but what the routes' own
+// per-route config injects, or no filter.
+func (t *translator) routeFaultFilter(r *meshv1alpha1.Resilience, s mesh.ServiceKey, port int32) *hcmv3.HttpFilter {
+	if f := t.faultFilter(r); f != nil {
+		return f
+	}
+	if t.view.Mesh.RoutesInjectFaults(s, port) {
+		return &hcmv3.HttpFilter{Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: t.any(&faultv3.HTTPFault{})}}
+	}
+	return nil
 }
 
 // faultConfig is the fault filter's config of faults fl.

@@ -35,7 +35,7 @@ func (t *translator) routeTable(name string, table *mesh.RouteTable, grpc bool) 
 		if r == nil {
 			continue
 		}
-		vh.Routes = append(vh.Routes, r)
+		vh.Routes = append(vh.Routes, t.routeFault(r, e.Action.Fault, grpc)...)
 		m := e.Match
 		if m.PathKind == mesh.PathPrefix && m.Path == "/" && m.Method == "" && len(m.Headers) == 0 && len(m.Query) == 0 {
 			catchAll = true
