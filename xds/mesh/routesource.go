@@ -30,10 +30,10 @@ type sourceRule struct {
 	// faultPolicy names the ResiliencePolicy whose fault the rule injects
 	// (an ExtensionRef filter), "" for none.
 	faultPolicy string
-	matches  []RouteMatch
-	action   RouteAction // without Backends and Mirrors, which resolve per parent
-	backends []sourceBackend
-	mirrors  []sourceMirror
+	matches     []RouteMatch
+	action      RouteAction // without Backends and Mirrors, which resolve per parent
+	backends    []sourceBackend
+	mirrors     []sourceMirror
 }
 
 type sourceBackend struct {
