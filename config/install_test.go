@@ -58,8 +58,8 @@ func TestInstallManifests(t *testing.T) {
 			t.Errorf("%s: %v, want %v", kind, got, want)
 		}
 	}
-	if n := len(kinds["CustomResourceDefinition"]); n != 13 {
-		t.Errorf("%d CRDs, want 13 (4 of the mesh API, 2 of the policy API, 4 of SMI, 3 of Gateway API)", n)
+	if n := len(kinds["CustomResourceDefinition"]); n != 15 {
+		t.Errorf("%d CRDs, want 15 (4 of the mesh API, 4 of the policy API, 4 of SMI, 3 of Gateway API)", n)
 	}
 	for _, name := range []string{"httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io", "referencegrants.gateway.networking.k8s.io"} {
 		if !slices.Contains(kinds["CustomResourceDefinition"], name) {

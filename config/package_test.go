@@ -155,8 +155,8 @@ func TestOLMBundle(t *testing.T) {
 		}
 	}
 	csv := bundle.CSV
-	if len(csv.Spec.CustomResourceDefinitions.Owned) != 10 || len(bundle.V1CRDs) != 10 {
-		t.Errorf("%d owned CRDs described, %d in the bundle; want 10", len(csv.Spec.CustomResourceDefinitions.Owned), len(bundle.V1CRDs))
+	if len(csv.Spec.CustomResourceDefinitions.Owned) != 12 || len(bundle.V1CRDs) != 12 {
+		t.Errorf("%d owned CRDs described, %d in the bundle; want 12", len(csv.Spec.CustomResourceDefinitions.Owned), len(bundle.V1CRDs))
 	}
 	if len(csv.Spec.WebhookDefinitions) != 6 {
 		t.Errorf("%d webhooks, want the injector and 5 validators", len(csv.Spec.WebhookDefinitions))

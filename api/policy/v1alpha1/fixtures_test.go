@@ -58,3 +58,68 @@ func smiRoutes(name string) policyv1alpha1.MatchReference {
 func upstreamSetting(name string) policyv1alpha1.MatchReference {
 	return policyv1alpha1.MatchReference{APIGroup: policyv1alpha1.PolicyGroupVersion, Kind: policyv1alpha1.KindUpstreamTrafficSetting, Name: name}
 }
+
+func upstreamTrafficSetting(ns string, opts ...func(*policyv1alpha1.UpstreamTrafficSetting)) *policyv1alpha1.UpstreamTrafficSetting {
+	u := &policyv1alpha1.UpstreamTrafficSetting{
+		ObjectMeta: metav1.ObjectMeta{Name: "httpbin", Namespace: ns},
+		Spec: policyv1alpha1.UpstreamTrafficSettingSpec{
+			Host: "httpbin.httpbin.svc.cluster.local",
+			ConnectionSettings: &policyv1alpha1.ConnectionSettings{
+				TCP:  &policyv1alpha1.TCPConnectionSettings{MaxConnections: ptr[int64](100), ConnectTimeout: "5s"},
+				HTTP: &policyv1alpha1.HTTPConnectionSettings{MaxPendingRequests: ptr[int64](10), MaxRetries: ptr[int64](3)},
+			},
+			RateLimit: &policyv1alpha1.RateLimitSpec{
+				Local: &policyv1alpha1.LocalRateLimit{
+					TCP:  &policyv1alpha1.TCPLocalRateLimit{Connections: 100, Unit: policyv1alpha1.RateLimitPerMinute},
+					HTTP: &policyv1alpha1.HTTPLocalRateLimit{Requests: 10, Unit: policyv1alpha1.RateLimitPerSecond, Burst: 5},
+				},
+			},
+			HTTPRoutes: []policyv1alpha1.HTTPRouteSetting{{
+				Path: "/get",
+				RateLimit: &policyv1alpha1.HTTPRouteRateLimit{
+					Local: &policyv1alpha1.HTTPLocalRateLimit{Requests: 3, Unit: policyv1alpha1.RateLimitPerMinute},
+				},
+			}},
+		},
+	}
+	for _, o := range opts {
+		o(u)
+	}
+	return u
+}
+
+// globalRateLimit is a valid global rate limit of HTTP requests by caller
+// address, for the cases to change.
+func globalRateLimit() *policyv1alpha1.GlobalRateLimit {
+	return &policyv1alpha1.GlobalRateLimit{
+		HTTP: &policyv1alpha1.HTTPGlobalRateLimit{
+			RateLimitService: policyv1alpha1.RateLimitService{Host: "ratelimit.rls.svc.cluster.local", Port: 8081},
+			Domain:           "httpbin",
+			Descriptors: []policyv1alpha1.HTTPRateLimitDescriptor{{Entries: []policyv1alpha1.HTTPRateLimitDescriptorEntry{
+				{RemoteAddress: &policyv1alpha1.RemoteAddressDescriptorEntry{}},
+			}}},
+		},
+	}
+}
+
+func retry(ns string, opts ...func(*policyv1alpha1.Retry)) *policyv1alpha1.Retry {
+	r := &policyv1alpha1.Retry{
+		ObjectMeta: metav1.ObjectMeta{Name: "retry", Namespace: ns},
+		Spec: policyv1alpha1.RetrySpec{
+			Source: policyv1alpha1.RetrySource{Kind: policyv1alpha1.RetrySourceServiceAccount, Name: "bookbuyer", Namespace: "bookbuyer"},
+			Destinations: []policyv1alpha1.RetryDestination{
+				{Kind: policyv1alpha1.RetryDestinationService, Name: "bookstore", Namespace: "bookstore-v1"},
+				{Kind: policyv1alpha1.RetryDestinationService, Name: "bookstore", Namespace: "bookstore-v2"},
+			},
+			RetryPolicy: policyv1alpha1.RetryPolicySpec{
+				RetryOn: "5xx", PerTryTimeout: "3s", NumRetries: ptr[int64](3), RetryBackoffBaseInterval: "1s",
+			},
+		},
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,8 +1,15 @@
 // Package v1alpha1 holds the policy.openservicemesh.io/v1alpha1 API:
 // IngressBackend, which lets callers outside the mesh (an ingress
-// controller, a load balancer, an address range) reach meshed Services, and
+// controller, a load balancer, an address range) reach meshed Services;
 // Egress, which lets meshed workloads reach destinations outside the mesh by
-// host name, address range and port.
+// host name, address range and port; UpstreamTrafficSetting, the connection
+// limits and the local or global rate limits of one host (a Service, or an
+// Egress destination) and of its HTTP routes; and Retry, which lets the
+// workloads of a service account retry failed HTTP requests to Services.
+//
+// UpstreamTrafficSetting.Resilience and Retry.Policy read the last two in the
+// terms of the mesh's own model (api/v1alpha1's Resilience, which a
+// ResiliencePolicy attaches to Services), and say what does not map.
 //
 // The kinds, their group and their fields are those of Open Service Mesh, so
 // that manifests written for OSM apply unchanged. Where OSM checked a value

@@ -30,8 +30,10 @@ func TestKubectlNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]metav1.APIResource{
-		"ingressbackends": {Kind: "IngressBackend", SingularName: "ingressbackend", Namespaced: true, ShortNames: []string{"ib"}, Categories: []string{"osm", "osm-policy"}},
-		"egresses":        {Kind: "Egress", SingularName: "egress", Namespaced: true, Categories: []string{"osm", "osm-policy"}},
+		"ingressbackends":         {Kind: "IngressBackend", SingularName: "ingressbackend", Namespaced: true, ShortNames: []string{"ib"}, Categories: []string{"osm", "osm-policy"}},
+		"egresses":                {Kind: "Egress", SingularName: "egress", Namespaced: true, Categories: []string{"osm", "osm-policy"}},
+		"upstreamtrafficsettings": {Kind: "UpstreamTrafficSetting", SingularName: "upstreamtrafficsetting", Namespaced: true, Categories: []string{"osm", "osm-policy"}},
+		"retries":                 {Kind: "Retry", SingularName: "retry", Namespaced: true, Categories: []string{"osm", "osm-policy"}},
 	}
 	for _, r := range list.APIResources {
 		w, ok := want[r.Name]
@@ -64,6 +66,15 @@ func TestKubectlGetColumns(t *testing.T) {
 	}
 	e := egress(ns, func(e *eg) { e.Spec.Hosts = []string{"httpbin.org", "*.example.com"} })
 	create(t, e)
+	u := upstreamTrafficSetting(ns)
+	create(t, u)
+	u.Status = policyv1alpha1.UpstreamTrafficSettingStatus{CurrentStatus: "committed", ObservedGeneration: u.Generation,
+		Conditions: []metav1.Condition{ready(u.Generation)}}
+	if err := c.Status().Update(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	r := retry(ns, func(r *policyv1alpha1.Retry) { r.Spec.RetryPolicy.RetryOn = "5xx,reset" })
+	create(t, r)
 
 	for _, tc := range []struct {
 		resource string
@@ -71,6 +82,8 @@ func TestKubectlGetColumns(t *testing.T) {
 	}{
 		{"ingressbackends", map[string]any{"Name": "bookstore", "Status": "committed", "Ready": "True"}},
 		{"egresses", map[string]any{"Name": "httpbin", "Hosts": `["httpbin.org","*.example.com"]`, "IP Ranges": `["203.0.113.0/24"]`, "Ready": nil}},
+		{"upstreamtrafficsettings", map[string]any{"Name": "httpbin", "Host": "httpbin.httpbin.svc.cluster.local", "Status": "committed", "Ready": "True"}},
+		{"retries", map[string]any{"Name": "retry", "Source": "bookbuyer", "Retry On": "5xx,reset", "Retries": float64(3), "Ready": nil}},
 	} {
 		t.Run(tc.resource, func(t *testing.T) {
 			table := getTable(t, fmt.Sprintf("/apis/%s/namespaces/%s/%s", policyv1alpha1.GroupVersion, ns, tc.resource))

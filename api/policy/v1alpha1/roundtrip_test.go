@@ -42,11 +42,12 @@ func plain(t *testing.T, v any) any {
 	return out
 }
 
-// TestOSMManifestsApplyUnchanged sends an OSM user's IngressBackend and
-// Egress, every field set, to the API server, and checks that the server
-// keeps every field as written, that the Go types decode it strictly (no
-// field unknown to them) and encode it back unchanged, and that the status
-// the operator writes is kept and read by kstatus as Flux reads it.
+// TestOSMManifestsApplyUnchanged sends an OSM user's IngressBackend, Egress,
+// UpstreamTrafficSetting and Retry, every field set, to the API server, and
+// checks that the server keeps every field as written, that the Go types
+// decode it strictly (no field unknown to them) and encode it back
+// unchanged, and that the status the operator writes is kept and read by
+// kstatus as Flux reads it.
 func TestOSMManifestsApplyUnchanged(t *testing.T) {
 	for _, tc := range []struct {
 		file  string
@@ -64,6 +65,20 @@ func TestOSMManifestsApplyUnchanged(t *testing.T) {
 		}},
 		{"egress.yaml", &policyv1alpha1.Egress{}, func(o client.Object, g int64) {
 			o.(*policyv1alpha1.Egress).Status = policyv1alpha1.EgressStatus{
+				ObservedGeneration: g,
+				Conditions:         []metav1.Condition{ready(g)},
+			}
+		}},
+		{"upstreamtrafficsetting.yaml", &policyv1alpha1.UpstreamTrafficSetting{}, func(o client.Object, g int64) {
+			o.(*policyv1alpha1.UpstreamTrafficSetting).Status = policyv1alpha1.UpstreamTrafficSettingStatus{
+				CurrentStatus:      "committed",
+				Reason:             "successfully committed by the system",
+				ObservedGeneration: g,
+				Conditions:         []metav1.Condition{ready(g)},
+			}
+		}},
+		{"retry.yaml", &policyv1alpha1.Retry{}, func(o client.Object, g int64) {
+			o.(*policyv1alpha1.Retry).Status = policyv1alpha1.RetryStatus{
 				ObservedGeneration: g,
 				Conditions:         []metav1.Condition{ready(g)},
 			}

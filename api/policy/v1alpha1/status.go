@@ -2,7 +2,7 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-// Both kinds carry the conditions of the mesh API (Ready, Reconciling,
+// Every kind carries the conditions of the mesh API (Ready, Reconciling,
 // Stalled; see api/v1alpha1's Condition* constants) and the generation they
 // describe, so the operator's shared status setters and kstatus read them as
 // they read a MeshInstance.
@@ -19,7 +19,19 @@ func (b *IngressBackend) StatusConditions() *[]metav1.Condition { return &b.Stat
 // SetObservedGeneration records the generation the status describes.
 func (b *IngressBackend) SetObservedGeneration(g int64) { b.Status.ObservedGeneration = g }
 
-// Reasons of the Ready condition of an IngressBackend or an Egress.
+// StatusConditions returns the conditions of the status, for shared setters.
+func (u *UpstreamTrafficSetting) StatusConditions() *[]metav1.Condition { return &u.Status.Conditions }
+
+// SetObservedGeneration records the generation the status describes.
+func (u *UpstreamTrafficSetting) SetObservedGeneration(g int64) { u.Status.ObservedGeneration = g }
+
+// StatusConditions returns the conditions of the status, for shared setters.
+func (r *Retry) StatusConditions() *[]metav1.Condition { return &r.Status.Conditions }
+
+// SetObservedGeneration records the generation the status describes.
+func (r *Retry) SetObservedGeneration(g int64) { r.Status.ObservedGeneration = g }
+
+// Reasons of the Ready condition of the policies of this package.
 const (
 	// ReasonNamespaceNotInMesh: the policy's namespace is a member of no
 	// mesh, so no mesh reads the policy and it has no effect.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
@@ -14,6 +15,8 @@ import (
 
 type ib = policyv1alpha1.IngressBackend
 type eg = policyv1alpha1.Egress
+type uts = policyv1alpha1.UpstreamTrafficSetting
+type rt = policyv1alpha1.Retry
 
 // invalidCase is a policy the API server must refuse (testenv.Invalid).
 type invalidCase testenv.Invalid
@@ -196,6 +199,190 @@ func TestAPIServerRejectsInvalidPolicies(t *testing.T) {
 		{"match of a name that is no object name", func(ns string) client.Object {
 			return egress(ns, func(e *eg) { e.Spec.Matches = []policyv1alpha1.MatchReference{smiRoutes("GET /status")} })
 		}, "spec.matches[0].name", "should match"},
+
+		// UpstreamTrafficSetting
+		{"no host", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.Host = "" })
+		}, "spec.host", "at least 1 chars long"},
+		{"host of one label, which OSM's webhook refused", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.Host = "httpbin" })
+		}, "spec.host", "host must be a fully qualified DNS name"},
+		{"setting host that is a URL", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.Host = "http://httpbin.org" })
+		}, "spec.host", "host must be a fully qualified DNS name"},
+		{"setting host with a port", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.Host = "httpbin.httpbin.svc.cluster.local:14001" })
+		}, "spec.host", "host must be a fully qualified DNS name"},
+		{"negative maxConnections", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.ConnectionSettings.TCP.MaxConnections = ptr[int64](-1) })
+		}, "spec.connectionSettings.tcp.maxConnections", "greater than or equal to 0"},
+		{"maxRetries above 2^32 - 1", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.ConnectionSettings.HTTP.MaxRetries = ptr[int64](1 << 32) })
+		}, "spec.connectionSettings.http.maxRetries", "less than or equal to 4294967295"},
+		{"connectTimeout that is no duration", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.ConnectionSettings.TCP.ConnectTimeout = "5 seconds" })
+		}, "spec.connectionSettings.tcp.connectTimeout", "should match"},
+		{"negative connectTimeout", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.ConnectionSettings.TCP.ConnectTimeout = "-1s" })
+		}, "spec.connectionSettings.tcp.connectTimeout", "should match"},
+		{"connectTimeout of zero, which Envoy refuses", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.ConnectionSettings.TCP.ConnectTimeout = "0s" })
+		}, "spec.connectionSettings.tcp.connectTimeout", "connectTimeout must be more than zero"},
+		{"rate limit per day", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.HTTP.Unit = "day" })
+		}, "spec.rateLimit.local.http.unit", "Unsupported value"},
+		{"rate limit unit in capitals", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.TCP.Unit = "Minute" })
+		}, "spec.rateLimit.local.tcp.unit", "Unsupported value"},
+		{"rate limit without a unit, which OSM's controller refused", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.TCP.Unit = "" })
+		}, "spec.rateLimit.local.tcp.unit", "Unsupported value"},
+		{"no connections per unit", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.TCP.Connections = 0 })
+		}, "spec.rateLimit.local.tcp.connections", "greater than or equal to 1"},
+		{"no requests per unit", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.HTTP.Requests = 0 })
+		}, "spec.rateLimit.local.http.requests", "greater than or equal to 1"},
+		{"negative burst", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.HTTP.Burst = -1 })
+		}, "spec.rateLimit.local.http.burst", "greater than or equal to 0"},
+		{"responseStatusCode 200", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.HTTP.ResponseStatusCode = 200 })
+		}, "spec.rateLimit.local.http.responseStatusCode", "greater than or equal to 400"},
+		{"responseStatusCode 600", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.HTTP.ResponseStatusCode = 600 })
+		}, "spec.rateLimit.local.http.responseStatusCode", "less than or equal to 599"},
+		{"responseStatusCode 418, which Envoy does not name and OSM's webhook refused", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Local.HTTP.ResponseStatusCode = 418 })
+		}, "spec.rateLimit.local.http.responseStatusCode", "responseStatusCode must be an HTTP error status Envoy knows"},
+		{"route responseStatusCode 509", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.HTTPRoutes[0].RateLimit.Local.ResponseStatusCode = 509 })
+		}, "spec.httpRoutes[0].rateLimit.local.responseStatusCode", "responseStatusCode must be an HTTP error status Envoy knows"},
+		{"response header that is no header name", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Local.HTTP.ResponseHeadersToAdd = []policyv1alpha1.HTTPHeaderValue{{Name: "x rate limited", Value: "true"}}
+			})
+		}, "spec.rateLimit.local.http.responseHeadersToAdd[0].name", "should match"},
+		{"response header value with a line break", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Local.HTTP.ResponseHeadersToAdd = []policyv1alpha1.HTTPHeaderValue{{Name: "x-limited", Value: "yes\r\nset-cookie: a=b"}}
+			})
+		}, "spec.rateLimit.local.http.responseHeadersToAdd[0].value", "should match"},
+		{"response header without a value", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Local.HTTP.ResponseHeadersToAdd = []policyv1alpha1.HTTPHeaderValue{{Name: "x-limited"}}
+			})
+		}, "spec.rateLimit.local.http.responseHeadersToAdd[0].value", "at least 1 chars long"},
+		{"route without a path", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.HTTPRoutes[0].Path = "" })
+		}, "spec.httpRoutes[0].path", "at least 1 chars long"},
+		{"a route path twice", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.HTTPRoutes = append(u.Spec.HTTPRoutes, u.Spec.HTTPRoutes[0]) })
+		}, "spec.httpRoutes[1]", "Duplicate value"},
+		{"global rate limit without a domain", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = globalRateLimit()
+				u.Spec.RateLimit.Global.HTTP.Domain = ""
+			})
+		}, "spec.rateLimit.global.http.domain", "at least 1 chars long"},
+		{"rate limit service on port 0", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = globalRateLimit()
+				u.Spec.RateLimit.Global.HTTP.RateLimitService.Port = 0
+			})
+		}, "spec.rateLimit.global.http.rateLimitService.port", "greater than or equal to 1"},
+		{"rate limit service that is a URL", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = globalRateLimit()
+				u.Spec.RateLimit.Global.HTTP.RateLimitService.Host = "grpc://ratelimit:8081"
+			})
+		}, "spec.rateLimit.global.http.rateLimitService.host", "the rate limit service's host must be a DNS name"},
+		{"global TCP rate limit without descriptors", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = &policyv1alpha1.GlobalRateLimit{TCP: &policyv1alpha1.TCPGlobalRateLimit{
+					RateLimitService: globalRateLimit().HTTP.RateLimitService, Domain: "test",
+					Descriptors: []policyv1alpha1.TCPRateLimitDescriptor{},
+				}}
+			})
+		}, "spec.rateLimit.global.tcp.descriptors", "should have at least 1 items"},
+		{"global rate limit timeout that is no duration", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = globalRateLimit()
+				u.Spec.RateLimit.Global.HTTP.Timeout = "20"
+			})
+		}, "spec.rateLimit.global.http.timeout", "should match"},
+		{"descriptor entry of two kinds", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = globalRateLimit()
+				u.Spec.RateLimit.Global.HTTP.Descriptors[0].Entries[0].GenericKey = &policyv1alpha1.GenericKeyDescriptorEntry{Value: "v"}
+			})
+		}, "spec.rateLimit.global.http.descriptors[0].entries[0]", "a descriptor entry has exactly one of"},
+		{"descriptor entry of no kind", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = globalRateLimit()
+				u.Spec.RateLimit.Global.HTTP.Descriptors[0].Entries[0] = policyv1alpha1.HTTPRateLimitDescriptorEntry{}
+			})
+		}, "spec.rateLimit.global.http.descriptors[0].entries[0]", "a descriptor entry has exactly one of"},
+		{"header match with an exact value and a prefix", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Global = globalRateLimit()
+				u.Spec.RateLimit.Global.HTTP.Descriptors[0].Entries[0] = policyv1alpha1.HTTPRateLimitDescriptorEntry{
+					HeaderValueMatch: &policyv1alpha1.HeaderValueMatchDescriptorEntry{Value: "v",
+						Headers: []policyv1alpha1.HTTPHeaderMatcher{{Name: "x-user", Exact: "a", Prefix: "b"}}},
+				}
+			})
+		}, "spec.rateLimit.global.http.descriptors[0].entries[0].headerValueMatch.headers[0]", "a header match has exactly one of"},
+		{"route's global descriptor without entries", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.HTTPRoutes[0].RateLimit.Global = &policyv1alpha1.HTTPRouteGlobalRateLimit{
+					Descriptors: []policyv1alpha1.HTTPRateLimitDescriptor{{Entries: []policyv1alpha1.HTTPRateLimitDescriptorEntry{}}},
+				}
+			})
+		}, "spec.httpRoutes[0].rateLimit.global.descriptors[0].entries", "should have at least 1 items"},
+
+		// Retry
+		{"retry source of an unknown kind", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.Source.Kind = "Service" })
+		}, "spec.source.kind", "Unsupported value"},
+		{"retry source without a namespace", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.Source.Namespace = "" })
+		}, "spec.source.namespace", "at least 1 chars long"},
+		{"destination that is a service account, which OSM's controller ignored", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.Destinations[1].Kind = "ServiceAccount" })
+		}, "spec.destinations[1].kind", "Unsupported value"},
+		{"destination that is no Service name", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.Destinations[0].Name = "Book_Store" })
+		}, "spec.destinations[0].name", "should match"},
+		{"destination without a namespace", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.Destinations[0].Namespace = "" })
+		}, "spec.destinations[0].namespace", "at least 1 chars long"},
+		{"no destinations", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.Destinations = []policyv1alpha1.RetryDestination{} })
+		}, "spec.destinations", "should have at least 1 items"},
+		{"a destination twice", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.Destinations[1] = r.Spec.Destinations[0] })
+		}, "spec.destinations[1]", "Duplicate value"},
+		{"no retryOn", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy.RetryOn = "" })
+		}, "spec.retryPolicy.retryOn", "at least 1 chars long"},
+		{"retryOn a condition Envoy does not know", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy.RetryOn = "5xx,timeout" })
+		}, "spec.retryPolicy.retryOn", "retryOn must be Envoy retry conditions"},
+		{"retryOn with a space after the comma, which Envoy would not read", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy.RetryOn = "5xx, reset" })
+		}, "spec.retryPolicy.retryOn", "retryOn must be Envoy retry conditions"},
+		{"retryOn in capitals", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy.RetryOn = "5XX" })
+		}, "spec.retryPolicy.retryOn", "retryOn must be Envoy retry conditions"},
+		{"negative numRetries", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy.NumRetries = ptr[int64](-1) })
+		}, "spec.retryPolicy.numRetries", "greater than or equal to 0"},
+		{"perTryTimeout that is no duration", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy.PerTryTimeout = "3" })
+		}, "spec.retryPolicy.perTryTimeout", "should match"},
+		{"backoff of zero, which Envoy refuses", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy.RetryBackoffBaseInterval = "0.000s" })
+		}, "spec.retryPolicy.retryBackoffBaseInterval", "retryBackoffBaseInterval must be more than zero"},
 	}
 	testenv.ExpectInvalid(t, c, newNamespace(t), cases)
 }
@@ -261,6 +448,53 @@ func TestAPIServerAcceptsWhatOSMAccepts(t *testing.T) {
 					smiRoutes("get"), smiRoutes("post"),
 					{APIGroup: "policy.openservicemesh.io", Kind: "UpstreamTrafficSetting", Name: "limits"},
 				}
+			})
+		}},
+		{"the examples of OSM's guides, every field of the rate limits set", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.RateLimit.Global = globalRateLimit() })
+		}},
+		{"an external host, as an Egress matches it", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) { u.Spec.Host = "httpbin.org" })
+		}},
+		{"limits of 0, which OSM accepted", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.ConnectionSettings.TCP.MaxConnections = ptr[int64](0)
+				u.Spec.ConnectionSettings.HTTP = &policyv1alpha1.HTTPConnectionSettings{
+					MaxRequests: ptr[int64](0), MaxRequestsPerConnection: ptr[int64](0), MaxPendingRequests: ptr[int64](0), MaxRetries: ptr[int64](0),
+				}
+			})
+		}},
+		{"limits of 2^32 - 1, OSM's defaults", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.ConnectionSettings.TCP.MaxConnections = ptr[int64](4294967295)
+				u.Spec.RateLimit.Local.HTTP.Requests = 4294967295
+			})
+		}},
+		{"every status code Envoy names from 400 to 599", func(ns string) client.Object {
+			return upstreamTrafficSetting(ns, func(u *uts) {
+				u.Spec.RateLimit.Local.HTTP.ResponseStatusCode = 431
+				u.Spec.HTTPRoutes[0].RateLimit.Local.ResponseStatusCode = 511
+			})
+		}},
+		{"a setting with a host only", func(ns string) client.Object {
+			return &policyv1alpha1.UpstreamTrafficSetting{ObjectMeta: metav1.ObjectMeta{Namespace: ns},
+				Spec: policyv1alpha1.UpstreamTrafficSettingSpec{Host: "bookstore.bookstore.svc.cluster.local"}}
+		}},
+		{"retryOn every condition Envoy knows", func(ns string) client.Object {
+			return retry(ns, func(r *rt) {
+				r.Spec.RetryPolicy.RetryOn = "5xx,gateway-error,reset,reset-before-request,connect-failure,envoy-ratelimited," +
+					"retriable-4xx,refused-stream,retriable-status-codes,retriable-headers,http3-post-connect-failure," +
+					"cancelled,deadline-exceeded,internal,resource-exhausted,unavailable"
+			})
+		}},
+		{"a retry policy with retryOn only, Envoy's defaults for the rest", func(ns string) client.Object {
+			return retry(ns, func(r *rt) { r.Spec.RetryPolicy = policyv1alpha1.RetryPolicySpec{RetryOn: "connect-failure"} })
+		}},
+		{"no retries, and fractional durations", func(ns string) client.Object {
+			return retry(ns, func(r *rt) {
+				r.Spec.RetryPolicy.NumRetries = ptr[int64](0)
+				r.Spec.RetryPolicy.PerTryTimeout = "1.5s"
+				r.Spec.RetryPolicy.RetryBackoffBaseInterval = "0.5ms"
 			})
 		}},
 	}
