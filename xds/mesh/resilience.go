@@ -104,8 +104,10 @@ func (b *builder) collectResilience() {
 	for _, r := range refs {
 		b.m.ResilienceStatuses = append(b.m.ResilienceStatuses, b.resilienceStatus(r.p, r.i, lost[r.p.Namespace+"/"+r.p.Name]))
 	}
-	slices.SortFunc(b.m.ResilienceStatuses, func(a, c PolicyAncestorStatus) int {
-		return cmp.Or(cmp.Compare(a.Namespace, c.Namespace), cmp.Compare(a.Name, c.Name), cmp.Compare(string(a.Target.Name), string(c.Target.Name)))
+	// By policy, each policy's in spec order: two targetRefs of one Service
+	// (sectionNames) keep their order, so the status does not churn.
+	slices.SortStableFunc(b.m.ResilienceStatuses, func(a, c PolicyAncestorStatus) int {
+		return cmp.Or(cmp.Compare(a.Namespace, c.Namespace), cmp.Compare(a.Name, c.Name))
 	})
 }
 
