@@ -393,15 +393,23 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 	rp := &meshv1alpha1.ResiliencePolicy{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: meshv1alpha1.ResiliencePolicySpec{
 		TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Kind: "Service", Name: "warehouse"}}},
 		Resilience: meshv1alpha1.Resilience{Connections: &meshv1alpha1.ConnectionLimits{MaxRequests: ptr.To(int32(10))}}}}
-	mustCreate(ib, eg, hr, gr, rp)
+	// OSM's resilience kinds, of the same Service.
+	uts := &policyv1alpha1.UpstreamTrafficSetting{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: policyv1alpha1.UpstreamTrafficSettingSpec{
+		Host: "warehouse." + ns + ".svc.cluster.local", ConnectionSettings: &policyv1alpha1.ConnectionSettings{TCP: &policyv1alpha1.TCPConnectionSettings{MaxConnections: ptr.To[int64](10)}}}}
+	retry := &policyv1alpha1.Retry{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: policyv1alpha1.RetrySpec{
+		Source:       policyv1alpha1.RetrySource{Kind: policyv1alpha1.RetrySourceServiceAccount, Name: "web", Namespace: ns},
+		Destinations: []policyv1alpha1.RetryDestination{{Kind: policyv1alpha1.RetryDestinationService, Name: "warehouse", Namespace: ns}},
+		RetryPolicy:  policyv1alpha1.RetryPolicySpec{RetryOn: "5xx"}}}
+	mustCreate(ib, eg, hr, gr, rp, uts, retry)
 	testenv.Eventually(t, 30*time.Second, func() error {
-		for _, o := range []client.Object{ib, eg, hr, gr, rp} {
+		for _, o := range []client.Object{ib, eg, hr, gr, rp, uts, retry} {
 			if err := k.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
 				return err
 			}
 		}
-		if ib.Status.ObservedGeneration == 0 || eg.Status.ObservedGeneration == 0 || len(hr.Status.Parents) == 0 || len(gr.Status.Parents) == 0 || len(rp.Status.Ancestors) == 0 {
-			return fmt.Errorf("the policies have no status yet: %+v, %+v, %+v, %+v, %+v", ib.Status, eg.Status, hr.Status, gr.Status, rp.Status)
+		if ib.Status.ObservedGeneration == 0 || eg.Status.ObservedGeneration == 0 || len(hr.Status.Parents) == 0 || len(gr.Status.Parents) == 0 || len(rp.Status.Ancestors) == 0 ||
+			uts.Status.ObservedGeneration == 0 || retry.Status.ObservedGeneration == 0 {
+			return fmt.Errorf("the policies have no status yet: %+v, %+v, %+v, %+v, %+v, %+v, %+v", ib.Status, eg.Status, hr.Status, gr.Status, rp.Status, uts.Status, retry.Status)
 		}
 		return nil
 	})

@@ -79,7 +79,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 			t.Errorf("%s %s/%s from %s is refused: %v", o.GetKind(), o.GetNamespace(), o.GetName(), o.GetAnnotations()[sourceAnnotation], err)
 		}
 	}
-	for _, k := range []string{"MeshInstance", "MeshMember", "MeshVM", "IngressBackend", "Egress", "TrafficTarget", "HTTPRouteGroup", "TCPRoute", "TrafficSplit", "HTTPRoute", "GRPCRoute", "ResiliencePolicy", "Deployment", "Service", "ServiceAccount"} {
+	for _, k := range []string{"MeshInstance", "MeshMember", "MeshVM", "IngressBackend", "Egress", "TrafficTarget", "HTTPRouteGroup", "TCPRoute", "TrafficSplit", "HTTPRoute", "GRPCRoute", "ResiliencePolicy", "UpstreamTrafficSetting", "Retry", "Deployment", "Service", "ServiceAccount"} {
 		if kinds[k] == 0 {
 			t.Errorf("the samples have no %s", k)
 		}

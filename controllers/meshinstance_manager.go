@@ -63,6 +63,8 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Service{}, allMeshes(r.Client), builder.WithPredicates(serviceChanged)).
 		Watches(&meshv1alpha1.MeshMember{}, allMeshes(r.Client)).
 		Watches(&meshv1alpha1.ResiliencePolicy{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.UpstreamTrafficSetting{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.Retry{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&meshv1alpha1.MeshVM{}, allMeshes(r.Client)).
 		Watches(&cmapi.CertificateRequest{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 			cr := obj.(*cmapi.CertificateRequest)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,9 +22,10 @@ import (
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
-// +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends/status;egresses/status,verbs=patch
+// +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends/status;egresses/status;upstreamtrafficsettings/status;retries/status,verbs=patch
 
-// Each IngressBackend and Egress has one writer of its status at a time:
+// Each policy of the kinds (IngressBackend, Egress, UpstreamTrafficSetting,
+// Retry) has one writer of its status at a time:
 // the mesh its namespace is labelled for, when that MeshInstance exists
 // (its reconcile builds the model that says what resolved), else the
 // policy reconciler, which says that no mesh reads the policy. Both run on
@@ -63,34 +63,53 @@ type PolicyReconciler[T any, P policy[T]] struct {
 	list      func(ctx context.Context, c client.Reader, namespace string) ([]client.ObjectKey, error)
 }
 
-// NewIngressBackendReconciler and NewEgressReconciler make the policy
-// reconcilers of the two kinds.
+// NewIngressBackendReconciler, NewEgressReconciler,
+// NewUpstreamTrafficSettingReconciler and NewRetryReconciler make the
+// policy reconcilers of the kinds.
 func NewIngressBackendReconciler(c client.Client, rec events.EventRecorder) *PolicyReconciler[policyv1alpha1.IngressBackend, *policyv1alpha1.IngressBackend] {
-	return &PolicyReconciler[policyv1alpha1.IngressBackend, *policyv1alpha1.IngressBackend]{Client: c, Recorder: rec, kind: "IngressBackend",
-		setStatus: func(ib *policyv1alpha1.IngressBackend, f policyFacts) { ib.Status = ingressBackendStatus(ib, f) },
-		list: func(ctx context.Context, c client.Reader, ns string) ([]client.ObjectKey, error) {
-			var l policyv1alpha1.IngressBackendList
-			err := c.List(ctx, &l, client.InNamespace(ns))
-			return keys(slices.Collect(mesh.Items(l.Items))), err
-		}}
+	return newPolicyReconciler(c, rec, "IngressBackend",
+		func(ib *policyv1alpha1.IngressBackend, f policyFacts) { ib.Status = ingressBackendStatus(ib, f) },
+		func(l *policyv1alpha1.IngressBackendList) []policyv1alpha1.IngressBackend { return l.Items })
 }
 
 func NewEgressReconciler(c client.Client, rec events.EventRecorder) *PolicyReconciler[policyv1alpha1.Egress, *policyv1alpha1.Egress] {
-	return &PolicyReconciler[policyv1alpha1.Egress, *policyv1alpha1.Egress]{Client: c, Recorder: rec, kind: "Egress",
-		setStatus: func(eg *policyv1alpha1.Egress, f policyFacts) { eg.Status = egressStatus(eg, f) },
-		list: func(ctx context.Context, c client.Reader, ns string) ([]client.ObjectKey, error) {
-			var l policyv1alpha1.EgressList
-			err := c.List(ctx, &l, client.InNamespace(ns))
-			return keys(slices.Collect(mesh.Items(l.Items))), err
-		}}
+	return newPolicyReconciler(c, rec, "Egress",
+		func(eg *policyv1alpha1.Egress, f policyFacts) { eg.Status = egressStatus(eg, f) },
+		func(l *policyv1alpha1.EgressList) []policyv1alpha1.Egress { return l.Items })
 }
 
-func keys[P client.Object](objs []P) []client.ObjectKey {
-	out := make([]client.ObjectKey, len(objs))
-	for i, o := range objs {
-		out[i] = client.ObjectKeyFromObject(o)
-	}
-	return out
+func NewUpstreamTrafficSettingReconciler(c client.Client, rec events.EventRecorder) *PolicyReconciler[policyv1alpha1.UpstreamTrafficSetting, *policyv1alpha1.UpstreamTrafficSetting] {
+	return newPolicyReconciler(c, rec, "UpstreamTrafficSetting",
+		func(u *policyv1alpha1.UpstreamTrafficSetting, f policyFacts) {
+			u.Status = upstreamTrafficSettingStatus(u, f)
+		},
+		func(l *policyv1alpha1.UpstreamTrafficSettingList) []policyv1alpha1.UpstreamTrafficSetting {
+			return l.Items
+		})
+}
+
+func NewRetryReconciler(c client.Client, rec events.EventRecorder) *PolicyReconciler[policyv1alpha1.Retry, *policyv1alpha1.Retry] {
+	return newPolicyReconciler(c, rec, "Retry",
+		func(r *policyv1alpha1.Retry, f policyFacts) { r.Status = retryStatus(r, f) },
+		func(l *policyv1alpha1.RetryList) []policyv1alpha1.Retry { return l.Items })
+}
+
+// newPolicyReconciler is the reconciler of the policies of kind, whose list
+// type is L, with items its policies.
+func newPolicyReconciler[T any, P policy[T], L any, PL interface {
+	*L
+	client.ObjectList
+}](c client.Client, rec events.EventRecorder, kind string, setStatus func(P, policyFacts), items func(PL) []T) *PolicyReconciler[T, P] {
+	return &PolicyReconciler[T, P]{Client: c, Recorder: rec, kind: kind, setStatus: setStatus,
+		list: func(ctx context.Context, c client.Reader, ns string) ([]client.ObjectKey, error) {
+			l := PL(new(L))
+			err := c.List(ctx, l, client.InNamespace(ns))
+			var out []client.ObjectKey
+			for o := range mesh.Items(items(l)) {
+				out = append(out, client.ObjectKeyFromObject(P(o)))
+			}
+			return out, err
+		}}
 }
 
 // Reconcile implements reconcile.Reconciler.

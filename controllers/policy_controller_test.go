@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -166,4 +167,62 @@ func testPolicies(ns string) (*policyv1alpha1.IngressBackend, *policyv1alpha1.Eg
 		},
 	}
 	return ib, eg
+}
+
+// TestOSMResilienceStatus: an UpstreamTrafficSetting and a Retry say, as
+// the other OSM kinds do, whether a mesh reads them; a mesh that reads
+// them says what it left out and what that comes to (the callers keep the
+// mesh's defaults, no retries), then that they are in effect once what
+// they name exists.
+func TestOSMResilienceStatus(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, nil)
+	uts := &policyv1alpha1.UpstreamTrafficSetting{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: policyv1alpha1.UpstreamTrafficSettingSpec{
+		Host:               "web." + ns + ".svc.cluster.local",
+		ConnectionSettings: &policyv1alpha1.ConnectionSettings{TCP: &policyv1alpha1.TCPConnectionSettings{MaxConnections: ptr.To[int64](10)}}}}
+	retry := &policyv1alpha1.Retry{ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns}, Spec: policyv1alpha1.RetrySpec{
+		Source:       policyv1alpha1.RetrySource{Kind: policyv1alpha1.RetrySourceServiceAccount, Name: "client", Namespace: ns},
+		Destinations: []policyv1alpha1.RetryDestination{{Kind: policyv1alpha1.RetryDestinationService, Name: "web", Namespace: ns}},
+		RetryPolicy:  policyv1alpha1.RetryPolicySpec{RetryOn: "5xx"}}}
+	for _, o := range []client.Object{uts, retry} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readyIs(t, uts, metav1.ConditionFalse, policyv1alpha1.ReasonNamespaceNotInMesh, "no mesh reads this UpstreamTrafficSetting", nil)
+	readyIs(t, retry, metav1.ConditionFalse, policyv1alpha1.ReasonNamespaceNotInMesh, "no mesh reads this Retry", nil)
+
+	mi := &meshv1alpha1.MeshInstance{ObjectMeta: metav1.ObjectMeta{Name: "osm-resilience-status"}}
+	if err := k8s.Create(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	labelNamespace(t, ns, func(l map[string]string) { l[meshv1alpha1.MonitorLabel] = mi.Name })
+	readyIs(t, uts, metav1.ConditionFalse, policyv1alpha1.ReasonLeftOut, "its callers keep the mesh's defaults", func() error {
+		if uts.Status.CurrentStatus != policyv1alpha1.IngressBackendError || !strings.Contains(uts.Status.Reason, "is not a Service of mesh") {
+			return fmt.Errorf("OSM status %q: %s", uts.Status.CurrentStatus, uts.Status.Reason)
+		}
+		return nil
+	})
+	readyIs(t, retry, metav1.ConditionFalse, policyv1alpha1.ReasonLeftOut, "no retries where it is left out", nil)
+	if s := policyKstatus(t, uts, "UpstreamTrafficSetting"); s != status.FailedStatus {
+		t.Errorf("kstatus of a setting left out %s, want Failed", s)
+	}
+
+	web := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
+	if err := k8s.Create(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	readyIs(t, uts, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh "+mi.Name, func() error {
+		if uts.Status.CurrentStatus != policyv1alpha1.IngressBackendCommitted {
+			return fmt.Errorf("OSM status %q", uts.Status.CurrentStatus)
+		}
+		return nil
+	})
+	readyIs(t, retry, metav1.ConditionTrue, meshv1alpha1.ReasonSucceeded, "In effect in mesh "+mi.Name, nil)
+	for kind, o := range map[string]client.Object{"UpstreamTrafficSetting": uts, "Retry": retry} {
+		if s := policyKstatus(t, o, kind); s != status.CurrentStatus {
+			t.Errorf("kstatus of a %s in effect %s, want Current", kind, s)
+		}
+	}
 }

@@ -52,7 +52,7 @@ func policyOutcome(kind, namespace string, f policyFacts) (outcome, string) {
 			namespace, kind, meshv1alpha1.MonitorLabel)}, ""
 	case len(f.problems) > 0:
 		return outcome{reason: policyv1alpha1.ReasonLeftOut, stalled: true, message: truncate(fmt.Sprintf(
-			"mesh %s left out what does not resolve (what it would allow is denied): %s", f.mesh, strings.Join(f.problems, "; ")), maxPolicyMessage)}, ""
+			"mesh %s left out what does not resolve (%s): %s", f.mesh, leftOutMeans(kind), strings.Join(f.problems, "; ")), maxPolicyMessage)}, ""
 	case f.egressAllowed:
 		return outcome{}, fmt.Sprintf("In effect in mesh %s, whose spec.egress.mode Allow lets every workload out already: the Egress restricts nothing until the mode is Deny", f.mesh)
 	}
@@ -60,6 +60,18 @@ func policyOutcome(kind, namespace string, f policyFacts) (outcome, string) {
 		return outcome{}, truncate(fmt.Sprintf("In effect in mesh %s; not resolved yet, so letting no caller in: %s", f.mesh, strings.Join(w, "; ")), maxPolicyMessage)
 	}
 	return outcome{}, fmt.Sprintf("In effect in mesh %s", f.mesh)
+}
+
+// leftOutMeans is what a part of a policy of kind that the mesh leaves out
+// comes to.
+func leftOutMeans(kind string) string {
+	switch kind {
+	case "UpstreamTrafficSetting":
+		return "its callers keep the mesh's defaults for what is left out"
+	case "Retry":
+		return "no retries where it is left out"
+	}
+	return "what it would allow is denied"
 }
 
 // policyConditions are the conditions of a policy of kind, generation and
@@ -82,15 +94,40 @@ func ingressBackendStatus(ib *policyv1alpha1.IngressBackend, f policyFacts) poli
 	var msg string
 	st.Conditions, o, msg = policyConditions("IngressBackend", ib.Namespace, ib.Generation, st.Conditions, f)
 	st.ObservedGeneration = ib.Generation
-	if o.ready() {
-		st.CurrentStatus, st.Reason = policyv1alpha1.IngressBackendCommitted, msg
-	} else {
-		st.CurrentStatus, st.Reason = policyv1alpha1.IngressBackendError, o.message
-	}
+	st.CurrentStatus, st.Reason = osmSummary(o, msg)
 	st.Backends, st.Sources = nil, nil
 	if f.ingress != nil {
 		st.Backends, st.Sources = partStatuses(f.ingress.Backends), partStatuses(f.ingress.Sources)
 	}
+	return st
+}
+
+// upstreamTrafficSettingStatus is the status of u that f means: its
+// conditions, and OSM's currentStatus and reason.
+func upstreamTrafficSettingStatus(u *policyv1alpha1.UpstreamTrafficSetting, f policyFacts) policyv1alpha1.UpstreamTrafficSettingStatus {
+	st := *u.Status.DeepCopy()
+	var o outcome
+	var msg string
+	st.Conditions, o, msg = policyConditions("UpstreamTrafficSetting", u.Namespace, u.Generation, st.Conditions, f)
+	st.ObservedGeneration = u.Generation
+	st.CurrentStatus, st.Reason = osmSummary(o, msg)
+	return st
+}
+
+// osmSummary is OSM's currentStatus and reason of a policy of outcome o,
+// whose Ready message is msg when it is ready.
+func osmSummary(o outcome, msg string) (string, string) {
+	if o.ready() {
+		return policyv1alpha1.IngressBackendCommitted, msg
+	}
+	return policyv1alpha1.IngressBackendError, o.message
+}
+
+// retryStatus is the status of r that f means.
+func retryStatus(r *policyv1alpha1.Retry, f policyFacts) policyv1alpha1.RetryStatus {
+	st := *r.Status.DeepCopy()
+	st.Conditions, _, _ = policyConditions("Retry", r.Namespace, r.Generation, st.Conditions, f)
+	st.ObservedGeneration = r.Generation
 	return st
 }
 
@@ -146,14 +183,33 @@ func problemsOf(kind string, obj metav1.Object, problems []mesh.Problem) []strin
 	return out
 }
 
+// appendReports appends to out the reports of the policies of member
+// namespaces that are not being deleted: each a copy of the cache's policy
+// p, whose status setStatus(p, copy) sets.
+func appendReports[T any, P interface {
+	*T
+	statusObject
+	DeepCopy() *T
+}](out []policyReport, policies []P, members map[string]bool, setStatus func(p, obj P)) []policyReport {
+	for _, p := range policies {
+		if !members[p.GetNamespace()] || !p.GetDeletionTimestamp().IsZero() {
+			continue
+		}
+		obj := P(p.DeepCopy())
+		setStatus(p, obj)
+		out = append(out, policyReport{obj: obj, before: P(p.DeepCopy())})
+	}
+	return out
+}
+
 // policyReport is a policy as read (before) and with the status its facts
 // mean (obj), for reportStatus.
 type policyReport struct {
 	obj, before statusObject
 }
 
-// meshPolicyReports are the statuses of the IngressBackends and Egresses of
-// in that mesh mi reads, those of its member namespaces, from the problems
+// meshPolicyReports are the statuses of the policy.openservicemesh.io
+// policies of in that mesh mi reads, those of its member namespaces, from the problems
 // its model reported. The policies of in are the cache's: each report
 // holds copies.
 func meshPolicyReports(mi *meshv1alpha1.MeshInstance, namespaces []string, in mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem) []policyReport {
@@ -165,26 +221,25 @@ func meshPolicyReports(mi *meshv1alpha1.MeshInstance, namespaces []string, in me
 	for _, ib := range m.IngressBackends {
 		resolved[ib.Namespace+"/"+ib.Name] = ib
 	}
+	facts := func(kind string, obj metav1.Object) policyFacts {
+		return policyFacts{mesh: mi.Name, problems: problemsOf(kind, obj, problems)}
+	}
 	var out []policyReport
-	for _, ib := range in.IngressBackends {
-		if !members[ib.Namespace] || !ib.DeletionTimestamp.IsZero() {
-			continue
-		}
-		obj := ib.DeepCopy()
-		obj.Status = ingressBackendStatus(ib, policyFacts{
-			mesh: mi.Name, problems: problemsOf("IngressBackend", ib, problems), ingress: resolved[ib.Namespace+"/"+ib.Name],
-		})
-		out = append(out, policyReport{obj: obj, before: ib.DeepCopy()})
-	}
-	for _, eg := range in.Egresses {
-		if !members[eg.Namespace] || !eg.DeletionTimestamp.IsZero() {
-			continue
-		}
-		obj := eg.DeepCopy()
-		obj.Status = egressStatus(eg, policyFacts{
-			mesh: mi.Name, problems: problemsOf("Egress", eg, problems), egressAllowed: mi.Spec.Egress.Mode == meshv1alpha1.EgressAllow,
-		})
-		out = append(out, policyReport{obj: obj, before: eg.DeepCopy()})
-	}
+	out = appendReports(out, in.IngressBackends, members, func(ib, obj *policyv1alpha1.IngressBackend) {
+		f := facts("IngressBackend", ib)
+		f.ingress = resolved[ib.Namespace+"/"+ib.Name]
+		obj.Status = ingressBackendStatus(ib, f)
+	})
+	out = appendReports(out, in.UpstreamTrafficSettings, members, func(u, obj *policyv1alpha1.UpstreamTrafficSetting) {
+		obj.Status = upstreamTrafficSettingStatus(u, facts("UpstreamTrafficSetting", u))
+	})
+	out = appendReports(out, in.Retries, members, func(r, obj *policyv1alpha1.Retry) {
+		obj.Status = retryStatus(r, facts("Retry", r))
+	})
+	out = appendReports(out, in.Egresses, members, func(eg, obj *policyv1alpha1.Egress) {
+		f := facts("Egress", eg)
+		f.egressAllowed = mi.Spec.Egress.Mode == meshv1alpha1.EgressAllow
+		obj.Status = egressStatus(eg, f)
+	})
 	return out
 }

@@ -86,6 +86,8 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 		&ReplicaLeaseReconciler{Client: mgr.GetClient()},
 		NewIngressBackendReconciler(mgr.GetClient(), rec),
 		NewEgressReconciler(mgr.GetClient(), rec),
+		NewUpstreamTrafficSettingReconciler(mgr.GetClient(), rec),
+		NewRetryReconciler(mgr.GetClient(), rec),
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err

@@ -93,6 +93,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectSplits()
 	b.collectRoutes()
 	b.collectResilience()
+	b.collectRetries()
 	b.collectEgresses()
 	b.collectIngressBackends()
 	b.collectIngressTargets()

@@ -35,6 +35,10 @@ type Inputs struct {
 	ReferenceGrants []*gwv1beta1.ReferenceGrant
 	// ResiliencePolicies attach resilience settings to Services.
 	ResiliencePolicies []*meshv1alpha1.ResiliencePolicy
+	// UpstreamTrafficSettings and Retries are OSM's resilience kinds,
+	// mapped onto the same model (resilience.go, retry.go).
+	UpstreamTrafficSettings []*policyv1alpha1.UpstreamTrafficSetting
+	Retries                 []*policyv1alpha1.Retry
 	// ClusterDomain is the cluster's DNS domain (the kubelet's
 	// --cluster-domain); empty means DefaultClusterDomain.
 	ClusterDomain string
@@ -88,6 +92,10 @@ func (in *Inputs) Add(obj any) bool {
 		in.Egresses = append(in.Egresses, o)
 	case *meshv1alpha1.ResiliencePolicy:
 		in.ResiliencePolicies = append(in.ResiliencePolicies, o)
+	case *policyv1alpha1.UpstreamTrafficSetting:
+		in.UpstreamTrafficSettings = append(in.UpstreamTrafficSettings, o)
+	case *policyv1alpha1.Retry:
+		in.Retries = append(in.Retries, o)
 	case *gwv1.HTTPRoute:
 		in.HTTPRoutes = append(in.HTTPRoutes, o)
 	case *gwv1.GRPCRoute:

@@ -45,7 +45,9 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 		grs     gwv1.GRPCRouteList
 		grants  gwv1beta1.ReferenceGrantList
 		rps     meshv1alpha1.ResiliencePolicyList
-		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits, &ibs, &egs, &hrs, &grs, &grants, &rps}
+		utss    policyv1alpha1.UpstreamTrafficSettingList
+		retries policyv1alpha1.RetryList
+		lists   = []client.ObjectList{&meshes, &nss, &members, &svcs, &slices, &pods, &vms, &tts, &hrgs, &tcps, &splits, &ibs, &egs, &hrs, &grs, &grants, &rps, &utss, &retries}
 	)
 	for _, l := range lists {
 		if err := c.List(ctx, l, noCopy); Absent(l, err) {
@@ -70,6 +72,8 @@ func List(ctx context.Context, c client.Reader) (Inputs, []*meshv1alpha1.MeshIns
 	in.GRPCRoutes = ptrs(grs.Items)
 	in.ReferenceGrants = ptrs(grants.Items)
 	in.ResiliencePolicies = ptrs(rps.Items)
+	in.UpstreamTrafficSettings = ptrs(utss.Items)
+	in.Retries = ptrs(retries.Items)
 	return in, ptrs(meshes.Items), nil
 }
 
@@ -121,6 +125,11 @@ func ListInformers(ctx context.Context, c ctrlcache.Cache) (Inputs, []*meshv1alp
 			in.ResiliencePolicies, _, err = stored[meshv1alpha1.ResiliencePolicy](ctx, c)
 			return err
 		},
+		func() (err error) {
+			in.UpstreamTrafficSettings, _, err = stored[policyv1alpha1.UpstreamTrafficSetting](ctx, c)
+			return err
+		},
+		func() (err error) { in.Retries, _, err = stored[policyv1alpha1.Retry](ctx, c); return err },
 		func() (err error) { in.HTTPRoutes, _, err = stored[gwv1.HTTPRoute](ctx, c); return err },
 		func() (err error) { in.GRPCRoutes, _, err = stored[gwv1.GRPCRoute](ctx, c); return err },
 		func() (err error) {

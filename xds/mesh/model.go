@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
@@ -154,6 +155,9 @@ type Mesh struct {
 	// resilience are the service ports' resilience where a policy sets it;
 	// the others have the mesh's defaults.
 	resilience map[PortKey]*meshv1alpha1.Resilience
+	// retries are how each identity retries its requests to each Service,
+	// where a Retry says (retry.go).
+	retries map[Identity]map[ServiceKey]*policyv1alpha1.RetryPolicy
 }
 
 // Service is a Kubernetes Service of a member namespace.

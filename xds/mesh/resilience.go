@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 )
 
@@ -45,13 +47,33 @@ func (m *Mesh) Resilience(s ServiceKey, port int32) *meshv1alpha1.Resilience {
 	return m.spec.Resilience
 }
 
-// collectResilience resolves the ResiliencePolicies of member namespaces
-// against their Services' ports.
+// A claim is a policy's resilience for a service port: a ResiliencePolicy's
+// (section when its targetRef names the port) or an UpstreamTrafficSetting's
+// (always the whole Service).
+type claim struct {
+	kind    string
+	source  metav1.Object
+	r       *meshv1alpha1.Resilience
+	section bool
+}
+
+// name is the claim's policy as its loser's status names it.
+func (c claim) name() string { return c.kind + " " + c.source.GetName() }
+
+// precedes orders the claims of one port: a port's over a whole Service's,
+// then the older, then by kind and name (all are of the Service's namespace).
+func (c claim) precedes(o claim) int {
+	return cmp.Or(
+		-cmp.Compare(boolRank(c.section), boolRank(o.section)),
+		c.source.GetCreationTimestamp().Compare(o.source.GetCreationTimestamp().Time),
+		cmp.Compare(c.kind, o.kind),
+		cmp.Compare(c.source.GetName(), o.source.GetName()),
+	)
+}
+
+// collectResilience resolves the ResiliencePolicies and UpstreamTrafficSettings
+// of member namespaces against their Services' ports.
 func (b *builder) collectResilience() {
-	type claim struct {
-		policy  *meshv1alpha1.ResiliencePolicy
-		section bool
-	}
 	claims := map[PortKey][]claim{}
 	type ref struct {
 		p *meshv1alpha1.ResiliencePolicy
@@ -71,44 +93,95 @@ func (b *builder) collectResilience() {
 			for _, port := range svc.Ports {
 				if t.SectionName == nil || string(*t.SectionName) == port.Name {
 					k := PortKey{svc.Key, port.Port}
-					claims[k] = append(claims[k], claim{p, t.SectionName != nil})
+					claims[k] = append(claims[k], claim{"ResiliencePolicy", p, &p.Spec.Resilience, t.SectionName != nil})
 				}
 			}
 		}
 	}
-	if len(refs) == 0 {
+	settings := b.upstreamTrafficSettings()
+	for _, u := range settings {
+		for _, port := range u.svc.Ports {
+			k := PortKey{u.svc.Key, port.Port}
+			claims[k] = append(claims[k], claim{"UpstreamTrafficSetting", u.setting, &u.r, false})
+		}
+	}
+	if len(refs) == 0 && len(settings) == 0 {
 		return
 	}
-	older := func(a, c claim) int {
-		return cmp.Or(
-			-cmp.Compare(boolRank(a.section), boolRank(c.section)),
-			a.policy.CreationTimestamp.Compare(c.policy.CreationTimestamp.Time),
-			strings.Compare(a.policy.Name, c.policy.Name),
-		)
-	}
 	b.m.resilience = map[PortKey]*meshv1alpha1.Resilience{}
-	// lost are the ports each policy lost, to whom: by namespace/name.
+	// lost are the ports each policy lost, to whom: by kind, namespace/name.
 	lost := map[string][]string{}
 	for k, cs := range claims {
-		slices.SortFunc(cs, older)
-		win := cs[0].policy
-		r := mergeResilience(b.m.spec.Resilience, &win.Spec.Resilience)
-		b.m.resilience[k] = r
+		slices.SortFunc(cs, claim.precedes)
+		win := cs[0]
+		b.m.resilience[k] = mergeResilience(b.m.spec.Resilience, win.r)
 		for _, c := range cs[1:] {
-			if c.policy != win {
-				key := c.policy.Namespace + "/" + c.policy.Name
-				lost[key] = append(lost[key], fmt.Sprintf("port %d of %s to %s", k.Port, k.Service, win.Name))
+			if c.source != win.source {
+				key := c.kind + " " + c.source.GetNamespace() + "/" + c.source.GetName()
+				lost[key] = append(lost[key], fmt.Sprintf("port %d of %s to %s", k.Port, k.Service, win.name()))
 			}
 		}
 	}
 	for _, r := range refs {
-		b.m.ResilienceStatuses = append(b.m.ResilienceStatuses, b.resilienceStatus(r.p, r.i, lost[r.p.Namespace+"/"+r.p.Name]))
+		b.m.ResilienceStatuses = append(b.m.ResilienceStatuses, b.resilienceStatus(r.p, r.i, lost["ResiliencePolicy "+r.p.Namespace+"/"+r.p.Name]))
 	}
 	// By policy, each policy's in spec order: two targetRefs of one Service
 	// (sectionNames) keep their order, so the status does not churn.
 	slices.SortStableFunc(b.m.ResilienceStatuses, func(a, c PolicyAncestorStatus) int {
 		return cmp.Or(cmp.Compare(a.Namespace, c.Namespace), cmp.Compare(a.Name, c.Name))
 	})
+	for _, u := range settings {
+		if l := lost["UpstreamTrafficSetting "+u.setting.Namespace+"/"+u.setting.Name]; len(l) > 0 {
+			slices.Sort(l)
+			b.problem("UpstreamTrafficSetting", u.setting, "another policy applies instead, on %s", strings.Join(l, ", "))
+		}
+	}
+}
+
+// upstreamSetting is an UpstreamTrafficSetting resolved: its Service and
+// its settings in the mesh's model.
+type upstreamSetting struct {
+	setting *policyv1alpha1.UpstreamTrafficSetting
+	svc     *Service
+	r       meshv1alpha1.Resilience
+}
+
+// upstreamTrafficSettings resolves the UpstreamTrafficSettings of member
+// namespaces: each host names a Service of the setting's namespace by its
+// cluster DNS name, exactly, as OSM matched it. A setting's fields the
+// model has no place for are reported, and the rest applies.
+func (b *builder) upstreamTrafficSettings() []upstreamSetting {
+	var out []upstreamSetting
+	suffix := ".svc." + b.m.ClusterDomain
+	for _, u := range b.in.UpstreamTrafficSettings {
+		if _, ok := b.members[u.Namespace]; !ok || u.DeletionTimestamp != nil {
+			continue
+		}
+		host := strings.ToLower(u.Spec.Host)
+		if !strings.HasSuffix(host, suffix) {
+			b.problem("UpstreamTrafficSetting", u, "host %q is not the name of a Service (<name>.%s%s): the mesh applies settings to its Services, not yet to an Egress's destinations", u.Spec.Host, u.Namespace, suffix)
+			continue
+		}
+		name, ns, _ := strings.Cut(strings.TrimSuffix(host, suffix), ".")
+		if ns != u.Namespace {
+			// A setting tunes its own namespace's Services only: every
+			// caller's proxies apply it, so another namespace's writers
+			// must not decide it.
+			b.problem("UpstreamTrafficSetting", u, "host %q is a Service of namespace %s: a setting applies to the Services of its own namespace (%s)", u.Spec.Host, ns, u.Namespace)
+			continue
+		}
+		svc := b.m.Service(ServiceKey{ns, name})
+		if svc == nil {
+			b.problem("UpstreamTrafficSetting", u, "host %q: Service %s/%s is not a Service of mesh %s", u.Spec.Host, ns, name, b.m.Name)
+			continue
+		}
+		r, unmapped := u.Resilience()
+		if len(unmapped) > 0 {
+			b.problem("UpstreamTrafficSetting", u, "not applied, the mesh has no such setting: %s", strings.Join(unmapped, ", "))
+		}
+		out = append(out, upstreamSetting{setting: u, svc: svc, r: r})
+	}
+	return out
 }
 
 // resilienceStatus is the status of the i-th targetRef of p, which lost

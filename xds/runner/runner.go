@@ -62,7 +62,7 @@ type Options struct {
 // +kubebuilder:rbac:groups=access.smi-spec.io,resources=traffictargets,verbs=list;watch
 // +kubebuilder:rbac:groups=specs.smi-spec.io,resources=httproutegroups;tcproutes,verbs=list;watch
 // +kubebuilder:rbac:groups=split.smi-spec.io,resources=trafficsplits,verbs=list;watch
-// +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends;egresses,verbs=list;watch
+// +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends;egresses;upstreamtrafficsettings;retries,verbs=list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes;referencegrants,verbs=list;watch
 // +kubebuilder:rbac:groups=mesh.openservicemesh.io,resources=resiliencepolicies,verbs=list;watch
 
@@ -176,6 +176,8 @@ var watched = []struct {
 	{&policyv1alpha1.IngressBackend{}, specChanged},
 	{&policyv1alpha1.Egress{}, specChanged},
 	{&meshv1alpha1.ResiliencePolicy{}, specChanged},
+	{&policyv1alpha1.UpstreamTrafficSetting{}, specChanged},
+	{&policyv1alpha1.Retry{}, specChanged},
 	// Gateway API routes: a cluster without their CRDs has none (mesh.Absent).
 	{&gwv1.HTTPRoute{}, specChanged},
 	{&gwv1.GRPCRoute{}, specChanged},

@@ -42,6 +42,9 @@ func (t *translator) grpcClient() {
 			res := t.view.Mesh.Resilience(s.Key, p.Port)
 			a := routeAction(t.clusterTargets(s, p))
 			a.HashPolicy = hashPolicy(res)
+			if r := t.callerRetry(s.Key); r != nil {
+				a.RetryPolicy = callerRetryPolicy(r, 0, true)
+			}
 			rc := singleRoute(name, prefixAll(), a)
 			if table := t.routes(s, p); table != nil {
 				rc = t.routeTable(name, table, true)

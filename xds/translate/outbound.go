@@ -309,6 +309,9 @@ func (t *translator) outboundRoute(s *mesh.Service, p mesh.Port) *routev3.RouteC
 	}
 	a := routeAction(t.clusterTargets(s, p))
 	a.HashPolicy = hashPolicy(t.view.Mesh.Resilience(s.Key, p.Port))
+	if r := t.callerRetry(s.Key); r != nil {
+		a.RetryPolicy = callerRetryPolicy(r, 0, false)
+	}
 	rc := singleRoute(name, prefixAll(), a)
 	rc.ValidateClusters = wrapperspb.Bool(false)
 	return rc
@@ -395,6 +398,11 @@ func (t *translator) sharedRoute(s *mesh.Service, p mesh.Port) *routev3.RouteCon
 	consumer := ""
 	if table := t.routes(s, p); table != nil {
 		consumer = table.Key.Consumer
+	}
+	if t.callerRetry(s.Key) != nil {
+		// The group's own Retry (one per source identity): "\x00" is in
+		// no namespace's name.
+		consumer += "\x00retry:" + t.view.Group.Identity.String()
 	}
 	m, err := t.shared.getKey(sharedKey{kind: "route", svc: s, port: p.Port, name: consumer}, func(bt *translator) proto.Message { return bt.outboundRoute(s, p) }, t.view)
 	if err != nil && t.err == nil {

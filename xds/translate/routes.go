@@ -2,9 +2,12 @@ package translate
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -13,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
@@ -31,7 +35,7 @@ func (t *translator) routeTable(name string, table *mesh.RouteTable, grpc bool) 
 	vh := &routev3.VirtualHost{Name: name, Domains: []string{"*"}}
 	catchAll := false
 	for _, e := range table.Entries {
-		r := t.routeEntry(e, table.Key.Port, grpc)
+		r := t.routeEntry(e, table.Key.Service, table.Key.Port, grpc)
 		if r == nil {
 			continue
 		}
@@ -64,7 +68,7 @@ func entryName(r mesh.RouteRef) string {
 
 // routeEntry is the route of e; nil for a gRPC client, when no call can
 // match it (a method other than POST).
-func (t *translator) routeEntry(e *mesh.RouteEntry, port int32, grpc bool) *routev3.Route {
+func (t *translator) routeEntry(e *mesh.RouteEntry, svc mesh.ServiceKey, port int32, grpc bool) *routev3.Route {
 	a := e.Action
 	match := routeMatch(e.Match)
 	if grpc {
@@ -100,7 +104,7 @@ func (t *translator) routeEntry(e *mesh.RouteEntry, port int32, grpc bool) *rout
 		// gRPC reads a route's deadline from here, not from timeout.
 		ra.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: durationpb.New(a.Timeout)}
 	}
-	ra.RetryPolicy = retryPolicy(a, grpc)
+	ra.RetryPolicy = retryPolicy(a, t.callerRetry(svc), grpc)
 	if rw := a.Rewrite; rw != nil {
 		if rw.Host != "" {
 			ra.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.Host}
@@ -278,8 +282,13 @@ func pathRewrite(p mesh.PathRewrite, m mesh.RouteMatch) (string, *matcherv3.Rege
 }
 
 // retryPolicy is the retry policy of a route action: the rule's retries,
-// and the per-try timeout of its backendRequest timeout; nil for neither.
-func retryPolicy(a *mesh.RouteAction, grpc bool) *routev3.RetryPolicy {
+// else the caller's Retry of the route's Service (a rule that says how to
+// retry says it for its requests), with the per-try timeout of the rule's
+// backendRequest timeout; nil for none of these.
+func retryPolicy(a *mesh.RouteAction, caller *policyv1alpha1.RetryPolicy, grpc bool) *routev3.RetryPolicy {
+	if a.Retry == nil && caller != nil {
+		return callerRetryPolicy(caller, a.BackendTimeout, grpc)
+	}
 	// gRPC refuses a policy of no retries, and has no per-try timeout.
 	if a.Retry == nil && (a.BackendTimeout == 0 || grpc) {
 		return nil
@@ -310,6 +319,48 @@ func retryPolicy(a *mesh.RouteAction, grpc bool) *routev3.RetryPolicy {
 		}
 	}
 	return rp
+}
+
+// grpcRetryOn are the retry conditions a proxyless gRPC client reads: the
+// gRPC status names. It ignores the others.
+var grpcRetryOn = []string{"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
+
+// callerRetryPolicy is an OSM Retry's policy as a route's, each try bounded
+// by perTry when the route sets it, else by the Retry's perTryTimeout. A
+// gRPC client gets the gRPC conditions of the Retry only, and no policy when
+// none is left or it allows no retry (it refuses a policy of 0 retries).
+func callerRetryPolicy(p *policyv1alpha1.RetryPolicy, perTry time.Duration, grpc bool) *routev3.RetryPolicy {
+	on := p.RetryOn
+	if grpc {
+		var codes []string
+		for c := range strings.SplitSeq(p.RetryOn, ",") {
+			if slices.Contains(grpcRetryOn, c) {
+				codes = append(codes, c)
+			}
+		}
+		if len(codes) == 0 || p.NumRetries == 0 {
+			return nil
+		}
+		on = strings.Join(codes, ",")
+	}
+	rp := &routev3.RetryPolicy{
+		RetryOn:      on,
+		NumRetries:   wrapperspb.UInt32(uint32(min(p.NumRetries, math.MaxUint32))),
+		RetryBackOff: &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(p.BackoffBase), MaxInterval: durationpb.New(p.BackoffMax)},
+	}
+	if perTry == 0 {
+		perTry = p.PerTryTimeout
+	}
+	if perTry > 0 && !grpc {
+		rp.PerTryTimeout = durationpb.New(perTry)
+	}
+	return rp
+}
+
+// callerRetry is how the group's callers retry their requests to s (an
+// OSM Retry), nil for not at all.
+func (t *translator) callerRetry(s mesh.ServiceKey) *policyv1alpha1.RetryPolicy {
+	return t.view.Mesh.RetryTo(t.view.Group.Identity, s)
 }
 
 // fraction is n/d of requests as a FractionalPercent, whose denominators

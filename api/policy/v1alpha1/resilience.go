@@ -164,5 +164,8 @@ func (r *Retry) Policy() RetryPolicy {
 		out.BackoffBase = b
 	}
 	out.BackoffMax = 10 * out.BackoffBase
+	if out.BackoffBase > math.MaxInt64/10 {
+		out.BackoffMax = out.BackoffBase // 10 times would overflow
+	}
 	return out
 }
