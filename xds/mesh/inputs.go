@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
@@ -42,6 +43,37 @@ type Inputs struct {
 	// ClusterDomain is the cluster's DNS domain (the kubelet's
 	// --cluster-domain); empty means DefaultClusterDomain.
 	ClusterDomain string
+}
+
+// Objects are every object of the inputs but the mesh, in no set order.
+func (in *Inputs) Objects() []client.Object {
+	var out []client.Object
+	out = appendObjects(out, in.Namespaces)
+	out = appendObjects(out, in.Members)
+	out = appendObjects(out, in.Services)
+	out = appendObjects(out, in.EndpointSlices)
+	out = appendObjects(out, in.Pods)
+	out = appendObjects(out, in.VMs)
+	out = appendObjects(out, in.TrafficTargets)
+	out = appendObjects(out, in.HTTPRouteGroups)
+	out = appendObjects(out, in.TCPRoutes)
+	out = appendObjects(out, in.TrafficSplits)
+	out = appendObjects(out, in.IngressBackends)
+	out = appendObjects(out, in.Egresses)
+	out = appendObjects(out, in.HTTPRoutes)
+	out = appendObjects(out, in.GRPCRoutes)
+	out = appendObjects(out, in.ReferenceGrants)
+	out = appendObjects(out, in.ResiliencePolicies)
+	out = appendObjects(out, in.UpstreamTrafficSettings)
+	out = appendObjects(out, in.Retries)
+	return out
+}
+
+func appendObjects[T client.Object](out []client.Object, objs []T) []client.Object {
+	for _, o := range objs {
+		out = append(out, o)
+	}
+	return out
 }
 
 // DefaultClusterDomain is the DNS domain of most clusters.

@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,25 @@ func TestOSMPoliciesCannotReachPastTheirNamespace(t *testing.T) {
 	m, _ = mesh.Build(in)
 	if r := m.RetryTo(victimCaller, victim); r == nil || r.NumRetries != 1000 || r.BackoffBase != 25*time.Millisecond {
 		t.Errorf("the source namespace's older Retry: got %+v", r)
+	}
+}
+
+// TestObjectsHoldsEveryInput: Objects lists every object field of the
+// inputs, so that what reads them whole (plan) misses none.
+func TestObjectsHoldsEveryInput(t *testing.T) {
+	var in mesh.Inputs
+	v := reflect.ValueOf(&in).Elem()
+	fields := 0
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() != reflect.Slice {
+			continue
+		}
+		fields++
+		elem := reflect.New(f.Type().Elem().Elem())
+		f.Set(reflect.Append(f, elem))
+	}
+	if got := len(in.Objects()); got != fields {
+		t.Errorf("Objects returns %d objects of inputs with one in each of %d fields", got, fields)
 	}
 }

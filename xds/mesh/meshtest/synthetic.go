@@ -262,26 +262,5 @@ func syntheticRoute(k int, ns, svc, other string) *gwv1.HTTPRoute {
 // Objects are the inputs as API objects to create, in an order the API server
 // accepts: the mesh and namespaces first.
 func Objects(in mesh.Inputs) []client.Object {
-	out := []client.Object{in.Mesh}
-	out = appendAll(out, in.Namespaces)
-	out = appendAll(out, in.Services)
-	out = appendAll(out, in.Pods)
-	out = appendAll(out, in.EndpointSlices)
-	out = appendAll(out, in.VMs)
-	out = appendAll(out, in.HTTPRouteGroups)
-	out = appendAll(out, in.TCPRoutes)
-	out = appendAll(out, in.TrafficTargets)
-	out = appendAll(out, in.TrafficSplits)
-	out = appendAll(out, in.IngressBackends)
-	out = appendAll(out, in.Egresses)
-	out = appendAll(out, in.HTTPRoutes)
-	out = appendAll(out, in.ResiliencePolicies)
-	return out
-}
-
-func appendAll[T client.Object](out []client.Object, objs []T) []client.Object {
-	for _, o := range objs {
-		out = append(out, o)
-	}
-	return out
+	return append([]client.Object{in.Mesh}, in.Objects()...)
 }
