@@ -162,7 +162,7 @@ func TestOLMBundle(t *testing.T) {
 		t.Errorf("%d webhooks, want the injector and 5 validators", len(csv.Spec.WebhookDefinitions))
 	}
 	var examples []map[string]any
-	if err := json.Unmarshal([]byte(csv.Annotations["alm-examples"]), &examples); err != nil || len(examples) != 9 {
+	if err := json.Unmarshal([]byte(csv.Annotations["alm-examples"]), &examples); err != nil || len(examples) != 11 {
 		t.Errorf("alm-examples: %d examples, %v", len(examples), err)
 	}
 	if n := len(csv.Spec.InstallStrategy.StrategySpec.ClusterPermissions); n != 2 {
