@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -11,11 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 )
 
@@ -134,6 +137,33 @@ spec:
 `)
 	if code != planError || !strings.Contains(out, "refused by the API server: Retry bookbuyer/sloppy") {
 		t.Errorf("plan of an object the API server refuses: exit %d\n%s", code, out)
+	}
+
+	// status prints what the statuses say: the mesh's, as a leader would
+	// write it, and each sample object, which no operator judged here.
+	mi := &meshv1alpha1.MeshInstance{}
+	if err := k.Get(ctx, client.ObjectKey{Name: "osm"}, mi); err != nil {
+		t.Fatal(err)
+	}
+	mi.Status.ConnectedProxies, mi.Status.Identities = 3, 4
+	meta.SetStatusCondition(&mi.Status.Conditions, metav1.Condition{Type: meshv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: meshv1alpha1.ReasonSucceeded, Message: "ready"})
+	if err := k.Status().Update(ctx, mi); err != nil {
+		t.Fatal(err)
+	}
+	var out2, errOut2 bytes.Buffer
+	if code := runStatus(nil, &out2, &errOut2, config); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errOut2.String())
+	}
+	t.Logf("status:\n%s", out2.String())
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`MeshInstance +osm +True +Succeeded +.*4 identities, .*3 proxies connected`),
+		regexp.MustCompile(`MeshMember +bookstore/osm +Unknown`),
+		regexp.MustCompile(`MeshVM +bookwarehouse/bookwarehouse-vm +Unknown +192\.0\.2\.20, no proxy connected`),
+		regexp.MustCompile(`Egress +bookbuyer/`),
+	} {
+		if !want.MatchString(out2.String()) {
+			t.Errorf("status prints no line matching %s:\n%s", want, out2.String())
+		}
 	}
 
 	// Nothing was written.

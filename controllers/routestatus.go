@@ -13,16 +13,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes/status;grpcroutes/status,verbs=patch
 
-// RouteControllerName is the controllerName of the status.parents entries
-// the operator writes on the Gateway API routes attached to a mesh's
-// Services: one per parentRef naming a Service. The entries of other
+// The operator writes status.parents entries of controller
+// meshv1alpha1.RouteControllerName on the Gateway API routes attached to a
+// mesh's Services: one per parentRef naming a Service. The entries of other
 // controllers (a Gateway's) are theirs, and kept.
-const RouteControllerName gwv1.GatewayController = "mesh.openservicemesh.io/osm-operator"
 
 // The status of a route has one writer among meshes: the mesh whose member
 // namespace holds the route, in its reconcile (on the leader), from the
@@ -83,14 +83,14 @@ func meshRouteReports(namespaces []string, in mesh.Inputs, m *mesh.Mesh) []route
 func routeParents(prev []gwv1.RouteParentStatus, ours []mesh.RouteParentStatus) []gwv1.RouteParentStatus {
 	var out []gwv1.RouteParentStatus
 	for _, p := range prev {
-		if p.ControllerName != RouteControllerName {
+		if p.ControllerName != meshv1alpha1.RouteControllerName {
 			out = append(out, p)
 		}
 	}
 	for _, st := range ours {
-		entry := gwv1.RouteParentStatus{ParentRef: st.ParentRef, ControllerName: RouteControllerName}
+		entry := gwv1.RouteParentStatus{ParentRef: st.ParentRef, ControllerName: meshv1alpha1.RouteControllerName}
 		if i := slices.IndexFunc(prev, func(p gwv1.RouteParentStatus) bool {
-			return p.ControllerName == RouteControllerName && equality.Semantic.DeepEqual(p.ParentRef, st.ParentRef)
+			return p.ControllerName == meshv1alpha1.RouteControllerName && equality.Semantic.DeepEqual(p.ParentRef, st.ParentRef)
 		}); i >= 0 {
 			entry.Conditions = slices.Clone(prev[i].Conditions)
 		}
@@ -152,15 +152,15 @@ func meshResilienceReports(namespaces []string, in mesh.Inputs, m *mesh.Mesh) []
 		obj := p.DeepCopy()
 		obj.Status.Ancestors = nil
 		for _, a := range p.Status.Ancestors {
-			if a.ControllerName != RouteControllerName {
+			if a.ControllerName != meshv1alpha1.RouteControllerName {
 				obj.Status.Ancestors = append(obj.Status.Ancestors, a)
 			}
 		}
 		for _, st := range byPolicy[p.Namespace+"/"+p.Name] {
 			ref := gwv1.ParentReference{Group: ptrTo(st.Target.Group), Kind: ptrTo(st.Target.Kind), Name: st.Target.Name, SectionName: st.Target.SectionName}
-			entry := gwv1.PolicyAncestorStatus{AncestorRef: ref, ControllerName: RouteControllerName}
+			entry := gwv1.PolicyAncestorStatus{AncestorRef: ref, ControllerName: meshv1alpha1.RouteControllerName}
 			if i := slices.IndexFunc(p.Status.Ancestors, func(a gwv1.PolicyAncestorStatus) bool {
-				return a.ControllerName == RouteControllerName && equality.Semantic.DeepEqual(a.AncestorRef, ref)
+				return a.ControllerName == meshv1alpha1.RouteControllerName && equality.Semantic.DeepEqual(a.AncestorRef, ref)
 			}); i >= 0 {
 				entry.Conditions = slices.Clone(p.Status.Ancestors[i].Conditions)
 			}

@@ -20,7 +20,6 @@ import (
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
-	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 )
 
@@ -116,7 +115,7 @@ func TestRouteStatusSaysWhatTheMeshMadeOfEachParent(t *testing.T) {
 		}
 		var ours []gwv1.RouteParentStatus
 		for _, p := range hr.Status.Parents {
-			if p.ControllerName == controllers.RouteControllerName {
+			if p.ControllerName == meshv1alpha1.RouteControllerName {
 				ours = append(ours, p)
 			}
 		}
@@ -234,7 +233,7 @@ func TestResiliencePolicyStatusSaysWhichApplies(t *testing.T) {
 		for i, w := range want {
 			a := p.Status.Ancestors[i]
 			c := meta.FindStatusCondition(a.Conditions, string(gwv1.PolicyConditionAccepted))
-			if a.ControllerName != controllers.RouteControllerName || c == nil || c.Reason != string(w) || (c.Status == metav1.ConditionTrue) != (w == gwv1.PolicyReasonAccepted) || c.ObservedGeneration != p.Generation {
+			if a.ControllerName != meshv1alpha1.RouteControllerName || c == nil || c.Reason != string(w) || (c.Status == metav1.ConditionTrue) != (w == gwv1.PolicyReasonAccepted) || c.ObservedGeneration != p.Generation {
 				return fmt.Errorf("%s ancestor %d (%s): %+v, want %s", name, i, a.AncestorRef.Name, c, w)
 			}
 		}

@@ -7,6 +7,11 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
+// RouteControllerName is the controller the mesh names in the status it
+// writes on Gateway API routes (status.parents) and on the policies that
+// attach as Gateway API policies do (status.ancestors).
+const RouteControllerName gwv1.GatewayController = "mesh.openservicemesh.io/osm-operator"
+
 // Duration is a Go duration, such as 250ms, 10s or 1m30s.
 // +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 // +kubebuilder:validation:MaxLength=32

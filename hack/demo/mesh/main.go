@@ -34,6 +34,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/open-service-mesh/osm-operator/hack/demo/progress"
+	"github.com/open-service-mesh/osm-operator/internal/summary"
 	"github.com/open-service-mesh/osm-operator/internal/simnode"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
@@ -229,7 +230,7 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	}
 
 	fmt.Fprintln(out)
-	if err := showStatus(ctx, k, out); err != nil {
+	if err := summary.Write(ctx, k, out); err != nil {
 		return err
 	}
 	fmt.Fprintln(out)

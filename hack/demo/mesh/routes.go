@@ -14,7 +14,6 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
-	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/hack/demo/progress"
 )
 
@@ -56,7 +55,7 @@ func accepted[T any](entries []T, of func(T) (gwv1.GatewayController, []metav1.C
 	n := 0
 	for _, e := range entries {
 		ctrl, conds := of(e)
-		if ctrl != controllers.RouteControllerName {
+		if ctrl != meshv1alpha1.RouteControllerName {
 			continue
 		}
 		n++

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -29,7 +28,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -381,77 +379,6 @@ func (ps proxies) checkRules(out io.Writer) error {
 			len(p.listeners), len(p.routes), len(p.clusters), len(p.endpoints), len(p.secrets))
 	}
 	return errors.Join(errs...)
-}
-
-// showStatus prints each CR's Ready condition and counts.
-func showStatus(ctx context.Context, k client.Client, out io.Writer) error {
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "KIND\tNAMESPACE/NAME\tREADY\tREASON\tDETAILS")
-	ready := func(conds []metav1.Condition) (string, string) {
-		c := meta.FindStatusCondition(conds, meshv1alpha1.ConditionReady)
-		if c == nil {
-			return "Unknown", ""
-		}
-		return string(c.Status), c.Reason
-	}
-	var mis meshv1alpha1.MeshInstanceList
-	if err := k.List(ctx, &mis); err != nil {
-		return err
-	}
-	for _, m := range mis.Items {
-		r, why := ready(m.Status.Conditions)
-		fmt.Fprintf(w, "MeshInstance\t%s\t%s\t%s\t%d member namespaces (%d accept plaintext from outside the mesh), %d identities, %d VMs, %d proxies connected, %d trust anchors\n",
-			m.Name, r, why, m.Status.MemberNamespaces, m.Status.NamespacesAcceptingPlaintext, m.Status.Identities, m.Status.VMs, m.Status.ConnectedProxies, len(m.Status.TrustBundle))
-	}
-	var mms meshv1alpha1.MeshMemberList
-	if err := k.List(ctx, &mms); err != nil {
-		return err
-	}
-	for _, m := range mms.Items {
-		r, why := ready(m.Status.Conditions)
-		fmt.Fprintf(w, "MeshMember\t%s/%s\t%s\t%s\t%d/%d identities ready, %d pods injected, %d proxies connected, plaintext from outside the mesh: %s on ports %v\n",
-			m.Namespace, m.Name, r, why, m.Status.IdentitiesReady, m.Status.Identities, m.Status.PodsInjected, m.Status.ProxiesConnected,
-			m.Status.PlaintextFromOutsideMesh, m.Status.PortsAcceptingPlaintext)
-	}
-	var vms meshv1alpha1.MeshVMList
-	if err := k.List(ctx, &vms); err != nil {
-		return err
-	}
-	for _, v := range vms.Items {
-		r, why := ready(v.Status.Conditions)
-		connected := "no proxy connected"
-		if v.Status.Proxy != nil && v.Status.Proxy.Connected {
-			connected = "proxy connected to " + v.Status.Proxy.Replica
-		}
-		fmt.Fprintf(w, "MeshVM\t%s/%s\t%s\t%s\t%s, %s\n", v.Namespace, v.Name, r, why, strings.Join(v.Spec.Addresses, ","), connected)
-	}
-	var ibs policyv1alpha1.IngressBackendList
-	var egs policyv1alpha1.EgressList
-	if err := k.List(ctx, &ibs); err != nil {
-		return err
-	}
-	if err := k.List(ctx, &egs); err != nil {
-		return err
-	}
-	policy := func(kind string, o metav1.Object, conds []metav1.Condition) {
-		r, why := ready(conds)
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\n", kind, o.GetNamespace(), o.GetName(), r, why, readyMessage(conds))
-	}
-	for _, b := range ibs.Items {
-		policy("IngressBackend", &b, b.Status.Conditions)
-	}
-	for _, e := range egs.Items {
-		policy("Egress", &e, e.Status.Conditions)
-	}
-	return w.Flush()
-}
-
-// readyMessage is the message of the Ready condition, or "".
-func readyMessage(conds []metav1.Condition) string {
-	if c := meta.FindStatusCondition(conds, meshv1alpha1.ConditionReady); c != nil {
-		return c.Message
-	}
-	return ""
 }
 
 // show summarises each proxy's config: its clusters and listeners, and for

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/open-service-mesh/osm-operator/internal/summary"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+)
+
+const statusUsage = `usage: osm-operator status
+
+Prints the meshes of the cluster of the current kubeconfig as their statuses
+say: each MeshInstance, MeshMember and MeshVM with its Ready condition and
+counts (member namespaces, identities, injected pods, connected proxies),
+and each policy the mesh judges (IngressBackend, Egress,
+UpstreamTrafficSetting, Retry, ResiliencePolicy, HTTPRoute, GRPCRoute) with
+its condition.`
+
+// runStatus runs the status subcommand and returns the exit code: 0, or 1
+// when the cluster cannot be read.
+func runStatus(args []string, out, errOut io.Writer, config func() (*rest.Config, error)) int {
+	fset := flag.NewFlagSet("status", flag.ContinueOnError)
+	fset.SetOutput(errOut)
+	fset.Usage = func() { fmt.Fprintln(errOut, statusUsage); fset.PrintDefaults() }
+	timeout := fset.Duration("timeout", 30*time.Second, "How long to wait for the API server.")
+	if err := fset.Parse(args); err != nil || fset.NArg() > 0 {
+		fset.Usage()
+		return 1
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(errOut, "osm-operator status:", err)
+		return 1
+	}
+	cfg, err := config()
+	if err != nil {
+		return fail(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: mesh.NewScheme()})
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := summary.Write(ctx, c, out); err != nil {
+		return fail(err)
+	}
+	return 0
+}
