@@ -34,8 +34,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/open-service-mesh/osm-operator/hack/demo/progress"
-	"github.com/open-service-mesh/osm-operator/internal/summary"
 	"github.com/open-service-mesh/osm-operator/internal/simnode"
+	"github.com/open-service-mesh/osm-operator/internal/summary"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 	"github.com/open-service-mesh/osm-operator/internal/testenv/certmanager"
 )
