@@ -40,6 +40,8 @@ func main() {
 			os.Exit(runVM(os.Args[2:]))
 		case "inject":
 			os.Exit(runInject(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "explain":
+			os.Exit(runExplain(os.Args[2:], os.Stdout, os.Stderr, ctrl.GetConfig))
 		case "status":
 			os.Exit(runStatus(os.Args[2:], os.Stdout, os.Stderr, ctrl.GetConfig))
 		case "plan":

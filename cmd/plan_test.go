@@ -22,7 +22,8 @@ import (
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
 )
 
-// TestPlanAgainstALiveCluster runs `osm-operator plan` against the API
+// TestPlanAgainstALiveCluster runs `osm-operator plan` (and status and
+// explain) against the API
 // server holding the bookstore sample, with pods and endpoints of the
 // bookbuyer, the bookthief and the bookstore: re-applying the sample's
 // policy changes nothing (0); a TrafficTarget letting the bookthief buy
@@ -49,15 +50,18 @@ func TestPlanAgainstALiveCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	es := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "bookstore-1", Namespace: "bookstore", Labels: map[string]string{discoveryv1.LabelServiceName: "bookstore"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](14001)}},
-		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.13"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
-			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "bookstore-1", Namespace: "bookstore"}}},
-	}
-	if err := k.Create(ctx, es); err != nil {
-		t.Fatal(err)
+	// The bookstore pod backs the root Service and both of its split's.
+	for _, svc := range []string{"bookstore", "bookstore-v1", "bookstore-v2"} {
+		es := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: svc + "-1", Namespace: "bookstore", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](14001)}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.13"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+				TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "bookstore-1", Namespace: "bookstore"}}},
+		}
+		if err := k.Create(ctx, es); err != nil {
+			t.Fatal(err)
+		}
 	}
 	config := func() (*rest.Config, error) { return o.env.Config, nil }
 	plan := func(manifest string) (int, string, string) {
@@ -165,6 +169,24 @@ spec:
 			t.Errorf("status prints no line matching %s:\n%s", want, out2.String())
 		}
 	}
+
+	// explain: the bookbuyer may buy a book (0), the bookthief may not (3).
+	explainOut := func(from string, want int, says ...string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code := runExplain([]string{"--from", from, "--to", "bookstore.bookstore:14001", "--path", "/buy-a-book/new"}, &out, &errOut, config)
+		t.Logf("explain --from %s (exit %d):\n%s%s", from, code, out.String(), errOut.String())
+		if code != want {
+			t.Errorf("explain --from %s: exit %d, want %d", from, code, want)
+		}
+		for _, s := range says {
+			if !strings.Contains(out.String(), s) {
+				t.Errorf("explain --from %s does not say %q", from, s)
+			}
+		}
+	}
+	explainOut("bookbuyer/bookbuyer-1", 0, "ALLOWED GET /buy-a-book/new from envoy/bookbuyer/bookbuyer", "bookstore/bookbuyer-to-bookstore", "mutual TLS: required")
+	explainOut("bookthief/bookthief", explainDenied, "DENIED", "no route")
 
 	// Nothing was written.
 	for _, name := range []string{"bookthief-to-bookstore", "broken"} {

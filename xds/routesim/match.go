@@ -338,3 +338,9 @@ func portStart(host string) int {
 	}
 	return i
 }
+
+// MatchHeader says whether hs matches hm, as Envoy's
+// HeaderUtility::matchHeaders does for one matcher (see headerMatch). The
+// RBAC filters match their header permissions and principals with it too
+// (HeaderMatcher in source/extensions/filters/common/rbac/matchers.cc).
+func MatchHeader(hm *routev3.HeaderMatcher, hs Headers) (bool, error) { return headerMatch(hm, hs) }

@@ -245,6 +245,10 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	if err := proxies.checkRules(out); err != nil {
 		return fmt.Errorf("a proxy's config breaks Envoy's load rules: %w", err)
 	}
+	fmt.Fprintln(out)
+	if err := explainRequests(ctx, operatorBin, kubeconfig, out); err != nil {
+		return err
+	}
 	if o.rotate {
 		if err := rotateRoot(ctx, k, proxies, p, out); err != nil {
 			return fmt.Errorf("rotating the mesh's root: %w", err)
