@@ -91,6 +91,14 @@ type MeshInstanceSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Inbound MeshInbound `json:"inbound,omitzero"`
+
+	// observability turns on what the proxies report beyond their
+	// Prometheus stats: access logs, OpenTelemetry traces, and the mesh's
+	// identities as labels of the stats. Everything is off unless set; a
+	// MeshMember overrides it field by field for its namespace.
+	// +kubebuilder:validation:XValidation:rule="!has(self.tracing) || !has(self.tracing.mode) || self.tracing.mode != 'OpenTelemetry' || has(self.tracing.collector)",message="tracing.mode OpenTelemetry needs tracing.collector: the Service proxies send spans to",fieldPath=".tracing"
+	// +optional
+	Observability Observability `json:"observability,omitzero"`
 }
 
 // MeshInbound says what the workloads of a mesh (member pods and MeshVMs)

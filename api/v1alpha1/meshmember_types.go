@@ -61,6 +61,14 @@ type MeshMemberSpec struct {
 	// fields inherit the mesh's.
 	// +optional
 	Inbound MemberInbound `json:"inbound,omitzero"`
+
+	// observability overrides, for the proxies of the member pods (and of
+	// the namespace's MeshVMs), the mesh's spec.observability field by
+	// field: a namespace can turn access logs or tracing on or off, sample
+	// more or less, send its spans to a collector of its own. Unset fields
+	// follow the mesh's.
+	// +optional
+	Observability Observability `json:"observability,omitzero"`
 }
 
 // MemberInbound is what the pods of a MeshMember accept from callers

@@ -236,9 +236,59 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 				m.Spec.Resilience = &meshv1alpha1.Resilience{Fault: &meshv1alpha1.Fault{Delay: &meshv1alpha1.FaultDelay{FixedDelay: "1s", Percent: 1}}}
 			})
 		}, "spec.resilience", "fault injection is set on a ResiliencePolicy, never mesh-wide"},
+		// Observability: modes and propagation take their values only,
+		// sampling is a percentage of at most two decimals, the collector
+		// is a Service's name, namespace and port, and a mesh that traces
+		// names its collector (a MeshMember may not: it takes the mesh's).
+		{"unknown access log mode", func(string) client.Object {
+			return meshInstance("bad-log-mode", func(m *mi) { m.Spec.Observability.AccessLog = &meshv1alpha1.AccessLog{Mode: "Text"} })
+		}, "spec.observability.accessLog.mode", "Unsupported value"},
+		{"unknown tracing mode", func(string) client.Object {
+			return meshInstance("bad-trace-mode", withTracing(meshv1alpha1.Tracing{Mode: "Zipkin", Collector: validCollector}))
+		}, "spec.observability.tracing.mode", "Unsupported value"},
+		{"tracing without a collector", func(string) client.Object {
+			return meshInstance("no-collector", withTracing(meshv1alpha1.Tracing{Mode: meshv1alpha1.TracingOpenTelemetry}))
+		}, "spec.observability.tracing", "tracing.mode OpenTelemetry needs tracing.collector"},
+		{"sampling over 100", func(string) client.Object {
+			return meshInstance("sampling-high", withTracing(meshv1alpha1.Tracing{SamplingPercent: "100.5"}))
+		}, "spec.observability.tracing.samplingPercent", "should match"},
+		{"sampling with three decimals", func(string) client.Object {
+			return meshInstance("sampling-fine", withTracing(meshv1alpha1.Tracing{SamplingPercent: "0.001"}))
+		}, "spec.observability.tracing.samplingPercent", "should match"},
+		{"sampling that is no number", func(string) client.Object {
+			return meshInstance("sampling-word", withTracing(meshv1alpha1.Tracing{SamplingPercent: "half"}))
+		}, "spec.observability.tracing.samplingPercent", "should match"},
+		{"B3 propagation", func(string) client.Object {
+			return meshInstance("b3", withTracing(meshv1alpha1.Tracing{Propagation: "B3"}))
+		}, "spec.observability.tracing.propagation", "Unsupported value"},
+		{"collector name is not a Service name", func(string) client.Object {
+			return meshInstance("bad-collector", withTracing(meshv1alpha1.Tracing{Collector: &meshv1alpha1.TraceCollector{Name: "Otel_Collector", Namespace: "observability"}}))
+		}, "spec.observability.tracing.collector.name", "should match"},
+		{"collector without a namespace", func(string) client.Object {
+			return meshInstance("collector-namespace", withTracing(meshv1alpha1.Tracing{Collector: &meshv1alpha1.TraceCollector{Name: "otel"}}))
+		}, "spec.observability.tracing.collector.namespace", "at least 1 chars long"},
+		{"collector port out of range", func(string) client.Object {
+			return meshInstance("collector-port", withTracing(meshv1alpha1.Tracing{Collector: &meshv1alpha1.TraceCollector{Name: "otel", Namespace: "observability", Port: 70000}}))
+		}, "spec.observability.tracing.collector.port", "less than or equal to 65535"},
+		{"member sampling over 100", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) {
+				m.Spec.Observability.Tracing = &meshv1alpha1.Tracing{SamplingPercent: "250"}
+			})
+		}, "spec.observability.tracing.samplingPercent", "should match"},
+		{"unknown member access log mode", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) { m.Spec.Observability.AccessLog = &meshv1alpha1.AccessLog{Mode: "On"} })
+		}, "spec.observability.accessLog.mode", "Unsupported value"},
 	}
 	testenv.ExpectInvalid(t, env.Client, newNamespace(t), cases)
 }
+
+// withTracing sets a MeshInstance's spec.observability.tracing.
+func withTracing(tr meshv1alpha1.Tracing) func(*meshv1alpha1.MeshInstance) {
+	return func(m *meshv1alpha1.MeshInstance) { m.Spec.Observability.Tracing = &tr }
+}
+
+// validCollector is a valid trace collector.
+var validCollector = &meshv1alpha1.TraceCollector{Name: "otel", Namespace: "observability"}
 
 type rp = meshv1alpha1.ResiliencePolicy
 

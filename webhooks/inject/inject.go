@@ -179,7 +179,7 @@ func Pod(pod *corev1.Pod, cfg Config) error {
 		return err
 	}
 	init := initContainer(cfg, ex, overlay)
-	proxy := proxyContainer(cfg, boot)
+	proxy := proxyContainer(cfg, boot, mesh.ServiceAccountOf(pod.Spec.ServiceAccountName))
 	pod.Spec.InitContainers = append([]corev1.Container{init, proxy}, pod.Spec.InitContainers...)
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: BootstrapVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 		Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("1Mi")),
@@ -290,7 +290,7 @@ func proxyless(pod *corev1.Pod, cfg Config) error {
 // proxyContainer is Envoy as a native sidecar: an init container that keeps
 // running, started before the app's containers and stopped after them, so
 // that the app starts with its proxy ready and Jobs complete.
-func proxyContainer(cfg Config, boot string) corev1.Container {
+func proxyContainer(cfg Config, boot, serviceAccount string) corev1.Container {
 	image := SidecarImage(cfg.Sidecar, cfg.SidecarImage)
 	level := string(cfg.Sidecar.LogLevel)
 	if level == "" {
@@ -318,6 +318,7 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 		Env: []corev1.EnvVar{
 			{Name: "POD_NAME", ValueFrom: field("metadata.name")},
 			{Name: "POD_NAMESPACE", ValueFrom: field("metadata.namespace")},
+			{Name: OTelResourceEnv, Value: otelResource(serviceAccount)},
 		},
 		Ports: []corev1.ContainerPort{
 			{Name: "osm-prometheus", ContainerPort: mesh.PrometheusPort, Protocol: corev1.ProtocolTCP},
@@ -340,6 +341,22 @@ func proxyContainer(cfg Config, boot string) corev1.Container {
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		},
 	}
+}
+
+// OTelResourceEnv holds the OpenTelemetry resource of the proxy's spans,
+// which the environment resource detector of the mesh's tracer config reads
+// (source/extensions/tracers/opentelemetry/resource_detectors/environment:
+// "key=value" pairs separated by commas; Kubernetes expands the $(VAR)
+// references from the variables before it). Its attributes win over the
+// tracer's service_name (resource_provider.cc merges detected attributes
+// over it). It is harmless while tracing is off.
+const OTelResourceEnv = "OTEL_RESOURCE_ATTRIBUTES"
+
+// otelResource names the proxy's workload: service.name is its identity,
+// serviceaccount.namespace (no Kubernetes name holds "," or "=").
+func otelResource(serviceAccount string) string {
+	return "service.name=" + serviceAccount + ".$(POD_NAMESPACE),service.namespace=$(POD_NAMESPACE)," +
+		"k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(POD_NAME)"
 }
 
 // initContainer programs the pod's traffic redirection, writes the proxy's

@@ -254,6 +254,7 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 			Clusters:  append([]*clusterv3.Cluster{xds}, o.Clusters...),
 		},
 		LayeredRuntime: runtime(),
+		StatsConfig:    StatsConfig(),
 	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("the bootstrap of %s is invalid: %w", o.NodeID, err)

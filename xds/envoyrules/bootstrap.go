@@ -51,6 +51,7 @@ func CheckBootstrap(b *bootstrapv3.Bootstrap, dynamic *Resources, opts Options) 
 		static[c.GetName()] = c
 	}
 	name := b.GetNode().GetId()
+	statsConfig(name, b.GetStatsConfig(), f)
 	dr := b.GetDynamicResources()
 	ads := dr.GetAdsConfig()
 	if dr != nil {

@@ -47,6 +47,8 @@ func (c *Checker) hcm(ln, where string, h *hcmv3.HttpConnectionManager, tls bool
 			c.rbac(ln, where, r.GetRules(), tls, f)
 		}
 	}
+	c.accessLogs(ln, where, h.GetAccessLog(), true, f)
+	c.tracing(ln, where, h.GetTracing(), f)
 	upgrades := map[string]bool{}
 	for _, u := range h.GetUpgradeConfigs() {
 		t := strings.ToLower(u.GetUpgradeType())

@@ -162,6 +162,7 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 		case *hcmv3.HttpConnectionManager:
 			c.hcm(ln, where, cfg, tls, f)
 		case *tcpproxyv3.TcpProxy:
+			c.accessLogs(ln, where+": its TCP proxy", cfg.GetAccessLog(), false, f)
 			if n := cfg.GetCluster(); n != "" {
 				f.clusters = append(f.clusters, n)
 			}
@@ -170,6 +171,9 @@ func (c *Checker) chain(ln string, fc *listenerv3.FilterChain, f *facts) {
 			}
 		case *rbacnetv3.RBAC:
 			c.rbac(ln, where, cfg.GetRules(), tls, f)
+			// Shadow rules are built and evaluated as the rules are
+			// (createShadowEngine, source/extensions/filters/common/rbac/utility.h).
+			c.rbac(ln, where+" (shadow rules)", cfg.GetShadowRules(), tls, f)
 		}
 	}
 }

@@ -140,6 +140,8 @@ type facts struct {
 	needTLS  bool // server names or a transport protocol: a TLS inspector
 	needALPN bool // application protocols: a TLS or HTTP inspector
 	nested   []*facts
+	// tracers are the clusters tracers export spans to.
+	tracers []string
 }
 
 // add makes o part of f: nested facts are shared with other resources, so
@@ -267,6 +269,13 @@ func (c *Checker) Check(r *Resources) error {
 				fail("cluster", n, "every cluster a route or TCP proxy names exists",
 					"an inline route table is refused with \"route: unknown cluster '"+n+"'\" (validate_clusters defaults to true for it, source/common/router/config_impl.cc); through RDS, or from a TCP proxy, every request or connection fails")
 			}
+		}
+		for _, n := range f.tracers {
+			cl, ok := dynamic.get(n)
+			if !ok {
+				cl, _ = static.get(n)
+			}
+			tracerCluster(n, cl, fail)
 		}
 		for _, n := range f.eds {
 			if _, ok := eds.get(n); !ok {

@@ -87,6 +87,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 		b.m.Mode = ModePermissive
 	}
 	b.collectMembers()
+	b.collectObservability()
 	b.collectWorkloads()
 	b.collectServices()
 	b.collectPolicies()

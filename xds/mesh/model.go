@@ -137,6 +137,10 @@ type Mesh struct {
 	// MeshMembers say of plaintext from outside the mesh.
 	spec          meshv1alpha1.MeshInstanceSpec
 	memberInbound map[string]meshv1alpha1.MemberInbound
+	// meshObservability and observability (by member namespace) are what
+	// the mesh and its MeshMembers have the proxies report.
+	meshObservability Observability
+	observability     map[string]Observability
 
 	// Indexes built with the model, so that a view costs what it holds.
 	byIdentity   map[Identity][]*Service // services each identity backs

@@ -45,6 +45,7 @@ func (t *translator) outboundCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cl
 		ConnectTimeout:       durationpb.New(connectTimeout),
 		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
 		TransportSocket:      t.upstreamTLS(s, p),
+		AltStatName:          t.destinationStat(name, s),
 	}
 	if slices.ContainsFunc(s.Endpoints, func(e mesh.Endpoint) bool { return e.NoProxy && published(e, p) }) {
 		c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{{
@@ -69,6 +70,7 @@ func (t *translator) headlessCluster(s *mesh.Service, p mesh.Port) *clusterv3.Cl
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
 		ConnectTimeout:       durationpb.New(connectTimeout),
 		TransportSocket:      t.upstreamTLS(s, p),
+		AltStatName:          t.destinationStat(OutboundClusterName(s.Key, p.Port), s),
 	}
 	if p.Protocol == mesh.ProtocolGRPC || p.Protocol == mesh.ProtocolHTTP2 {
 		c.TypedExtensionProtocolOptions = t.http2Options()

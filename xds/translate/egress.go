@@ -91,9 +91,9 @@ func (t *translator) egressHTTP(ep mesh.EgressPort) ([]*listenerv3.FilterChain, 
 	fc := &listenerv3.FilterChain{
 		Name:             name,
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(ep.Port))},
-		Filters: []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(&hcmv3.HttpConnectionManager{
+		Filters: []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(t.observe(&hcmv3.HttpConnectionManager{
 			RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc},
-		}), nil)},
+		}, nil)), nil)},
 	}
 	return []*listenerv3.FilterChain{fc}, false
 }

@@ -53,9 +53,17 @@ const inspectorTimeout = 5 * time.Second
 func (t *translator) inbound() {
 	l := t.listener(InboundListener, mesh.InboundListenerPort, corev3.TrafficDirection_INBOUND)
 	l.ListenerFilters = []*listenerv3.ListenerFilter{t.originalDst()}
+	dst := t.ownStat(StatDestinationTag)
+	if dst != "" {
+		l.StatPrefix = InboundListener + dst
+	}
 	var inspected []int32
 	for _, ip := range t.servedPorts() {
-		t.out.Clusters = append(t.out.Clusters, t.localCluster(InboundClusterName(ip.TargetPort), ip.TargetPort, ip.Port.Protocol))
+		c := t.localCluster(InboundClusterName(ip.TargetPort), ip.TargetPort, ip.Port.Protocol)
+		if dst != "" {
+			c.AltStatName = c.GetName() + dst
+		}
+		t.out.Clusters = append(t.out.Clusters, c)
 		chains := t.inboundChains(ip)
 		if len(chains) > 1 {
 			inspected = append(inspected, ip.TargetPort)
@@ -175,26 +183,34 @@ func (t *translator) plaintextRules(port int32, p mesh.Protocol, rules []mesh.In
 // inboundFilters are a chain's filters to the local cluster of ip: the
 // port's connection rate limit, then an HTTP connection manager (its RBAC
 // filter, when rules is not nil, then its request rate limit) or RBAC and
-// a TCP proxy.
+// a TCP proxy. With identity labels, the connection manager's and the TCP
+// proxy's stat prefixes name the group's identity as the destination; the
+// RBAC filters' and rate limits' keep statPrefix, which Envoy's default tag
+// extractors leave in metric names.
 func (t *translator) inboundFilters(statPrefix, cluster string, ip mesh.InboundPort, rules *rbacv3.RBAC) []*listenerv3.Filter {
 	p := ip.Port.Protocol
 	res := t.view.Mesh.Resilience(ip.Service.Key, ip.Port.Port)
+	labelled := statPrefix + t.ownStat(StatDestinationTag)
 	var filters []*listenerv3.Filter
 	if f := t.connectionRateLimit(statPrefix, res); f != nil {
 		filters = append(filters, f)
 	}
 	if p.IsHTTP() {
+		var rbacPrefix *string
+		if rules != nil {
+			rbacPrefix = &statPrefix
+		}
 		route := singleRoute(statPrefix, prefixAll(), meshRoute(toCluster(cluster)))
-		return append(filters, t.httpConnectionManager(statPrefix, meshHTTP(&hcmv3.HttpConnectionManager{
+		return append(filters, t.httpConnectionManager(labelled, meshHTTP(t.observe(&hcmv3.HttpConnectionManager{
 			RouteSpecifier:              &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: route},
 			ForwardClientCertDetails:    hcmv3.HttpConnectionManager_SANITIZE_SET,
 			SetCurrentClientCertDetails: &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true},
-		}), t.httpRBACFilter(statPrefix, rules), t.requestRateLimit(statPrefix, res)))
+		}, rbacPrefix)), t.httpRBACFilter(statPrefix, rules), t.requestRateLimit(statPrefix, res)))
 	}
 	if f := t.networkRBACFilter(statPrefix, rules); f != nil {
 		filters = append(filters, f)
 	}
-	return append(filters, t.tcpProxy(statPrefix, []weighted{{cluster, 1}}))
+	return append(filters, t.tcpProxyRBAC(labelled, []weighted{{cluster, 1}}, rules != nil))
 }
 
 // inspectTLS runs the TLS inspector on the listener's ports, waiting at

@@ -43,7 +43,7 @@ func (t *translator) listener(name string, port int32, dir corev3.TrafficDirecti
 func (t *translator) unmatched(l *listenerv3.Listener, pass bool) {
 	// The chains are the same in every group: they are built once.
 	chain := func(kind string, port int32, build func(*translator) *listenerv3.FilterChain) *listenerv3.FilterChain {
-		return sharedResource(t, kind, nil, mesh.Port{Port: port}, build)
+		return sharedKeyed(t, kind, nil, port, t.chainKey(false), build)
 	}
 	if !pass {
 		l.DefaultFilterChain = chain("blackhole-chain", 0, func(t *translator) *listenerv3.FilterChain {

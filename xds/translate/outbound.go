@@ -29,6 +29,9 @@ import (
 func (t *translator) outbound() {
 	l := t.listener(OutboundListener, mesh.OutboundListenerPort, corev3.TrafficDirection_OUTBOUND)
 	l.ListenerFilters = []*listenerv3.ListenerFilter{t.originalDst()}
+	if src := t.ownStat(StatSourceTag); src != "" {
+		l.StatPrefix = OutboundListener + src
+	}
 	matched := map[string]bool{} // filter chain matches already used
 	for _, s := range t.view.Outbound {
 		for _, p := range s.Ports {
@@ -36,7 +39,7 @@ func (t *translator) outbound() {
 				t.headless(l, s, p, matched)
 				continue
 			}
-			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
+			t.out.Clusters = append(t.out.Clusters, sharedKeyed(t, "cluster", s, p.Port, t.clusterKey(), func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
 			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
 			ranges := t.uniqueRanges(s.ClusterIPs, p.Port, matched)
 			byEndpoint := t.ingressChains(s, p, matched)
@@ -52,7 +55,7 @@ func (t *translator) outbound() {
 			case len(ranges) == len(s.ClusterIPs):
 				// No address was taken by another service: the chain is the
 				// same in every group.
-				l.FilterChains = append(l.FilterChains, sharedResource(t, "chain", s, p, func(t *translator) *listenerv3.FilterChain {
+				l.FilterChains = append(l.FilterChains, sharedKeyed(t, "chain", s, p.Port, t.chainKey(p.Protocol.IsHTTP()), func(t *translator) *listenerv3.FilterChain {
 					return t.outboundChain(OutboundClusterName(s.Key, p.Port), s, p, p.Port, ranges)
 				}))
 			default:
@@ -66,7 +69,7 @@ func (t *translator) outbound() {
 			continue // no route sends to a headless service
 		}
 		for _, p := range s.Ports {
-			t.out.Clusters = append(t.out.Clusters, sharedResource(t, "cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
+			t.out.Clusters = append(t.out.Clusters, sharedKeyed(t, "cluster", s, p.Port, t.clusterKey(), func(t *translator) *clusterv3.Cluster { return t.outboundCluster(s, p) }))
 			t.out.Endpoints = append(t.out.Endpoints, sharedResource(t, "endpoints", s, p, func(*translator) *endpointv3.ClusterLoadAssignment { return endpoints(s, p) }))
 		}
 	}
@@ -97,7 +100,7 @@ func (t *translator) headless(l *listenerv3.Listener, s *mesh.Service, p mesh.Po
 			byTarget[tp] = append(byTarget[tp], e.Address)
 		}
 	}
-	t.out.Clusters = append(t.out.Clusters, sharedResource(t, "headless-cluster", s, p, func(t *translator) *clusterv3.Cluster { return t.headlessCluster(s, p) }))
+	t.out.Clusters = append(t.out.Clusters, sharedKeyed(t, "headless-cluster", s, p.Port, t.clusterKey(), func(t *translator) *clusterv3.Cluster { return t.headlessCluster(s, p) }))
 	if len(plainByTarget) > 0 {
 		plain := headlessPlainClusterName(s, p)
 		t.out.Clusters = append(t.out.Clusters, sharedResource(t, "headless-plain-cluster", s, p, func(*translator) *clusterv3.Cluster { return headlessPlainCluster(s, p) }))
@@ -141,9 +144,9 @@ func (t *translator) outboundChain(chainName string, s *mesh.Service, p mesh.Por
 		},
 	}
 	if p.Protocol.IsHTTP() {
-		fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(&hcmv3.HttpConnectionManager{
+		fc.Filters = []*listenerv3.Filter{t.httpConnectionManager(name, meshHTTP(t.observe(&hcmv3.HttpConnectionManager{
 			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: name}},
-		}), t.routeFaultFilter(t.view.Mesh.Resilience(s.Key, p.Port), s.Key, p.Port))}
+		}, nil)), t.routeFaultFilter(t.view.Mesh.Resilience(s.Key, p.Port), s.Key, p.Port))}
 	} else {
 		fc.Filters = []*listenerv3.Filter{t.tcpProxy(name, t.clusterTargets(s, p))}
 	}
@@ -359,7 +362,13 @@ func routeAction(targets []weighted) *routev3.RouteAction {
 }
 
 func (t *translator) tcpProxy(statPrefix string, targets []weighted) *listenerv3.Filter {
-	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix}
+	return t.tcpProxyRBAC(statPrefix, targets, false)
+}
+
+// tcpProxyRBAC is tcpProxy for a chain that has an RBAC filter when rbac
+// is set: its access log then records the filter's decision.
+func (t *translator) tcpProxyRBAC(statPrefix string, targets []weighted, rbac bool) *listenerv3.Filter {
+	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix, AccessLog: t.tcpAccessLog(rbac)}
 	if len(targets) == 1 {
 		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: targets[0].cluster}
 	} else {

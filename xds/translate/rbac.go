@@ -39,13 +39,25 @@ func (t *translator) httpRBACFilter(statPrefix string, rules *rbacv3.RBAC) *hcmv
 
 // networkRBACFilter is the network filter enforcing rules (SMI TCPRoutes,
 // an IngressBackend's sources); nil for nil rules.
+//
+// With access logs, the same rules also run as shadow rules: the network
+// filter records in the connection's dynamic metadata the decision and
+// policy of its shadow rules only, never of the rules it enforces
+// (source/extensions/filters/network/rbac/rbac_filter.cc, setDynamicMetadata
+// is called for the shadow engine), and the access log reads them there.
+// Equal rules decide equally; the shadow decision costs an evaluation and
+// counts shadow_allowed and shadow_denied beside allowed and denied.
 func (t *translator) networkRBACFilter(statPrefix string, rules *rbacv3.RBAC) *listenerv3.Filter {
 	if rules == nil {
 		return nil
 	}
+	cfg := &rbacnetv3.RBAC{Rules: rules, StatPrefix: statPrefix}
+	if t.obs().AccessLog {
+		cfg.ShadowRules = rules
+	}
 	return &listenerv3.Filter{
 		Name:       "envoy.filters.network.rbac",
-		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(&rbacnetv3.RBAC{Rules: rules, StatPrefix: statPrefix})},
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: t.any(cfg)},
 	}
 }
 

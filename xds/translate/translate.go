@@ -112,6 +112,7 @@ func (sh *Shared) Translate(v *mesh.View, certs *Certificates) (*Resources, erro
 		t.inbound()
 		t.prometheus()
 		t.defaultClusters()
+		t.tracingCluster()
 		t.secrets(certs)
 	}
 	sortByName(t.out.Listeners, (*listenerv3.Listener).GetName)
@@ -190,7 +191,11 @@ func (t *translator) any(m proto.Message) *anypb.Any {
 			t.err = fmt.Errorf("%s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 		}
 	}
-	a, err := anypb.New(m)
+	// Deterministic: a map (a JSON log format, RBAC policies) packs in
+	// key order, so the same config packs to the same bytes and hashes
+	// alike from one translation to the next.
+	a := &anypb.Any{}
+	err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true})
 	if err != nil && t.err == nil {
 		t.err = fmt.Errorf("packing %T: %w", m, err)
 	}
