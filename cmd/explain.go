@@ -81,11 +81,7 @@ func runExplain(args []string, out, errOut io.Writer, config func() (*rest.Confi
 		return fail(fmt.Errorf("--to %q is not <service>.<namespace>:<port>", *to))
 	}
 	svcNS, _, _ = strings.Cut(svcNS, ".") // <ns>.svc.<domain> is <ns>
-	cfg, err := config()
-	if err != nil {
-		return fail(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: mesh.NewScheme()})
+	c, err := clusterClient(config)
 	if err != nil {
 		return fail(err)
 	}

@@ -74,11 +74,7 @@ func runPlan(args []string, in io.Reader, out, errOut io.Writer, config func() (
 	if err != nil {
 		return fail(err)
 	}
-	cfg, err := config()
-	if err != nil {
-		return fail(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: mesh.NewScheme()})
+	c, err := clusterClient(config)
 	if err != nil {
 		return fail(err)
 	}

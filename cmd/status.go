@@ -23,6 +23,20 @@ and each policy the mesh judges (IngressBackend, Egress,
 UpstreamTrafficSetting, Retry, ResiliencePolicy, HTTPRoute, GRPCRoute) with
 its condition.`
 
+// clusterClient is a client of the cluster of config, of the mesh's kinds,
+// for the commands that read a cluster (status, plan, explain).
+func clusterClient(config func() (*rest.Config, error)) (client.Client, error) {
+	cfg, err := config()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: mesh.NewScheme()})
+	if err != nil {
+		return nil, fmt.Errorf("a client of the cluster: %w", err)
+	}
+	return c, nil
+}
+
 // runStatus runs the status subcommand and returns the exit code: 0, or 1
 // when the cluster cannot be read.
 func runStatus(args []string, out, errOut io.Writer, config func() (*rest.Config, error)) int {
@@ -38,11 +52,7 @@ func runStatus(args []string, out, errOut io.Writer, config func() (*rest.Config
 		fmt.Fprintln(errOut, "osm-operator status:", err)
 		return 1
 	}
-	cfg, err := config()
-	if err != nil {
-		return fail(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: mesh.NewScheme()})
+	c, err := clusterClient(config)
 	if err != nil {
 		return fail(err)
 	}

@@ -1,7 +1,6 @@
 package explain_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -13,11 +12,7 @@ import (
 
 func bookstore(t *testing.T) *mesh.Mesh {
 	t.Helper()
-	raw, err := os.ReadFile("../translate/testdata/in/bookstore.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := meshtest.Decode(raw)
+	in, err := meshtest.ReadFile("../translate/testdata/in/bookstore.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

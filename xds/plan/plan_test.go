@@ -2,7 +2,6 @@ package plan_test
 
 import (
 	"bytes"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,11 +19,7 @@ import (
 // bookstore is the live state of the bookstore golden's mesh.
 func bookstore(t *testing.T) plan.State {
 	t.Helper()
-	raw, err := os.ReadFile("../translate/testdata/in/bookstore.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := meshtest.Decode(raw)
+	in, err := meshtest.ReadFile("../translate/testdata/in/bookstore.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -16,6 +17,19 @@ import (
 )
 
 var codecs = serializer.NewCodecFactory(mesh.NewScheme())
+
+// ReadFile reads the manifest file into model inputs (Decode).
+func ReadFile(path string) (mesh.Inputs, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return mesh.Inputs{}, err
+	}
+	in, err := Decode(raw)
+	if err != nil {
+		return in, fmt.Errorf("%s: %w", path, err)
+	}
+	return in, nil
+}
 
 // Decode reads a multi-document YAML manifest into model inputs.
 func Decode(data []byte) (mesh.Inputs, error) {
