@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +28,9 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -199,6 +202,13 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 		t.Errorf("v1 answered %d and v2 %d of 1,000 calls, want 800 ± 50 on v1", counts["v1"], counts["v2"])
 	}
 
+	// Each policy says it is in force, and on how many proxies: the
+	// TrafficTarget on the bookbuyer and the two bookstores; the split on
+	// every proxyless proxy, each of which sees the root service.
+	awaitEnforced(t, ctx, k, "access.smi-spec.io/v1alpha3", "TrafficTarget", ns, "bookbuyer-to-bookstore", "3/3 proxies of 2 groups")
+	awaitEnforced(t, ctx, k, "split.smi-spec.io/v1alpha4", "TrafficSplit", ns, "bookstore-split", "4/4 proxies of 3 groups")
+	awaitEnforced(t, ctx, k, "specs.smi-spec.io/v1alpha4", "HTTPRouteGroup", ns, "all", "3/3 proxies of 2 groups")
+
 	// Renew the bookstore's certificate as `cmctl renew` does; cert-manager
 	// issues a new one into the Secret, and the kubelet updates the files.
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -240,6 +250,41 @@ func TestProxylessGRPCWithCertManager(t *testing.T) {
 
 	// Identities issued and renewed, proxies served: no key anywhere.
 	assertNoKeysLeak(t, ctx, k)
+}
+
+// awaitEnforced waits until the SMI policy's status says Enforced=True
+// with a message containing msg, Accepted=True, and its generation observed.
+func awaitEnforced(t *testing.T, ctx context.Context, k client.Client, apiVersion, kind, ns, name, msg string) {
+	t.Helper()
+	awaitEnforcedAs(t, ctx, k, apiVersion, kind, ns, name, metav1.ConditionTrue, msg)
+}
+
+// awaitEnforcedAs waits until the SMI policy's status says Enforced=status
+// (any, when empty) with a message containing msg, Accepted=True, and its
+// generation observed.
+func awaitEnforcedAs(t *testing.T, ctx context.Context, k client.Client, apiVersion, kind, ns, name string, status metav1.ConditionStatus, msg string) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, func() error {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(apiVersion)
+		u.SetKind(kind)
+		if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+			return err
+		}
+		var st struct {
+			ObservedGeneration int64              `json:"observedGeneration"`
+			Conditions         []metav1.Condition `json:"conditions"`
+		}
+		raw, _ := json.Marshal(u.Object["status"])
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return err
+		}
+		e, a := meta.FindStatusCondition(st.Conditions, "Enforced"), meta.FindStatusCondition(st.Conditions, "Accepted")
+		if e == nil || a == nil || status != "" && e.Status != status || a.Status != metav1.ConditionTrue || !strings.Contains(e.Message, msg) || st.ObservedGeneration != u.GetGeneration() || e.ObservedGeneration != u.GetGeneration() {
+			return fmt.Errorf("%s %s/%s status: %s", kind, ns, name, raw)
+		}
+		return nil
+	})
 }
 
 // localGRPCBootstrap is a proxyless workload's gRPC bootstrap as the test

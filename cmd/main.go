@@ -116,7 +116,11 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	if err != nil {
 		return err
 	}
-	ctlOpts := controllers.Options{Namespace: xdsOpts.namespace, ClusterResourceNamespace: xdsOpts.certManagerNamespace, SidecarImage: o.sidecarImage, ClusterDomain: xdsOpts.clusterDomain}
+	cp := newXDS(mgr, xdsOpts)
+	ctlOpts := controllers.Options{
+		Namespace: xdsOpts.namespace, ClusterResourceNamespace: xdsOpts.certManagerNamespace, SidecarImage: o.sidecarImage, ClusterDomain: xdsOpts.clusterDomain,
+		Enforcement: cp,
+	}
 	if o.leaderElect {
 		// Only the leader reconciles; every replica serves xDS and webhooks.
 		// The Lease lives beside the operator, in or out of a cluster.
@@ -133,7 +137,7 @@ func run(ctx context.Context, cfg *rest.Config, o options) error {
 	if err != nil {
 		return err
 	}
-	if err := addXDS(mgr, xdsOpts); err != nil {
+	if err := cp.AddTo(mgr); err != nil {
 		return err
 	}
 	if o.webhooks {

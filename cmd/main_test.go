@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
@@ -72,6 +73,8 @@ func TestOperatorServesAMesh(t *testing.T) {
 	dial := buyerDialer(t, ctx, k, xdsAddr, ns)
 	var clusters []string
 	var held *grpc.ClientConn // the proxy's connection, once it got its config
+	var stream *xdstest.Stream
+	var response *discoveryv3.DiscoveryResponse
 	testenv.Eventually(t, 90*time.Second, func() error {
 		conn, err := dial()
 		if err != nil {
@@ -104,9 +107,22 @@ func TestOperatorServesAMesh(t *testing.T) {
 		if !slices.Contains(clusters, "out|"+ns+"/store|80") {
 			return fmt.Errorf("clusters %v", clusters)
 		}
-		held = conn
+		held, stream, response = conn, s, r
 		return nil
 	})
+
+	// The TrafficTarget says how many of the proxies it configures run it:
+	// the buyer's proxy rejects its clusters, then accepts them (the store
+	// has none connected).
+	if err := stream.NACK(response, "", "cluster out|shop/store|80: refused by the test"); err != nil {
+		t.Fatal(err)
+	}
+	awaitEnforcedAs(t, ctx, k, "access.smi-spec.io/v1alpha3", "TrafficTarget", ns, "buyer-to-store", metav1.ConditionFalse,
+		"0/1 proxies of 2 groups (envoy/shop/buyer, envoy/shop/store); 1 rejected their config: envoy/shop/buyer: Cluster: cluster out|shop/store|80: refused by the test")
+	if err := stream.ACK(response); err != nil {
+		t.Fatal(err)
+	}
+	awaitEnforced(t, ctx, k, "access.smi-spec.io/v1alpha3", "TrafficTarget", ns, "buyer-to-store", "1/1 proxies of 2 groups")
 
 	// The connected proxy is counted by its member and its mesh, and no
 	// longer once it has gone.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -143,5 +145,30 @@ func TestOSMResiliencePoliciesWithProxylessGRPC(t *testing.T) {
 			return fmt.Errorf("UpstreamTrafficSetting %s: %+v %q %v", setting.Name, c, setting.Status.CurrentStatus, err)
 		}
 		return nil
+	})
+
+	// Each says on how many proxies it is in force: the Retry on its
+	// source's; the setting, of its new generation, on every proxy that
+	// calls its host (in a Permissive mesh, all of them). The foreign
+	// Retry configures no proxy.
+	enforced := func(obj client.Object, conds *[]metav1.Condition, status metav1.ConditionStatus, msg string) error {
+		if err := g.k.Get(g.ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(*conds, "Enforced")
+		if c == nil || c.Status != status || !strings.Contains(c.Message, msg) || c.ObservedGeneration != obj.GetGeneration() {
+			return fmt.Errorf("%s (generation %d): Enforced %+v", obj.GetName(), obj.GetGeneration(), c)
+		}
+		if r := meta.FindStatusCondition(*conds, meshv1alpha1.ConditionReady); r == nil {
+			return fmt.Errorf("%s lost its Ready condition: %+v", obj.GetName(), *conds)
+		}
+		return nil
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return errors.Join(
+			enforced(retry, &retry.Status.Conditions, metav1.ConditionTrue, "1/1 proxies of 1 group (grpc/osm-policies/client)"),
+			enforced(setting, &setting.Status.Conditions, metav1.ConditionTrue, "3/3 proxies of 3 groups"),
+			enforced(foreign, &foreign.Status.Conditions, metav1.ConditionUnknown, "0/0 proxies"),
+		)
 	})
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +23,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/util/retry"
@@ -400,7 +404,34 @@ func TestRBACGrantsWhatTheOperatorUses(t *testing.T) {
 		Source:       policyv1alpha1.RetrySource{Kind: policyv1alpha1.RetrySourceServiceAccount, Name: "web", Namespace: ns},
 		Destinations: []policyv1alpha1.RetryDestination{{Kind: policyv1alpha1.RetryDestinationService, Name: "warehouse", Namespace: ns}},
 		RetryPolicy:  policyv1alpha1.RetryPolicySpec{RetryOn: "5xx"}}}
-	mustCreate(ib, eg, hr, gr, rp, uts, retry)
+	// The SMI kinds: their status is the operator's too.
+	hrg := &specsv1alpha4.HTTPRouteGroup{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: ns}, Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{{Name: "all", PathRegex: ".*"}}}}
+	tcp := &specsv1alpha4.TCPRoute{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}}
+	tt := &accessv1alpha3.TrafficTarget{ObjectMeta: metav1.ObjectMeta{Name: "web-to-db", Namespace: ns}, Spec: accessv1alpha3.TrafficTargetSpec{
+		Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: "db"},
+		Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: "web"}},
+		Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: "all"}, {Kind: "TCPRoute", Name: "db"}},
+	}}
+	ts := &splitv1alpha4.TrafficSplit{ObjectMeta: metav1.ObjectMeta{Name: "warehouse", Namespace: ns}, Spec: splitv1alpha4.TrafficSplitSpec{
+		Service: "warehouse", Backends: []splitv1alpha4.TrafficSplitBackend{{Service: "warehouse", Weight: 100}}}}
+	mustCreate(ib, eg, hr, gr, rp, uts, retry, hrg, tcp, tt, ts)
+	for _, p := range []struct{ apiVersion, kind, name string }{
+		{"specs.smi-spec.io/v1alpha4", "HTTPRouteGroup", hrg.Name}, {"specs.smi-spec.io/v1alpha4", "TCPRoute", tcp.Name},
+		{"access.smi-spec.io/v1alpha3", "TrafficTarget", tt.Name}, {"split.smi-spec.io/v1alpha4", "TrafficSplit", ts.Name},
+	} {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion(p.apiVersion)
+			u.SetKind(p.kind)
+			if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: p.name}, u); err != nil {
+				return err
+			}
+			if conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions"); len(conds) == 0 {
+				return fmt.Errorf("%s %s has no status conditions yet", p.kind, p.name)
+			}
+			return nil
+		})
+	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, o := range []client.Object{ib, eg, hr, gr, rp, uts, retry} {
 			if err := k.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {

@@ -21,7 +21,10 @@ say: each MeshInstance, MeshMember and MeshVM with its Ready condition and
 counts (member namespaces, identities, injected pods, connected proxies),
 and each policy the mesh judges (IngressBackend, Egress,
 UpstreamTrafficSetting, Retry, ResiliencePolicy, HTTPRoute, GRPCRoute) with
-its condition.`
+its condition; each SMI policy (TrafficTarget, HTTPRouteGroup, TCPRoute,
+TrafficSplit) with its Accepted condition; and where a policy says so, its
+Enforced condition: how many connected proxies of the groups it configures
+run the config that includes it.`
 
 // clusterClient is a client of the cluster of config, of the mesh's kinds,
 // for the commands that read a cluster (status, plan, explain).

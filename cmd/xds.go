@@ -16,10 +16,10 @@ type xdsOptions struct {
 	clusterDomain                  string
 }
 
-// addXDS adds the xDS control plane to the manager: the runner that keeps the
+// newXDS is the xDS control plane of the replica: the runner that keeps the
 // snapshots in step with the cluster, the ADS server, the census Lease and the
-// debug endpoint. All of them run on every replica.
-func addXDS(mgr ctrl.Manager, o xdsOptions) error {
+// debug endpoint. All of them run on every replica (ControlPlane.AddTo).
+func newXDS(mgr ctrl.Manager, o xdsOptions) *controlplane.ControlPlane {
 	tlsSource := server.SecretTLS(mgr.GetCache(), o.namespace)
 	if o.certDir != "" {
 		tlsSource = server.FileTLS(o.certDir)
@@ -35,7 +35,7 @@ func addXDS(mgr ctrl.Manager, o xdsOptions) error {
 		CensusNamespace: o.namespace,
 		DebugAddress:    o.debugAddress,
 		Log:             ctrl.Log.WithName("xds"),
-	}).AddTo(mgr)
+	})
 }
 
 // replicaName names this replica in MeshVM status: the pod's name.

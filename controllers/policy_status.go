@@ -70,6 +70,8 @@ func leftOutMeans(kind string) string {
 		return "its callers keep the mesh's defaults for what is left out"
 	case "Retry":
 		return "no retries where it is left out"
+	case "TrafficSplit":
+		return "its root service's traffic is not split"
 	}
 	return "what it would allow is denied"
 }

@@ -39,6 +39,9 @@ type Options struct {
 	// renewal by (renewDue); nil is the time now. Tests move it to a root's
 	// last weeks without waiting for them.
 	RootClock func(mesh string) time.Time
+	// Enforcement, when set, is this replica's control plane: the leader
+	// writes each policy's Enforced condition from it (enforced.go).
+	Enforcement EnforcementSource
 }
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -91,6 +94,12 @@ func SetupReconcilers(mgr ctrl.Manager, o Options) error {
 	} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
+		}
+	}
+	if o.Enforcement != nil {
+		w := &EnforcedWriter{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: o.Namespace, Source: o.Enforcement, Log: mgr.GetLogger().WithName("enforced")}
+		if err := mgr.Add(w); err != nil {
+			return fmt.Errorf("adding the Enforced condition writer: %w", err)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ package summary
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +13,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -85,10 +88,39 @@ func Write(ctx context.Context, k client.Reader, out io.Writer) error {
 			})
 			conds := *p.StatusConditions()
 			r, why := ready(conds)
-			row(l.kind, p, r, why, readyMessage(conds))
+			row(l.kind, p, r, why, withEnforced(readyMessage(conds), conds))
 			return nil
 		}); err != nil {
 			return err
+		}
+	}
+	// The SMI kinds: whether the mesh accepted them, and where they are
+	// enforced. A cluster without their CRDs has none.
+	for _, gvk := range []schema.GroupVersionKind{
+		{Group: "access.smi-spec.io", Version: "v1alpha3", Kind: "TrafficTargetList"},
+		{Group: "specs.smi-spec.io", Version: "v1alpha4", Kind: "HTTPRouteGroupList"},
+		{Group: "specs.smi-spec.io", Version: "v1alpha4", Kind: "TCPRouteList"},
+		{Group: "split.smi-spec.io", Version: "v1alpha4", Kind: "TrafficSplitList"},
+	} {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk)
+		if err := k.List(ctx, list); meta.IsNoMatchError(err) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("listing %s: %w", gvk.Kind, err)
+		}
+		for i := range list.Items {
+			u := &list.Items[i]
+			var st struct {
+				Conditions []metav1.Condition `json:"conditions"`
+			}
+			raw, _ := json.Marshal(u.Object["status"])
+			_ = json.Unmarshal(raw, &st) // a status we cannot read shows as none
+			accepted, reason := "Unknown", ""
+			if c := meta.FindStatusCondition(st.Conditions, "Accepted"); c != nil {
+				accepted, reason = string(c.Status), c.Reason
+			}
+			row(strings.TrimSuffix(gvk.Kind, "List"), u, accepted, reason, withEnforced("", st.Conditions))
 		}
 	}
 	// Policies of Gateway API's attachment: their conditions by parent.
@@ -173,6 +205,19 @@ func ready(conds []metav1.Condition) (string, string) {
 		return "Unknown", ""
 	}
 	return string(c.Status), c.Reason
+}
+
+// withEnforced is details with the Enforced condition of conds, if any.
+func withEnforced(details string, conds []metav1.Condition) string {
+	c := meta.FindStatusCondition(conds, "Enforced")
+	if c == nil {
+		return details
+	}
+	e := fmt.Sprintf("enforced %s (%s): %s", c.Status, c.Reason, c.Message)
+	if details == "" {
+		return e
+	}
+	return details + "; " + e
 }
 
 // readyMessage is the message of the Ready condition, or "".

@@ -217,3 +217,25 @@ func (n *Nodes) ID(node *corev3.Node) string {
 	}
 	return ""
 }
+
+// ConfigVersion is the version of a group's whole config, given its type
+// versions (Versions): short, and the same on every replica that
+// translated the same model.
+func ConfigVersion(v [types.UnknownType]string) string {
+	d := sha256.New()
+	for _, tv := range v {
+		fmt.Fprintf(d, "%s;", tv)
+	}
+	return hex.EncodeToString(d.Sum(nil)[:6])
+}
+
+// TypeVersions maps the type URL of a response to its version in v, for
+// server.ProxyStatus.Holds: "" for a type the cache does not serve.
+func TypeVersions(v [types.UnknownType]string) func(typeURL string) string {
+	return func(typeURL string) string {
+		if t := cachev3.GetResponseType(typeURL); t < types.UnknownType {
+			return v[t]
+		}
+		return ""
+	}
+}

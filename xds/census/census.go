@@ -43,6 +43,11 @@ const (
 	// TrustAnnotation holds a Lease's trust report: JSON {"<mesh>":
 	// {"proxies": n, "bundles": {"<sha256>": n}, "leafRoots": {"<sha256>": n}}}.
 	TrustAnnotation = "mesh.openservicemesh.io/trust"
+	// GroupsAnnotation holds what a Lease's proxies run, per group: JSON
+	// {"groups": {"<group>": {"c": connected, "v": "<config version>",
+	// "h": holding it, "r": rejecting}}, "rejections": {"<group>":
+	// "<detail>"}, "truncated": true when groups were left out}.
+	GroupsAnnotation = "mesh.openservicemesh.io/proxy-groups"
 	// LeasePrefix starts the name of each replica's Lease.
 	LeasePrefix = "osm-xds-"
 )
@@ -153,6 +158,17 @@ type Report struct {
 	Failing Failing
 	VMs     VMs
 	Trust   Trust
+	// Groups is what the replica's proxies run, per group; Truncated says
+	// that it left groups out (MaxGroups).
+	Groups    Groups
+	Truncated bool
+}
+
+// groupReport is GroupsAnnotation's JSON.
+type groupReport struct {
+	Groups     Groups            `json:"groups"`
+	Rejections map[string]string `json:"rejections,omitempty"`
+	Truncated  bool              `json:"truncated,omitempty"`
 }
 
 // Trust says, per mesh, what the proxies that take their certificates over
@@ -262,7 +278,8 @@ func (v VMs) merge(o VMs, replica string) {
 // sidecars or no failures.
 func Decode(l *coordinationv1.Lease) (Report, error) {
 	r := Report{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}, Trust: Trust{}}
-	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing, VMsAnnotation: &r.VMs, TrustAnnotation: &r.Trust} {
+	var groups groupReport
+	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing, VMsAnnotation: &r.VMs, TrustAnnotation: &r.Trust, GroupsAnnotation: &groups} {
 		raw, ok := l.Annotations[key]
 		if !ok {
 			continue
@@ -271,6 +288,11 @@ func Decode(l *coordinationv1.Lease) (Report, error) {
 			return Report{}, fmt.Errorf("lease %s/%s: annotation %s: %w", l.Namespace, l.Name, key, err)
 		}
 	}
+	r.Groups, r.Truncated = groups.Groups, groups.Truncated
+	if r.Groups == nil {
+		r.Groups = Groups{}
+	}
+	r.Groups.withRejections(groups.Rejections)
 	return r, nil
 }
 
@@ -293,6 +315,10 @@ type Census struct {
 	// Trust is what the connected proxies acknowledged of their
 	// certificates.
 	Trust Trust
+	// Groups is what the connected proxies run, per group; Truncated says
+	// that some replica left groups out.
+	Groups    Groups
+	Truncated bool
 	// Replicas is the number of live Leases.
 	Replicas int
 	// AsOf is the oldest renewal of a live Lease: the census says nothing
@@ -310,7 +336,7 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 	if err := r.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{ComponentLabel: Component}); err != nil {
 		return Census{}, fmt.Errorf("listing xDS replica Leases: %w", err)
 	}
-	out := Census{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}, Trust: Trust{}}
+	out := Census{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}, Trust: Trust{}, Groups: Groups{}}
 	for _, l := range leases.Items {
 		if !Expiry(&l).After(now) {
 			out.Expired = append(out.Expired, l)
@@ -329,6 +355,8 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 		out.Failing.Merge(r.Failing)
 		out.VMs.merge(r.VMs, ptr.Deref(l.Spec.HolderIdentity, l.Name))
 		out.Trust.Add(r.Trust)
+		out.Groups.Add(r.Groups)
+		out.Truncated = out.Truncated || r.Truncated
 	}
 	return out, nil
 }

@@ -32,6 +32,9 @@ type Options struct {
 	// Trust returns what this replica's proxies acknowledged of their
 	// certificates; nil reports nothing.
 	Trust func() Trust
+	// Groups returns what this replica's proxies run, per group; nil
+	// reports nothing.
+	Groups func() Groups
 	// Renew is how often the Lease is renewed; it lives three times as
 	// long. Zero means 10 s.
 	Renew time.Duration
@@ -129,6 +132,9 @@ func (p *Publisher) Start(ctx context.Context) error {
 		if p.Trust != nil {
 			r.Trust = p.Trust().bounded()
 		}
+		if p.Groups != nil {
+			r.Groups = p.Groups()
+		}
 		if err := p.apply(ctx, r); err != nil {
 			p.Log.Error(err, "Failed to publish the replica's census", "lease", LeasePrefix+p.Replica)
 			return
@@ -175,6 +181,15 @@ func (p *Publisher) apply(ctx context.Context, r Report) error {
 			return fmt.Errorf("encoding the trust report: %w", err)
 		}
 		annotations[TrustAnnotation] = string(raw)
+	}
+	if len(r.Groups) > 0 {
+		var gr groupReport
+		gr.Groups, gr.Rejections, gr.Truncated = r.Groups.bounded()
+		raw, err := json.Marshal(gr)
+		if err != nil {
+			return fmt.Errorf("encoding proxy groups: %w", err)
+		}
+		annotations[GroupsAnnotation] = string(raw)
 	}
 	if len(r.Failing) > 0 {
 		raw, err := json.Marshal(r.Failing)

@@ -9,7 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
@@ -65,7 +69,7 @@ func New(o Options) *ControlPlane {
 	cp := &ControlPlane{Nodes: &cache.Nodes{}}
 	cp.Snapshots = cache.New(cp.Nodes, nil)
 	var observers server.Observers
-	var onFailing func()
+	var onFailing, onConfigState func()
 	var publisher *census.Publisher
 	if o.CensusNamespace != "" {
 		publisher = census.NewPublisher(census.Options{
@@ -75,11 +79,12 @@ func New(o Options) *ControlPlane {
 			Count:        func() census.Counts { return sidecarCounts(cp.Server.Proxies()) },
 			Failing:      func() census.Failing { return cp.Runner.Failing() },
 			Trust:        func() census.Trust { return TrustCounts(cp.Server.Proxies(), cp.Snapshots.Trusts()) },
+			Groups:       func() census.Groups { return GroupStates(cp.Server.Proxies(), cp.Snapshots.Versions()) },
 			FieldManager: meshv1alpha1.FieldManager,
 			Log:          o.Log.WithName("census"),
 		})
 		observers = append(observers, publisher)
-		onFailing = publisher.Changed
+		onFailing, onConfigState = publisher.Changed, publisher.Changed
 	}
 	cp.Server = server.New(server.Options{
 		Address:    o.Address,
@@ -89,7 +94,9 @@ func New(o Options) *ControlPlane {
 		Nodes:      cp.Nodes,
 		Workloads:  o.Cache,
 		Observer:   observers,
-		Log:        o.Log.WithName("server"),
+		// What proxies run changes the census: the policies' Enforced.
+		OnConfigState: onConfigState,
+		Log:           o.Log.WithName("server"),
 	})
 	cp.Runner = runner.New(runner.Options{
 		Cache: o.Cache, Snapshots: cp.Snapshots, TrustNamespace: o.TrustNamespace, ClusterDomain: o.ClusterDomain, OnFailing: onFailing, Log: o.Log.WithName("runner"),
@@ -182,4 +189,65 @@ func increment(m map[string]int32, key string) map[string]int32 {
 	}
 	m[key]++
 	return m
+}
+
+// GroupStates are what the connected proxies of each group run, against
+// the config versions of versions (cache.Versions): for the census, which
+// the leader reads to say how many proxies enforce each policy.
+func GroupStates(proxies []server.ProxyStatus, versions map[string][types.UnknownType]string) census.Groups {
+	out := census.Groups{}
+	for _, p := range proxies {
+		s, seen := out[p.Group]
+		s.Connected++
+		v, ok := versions[p.Group]
+		if ok && !seen {
+			s.Version = cache.ConfigVersion(v)
+		}
+		if ok && p.Holds(cache.TypeVersions(v)) {
+			s.Holding++
+		}
+		if len(p.Rejecting) > 0 {
+			s.Rejecting++
+			if s.Rejection == "" {
+				s.Rejection = firstRejection(p.Rejecting)
+			}
+		}
+		out[p.Group] = s
+	}
+	return out
+}
+
+// firstRejection is the detail of the first rejected type, by URL: one
+// detail per group is enough to tell what is wrong.
+func firstRejection(r map[string]string) string {
+	urls := slices.Sorted(maps.Keys(r))
+	return typeName(urls[0]) + ": " + r[urls[0]]
+}
+
+// typeName is the last part of a type URL: "Listener".
+func typeName(url string) string {
+	return url[strings.LastIndexByte(url, '.')+1:]
+}
+
+// Policies are the policies as the runner's last sync found them.
+func (cp *ControlPlane) Policies() []runner.Policy { return cp.Runner.Policies() }
+
+// ConfigVersions are the config version (cache.ConfigVersion) of every
+// group published.
+func (cp *ControlPlane) ConfigVersions() map[string]string {
+	v := cp.Snapshots.Versions()
+	out := make(map[string]string, len(v))
+	for g, tv := range v {
+		out[g] = cache.ConfigVersion(tv)
+	}
+	return out
+}
+
+// FailingGroups are the groups whose last translation failed, with the error.
+func (cp *ControlPlane) FailingGroups() map[string]string {
+	out := map[string]string{}
+	for _, f := range cp.Runner.Failing() {
+		maps.Copy(out, f.Errors)
+	}
+	return out
 }

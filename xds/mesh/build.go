@@ -87,6 +87,10 @@ func (b *builder) build() (*Mesh, []Problem) {
 		b.m.Mode = ModePermissive
 	}
 	b.collectMembers()
+	b.m.members = make(map[string]bool, len(b.members))
+	for ns := range b.members {
+		b.m.members[ns] = true
+	}
 	b.collectObservability()
 	b.collectWorkloads()
 	b.collectServices()

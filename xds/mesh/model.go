@@ -133,6 +133,9 @@ type Mesh struct {
 	// ResiliencePolicies of its namespaces (resilience.go), sorted.
 	ResilienceStatuses []PolicyAncestorStatus
 
+	// members are the member namespaces.
+	members map[string]bool
+
 	// spec and memberInbound (by namespace) are what the mesh and its
 	// MeshMembers say of plaintext from outside the mesh.
 	spec          meshv1alpha1.MeshInstanceSpec
@@ -281,6 +284,9 @@ func (m *Mesh) Callers(id Identity) []Identity {
 
 // ServicesOf are the services whose endpoints run as id, sorted.
 func (m *Mesh) ServicesOf(id Identity) []*Service { return m.byIdentity[id] }
+
+// Member says whether namespace is a member of the mesh.
+func (m *Mesh) Member(namespace string) bool { return m.members[namespace] }
 
 // Service returns the service with the key, or nil.
 func (m *Mesh) Service(k ServiceKey) *Service {

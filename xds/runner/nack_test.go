@@ -1,7 +1,9 @@
 package runner_test
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +11,8 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
+	"github.com/open-service-mesh/osm-operator/internal/testenv"
+	"github.com/open-service-mesh/osm-operator/xds/controlplane"
 	"github.com/open-service-mesh/osm-operator/xds/xdstest"
 )
 
@@ -88,4 +92,15 @@ func testANACKingProxyDoesNotStallOthers(t *testing.T, o order) {
 	if !reported {
 		t.Error("the rejecting proxy's NACK is not in the server's registry")
 	}
+	// The census says so of the group: one of its two proxies rejects its
+	// config, and the other runs the current one (it asked for endpoints
+	// only, and holds the current endpoints).
+	group := "envoy/" + ns + "/buyer"
+	testenv.Eventually(t, 10*time.Second, func() error {
+		s := controlplane.GroupStates(xds.Proxies(), snapshots.Versions())[group]
+		if s.Connected != 2 || s.Rejecting != 1 || !strings.Contains(s.Rejection, "cannot take it") || s.Holding != 1 || s.Version == "" {
+			return fmt.Errorf("the census of group %s: %+v", group, s)
+		}
+		return nil
+	})
 }

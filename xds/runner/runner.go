@@ -82,6 +82,10 @@ type Runner struct {
 	// trust is what the certificates of each group checked hold (trustOf).
 	trust map[string]cache.Trust
 
+	// policies are each mesh's policies as the last sync found them.
+	pmu      sync.Mutex
+	policies map[string][]Policy
+
 	// failing are the groups whose last translation failed: they keep
 	// their last good snapshot.
 	fmu     sync.Mutex
@@ -161,8 +165,8 @@ var watched = []struct {
 	{&corev1.Namespace{}, nil},
 	// A TrafficTarget changes the inbound policy of its destination and
 	// what its sources may call: the groups of those identities.
-	{&accessv1alpha3.TrafficTarget{}, func(_, obj any, c *changes, _ string) {
-		if tt, ok := obj.(*accessv1alpha3.TrafficTarget); ok {
+	{&accessv1alpha3.TrafficTarget{}, func(other, obj any, c *changes, _ string) {
+		if tt, ok := obj.(*accessv1alpha3.TrafficTarget); ok && !sameGeneration(other, obj) {
 			d := tt.Spec.Destination
 			c.identities[mesh.Identity{Namespace: cmp.Or(d.Namespace, tt.Namespace), ServiceAccount: d.Name}] = true
 			for _, s := range tt.Spec.Sources {
@@ -170,9 +174,9 @@ var watched = []struct {
 			}
 		}
 	}},
-	{&specsv1alpha4.HTTPRouteGroup{}, nil},
-	{&specsv1alpha4.TCPRoute{}, nil},
-	{&splitv1alpha4.TrafficSplit{}, nil},
+	{&specsv1alpha4.HTTPRouteGroup{}, specChanged},
+	{&specsv1alpha4.TCPRoute{}, specChanged},
+	{&splitv1alpha4.TrafficSplit{}, specChanged},
 	{&policyv1alpha1.IngressBackend{}, specChanged},
 	{&policyv1alpha1.Egress{}, specChanged},
 	{&meshv1alpha1.ResiliencePolicy{}, specChanged},
@@ -223,12 +227,17 @@ var watched = []struct {
 // generation: the status of a policy, which the leader writes as it judges
 // the policy, is in no proxy's config.
 func specChanged(other, obj any, c *changes, _ string) {
+	if !sameGeneration(other, obj) {
+		c.full = true
+	}
+}
+
+// sameGeneration says that an update kept the object's generation: only
+// its status or metadata changed.
+func sameGeneration(other, obj any) bool {
 	o, ok1 := other.(client.Object)
 	n, ok2 := obj.(client.Object)
-	if ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration() {
-		return
-	}
-	c.full = true
+	return ok1 && ok2 && n.GetGeneration() != 0 && o.GetGeneration() == n.GetGeneration()
 }
 
 // Start watches the informers and syncs until ctx ends.

@@ -75,6 +75,7 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 	}
 	live := map[string]bool{}
 	failed := r.failures()
+	policies := map[string][]Policy{}
 	var problems int
 	for _, mi := range meshes {
 		in.Mesh = mi
@@ -133,7 +134,11 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 			}
 			r.deps[key] = deps
 		}
+		policies[mi.Name] = policiesOf(&in, m, ps, r.deps)
 	}
+	r.pmu.Lock()
+	r.policies = policies
+	r.pmu.Unlock()
 	modelProblems.Set(float64(problems))
 	for key := range r.deps {
 		if !live[key] {

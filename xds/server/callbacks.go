@@ -29,8 +29,29 @@ type ProxyStatus struct {
 	Connected time.Time
 	// Acked maps a resource type URL to the version the proxy last accepted.
 	Acked map[string]string
+	// Subscribed are the type URLs the proxy asked for: the config it
+	// holds is those types' (an Envoy asks for routes only when a listener
+	// names some, a gRPC client for no secrets).
+	Subscribed map[string]bool
+	// Rejecting maps a type URL to the detail of the proxy's rejection of
+	// its last response of that type, until it accepts one.
+	Rejecting map[string]string
 	// LastNACK is the proxy's last rejection, if any.
 	LastNACK *NACK
+}
+
+// Holds says whether the proxy accepted the versions of every type it asked
+// for, as versions gives them (by type URL): it runs that config.
+func (p ProxyStatus) Holds(versions func(typeURL string) string) bool {
+	if len(p.Subscribed) == 0 {
+		return false
+	}
+	for t := range p.Subscribed {
+		if v := p.Acked[t]; v == "" || v != versions(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // NACK is a response a proxy rejected.
@@ -57,6 +78,9 @@ type stream struct {
 	expiry *time.Timer
 	// sent is when each type's last response went out, for ACK latency.
 	sent map[string]time.Time
+	// deltaSent is the nonce and version of each type's last delta
+	// response: a delta ACK names the nonce, not the version.
+	deltaSent map[string][2]string
 	// nacks counts consecutive rejections, for backoff.
 	nacks int
 }
@@ -84,6 +108,8 @@ type callbacks struct {
 	auth     Authorizer
 	nodes    *cache.Nodes
 	observer ConnectionObserver
+	// configState hears of changes of what proxies run (Options.OnConfigState).
+	configState func()
 	// told orders what observer hears per node.
 	told observerQueue
 
@@ -153,7 +179,7 @@ func (c *callbacks) open(ctx context.Context, id streamID) error {
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	s := &stream{ctx: ctx, peer: who, conn: conn, sent: map[string]time.Time{}}
+	s := &stream{ctx: ctx, peer: who, conn: conn, sent: map[string]time.Time{}, deltaSent: map[string][2]string{}}
 	if conn != nil {
 		end := state.VerifiedChains[0][0].NotAfter
 		for _, cert := range state.VerifiedChains[0] {
@@ -202,12 +228,20 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 	}
 	c.mu.Lock()
 	p := c.proxies[s.claimed.GetId()]
+	if typeURL != "" {
+		p.status.Subscribed[typeURL] = true
+	}
 	if nack != nil {
 		nacks.WithLabelValues(typeName(typeURL)).Inc()
 		p.status.LastNACK = &NACK{TypeURL: typeURL, Version: version, Detail: nack.Error(), At: time.Now()}
+		changed := p.status.Rejecting[typeURL] != nack.Error()
+		p.status.Rejecting[typeURL] = nack.Error()
 		s.nacks++
 		wait := nackBackoff(s.nacks)
 		c.mu.Unlock()
+		if changed && c.configState != nil {
+			c.configState()
+		}
 		c.log.Info("Proxy rejected xDS config", "node", s.claimed.GetId(), "type", typeName(typeURL), "version", version, "error", nack.Error(), "backoff", wait.String())
 		// This holds only this stream: other proxies are served meanwhile.
 		select {
@@ -216,15 +250,32 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 		}
 		return s.pinned, nil
 	}
-	defer c.mu.Unlock()
 	s.nacks = 0
+	if id.delta {
+		// A delta ACK names the nonce of the response it accepts: its
+		// version is what that response carried, when it is the last one.
+		if sent := s.deltaSent[typeURL]; version != "" && sent[0] == version {
+			version = sent[1]
+		} else {
+			version = ""
+		}
+	}
+	changed := false
 	if version != "" && typeURL != "" {
+		_, rejecting := p.status.Rejecting[typeURL]
+		delete(p.status.Rejecting, typeURL)
 		if p.status.Acked[typeURL] != version {
 			if at, ok := s.sent[typeURL]; ok {
 				ackLatency.Observe(time.Since(at).Seconds())
 			}
+			changed = true
 		}
+		changed = changed || rejecting
 		p.status.Acked[typeURL] = version
+	}
+	c.mu.Unlock()
+	if changed && c.configState != nil {
+		c.configState()
 	}
 	return s.pinned, nil
 }
@@ -303,7 +354,7 @@ func (c *callbacks) connect(id streamID, s *stream, node, pinned *corev3.Node, g
 	s.claimed, s.pinned, s.group = node, pinned, group
 	p := c.proxies[nodeID]
 	if p == nil {
-		p = &proxy{status: ProxyStatus{NodeID: nodeID, Connected: time.Now(), Acked: map[string]string{}}, streams: map[streamID]*stream{}}
+		p = &proxy{status: ProxyStatus{NodeID: nodeID, Connected: time.Now(), Acked: map[string]string{}, Subscribed: map[string]bool{}, Rejecting: map[string]string{}}, streams: map[streamID]*stream{}}
 		c.proxies[nodeID] = p
 		connectedProxies.Inc()
 		c.log.V(1).Info("Proxy connected", "node", nodeID, "group", group)
@@ -316,12 +367,17 @@ func (c *callbacks) connect(id streamID, s *stream, node, pinned *corev3.Node, g
 	return true
 }
 
-func (c *callbacks) response(id streamID, typeURL string) {
+// response records a response sent on a stream; nonce and version are a
+// delta response's (empty for state of the world).
+func (c *callbacks) response(id streamID, typeURL, nonce, version string) {
 	pushes.WithLabelValues(typeName(typeURL)).Inc()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.streams[id]; s != nil {
 		s.sent[typeURL] = time.Now()
+		if id.delta {
+			s.deltaSent[typeURL] = [2]string{nonce, version}
+		}
 	}
 }
 
@@ -433,6 +489,8 @@ func (c *callbacks) Proxies() []ProxyStatus {
 		cp := p.status
 		cp.Streams = len(p.streams)
 		cp.Acked = maps.Clone(p.status.Acked)
+		cp.Subscribed = maps.Clone(p.status.Subscribed)
+		cp.Rejecting = maps.Clone(p.status.Rejecting)
 		out = append(out, cp)
 	}
 	return out
@@ -471,7 +529,7 @@ func (c *callbacks) OnStreamRequest(id int64, r *discoveryv3.DiscoveryRequest) e
 }
 
 func (c *callbacks) OnStreamResponse(_ context.Context, id int64, r *discoveryv3.DiscoveryRequest, _ *discoveryv3.DiscoveryResponse) {
-	c.response(streamID{n: id}, r.GetTypeUrl())
+	c.response(streamID{n: id}, r.GetTypeUrl(), "", "")
 }
 
 func (c *callbacks) OnStreamDeltaRequest(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {
@@ -485,8 +543,8 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, r *discoveryv3.DeltaDiscovery
 	return err
 }
 
-func (c *callbacks) OnStreamDeltaResponse(id int64, r *discoveryv3.DeltaDiscoveryRequest, _ *discoveryv3.DeltaDiscoveryResponse) {
-	c.response(streamID{delta: true, n: id}, r.GetTypeUrl())
+func (c *callbacks) OnStreamDeltaResponse(id int64, r *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	c.response(streamID{delta: true, n: id}, r.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 }
 
 func (c *callbacks) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error {

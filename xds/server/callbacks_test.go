@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
@@ -191,5 +192,90 @@ func TestPeerIdentityReadsOnlyTheCanonicalForm(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%v: read as %s %s, %v", tc.uris, td, id, err)
 		}
+	}
+}
+
+// What a proxy runs, as the census counts it: the types it asked for, the
+// versions it accepted of each, and the rejections it has not got past. A
+// delta ACK names the nonce of the response it accepts, which maps to the
+// version that response carried; a stale nonce says nothing.
+func TestWhatAProxyRuns(t *testing.T) {
+	ca, err := testpki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
+	c := newCallbacks(logr.Discard(), nodeAuthorizer{"sidecar~shop~buyer-1": buyer}, &cache.Nodes{})
+	var told int
+	c.configState = func() { told++ }
+	if err := c.OnDeltaStreamOpen(peerContext(t, ca, buyer), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	const lds, cds = "type.googleapis.com/envoy.config.listener.v3.Listener", "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	node := &corev3.Node{Id: "sidecar~shop~buyer-1"}
+	request := func(typeURL, nonce string, nack string) {
+		t.Helper()
+		r := &discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typeURL, ResponseNonce: nonce}
+		if nack != "" {
+			r.ErrorDetail = &statuspb.Status{Message: nack}
+		}
+		if err := c.OnStreamDeltaRequest(1, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	respond := func(typeURL, nonce, version string) {
+		c.OnStreamDeltaResponse(1, &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL}, &discoveryv3.DeltaDiscoveryResponse{TypeUrl: typeURL, Nonce: nonce, SystemVersionInfo: version})
+	}
+	status := func() ProxyStatus {
+		t.Helper()
+		ps := c.Proxies()
+		if len(ps) != 1 {
+			t.Fatalf("%d proxies", len(ps))
+		}
+		return ps[0]
+	}
+	current := map[string]string{lds: "l2", cds: "c1"}
+	versions := func(typeURL string) string { return current[typeURL] }
+
+	request(lds, "", "")
+	request(cds, "", "")
+	if p := status(); !maps.Equal(p.Subscribed, map[string]bool{lds: true, cds: true}) || p.Holds(versions) {
+		t.Fatalf("subscribed %v, holds %v before any ACK", p.Subscribed, p.Holds(versions))
+	}
+	respond(cds, "n1", "c1")
+	respond(lds, "n2", "l1")
+	request(cds, "n1", "")
+	request(lds, "n2", "")
+	if p := status(); !maps.Equal(p.Acked, map[string]string{lds: "l1", cds: "c1"}) || p.Holds(versions) {
+		t.Fatalf("acked %v, holds %v: l1 is not the current listeners", p.Acked, p.Holds(versions))
+	}
+	if told != 2 {
+		t.Errorf("told of %d changes, want 2", told)
+	}
+	// l2 goes out and is rejected; an ACK of the stale nonce n2 changes nothing.
+	respond(lds, "n3", "l2")
+	request(lds, "n3", "listener foo: bad")
+	request(lds, "n2", "")
+	if p := status(); p.Rejecting[lds] != "listener foo: bad" || p.Acked[lds] != "l1" || p.LastNACK == nil {
+		t.Fatalf("after a NACK of l2: rejecting %v, acked %v", p.Rejecting, p.Acked)
+	}
+	told = 0
+	request(lds, "n3", "listener foo: bad")
+	if told != 0 {
+		t.Errorf("the same rejection again was told as a change")
+	}
+	// A fixed l2 is accepted: the rejection is over and the proxy holds the current config.
+	respond(lds, "n4", "l2")
+	request(lds, "n4", "")
+	if p := status(); len(p.Rejecting) != 0 || !p.Holds(versions) {
+		t.Fatalf("after an ACK of l2: rejecting %v, acked %v", p.Rejecting, p.Acked)
+	}
+	if told != 1 {
+		t.Errorf("told of %d changes, want 1", told)
+	}
+	// The snapshot moves on: the proxy no longer holds the current config.
+	current[cds] = "c2"
+	if status().Holds(versions) {
+		t.Error("holds c2 it never accepted")
 	}
 }

@@ -52,6 +52,10 @@ type Options struct {
 	Nodes      *cache.Nodes
 	// Observer, when set, hears of each proxy's first stream and last close.
 	Observer ConnectionObserver
+	// OnConfigState, when set, is called when a proxy accepts or rejects a
+	// response of a version it did not hold: what it runs changed. It must
+	// not block (the census publisher's Changed).
+	OnConfigState func()
 	// Workloads, when set, is the informer cache of the pods, MeshVMs,
 	// namespaces and meshes the Authorizer reads: a change of a connected
 	// proxy's workload, namespace or mesh authorizes its streams again,
@@ -79,6 +83,7 @@ func New(opts Options) *Server {
 	}
 	cb := newCallbacks(opts.Log, opts.Authorizer, opts.Nodes)
 	cb.observer = opts.Observer
+	cb.configState = opts.OnConfigState
 	return &Server{opts: opts, cb: cb, ready: make(chan struct{})}
 }
 

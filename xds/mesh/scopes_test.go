@@ -1,0 +1,70 @@
+package mesh_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
+	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
+)
+
+// scopesOf prints the scopes of the policies of a fixture, one a line:
+// "<Kind> <ns>/<name>: ids [..] services [..] inactive <why>".
+func scopesOf(t *testing.T, file string) map[string]string {
+	t.Helper()
+	in, err := meshtest.ReadFile("../translate/testdata/in/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := mesh.Build(in)
+	out := map[string]string{}
+	for _, s := range mesh.Scopes(&in, m) {
+		line := fmt.Sprintf("ids %v services %v", s.Identities, s.Services)
+		if s.Inactive != "" {
+			line += " inactive"
+		}
+		if s.Generation != in.Mesh.Generation && s.UID == "" {
+			t.Errorf("%s: no UID", s.Ref())
+		}
+		out[s.Ref()] = line
+	}
+	return out
+}
+
+func TestScopes(t *testing.T) {
+	got := scopesOf(t, "bookstore.yaml")
+	for ref, want := range map[string]string{
+		// A TrafficTarget configures its destination and its sources.
+		"TrafficTarget bookstore/bookbuyer-to-bookstore": "ids [bookbuyer/bookbuyer bookstore/bookstore]",
+		// A route group, the identities of the TrafficTargets naming it.
+		"HTTPRouteGroup bookstore/bookstore-service-routes": "ids [bookbuyer/bookbuyer bookstore/bookstore]",
+		"TCPRoute bookwarehouse/mysql":                      "ids [bookwarehouse/bookwarehouse bookwarehouse/mysql]",
+		// A split, the callers of its root service.
+		"TrafficSplit bookstore/bookstore-split": "ids [] services [bookstore/bookstore]",
+	} {
+		if !strings.HasPrefix(got[ref], want) || strings.Contains(got[ref], "inactive") {
+			t.Errorf("%s: %q, want %q", ref, got[ref], want)
+		}
+	}
+	// A Permissive mesh enforces no TrafficTarget.
+	for ref, line := range scopesOf(t, "permissive.yaml") {
+		if strings.HasPrefix(ref, "TrafficTarget ") && !strings.HasSuffix(line, "inactive") {
+			t.Errorf("permissive: %s: %s", ref, line)
+		}
+	}
+	// The OSM kinds: a Retry and an Egress configure their sources, an
+	// UpstreamTrafficSetting the callers of its host.
+	osm := scopesOf(t, "osm-policy.yaml")
+	for ref, line := range osm {
+		// Those naming no Service of the mesh are left out: they configure nothing.
+		if strings.HasPrefix(ref, "UpstreamTrafficSetting bookstore/") != strings.HasSuffix(line, "services [bookstore/bookstore]") {
+			t.Errorf("%s: %s", ref, line)
+		}
+		// A Retry of another namespace's source is left out: it configures nothing.
+		if strings.HasPrefix(ref, "Retry ") && strings.HasPrefix(line, "ids []") != (ref == "Retry bookbuyer/bookstore-from-here") {
+			t.Errorf("%s: %s", ref, line)
+		}
+	}
+	t.Logf("osm-policy scopes: %v", osm)
+}
