@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/open-service-mesh/osm-operator/xds/census"
 	"github.com/open-service-mesh/osm-operator/xds/explain"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/routesim"
@@ -22,13 +23,20 @@ import (
 
 const explainUsage = `usage: osm-operator explain --from <ns>/<serviceaccount|pod> --to <service>.<ns>:<port>
           [--method M] [--path P] [--header name=value ...] | [--grpc package.Service/Method]
+       osm-operator explain pod <ns>/<pod>
 
 Says what happens to one request in the mesh of the cluster of the current
 kubeconfig: the route and backends (with their shares) the caller's proxy
 picks, whether each backend's proxy allows it and by which policy (by
 evaluating the RBAC configuration the control plane sends that proxy),
 whether mutual TLS is required, and the resilience settings in force. It
-builds the model and translates it with the control plane's own code.
+builds the model and translates it with the control plane's own code, and
+says how many of the caller's proxies hold that config, from the census
+the control plane's replicas publish (Leases of --namespace).
+
+explain pod says of a pod: its proxy group, the config version the model
+gives it, and what the group's connected proxies run (the census counts
+per group, not per proxy), with the last rejection.
 
 Exit code: 0 when the request is allowed, 3 when it is denied, 1 on error.`
 
@@ -51,6 +59,9 @@ func (h *headerFlags) Set(v string) error {
 
 // runExplain runs the explain subcommand and returns the exit code.
 func runExplain(args []string, out, errOut io.Writer, config func() (*rest.Config, error)) int {
+	if len(args) > 0 && args[0] == "pod" {
+		return runExplainPod(args[1:], out, errOut, config)
+	}
 	fset := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fset.SetOutput(errOut)
 	fset.Usage = func() { fmt.Fprintln(errOut, explainUsage); fset.PrintDefaults() }
@@ -62,6 +73,7 @@ func runExplain(args []string, out, errOut io.Writer, config func() (*rest.Confi
 	var headers headerFlags
 	fset.Var(&headers, "header", "A request header, name=value; repeatable.")
 	clusterDomain := fset.String("cluster-domain", mesh.DefaultClusterDomain, "The cluster's DNS domain, as the operator's --cluster-domain.")
+	namespace := fset.String("namespace", "osm-system", "The operator's namespace, where its replicas publish their census.")
 	timeout := fset.Duration("timeout", time.Minute, "How long to wait for the API server.")
 	if err := fset.Parse(args); err != nil || fset.NArg() > 0 || *from == "" || *to == "" {
 		fset.Usage()
@@ -127,6 +139,8 @@ func runExplain(args []string, out, errOut io.Writer, config func() (*rest.Confi
 		if note != "" {
 			a.Notes = append([]string{note}, a.Notes...)
 		}
+		held := heldBy(ctx, c, *namespace, q.From.String(), a.Version)
+		a.Held = &held
 		if err := a.Write(out); err != nil {
 			return fail(err)
 		}
@@ -136,6 +150,72 @@ func runExplain(args []string, out, errOut io.Writer, config func() (*rest.Confi
 		return 0
 	}
 	return fail(fmt.Errorf("Service %s is in no mesh", dst))
+}
+
+// heldBy is what the census of the replicas in namespace says of group at
+// version.
+func heldBy(ctx context.Context, c client.Reader, namespace, group, version string) explain.Held {
+	cs, err := census.Read(ctx, c, namespace, time.Now())
+	if err != nil {
+		return explain.Held{Group: group, Version: version, Err: err}
+	}
+	return explain.HeldBy(group, version, cs)
+}
+
+// runExplainPod runs explain pod and returns the exit code.
+func runExplainPod(args []string, out, errOut io.Writer, config func() (*rest.Config, error)) int {
+	fset := flag.NewFlagSet("explain pod", flag.ContinueOnError)
+	fset.SetOutput(errOut)
+	fset.Usage = func() { fmt.Fprintln(errOut, explainUsage); fset.PrintDefaults() }
+	clusterDomain := fset.String("cluster-domain", mesh.DefaultClusterDomain, "The cluster's DNS domain, as the operator's --cluster-domain.")
+	namespace := fset.String("namespace", "osm-system", "The operator's namespace, where its replicas publish their census.")
+	timeout := fset.Duration("timeout", time.Minute, "How long to wait for the API server.")
+	if err := fset.Parse(args); err != nil || fset.NArg() != 1 {
+		fset.Usage()
+		return 1
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(errOut, "osm-operator explain pod:", err)
+		return 1
+	}
+	ns, name, ok := strings.Cut(fset.Arg(0), "/")
+	if !ok || ns == "" || name == "" {
+		return fail(fmt.Errorf("%q is not <namespace>/<pod>", fset.Arg(0)))
+	}
+	c, err := clusterClient(config)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	pod := &corev1.Pod{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
+		return fail(err)
+	}
+	in, meshes, err := mesh.List(ctx, c)
+	if err != nil {
+		return fail(fmt.Errorf("reading the cluster: %w", err))
+	}
+	in.ClusterDomain = *clusterDomain
+	for _, mi := range meshes {
+		in.Mesh = mi
+		m, _ := mesh.Build(in)
+		g, note := caller(m, ns, name, pod)
+		if !slices.Contains(m.Groups, g) {
+			continue
+		}
+		version, err := explain.GroupVersion(m, g)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(out, "pod %s/%s: proxy group %s of mesh %s\n", ns, name, g, mi.Name)
+		if note != "" {
+			fmt.Fprintf(out, "  note: %s\n", note)
+		}
+		fmt.Fprintf(out, "  %s\n", heldBy(ctx, c, *namespace, g.String(), version))
+		return 0
+	}
+	return fail(fmt.Errorf("pod %s/%s runs in no proxy group of a mesh (not a member, not injected, or opted out)", ns, name))
 }
 
 // caller is the proxy group of the caller: a pod's, else the first group

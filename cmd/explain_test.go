@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/internal/testenv"
@@ -152,4 +154,25 @@ func TestExplainAgreesWithGRPC(t *testing.T) {
 	if allowed != 9 {
 		t.Errorf("%d of the calls allowed, want 9", allowed)
 	}
+
+	// The config version explain computes from the model is the one the
+	// control plane serves, and each caller's proxy holds it: explain says
+	// so, and explain pod says it of the pod.
+	config := func() (*rest.Config, error) { return g.rest, nil }
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var out, errOut strings.Builder
+		code := runExplain([]string{"--from", ns + "/a-1", "--to", "greeter." + ns + ":" + strconv.Itoa(grpcPort), "--grpc", "grpc.testing.TestService/UnaryCall"}, &out, &errOut, config)
+		want := "the proxies of grpc/" + ns + "/a: 1/1 hold this config (version "
+		if code != 0 || !strings.Contains(out.String(), want) {
+			return fmt.Errorf("explain exited %d, want 0 and %q:\n%s%s", code, want, out.String(), errOut.String())
+		}
+		out.Reset()
+		code = runExplain([]string{"pod", ns + "/c-1"}, &out, &errOut, config)
+		want = "pod " + ns + "/c-1: proxy group grpc/" + ns + "/c of mesh explain\n  the proxies of grpc/" + ns + "/c: 1/1 hold this config (version "
+		if code != 0 || !strings.HasPrefix(out.String(), want) {
+			return fmt.Errorf("explain pod exited %d, want 0 and %q:\n%s%s", code, want, out.String(), errOut.String())
+		}
+		t.Logf("explain pod:\n%s", out.String())
+		return nil
+	})
 }

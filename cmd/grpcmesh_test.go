@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -92,6 +93,8 @@ type grpcMesh struct {
 	ports    map[string]int32
 	services map[string]*testService
 	lis      map[string]net.Listener
+	// rest is the cluster's, for the commands (explain, status).
+	rest *rest.Config
 }
 
 // grpcPort is the port of every Service of a grpcMesh.
@@ -100,11 +103,12 @@ const grpcPort = 14001
 // newGRPCMesh starts the operator and makes mi, its namespace ns (a
 // MeshMember's) and a listener per version.
 func newGRPCMesh(t *testing.T, mi *meshv1alpha1.MeshInstance, ns string, versions ...string) *grpcMesh {
-	ctx, k, xdsAddr := startOperator(t)
+	o := startOperatorWith(t, false)
+	ctx, k := o.ctx, o.k
 	r := manual.NewBuilderWithScheme(xdsScheme)
-	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: xdsAddr}}})
+	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: o.xdsAddr}}})
 	resolver.Register(r)
-	g := &grpcMesh{t: t, ctx: ctx, k: k, ns: ns, cfg: inject.ConfigFor(mi, "osm-system", inject.Images{}),
+	g := &grpcMesh{t: t, ctx: ctx, k: k, ns: ns, cfg: inject.ConfigFor(mi, "osm-system", inject.Images{}), rest: o.env.Config,
 		ports: map[string]int32{}, services: map[string]*testService{}, lis: map[string]net.Listener{}}
 	for _, v := range versions {
 		lis, err := net.Listen("tcp4", "0.0.0.0:0")

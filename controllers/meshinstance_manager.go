@@ -51,10 +51,11 @@ func (r *MeshInstanceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 			return nil
 		})).
-		Watches(&accessv1alpha3.TrafficTarget{}, allMeshes(r.Client)).
-		Watches(&specsv1alpha4.HTTPRouteGroup{}, allMeshes(r.Client)).
-		Watches(&specsv1alpha4.TCPRoute{}, allMeshes(r.Client)).
-		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes(r.Client)).
+		// Not their status, which the leader writes (enforced.go).
+		Watches(&accessv1alpha3.TrafficTarget{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&specsv1alpha4.HTTPRouteGroup{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&specsv1alpha4.TCPRoute{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&splitv1alpha4.TrafficSplit{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Not their status, which the mesh writes itself.
 		Watches(&policyv1alpha1.IngressBackend{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&policyv1alpha1.Egress{}, allMeshes(r.Client), builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -76,34 +76,15 @@ type GroupTrust struct {
 // for Trusts.
 func (c *Cache) UpdateTrusting(ctx context.Context, group string, r *translate.Resources, t Trust) ([]types.ResponseType, error) {
 	snap := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
-	var versions [types.UnknownType]string
-	for _, e := range []struct {
-		t     types.ResponseType
-		items []types.Resource
-	}{
-		{types.Listener, asResources(r.Listeners)},
-		{types.Route, asResources(r.Routes)},
-		{types.Cluster, asResources(r.Clusters)},
-		{types.Endpoint, asResources(r.Endpoints)},
-		{types.Secret, asResources(r.Secrets)},
-	} {
-		url, err := cachev3.GetResponseTypeURL(e.t)
-		if err != nil {
-			return nil, err
-		}
-		// Each resource's version is its content hash (delta xDS sends only
-		// resources whose hash changed); the type's version hashes those.
-		perResource := make(map[string]string, len(e.items))
-		for _, it := range e.items {
-			h, err := r.Hash(it)
-			if err != nil {
-				return nil, fmt.Errorf("hashing the resources of group %s: %w", group, err)
-			}
-			perResource[cachev3.GetResourceName(it)] = h
-		}
-		versions[e.t] = TypeVersion(perResource)
+	all := typesOf(r)
+	versions, perResource, err := versionsOf(r, all)
+	if err != nil {
+		return nil, fmt.Errorf("hashing the resources of group %s: %w", group, err)
+	}
+	for _, e := range all {
+		url, _ := cachev3.GetResponseTypeURL(e.t)
 		snap.Resources[e.t] = cachev3.NewResources(versions[e.t], e.items)
-		snap.VersionMap[url] = perResource
+		snap.VersionMap[url] = perResource[e.t]
 	}
 	if err := r.Consistent(); err != nil {
 		return nil, fmt.Errorf("group %s: inconsistent snapshot: %w", group, err)
@@ -132,6 +113,49 @@ func (c *Cache) UpdateTrusting(ctx context.Context, group string, r *translate.R
 	}
 	c.updates.Add(1)
 	return changed, nil
+}
+
+// typed are the resources of one type.
+type typed struct {
+	t     types.ResponseType
+	items []types.Resource
+}
+
+// typesOf are the resources of r by type: those the cache serves.
+func typesOf(r *translate.Resources) []typed {
+	return []typed{
+		{types.Listener, asResources(r.Listeners)},
+		{types.Route, asResources(r.Routes)},
+		{types.Cluster, asResources(r.Clusters)},
+		{types.Endpoint, asResources(r.Endpoints)},
+		{types.Secret, asResources(r.Secrets)},
+	}
+}
+
+// VersionsOf are the versions of r's types as the cache publishes them,
+// and of each resource by type (its content hash): what a group's proxies
+// are sent for r, which a reader of the same model computes alike.
+func VersionsOf(r *translate.Resources) ([types.UnknownType]string, [types.UnknownType]map[string]string, error) {
+	return versionsOf(r, typesOf(r))
+}
+
+func versionsOf(r *translate.Resources, all []typed) ([types.UnknownType]string, [types.UnknownType]map[string]string, error) {
+	var versions [types.UnknownType]string
+	var perResource [types.UnknownType]map[string]string
+	for _, e := range all {
+		// Each resource's version is its content hash (delta xDS sends only
+		// resources whose hash changed); the type's version hashes those.
+		perResource[e.t] = make(map[string]string, len(e.items))
+		for _, it := range e.items {
+			h, err := r.Hash(it)
+			if err != nil {
+				return versions, perResource, err
+			}
+			perResource[e.t][cachev3.GetResourceName(it)] = h
+		}
+		versions[e.t] = TypeVersion(perResource[e.t])
+	}
+	return versions, perResource, nil
 }
 
 // TypeVersion is the version of a resource type given the versions of its
@@ -218,24 +242,29 @@ func (n *Nodes) ID(node *corev3.Node) string {
 	return ""
 }
 
-// ConfigVersion is the version of a group's whole config, given its type
+// ConfigVersion is the version of a group's config, given its type
 // versions (Versions): short, and the same on every replica that
-// translated the same model.
+// translated the same model. It leaves out the secrets: they are the
+// group's certificates, which no policy decides and which rotate on their
+// own (the trust census follows them), and which a reader of the model
+// without the Secrets (osm-operator explain) cannot compute.
 func ConfigVersion(v [types.UnknownType]string) string {
 	d := sha256.New()
-	for _, tv := range v {
-		fmt.Fprintf(d, "%s;", tv)
+	for t, tv := range v {
+		if types.ResponseType(t) != types.Secret {
+			fmt.Fprintf(d, "%s;", tv)
+		}
 	}
 	return hex.EncodeToString(d.Sum(nil)[:6])
 }
 
 // TypeVersions maps the type URL of a response to its version in v, for
-// server.ProxyStatus.Holds: "" for a type the cache does not serve.
-func TypeVersions(v [types.UnknownType]string) func(typeURL string) string {
-	return func(typeURL string) string {
-		if t := cachev3.GetResponseType(typeURL); t < types.UnknownType {
-			return v[t]
+// server.ProxyStatus.Holds: false for the types ConfigVersion leaves out.
+func TypeVersions(v [types.UnknownType]string) func(typeURL string) (string, bool) {
+	return func(typeURL string) (string, bool) {
+		if t := cachev3.GetResponseType(typeURL); t < types.UnknownType && t != types.Secret {
+			return v[t], true
 		}
-		return ""
+		return "", false
 	}
 }

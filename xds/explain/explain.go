@@ -71,6 +71,10 @@ type Answer struct {
 	Unrouted *Backend
 	// Notes say what the answer rests on, and what it could not tell.
 	Notes []string
+	// Version is the caller group's config version of what the answer
+	// rests on; Held, when set, what the caller's proxies run.
+	Version string
+	Held    *Held
 }
 
 // Backend is a service port a request may go to, and what each group of
@@ -122,6 +126,9 @@ func Explain(m *mesh.Mesh, q Query) (*Answer, error) {
 	src, err := sh.Translate(m.View(q.From), nil)
 	if err != nil {
 		return nil, fmt.Errorf("translating the caller's group: %w", err)
+	}
+	if a.Version, err = ConfigVersion(src); err != nil {
+		return nil, err
 	}
 	req := routesim.Request{Method: q.Method, Path: q.Path, Host: m.FQDN(q.To) + ":" + strconv.Itoa(int(q.Port)), Headers: q.Headers}
 	var backends []routesim.Backend

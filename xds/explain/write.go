@@ -59,7 +59,11 @@ func (a *Answer) Write(w io.Writer) error {
 	for _, n := range a.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
-	b.WriteString("  whether the caller's proxy has acknowledged this config is not reported by explain yet\n")
+	if a.Held != nil {
+		fmt.Fprintf(&b, "  %s\n", a.Held)
+	} else {
+		fmt.Fprintf(&b, "  the caller's config version: %s (the census was not read)\n", a.Version)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,6 +12,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -41,17 +44,21 @@ type ProxyStatus struct {
 }
 
 // Holds says whether the proxy accepted the versions of every type it asked
-// for, as versions gives them (by type URL): it runs that config.
-func (p ProxyStatus) Holds(versions func(typeURL string) string) bool {
-	if len(p.Subscribed) == 0 {
-		return false
-	}
+// for that versions counts (by type URL; ok false for a type it does not):
+// it runs that config.
+func (p ProxyStatus) Holds(versions func(typeURL string) (version string, ok bool)) bool {
+	counted := false
 	for t := range p.Subscribed {
-		if v := p.Acked[t]; v == "" || v != versions(t) {
+		want, ok := versions(t)
+		if !ok {
+			continue
+		}
+		if v := p.Acked[t]; v == "" || v != want {
 			return false
 		}
+		counted = true
 	}
-	return true
+	return counted
 }
 
 // NACK is a response a proxy rejected.
@@ -201,6 +208,11 @@ func (c *callbacks) open(ctx context.Context, id streamID) error {
 // request authorizes a stream on its first node, holds it to that node, and
 // records ACKs and NACKs. It returns the node the cache is to see.
 func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version string, nack error) (*corev3.Node, error) {
+	if !servedType(typeURL) {
+		// Recorded as no type: a proxy must not grow its registry entry
+		// or the metrics' label sets by naming types of its own.
+		typeURL = ""
+	}
 	c.mu.Lock()
 	s := c.streams[id]
 	c.mu.Unlock()
@@ -232,7 +244,7 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 		p.status.Subscribed[typeURL] = true
 	}
 	if nack != nil {
-		nacks.WithLabelValues(typeName(typeURL)).Inc()
+		nacks.WithLabelValues(cmp.Or(typeName(typeURL), "other")).Inc()
 		p.status.LastNACK = &NACK{TypeURL: typeURL, Version: version, Detail: nack.Error(), At: time.Now()}
 		changed := p.status.Rejecting[typeURL] != nack.Error()
 		p.status.Rejecting[typeURL] = nack.Error()
@@ -494,6 +506,11 @@ func (c *callbacks) Proxies() []ProxyStatus {
 		out = append(out, cp)
 	}
 	return out
+}
+
+// servedType says whether typeURL is a type go-control-plane's cache serves.
+func servedType(typeURL string) bool {
+	return cachev3.GetResponseType(typeURL) != types.UnknownType
 }
 
 func typeName(typeURL string) string {

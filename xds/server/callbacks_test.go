@@ -235,7 +235,7 @@ func TestWhatAProxyRuns(t *testing.T) {
 		return ps[0]
 	}
 	current := map[string]string{lds: "l2", cds: "c1"}
-	versions := func(typeURL string) string { return current[typeURL] }
+	versions := func(typeURL string) (string, bool) { v, ok := current[typeURL]; return v, ok }
 
 	request(lds, "", "")
 	request(cds, "", "")
@@ -277,5 +277,30 @@ func TestWhatAProxyRuns(t *testing.T) {
 	current[cds] = "c2"
 	if status().Holds(versions) {
 		t.Error("holds c2 it never accepted")
+	}
+}
+
+// A proxy naming types of its own, accepting and rejecting them, grows
+// neither its registry entry nor the metrics' label sets.
+func TestTypesAProxyMakesUpAreNotRecorded(t *testing.T) {
+	ca, err := testpki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
+	c := newCallbacks(logr.Discard(), nodeAuthorizer{"sidecar~shop~buyer-1": buyer}, &cache.Nodes{})
+	if err := c.OnStreamOpen(peerContext(t, ca, buyer), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "sidecar~shop~buyer-1"}
+	for i := range 1000 {
+		typeURL := fmt.Sprintf("type.googleapis.com/made.up.T%d", i)
+		if err := c.OnStreamRequest(1, &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, VersionInfo: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := c.Proxies()[0]
+	if len(p.Subscribed)+len(p.Acked)+len(p.Rejecting) != 0 {
+		t.Errorf("recorded %d subscriptions, %d ACKs and %d rejections of made-up types", len(p.Subscribed), len(p.Acked), len(p.Rejecting))
 	}
 }

@@ -246,7 +246,7 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 		return fmt.Errorf("a proxy's config breaks Envoy's load rules: %w", err)
 	}
 	fmt.Fprintln(out)
-	if err := explainRequests(ctx, operatorBin, kubeconfig, out); err != nil {
+	if err := explainRequests(ctx, k, operatorBin, kubeconfig, out); err != nil {
 		return err
 	}
 	if o.rotate {
