@@ -228,6 +228,10 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	if err := waitForProxies(ctx, k); err != nil {
 		return err
 	}
+	p.Step("the proxies acknowledged their config: the policies say where they are enforced")
+	if err := waitForEnforced(ctx, k); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(out)
 	if err := summary.Write(ctx, k, out); err != nil {

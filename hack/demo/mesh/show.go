@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -149,6 +150,27 @@ func waitForProxies(ctx context.Context, k client.Client) error {
 			return fmt.Errorf("connected proxies (mesh, bookbuyer, bookstore): %v, want [3 1 1]", got)
 		}
 		return nil
+	})
+}
+
+// waitForEnforced waits until the TrafficTarget the bookbuyer calls the
+// bookstore by says it is in force on both proxies: the census has their
+// ACKs and the leader wrote it.
+func waitForEnforced(ctx context.Context, k client.Client) error {
+	return retry(ctx, time.Minute, func() error {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("access.smi-spec.io/v1alpha3")
+		u.SetKind("TrafficTarget")
+		if err := k.Get(ctx, client.ObjectKey{Namespace: "bookstore", Name: "bookbuyer-to-bookstore"}, u); err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, c := range conds {
+			if c, ok := c.(map[string]any); ok && c["type"] == "Enforced" && c["status"] == "True" {
+				return nil
+			}
+		}
+		return fmt.Errorf("TrafficTarget bookstore/bookbuyer-to-bookstore is not enforced yet: %v", conds)
 	})
 }
 
