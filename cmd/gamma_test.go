@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -141,7 +143,8 @@ func TestGatewayAPIRoutesWithProxylessGRPC(t *testing.T) {
 		t.Errorf("a failing call on the rule with no retry: %s after %d tries, want Unavailable after 1", c, services["v1"].triesOf("c"))
 	}
 
-	// Both routes say they are accepted, by the mesh.
+	// Both routes say they are accepted, by the mesh, and in force on every
+	// proxy calling their Service (in a Permissive mesh, every proxy).
 	testenv.Eventually(t, 30*time.Second, func() error {
 		gr, hr := &gwv1.GRPCRoute{}, &gwv1.HTTPRoute{}
 		if err := k.Get(ctx, client.ObjectKeyFromObject(grpcRoute), gr); err != nil {
@@ -151,8 +154,13 @@ func TestGatewayAPIRoutesWithProxylessGRPC(t *testing.T) {
 			return err
 		}
 		for name, parents := range map[string][]gwv1.RouteParentStatus{gr.Name: gr.Status.Parents, hr.Name: hr.Status.Parents} {
-			if len(parents) != 1 || len(parents[0].Conditions) != 2 || parents[0].Conditions[0].Status != metav1.ConditionTrue || parents[0].Conditions[1].Status != metav1.ConditionTrue {
+			if len(parents) != 1 {
 				return fmt.Errorf("%s status: %+v", name, parents)
+			}
+			conds := parents[0].Conditions
+			a, r, e := meta.FindStatusCondition(conds, "Accepted"), meta.FindStatusCondition(conds, "ResolvedRefs"), meta.FindStatusCondition(conds, "Enforced")
+			if a == nil || r == nil || e == nil || a.Status != metav1.ConditionTrue || r.Status != metav1.ConditionTrue || e.Status != metav1.ConditionTrue || !strings.Contains(e.Message, "3/3 proxies of 3 groups") {
+				return fmt.Errorf("%s status: %+v", name, conds)
 			}
 		}
 		return nil

@@ -2,14 +2,17 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -225,4 +228,20 @@ func TestResiliencePoliciesWithProxylessGRPC(t *testing.T) {
 	if !backends["v1"] || !backends["v2"] {
 		t.Errorf("20 users all reached %v", backends)
 	}
+
+	// A policy says, in the mesh's entry of its target, that it is in
+	// force on every proxy calling the Service (Permissive: all four).
+	testenv.Eventually(t, 30*time.Second, func() error {
+		p := &meshv1alpha1.ResiliencePolicy{}
+		if err := g.k.Get(g.ctx, client.ObjectKey{Namespace: ns, Name: "limited"}, p); err != nil {
+			return err
+		}
+		for _, a := range p.Status.Ancestors {
+			if e := meta.FindStatusCondition(a.Conditions, "Enforced"); a.ControllerName == meshv1alpha1.RouteControllerName && e != nil &&
+				e.Status == metav1.ConditionTrue && strings.Contains(e.Message, "4/4 proxies of 4 groups") && e.ObservedGeneration == p.Generation {
+				return nil
+			}
+		}
+		return fmt.Errorf("ResiliencePolicy limited: %+v", p.Status.Ancestors)
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
@@ -195,6 +196,45 @@ var osmKinds = map[string]func() statusObject{
 	"Retry":                  func() statusObject { return &policyv1alpha1.Retry{} },
 }
 
+// gatewayKinds make the Gateway API-shaped policies the writer patches,
+// and give the conditions of the mesh's entries in their status: a route's
+// parents, a ResiliencePolicy's ancestors, of controller
+// meshv1alpha1.RouteControllerName. Other controllers' entries are theirs.
+var gatewayKinds = map[string]func() (client.Object, func(client.Object) []*[]metav1.Condition){
+	"HTTPRoute": func() (client.Object, func(client.Object) []*[]metav1.Condition) {
+		return &gwv1.HTTPRoute{}, func(o client.Object) []*[]metav1.Condition {
+			return parentConditions(o.(*gwv1.HTTPRoute).Status.Parents)
+		}
+	},
+	"GRPCRoute": func() (client.Object, func(client.Object) []*[]metav1.Condition) {
+		return &gwv1.GRPCRoute{}, func(o client.Object) []*[]metav1.Condition {
+			return parentConditions(o.(*gwv1.GRPCRoute).Status.Parents)
+		}
+	},
+	"ResiliencePolicy": func() (client.Object, func(client.Object) []*[]metav1.Condition) {
+		return &meshv1alpha1.ResiliencePolicy{}, func(o client.Object) []*[]metav1.Condition {
+			var out []*[]metav1.Condition
+			ancestors := o.(*meshv1alpha1.ResiliencePolicy).Status.Ancestors
+			for i := range ancestors {
+				if ancestors[i].ControllerName == meshv1alpha1.RouteControllerName {
+					out = append(out, &ancestors[i].Conditions)
+				}
+			}
+			return out
+		}
+	},
+}
+
+func parentConditions(parents []gwv1.RouteParentStatus) []*[]metav1.Condition {
+	var out []*[]metav1.Condition
+	for i := range parents {
+		if parents[i].ControllerName == meshv1alpha1.RouteControllerName {
+			out = append(out, &parents[i].Conditions)
+		}
+	}
+	return out
+}
+
 // smiKinds are the SMI kinds' versions the mesh reads.
 var smiKinds = map[string]schema.GroupVersionKind{
 	"TrafficTarget":  {Group: "access.smi-spec.io", Version: "v1alpha3", Kind: "TrafficTarget"},
@@ -226,6 +266,33 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 		}
 		// The MeshInstance reconciler writes the other conditions: the
 		// lock keeps either from writing over what it did not read.
+		if err := w.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
+		}
+		return true, nil
+	}
+	if newObj, ok := gatewayKinds[p.Kind]; ok {
+		obj, entries := newObj()
+		if err := w.Client.Get(ctx, key, obj); apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			return false, nil
+		} else if err != nil {
+			return false, fmt.Errorf("reading %s: %w", p.Ref(), err)
+		}
+		if obj.GetUID() != p.UID {
+			return false, nil
+		}
+		before := obj.DeepCopyObject().(client.Object)
+		// The mesh's own entries (one per Service it is attached to); none
+		// before the MeshInstance reconciler wrote them: the next pass.
+		for _, conds := range entries(obj) {
+			for _, c := range want {
+				c.LastTransitionTime = metav1.NewTime(now)
+				meta.SetStatusCondition(conds, c)
+			}
+		}
+		if equality.Semantic.DeepEqual(before, obj) {
+			return false, nil
+		}
 		if err := w.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
 		}

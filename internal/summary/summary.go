@@ -146,7 +146,14 @@ func Write(ctx context.Context, k client.Reader, out io.Writer) error {
 		if len(parts) == 0 {
 			accepted, reason = "Unknown", ""
 		}
-		row("ResiliencePolicy", &p, string(accepted), reason, strings.Join(parts, "; "))
+		details := strings.Join(parts, "; ")
+		for _, a := range p.Status.Ancestors {
+			if a.ControllerName == meshv1alpha1.RouteControllerName {
+				details = withEnforced(details, a.Conditions) // the same in every entry
+				break
+			}
+		}
+		row("ResiliencePolicy", &p, string(accepted), reason, details)
 	}
 	var hrs gwv1.HTTPRouteList
 	var grs gwv1.GRPCRouteList
@@ -196,7 +203,14 @@ func route(kind string, o metav1.Object, parents []gwv1.RouteParentStatus, row f
 	if status == string(metav1.ConditionTrue) {
 		reason = string(gwv1.RouteReasonAccepted)
 	}
-	row(kind, o, status, reason, strings.Join(parts, "; "))
+	details := strings.Join(parts, "; ")
+	for _, p := range parents {
+		if p.ControllerName == meshv1alpha1.RouteControllerName {
+			details = withEnforced(details, p.Conditions) // the same in every entry
+			break
+		}
+	}
+	row(kind, o, status, reason, details)
 }
 
 func ready(conds []metav1.Condition) (string, string) {

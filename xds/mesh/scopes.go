@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	policyv1alpha1 "github.com/open-service-mesh/osm-operator/api/policy/v1alpha1"
 )
@@ -23,8 +24,11 @@ type Scope struct {
 	Generation int64
 	// Identities are those whose proxies the policy configures.
 	Identities []Identity
-	// Services are those whose callers' proxies the policy configures.
+	// Services are those whose callers' proxies the policy configures;
+	// Within, when set, narrows those callers to one namespace's (a
+	// consumer route configures only its own namespace's callers).
 	Services []ServiceKey
+	Within   string
 	// Inactive says why the mesh enforces nothing of the policy; "" when
 	// it does.
 	Inactive string
@@ -33,10 +37,11 @@ type Scope struct {
 // Ref is the policy as "<Kind> <namespace>/<name>", as Problems name it.
 func (s Scope) Ref() string { return s.Kind + " " + s.Namespace + "/" + s.Name }
 
-// Scopes are the scopes of the SMI and OSM policies of the mesh's member
-// namespaces that in holds (the Gateway API routes and ResiliencePolicies
-// have their own status), sorted by kind, namespace and name. A policy the
-// model left out entirely configures no proxy: its scope is empty.
+// Scopes are the scopes of the policies of the mesh's member namespaces
+// that in holds: SMI's, OSM's, the Gateway API routes (by the Services they
+// are attached to) and the ResiliencePolicies (by their target Services),
+// sorted by kind, namespace and name. A policy the model left out entirely
+// configures no proxy: its scope is empty.
 func Scopes(in *Inputs, m *Mesh) []Scope {
 	var out []Scope
 	add := func(kind string, obj client.Object, ids []Identity, services []ServiceKey, inactive string) {
@@ -132,6 +137,43 @@ func Scopes(in *Inputs, m *Mesh) []Scope {
 			ids = append(ids, Identity{Namespace: r.Namespace, ServiceAccount: ServiceAccountOf(src.Name)})
 		}
 		add("Retry", r, ids, nil, "")
+	}
+	// A route configures the callers of the Services it is attached to:
+	// every caller's for a producer route (of the Service's namespace),
+	// its own namespace's callers' for a consumer route.
+	type routeKey struct {
+		kind            RouteKind
+		namespace, name string
+	}
+	attached := map[routeKey][]ServiceKey{}
+	for _, st := range m.RouteStatuses {
+		if st.Accepted.OK {
+			k := routeKey{st.Kind, st.Namespace, st.Name}
+			attached[k] = append(attached[k], ServiceKey{string(ptrOr(st.ParentRef.Namespace, gwv1.Namespace(st.Namespace))), string(st.ParentRef.Name)})
+		}
+	}
+	addRoute := func(kind RouteKind, obj client.Object) {
+		services := attached[routeKey{kind, obj.GetNamespace(), obj.GetName()}]
+		before := len(out)
+		add(string(kind), obj, nil, services, "")
+		if len(out) > before && len(services) > 0 && !slices.ContainsFunc(services, func(k ServiceKey) bool { return k.Namespace == obj.GetNamespace() }) {
+			out[len(out)-1].Within = obj.GetNamespace()
+		}
+	}
+	for _, hr := range in.HTTPRoutes {
+		addRoute(KindHTTPRoute, hr)
+	}
+	for _, gr := range in.GRPCRoutes {
+		addRoute(KindGRPCRoute, gr)
+	}
+	targets := map[string][]ServiceKey{}
+	for _, st := range m.ResilienceStatuses {
+		if st.Accepted.OK {
+			targets[st.Namespace+"/"+st.Name] = append(targets[st.Namespace+"/"+st.Name], ServiceKey{st.Namespace, string(st.Target.Name)})
+		}
+	}
+	for _, p := range in.ResiliencePolicies {
+		add("ResiliencePolicy", p, nil, targets[p.Namespace+"/"+p.Name], "")
 	}
 	slices.SortFunc(out, func(a, b Scope) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))

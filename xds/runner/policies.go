@@ -3,6 +3,7 @@ package runner
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -66,7 +67,7 @@ func policiesOf(in *mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem, deps map
 		}
 		if len(s.Services) > 0 {
 			for g, d := range deps {
-				if !live[g] || groups[g] {
+				if !live[g] || groups[g] || s.Within != "" && namespaceOf(g) != s.Within {
 					continue
 				}
 				for _, k := range s.Services {
@@ -80,4 +81,11 @@ func policiesOf(in *mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem, deps map
 		out = append(out, Policy{Scope: s, Mesh: m.Name, Groups: slices.Sorted(maps.Keys(groups)), Problems: bySource[s.Ref()+"\x00"+string(s.UID)]})
 	}
 	return out
+}
+
+// namespaceOf is the namespace of a group's key, "<kind>/<namespace>/<sa>".
+func namespaceOf(group string) string {
+	_, rest, _ := strings.Cut(group, "/")
+	ns, _, _ := strings.Cut(rest, "/")
+	return ns
 }
