@@ -1,14 +1,17 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,6 +26,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/census"
 	"github.com/open-service-mesh/osm-operator/xds/enforcement"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/runner"
 )
 
@@ -64,9 +68,16 @@ type EnforcedWriter struct {
 	Namespace string
 	Source    EnforcementSource
 	// Interval is how often the writer looks (2 s when zero); MinWrite is
-	// the least time between two writes of one object (5 s when zero).
-	Interval, MinWrite time.Duration
-	Log                logr.Logger
+	// the least time between two writes of one object (5 s when zero), and
+	// CountsEvery between two writes that only change its counts (30 s).
+	Interval, MinWrite, CountsEvery time.Duration
+	// WritesPerSecond bounds the writes of all objects (50 when zero, with
+	// bursts of twice as many): a new leader's first passes over thousands
+	// of policies, or a fleet reconnecting, must not swamp the API server.
+	WritesPerSecond float64
+	Log             logr.Logger
+
+	budget *rate.Limiter
 
 	written  map[policyKey]writtenStatus
 	noStatus map[string]bool // SMI kinds whose CRD has no status subresource
@@ -93,6 +104,8 @@ func (w *EnforcedWriter) Start(ctx context.Context) error {
 		interval = 2 * time.Second
 	}
 	w.written, w.noStatus = map[policyKey]writtenStatus{}, map[string]bool{}
+	perSecond := cmp.Or(w.WritesPerSecond, 50)
+	w.budget = rate.NewLimiter(rate.Limit(perSecond), int(2*perSecond))
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -109,18 +122,22 @@ func (w *EnforcedWriter) Start(ctx context.Context) error {
 
 // pass judges every policy once and writes those whose status changed.
 func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
-	minWrite := w.MinWrite
-	if minWrite == 0 {
-		minWrite = 5 * time.Second
-	}
+	minWrite, countsEvery := cmp.Or(w.MinWrite, 5*time.Second), cmp.Or(w.CountsEvery, 30*time.Second)
 	policies := w.Source.Policies()
 	current, failing := w.Source.ConfigVersions(), w.Source.FailingGroups()
 	c, err := census.Read(ctx, w.Client, w.Namespace, now)
 	if err != nil {
 		return err
 	}
+	type due struct {
+		p    runner.Policy
+		k    policyKey
+		want []metav1.Condition
+	}
+	// A new verdict (status, reason, generation) is written before counts
+	// that moved: proxies come and go all the time.
+	var verdicts, counts []due
 	seen := make(map[policyKey]bool, len(policies))
-	var errs []error
 	for _, p := range policies {
 		k := policyKey{p.Kind, p.Namespace, p.Name, p.UID}
 		seen[k] = true
@@ -130,19 +147,31 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 		})
 		// An SMI policy's status is the writer's alone: what it wrote
 		// last stands. An OSM policy's the MeshInstance reconciler writes
-		// too, so each pass compares with the cache's.
+		// too, so a pass compares with the cache's (write).
 		last, ok := w.written[k]
 		_, smi := smiKinds[p.Kind]
-		if ok && (now.Sub(last.at) < minWrite || smi && sameConditions(last.conditions, want)) {
-			continue
+		switch {
+		case !ok:
+			verdicts = append(verdicts, due{p, k, want})
+		case now.Sub(last.at) < minWrite || smi && sameConditions(last.conditions, want):
+		case !sameVerdicts(last.conditions, want):
+			verdicts = append(verdicts, due{p, k, want})
+		case now.Sub(last.at) >= countsEvery:
+			counts = append(counts, due{p, k, want})
 		}
-		wrote, err := w.write(ctx, p, want, now)
+	}
+	var errs []error
+	for _, d := range append(verdicts, counts...) {
+		wrote, err := w.write(ctx, d.p, d.want, now)
+		if errors.Is(err, errNoBudget) {
+			break // the rest on a later pass
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if wrote || smi {
-			w.written[k] = writtenStatus{conditions: want, at: now}
+		if _, smi := smiKinds[d.p.Kind]; wrote && !smi {
+			w.written[d.k] = writtenStatus{conditions: d.want, at: now}
 		}
 	}
 	for k := range w.written {
@@ -154,6 +183,16 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("%d policies: %w", len(errs), errs[0])
 	}
 	return nil
+}
+
+// errNoBudget ends a pass that spent its writes.
+var errNoBudget = errors.New("no writes left in this pass")
+
+// sameVerdicts compares conditions but for their messages and times.
+func sameVerdicts(a, b []metav1.Condition) bool {
+	return slices.EqualFunc(a, b, func(x, y metav1.Condition) bool {
+		return x.Type == y.Type && x.Status == y.Status && x.Reason == y.Reason && x.ObservedGeneration == y.ObservedGeneration
+	})
 }
 
 // policyStatusConditions are the conditions the writer owns of p: Enforced,
@@ -188,19 +227,16 @@ func sameConditions(a, b []metav1.Condition) bool {
 	})
 }
 
-// osmKinds make the typed OSM policies the writer patches.
-var osmKinds = map[string]func() statusObject{
-	"IngressBackend":         func() statusObject { return &policyv1alpha1.IngressBackend{} },
-	"Egress":                 func() statusObject { return &policyv1alpha1.Egress{} },
-	"UpstreamTrafficSetting": func() statusObject { return &policyv1alpha1.UpstreamTrafficSetting{} },
-	"Retry":                  func() statusObject { return &policyv1alpha1.Retry{} },
-}
-
-// gatewayKinds make the Gateway API-shaped policies the writer patches,
-// and give the conditions of the mesh's entries in their status: a route's
-// parents, a ResiliencePolicy's ancestors, of controller
-// meshv1alpha1.RouteControllerName. Other controllers' entries are theirs.
-var gatewayKinds = map[string]func() (client.Object, func(client.Object) []*[]metav1.Condition){
+// typedKinds make the typed policies the writer patches, and give the
+// condition lists it sets Enforced in: an OSM policy's conditions; the
+// mesh's entries of a route's parents and of a ResiliencePolicy's
+// ancestors (controller meshv1alpha1.RouteControllerName; other
+// controllers' entries are theirs).
+var typedKinds = map[string]func() (client.Object, func(client.Object) []*[]metav1.Condition){
+	"IngressBackend":         osmKind(func() statusObject { return &policyv1alpha1.IngressBackend{} }),
+	"Egress":                 osmKind(func() statusObject { return &policyv1alpha1.Egress{} }),
+	"UpstreamTrafficSetting": osmKind(func() statusObject { return &policyv1alpha1.UpstreamTrafficSetting{} }),
+	"Retry":                  osmKind(func() statusObject { return &policyv1alpha1.Retry{} }),
 	"HTTPRoute": func() (client.Object, func(client.Object) []*[]metav1.Condition) {
 		return &gwv1.HTTPRoute{}, func(o client.Object) []*[]metav1.Condition {
 			return parentConditions(o.(*gwv1.HTTPRoute).Status.Parents)
@@ -225,6 +261,14 @@ var gatewayKinds = map[string]func() (client.Object, func(client.Object) []*[]me
 	},
 }
 
+func osmKind(newObj func() statusObject) func() (client.Object, func(client.Object) []*[]metav1.Condition) {
+	return func() (client.Object, func(client.Object) []*[]metav1.Condition) {
+		return newObj(), func(o client.Object) []*[]metav1.Condition {
+			return []*[]metav1.Condition{o.(statusObject).StatusConditions()}
+		}
+	}
+}
+
 func parentConditions(parents []gwv1.RouteParentStatus) []*[]metav1.Condition {
 	var out []*[]metav1.Condition
 	for i := range parents {
@@ -235,43 +279,18 @@ func parentConditions(parents []gwv1.RouteParentStatus) []*[]metav1.Condition {
 	return out
 }
 
-// smiKinds are the SMI kinds' versions the mesh reads.
-var smiKinds = map[string]schema.GroupVersionKind{
-	"TrafficTarget":  {Group: "access.smi-spec.io", Version: "v1alpha3", Kind: "TrafficTarget"},
-	"HTTPRouteGroup": {Group: "specs.smi-spec.io", Version: "v1alpha4", Kind: "HTTPRouteGroup"},
-	"TCPRoute":       {Group: "specs.smi-spec.io", Version: "v1alpha4", Kind: "TCPRoute"},
-	"TrafficSplit":   {Group: "split.smi-spec.io", Version: "v1alpha4", Kind: "TrafficSplit"},
-}
+// smiKinds are the SMI kinds the mesh reads, by kind.
+var smiKinds = func() map[string]schema.GroupVersionKind {
+	out := map[string]schema.GroupVersionKind{}
+	for _, gvk := range mesh.SMIKinds {
+		out[gvk.Kind] = gvk
+	}
+	return out
+}()
 
-// write writes want into p's status; it says whether it did.
 func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []metav1.Condition, now time.Time) (bool, error) {
 	key := client.ObjectKey{Namespace: p.Namespace, Name: p.Name}
-	if newObj, ok := osmKinds[p.Kind]; ok {
-		obj := newObj()
-		if err := w.Client.Get(ctx, key, obj); apierrors.IsNotFound(err) {
-			return false, nil
-		} else if err != nil {
-			return false, fmt.Errorf("reading %s: %w", p.Ref(), err)
-		}
-		if obj.GetUID() != p.UID {
-			return false, nil // made again under its name: the next sync judges it
-		}
-		before := obj.DeepCopyObject().(statusObject)
-		for _, c := range want {
-			c.LastTransitionTime = metav1.NewTime(now)
-			meta.SetStatusCondition(obj.StatusConditions(), c)
-		}
-		if equality.Semantic.DeepEqual(before, obj) {
-			return false, nil
-		}
-		// The MeshInstance reconciler writes the other conditions: the
-		// lock keeps either from writing over what it did not read.
-		if err := w.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
-		}
-		return true, nil
-	}
-	if newObj, ok := gatewayKinds[p.Kind]; ok {
+	if newObj, ok := typedKinds[p.Kind]; ok {
 		obj, entries := newObj()
 		if err := w.Client.Get(ctx, key, obj); apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 			return false, nil
@@ -279,11 +298,11 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 			return false, fmt.Errorf("reading %s: %w", p.Ref(), err)
 		}
 		if obj.GetUID() != p.UID {
-			return false, nil
+			return false, nil // made again under its name: the next sync judges it
 		}
 		before := obj.DeepCopyObject().(client.Object)
-		// The mesh's own entries (one per Service it is attached to); none
-		// before the MeshInstance reconciler wrote them: the next pass.
+		// A route's and a ResiliencePolicy's entries are none before the
+		// MeshInstance reconciler wrote them: the next pass.
 		for _, conds := range entries(obj) {
 			for _, c := range want {
 				c.LastTransitionTime = metav1.NewTime(now)
@@ -293,6 +312,11 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 		if equality.Semantic.DeepEqual(before, obj) {
 			return false, nil
 		}
+		if !w.budget.Allow() {
+			return false, errNoBudget
+		}
+		// The MeshInstance reconciler writes the other conditions: the
+		// lock keeps either from writing over what it did not read.
 		if err := w.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 			return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
 		}
@@ -302,29 +326,46 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 	if !ok || w.noStatus[p.Kind] {
 		return false, nil
 	}
+	// What the writer wrote last, when it did (the SMI status is its
+	// alone), else the object's: a read and a write of the budget's.
+	var prev []metav1.Condition
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	if err := w.APIReader.Get(ctx, key, u); apierrors.IsNotFound(err) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("reading %s: %w", p.Ref(), err)
-	}
-	if u.GetUID() != p.UID {
-		return false, nil
-	}
-	var prev []metav1.Condition
-	if raw, ok, _ := unstructured.NestedSlice(u.Object, "status", "conditions"); ok {
-		if b, err := json.Marshal(raw); err == nil {
-			_ = json.Unmarshal(b, &prev) // a status we cannot read is written anew
+	var precondition map[string]any
+	if last, ok := w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}]; ok {
+		if !w.budget.Allow() {
+			return false, errNoBudget
+		}
+		prev, precondition = last.conditions, map[string]any{"uid": p.UID}
+		u.SetNamespace(p.Namespace)
+		u.SetName(p.Name)
+	} else {
+		if !w.budget.AllowN(time.Now(), 2) {
+			return false, errNoBudget
+		}
+		if err := w.APIReader.Get(ctx, key, u); apierrors.IsNotFound(err) {
+			return false, nil
+		} else if err != nil {
+			return false, fmt.Errorf("reading %s: %w", p.Ref(), err)
+		}
+		if u.GetUID() != p.UID {
+			return false, nil
+		}
+		if raw, ok, _ := unstructured.NestedSlice(u.Object, "status", "conditions"); ok {
+			if b, err := json.Marshal(raw); err == nil {
+				_ = json.Unmarshal(b, &prev) // a status we cannot read is written anew
+			}
+		}
+		precondition = map[string]any{"uid": p.UID, "resourceVersion": u.GetResourceVersion()}
+		if og, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); og == p.Generation && sameConditions(prev, want) {
+			w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: prev, at: now}
+			return false, nil
 		}
 	}
 	conds := slices.Clone(prev)
 	applyConditions(&conds, want, metav1.NewTime(now))
-	if og, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); og == p.Generation && equality.Semantic.DeepEqual(conds, prev) {
-		return false, nil
-	}
 	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"uid": p.UID, "resourceVersion": u.GetResourceVersion()},
+		"metadata": precondition,
 		"status":   map[string]any{"observedGeneration": p.Generation, "conditions": conds},
 	})
 	if err != nil {
@@ -341,5 +382,6 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 	} else if err != nil {
 		return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
 	}
+	w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: conds, at: now}
 	return true, nil
 }

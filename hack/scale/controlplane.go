@@ -25,13 +25,20 @@ import (
 
 // controlPlane is the operator's xDS control plane as every replica runs it
 // (xds/controlplane, the wiring cmd/xds.go uses), over an informer cache
-// with the manager's options. Only the Lease census (a write every 10 s) is
-// left out.
+// with the manager's options. With -enforced (the default) the census
+// publisher runs too (its Lease in trustNamespace, the operator's), and so
+// does the leader's EnforcedWriter, which reads it: writes and logs lists
+// what both write, and the errors they log. Without, neither runs, as
+// before the Enforced status.
 type controlPlane struct {
 	snapshots *cache.Cache
 	server    *server.Server
-	stop      context.CancelFunc
-	done      chan struct{}
+	xds       *controlplane.ControlPlane
+	// writes and logged are nil without -enforced.
+	writes *writeLog
+	logged *errorLog
+	stop   context.CancelFunc
+	done   chan struct{}
 	// synced is closed when the informers the runner reads have synced,
 	// at syncedAt.
 	synced   chan struct{}
@@ -58,7 +65,7 @@ const serverName = "bench.osm-operator-xds.osm-system.svc"
 // trust bundle Secret is.
 const trustNamespace = "osm-system"
 
-func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDir string, log logr.Logger) (*controlPlane, error) {
+func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDir string, log logr.Logger, enforced bool) (*controlPlane, error) {
 	opts := controllers.CacheOptions("")
 	opts.Scheme = scheme
 	informers, err := ctrlcache.New(cfg, opts)
@@ -69,14 +76,45 @@ func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDi
 	if err != nil {
 		return nil, err
 	}
+	var writes *writeLog
+	var logged *errorLog
+	var cpClient client.Client = k8s
+	censusNamespace := ""
+	if enforced {
+		writes, logged = &writeLog{}, &errorLog{}
+		log = logr.New(errorSink{next: log.GetSink(), log: logged})
+		cpClient, censusNamespace = &countingClient{Client: k8s, log: writes}, trustNamespace
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	xds := controlplane.New(controlplane.Options{
-		Cache: informers, Client: k8s, Address: address, TLS: server.FileTLS(certDir), Replica: "bench", TrustNamespace: trustNamespace, Log: log,
+		Cache: informers, Client: cpClient, Address: address, TLS: server.FileTLS(certDir), Replica: "bench", TrustNamespace: trustNamespace,
+		CensusNamespace: censusNamespace, Log: log,
 	})
-	cp := &controlPlane{snapshots: xds.Snapshots, server: xds.Server, stop: cancel, done: make(chan struct{}), synced: make(chan struct{})}
-	errs := make(chan error, 2)
+	cp := &controlPlane{snapshots: xds.Snapshots, server: xds.Server, xds: xds, writes: writes, logged: logged,
+		stop: cancel, done: make(chan struct{}), synced: make(chan struct{})}
+	var writer *controllers.EnforcedWriter
+	if enforced {
+		// The manager's client: it reads from the informer cache and writes
+		// to the API server. An SMI policy's status is read from the API.
+		cached, err := client.New(cfg, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: informers}})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		writer = &controllers.EnforcedWriter{
+			Client: &countingClient{Client: cached, log: writes}, APIReader: k8s, Namespace: trustNamespace, Source: xds,
+			Log: log.WithName("enforced"),
+		}
+	}
+	parts := 2
+	errs := make(chan error, 3)
 	go func() { errs <- informers.Start(ctx) }()
 	go func() { errs <- xds.Start(ctx) }()
+	if writer != nil {
+		// No manager and no election: this replica leads from its start.
+		parts++
+		go func() { errs <- writer.Start(ctx) }()
+	}
 	go func() {
 		// The runner asks for these informers as it starts; asking again
 		// only waits for the same ones.
@@ -92,7 +130,7 @@ func startControlPlane(cfg *rest.Config, scheme *runtime.Scheme, address, certDi
 	}()
 	go func() {
 		defer close(cp.done)
-		for range 2 {
+		for range parts {
 			if err := <-errs; err != nil {
 				log.Error(err, "Control plane component stopped")
 			}

@@ -46,6 +46,7 @@ type options struct {
 	fleetProfile  string
 	memProfile    string
 	verbose       bool
+	enforced      bool
 }
 
 func main() {
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "Write a CPU profile of the control plane at the largest fleet to this file.")
 	flag.StringVar(&o.memProfile, "memprofile", "", "Write a heap profile of the control plane with the largest fleet connected.")
 	flag.BoolVar(&o.verbose, "v", false, "Log the control plane.")
+	flag.BoolVar(&o.enforced, "enforced", true, "Run the census publisher and the leader's Enforced status writer beside the control plane, and count their writes; false measures the control plane as before the Enforced status.")
 	flag.Parse()
 	o.fleetProfile = *fleetProfile
 
@@ -129,7 +131,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	report := Report{Mesh: h.describe(), Started: time.Now().UTC()}
+	report := Report{Mesh: h.describe(), Started: time.Now().UTC(), EnforcedStatus: o.enforced}
 	for i, n := range o.proxies {
 		last := i == len(o.proxies)-1
 		if last && o.cpuProfile != "" {

@@ -122,7 +122,7 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 	// Cold start: the control plane starts while every proxy is waiting to
 	// reconnect.
 	start := time.Now()
-	cp, err := startControlPlane(h.env.Config, h.env.Scheme, address, h.certDir, h.log)
+	cp, err := startControlPlane(h.env.Config, h.env.Scheme, address, h.certDir, h.log, h.o.enforced)
 	if err != nil {
 		return r, err
 	}
@@ -159,10 +159,29 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 	if rep.Reached < rep.Proxies {
 		return r, fmt.Errorf("cold start: %d of %d proxies hold their config after a minute (e.g. %v)", rep.Reached, rep.Proxies, rep.Missing)
 	}
+	coldDone := time.Now()
 	held := since(start, rep.Times)
 	r.ColdStart.AllHeldMS, r.ColdStart.P50HeldMS = ms(held[len(held)-1]), ms(held[len(held)/2])
 	progress("cold start: %d proxies hold full config after %.0f ms (informers synced %.0f ms, first sync %.0f ms; %d syncs took %.1f s, %d groups translated; CPU: control plane %.1f s, fleet %.1f s)",
 		n, r.ColdStart.AllHeldMS, r.ColdStart.InformersSyncedMS, r.ColdStart.FirstSyncMS, r.ColdStart.Syncs, r.ColdStart.SyncSeconds, r.ColdStart.GroupsTranslated, r.ColdStart.ControlPlaneCPUSeconds, r.ColdStart.FleetCPUSeconds)
+
+	// The leader's first passes judge every policy and write most of them;
+	// the figures after are of a settled writer, as before it there was
+	// none. What the first passes cost is Enforced.InitialWindow.
+	var initial Window
+	settled := time.Now()
+	if cp.writes != nil {
+		i0, cpuI0, apiI0 := time.Now(), cpuSeconds("self"), childCPU("kube-apiserver", "etcd")
+		quiet := cp.writes.waitQuiet(statusWrite, i0, writerQuiet, 2*time.Minute)
+		i1, cpuI1, apiI1 := time.Now(), cpuSeconds("self"), childCPU("kube-apiserver", "etcd")
+		settled = i1
+		initial = Window{Seconds: i1.Sub(i0).Seconds(), ControlPlaneCPUSeconds: cpuI1 - cpuI0, APIServerCPUSeconds: apiI1 - apiI0}
+		initial.ControlPlaneCores, initial.APIServerCores = initial.ControlPlaneCPUSeconds/initial.Seconds, initial.APIServerCPUSeconds/initial.Seconds
+		initial.StatusWrites, initial.LeaseWrites = cp.writes.count(statusWrite, i0, i1, false), cp.writes.count(leaseWrite, i0, i1, false)
+		initial.StatusWritesPerS, initial.LeaseWritesPerS = float64(initial.StatusWrites)/initial.Seconds, float64(initial.LeaseWrites)/initial.Seconds
+		progress("Enforced: first passes after the cold start: %d status writes in %.1f s (%s), %d since the start; CPU: control plane %.2f cores, API server+etcd %.2f cores",
+			initial.StatusWrites, initial.Seconds, map[bool]string{true: "settled", false: "still writing at the timeout"}[quiet], cp.writes.count(statusWrite, start, i1, false), initial.ControlPlaneCores, initial.APIServerCores)
+	}
 
 	connected := readMemory()
 	if heapProfile {
@@ -176,10 +195,32 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 		return r, err
 	}
 	progress("endpoint change: p50 %.0f ms, p99 %.0f ms, %.0f B per affected delta proxy", r.EndpointChange.P50MS, r.EndpointChange.P99MS, r.EndpointChange.BytesPerDeltaProxy)
+	// The rolling update's window: from its start until rollingTail after
+	// its last change, what the Enforced status and the census write as it
+	// settles, and the CPU it takes.
+	w0, cpuW0, apiW0, syncW0 := time.Now(), cpuSeconds("self"), childCPU("kube-apiserver", "etcd"), readRunnerMetrics()
 	if r.RollingUpdate, err = h.rollingUpdate(ctx, cp, f, rnd); err != nil {
 		return r, err
 	}
 	progress("rolling update: %d changes in %.0f ms, converged %.0f ms after the last", r.RollingUpdate.Changes, r.RollingUpdate.SpanMS, r.RollingUpdate.ConvergedMS)
+	time.Sleep(time.Until(r.RollingUpdate.last.Add(rollingTail)))
+	w1, cpuW1, apiW1, syncW1 := time.Now(), cpuSeconds("self"), childCPU("kube-apiserver", "etcd"), readRunnerMetrics()
+	win := &r.RollingWindow
+	win.Seconds = w1.Sub(w0).Seconds()
+	win.ControlPlaneCPUSeconds, win.APIServerCPUSeconds = cpuW1-cpuW0, apiW1-apiW0
+	win.ControlPlaneCores, win.APIServerCores = win.ControlPlaneCPUSeconds/win.Seconds, win.APIServerCPUSeconds/win.Seconds
+	win.Syncs, win.GroupsTranslated = syncW1.syncs-syncW0.syncs, syncW1.groups-syncW0.groups
+	if cp.writes != nil {
+		win.StatusWrites, win.LeaseWrites = cp.writes.count(statusWrite, w0, w1, false), cp.writes.count(leaseWrite, w0, w1, false)
+		win.StatusWritesPerS, win.LeaseWritesPerS = float64(win.StatusWrites)/win.Seconds, float64(win.LeaseWrites)/win.Seconds
+	}
+	progress("rolling update window (%.1f s): %d status writes (%.1f/s), %d Lease writes (%.1f/s); CPU: control plane %.2f cores, API server+etcd %.2f cores; %d runner syncs",
+		win.Seconds, win.StatusWrites, win.StatusWritesPerS, win.LeaseWrites, win.LeaseWritesPerS, win.ControlPlaneCores, win.APIServerCores, win.Syncs)
+	var reasons map[string]int
+	if cp.writes != nil {
+		reasons = h.enforcedReasons(ctx)
+		progress("Enforced conditions of the SMI policies after the rolling update: %v", reasons)
+	}
 	if r.PolicyChange, err = h.policyChanges(ctx, cp, f, rnd); err != nil {
 		return r, err
 	}
@@ -187,6 +228,7 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 
 	// Memory: with the fleet connected, and again once it is gone; the
 	// difference is what the proxies cost beyond the shared snapshots.
+	fleetGone := time.Now()
 	if err := f.stop(); err != nil {
 		return r, fmt.Errorf("stopping the fleet: %w", err)
 	}
@@ -202,7 +244,62 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 		LivePerProxyKiB: float64(int64(connected.live)-int64(idle.live)) / 1024 / float64(n),
 	}
 	progress("memory: %.0f MiB RSS with the fleet (%.1f KiB per proxy), %.0f MiB without", r.Memory.RSSMiB, r.Memory.RSSPerProxyKiB, r.Memory.IdleRSSMiB)
+	if cp.writes != nil {
+		e := enforcedFigures(cp, start, coldDone, settled, fleetGone, time.Now())
+		e.InitialWindow, e.Reasons = initial, reasons
+		r.Enforced = &e
+		progress("Enforced: %d policies; %d status writes (%d in the cold start, the last %.1f s after the start; %d after the fleet left), at most %d in a second, %d refused; %d Lease writes, largest Lease %d B of annotations (proxy groups %d B, truncated %v); %d errors logged",
+			e.Policies, e.StatusWrites, e.ColdStartStatusWrites, e.LastInitialWriteS, e.StatusWritesAfterFleet, e.PeakStatusWritesPerS, e.StatusWritesRefused, e.LeaseWrites, e.LeaseAnnotationBytes, e.GroupsAnnotationBytes, e.CensusTruncated, e.ErrorsLogged)
+		if e.FirstError != "" {
+			progress("first error logged: %s", e.FirstError)
+		}
+	}
 	return r, nil
+}
+
+// writerQuiet is how long without a status write says the writer settled:
+// more than its interval (2 s) and the least time between two writes of
+// one object (5 s).
+const writerQuiet = 6 * time.Second
+
+// rollingTail is how long after the rolling update's last change its
+// window lasts: the writer looks every 2 s and writes an object at most
+// every 5 s, the census at most every second.
+const rollingTail = 10 * time.Second
+
+// enforcedFigures are what the EnforcedWriter and the census wrote while
+// the control plane ran (from start to end): the cold start ran until
+// coldDone, the writer's first passes until settled, the fleet was
+// connected until fleetGone.
+func enforcedFigures(cp *controlPlane, start, coldDone, settled, fleetGone, end time.Time) Enforced {
+	w := cp.writes
+	e := Enforced{
+		StatusWrites:           w.count(statusWrite, start, fleetGone, false),
+		StatusWritesAfterFleet: w.count(statusWrite, fleetGone, end, false),
+		StatusWritesRefused:    w.count(statusWrite, start, end, true),
+		ColdStartStatusWrites:  w.count(statusWrite, start, coldDone, false),
+		StatusWritesByKind:     w.byObject(start, fleetGone),
+		PeakStatusWritesPerS:   w.peak(statusWrite, start, fleetGone),
+		LeaseWrites:            w.count(leaseWrite, start, fleetGone, false),
+		LeaseWritesRefused:     w.count(leaseWrite, start, end, true),
+		PoliciesByKind:         map[string]int{},
+	}
+	if t := w.last(statusWrite, start, settled); !t.IsZero() {
+		e.LastInitialWriteS = t.Sub(start).Seconds()
+	}
+	for _, p := range cp.xds.Policies() {
+		e.Policies++
+		e.PoliciesByKind[p.Kind]++
+	}
+	w.mu.Lock()
+	e.LeaseAnnotationBytes, e.GroupsAnnotationBytes, e.CensusTruncated = w.leaseBytes, w.groupsBytes, w.truncated
+	w.mu.Unlock()
+	counts, first, infos := cp.logged.snapshot()
+	for _, n := range counts {
+		e.ErrorsLogged += n
+	}
+	e.Errors, e.FirstError, e.WriterMessages = counts, first, infos
+	return e
 }
 
 // change changes the API and returns when its last write was made.
@@ -301,7 +398,7 @@ func (h *harness) rollingUpdate(ctx context.Context, cp *controlPlane, f *fleet,
 		n += len(steps)
 	}
 	pause := time.Second / time.Duration(perService)
-	var start time.Time
+	var start, lastChange time.Time
 	rolling := func() (time.Time, error) {
 		start = time.Now()
 		var mu sync.Mutex
@@ -326,6 +423,7 @@ func (h *harness) rollingUpdate(ctx context.Context, cp *controlPlane, f *fleet,
 			})
 		}
 		wg.Wait()
+		lastChange = last
 		return last, errors.Join(errs...)
 	}
 	d, rep, groups, err := h.converge(cp, f, rolling)
@@ -333,6 +431,7 @@ func (h *harness) rollingUpdate(ctx context.Context, cp *controlPlane, f *fleet,
 		return r, fmt.Errorf("rolling update: %w", err)
 	}
 	r.Changes = h.o.rolling
+	r.last = lastChange
 	r.SpanMS = ms(time.Since(start) - d) // until the last change, roughly
 	r.ConvergedMS = ms(d)
 	r.Groups, r.AffectedProxies = groups, rep.Reached

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -12,7 +14,10 @@ import (
 type Report struct {
 	Mesh    MeshSize
 	Started time.Time
-	Runs    []Run
+	// EnforcedStatus says that the census publisher and the leader's
+	// EnforcedWriter ran beside each control plane (-enforced).
+	EnforcedStatus bool
+	Runs           []Run
 }
 
 // MeshSize describes the synthetic mesh.
@@ -30,8 +35,14 @@ type Run struct {
 	ColdStart                     ColdStart
 	EndpointChange                Latency
 	RollingUpdate                 Rolling
-	PolicyChange                  Latency
-	Memory                        Memory
+	// RollingWindow is from the rolling update's start until 10 s after
+	// its last change.
+	RollingWindow Window
+	PolicyChange  Latency
+	Memory        Memory
+	// Enforced is what the Enforced status and the census wrote (without
+	// -enforced=false).
+	Enforced *Enforced `json:",omitempty"`
 }
 
 // ColdStart is from the control plane's start, with every proxy waiting.
@@ -91,6 +102,64 @@ type Rolling struct {
 	Changes                 int
 	SpanMS, ConvergedMS     float64
 	Groups, AffectedProxies int
+
+	last time.Time // the last change's write
+}
+
+// Window is a time after a change, with what was written and the CPU used.
+type Window struct {
+	Seconds float64
+	// CPU time of the control plane (this process: the control plane, the
+	// EnforcedWriter and the harness's own writes) and of envtest's
+	// kube-apiserver and etcd; Cores are per second of the window.
+	ControlPlaneCPUSeconds, APIServerCPUSeconds float64
+	ControlPlaneCores, APIServerCores           float64
+	// Runner syncs and groups translated.
+	Syncs, GroupsTranslated int
+	// Status writes of the EnforcedWriter and Lease writes of the census
+	// publisher, and their rates over the window.
+	StatusWrites, LeaseWrites         int
+	StatusWritesPerS, LeaseWritesPerS float64
+}
+
+// Enforced is what the EnforcedWriter and the census publisher wrote over
+// one fleet size's control plane.
+type Enforced struct {
+	// Policies the writer judges at the end, by kind.
+	Policies       int
+	PoliciesByKind map[string]int
+	// StatusWrites are the status patches made while the fleet was
+	// connected, by kind of policy; ColdStartStatusWrites those made until
+	// every proxy held its config; LastInitialWriteS is when the last write
+	// of the writer's first passes was made, from the control plane's
+	// start; StatusWritesAfterFleet those made after the fleet
+	// left (until the control plane stopped: the idle memory measure);
+	// PeakStatusWritesPerS the most within one second; refused ones the
+	// API server refused.
+	StatusWrites, ColdStartStatusWrites, StatusWritesAfterFleet int
+	StatusWritesByKind                                          map[string]int
+	LastInitialWriteS                                           float64
+	// Reasons count the SMI policies by their Enforced condition's reason
+	// after the rolling update's window.
+	Reasons map[string]int
+	// InitialWindow is from the cold start's end until the writer made no
+	// write for 6 s (included): what its first passes cost.
+	InitialWindow                             Window
+	PeakStatusWritesPerS, StatusWritesRefused int
+	// LeaseWrites are the census Lease writes while the fleet was
+	// connected; the largest Lease's annotations, and its proxy-groups
+	// annotation, in bytes; CensusTruncated says that a Lease left groups
+	// out (census.MaxGroups, MaxGroupBytes).
+	LeaseWrites, LeaseWritesRefused             int
+	LeaseAnnotationBytes, GroupsAnnotationBytes int
+	CensusTruncated                             bool
+	// Errors logged by the writer and the control plane, by logger and
+	// message, the first in full; WriterMessages the writer's other
+	// messages.
+	ErrorsLogged   int
+	Errors         map[string]int `json:",omitempty"`
+	FirstError     string         `json:",omitempty"`
+	WriterMessages map[string]int `json:",omitempty"`
 }
 
 // Memory is the control plane's (this process's) memory after a GC.
@@ -135,6 +204,21 @@ func printTable(w io.Writer, r Report) {
 	row("rolling update: changes", "", func(x Run) string { return fmt.Sprint(x.RollingUpdate.Changes) })
 	row("rolling update: span ms", "", func(x Run) string { return f0(x.RollingUpdate.SpanMS) })
 	row("rolling update: converged after last ms", "≤ 2000", func(x Run) string { return f0(x.RollingUpdate.ConvergedMS) })
+	row("rolling window (start → last+10 s) s", "", func(x Run) string { return f1(x.RollingWindow.Seconds) })
+	row("rolling window: CPU cores control plane / API server+etcd", "", func(x Run) string {
+		return fmt.Sprintf("%.2f / %.2f", x.RollingWindow.ControlPlaneCores, x.RollingWindow.APIServerCores)
+	})
+	row("rolling window: runner syncs / groups translated", "", func(x Run) string {
+		return fmt.Sprintf("%d / %d", x.RollingWindow.Syncs, x.RollingWindow.GroupsTranslated)
+	})
+	if r.EnforcedStatus {
+		row("rolling window: status writes/s (writes)", "", func(x Run) string {
+			return fmt.Sprintf("%.1f (%d)", x.RollingWindow.StatusWritesPerS, x.RollingWindow.StatusWrites)
+		})
+		row("rolling window: census Lease writes/s (writes)", "", func(x Run) string {
+			return fmt.Sprintf("%.1f (%d)", x.RollingWindow.LeaseWritesPerS, x.RollingWindow.LeaseWrites)
+		})
+	}
 	row("policy change → affected ACKed p50 ms", "", func(x Run) string { return f0(x.PolicyChange.P50MS) })
 	row("policy change → affected ACKed p99 ms", "≤ 1000", func(x Run) string { return f0(x.PolicyChange.P99MS) })
 	row("affected proxies per policy change", "", func(x Run) string { return f1(x.PolicyChange.AffectedProxiesPerChange) })
@@ -145,6 +229,47 @@ func printTable(w io.Writer, r Report) {
 	row("goroutines / stacks MiB with proxies", "", func(x Run) string {
 		return fmt.Sprintf("%d / %.0f", x.Memory.Goroutines, x.Memory.StacksMiB)
 	})
+	if r.EnforcedStatus {
+		e := func(f func(Enforced) string) func(Run) string {
+			return func(x Run) string {
+				if x.Enforced == nil {
+					return "-"
+				}
+				return f(*x.Enforced)
+			}
+		}
+		row("Enforced: policies judged", "", e(func(x Enforced) string { return fmt.Sprint(x.Policies) }))
+		row("Enforced: status writes with the fleet (cold start)", "", e(func(x Enforced) string {
+			return fmt.Sprintf("%d (%d)", x.StatusWrites, x.ColdStartStatusWrites)
+		}))
+		row("Enforced: last initial write after start s", "", e(func(x Enforced) string { return f1(x.LastInitialWriteS) }))
+		row("Enforced: first passes after cold start: writes / s (incl. 6 s quiet)", "", e(func(x Enforced) string {
+			return fmt.Sprintf("%d / %.1f", x.InitialWindow.StatusWrites, x.InitialWindow.Seconds)
+		}))
+		row("Enforced: first passes: CPU cores control plane / API server+etcd", "", e(func(x Enforced) string {
+			return fmt.Sprintf("%.2f / %.2f", x.InitialWindow.ControlPlaneCores, x.InitialWindow.APIServerCores)
+		}))
+		row("Enforced: status writes after the fleet left", "", e(func(x Enforced) string { return fmt.Sprint(x.StatusWritesAfterFleet) }))
+		row("Enforced: peak status writes in 1 s / refused", "", e(func(x Enforced) string {
+			return fmt.Sprintf("%d / %d", x.PeakStatusWritesPerS, x.StatusWritesRefused)
+		}))
+		row("census: Lease writes with the fleet", "", e(func(x Enforced) string { return fmt.Sprint(x.LeaseWrites) }))
+		row("census: largest Lease annotations / proxy groups B", "", e(func(x Enforced) string {
+			t := ""
+			if x.CensusTruncated {
+				t = " (truncated)"
+			}
+			return fmt.Sprintf("%d / %d%s", x.LeaseAnnotationBytes, x.GroupsAnnotationBytes, t)
+		}))
+		row("Enforced reasons after the rolling update", "", e(func(x Enforced) string {
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(x.Reasons)) {
+				parts = append(parts, fmt.Sprintf("%s %d", k, x.Reasons[k]))
+			}
+			return strings.Join(parts, ", ")
+		}))
+		row("errors logged (writer, control plane)", "", e(func(x Enforced) string { return fmt.Sprint(x.ErrorsLogged) }))
+	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 }

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -96,14 +95,9 @@ func Write(ctx context.Context, k client.Reader, out io.Writer) error {
 	}
 	// The SMI kinds: whether the mesh accepted them, and where they are
 	// enforced. A cluster without their CRDs has none.
-	for _, gvk := range []schema.GroupVersionKind{
-		{Group: "access.smi-spec.io", Version: "v1alpha3", Kind: "TrafficTargetList"},
-		{Group: "specs.smi-spec.io", Version: "v1alpha4", Kind: "HTTPRouteGroupList"},
-		{Group: "specs.smi-spec.io", Version: "v1alpha4", Kind: "TCPRouteList"},
-		{Group: "split.smi-spec.io", Version: "v1alpha4", Kind: "TrafficSplitList"},
-	} {
+	for _, gvk := range mesh.SMIKinds {
 		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(gvk)
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		if err := k.List(ctx, list); meta.IsNoMatchError(err) {
 			continue
 		} else if err != nil {
@@ -120,7 +114,7 @@ func Write(ctx context.Context, k client.Reader, out io.Writer) error {
 			if c := meta.FindStatusCondition(st.Conditions, "Accepted"); c != nil {
 				accepted, reason = string(c.Status), c.Reason
 			}
-			row(strings.TrimSuffix(gvk.Kind, "List"), u, accepted, reason, withEnforced("", st.Conditions))
+			row(gvk.Kind, u, accepted, reason, withEnforced("", st.Conditions))
 		}
 	}
 	// Policies of Gateway API's attachment: their conditions by parent.

@@ -2,6 +2,7 @@ package census
 
 import (
 	"cmp"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -33,18 +34,24 @@ type GroupState struct {
 }
 
 // Bounds of the group report a Lease carries: the groups with the most
-// proxies, as many as MaxGroups and MaxGroupBytes of their names allow,
-// and the rejection details of the first groups by name. A group reported
-// takes about 80 bytes; the bounds keep the report under half of the API
-// server's 256 KiB limit on a Lease's annotations.
+// proxies, as many as MaxGroups and MaxGroupBytes of their entries allow,
+// and the rejection details of the first groups by name. An entry takes
+// about 60 bytes (2,000 groups, about 120 KB); the bounds keep a Lease's
+// annotations within the API server's 256 KiB limit with room for the
+// others (counts, failing groups, VMs, trust: a few KiB).
 const (
-	MaxGroups     = 2000
-	MaxGroupBytes = 96 << 10
+	MaxGroups     = 4000
+	MaxGroupBytes = 160 << 10
 	MaxRejections = 16
 )
 
-// groupOverhead is about what a group's entry takes besides its name.
-const groupOverhead = 48
+// entrySize is what a group's entry takes in the report's JSON.
+func entrySize(name string, s GroupState) int {
+	raw, _ := json.Marshal(s) // of numbers and a version: cannot fail
+	// "<name>":{...}, with the quotes: a group's name (DNS labels and
+	// slashes) needs no escaping.
+	return len(name) + len(raw) + 4
+}
 
 // Add adds o, one replica's report, into g.
 func (g Groups) Add(o Groups) {
@@ -80,10 +87,11 @@ func (g Groups) bounded() (Groups, map[string]string, bool) {
 	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(g[b].Connected, g[a].Connected) })
 	size, keep := 0, 0
 	for _, name := range names {
-		if keep == MaxGroups || size+len(name)+groupOverhead > MaxGroupBytes {
+		n := entrySize(name, g[name])
+		if keep == MaxGroups || size+n > MaxGroupBytes {
 			break
 		}
-		size += len(name) + groupOverhead
+		size += n
 		keep++
 	}
 	truncated := keep < len(names)

@@ -47,8 +47,9 @@ func TestGroupsSumOverReplicas(t *testing.T) {
 }
 
 // However many groups a replica serves and however long their names and
-// rejections, its report stays far below the API server's limit on a
-// Lease's annotations, and says when it left groups out.
+// rejections, its report stays below the API server's limit on a Lease's
+// annotations, and says when it left groups out; the 2,000 groups of the
+// scale harness's 10,000 proxies all fit.
 func TestGroupReportIsBounded(t *testing.T) {
 	g := Groups{}
 	for i := range 3 * MaxGroups {
@@ -56,7 +57,7 @@ func TestGroupReportIsBounded(t *testing.T) {
 		g[name] = GroupState{Connected: int32(i % 7), Version: "0123456789ab", Holding: int32(i % 7), Rejecting: 1, Rejection: strings.Repeat("x", 10000)}
 	}
 	l := groupLease(t, g)
-	if n := len(l.Annotations[GroupsAnnotation]); n > 128<<10 {
+	if n := len(l.Annotations[GroupsAnnotation]); n > MaxGroupBytes+MaxRejections*(MaxErrorBytes+300)+64 {
 		t.Errorf("the report takes %d bytes", n)
 	}
 	r, err := Decode(l)
@@ -74,6 +75,13 @@ func TestGroupReportIsBounded(t *testing.T) {
 		if _, kept := r.Groups[name]; !kept && s.Connected > least {
 			t.Fatalf("a group of %d proxies was left out, one of %d kept", s.Connected, least)
 		}
+	}
+	fleet := Groups{}
+	for i := range 2000 {
+		fleet[fmt.Sprintf("envoy/ns-%d/svc-%d-sa-%d", i%10, i/2, i%2)] = GroupState{Connected: 5, Version: "0123456789ab", Holding: 5}
+	}
+	if r, err := Decode(groupLease(t, fleet)); err != nil || len(r.Groups) != 2000 || r.Truncated {
+		t.Errorf("the harness's groups: %d reported, truncated %v (%v)", len(r.Groups), r.Truncated, err)
 	}
 	var rejections int
 	for _, s := range r.Groups {
