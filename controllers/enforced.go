@@ -80,7 +80,10 @@ type EnforcedWriter struct {
 	budget *rate.Limiter
 
 	written  map[policyKey]writtenStatus
-	noStatus map[string]bool // SMI kinds whose CRD has no status subresource
+	noStatus map[string]bool // SMI kinds whose missing status subresource was logged
+	// offset turns the order policies are written in from pass to pass,
+	// so that no namespace's policies always come first.
+	offset int
 }
 
 type policyKey struct {
@@ -142,7 +145,7 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 		k := policyKey{p.Kind, p.Namespace, p.Name, p.UID}
 		seen[k] = true
 		want := policyStatusConditions(p, enforcement.Facts{
-			Generation: p.Generation, Groups: p.Groups, Inactive: p.Inactive,
+			Namespace: p.Namespace, Generation: p.Generation, Groups: p.Groups, Inactive: p.Inactive,
 			Current: current, Failing: failing, Census: c.Groups, Truncated: c.Truncated,
 		})
 		// An SMI policy's status is the writer's alone: what it wrote
@@ -161,12 +164,16 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 		}
 	}
 	var errs []error
-	for _, d := range append(verdicts, counts...) {
+	all := append(rotate(verdicts, w.offset), rotate(counts, w.offset)...)
+	for i, d := range all {
 		wrote, err := w.write(ctx, d.p, d.want, now)
 		if errors.Is(err, errNoBudget) {
-			break // the rest on a later pass
+			w.offset += i // the rest first on a later pass
+			break
 		}
 		if err != nil {
+			// Tried again after MinWrite, as a new verdict.
+			w.written[d.k] = writtenStatus{at: now}
 			errs = append(errs, err)
 			continue
 		}
@@ -184,6 +191,19 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// rotate is s from its element n (modulo its length) on, then the rest.
+func rotate[T any](s []T, n int) []T {
+	if len(s) == 0 {
+		return s
+	}
+	n %= len(s)
+	return append(s[n:len(s):len(s)], s[:n]...)
+}
+
+// noStatusRetry is how long an SMI object without a status to write into
+// waits before the next try.
+const noStatusRetry = 5 * time.Minute
 
 // errNoBudget ends a pass that spent its writes.
 var errNoBudget = errors.New("no writes left in this pass")
@@ -323,7 +343,7 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 		return true, nil
 	}
 	gvk, ok := smiKinds[p.Kind]
-	if !ok || w.noStatus[p.Kind] {
+	if !ok {
 		return false, nil
 	}
 	// What the writer wrote last, when it did (the SMI status is its
@@ -331,12 +351,14 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 	var prev []metav1.Condition
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
-	var precondition map[string]any
-	if last, ok := w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}]; ok {
+	// JSON patch tests are the preconditions: a merge patch's
+	// metadata.uid is not checked on the status subresource.
+	ops := []map[string]any{{"op": "test", "path": "/metadata/uid", "value": p.UID}}
+	if last, ok := w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}]; ok && last.conditions != nil {
 		if !w.budget.Allow() {
 			return false, errNoBudget
 		}
-		prev, precondition = last.conditions, map[string]any{"uid": p.UID}
+		prev = last.conditions
 		u.SetNamespace(p.Namespace)
 		u.SetName(p.Name)
 	} else {
@@ -356,7 +378,7 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 				_ = json.Unmarshal(b, &prev) // a status we cannot read is written anew
 			}
 		}
-		precondition = map[string]any{"uid": p.UID, "resourceVersion": u.GetResourceVersion()}
+		ops = append(ops, map[string]any{"op": "test", "path": "/metadata/resourceVersion", "value": u.GetResourceVersion()})
 		if og, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); og == p.Generation && sameConditions(prev, want) {
 			w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: prev, at: now}
 			return false, nil
@@ -364,20 +386,22 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 	}
 	conds := slices.Clone(prev)
 	applyConditions(&conds, want, metav1.NewTime(now))
-	patch, err := json.Marshal(map[string]any{
-		"metadata": precondition,
-		"status":   map[string]any{"observedGeneration": p.Generation, "conditions": conds},
-	})
+	ops = append(ops, map[string]any{"op": "add", "path": "/status", "value": map[string]any{"observedGeneration": p.Generation, "conditions": conds}})
+	patch, err := json.Marshal(ops)
 	if err != nil {
 		return false, fmt.Errorf("encoding the status of %s: %w", p.Ref(), err)
 	}
-	if err := w.Client.Status().Patch(ctx, u, client.RawPatch(types.MergePatchType, patch)); apierrors.IsNotFound(err) {
+	if err := w.Client.Status().Patch(ctx, u, client.RawPatch(types.JSONPatchType, patch)); apierrors.IsNotFound(err) {
 		// The object is gone, or its CRD has no status subresource (an
-		// SMI CRD of another project's): nothing to write into.
-		if w.APIReader.Get(ctx, key, u) == nil {
-			w.Log.Info("Not writing the status of SMI policies: their CRD has no status subresource", "kind", p.Kind)
-			w.noStatus[p.Kind] = true
+		// SMI CRD of another project's): nothing to write into. Judged
+		// per object, so that no one's objects stop another's writes.
+		if w.APIReader.Get(ctx, key, u) == nil && !w.noStatus[p.Kind] {
+			w.Log.Info("Not writing the status of an SMI policy: its CRD may have no status subresource", "kind", p.Kind, "policy", p.Ref())
+			w.noStatus[p.Kind] = true // logged once
 		}
+		// Tried again in a few minutes: a CRD without the subresource
+		// would spend every write on this kind's objects.
+		w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{at: now.Add(noStatusRetry)}
 		return false, nil
 	} else if err != nil {
 		return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)

@@ -40,9 +40,10 @@ type GroupState struct {
 // annotations within the API server's 256 KiB limit with room for the
 // others (counts, failing groups, VMs, trust: a few KiB).
 const (
-	MaxGroups     = 4000
-	MaxGroupBytes = 160 << 10
-	MaxRejections = 16
+	MaxGroups         = 4000
+	MaxGroupBytes     = 160 << 10
+	MaxRejections     = 16
+	MaxRejectionBytes = 12 << 10
 )
 
 // entrySize is what a group's entry takes in the report's JSON.
@@ -99,13 +100,20 @@ func (g Groups) bounded() (Groups, map[string]string, bool) {
 	slices.Sort(names)
 	out := make(Groups, len(names))
 	var rejections map[string]string
+	rejectionBytes := 0
 	for _, name := range names {
 		s := g[name]
 		if s.Rejection != "" && len(rejections) < MaxRejections {
-			if rejections == nil {
-				rejections = map[string]string{}
+			d := truncate(s.Rejection, MaxErrorBytes)
+			// As encoded: JSON escapes some characters six times over.
+			raw, _ := json.Marshal(d)
+			if rejectionBytes+len(raw)+len(name) <= MaxRejectionBytes {
+				if rejections == nil {
+					rejections = map[string]string{}
+				}
+				rejections[name] = d
+				rejectionBytes += len(raw) + len(name) + 4
 			}
-			rejections[name] = truncate(s.Rejection, MaxErrorBytes)
 		}
 		s.Rejection, s.AtVersion = "", nil
 		out[name] = s

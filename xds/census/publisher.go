@@ -1,6 +1,7 @@
 package census
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,7 +125,11 @@ func (p *Publisher) Start(ctx context.Context) error {
 	renew := time.NewTicker(p.Renew)
 	defer renew.Stop()
 	var last Counts
-	publish := func() {
+	var lastReport []byte
+	// publish applies the report; one that says what the last said waits
+	// for the renewal (proxies ACKing a version their group already held
+	// change nothing).
+	publish := func(renewal bool) {
 		r := Report{Counts: p.Count(), VMs: p.connectedVMs()}
 		if p.Failing != nil {
 			r.Failing = p.Failing().bounded()
@@ -135,69 +140,78 @@ func (p *Publisher) Start(ctx context.Context) error {
 		if p.Groups != nil {
 			r.Groups = p.Groups()
 		}
-		if err := p.apply(ctx, r); err != nil {
+		annotations, err := r.annotations()
+		if err != nil {
+			p.Log.Error(err, "Failed to encode the replica's census", "lease", LeasePrefix+p.Replica)
+			return
+		}
+		raw, _ := json.Marshal(annotations)
+		if !renewal && bytes.Equal(raw, lastReport) {
+			return
+		}
+		if err := p.apply(ctx, annotations); err != nil {
 			p.Log.Error(err, "Failed to publish the replica's census", "lease", LeasePrefix+p.Replica)
 			return
 		}
+		lastReport = raw
 		if !maps.Equal(r.Counts, last) {
 			p.Log.V(1).Info("Published connected sidecars", "total", r.Counts.Total(nil))
 		}
 		last = r.Counts
 	}
-	publish()
+	publish(true)
 	for {
 		select {
 		case <-ctx.Done():
 			return p.delete()
 		case <-renew.C:
-			publish()
+			publish(true)
 		case <-p.changed:
 			select {
 			case <-time.After(p.Settle):
 			case <-ctx.Done():
 				return p.delete()
 			}
-			publish()
+			publish(false)
 		}
 	}
 }
 
-func (p *Publisher) apply(ctx context.Context, r Report) error {
+// annotations are the Lease's annotations that say r.
+func (r Report) annotations() (map[string]string, error) {
 	raw, err := json.Marshal(r.Counts)
 	if err != nil {
-		return fmt.Errorf("encoding counts: %w", err)
+		return nil, fmt.Errorf("encoding counts: %w", err)
 	}
 	annotations := map[string]string{CountsAnnotation: string(raw)}
-	if len(r.VMs) > 0 {
-		raw, err := json.Marshal(r.VMs)
-		if err != nil {
-			return fmt.Errorf("encoding connected VMs: %w", err)
+	for _, a := range []struct {
+		key string
+		n   int
+		v   any
+	}{{VMsAnnotation, len(r.VMs), r.VMs}, {TrustAnnotation, len(r.Trust), r.Trust}, {FailingAnnotation, len(r.Failing), r.Failing}} {
+		if a.n == 0 {
+			continue
 		}
-		annotations[VMsAnnotation] = string(raw)
-	}
-	if len(r.Trust) > 0 {
-		raw, err := json.Marshal(r.Trust)
+		key := a.key
+		raw, err := json.Marshal(a.v)
 		if err != nil {
-			return fmt.Errorf("encoding the trust report: %w", err)
+			return nil, fmt.Errorf("encoding %s: %w", key, err)
 		}
-		annotations[TrustAnnotation] = string(raw)
+		annotations[key] = string(raw)
 	}
 	if len(r.Groups) > 0 {
 		var gr groupReport
 		gr.Groups, gr.Rejections, gr.Truncated = r.Groups.bounded()
 		raw, err := json.Marshal(gr)
 		if err != nil {
-			return fmt.Errorf("encoding proxy groups: %w", err)
+			return nil, fmt.Errorf("encoding proxy groups: %w", err)
 		}
 		annotations[GroupsAnnotation] = string(raw)
 	}
-	if len(r.Failing) > 0 {
-		raw, err := json.Marshal(r.Failing)
-		if err != nil {
-			return fmt.Errorf("encoding failing groups: %w", err)
-		}
-		annotations[FailingAnnotation] = string(raw)
-	}
+	return annotations, nil
+}
+
+func (p *Publisher) apply(ctx context.Context, annotations map[string]string) error {
 	duration := int32(3 * p.Renew / time.Second)
 	now := metav1.NewMicroTime(time.Now())
 	l := coordinationv1ac.Lease(LeasePrefix+p.Replica, p.Namespace).

@@ -206,14 +206,26 @@ func GroupStates(proxies []server.ProxyStatus, versions map[string][types.Unknow
 		if ok && p.Holds(cache.TypeVersions(v)) {
 			s.Holding++
 		}
-		if len(p.Rejecting) > 0 {
+		// The rejections of the types the config version counts (a proxy
+		// rejecting its certificates is the trust census's).
+		if r := counted(p.Rejecting); len(r) > 0 {
 			s.Rejecting++
 			if s.Rejection == "" {
-				s.Rejection = firstRejection(p.Rejecting)
+				s.Rejection = firstRejection(r)
 			}
 		}
 		out[p.Group] = s
 	}
+	return out
+}
+
+// counted are the rejections of r of the types cache.ConfigVersion counts.
+func counted(r map[string]string) map[string]string {
+	if _, secrets := r[resourcev3.SecretType]; !secrets {
+		return r
+	}
+	out := maps.Clone(r)
+	delete(out, resourcev3.SecretType)
 	return out
 }
 

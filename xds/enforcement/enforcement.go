@@ -43,7 +43,9 @@ const (
 
 // Facts are what decides a policy's Enforced condition.
 type Facts struct {
-	// Generation is the policy's generation the model read.
+	// Namespace and Generation are the policy's, the generation the
+	// model read.
+	Namespace  string
 	Generation int64
 	// Groups are the keys of the proxy groups the policy configures.
 	Groups []string
@@ -92,8 +94,13 @@ func Condition(f Facts) metav1.Condition {
 		if v := f.Current[g]; v != "" {
 			holding += s.AtVersion[v]
 		}
-		if s.Rejection != "" {
+		switch {
+		case s.Rejection != "" && namespaceOf(g) == f.Namespace:
 			rejections = append(rejections, g+": "+s.Rejection)
+		case s.Rejecting > 0:
+			// Another namespace's proxies: how many, not what they said,
+			// which is theirs to write.
+			rejections = append(rejections, fmt.Sprintf("%s: %d of its proxies", g, s.Rejecting))
 		}
 		if err, ok := f.Failing[g]; ok {
 			failing = append(failing, g+": "+err)
@@ -144,4 +151,11 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// namespaceOf is the namespace of a group's key, "<kind>/<namespace>/<sa>".
+func namespaceOf(group string) string {
+	_, rest, _ := strings.Cut(group, "/")
+	ns, _, _ := strings.Cut(rest, "/")
+	return ns
 }

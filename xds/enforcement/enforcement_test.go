@@ -35,6 +35,10 @@ func TestCondition(t *testing.T) {
 		f:      Facts{Groups: []string{store}, Current: current, Census: census.Groups{store: {Connected: 2, Rejecting: 1, Rejection: "Listener: bad filter", AtVersion: map[string]int32{"v2": 1}}}},
 		status: metav1.ConditionFalse, reason: ReasonRejected, msg: "1/2 proxies of 1 group (envoy/shop/store); 1 rejected their config: envoy/shop/store: Listener: bad filter",
 	}, {
+		name: "another namespace's proxy rejected it: its words are not quoted",
+		f: Facts{Namespace: "books", Groups: []string{store}, Current: current, Census: census.Groups{store: {Connected: 2, Rejecting: 1, Rejection: "Listener: pwned", AtVersion: map[string]int32{"v2": 1}}}},
+		status: metav1.ConditionFalse, reason: ReasonRejected, msg: "1 rejected their config: envoy/shop/store: 1 of its proxies",
+	}, {
 		name:   "translation failed",
 		f:      Facts{Groups: []string{store}, Current: current, Failing: map[string]string{store: "bad key"}, Census: census.Groups{store: {Connected: 2, AtVersion: map[string]int32{"v2": 2}}}},
 		status: metav1.ConditionFalse, reason: ReasonTranslationFailed, msg: "failed to build, and their proxies keep their last good config: envoy/shop/store: bad key",
@@ -61,14 +65,17 @@ func TestCondition(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.f.Generation = 7
+			if tc.f.Namespace == "" {
+				tc.f.Namespace = "shop"
+			}
 			c := Condition(tc.f)
-			if c.Type != ConditionEnforced || c.Status != tc.status || c.Reason != tc.reason || !strings.Contains(c.Message, tc.msg) || c.ObservedGeneration != 7 {
+			if c.Type != ConditionEnforced || c.Status != tc.status || c.Reason != tc.reason || !strings.Contains(c.Message, tc.msg) || c.ObservedGeneration != 7 || strings.Contains(c.Message, "pwned") {
 				t.Errorf("got %s=%s %s %q (generation %d), want %s %s containing %q", c.Type, c.Status, c.Reason, c.Message, c.ObservedGeneration, tc.status, tc.reason, tc.msg)
 			}
 		})
 	}
 	// A rejection quoting a huge listener stays within what the API server takes.
-	f := Facts{Groups: []string{store}, Current: current, Census: census.Groups{store: {Connected: 1, Rejecting: 1, Rejection: strings.Repeat("é", 40000)}}}
+	f := Facts{Namespace: "shop", Groups: []string{store}, Current: current, Census: census.Groups{store: {Connected: 1, Rejecting: 1, Rejection: strings.Repeat("é", 40000)}}}
 	if c := Condition(f); len(c.Message) > maxMessage || !strings.HasSuffix(c.Message, "…") {
 		t.Errorf("a message of %d bytes", len(c.Message))
 	}

@@ -181,10 +181,14 @@ func Scopes(in *Inputs, m *Mesh) []Scope {
 	return out
 }
 
+// egressSources are the sources of eg the model takes (egress.go): the
+// service accounts of its own namespace.
 func egressSources(eg *policyv1alpha1.Egress) []Identity {
 	var ids []Identity
 	for _, s := range eg.Spec.Sources {
-		ids = append(ids, Identity{Namespace: s.Namespace, ServiceAccount: ServiceAccountOf(s.Name)})
+		if s.Kind == policyv1alpha1.EgressSourceServiceAccount && s.Name != "" && s.Namespace == eg.Namespace {
+			ids = append(ids, Identity{Namespace: s.Namespace, ServiceAccount: s.Name})
+		}
 	}
 	return ids
 }

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -85,9 +88,10 @@ type stream struct {
 	expiry *time.Timer
 	// sent is when each type's last response went out, for ACK latency.
 	sent map[string]time.Time
-	// deltaSent is the nonce and version of each type's last delta
-	// response: a delta ACK names the nonce, not the version.
-	deltaSent map[string][2]string
+	// lastSent is the nonce and version of each type's last response: a
+	// delta ACK names the nonce, not the version; a SotW ACK must name the
+	// version sent.
+	lastSent map[string][2]string
 	// nacks counts consecutive rejections, for backoff.
 	nacks int
 }
@@ -186,7 +190,7 @@ func (c *callbacks) open(ctx context.Context, id streamID) error {
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	s := &stream{ctx: ctx, peer: who, conn: conn, sent: map[string]time.Time{}, deltaSent: map[string][2]string{}}
+	s := &stream{ctx: ctx, peer: who, conn: conn, sent: map[string]time.Time{}, lastSent: map[string][2]string{}}
 	if conn != nil {
 		end := state.VerifiedChains[0][0].NotAfter
 		for _, cert := range state.VerifiedChains[0] {
@@ -245,16 +249,22 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 	}
 	if nack != nil {
 		nacks.WithLabelValues(cmp.Or(typeName(typeURL), "other")).Inc()
-		p.status.LastNACK = &NACK{TypeURL: typeURL, Version: version, Detail: nack.Error(), At: time.Now()}
-		changed := p.status.Rejecting[typeURL] != nack.Error()
-		p.status.Rejecting[typeURL] = nack.Error()
+		// What a proxy says goes to logs, the census and policies' status:
+		// printable, and short.
+		detail := printable(nack.Error(), maxNACKDetail)
+		p.status.LastNACK = &NACK{TypeURL: typeURL, Version: printable(version, maxVersion), Detail: detail, At: time.Now()}
+		changed := false
+		if typeURL != "" {
+			changed = p.status.Rejecting[typeURL] != detail
+			p.status.Rejecting[typeURL] = detail
+		}
 		s.nacks++
 		wait := nackBackoff(s.nacks)
 		c.mu.Unlock()
 		if changed && c.configState != nil {
 			c.configState()
 		}
-		c.log.Info("Proxy rejected xDS config", "node", s.claimed.GetId(), "type", typeName(typeURL), "version", version, "error", nack.Error(), "backoff", wait.String())
+		c.log.Info("Proxy rejected xDS config", "node", s.claimed.GetId(), "type", typeName(typeURL), "version", p.status.LastNACK.Version, "error", detail, "backoff", wait.String())
 		// This holds only this stream: other proxies are served meanwhile.
 		select {
 		case <-time.After(wait):
@@ -263,14 +273,22 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 		return s.pinned, nil
 	}
 	s.nacks = 0
-	if id.delta {
+	sent, responded := s.lastSent[typeURL]
+	switch {
+	case id.delta:
 		// A delta ACK names the nonce of the response it accepts: its
 		// version is what that response carried, when it is the last one.
-		if sent := s.deltaSent[typeURL]; version != "" && sent[0] == version {
+		if version != "" && sent[0] == version {
 			version = sent[1]
 		} else {
 			version = ""
 		}
+	case responded && version != sent[1], len(version) > maxVersion:
+		// Once this stream was sent a response of the type, only its
+		// version is one the proxy can hold: a proxy saying others makes
+		// no census churn. Before, it names what it held on an earlier
+		// stream (a reconnect), which the server does not send again.
+		version = ""
 	}
 	changed := false
 	if version != "" && typeURL != "" {
@@ -379,17 +397,14 @@ func (c *callbacks) connect(id streamID, s *stream, node, pinned *corev3.Node, g
 	return true
 }
 
-// response records a response sent on a stream; nonce and version are a
-// delta response's (empty for state of the world).
+// response records a response sent on a stream, of nonce and version.
 func (c *callbacks) response(id streamID, typeURL, nonce, version string) {
 	pushes.WithLabelValues(typeName(typeURL)).Inc()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.streams[id]; s != nil {
 		s.sent[typeURL] = time.Now()
-		if id.delta {
-			s.deltaSent[typeURL] = [2]string{nonce, version}
-		}
+		s.lastSent[typeURL] = [2]string{nonce, version}
 	}
 }
 
@@ -508,6 +523,32 @@ func (c *callbacks) Proxies() []ProxyStatus {
 	return out
 }
 
+// Bounds of what a proxy says that the server keeps: a NACK's detail, and
+// a version (the cache's are 16 hex digits).
+const (
+	maxNACKDetail = 1024
+	maxVersion    = 64
+)
+
+// printable is s without control characters (a terminal's escapes), cut to
+// at most n bytes at a character boundary.
+func printable(s string, n int) string {
+	out := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(out) <= n {
+		return out
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return out[:cut] + "…"
+}
+
 // servedType says whether typeURL is a type go-control-plane's cache serves.
 func servedType(typeURL string) bool {
 	return cachev3.GetResponseType(typeURL) != types.UnknownType
@@ -545,8 +586,8 @@ func (c *callbacks) OnStreamRequest(id int64, r *discoveryv3.DiscoveryRequest) e
 	return err
 }
 
-func (c *callbacks) OnStreamResponse(_ context.Context, id int64, r *discoveryv3.DiscoveryRequest, _ *discoveryv3.DiscoveryResponse) {
-	c.response(streamID{n: id}, r.GetTypeUrl(), "", "")
+func (c *callbacks) OnStreamResponse(_ context.Context, id int64, r *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	c.response(streamID{n: id}, r.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
 }
 
 func (c *callbacks) OnStreamDeltaRequest(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {

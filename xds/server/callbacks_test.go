@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -302,5 +303,54 @@ func TestTypesAProxyMakesUpAreNotRecorded(t *testing.T) {
 	p := c.Proxies()[0]
 	if len(p.Subscribed)+len(p.Acked)+len(p.Rejecting) != 0 {
 		t.Errorf("recorded %d subscriptions, %d ACKs and %d rejections of made-up types", len(p.Subscribed), len(p.Acked), len(p.Rejecting))
+	}
+}
+
+// A SotW proxy holds the version it was sent once it ACKs it, or, before
+// any response on its stream, what it says it held on an earlier one; an
+// ACK of another version says nothing. What it says of a rejection is kept
+// printable and short.
+func TestWhatASotWProxyCanClaim(t *testing.T) {
+	ca, err := testpki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
+	c := newCallbacks(logr.Discard(), nodeAuthorizer{"sidecar~shop~buyer-1": buyer}, &cache.Nodes{})
+	if err := c.OnStreamOpen(peerContext(t, ca, buyer), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	const cds = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	node := &corev3.Node{Id: "sidecar~shop~buyer-1"}
+	request := func(version, nack string) {
+		t.Helper()
+		r := &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: cds, VersionInfo: version}
+		if nack != "" {
+			r.ErrorDetail = &statuspb.Status{Message: nack}
+		}
+		if err := c.OnStreamRequest(1, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := func() string { return c.Proxies()[0].Acked[cds] }
+	request("c0", "") // a reconnect: what it held before
+	if acked() != "c0" {
+		t.Errorf("the first request's version: acked %q", acked())
+	}
+	c.OnStreamResponse(context.Background(), 1, &discoveryv3.DiscoveryRequest{TypeUrl: cds}, &discoveryv3.DiscoveryResponse{TypeUrl: cds, VersionInfo: "c1", Nonce: "1"})
+	for _, v := range []string{"a", "b", "c9"} {
+		request(v, "")
+	}
+	if acked() != "c0" {
+		t.Errorf("ACKs of versions never sent: acked %q", acked())
+	}
+	request("c1", "")
+	if acked() != "c1" {
+		t.Errorf("the ACK of c1: acked %q", acked())
+	}
+	request("c1", "\x1b[31mred\x1b[0m "+strings.Repeat("x", 5000))
+	p := c.Proxies()[0]
+	if d := p.Rejecting[cds]; strings.ContainsRune(d, '\x1b') || len(d) > maxNACKDetail || !strings.Contains(d, "red") {
+		t.Errorf("a rejection kept as %q (%d bytes)", d[:min(len(d), 40)], len(d))
 	}
 }
