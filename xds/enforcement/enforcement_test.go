@@ -35,8 +35,8 @@ func TestCondition(t *testing.T) {
 		f:      Facts{Groups: []string{store}, Current: current, Census: census.Groups{store: {Connected: 2, Rejecting: 1, Rejection: "Listener: bad filter", AtVersion: map[string]int32{"v2": 1}}}},
 		status: metav1.ConditionFalse, reason: ReasonRejected, msg: "1/2 proxies of 1 group (envoy/shop/store); 1 rejected their config: envoy/shop/store: Listener: bad filter",
 	}, {
-		name: "another namespace's proxy rejected it: its words are not quoted",
-		f: Facts{Namespace: "books", Groups: []string{store}, Current: current, Census: census.Groups{store: {Connected: 2, Rejecting: 1, Rejection: "Listener: pwned", AtVersion: map[string]int32{"v2": 1}}}},
+		name:   "another namespace's proxy rejected it: its words are not quoted",
+		f:      Facts{Namespace: "books", Groups: []string{store}, Current: current, Census: census.Groups{store: {Connected: 2, Rejecting: 1, Rejection: "Listener: pwned", AtVersion: map[string]int32{"v2": 1}}}},
 		status: metav1.ConditionFalse, reason: ReasonRejected, msg: "1 rejected their config: envoy/shop/store: 1 of its proxies",
 	}, {
 		name:   "translation failed",

@@ -284,15 +284,7 @@ func TestWhatAProxyRuns(t *testing.T) {
 // A proxy naming types of its own, accepting and rejecting them, grows
 // neither its registry entry nor the metrics' label sets.
 func TestTypesAProxyMakesUpAreNotRecorded(t *testing.T) {
-	ca, err := testpki.NewCA("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
-	c := newCallbacks(logr.Discard(), nodeAuthorizer{"sidecar~shop~buyer-1": buyer}, &cache.Nodes{})
-	if err := c.OnStreamOpen(peerContext(t, ca, buyer), 1, ""); err != nil {
-		t.Fatal(err)
-	}
+	c := buyerStream(t)
 	node := &corev3.Node{Id: "sidecar~shop~buyer-1"}
 	for i := range 1000 {
 		typeURL := fmt.Sprintf("type.googleapis.com/made.up.T%d", i)
@@ -311,15 +303,7 @@ func TestTypesAProxyMakesUpAreNotRecorded(t *testing.T) {
 // ACK of another version says nothing. What it says of a rejection is kept
 // printable and short.
 func TestWhatASotWProxyCanClaim(t *testing.T) {
-	ca, err := testpki.NewCA("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
-	c := newCallbacks(logr.Discard(), nodeAuthorizer{"sidecar~shop~buyer-1": buyer}, &cache.Nodes{})
-	if err := c.OnStreamOpen(peerContext(t, ca, buyer), 1, ""); err != nil {
-		t.Fatal(err)
-	}
+	c := buyerStream(t)
 	const cds = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 	node := &corev3.Node{Id: "sidecar~shop~buyer-1"}
 	request := func(version, nack string) {
@@ -353,4 +337,20 @@ func TestWhatASotWProxyCanClaim(t *testing.T) {
 	if d := p.Rejecting[cds]; strings.ContainsRune(d, '\x1b') || len(d) > maxNACKDetail || !strings.Contains(d, "red") {
 		t.Errorf("a rejection kept as %q (%d bytes)", d[:min(len(d), 40)], len(d))
 	}
+}
+
+// buyerStream are callbacks with a SotW stream 1 open for shop/buyer's
+// proxy, sidecar~shop~buyer-1, and no request on it yet.
+func buyerStream(t *testing.T) *callbacks {
+	t.Helper()
+	ca, err := testpki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := mesh.Identity{Namespace: "shop", ServiceAccount: "buyer"}
+	c := newCallbacks(logr.Discard(), nodeAuthorizer{"sidecar~shop~buyer-1": buyer}, &cache.Nodes{})
+	if err := c.OnStreamOpen(peerContext(t, ca, buyer), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
