@@ -106,9 +106,7 @@ func (w *EnforcedWriter) Start(ctx context.Context) error {
 	if interval == 0 {
 		interval = 2 * time.Second
 	}
-	w.written, w.noStatus = map[policyKey]writtenStatus{}, map[string]bool{}
-	perSecond := cmp.Or(w.WritesPerSecond, 50)
-	w.budget = rate.NewLimiter(rate.Limit(perSecond), int(2*perSecond))
+	w.init()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -121,6 +119,12 @@ func (w *EnforcedWriter) Start(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func (w *EnforcedWriter) init() {
+	w.written, w.noStatus = map[policyKey]writtenStatus{}, map[string]bool{}
+	perSecond := cmp.Or(w.WritesPerSecond, 50)
+	w.budget = rate.NewLimiter(rate.Limit(perSecond), int(2*perSecond))
 }
 
 // pass judges every policy once and writes those whose status changed.
