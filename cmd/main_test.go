@@ -21,6 +21,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -143,6 +144,27 @@ func TestOperatorServesAMesh(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() error { return connected(1) })
 	held.Close()
 	testenv.Eventually(t, 30*time.Second, func() error { return connected(0) })
+
+	// The namespace leaves the mesh: its TrafficTarget no longer says it
+	// is enforced.
+	if err := k.Delete(ctx, &meshv1alpha1.MeshMember{ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("access.smi-spec.io/v1alpha3")
+		u.SetKind("TrafficTarget")
+		if err := k.Get(ctx, client.ObjectKey{Namespace: ns, Name: "buyer-to-store"}, u); err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, c := range conds {
+			if c, ok := c.(map[string]any); ok && c["type"] == "Enforced" && c["status"] == "Unknown" && c["reason"] == "NotInMesh" {
+				return nil
+			}
+		}
+		return fmt.Errorf("the TrafficTarget of a namespace that left the mesh: %v", conds)
+	})
 
 	assertNoKeysLeak(t, ctx, k)
 }

@@ -91,10 +91,12 @@ type policyKey struct {
 	uid                   types.UID
 }
 
-// writtenStatus is what the writer last wrote of an object, and when.
+// writtenStatus is what the writer last wrote of an object, and when, and
+// the policy as the runner last gave it.
 type writtenStatus struct {
 	conditions []metav1.Condition
 	at         time.Time
+	policy     runner.Policy
 }
 
 // NeedLeaderElection is true: the leader writes status.
@@ -182,13 +184,27 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 			continue
 		}
 		if _, smi := smiKinds[d.p.Kind]; wrote && !smi {
-			w.written[d.k] = writtenStatus{conditions: d.want, at: now}
+			w.written[d.k] = writtenStatus{conditions: d.want, at: now, policy: d.p}
 		}
 	}
-	for k := range w.written {
-		if !seen[k] {
-			delete(w.written, k)
+	// A policy no mesh reads any more (its namespace left, or it is being
+	// deleted) says so rather than keep what it said last.
+	for k, last := range w.written {
+		if seen[k] {
+			continue
 		}
+		if last.conditions == nil || last.policy.Kind == "" {
+			delete(w.written, k)
+			continue
+		}
+		_, err := w.write(ctx, last.policy, notInMesh(last.policy), now)
+		if errors.Is(err, errNoBudget) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		delete(w.written, k)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%d policies: %w", len(errs), errs[0])
@@ -236,6 +252,19 @@ func policyStatusConditions(p runner.Policy, f enforcement.Facts) []metav1.Condi
 	}
 	return append([]metav1.Condition{accepted}, out...)
 }
+
+// notInMesh are the conditions the writer owns of p once no mesh reads it.
+func notInMesh(p runner.Policy) []metav1.Condition {
+	msg := fmt.Sprintf("No mesh reads this %s: its namespace left mesh %s, or it is being deleted", p.Kind, p.Mesh)
+	out := []metav1.Condition{{Type: enforcement.ConditionEnforced, Status: metav1.ConditionUnknown, Reason: ReasonNotInMesh, Message: msg, ObservedGeneration: p.Generation}}
+	if _, smi := smiKinds[p.Kind]; smi {
+		out = append([]metav1.Condition{{Type: ConditionAccepted, Status: metav1.ConditionFalse, Reason: ReasonNotInMesh, Message: msg, ObservedGeneration: p.Generation}}, out...)
+	}
+	return out
+}
+
+// ReasonNotInMesh is the reason of a policy no mesh reads any more.
+const ReasonNotInMesh = "NotInMesh"
 
 // Conditions of the SMI kinds.
 const (
@@ -384,7 +413,7 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 		}
 		ops = append(ops, map[string]any{"op": "test", "path": "/metadata/resourceVersion", "value": u.GetResourceVersion()})
 		if og, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); og == p.Generation && sameConditions(prev, want) {
-			w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: prev, at: now}
+			w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: prev, at: now, policy: p}
 			return false, nil
 		}
 	}
@@ -410,6 +439,6 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 	} else if err != nil {
 		return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
 	}
-	w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: conds, at: now}
+	w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: conds, at: now, policy: p}
 	return true, nil
 }
