@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,5 +81,37 @@ func TestEnforcedNeverLandsOnAPolicyMadeAgain(t *testing.T) {
 	if st := status(); st != nil {
 		raw, _ := json.Marshal(st)
 		t.Errorf("the object made again has the first one's status: %s", raw)
+	}
+}
+
+// A pass that ran out of budget starts the next where it stopped, so no
+// namespace's policies always come first; every element comes once.
+func TestRotate(t *testing.T) {
+	s := []int{0, 1, 2, 3, 4}
+	for n, want := range map[int][]int{0: {0, 1, 2, 3, 4}, 2: {2, 3, 4, 0, 1}, 7: {2, 3, 4, 0, 1}} {
+		if got := rotate(s, n); !slices.Equal(got, want) {
+			t.Errorf("rotate by %d: %v, want %v", n, got, want)
+		}
+	}
+	if !slices.Equal(s, []int{0, 1, 2, 3, 4}) {
+		t.Errorf("rotate changed its input: %v", s)
+	}
+	if got := rotate([]int(nil), 3); len(got) != 0 {
+		t.Errorf("rotate of none: %v", got)
+	}
+}
+
+// A verdict is a condition's type, status, reason and generation: counts
+// that moved in the message are not a new verdict.
+func TestSameVerdicts(t *testing.T) {
+	a := []metav1.Condition{{Type: "Enforced", Status: metav1.ConditionTrue, Reason: "Enforced", Message: "3/3 proxies", ObservedGeneration: 2}}
+	b := slices.Clone(a)
+	b[0].Message = "4/4 proxies"
+	if !sameVerdicts(a, b) || sameConditions(a, b) {
+		t.Error("moved counts: a new verdict, or the same conditions")
+	}
+	b[0].ObservedGeneration = 3
+	if sameVerdicts(a, b) {
+		t.Error("a new generation is no new verdict")
 	}
 }
