@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/open-service-mesh/osm-operator/xds/census"
+	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
 
 // ConditionEnforced is the condition type.
@@ -95,7 +96,7 @@ func Condition(f Facts) metav1.Condition {
 			holding += s.AtVersion[v]
 		}
 		switch {
-		case s.Rejection != "" && namespaceOf(g) == f.Namespace:
+		case s.Rejection != "" && mesh.GroupNamespace(g) == f.Namespace:
 			rejections = append(rejections, g+": "+s.Rejection)
 		case s.Rejecting > 0:
 			// Another namespace's proxies: how many, not what they said,
@@ -151,11 +152,4 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-// namespaceOf is the namespace of a group's key, "<kind>/<namespace>/<sa>".
-func namespaceOf(group string) string {
-	_, rest, _ := strings.Cut(group, "/")
-	ns, _, _ := strings.Cut(rest, "/")
-	return ns
 }

@@ -74,6 +74,14 @@ type Group struct {
 // String is the group's snapshot cache key.
 func (g Group) String() string { return string(g.Kind) + "/" + g.Identity.String() }
 
+// GroupNamespace is the namespace of a group's key (Group.String),
+// "<kind>/<namespace>/<service account>".
+func GroupNamespace(key string) string {
+	_, rest, _ := strings.Cut(key, "/")
+	ns, _, _ := strings.Cut(rest, "/")
+	return ns
+}
+
 // ServiceKey names a Service.
 type ServiceKey struct {
 	Namespace, Name string

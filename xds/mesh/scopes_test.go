@@ -5,17 +5,21 @@ import (
 	"strings"
 	"testing"
 
+	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 	"github.com/open-service-mesh/osm-operator/xds/mesh/meshtest"
 )
 
 // scopesOf prints the scopes of the policies of a fixture, one a line:
 // "<Kind> <ns>/<name>: ids [..] services [..] inactive <why>".
-func scopesOf(t *testing.T, file string) map[string]string {
+func scopesOf(t *testing.T, file string, edit ...func(*mesh.Inputs)) map[string]string {
 	t.Helper()
 	in, err := meshtest.ReadFile("../translate/testdata/in/" + file)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range edit {
+		e(&in)
 	}
 	m, _ := mesh.Build(in)
 	out := map[string]string{}
@@ -44,11 +48,18 @@ func TestScopes(t *testing.T) {
 			t.Errorf("%s: %q, want %q", ref, got[ref], want)
 		}
 	}
-	// A Permissive mesh enforces no TrafficTarget.
-	for ref, line := range scopesOf(t, "permissive.yaml") {
-		if strings.HasPrefix(ref, "TrafficTarget ") && !strings.HasSuffix(line, "inactive") {
-			t.Errorf("permissive: %s: %s", ref, line)
+	// The same policies in a Permissive mesh: no TrafficTarget or TCPRoute
+	// is enforced, and a route group configures no one through them.
+	permissive := scopesOf(t, "bookstore.yaml", func(in *mesh.Inputs) {
+		in.Mesh.Spec.TrafficPolicy.Mode = meshv1alpha1.TrafficPolicyPermissive
+	})
+	for _, ref := range []string{"TrafficTarget bookstore/bookbuyer-to-bookstore", "TCPRoute bookwarehouse/mysql"} {
+		if !strings.HasSuffix(permissive[ref], " inactive") {
+			t.Errorf("permissive: %s: %q", ref, permissive[ref])
 		}
+	}
+	if line := permissive["HTTPRouteGroup bookstore/bookstore-service-routes"]; !strings.HasPrefix(line, "ids []") {
+		t.Errorf("permissive: the route group: %q", line)
 	}
 	// The OSM kinds: a Retry and an Egress configure their sources, an
 	// UpstreamTrafficSetting the callers of its host.

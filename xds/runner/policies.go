@@ -3,7 +3,6 @@ package runner
 import (
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
 )
@@ -67,7 +66,7 @@ func policiesOf(in *mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem, deps map
 		}
 		if len(s.Services) > 0 {
 			for g, d := range deps {
-				if !live[g] || groups[g] || s.Within != "" && namespaceOf(g) != s.Within {
+				if !live[g] || groups[g] || s.Within != "" && mesh.GroupNamespace(g) != s.Within {
 					continue
 				}
 				for _, k := range s.Services {
@@ -81,11 +80,4 @@ func policiesOf(in *mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem, deps map
 		out = append(out, Policy{Scope: s, Mesh: m.Name, Groups: slices.Sorted(maps.Keys(groups)), Problems: bySource[s.Ref()+"\x00"+string(s.UID)]})
 	}
 	return out
-}
-
-// namespaceOf is the namespace of a group's key, "<kind>/<namespace>/<sa>".
-func namespaceOf(group string) string {
-	_, rest, _ := strings.Cut(group, "/")
-	ns, _, _ := strings.Cut(rest, "/")
-	return ns
 }
