@@ -91,6 +91,8 @@ type policyKey struct {
 	uid                   types.UID
 }
 
+func keyOf(p runner.Policy) policyKey { return policyKey{p.Kind, p.Namespace, p.Name, p.UID} }
+
 // writtenStatus is what the writer last wrote of an object, and when, and
 // the policy as the runner last gave it.
 type writtenStatus struct {
@@ -148,15 +150,16 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 	var verdicts, counts []due
 	seen := make(map[policyKey]bool, len(policies))
 	for _, p := range policies {
-		k := policyKey{p.Kind, p.Namespace, p.Name, p.UID}
+		k := keyOf(p)
 		seen[k] = true
 		want := policyStatusConditions(p, enforcement.Facts{
 			Namespace: p.Namespace, Generation: p.Generation, Groups: p.Groups, Inactive: p.Inactive,
 			Current: current, Failing: failing, Census: c.Groups, Truncated: c.Truncated,
 		})
 		// An SMI policy's status is the writer's alone: what it wrote
-		// last stands. An OSM policy's the MeshInstance reconciler writes
-		// too, so a pass compares with the cache's (write).
+		// last stands. A typed policy's the MeshInstance reconciler
+		// writes too: it is compared with the cache's at least every
+		// CountsEvery, which mends a write over the writer's.
 		last, ok := w.written[k]
 		_, smi := smiKinds[p.Kind]
 		switch {
@@ -172,19 +175,15 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 	var errs []error
 	all := append(rotate(verdicts, w.offset), rotate(counts, w.offset)...)
 	for i, d := range all {
-		wrote, err := w.write(ctx, d.p, d.want, now)
+		err := w.write(ctx, d.p, d.want, now)
 		if errors.Is(err, errNoBudget) {
 			w.offset += i // the rest first on a later pass
 			break
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, errNothingYet) {
 			// Tried again after MinWrite, as a new verdict.
 			w.written[d.k] = writtenStatus{at: now}
 			errs = append(errs, err)
-			continue
-		}
-		if _, smi := smiKinds[d.p.Kind]; wrote && !smi {
-			w.written[d.k] = writtenStatus{conditions: d.want, at: now, policy: d.p}
 		}
 	}
 	// A policy no mesh reads any more (its namespace left, or it is being
@@ -197,11 +196,11 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 			delete(w.written, k)
 			continue
 		}
-		_, err := w.write(ctx, last.policy, notInMesh(last.policy), now)
+		err := w.write(ctx, last.policy, notInMesh(last.policy), now)
 		if errors.Is(err, errNoBudget) {
 			break
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, errNothingYet) {
 			errs = append(errs, err)
 		}
 		delete(w.written, k)
@@ -225,8 +224,13 @@ func rotate[T any](s []T, n int) []T {
 // waits before the next try.
 const noStatusRetry = 5 * time.Minute
 
-// errNoBudget ends a pass that spent its writes.
-var errNoBudget = errors.New("no writes left in this pass")
+// errNoBudget ends a pass that spent its writes; errNothingYet says that
+// a route or ResiliencePolicy has no entry of the mesh's to write into
+// yet (the MeshInstance reconciler writes them): the next pass tries.
+var (
+	errNoBudget   = errors.New("no writes left in this pass")
+	errNothingYet = errors.New("no entry of the mesh's yet")
+)
 
 // sameVerdicts compares conditions but for their messages and times.
 func sameVerdicts(a, b []metav1.Condition) bool {
@@ -341,70 +345,86 @@ var smiKinds = func() map[string]schema.GroupVersionKind {
 	return out
 }()
 
-func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []metav1.Condition, now time.Time) (bool, error) {
-	key := client.ObjectKey{Namespace: p.Namespace, Name: p.Name}
+// write sets want in p's status, unless it is there already, and records
+// what the policy's status now says (w.written).
+func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []metav1.Condition, now time.Time) error {
 	if newObj, ok := typedKinds[p.Kind]; ok {
-		obj, entries := newObj()
-		if err := w.Client.Get(ctx, key, obj); apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-			return false, nil
-		} else if err != nil {
-			return false, fmt.Errorf("reading %s: %w", p.Ref(), err)
+		return w.writeTyped(ctx, p, newObj, want, now)
+	}
+	if gvk, ok := smiKinds[p.Kind]; ok {
+		return w.writeSMI(ctx, p, gvk, want, now)
+	}
+	return nil
+}
+
+// writeTyped writes a typed policy's status, read from the cache: its
+// other conditions are the MeshInstance reconciler's.
+func (w *EnforcedWriter) writeTyped(ctx context.Context, p runner.Policy, newObj func() (client.Object, func(client.Object) []*[]metav1.Condition), want []metav1.Condition, now time.Time) error {
+	obj, entries := newObj()
+	if err := w.Client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: p.Name}, obj); apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("reading %s: %w", p.Ref(), err)
+	}
+	if obj.GetUID() != p.UID {
+		return nil // made again under its name: the next sync judges it
+	}
+	before := obj.DeepCopyObject().(client.Object)
+	lists := entries(obj)
+	if len(lists) == 0 {
+		return errNothingYet
+	}
+	for _, conds := range lists {
+		for _, c := range want {
+			c.LastTransitionTime = metav1.NewTime(now)
+			meta.SetStatusCondition(conds, c)
 		}
-		if obj.GetUID() != p.UID {
-			return false, nil // made again under its name: the next sync judges it
-		}
-		before := obj.DeepCopyObject().(client.Object)
-		// A route's and a ResiliencePolicy's entries are none before the
-		// MeshInstance reconciler wrote them: the next pass.
-		for _, conds := range entries(obj) {
-			for _, c := range want {
-				c.LastTransitionTime = metav1.NewTime(now)
-				meta.SetStatusCondition(conds, c)
-			}
-		}
-		if equality.Semantic.DeepEqual(before, obj) {
-			return false, nil
-		}
+	}
+	if !equality.Semantic.DeepEqual(before, obj) {
 		if !w.budget.Allow() {
-			return false, errNoBudget
+			return errNoBudget
 		}
-		// The MeshInstance reconciler writes the other conditions: the
-		// lock keeps either from writing over what it did not read.
-		if err := w.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
+		// The lock keeps the writer and the MeshInstance reconciler from
+		// writing over what either did not read.
+		if err := w.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); apierrors.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
 		}
-		return true, nil
 	}
-	gvk, ok := smiKinds[p.Kind]
-	if !ok {
-		return false, nil
-	}
-	// What the writer wrote last, when it did (the SMI status is its
-	// alone), else the object's: a read and a write of the budget's.
+	w.written[keyOf(p)] = writtenStatus{conditions: want, at: now, policy: p}
+	return nil
+}
+
+// writeSMI writes an SMI policy's status, which is the writer's alone: from
+// what it wrote last, else from the object as read (a read and a write of
+// the budget's).
+func (w *EnforcedWriter) writeSMI(ctx context.Context, p runner.Policy, gvk schema.GroupVersionKind, want []metav1.Condition, now time.Time) error {
+	key := client.ObjectKey{Namespace: p.Namespace, Name: p.Name}
 	var prev []metav1.Condition
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvk)
 	// JSON patch tests are the preconditions: a merge patch's
 	// metadata.uid is not checked on the status subresource.
 	ops := []map[string]any{{"op": "test", "path": "/metadata/uid", "value": p.UID}}
-	if last, ok := w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}]; ok && last.conditions != nil {
+	if last, ok := w.written[keyOf(p)]; ok && last.conditions != nil {
 		if !w.budget.Allow() {
-			return false, errNoBudget
+			return errNoBudget
 		}
 		prev = last.conditions
 		u.SetNamespace(p.Namespace)
 		u.SetName(p.Name)
 	} else {
 		if !w.budget.AllowN(time.Now(), 2) {
-			return false, errNoBudget
+			return errNoBudget
 		}
 		if err := w.APIReader.Get(ctx, key, u); apierrors.IsNotFound(err) {
-			return false, nil
+			return nil
 		} else if err != nil {
-			return false, fmt.Errorf("reading %s: %w", p.Ref(), err)
+			return fmt.Errorf("reading %s: %w", p.Ref(), err)
 		}
 		if u.GetUID() != p.UID {
-			return false, nil
+			return nil
 		}
 		if raw, ok, _ := unstructured.NestedSlice(u.Object, "status", "conditions"); ok {
 			if b, err := json.Marshal(raw); err == nil {
@@ -413,8 +433,8 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 		}
 		ops = append(ops, map[string]any{"op": "test", "path": "/metadata/resourceVersion", "value": u.GetResourceVersion()})
 		if og, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); og == p.Generation && sameConditions(prev, want) {
-			w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: prev, at: now, policy: p}
-			return false, nil
+			w.written[keyOf(p)] = writtenStatus{conditions: prev, at: now, policy: p}
+			return nil
 		}
 	}
 	conds := slices.Clone(prev)
@@ -422,7 +442,7 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 	ops = append(ops, map[string]any{"op": "add", "path": "/status", "value": map[string]any{"observedGeneration": p.Generation, "conditions": conds}})
 	patch, err := json.Marshal(ops)
 	if err != nil {
-		return false, fmt.Errorf("encoding the status of %s: %w", p.Ref(), err)
+		return fmt.Errorf("encoding the status of %s: %w", p.Ref(), err)
 	}
 	if err := w.Client.Status().Patch(ctx, u, client.RawPatch(types.JSONPatchType, patch)); apierrors.IsNotFound(err) {
 		// The object is gone, or its CRD has no status subresource (an
@@ -434,11 +454,11 @@ func (w *EnforcedWriter) write(ctx context.Context, p runner.Policy, want []meta
 		}
 		// Tried again in a few minutes: a CRD without the subresource
 		// would spend every write on this kind's objects.
-		w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{at: now.Add(noStatusRetry)}
-		return false, nil
+		w.written[keyOf(p)] = writtenStatus{at: now.Add(noStatusRetry)}
+		return nil
 	} else if err != nil {
-		return false, fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
+		return fmt.Errorf("patching the status of %s: %w", p.Ref(), err)
 	}
-	w.written[policyKey{p.Kind, p.Namespace, p.Name, p.UID}] = writtenStatus{conditions: conds, at: now, policy: p}
-	return true, nil
+	w.written[keyOf(p)] = writtenStatus{conditions: conds, at: now, policy: p}
+	return nil
 }
