@@ -155,7 +155,7 @@ func runExplain(args []string, out, errOut io.Writer, config func() (*rest.Confi
 // heldBy is what the census of the replicas in namespace says of group at
 // version.
 func heldBy(ctx context.Context, c client.Reader, namespace, group, version string) explain.Held {
-	cs, err := census.Read(ctx, c, namespace, time.Now())
+	cs, err := census.ReadWithGroups(ctx, c, namespace, time.Now())
 	if err != nil {
 		return explain.Held{Group: group, Version: version, Err: err}
 	}

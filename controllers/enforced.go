@@ -136,7 +136,7 @@ func (w *EnforcedWriter) pass(ctx context.Context, now time.Time) error {
 	minWrite, countsEvery := cmp.Or(w.MinWrite, 5*time.Second), cmp.Or(w.CountsEvery, 30*time.Second)
 	policies := w.Source.Policies()
 	current, failing := w.Source.ConfigVersions(), w.Source.FailingGroups()
-	c, err := census.Read(ctx, w.Client, w.Namespace, now)
+	c, err := census.ReadWithGroups(ctx, w.Client, w.Namespace, now)
 	if err != nil {
 		return err
 	}

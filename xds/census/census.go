@@ -274,26 +274,41 @@ func (v VMs) merge(o VMs, replica string) {
 	}
 }
 
-// Decode reads a Lease's report. A Lease without an annotation counts no
-// sidecars or no failures.
+// Decode reads a Lease's report but its groups (DecodeGroups), which only
+// the Enforced condition and explain read. A Lease without an annotation
+// counts no sidecars or no failures.
 func Decode(l *coordinationv1.Lease) (Report, error) {
 	r := Report{Counts: Counts{}, Failing: Failing{}, VMs: VMs{}, Trust: Trust{}}
-	var groups groupReport
-	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing, VMsAnnotation: &r.VMs, TrustAnnotation: &r.Trust, GroupsAnnotation: &groups} {
-		raw, ok := l.Annotations[key]
-		if !ok {
-			continue
-		}
-		if err := json.Unmarshal([]byte(raw), into); err != nil {
-			return Report{}, fmt.Errorf("lease %s/%s: annotation %s: %w", l.Namespace, l.Name, key, err)
+	for key, into := range map[string]any{CountsAnnotation: &r.Counts, FailingAnnotation: &r.Failing, VMsAnnotation: &r.VMs, TrustAnnotation: &r.Trust} {
+		if err := decodeAnnotation(l, key, into); err != nil {
+			return Report{}, err
 		}
 	}
-	r.Groups, r.Truncated = groups.Groups, groups.Truncated
-	if r.Groups == nil {
-		r.Groups = Groups{}
-	}
-	r.Groups.withRejections(groups.Rejections)
 	return r, nil
+}
+
+// DecodeGroups reads a Lease's groups, and whether it left some out.
+func DecodeGroups(l *coordinationv1.Lease) (Groups, bool, error) {
+	var gr groupReport
+	if err := decodeAnnotation(l, GroupsAnnotation, &gr); err != nil {
+		return nil, false, err
+	}
+	if gr.Groups == nil {
+		gr.Groups = Groups{}
+	}
+	gr.Groups.withRejections(gr.Rejections)
+	return gr.Groups, gr.Truncated, nil
+}
+
+func decodeAnnotation(l *coordinationv1.Lease, key string, into any) error {
+	raw, ok := l.Annotations[key]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(raw), into); err != nil {
+		return fmt.Errorf("lease %s/%s: annotation %s: %w", l.Namespace, l.Name, key, err)
+	}
+	return nil
 }
 
 // Expiry is when a Lease stops counting: its last renewal plus its duration.
@@ -315,8 +330,8 @@ type Census struct {
 	// Trust is what the connected proxies acknowledged of their
 	// certificates.
 	Trust Trust
-	// Groups is what the connected proxies run, per group; Truncated says
-	// that some replica left groups out.
+	// Groups is what the connected proxies run, per group (ReadWithGroups
+	// only); Truncated says that some replica left groups out.
 	Groups    Groups
 	Truncated bool
 	// Replicas is the number of live Leases.
@@ -330,8 +345,17 @@ type Census struct {
 	Invalid []error
 }
 
-// Read sums the live Leases of namespace at time now.
+// Read sums the live Leases of namespace at time now, but their groups.
 func Read(ctx context.Context, r client.Reader, namespace string, now time.Time) (Census, error) {
+	return read(ctx, r, namespace, now, false)
+}
+
+// ReadWithGroups is Read with the groups.
+func ReadWithGroups(ctx context.Context, r client.Reader, namespace string, now time.Time) (Census, error) {
+	return read(ctx, r, namespace, now, true)
+}
+
+func read(ctx context.Context, r client.Reader, namespace string, now time.Time, groups bool) (Census, error) {
 	var leases coordinationv1.LeaseList
 	if err := r.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{ComponentLabel: Component}); err != nil {
 		return Census{}, fmt.Errorf("listing xDS replica Leases: %w", err)
@@ -343,6 +367,9 @@ func Read(ctx context.Context, r client.Reader, namespace string, now time.Time)
 			continue
 		}
 		r, err := Decode(&l)
+		if err == nil && groups {
+			r.Groups, r.Truncated, err = DecodeGroups(&l)
+		}
 		if err != nil {
 			out.Invalid = append(out.Invalid, err)
 			continue

@@ -26,17 +26,17 @@ func groupLease(t *testing.T, g Groups) *coordinationv1.Lease {
 // Two replicas serve one group: one at the new version, one still at the
 // old. The sum counts the proxies at each version, and keeps a rejection.
 func TestGroupsSumOverReplicas(t *testing.T) {
-	a, err := Decode(groupLease(t, Groups{"envoy/shop/store": {Connected: 3, Version: "v2", Holding: 2, Rejecting: 1, Rejection: "listener x: bad"}}))
+	a, _, err := DecodeGroups(groupLease(t, Groups{"envoy/shop/store": {Connected: 3, Version: "v2", Holding: 2, Rejecting: 1, Rejection: "listener x: bad"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Decode(groupLease(t, Groups{"envoy/shop/store": {Connected: 2, Version: "v1", Holding: 2}, "envoy/shop/buyer": {Connected: 1}}))
+	b, _, err := DecodeGroups(groupLease(t, Groups{"envoy/shop/store": {Connected: 2, Version: "v1", Holding: 2}, "envoy/shop/buyer": {Connected: 1}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := Groups{}
-	sum.Add(a.Groups)
-	sum.Add(b.Groups)
+	sum.Add(a)
+	sum.Add(b)
 	s := sum["envoy/shop/store"]
 	if s.Connected != 5 || s.Rejecting != 1 || s.AtVersion["v2"] != 2 || s.AtVersion["v1"] != 2 || s.Rejection != "listener x: bad" {
 		t.Errorf("store: %+v", s)
@@ -60,19 +60,19 @@ func TestGroupReportIsBounded(t *testing.T) {
 	if n := len(l.Annotations[GroupsAnnotation]); n > MaxGroupBytes+MaxRejectionBytes+64 {
 		t.Errorf("the report takes %d bytes", n)
 	}
-	r, err := Decode(l)
+	groups, truncated, err := DecodeGroups(l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Groups) == 0 || !r.Truncated {
-		t.Errorf("%d groups reported, truncated %v", len(r.Groups), r.Truncated)
+	if len(groups) == 0 || !truncated {
+		t.Errorf("%d groups reported, truncated %v", len(groups), truncated)
 	}
 	least := int32(6)
-	for _, s := range r.Groups {
+	for _, s := range groups {
 		least = min(least, s.Connected)
 	}
 	for name, s := range g {
-		if _, kept := r.Groups[name]; !kept && s.Connected > least {
+		if _, kept := groups[name]; !kept && s.Connected > least {
 			t.Fatalf("a group of %d proxies was left out, one of %d kept", s.Connected, least)
 		}
 	}
@@ -80,11 +80,11 @@ func TestGroupReportIsBounded(t *testing.T) {
 	for i := range 2000 {
 		fleet[fmt.Sprintf("envoy/ns-%d/svc-%d-sa-%d", i%10, i/2, i%2)] = GroupState{Connected: 5, Version: "0123456789ab", Holding: 5}
 	}
-	if r, err := Decode(groupLease(t, fleet)); err != nil || len(r.Groups) != 2000 || r.Truncated {
-		t.Errorf("the harness's groups: %d reported, truncated %v (%v)", len(r.Groups), r.Truncated, err)
+	if all, truncated, err := DecodeGroups(groupLease(t, fleet)); err != nil || len(all) != 2000 || truncated {
+		t.Errorf("the harness's groups: %d reported, truncated %v (%v)", len(all), truncated, err)
 	}
 	var rejections int
-	for _, s := range r.Groups {
+	for _, s := range groups {
 		if s.Rejection != "" {
 			rejections++
 			if len(s.Rejection) > MaxErrorBytes {
