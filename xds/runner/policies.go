@@ -45,9 +45,34 @@ func policiesOf(in *mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem, deps map
 	for _, g := range m.Groups {
 		byIdentity[g.Identity] = append(byIdentity[g.Identity], g.String())
 	}
-	live := map[string]bool{}
-	for _, g := range m.Groups {
-		live[g.String()] = true
+	// The groups depending on each service a scope names, from one walk of
+	// the live groups' dependencies (each group's, or the services named,
+	// whichever is fewer: a Permissive group depends on every service).
+	named := map[mesh.ServiceKey]bool{}
+	for _, s := range scopes {
+		for _, k := range s.Services {
+			named[k] = true
+		}
+	}
+	callers := map[mesh.ServiceKey][]string{}
+	if len(named) > 0 {
+		for _, g := range m.Groups {
+			key := g.String()
+			d := deps[key]
+			if len(d) <= len(named) {
+				for k := range d {
+					if named[k] {
+						callers[k] = append(callers[k], key)
+					}
+				}
+				continue
+			}
+			for k := range named {
+				if d[k] {
+					callers[k] = append(callers[k], key)
+				}
+			}
+		}
 	}
 	bySource := map[string][]string{}
 	for _, p := range problems {
@@ -64,16 +89,10 @@ func policiesOf(in *mesh.Inputs, m *mesh.Mesh, problems []mesh.Problem, deps map
 				groups[g] = true
 			}
 		}
-		if len(s.Services) > 0 {
-			for g, d := range deps {
-				if !live[g] || groups[g] || s.Within != "" && mesh.GroupNamespace(g) != s.Within {
-					continue
-				}
-				for _, k := range s.Services {
-					if d[k] {
-						groups[g] = true
-						break
-					}
+		for _, k := range s.Services {
+			for _, g := range callers[k] {
+				if s.Within == "" || mesh.GroupNamespace(g) == s.Within {
+					groups[g] = true
 				}
 			}
 		}
