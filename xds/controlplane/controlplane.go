@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -233,12 +232,7 @@ func counted(r map[string]string) map[string]string {
 // detail per group is enough to tell what is wrong.
 func firstRejection(r map[string]string) string {
 	urls := slices.Sorted(maps.Keys(r))
-	return typeName(urls[0]) + ": " + r[urls[0]]
-}
-
-// typeName is the last part of a type URL: "Listener".
-func typeName(url string) string {
-	return url[strings.LastIndexByte(url, '.')+1:]
+	return server.TypeName(urls[0]) + ": " + r[urls[0]]
 }
 
 // Policies are the policies as the runner's last sync found them.

@@ -248,7 +248,7 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 		p.status.Subscribed[typeURL] = true
 	}
 	if nack != nil {
-		nacks.WithLabelValues(cmp.Or(typeName(typeURL), "other")).Inc()
+		nacks.WithLabelValues(cmp.Or(TypeName(typeURL), "other")).Inc()
 		// What a proxy says goes to logs, the census and policies' status:
 		// printable, and short.
 		detail := printable(nack.Error(), maxNACKDetail)
@@ -264,7 +264,7 @@ func (c *callbacks) request(id streamID, node *corev3.Node, typeURL, version str
 		if changed && c.configState != nil {
 			c.configState()
 		}
-		c.log.Info("Proxy rejected xDS config", "node", s.claimed.GetId(), "type", typeName(typeURL), "version", p.status.LastNACK.Version, "error", detail, "backoff", wait.String())
+		c.log.Info("Proxy rejected xDS config", "node", s.claimed.GetId(), "type", TypeName(typeURL), "version", p.status.LastNACK.Version, "error", detail, "backoff", wait.String())
 		// This holds only this stream: other proxies are served meanwhile.
 		select {
 		case <-time.After(wait):
@@ -399,7 +399,7 @@ func (c *callbacks) connect(id streamID, s *stream, node, pinned *corev3.Node, g
 
 // response records a response sent on a stream, of nonce and version.
 func (c *callbacks) response(id streamID, typeURL, nonce, version string) {
-	pushes.WithLabelValues(typeName(typeURL)).Inc()
+	pushes.WithLabelValues(TypeName(typeURL)).Inc()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.streams[id]; s != nil {
@@ -554,7 +554,8 @@ func servedType(typeURL string) bool {
 	return cachev3.GetResponseType(typeURL) != types.UnknownType
 }
 
-func typeName(typeURL string) string {
+// TypeName is the last part of a type URL: "Listener".
+func TypeName(typeURL string) string {
 	for i := len(typeURL) - 1; i >= 0; i-- {
 		if typeURL[i] == '.' {
 			return typeURL[i+1:]

@@ -423,7 +423,7 @@ func newADSFixture(f *testing.F) *adsFixture {
 	fx.own = viewOf(f, snapshots, envoyGroup(adsPeer))
 	for url, rs := range fx.own.resources {
 		if len(rs) == 0 {
-			f.Fatalf("group %s has no %s", fx.own.name, typeName(url))
+			f.Fatalf("group %s has no %s", fx.own.name, TypeName(url))
 		}
 	}
 	for _, v := range adsVictims {
@@ -433,7 +433,7 @@ func newADSFixture(f *testing.F) *adsFixture {
 		for url, rs := range g.resources {
 			for name := range rs {
 				if !slices.Contains(adsNames, name) {
-					f.Fatalf("group %s has %s %q, which adsNames lacks: add it", g.name, typeName(url), name)
+					f.Fatalf("group %s has %s %q, which adsNames lacks: add it", g.name, TypeName(url), name)
 				}
 			}
 		}
@@ -731,7 +731,7 @@ func (l *refusalLog) sentAfterRefusal(node string) (after []string, logged bool,
 		}
 		for url, at := range r.s.sent {
 			if at.After(r.at) {
-				after = append(after, fmt.Sprintf("%s %v after", typeName(url), at.Sub(r.at)))
+				after = append(after, fmt.Sprintf("%s %v after", TypeName(url), at.Sub(r.at)))
 			}
 		}
 	}
@@ -1118,11 +1118,11 @@ func (r *adsRun) read(s *clientStream) {
 func (r *adsRun) checkSotW(s *clientStream, resp *discoveryv3.DiscoveryResponse) {
 	own, url := r.fx.own, resp.GetTypeUrl()
 	if v := resp.GetVersionInfo(); v != own.versions[url] {
-		r.fail("stream %d (SotW): a %s response of version %q%s, not %s's %q", s.index, typeName(url), v, r.fx.whoseVersion(url, v), own.name, own.versions[url])
+		r.fail("stream %d (SotW): a %s response of version %q%s, not %s's %q", s.index, TypeName(url), v, r.fx.whoseVersion(url, v), own.name, own.versions[url])
 	}
 	for _, a := range resp.GetResources() {
 		if _, bad := r.check(url, a); bad != "" {
-			r.fail("stream %d (SotW): a %s response carries %s", s.index, typeName(url), bad)
+			r.fail("stream %d (SotW): a %s response carries %s", s.index, TypeName(url), bad)
 		}
 	}
 }
@@ -1130,17 +1130,17 @@ func (r *adsRun) checkSotW(s *clientStream, resp *discoveryv3.DiscoveryResponse)
 func (r *adsRun) checkDelta(s *clientStream, resp *discoveryv3.DeltaDiscoveryResponse) {
 	own, url := r.fx.own, resp.GetTypeUrl()
 	if v := resp.GetSystemVersionInfo(); v != own.versions[url] {
-		r.fail("stream %d (delta): a %s response of system version %q%s, not %s's %q", s.index, typeName(url), v, r.fx.whoseVersion(url, v), own.name, own.versions[url])
+		r.fail("stream %d (delta): a %s response of system version %q%s, not %s's %q", s.index, TypeName(url), v, r.fx.whoseVersion(url, v), own.name, own.versions[url])
 	}
 	for _, res := range resp.GetResources() {
 		name, bad := r.check(url, res.GetResource())
 		switch v := res.GetVersion(); {
 		case bad != "":
-			r.fail("stream %d (delta): a %s response carries %s", s.index, typeName(url), bad)
+			r.fail("stream %d (delta): a %s response carries %s", s.index, TypeName(url), bad)
 		case res.GetName() != name:
-			r.fail("stream %d (delta): a %s response names %q the resource %q", s.index, typeName(url), res.GetName(), name)
+			r.fail("stream %d (delta): a %s response names %q the resource %q", s.index, TypeName(url), res.GetName(), name)
 		case v != own.resourceVersions[url][name] && v != own.wireVersions[url][name]:
-			r.fail("stream %d (delta): a %s response gives %q version %q, not %s's %q or %q", s.index, typeName(url), name, v, own.name, own.resourceVersions[url][name], own.wireVersions[url][name])
+			r.fail("stream %d (delta): a %s response gives %q version %q, not %s's %q or %q", s.index, TypeName(url), name, v, own.name, own.resourceVersions[url][name], own.wireVersions[url][name])
 		}
 	}
 }
