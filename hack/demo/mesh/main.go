@@ -228,7 +228,7 @@ func run(ctx context.Context, p *progress.Printer, out io.Writer, o options) err
 	if err := waitForProxies(ctx, k); err != nil {
 		return err
 	}
-	p.Step("the proxies acknowledged their config: the policies say where they are enforced")
+	p.Step("the proxies acknowledged their config: every policy says where it is enforced")
 	if err := waitForEnforced(ctx, k); err != nil {
 		return err
 	}

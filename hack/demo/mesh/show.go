@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -28,7 +29,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -36,6 +36,7 @@ import (
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
 	"github.com/open-service-mesh/osm-operator/hack/demo/progress"
+	"github.com/open-service-mesh/osm-operator/internal/summary"
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/bootstrap"
 	"github.com/open-service-mesh/osm-operator/xds/envoyrules"
@@ -153,24 +154,21 @@ func waitForProxies(ctx context.Context, k client.Client) error {
 	})
 }
 
-// waitForEnforced waits until the TrafficTarget the bookbuyer calls the
-// bookstore by says it is in force on both proxies: the census has their
-// ACKs and the leader wrote it.
+// waitForEnforced waits until every policy's Enforced condition says where
+// it is in force (none says NoProxies or Pending any more): the census has
+// the proxies' ACKs and the leader wrote them, as the summary will show.
 func waitForEnforced(ctx context.Context, k client.Client) error {
 	return retry(ctx, time.Minute, func() error {
-		u := &unstructured.Unstructured{}
-		u.SetAPIVersion("access.smi-spec.io/v1alpha3")
-		u.SetKind("TrafficTarget")
-		if err := k.Get(ctx, client.ObjectKey{Namespace: "bookstore", Name: "bookbuyer-to-bookstore"}, u); err != nil {
+		var b bytes.Buffer
+		if err := summary.Write(ctx, k, &b); err != nil {
 			return err
 		}
-		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-		for _, c := range conds {
-			if c, ok := c.(map[string]any); ok && c["type"] == "Enforced" && c["status"] == "True" {
-				return nil
+		for _, line := range strings.Split(b.String(), "\n") {
+			if strings.Contains(line, "(NoProxies)") || strings.Contains(line, "(Pending)") {
+				return fmt.Errorf("not enforced yet: %s", line)
 			}
 		}
-		return fmt.Errorf("TrafficTarget bookstore/bookbuyer-to-bookstore is not enforced yet: %v", conds)
+		return nil
 	})
 }
 
