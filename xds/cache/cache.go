@@ -77,13 +77,13 @@ type GroupTrust struct {
 func (c *Cache) UpdateTrusting(ctx context.Context, group string, r *translate.Resources, t Trust) ([]types.ResponseType, error) {
 	snap := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 	all := typesOf(r)
-	versions, perResource, err := versionsOf(r, all)
+	versions, perResource, encoded, err := versionsOf(r, all)
 	if err != nil {
-		return nil, fmt.Errorf("hashing the resources of group %s: %w", group, err)
+		return nil, fmt.Errorf("encoding the resources of group %s: %w", group, err)
 	}
 	for _, e := range all {
 		url, _ := cachev3.GetResponseTypeURL(e.t)
-		snap.Resources[e.t] = cachev3.NewResources(versions[e.t], e.items)
+		snap.Resources[e.t] = cachev3.NewResources(versions[e.t], encoded[e.t])
 		snap.VersionMap[url] = perResource[e.t]
 	}
 	if err := r.Consistent(); err != nil {
@@ -136,26 +136,31 @@ func typesOf(r *translate.Resources) []typed {
 // and of each resource by type (its content hash): what a group's proxies
 // are sent for r, which a reader of the same model computes alike.
 func VersionsOf(r *translate.Resources) ([types.UnknownType]string, [types.UnknownType]map[string]string, error) {
-	return versionsOf(r, typesOf(r))
+	v, perResource, _, err := versionsOf(r, typesOf(r))
+	return v, perResource, err
 }
 
-func versionsOf(r *translate.Resources, all []typed) ([types.UnknownType]string, [types.UnknownType]map[string]string, error) {
-	var versions [types.UnknownType]string
-	var perResource [types.UnknownType]map[string]string
+// versionsOf is VersionsOf, and the resources as the snapshot holds them:
+// with their encodings (wire.Message), so that every stream sent a
+// resource is sent the bytes encoded here, shared with the other groups
+// for the resources translation shares.
+func versionsOf(r *translate.Resources, all []typed) (versions [types.UnknownType]string, perResource [types.UnknownType]map[string]string, encoded [types.UnknownType][]types.Resource, err error) {
 	for _, e := range all {
 		// Each resource's version is its content hash (delta xDS sends only
 		// resources whose hash changed); the type's version hashes those.
 		perResource[e.t] = make(map[string]string, len(e.items))
-		for _, it := range e.items {
-			h, err := r.Hash(it)
+		encoded[e.t] = make([]types.Resource, len(e.items))
+		for i, it := range e.items {
+			enc, err := r.Encode(it)
 			if err != nil {
-				return versions, perResource, err
+				return versions, perResource, encoded, err
 			}
-			perResource[e.t][cachev3.GetResourceName(it)] = h
+			perResource[e.t][enc.Wire.GetName()] = enc.Hash
+			encoded[e.t][i] = enc.Wire
 		}
 		versions[e.t] = TypeVersion(perResource[e.t])
 	}
-	return versions, perResource, nil
+	return versions, perResource, encoded, nil
 }
 
 // TypeVersion is the version of a resource type given the versions of its

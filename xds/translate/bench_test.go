@@ -102,6 +102,9 @@ func routed(sz meshtest.Size) meshtest.Size {
 func BenchmarkEndpointChange(b *testing.B) {
 	b.Run("SMI", func(b *testing.B) { endpointChange(b, large) })
 	b.Run("SMI+routes", func(b *testing.B) { endpointChange(b, routed(large)) })
+	permissive := large
+	permissive.Permissive = true
+	b.Run("Permissive", func(b *testing.B) { endpointChange(b, permissive) })
 }
 
 func endpointChange(b *testing.B, sz meshtest.Size) {

@@ -21,8 +21,8 @@ type Shared struct {
 	items map[sharedKey]sharedItem
 	// built marks the resources made here, validated when they were built.
 	built map[proto.Message]bool
-	// hashes of built resources, computed on first use.
-	hashes map[proto.Message]string
+	// encoded are the built resources' encodings, made on first use.
+	encoded map[proto.Message]Encoded
 	// packed maps each Any the translations made to its message, so that
 	// the rules read it without decoding it again.
 	packed sync.Map
@@ -47,7 +47,7 @@ type sharedItem struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
-	sh := &Shared{items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}, hashes: map[proto.Message]string{}}
+	sh := &Shared{items: map[sharedKey]sharedItem{}, built: map[proto.Message]bool{}, encoded: map[proto.Message]Encoded{}}
 	opts := RuleOptions()
 	opts.Unpack = func(a *anypb.Any) (proto.Message, bool) {
 		m, ok := sh.packed.Load(a)
