@@ -28,6 +28,7 @@ import (
 
 	meshv1alpha1 "github.com/open-service-mesh/osm-operator/api/v1alpha1"
 	"github.com/open-service-mesh/osm-operator/controllers"
+	"github.com/open-service-mesh/osm-operator/internal/memlimit"
 	"github.com/open-service-mesh/osm-operator/webhooks"
 	"github.com/open-service-mesh/osm-operator/webhooks/inject"
 	"github.com/open-service-mesh/osm-operator/xds/mesh"
@@ -70,6 +71,11 @@ func main() {
 
 	ctrl.SetLogger(withoutBodies(zap.New(zap.UseFlagOptions(&opts))))
 	log := ctrl.Log.WithName("setup")
+	if soft, why := memlimit.Set(); soft > 0 {
+		log.Info("Soft memory limit set", "bytes", soft, "from", why)
+	} else {
+		log.Info("No soft memory limit set", "because", why)
+	}
 
 	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), o); err != nil {
 		log.Error(err, "Operator stopped")
