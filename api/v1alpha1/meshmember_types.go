@@ -69,6 +69,34 @@ type MeshMemberSpec struct {
 	// follow the mesh's.
 	// +optional
 	Observability Observability `json:"observability,omitzero"`
+
+	// outbound says which services the member pods (and the namespace's
+	// MeshVMs) call, so that their proxies are configured for those only.
+	// +optional
+	Outbound MemberOutbound `json:"outbound,omitzero"`
+}
+
+// MemberOutbound is which services the proxies of a member namespace are
+// configured to call: Istio's Sidecar egress hosts, for the mesh's services.
+type MemberOutbound struct {
+	// services the namespace's workloads call, each "<namespace>/<service>":
+	// "*" for every namespace or every service, "." for this namespace, so
+	// "./*" is every service of the namespace, "*/*" every service of the
+	// mesh and "shop/cart" one. Unset (the default) is every service.
+	//
+	// In a Permissive mesh, where every workload may call every service,
+	// the proxies are sent only these services (and the backends of their
+	// TrafficSplits and mesh routes): a large permissive mesh then does not
+	// send each proxy the whole mesh. A call to a service left out is a call
+	// to a destination outside the mesh (the mesh's egress settings decide).
+	// In SMI mode the TrafficTargets already decide what a proxy is sent,
+	// and this field narrows nothing.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=127
+	// +kubebuilder:validation:items:Pattern=`^(\*|\.|[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$`
+	// +optional
+	Services []string `json:"services,omitempty"`
 }
 
 // MemberInbound is what the pods of a MeshMember accept from callers

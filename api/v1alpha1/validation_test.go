@@ -150,6 +150,15 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 		{"unknown injection mode", func(ns string) client.Object {
 			return meshMember(ns, func(m *mm) { m.Spec.Injection = "Sometimes" })
 		}, "spec.injection", "Unsupported value"},
+		{"outbound service is not <namespace>/<service>", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) { m.Spec.Outbound.Services = []string{"./*", "shop"} })
+		}, "spec.outbound.services[1]", "should match"},
+		{"outbound service names a path", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) { m.Spec.Outbound.Services = []string{"shop/cart/../x"} })
+		}, "spec.outbound.services[0]", "should match"},
+		{"outbound service twice", func(ns string) client.Object {
+			return meshMember(ns, func(m *mm) { m.Spec.Outbound.Services = []string{"./*", "./*"} })
+		}, "spec.outbound.services[1]", "Duplicate value"},
 		{"VM address is not an IP", func(ns string) client.Object {
 			return meshVM(ns, func(m *vm) { m.Spec.Addresses = []string{"192.0.2.1", "warehouse.example"} })
 		}, "spec.addresses[1]", "IPv4 or IPv6 address"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +41,7 @@ type harness struct {
 	// slices and targets are the objects the scenarios change, as created.
 	slices  []*discoveryv1.EndpointSlice
 	targets map[string]*accessv1alpha3.TrafficTarget
+	splits  []*splitv1alpha4.TrafficSplit
 	objects int
 	// routes are the HTTPRoutes of the mesh (none on a split root).
 	routes int
@@ -115,6 +117,7 @@ func newHarness(ctx context.Context, o options, log logr.Logger) (*harness, erro
 		}
 	}
 	h.slices = in.EndpointSlices
+	h.splits = in.TrafficSplits
 	for _, tt := range in.TrafficTargets {
 		h.targets[tt.Namespace+"/"+tt.Name] = tt
 	}
@@ -222,7 +225,7 @@ func (h *harness) describe() MeshSize {
 		Services: sz.Services, Endpoints: sz.Services*sz.PodsPerService + sz.VMs, Identities: len(h.identities),
 		Groups: h.groups, Splits: sz.Splits, VMs: sz.VMs, IngressBackends: sz.IngressBackends, Egresses: sz.Egresses,
 		HTTPRoutes: h.routes, ResiliencePolicies: sz.ResiliencePolicies,
-		Permissive: sz.Permissive, Objects: h.objects,
+		Permissive: sz.Permissive, Scoped: sz.Scoped, Objects: h.objects,
 		DeltaFraction: h.o.deltaFraction,
 	}
 }

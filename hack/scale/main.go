@@ -61,6 +61,7 @@ func main() {
 	flag.IntVar(&o.size.Splits, "splits", 50, "TrafficSplits (with the default sizes, none chains into another).")
 	flag.IntVar(&o.size.VMs, "vms", 20, "MeshVMs, each a proxy too.")
 	flag.BoolVar(&o.size.Permissive, "permissive", false, "A permissive mesh instead of SMI policy i → i+1.")
+	flag.BoolVar(&o.size.Scoped, "scoped", false, "Give each namespace a MeshMember whose spec.outbound.services are its own and the next namespace's services: with -permissive, what each proxy is sent.")
 	flag.IntVar(&o.size.IngressBackends, "ingressbackends", 0, "IngressBackends, each letting an address range reach one service over http.")
 	flag.IntVar(&o.size.HTTPRoutes, "httproutes", 0, "Gateway API HTTPRoutes, producer routes of three rules (a prefix with a header set and a timeout, a header match split 90/10, retries), spread over the services.")
 	flag.IntVar(&o.size.ResiliencePolicies, "resilience", 0, "ResiliencePolicies, each setting connection limits, outlier detection and least-request balancing on a service.")

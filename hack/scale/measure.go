@@ -24,6 +24,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -142,7 +143,7 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.ColdStart.FirstSyncMS = ms(time.Since(start))
-	rep, err := f.ask(request{Op: "await", Groups: cp.snapshots.Versions(), Timeout: time.Minute})
+	rep, err := f.ask(request{Op: "await", Groups: cp.snapshots.Versions(), Timeout: 5 * time.Minute})
 	sync1 := readRunnerMetrics()
 	select {
 	case <-cp.synced: // long since: the runner synced after them
@@ -157,13 +158,16 @@ func (h *harness) measure(ctx context.Context, n int, heapProfile bool) (Run, er
 		return r, err
 	}
 	if rep.Reached < rep.Proxies {
-		return r, fmt.Errorf("cold start: %d of %d proxies hold their config after a minute (e.g. %v)", rep.Reached, rep.Proxies, rep.Missing)
+		return r, fmt.Errorf("cold start: %d of %d proxies hold their config after 5 minutes (e.g. %v)", rep.Reached, rep.Proxies, rep.Missing)
 	}
 	coldDone := time.Now()
+	// Nothing was marked yet: the bytes are all the fleet received.
+	r.ColdStart.BytesSentMiB = float64(rep.Bytes["delta"]+rep.Bytes["sotw"]) / (1 << 20)
+	r.ColdStart.KiBPerProxy = 1024 * r.ColdStart.BytesSentMiB / float64(n)
 	held := since(start, rep.Times)
 	r.ColdStart.AllHeldMS, r.ColdStart.P50HeldMS = ms(held[len(held)-1]), ms(held[len(held)/2])
-	progress("cold start: %d proxies hold full config after %.0f ms (informers synced %.0f ms, first sync %.0f ms; %d syncs took %.1f s, %d groups translated; CPU: control plane %.1f s, fleet %.1f s)",
-		n, r.ColdStart.AllHeldMS, r.ColdStart.InformersSyncedMS, r.ColdStart.FirstSyncMS, r.ColdStart.Syncs, r.ColdStart.SyncSeconds, r.ColdStart.GroupsTranslated, r.ColdStart.ControlPlaneCPUSeconds, r.ColdStart.FleetCPUSeconds)
+	progress("cold start: %d proxies hold full config after %.0f ms (informers synced %.0f ms, first sync %.0f ms; %d syncs took %.1f s, %d groups translated; CPU: control plane %.1f s, fleet %.1f s; %.0f MiB sent, %.0f KiB per proxy)",
+		n, r.ColdStart.AllHeldMS, r.ColdStart.InformersSyncedMS, r.ColdStart.FirstSyncMS, r.ColdStart.Syncs, r.ColdStart.SyncSeconds, r.ColdStart.GroupsTranslated, r.ColdStart.ControlPlaneCPUSeconds, r.ColdStart.FleetCPUSeconds, r.ColdStart.BytesSentMiB, r.ColdStart.KiBPerProxy)
 
 	// The leader's first passes judge every policy and write most of them;
 	// the figures after are of a settled writer, as before it there was
@@ -443,6 +447,9 @@ func (h *harness) rollingUpdate(ctx context.Context, cp *controlPlane, f *fleet,
 func (h *harness) policyChanges(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Latency, error) {
 	var l Latency
 	var took []time.Duration
+	if len(h.targets) == 0 {
+		return h.splitChanges(ctx, cp, f, rnd)
+	}
 	keys := slices.Sorted(maps.Keys(h.targets))
 	for i := range h.o.policies {
 		tt := h.targets[keys[rnd.IntN(len(keys))]]
@@ -460,6 +467,56 @@ func (h *harness) policyChanges(ctx context.Context, cp *controlPlane, f *fleet,
 	}
 	l.summarize(took)
 	return l, nil
+}
+
+// splitChanges are the policy changes of a mesh without TrafficTargets (a
+// Permissive one): a TrafficSplit's weights shift and shift back, which
+// changes the routes of every group that calls the split's root.
+func (h *harness) splitChanges(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Latency, error) {
+	var l Latency
+	if len(h.splits) == 0 {
+		return l, fmt.Errorf("no TrafficTargets nor TrafficSplits to change")
+	}
+	var took []time.Duration
+	var sp *splitv1alpha4.TrafficSplit
+	for i := range h.o.policies {
+		if i%2 == 0 {
+			sp = h.splits[rnd.IntN(len(h.splits))]
+		}
+		shift := 5
+		if i%2 == 1 {
+			shift = -5
+		}
+		c := func() (time.Time, error) { return h.shiftWeight(ctx, sp, shift) }
+		d, rep, groups, err := h.converge(cp, f, c)
+		if err != nil {
+			return l, fmt.Errorf("policy change of TrafficSplit %s/%s: %w", sp.Namespace, sp.Name, err)
+		}
+		took = append(took, d)
+		l.add(rep, groups)
+	}
+	l.summarize(took)
+	return l, nil
+}
+
+// shiftWeight moves shift of a split's weight from its first backend to
+// its last.
+func (h *harness) shiftWeight(ctx context.Context, sp *splitv1alpha4.TrafficSplit, shift int) (time.Time, error) {
+	var at time.Time
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(sp), sp); err != nil {
+			return err
+		}
+		be := sp.Spec.Backends
+		if len(be) < 2 || be[0].Weight < shift || be[len(be)-1].Weight < -shift {
+			return fmt.Errorf("TrafficSplit %s/%s has no weight to shift", sp.Namespace, sp.Name)
+		}
+		be[0].Weight -= shift
+		be[len(be)-1].Weight += shift
+		at = time.Now()
+		return h.k8s.Update(ctx, sp)
+	})
+	return at, err
 }
 
 // moveEndpoint gives endpoint i of es a new address. Each change reads its

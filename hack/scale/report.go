@@ -26,7 +26,9 @@ type MeshSize struct {
 	IngressBackends, Egresses                                     int
 	HTTPRoutes, ResiliencePolicies                                int `json:",omitempty"`
 	Permissive                                                    bool
-	DeltaFraction                                                 float64
+	// Scoped: each namespace's MeshMember names the services it calls.
+	Scoped        bool `json:",omitempty"`
+	DeltaFraction float64
 }
 
 // Run holds the figures at one fleet size.
@@ -55,6 +57,8 @@ type ColdStart struct {
 	Syncs, GroupsTranslated                 int
 	SyncSeconds                             float64
 	ControlPlaneCPUSeconds, FleetCPUSeconds float64
+	// What the fleet received until every proxy held its config.
+	BytesSentMiB, KiBPerProxy float64
 }
 
 // Latency is from a change to the last affected proxy's ACK, over changes.
@@ -175,7 +179,7 @@ type Memory struct {
 func printTable(w io.Writer, r Report) {
 	m := r.Mesh
 	fmt.Fprintf(w, "\nMesh: %d services, %d endpoints, %d identities, %d proxy groups, %d TrafficSplits, %d MeshVMs (%s); %.0f%% of proxies on delta xDS\n\n",
-		m.Services, m.Endpoints, m.Identities, m.Groups, m.Splits, m.VMs, map[bool]string{true: "permissive", false: "SMI policy"}[m.Permissive], 100*m.DeltaFraction)
+		m.Services, m.Endpoints, m.Identities, m.Groups, m.Splits, m.VMs, map[bool]string{true: "permissive", false: "SMI policy"}[m.Permissive]+map[bool]string{true: ", scoped by spec.outbound.services"}[m.Scoped], 100*m.DeltaFraction)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(name, target string, f func(Run) string) {
 		fmt.Fprintf(tw, "%s\t", name)
@@ -190,6 +194,9 @@ func printTable(w io.Writer, r Report) {
 	row("first sync (list+translate+publish) ms", "", func(x Run) string { return f0(x.ColdStart.FirstSyncMS) })
 	row("cold start: all proxies hold config ms", "≤ 10000", func(x Run) string { return f0(x.ColdStart.AllHeldMS) })
 	row("cold start: half of them ms", "", func(x Run) string { return f0(x.ColdStart.P50HeldMS) })
+	row("cold start: MiB sent / KiB per proxy", "", func(x Run) string {
+		return fmt.Sprintf("%.0f / %.0f", x.ColdStart.BytesSentMiB, x.ColdStart.KiBPerProxy)
+	})
 	row("cold start: runner syncs / seconds", "", func(x Run) string {
 		return fmt.Sprintf("%d / %.1f", x.ColdStart.Syncs, x.ColdStart.SyncSeconds)
 	})

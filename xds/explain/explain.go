@@ -204,7 +204,7 @@ func (a *Answer) envoyRoute(svc *mesh.Service, port mesh.Port, src *translate.Re
 	fc := routesim.Chain(l, routesim.Conn{Dst: netip.AddrPortFrom(ip, uint16(port.Port))})
 	if fc == nil || fc.GetName() == translate.BlackholeCluster {
 		a.Outcome = routesim.NoRoute
-		a.Notes = append(a.Notes, fmt.Sprintf("the caller's proxy has no route to %s: it closes the connection (in SMI mode a caller sees only what a TrafficTarget lets it call)", svc.Key))
+		a.Notes = append(a.Notes, fmt.Sprintf("the caller's proxy has no route to %s: it closes the connection (in SMI mode a caller sees only what a TrafficTarget lets it call; in a Permissive mesh, only what its namespace's MeshMember spec.outbound.services name, when they name any)", svc.Key))
 		return nil, true, nil
 	}
 	hcm, err := routesim.ConnectionManager(fc)

@@ -75,6 +75,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 		Splits:        map[ServiceKey]*Split{},
 		spec:          mi.Spec,
 		memberInbound: map[string]meshv1alpha1.MemberInbound{},
+		outbound:      map[string][]ServicePattern{},
 	}
 	if r := mi.Spec.Resilience; r != nil && r.Fault != nil {
 		// Faults are a policy's, never the mesh's (the API server refuses
@@ -132,11 +133,13 @@ func (b *builder) collectMembers() {
 			b.elsewhere[ns.Name] = m
 		}
 	}
+	allOutbound := map[string]bool{} // namespaces a MeshMember gives every service
 	for _, mm := range b.in.Members {
 		if mm.Spec.Mesh != b.m.Name || mm.DeletionTimestamp != nil {
 			continue
 		}
 		b.m.memberInbound[mm.Namespace] = mm.Spec.Inbound
+		b.collectOutbound(mm, allOutbound)
 		sel := labels.Everything()
 		if mm.Spec.Selector != nil {
 			s, err := metav1.LabelSelectorAsSelector(mm.Spec.Selector)

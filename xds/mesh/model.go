@@ -152,6 +152,10 @@ type Mesh struct {
 	// the mesh and its MeshMembers have the proxies report.
 	meshObservability Observability
 	observability     map[string]Observability
+	// outbound are, by member namespace, the services its MeshMembers
+	// say its proxies call (spec.outbound.services); a namespace without
+	// an entry calls every service.
+	outbound map[string][]ServicePattern
 
 	// Indexes built with the model, so that a view costs what it holds.
 	byIdentity   map[Identity][]*Service // services each identity backs

@@ -38,17 +38,26 @@ func (m *Mesh) View(g Group) *View {
 	if g.Kind == ProxyEnvoy {
 		v.Egress, v.IngressTargets = m.egress[g.Identity], m.ingressTargets[g.Identity]
 	}
-	// A proxyless gRPC client sees every service, and the destination's RBAC
-	// decides: a call SMI does not allow then fails with PERMISSION_DENIED,
-	// as gRPC users expect, instead of a name that never resolves.
-	if m.Mode == ModePermissive || g.Kind == ProxyGRPC {
+	var visible map[ServiceKey]bool
+	patterns, scoped := m.outbound[g.Identity.Namespace]
+	switch {
+	case m.Mode == ModePermissive && scoped:
+		// Every workload may call every service, but the namespace says
+		// which it calls: those, with their splits' and routes' backends.
+		visible = m.scoped(patterns)
+	case m.Mode == ModePermissive || g.Kind == ProxyGRPC:
+		// A proxyless gRPC client sees every service, and the destination's
+		// RBAC decides: a call SMI does not allow then fails with
+		// PERMISSION_DENIED, as gRPC users expect, instead of a name that
+		// never resolves.
 		v.Outbound = m.Services
 		return v
-	}
-	visible := map[ServiceKey]bool{}
-	for _, d := range m.destinations[g.Identity] {
-		for _, s := range m.byIdentity[d] {
-			visible[s.Key] = true
+	default:
+		visible = map[ServiceKey]bool{}
+		for _, d := range m.destinations[g.Identity] {
+			for _, s := range m.byIdentity[d] {
+				visible[s.Key] = true
+			}
 		}
 	}
 	// A split makes its root and its backends one destination. Splits can

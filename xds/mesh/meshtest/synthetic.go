@@ -56,6 +56,10 @@ type Size struct {
 	// ResiliencePolicies, spread over the services, each set connection
 	// limits, outlier detection and least-request balancing.
 	ResiliencePolicies int
+	// Scoped gives each namespace a MeshMember whose spec.outbound.services
+	// are its own services and the next namespace's ("./*", "ns-<i+1>/*"):
+	// in a Permissive mesh, what each proxy is sent.
+	Scoped bool
 }
 
 // MeshName is the name of the synthetic mesh.
@@ -76,6 +80,16 @@ func Synthetic(sz Size) mesh.Inputs {
 		in.Namespaces = append(in.Namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 			Name: ns(i), Labels: map[string]string{meshv1alpha1.MonitorLabel: MeshName},
 		}})
+	}
+	if sz.Scoped {
+		for i := range sz.Namespaces {
+			in.Members = append(in.Members, &meshv1alpha1.MeshMember{
+				ObjectMeta: metav1.ObjectMeta{Name: "member", Namespace: ns(i)},
+				Spec: meshv1alpha1.MeshMemberSpec{Mesh: MeshName, Outbound: meshv1alpha1.MemberOutbound{
+					Services: []string{"./*", ns(i+1) + "/*"},
+				}},
+			})
+		}
 	}
 	sa := func(svc, k int) string { return fmt.Sprintf("svc-%d-sa-%d", svc, k) }
 	for i := range sz.Services {
