@@ -273,3 +273,58 @@ func TypeVersions(v [types.UnknownType]string) func(typeURL string) (string, boo
 		return "", false
 	}
 }
+
+// PatchEndpoints publishes, into the group's last snapshot, the given
+// ClusterLoadAssignments in place of those of the same names: what a group
+// is sent when only the endpoints of services it calls changed
+// (translate.EndpointsOnly), without translating it again. It returns false,
+// changing nothing, when the group has no snapshot or its snapshot lacks
+// one of the names: the caller then translates the group.
+func (c *Cache) PatchEndpoints(ctx context.Context, group string, endpoints []translate.Encoded) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, published := c.versions[group]
+	if !published {
+		return false, nil
+	}
+	prev, err := c.GetSnapshot(group)
+	if err != nil {
+		return false, nil
+	}
+	snap, ok := prev.(*cachev3.Snapshot)
+	if !ok {
+		return false, nil
+	}
+	url, _ := cachev3.GetResponseTypeURL(types.Endpoint)
+	old := snap.Resources[types.Endpoint]
+	var items map[string]types.ResourceWithTTL
+	var perResource map[string]string
+	for _, e := range endpoints {
+		name := e.Wire.GetName()
+		if _, ok := old.Items[name]; !ok {
+			return false, nil
+		}
+		if snap.VersionMap[url][name] == e.Hash {
+			continue
+		}
+		if items == nil {
+			items, perResource = maps.Clone(old.Items), maps.Clone(snap.VersionMap[url])
+		}
+		items[name] = types.ResourceWithTTL{Resource: e.Wire}
+		perResource[name] = e.Hash
+	}
+	if items == nil {
+		return true, nil // the same endpoints
+	}
+	next := &cachev3.Snapshot{Resources: snap.Resources, VersionMap: maps.Clone(snap.VersionMap)}
+	version := TypeVersion(perResource)
+	next.Resources[types.Endpoint] = cachev3.Resources{Version: version, Items: items}
+	next.VersionMap[url] = perResource
+	if err := c.SetSnapshot(ctx, group, next); err != nil {
+		return false, fmt.Errorf("setting the snapshot of group %s: %w", group, err)
+	}
+	v[types.Endpoint] = version
+	c.versions[group] = v
+	c.updates.Add(1)
+	return true, nil
+}

@@ -81,6 +81,9 @@ type Runner struct {
 	checked map[string]string
 	// trust is what the certificates of each group checked hold (trustOf).
 	trust map[string]cache.Trust
+	// last is, by mesh, what the last sync's model held of its services:
+	// what an endpoints-only change is told from (translate.EndpointsOnly).
+	last map[string]lastModel
 
 	// policies are each mesh's policies as the last sync found them.
 	pmu      sync.Mutex
@@ -129,7 +132,7 @@ func New(opts Options) *Runner {
 	}
 	r := &Runner{
 		opts: opts, kick: make(chan struct{}, 1),
-		deps: map[string]map[mesh.ServiceKey]bool{}, checked: map[string]string{}, trust: map[string]cache.Trust{}, failing: map[string]failure{},
+		deps: map[string]map[mesh.ServiceKey]bool{}, checked: map[string]string{}, trust: map[string]cache.Trust{}, last: map[string]lastModel{}, failing: map[string]failure{},
 	}
 	r.dirty = changes{full: true}
 	return r

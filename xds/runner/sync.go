@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +40,10 @@ var (
 		Name: "osm_xds_groups_translated_total",
 		Help: "Proxy group translations.",
 	})
+	groupsPatched = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "osm_xds_groups_patched_total",
+		Help: "Proxy groups sent new endpoints of the services they call without a translation: only those endpoints changed.",
+	})
 	modelProblems = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "osm_mesh_problems",
 		Help: "Objects the last model build could not use as written.",
@@ -62,7 +67,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, modelProblems, groupsFailing, ruleViolations, syncErrors, syncFailing)
+	metrics.Registry.MustRegister(translationErrors, syncDuration, groupsTranslated, groupsPatched, modelProblems, groupsFailing, ruleViolations, syncErrors, syncFailing)
 }
 
 // sync rebuilds the model and republishes the groups that c touches.
@@ -118,6 +123,16 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 				continue
 			}
 			v := m.View(g)
+			if _, failing := failed[key]; !failing {
+				patched, err := r.patch(ctx, c, key, v, shared, r.last[mi.Name])
+				if err != nil {
+					r.opts.Log.Error(err, "Translating a proxy group whose endpoints changed", "mesh", mi.Name, "group", key)
+				}
+				if patched {
+					groupsPatched.Inc()
+					continue
+				}
+			}
 			if err := r.publish(ctx, mi.Name, shared, bundle, v); err != nil {
 				translationErrors.Inc()
 				if envoyrules.IsViolation(err) {
@@ -135,6 +150,12 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 			r.deps[key] = deps
 		}
 		policies[mi.Name] = policiesOf(&in, m, ps, r.deps)
+		r.last[mi.Name] = lastModelOf(m)
+	}
+	for name := range r.last {
+		if !slices.ContainsFunc(meshes, func(mi *meshv1alpha1.MeshInstance) bool { return mi.Name == name }) {
+			delete(r.last, name)
+		}
 	}
 	r.pmu.Lock()
 	r.policies = policies
@@ -159,6 +180,58 @@ func (r *Runner) sync(ctx context.Context, c changes) error {
 	}
 	r.setFailures(failed)
 	return nil
+}
+
+// lastModel is what a sync keeps of a mesh's model for the next one.
+type lastModel struct {
+	services map[mesh.ServiceKey]*mesh.Service
+	ipv6     bool
+}
+
+func lastModelOf(m *mesh.Mesh) lastModel {
+	l := lastModel{services: make(map[mesh.ServiceKey]*mesh.Service, len(m.Services)), ipv6: m.IPv6}
+	for _, s := range m.Services {
+		l.services[s.Key] = s
+	}
+	return l
+}
+
+// patch sends the group of v the new endpoints of the services of c it
+// calls, into its last snapshot, when they are all c changed for it
+// (translate.EndpointsOnly): the endpoint churn of a rolling update then
+// costs a group that sees every service (a Permissive mesh) a few
+// ClusterLoadAssignments, not a translation of the whole mesh. It returns
+// false when the group needs translating.
+func (r *Runner) patch(ctx context.Context, c changes, key string, v *mesh.View, shared *translate.Shared, last lastModel) (bool, error) {
+	deps, published := r.deps[key]
+	if c.full || len(c.identities) > 0 || len(c.meshes) > 0 || len(c.secrets) > 0 || !published || last.services == nil {
+		return false, nil
+	}
+	var endpoints []translate.Encoded
+	for k := range c.services {
+		now := v.Mesh.Service(k)
+		if !deps[k] {
+			if now != nil {
+				return false, nil // a service new to the group, or its first endpoints
+			}
+			continue
+		}
+		if !translate.EndpointsOnly(v, last.services[k], now, last.ipv6) {
+			return false, nil
+		}
+		clas, err := shared.Endpoints(v, now)
+		if err != nil {
+			return false, err
+		}
+		for _, cla := range clas {
+			e, err := shared.Encode(cla)
+			if err != nil {
+				return false, err
+			}
+			endpoints = append(endpoints, e)
+		}
+	}
+	return r.opts.Snapshots.PatchEndpoints(ctx, key, endpoints)
 }
 
 // withServicesOf is c with the services that the identities of moved
