@@ -238,8 +238,14 @@ func Envoy(o Options) (*bootstrapv3.Bootstrap, error) {
 		Node:  &corev3.Node{Id: o.NodeID, Cluster: o.Cluster},
 		Admin: &bootstrapv3.Admin{Address: SocketAddress("127.0.0.1", mesh.AdminPort)},
 		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
+			// Incremental (delta) ADS: an endpoint change sends the
+			// proxy the ClusterLoadAssignments that changed, where state
+			// of the world sends every one it holds (in a Permissive mesh
+			// of 1,000 services, ~380 KB per change per proxy instead of
+			// ~600 B). Every ads: {} source below (CDS, LDS, and the
+			// resources' EDS, RDS and SDS) follows the ADS stream's type.
 			AdsConfig: &corev3.ApiConfigSource{
-				ApiType:             corev3.ApiConfigSource_GRPC,
+				ApiType:             corev3.ApiConfigSource_DELTA_GRPC,
 				TransportApiVersion: corev3.ApiVersion_V3,
 				GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
 					EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSCluster},
