@@ -104,6 +104,7 @@ func (b *builder) build() (*Mesh, []Problem) {
 	b.collectIngressBackends()
 	b.collectIngressTargets()
 	b.index()
+	b.scopeOutbound()
 	slices.SortFunc(b.problems, func(a, c Problem) int {
 		return cmp.Or(cmp.Compare(a.Object, c.Object), cmp.Compare(a.Err.Error(), c.Err.Error()))
 	})

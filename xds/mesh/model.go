@@ -156,6 +156,9 @@ type Mesh struct {
 	// say its proxies call (spec.outbound.services); a namespace without
 	// an entry calls every service.
 	outbound map[string][]ServicePattern
+	// scoped are, in a Permissive mesh, the services those patterns name,
+	// by namespace: matched once per model, not once per group.
+	scoped map[string]map[ServiceKey]bool
 
 	// Indexes built with the model, so that a view costs what it holds.
 	byIdentity   map[Identity][]*Service // services each identity backs

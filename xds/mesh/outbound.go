@@ -70,16 +70,23 @@ func (m *Mesh) Outbound(namespace string) ([]ServicePattern, bool) {
 	return p, ok
 }
 
-// scoped are the keys of the services patterns name.
-func (m *Mesh) scoped(patterns []ServicePattern) map[ServiceKey]bool {
-	visible := map[ServiceKey]bool{}
-	for _, s := range m.Services {
-		for _, p := range patterns {
-			if p.Matches(s.Key) {
-				visible[s.Key] = true
-				break
+// scopeOutbound matches, in a Permissive mesh, each namespace's patterns
+// against the services once: a namespace's groups share the result.
+func (b *builder) scopeOutbound() {
+	if b.m.Mode != ModePermissive || len(b.m.outbound) == 0 {
+		return
+	}
+	b.m.scoped = make(map[string]map[ServiceKey]bool, len(b.m.outbound))
+	for ns, patterns := range b.m.outbound {
+		visible := map[ServiceKey]bool{}
+		for _, s := range b.m.Services {
+			for _, p := range patterns {
+				if p.Matches(s.Key) {
+					visible[s.Key] = true
+					break
+				}
 			}
 		}
+		b.m.scoped[ns] = visible
 	}
-	return visible
 }

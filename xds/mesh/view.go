@@ -1,6 +1,9 @@
 package mesh
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // View is what one proxy group needs to know of the mesh: the services it may
 // call, the services it serves, and the policies that guard them.
@@ -39,12 +42,12 @@ func (m *Mesh) View(g Group) *View {
 		v.Egress, v.IngressTargets = m.egress[g.Identity], m.ingressTargets[g.Identity]
 	}
 	var visible map[ServiceKey]bool
-	patterns, scoped := m.outbound[g.Identity.Namespace]
+	scoped, ok := m.scoped[g.Identity.Namespace]
 	switch {
-	case m.Mode == ModePermissive && scoped:
+	case m.Mode == ModePermissive && ok:
 		// Every workload may call every service, but the namespace says
 		// which it calls: those, with their splits' and routes' backends.
-		visible = m.scoped(patterns)
+		visible = maps.Clone(scoped)
 	case m.Mode == ModePermissive || g.Kind == ProxyGRPC:
 		// A proxyless gRPC client sees every service, and the destination's
 		// RBAC decides: a call SMI does not allow then fails with

@@ -204,8 +204,10 @@ func lastModelOf(m *mesh.Mesh) lastModel {
 // false when the group needs translating.
 func (r *Runner) patch(ctx context.Context, c changes, key string, v *mesh.View, shared *translate.Shared, last lastModel) (bool, error) {
 	deps, published := r.deps[key]
-	if c.full || len(c.identities) > 0 || len(c.meshes) > 0 || len(c.secrets) > 0 || !published || last.services == nil {
-		return false, nil
+	g := v.Group
+	secret := client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}
+	if c.full || c.meshes[v.Mesh.Name] || c.identities[g.Identity] || c.secrets[secret] || !published || last.services == nil {
+		return false, nil // its own config or certificates changed
 	}
 	var endpoints []translate.Encoded
 	for k := range c.services {
