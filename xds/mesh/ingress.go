@@ -32,6 +32,10 @@ type IngressBackend struct {
 	// Principals are the subject alternative names an https caller's
 	// client certificate may carry (AuthenticatedPrincipal sources), sorted.
 	Principals []string
+	// SourceServices are the Service sources, resolved or not, in the
+	// spec's order: their endpoints are in Addresses, so a change of
+	// their endpoints changes the backends' config.
+	SourceServices []ServiceKey
 	// HTTP narrows the requests allowed; empty allows every request.
 	HTTP []HTTPMatch
 	// Backends and Sources say, in the order of the spec's lists, how each
@@ -160,6 +164,7 @@ func (b *builder) ingressBackend(ib *policyv1alpha1.IngressBackend) *IngressBack
 			out.AnyAddress = false
 			key := ServiceKey{s.Namespace, s.Name}
 			st.Name = key.String()
+			out.SourceServices = append(out.SourceServices, key)
 			addrs, leftOut, ok := b.serviceAddresses(key)
 			switch {
 			case !ok:
@@ -329,6 +334,22 @@ func (v *View) IngressTo(port int32) []IngressRule {
 		}
 	}
 	return out
+}
+
+// IngressSources are the Service sources of the IngressBackends with a
+// backend the group backs, sorted: the callers from outside the mesh its
+// inbound config lets in by their endpoint addresses.
+func (v *View) IngressSources() []ServiceKey {
+	var out []ServiceKey
+	for _, ib := range v.Mesh.IngressBackends {
+		if len(ib.SourceServices) > 0 && slices.ContainsFunc(ib.Targets, func(t IngressTarget) bool {
+			return slices.ContainsFunc(v.Inbound, func(s *Service) bool { return s.Key == t.Service })
+		}) {
+			out = append(out, ib.SourceServices...)
+		}
+	}
+	slices.SortFunc(out, compareServiceKey)
+	return slices.Compact(out)
 }
 
 // AcceptsPlaintext says whether the group's port accepts plaintext from

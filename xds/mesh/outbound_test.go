@@ -107,3 +107,26 @@ func TestOutboundLeavesSMIModeToPolicy(t *testing.T) {
 		t.Fatalf("SMI outbound of ns-0 %v became %v", before, after)
 	}
 }
+
+// A namespace's MeshMembers naming more than MaxOutboundPatterns services
+// together cost no more than one pass over them: the namespace gets every
+// service, and a problem says why.
+func TestTooManyOutboundPatternsGiveEveryService(t *testing.T) {
+	in := meshtest.Synthetic(meshtest.Size{Namespaces: 3, Services: 12, PodsPerService: 2, IdentitiesPerService: 1, Permissive: true})
+	for i := range mesh.MaxOutboundPatterns/256 + 1 {
+		var services []string
+		for j := range 256 {
+			services = append(services, fmt.Sprintf("ns-1/svc-%d-%d", i, j))
+		}
+		mm := member("ns-0", services...)
+		mm.Name = fmt.Sprintf("member-%d", i)
+		in.Members = append(in.Members, mm)
+	}
+	m, problems := mesh.Build(in)
+	if n := len(m.View(groupIn(t, m, "ns-0")).Outbound); n != len(m.Services) {
+		t.Fatalf("ns-0 sees %d of %d services", n, len(m.Services))
+	}
+	if !slices.ContainsFunc(problems, func(p mesh.Problem) bool { return strings.Contains(p.Err.Error(), "more than 1024") }) {
+		t.Fatalf("no problem says the namespace names too many: %v", problems)
+	}
+}

@@ -117,6 +117,8 @@ func (v *View) Dependencies() []ServiceKey {
 	for _, s := range v.Backends {
 		keys = append(keys, s.Key)
 	}
+	// An IngressBackend lets in its Service sources' endpoint addresses.
+	keys = append(keys, v.IngressSources()...)
 	slices.SortFunc(keys, compareServiceKey)
 	return slices.Compact(keys)
 }

@@ -198,30 +198,22 @@ func lastModelOf(m *mesh.Mesh) lastModel {
 
 // patch sends the group of v the new endpoints of the services of c it
 // calls, into its last snapshot, when they are all c changed for it
-// (translate.EndpointsOnly): the endpoint churn of a rolling update then
-// costs a group that sees every service (a Permissive mesh) a few
+// (patchable): the endpoint churn of a rolling update then costs a group
+// that sees every service (a Permissive mesh) a few
 // ClusterLoadAssignments, not a translation of the whole mesh. It returns
 // false when the group needs translating.
 func (r *Runner) patch(ctx context.Context, c changes, key string, v *mesh.View, shared *translate.Shared, last lastModel) (bool, error) {
 	deps, published := r.deps[key]
-	g := v.Group
-	secret := client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}
-	if c.full || c.meshes[v.Mesh.Name] || c.identities[g.Identity] || c.secrets[secret] || !published || last.services == nil {
-		return false, nil // its own config or certificates changed
+	if !published {
+		return false, nil
+	}
+	services, ok := patchable(c, deps, v, last)
+	if !ok {
+		return false, nil
 	}
 	var endpoints []translate.Encoded
-	for k := range c.services {
-		now := v.Mesh.Service(k)
-		if !deps[k] {
-			if now != nil {
-				return false, nil // a service new to the group, or its first endpoints
-			}
-			continue
-		}
-		if !translate.EndpointsOnly(v, last.services[k], now, last.ipv6) {
-			return false, nil
-		}
-		clas, err := shared.Endpoints(v, now)
+	for _, s := range services {
+		clas, err := shared.Endpoints(v, s)
 		if err != nil {
 			return false, err
 		}
@@ -234,6 +226,40 @@ func (r *Runner) patch(ctx context.Context, c changes, key string, v *mesh.View,
 		}
 	}
 	return r.opts.Snapshots.PatchEndpoints(ctx, key, endpoints)
+}
+
+// patchable says whether the changes c change nothing of the group of v,
+// published depending on deps, but the endpoints of services it calls
+// (translate.EndpointsOnly), and returns those services. The group's own
+// config or certificates changing, or what it depends on, needs a
+// translation.
+func patchable(c changes, deps map[mesh.ServiceKey]bool, v *mesh.View, last lastModel) ([]*mesh.Service, bool) {
+	g := v.Group
+	secret := client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}
+	if c.full || c.meshes[v.Mesh.Name] || c.identities[g.Identity] || c.secrets[secret] || last.services == nil {
+		return nil, false
+	}
+	now := v.Dependencies() // sorted, each once
+	if len(now) != len(deps) {
+		return nil, false // it depends on other services now
+	}
+	for _, k := range now {
+		if !deps[k] {
+			return nil, false
+		}
+	}
+	var out []*mesh.Service
+	for k := range c.services {
+		if !deps[k] {
+			continue // neither before nor now
+		}
+		s := v.Mesh.Service(k)
+		if !translate.EndpointsOnly(v, last.services[k], s, last.ipv6) {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
 }
 
 // withServicesOf is c with the services that the identities of moved

@@ -7,6 +7,7 @@ import (
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/open-service-mesh/osm-operator/xds/wire"
 )
@@ -73,11 +74,16 @@ func (sh *Shared) encodeListener(l *listenerv3.Listener) (Encoded, error) {
 		chains[i] = e.Wire
 		fmt.Fprintf(d, "%s;", e.Hash)
 	}
-	// The listener belongs to one group, so it can lend its chains out.
-	saved := l.FilterChains
-	l.FilterChains = nil
-	rest, err := proto.MarshalOptions{Deterministic: true}.Marshal(l)
-	l.FilterChains = saved
+	// The listener without its chains: a shallow copy, as a listener may
+	// be shared by groups encoded at once (the Prometheus listener).
+	bare := l.ProtoReflect().Type().New()
+	l.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Number() != listenerFilterChains {
+			bare.Set(fd, v)
+		}
+		return true
+	})
+	rest, err := proto.MarshalOptions{Deterministic: true}.Marshal(bare.Interface())
 	if err != nil {
 		return Encoded{}, fmt.Errorf("encoding listener %s: %w", l.GetName(), err)
 	}

@@ -18,7 +18,8 @@ import (
 // package's rule of what a caller's config reads of a service's
 // endpoints besides EDS: a headless service's chains (their addresses),
 // the plaintext transport socket of a port with endpoints without a proxy,
-// an IngressBackend source's chains (addresses), the identities the
+// an IngressBackend source's chains (addresses) and a backend's inbound
+// rules (the source's addresses; IngressSources), the identities the
 // upstream TLS accepts, and whether the cluster has IPv6 (ipv6Was: the old
 // model's Mesh.IPv6).
 func EndpointsOnly(v *mesh.View, old, now *mesh.Service, ipv6Was bool) bool {
@@ -37,7 +38,10 @@ func EndpointsOnly(v *mesh.View, old, now *mesh.Service, ipv6Was bool) bool {
 			return false
 		}
 	}
-	return !slices.ContainsFunc(v.IngressTargets, func(it mesh.IngressSourceTarget) bool { return it.Service == now.Key })
+	if slices.ContainsFunc(v.IngressTargets, func(it mesh.IngressSourceTarget) bool { return it.Service == now.Key }) {
+		return false // it calls s's endpoints by address, as an ingress source
+	}
+	return !slices.Contains(v.IngressSources(), now.Key) // it lets s's endpoints in by address
 }
 
 // hasPlaintext says whether a port of s has an endpoint without a proxy,
