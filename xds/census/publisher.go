@@ -25,6 +25,10 @@ type Options struct {
 	Namespace string
 	// Replica names this replica (its pod); the Lease is LeasePrefix+Replica.
 	Replica string
+	// Prepare, when set, is called before each report is made from Count,
+	// Failing, Trust and Groups: they can then share what it reads once
+	// (the server's proxies) instead of each reading it.
+	Prepare func()
 	// Count returns this replica's connected sidecars per namespace.
 	Count func() Counts
 	// Failing returns the proxy groups this replica failed to translate;
@@ -130,6 +134,9 @@ func (p *Publisher) Start(ctx context.Context) error {
 	// for the renewal (proxies ACKing a version their group already held
 	// change nothing).
 	publish := func(renewal bool) {
+		if p.Prepare != nil {
+			p.Prepare()
+		}
 		r := Report{Counts: p.Count(), VMs: p.connectedVMs()}
 		if p.Failing != nil {
 			r.Failing = p.Failing().bounded()
