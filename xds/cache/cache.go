@@ -18,15 +18,24 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/log"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/open-service-mesh/osm-operator/xds/translate"
 )
 
-// Cache is the snapshot cache, keyed by proxy group.
+// Cache is the snapshot cache, keyed by proxy group. It serves endpoints
+// from a go-control-plane snapshot cache of their own and every other type
+// from another: setting a snapshot makes go-control-plane compare, for every
+// open watch of the group's proxies, each resource the watch's type holds
+// with what the proxy has, so an endpoint change (the most frequent, and
+// the one patched without a translation) compares only endpoints, not the
+// clusters, listeners, routes and secrets of every affected proxy too.
 type Cache struct {
-	cachev3.SnapshotCache
-	nodes *Nodes
+	eds, rest cachev3.SnapshotCache
+	nodes     *Nodes
+	// snaps are the groups' whole snapshots, as GetSnapshot returns them.
+	snaps map[string]*cachev3.Snapshot
 
 	mu       sync.Mutex
 	versions map[string][types.UnknownType]string // by group
@@ -43,10 +52,12 @@ func New(nodes *Nodes, logger log.Logger) *Cache {
 		// proxyless gRPC client or server, which asks for the one listener
 		// it needs, would never be answered. Consistency across types is
 		// ensured by Resources.Consistent instead.
-		SnapshotCache: cachev3.NewSnapshotCache(false, nodes, logger),
-		nodes:         nodes,
-		versions:      map[string][types.UnknownType]string{},
-		trust:         map[string]GroupTrust{},
+		eds:      cachev3.NewSnapshotCache(false, nodes, logger),
+		rest:     cachev3.NewSnapshotCache(false, nodes, logger),
+		nodes:    nodes,
+		snaps:    map[string]*cachev3.Snapshot{},
+		versions: map[string][types.UnknownType]string{},
+		trust:    map[string]GroupTrust{},
 	}
 }
 
@@ -102,8 +113,8 @@ func (c *Cache) UpdateTrusting(ctx context.Context, group string, r *translate.R
 	if len(changed) == 0 {
 		return nil, nil
 	}
-	if err := c.SetSnapshot(ctx, group, snap); err != nil {
-		return nil, fmt.Errorf("setting the snapshot of group %s: %w", group, err)
+	if err := c.set(ctx, group, snap, changed); err != nil {
+		return nil, err
 	}
 	c.versions[group] = versions
 	if t == (Trust{}) {
@@ -208,7 +219,9 @@ func (c *Cache) Remove(group string) {
 	defer c.mu.Unlock()
 	delete(c.versions, group)
 	delete(c.trust, group)
-	c.ClearSnapshot(group)
+	delete(c.snaps, group)
+	c.eds.ClearSnapshot(group)
+	c.rest.ClearSnapshot(group)
 	c.updates.Add(1)
 }
 
@@ -287,11 +300,7 @@ func (c *Cache) PatchEndpoints(ctx context.Context, group string, endpoints []tr
 	if !published {
 		return false, nil
 	}
-	prev, err := c.GetSnapshot(group)
-	if err != nil {
-		return false, nil
-	}
-	snap, ok := prev.(*cachev3.Snapshot)
+	snap, ok := c.snaps[group]
 	if !ok {
 		return false, nil
 	}
@@ -320,11 +329,72 @@ func (c *Cache) PatchEndpoints(ctx context.Context, group string, endpoints []tr
 	version := TypeVersion(perResource)
 	next.Resources[types.Endpoint] = cachev3.Resources{Version: version, Items: items}
 	next.VersionMap[url] = perResource
-	if err := c.SetSnapshot(ctx, group, next); err != nil {
-		return false, fmt.Errorf("setting the snapshot of group %s: %w", group, err)
+	if err := c.set(ctx, group, next, []types.ResponseType{types.Endpoint}); err != nil {
+		return false, err
 	}
 	v[types.Endpoint] = version
 	c.versions[group] = v
 	c.updates.Add(1)
 	return true, nil
+}
+
+// set publishes a group's whole snapshot: the endpoints into their cache
+// first, so that a cluster the other cache then sends finds its endpoints
+// there, and the rest into the other, each only when one of its types
+// changed. The caller holds c.mu.
+func (c *Cache) set(ctx context.Context, group string, snap *cachev3.Snapshot, changed []types.ResponseType) error {
+	edsChanged := slices.Contains(changed, types.Endpoint)
+	if edsChanged {
+		eds := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
+		eds.Resources[types.Endpoint] = snap.Resources[types.Endpoint]
+		url, _ := cachev3.GetResponseTypeURL(types.Endpoint)
+		eds.VersionMap[url] = snap.VersionMap[url]
+		if err := c.eds.SetSnapshot(ctx, group, eds); err != nil {
+			return fmt.Errorf("setting the endpoints of group %s: %w", group, err)
+		}
+	}
+	if len(changed) > 1 || !edsChanged {
+		rest := &cachev3.Snapshot{Resources: snap.Resources, VersionMap: maps.Clone(snap.VersionMap)}
+		rest.Resources[types.Endpoint] = cachev3.Resources{}
+		url, _ := cachev3.GetResponseTypeURL(types.Endpoint)
+		delete(rest.VersionMap, url)
+		if err := c.rest.SetSnapshot(ctx, group, rest); err != nil {
+			return fmt.Errorf("setting the snapshot of group %s: %w", group, err)
+		}
+	}
+	c.snaps[group] = snap
+	return nil
+}
+
+// GetSnapshot is the group's whole snapshot, as last published.
+func (c *Cache) GetSnapshot(group string) (cachev3.ResourceSnapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.snaps[group]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("no snapshot found for node %s", group)
+}
+
+// of is the cache serving type URL t.
+func (c *Cache) of(t string) cachev3.SnapshotCache {
+	if t == resourcev3.EndpointType {
+		return c.eds
+	}
+	return c.rest
+}
+
+// CreateWatch is go-control-plane's, served by the cache of the type.
+func (c *Cache) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, out chan cachev3.Response) (func(), error) {
+	return c.of(r.GetTypeUrl()).CreateWatch(r, sub, out)
+}
+
+// CreateDeltaWatch is go-control-plane's, served by the cache of the type.
+func (c *Cache) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, out chan cachev3.DeltaResponse) (func(), error) {
+	return c.of(r.GetTypeUrl()).CreateDeltaWatch(r, sub, out)
+}
+
+// Fetch is go-control-plane's, served by the cache of the type.
+func (c *Cache) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Response, error) {
+	return c.of(r.GetTypeUrl()).Fetch(ctx, r)
 }
