@@ -27,23 +27,7 @@ func TestEncodingsAreTheResources(t *testing.T) {
 		all = append(all, r)
 	}
 	for _, r := range all {
-		var msgs []proto.Message
-		for _, l := range r.Listeners {
-			msgs = append(msgs, l)
-		}
-		for _, x := range r.Routes {
-			msgs = append(msgs, x)
-		}
-		for _, x := range r.Clusters {
-			msgs = append(msgs, x)
-		}
-		for _, x := range r.Endpoints {
-			msgs = append(msgs, x)
-		}
-		for _, x := range r.Secrets {
-			msgs = append(msgs, x)
-		}
-		for _, msg := range msgs {
+		for _, msg := range allResources(r) {
 			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 			if err != nil {
 				t.Fatal(err)
