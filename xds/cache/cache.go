@@ -34,12 +34,12 @@ import (
 type Cache struct {
 	eds, rest cachev3.SnapshotCache
 	nodes     *Nodes
-	// snaps are the groups' whole snapshots, as GetSnapshot returns them.
-	snaps map[string]*cachev3.Snapshot
 
-	mu       sync.Mutex
-	versions map[string][types.UnknownType]string // by group
-	trust    map[string]GroupTrust                // by group
+	mu sync.Mutex
+	// snaps are the groups' whole snapshots, as GetSnapshot returns them;
+	// their types' versions are what Versions says.
+	snaps map[string]*cachev3.Snapshot
+	trust map[string]GroupTrust // by group
 	// updates counts the snapshots set and removed.
 	updates atomic.Uint64
 }
@@ -52,12 +52,11 @@ func New(nodes *Nodes, logger log.Logger) *Cache {
 		// proxyless gRPC client or server, which asks for the one listener
 		// it needs, would never be answered. Consistency across types is
 		// ensured by Resources.Consistent instead.
-		eds:      cachev3.NewSnapshotCache(false, nodes, logger),
-		rest:     cachev3.NewSnapshotCache(false, nodes, logger),
-		nodes:    nodes,
-		snaps:    map[string]*cachev3.Snapshot{},
-		versions: map[string][types.UnknownType]string{},
-		trust:    map[string]GroupTrust{},
+		eds:   cachev3.NewSnapshotCache(false, nodes, logger),
+		rest:  cachev3.NewSnapshotCache(false, nodes, logger),
+		nodes: nodes,
+		snaps: map[string]*cachev3.Snapshot{},
+		trust: map[string]GroupTrust{},
 	}
 }
 
@@ -103,10 +102,10 @@ func (c *Cache) UpdateTrusting(ctx context.Context, group string, r *translate.R
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old, had := c.versions[group]
+	old, had := c.snaps[group]
 	var changed []types.ResponseType
 	for t := range types.UnknownType {
-		if !had || old[t] != versions[t] {
+		if !had || old.Resources[t].Version != versions[t] {
 			changed = append(changed, t)
 		}
 	}
@@ -116,7 +115,6 @@ func (c *Cache) UpdateTrusting(ctx context.Context, group string, r *translate.R
 	if err := c.set(ctx, group, snap, changed); err != nil {
 		return nil, err
 	}
-	c.versions[group] = versions
 	if t == (Trust{}) {
 		delete(c.trust, group)
 	} else {
@@ -195,8 +193,12 @@ func TypeVersion(perResource map[string]string) string {
 func (c *Cache) Versions() map[string][types.UnknownType]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string][types.UnknownType]string, len(c.versions))
-	for g, v := range c.versions {
+	out := make(map[string][types.UnknownType]string, len(c.snaps))
+	for g, s := range c.snaps {
+		var v [types.UnknownType]string
+		for t := range types.UnknownType {
+			v[t] = s.Resources[t].Version
+		}
 		out[g] = v
 	}
 	return out
@@ -217,7 +219,6 @@ func (c *Cache) Updates() uint64 { return c.updates.Load() }
 func (c *Cache) Remove(group string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.versions, group)
 	delete(c.trust, group)
 	delete(c.snaps, group)
 	c.eds.ClearSnapshot(group)
@@ -296,15 +297,11 @@ func TypeVersions(v [types.UnknownType]string) func(typeURL string) (string, boo
 func (c *Cache) PatchEndpoints(ctx context.Context, group string, endpoints []translate.Encoded) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, published := c.versions[group]
-	if !published {
-		return false, nil
-	}
 	snap, ok := c.snaps[group]
 	if !ok {
 		return false, nil
 	}
-	url, _ := cachev3.GetResponseTypeURL(types.Endpoint)
+	const url = resourcev3.EndpointType
 	old := snap.Resources[types.Endpoint]
 	var items map[string]types.ResourceWithTTL
 	var perResource map[string]string
@@ -332,8 +329,6 @@ func (c *Cache) PatchEndpoints(ctx context.Context, group string, endpoints []tr
 	if err := c.set(ctx, group, next, []types.ResponseType{types.Endpoint}); err != nil {
 		return false, err
 	}
-	v[types.Endpoint] = version
-	c.versions[group] = v
 	c.updates.Add(1)
 	return true, nil
 }
@@ -347,8 +342,7 @@ func (c *Cache) set(ctx context.Context, group string, snap *cachev3.Snapshot, c
 	if edsChanged {
 		eds := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 		eds.Resources[types.Endpoint] = snap.Resources[types.Endpoint]
-		url, _ := cachev3.GetResponseTypeURL(types.Endpoint)
-		eds.VersionMap[url] = snap.VersionMap[url]
+		eds.VersionMap[resourcev3.EndpointType] = snap.VersionMap[resourcev3.EndpointType]
 		if err := c.eds.SetSnapshot(ctx, group, eds); err != nil {
 			return fmt.Errorf("setting the endpoints of group %s: %w", group, err)
 		}
@@ -356,8 +350,7 @@ func (c *Cache) set(ctx context.Context, group string, snap *cachev3.Snapshot, c
 	if len(changed) > 1 || !edsChanged {
 		rest := &cachev3.Snapshot{Resources: snap.Resources, VersionMap: maps.Clone(snap.VersionMap)}
 		rest.Resources[types.Endpoint] = cachev3.Resources{}
-		url, _ := cachev3.GetResponseTypeURL(types.Endpoint)
-		delete(rest.VersionMap, url)
+		delete(rest.VersionMap, resourcev3.EndpointType)
 		if err := c.rest.SetSnapshot(ctx, group, rest); err != nil {
 			return fmt.Errorf("setting the snapshot of group %s: %w", group, err)
 		}
