@@ -16,13 +16,6 @@ type ServicePattern struct {
 	Namespace, Name string
 }
 
-func (p ServicePattern) String() string { return p.Namespace + "/" + p.Name }
-
-// Matches says whether the pattern names service k.
-func (p ServicePattern) Matches(k ServiceKey) bool {
-	return (p.Namespace == "*" || p.Namespace == k.Namespace) && (p.Name == "*" || p.Name == k.Name)
-}
-
 // ParseServicePattern reads "<namespace>/<service>" as a MeshMember of
 // namespace writes it: "." is its own namespace.
 func ParseServicePattern(namespace, s string) (ServicePattern, error) {
@@ -73,13 +66,6 @@ func (b *builder) collectOutbound(mm *meshv1alpha1.MeshMember, all map[string]bo
 		return
 	}
 	b.m.outbound[ns] = patterns
-}
-
-// Outbound are the services the MeshMembers of namespace say its proxies
-// call, and whether they say so (false: every service).
-func (m *Mesh) Outbound(namespace string) ([]ServicePattern, bool) {
-	p, ok := m.outbound[namespace]
-	return p, ok
 }
 
 // scopeOutbound sorts each namespace's patterns and, in a Permissive mesh,

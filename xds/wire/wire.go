@@ -85,9 +85,6 @@ func (w *Message) add(b []byte) {
 	}
 }
 
-// Resource is the resource w holds.
-func (w *Message) Resource() proto.Message { return w.msg }
-
 // GetName is the resource's name, as go-control-plane's caches ask it.
 func (w *Message) GetName() string { return w.name }
 
@@ -106,14 +103,6 @@ func (w *Message) Bytes() []byte {
 		out = append(out, p...)
 	}
 	return out
-}
-
-// Unwrap is the resource r holds when r is a Message, else r.
-func Unwrap(r proto.Message) proto.Message {
-	if w, ok := r.(*Message); ok {
-		return w.msg
-	}
-	return r
 }
 
 // ProtoReflect is the resource's reflection, but for marshalling.
