@@ -447,23 +447,31 @@ func (h *harness) rollingUpdate(ctx context.Context, cp *controlPlane, f *fleet,
 // policyChanges adds a source to a random TrafficTarget, then takes it away
 // again, one change at a time.
 func (h *harness) policyChanges(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Latency, error) {
-	var l Latency
-	var took []time.Duration
 	if len(h.targets) == 0 {
 		return h.splitChanges(ctx, cp, f, rnd)
 	}
 	keys := slices.Sorted(maps.Keys(h.targets))
-	for i := range h.o.policies {
+	return h.policyLatency(cp, f, func(i int) (change, string) {
 		tt := h.targets[keys[rnd.IntN(len(keys))]]
 		if i%2 == 1 {
 			tt = h.lastTarget
 		}
-		c := func() (time.Time, error) { return h.flipSource(ctx, tt, i%2 == 0) }
+		h.lastTarget = tt
+		return func() (time.Time, error) { return h.flipSource(ctx, tt, i%2 == 0) }, "TrafficTarget " + tt.Namespace + "/" + tt.Name
+	})
+}
+
+// policyLatency measures h.o.policies changes, the i-th made by next(i)
+// (and named, for errors), each until every affected proxy ACKed it.
+func (h *harness) policyLatency(cp *controlPlane, f *fleet, next func(i int) (change, string)) (Latency, error) {
+	var l Latency
+	var took []time.Duration
+	for i := range h.o.policies {
+		c, name := next(i)
 		d, rep, groups, err := h.converge(cp, f, c)
 		if err != nil {
-			return l, fmt.Errorf("policy change of TrafficTarget %s/%s: %w", tt.Namespace, tt.Name, err)
+			return l, fmt.Errorf("policy change of %s: %w", name, err)
 		}
-		h.lastTarget = tt
 		took = append(took, d)
 		l.add(rep, groups)
 	}
@@ -475,30 +483,18 @@ func (h *harness) policyChanges(ctx context.Context, cp *controlPlane, f *fleet,
 // Permissive one): a TrafficSplit's weights shift and shift back, which
 // changes the routes of every group that calls the split's root.
 func (h *harness) splitChanges(ctx context.Context, cp *controlPlane, f *fleet, rnd *rand.Rand) (Latency, error) {
-	var l Latency
 	if len(h.splits) == 0 {
-		return l, fmt.Errorf("no TrafficTargets nor TrafficSplits to change")
+		return Latency{}, fmt.Errorf("no TrafficTargets nor TrafficSplits to change")
 	}
-	var took []time.Duration
 	var sp *splitv1alpha4.TrafficSplit
-	for i := range h.o.policies {
+	return h.policyLatency(cp, f, func(i int) (change, string) {
+		shift := -5
 		if i%2 == 0 {
-			sp = h.splits[rnd.IntN(len(h.splits))]
+			sp, shift = h.splits[rnd.IntN(len(h.splits))], 5
 		}
-		shift := 5
-		if i%2 == 1 {
-			shift = -5
-		}
-		c := func() (time.Time, error) { return h.shiftWeight(ctx, sp, shift) }
-		d, rep, groups, err := h.converge(cp, f, c)
-		if err != nil {
-			return l, fmt.Errorf("policy change of TrafficSplit %s/%s: %w", sp.Namespace, sp.Name, err)
-		}
-		took = append(took, d)
-		l.add(rep, groups)
-	}
-	l.summarize(took)
-	return l, nil
+		s := sp
+		return func() (time.Time, error) { return h.shiftWeight(ctx, s, shift) }, "TrafficSplit " + s.Namespace + "/" + s.Name
+	})
 }
 
 // shiftWeight moves shift of a split's weight from its first backend to

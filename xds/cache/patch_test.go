@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -158,23 +159,9 @@ func TestPatchedEndpointsAreWhatTranslationGives(t *testing.T) {
 	}
 }
 
-func calls(v *mesh.View, k mesh.ServiceKey) bool {
-	for _, d := range v.Dependencies() {
-		if d == k {
-			return true
-		}
-	}
-	return false
-}
+func calls(v *mesh.View, k mesh.ServiceKey) bool { return slices.Contains(v.Dependencies(), k) }
 
-func backs(s *mesh.Service, g mesh.Group) bool {
-	for _, id := range s.Identities {
-		if id == g.Identity {
-			return true
-		}
-	}
-	return false
-}
+func backs(s *mesh.Service, g mesh.Group) bool { return slices.Contains(s.Identities, g.Identity) }
 
 // PatchEndpoints refuses a group it has no snapshot of, and endpoints the
 // group's snapshot lacks, changing nothing.

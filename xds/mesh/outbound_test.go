@@ -69,7 +69,6 @@ func TestOutboundScopesAPermissiveMesh(t *testing.T) {
 			got := outboundOf(v)
 			want := c.want
 			if want == nil {
-				want = nil
 				for _, s := range m.Services {
 					want = append(want, s.Key.String())
 				}

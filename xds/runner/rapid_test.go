@@ -27,8 +27,7 @@ func TestRapidEndpointChangesReachEveryProxy(t *testing.T) {
 	for _, p := range []struct {
 		pod   string
 		delta bool
-		conn  func() any
-	}{{"buyer-1", false, nil}, {"buyer-2", true, nil}} {
+	}{{"buyer-1", false}, {"buyer-2", true}} {
 		kp := buyer
 		if p.delta {
 			kp = buyer2
