@@ -235,8 +235,7 @@ func (r *Runner) patch(ctx context.Context, c changes, key string, v *mesh.View,
 // translation.
 func patchable(c changes, deps map[mesh.ServiceKey]bool, v *mesh.View, last lastModel) ([]*mesh.Service, bool) {
 	g := v.Group
-	secret := client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}
-	if c.full || c.meshes[v.Mesh.Name] || c.identities[g.Identity] || c.secrets[secret] || last.services == nil {
+	if c.full || c.meshes[v.Mesh.Name] || c.identities[g.Identity] || c.secrets[identitySecret(g)] || last.services == nil {
 		return nil, false
 	}
 	now := v.Dependencies() // sorted, each once
@@ -306,13 +305,18 @@ func (r *Runner) setFailures(f map[string]failure) {
 	}
 }
 
+// identitySecret is the Secret of the certificates of group g.
+func identitySecret(g mesh.Group) client.ObjectKey {
+	return client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}
+}
+
 // touches says whether the changes c affect group g (published as key).
 func (r *Runner) touches(key string, g mesh.Group, c changes) bool {
 	deps, published := r.deps[key]
 	if !published || c.identities[g.Identity] {
 		return true
 	}
-	if len(c.secrets) > 0 && c.secrets[client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)}] {
+	if len(c.secrets) > 0 && c.secrets[identitySecret(g)] {
 		return true
 	}
 	for s := range c.services {
@@ -395,7 +399,7 @@ func trustOf(c *translate.Certificates) cache.Trust {
 // the certificate, a trust bundle without certificates) are an error: the
 // group keeps its last good config rather than having every proxy NACK.
 func (r *Runner) certificates(ctx context.Context, bundle func() (*corev1.Secret, error), g mesh.Group) (*translate.Certificates, error) {
-	s, err := r.secret(ctx, client.ObjectKey{Namespace: g.Identity.Namespace, Name: meshv1alpha1.IdentitySecretName(g.Identity.ServiceAccount)})
+	s, err := r.secret(ctx, identitySecret(g))
 	if s == nil || err != nil {
 		return nil, err
 	}
